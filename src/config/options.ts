@@ -1,0 +1,94 @@
+import type { RedisClientType, RedisClusterType } from 'redis';
+import type { Logger } from '../events/events.js';
+
+/** A node-redis v6 client (or cluster). Connected by the app; the BFF never closes it. */
+export type RedisClient = RedisClientType<any, any, any, any, any> | RedisClusterType<any, any, any, any, any>;
+
+/** One backend API behind the proxy: `<mount>/<rest>?q` goes to `<upstream>/<rest>?q`. */
+export interface ApiOptions {
+  /** Mount path on the BFF, e.g. `/api`. */
+  mount: string;
+  /** Base URL of the upstream API, e.g. `http://127.0.0.1:4000/v1`. */
+  upstream: string;
+  /** Auth0 API identifier for this API's access tokens. Default: the BFF's `audience`. */
+  audience?: string;
+  /** Scopes to ask for when exchanging the ORT for this API's token (may only narrow what login granted). */
+  scope?: string;
+  /** Milliseconds to wait for the upstream's response headers, then 504. Default 30,000. */
+  timeout?: number;
+}
+
+/** Options of {@link createBff}. Validated once: a bad one throws a `BffConfigError` naming it. */
+export interface BffOptions {
+  /** Auth0 issuer URL, e.g. `https://TENANT.us.auth0.com/`. Plain http only for loopback hosts. */
+  issuer?: string;
+  /** Shorthand for `issuer`: `TENANT.us.auth0.com`. */
+  domain?: string;
+  clientId: string;
+  clientSecret?: string;
+  /** How the BFF authenticates to Auth0. Default `client_secret_post` with a secret. */
+  clientAuthMethod?: 'client_secret_post' | 'client_secret_basic' | 'private_key_jwt';
+  /** The private key (a `CryptoKey` or a private JWK object) for `private_key_jwt`. */
+  clientAssertionKey?: CryptoKey | JsonWebKey;
+  /** The Auth0 API identifier whose access tokens the proxy attaches. */
+  audience?: string;
+  /** The BFF's public URL, e.g. `https://app.example.com`. The callback is `<baseURL><routes.callback>`. */
+  baseURL: string;
+  /** Extra scopes; `openid` and `online_access` are always requested; `offline_access` is refused. Default `profile email`. */
+  scope?: string | string[];
+  /** Route paths; `false` turns a route off. */
+  routes?: Partial<Record<'login' | 'callback' | 'user' | 'logout' | 'backchannelLogout' | 'healthz', string | false>>;
+  /** A connected node-redis client: sessions in Redis through connect-redis, and Redis-backed coordination across processes. Omit for memory (one process only). */
+  redis?: RedisClient;
+  /** Prefix of every Redis key the BFF writes. Default `bff:`. */
+  redisPrefix?: string;
+  session?: {
+    /** Secrets that sign the session cookie; the first signs, all verify (rotation). Required unless `external`. */
+    secrets?: string | string[];
+    /** Cookie name. Default `__Host-bff` on https, `bff` on http. */
+    cookieName?: string;
+    cookie?: { sameSite?: 'lax' | 'strict'; secure?: boolean; domain?: string };
+    /** Seconds without activity after which the session ends. Default 3 days (Auth0's default). */
+    idleTimeout?: number;
+    /** Seconds after login after which the session ends, whatever the activity. Default 7 days. */
+    absoluteTimeout?: number;
+    /**
+     * `true` when the app already runs express-session before the BFF's router (its own store and cookie).
+     * The BFF then uses `req.session`/`req.sessionID` and keeps its token records in `redis` (or memory).
+     */
+    external?: boolean;
+    /** 32-byte keys (base64 or hex, or any passphrase of 32+ chars) that encrypt tokens at rest: the first encrypts, all decrypt. */
+    encryptionKeys?: string | string[];
+  };
+  /** The APIs behind the proxy. */
+  apis?: ApiOptions[];
+  /** Anti-forgery header every proxied request must carry. Default `X-CSRF: 1`. */
+  csrf?: { header?: string; value?: string };
+  /** Paths `returnTo` may name (prefixes; `/` allows every same-origin path). Default `['/']`. */
+  allowedReturnTo?: string[];
+  /** ID token claims `/auth/user` returns (besides `sub`). Default: all except protocol claims. */
+  userClaims?: string[];
+  logout?: {
+    /** Redirect to Auth0's /oidc/logout after the local logout. Default true. */
+    idpLogout?: boolean;
+    /** Where the browser lands after logout (a path). Default `/`. */
+    returnTo?: string;
+  };
+  tokens?: {
+    /** Seconds before expiry at which a token is refreshed. Default min(60, 10% of its lifetime). */
+    refreshMargin?: (lifetimeSeconds: number) => number;
+    /** Milliseconds an API call may wait for an ORT exchange, retries included. Default 5,000. */
+    exchangeDeadline?: number;
+    /** Milliseconds one exchange attempt may take. Default 2,500. */
+    attemptTimeout?: number;
+  };
+  /** Login parameters the browser may pass through `/auth/login?...`. Default prompt, screen_hint, organization, login_hint. */
+  loginParameters?: string[];
+  /** Accepted logout_token signing algorithms. Default RS256, RS384, RS512, PS256, ES256. */
+  backchannelAlgorithms?: string[];
+  logger?: Logger;
+  /** Milliseconds since the epoch; injectable for tests. */
+  clock?: () => number;
+  /** fetch used for every request to Auth0; injectable for tests. */
+  fetch?: typeof fetch;
+}

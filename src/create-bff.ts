@@ -1,0 +1,130 @@
+import express, { type Request, type RequestHandler, type Router } from 'express';
+import session from 'express-session';
+import type { BffOptions } from './config/options.js';
+import { validateOptions } from './config/validate.js';
+import { BffError, ErrorCode } from './errors.js';
+import { BffEventEmitter } from './events/events.js';
+import { sendError } from './http/json-error.js';
+import { IdpClient } from './idp/idp-client.js';
+import { ApiProxy } from './proxy/api-proxy.js';
+import { backchannelLogoutRoute } from './routes/backchannel-logout.js';
+import { callbackRoute } from './routes/callback.js';
+import { loginAudience, type BffContext } from './routes/context.js';
+import { healthzRoute } from './routes/healthz.js';
+import { loginRoute } from './routes/login.js';
+import { logoutRoute } from './routes/logout.js';
+import { userRoute } from './routes/user.js';
+import { createFieldCipher } from './session/encryption.js';
+import { createMemoryBackend } from './session/memory-backend.js';
+import { createRedisBackend } from './session/redis-backend.js';
+import { Sessions } from './session/sessions.js';
+import { TokenManager } from './tokens/token-manager.js';
+
+/** The Express router `createBff()` returns, with the BFF's events and token access attached. */
+export interface Bff extends Router {
+  /** Typed events: `login`, `refresh`, `refresh_failed`, `logout` (with its reason), `revocation_failed`, `backchannel_logout_rejected`. */
+  readonly events: BffEventEmitter;
+  /**
+   * A fresh access token for the request's session, for apps that call APIs themselves.
+   * Throws a `BffError` (`login_required`, `session_ended`, `token_service_unavailable`, ...).
+   */
+  getAccessToken(req: Request, options?: { audience?: string; scope?: string }): Promise<string>;
+  /** Resolves once the issuer's metadata is loaded. */
+  ready(): Promise<void>;
+  /** Stops background work and closes upstream connections (the app's Redis client stays open). */
+  close(): Promise<void>;
+}
+
+/**
+ * Creates the BFF: login, callback, user, logout, back-channel logout and health routes, and the API proxy,
+ * as one Express router for `app.use()`. Options are validated here, once; a bad one throws a BffConfigError.
+ *
+ * @example
+ * ```ts
+ * const bff = createBff({
+ *   issuer: 'https://TENANT.us.auth0.com/', clientId, clientSecret, audience: 'https://api.example.com',
+ *   baseURL: 'https://app.example.com', session: { secrets: [process.env.SESSION_SECRET!] }, redis,
+ *   apis: [{ mount: '/api', upstream: 'https://api.internal.example.com' }],
+ * });
+ * app.use(bff);
+ * ```
+ */
+export function createBff(options: BffOptions): Bff {
+  const config = validateOptions(options);
+  const cipher = createFieldCipher(config.session.encryptionKeys);
+  const backend = config.redis
+    ? createRedisBackend(config.redis, config.redisPrefix, cipher, config.session.idleTimeoutMs, config.clock)
+    : createMemoryBackend(cipher, config.session.idleTimeoutMs, config.clock);
+  if (!config.redis) {
+    config.logger.warn('Sessions are kept in memory: this serves one process only, and a restart logs everyone out. Pass a Redis client as `redis` for more.');
+  }
+  const events = new BffEventEmitter();
+  const idp = new IdpClient(config);
+  idp.start();
+  const sessions = new Sessions(config, backend, events);
+  const tokens = new TokenManager(config, idp, sessions, events);
+  const ctx: BffContext = { config, idp, sessions, tokens, events };
+
+  const router = express.Router() as Bff;
+  const sessionMiddleware: RequestHandler = config.session.external
+    ? (req, res, next) => {
+        if (req.session) return next();
+        sendError(res, new BffError(ErrorCode.CONFIGURATION_ERROR, 'session.external is set, but no express-session middleware ran before the BFF.'));
+      }
+    : session({
+        store: backend.store,
+        secret: [...config.session.secrets],
+        name: config.session.cookieName,
+        resave: false,
+        saveUninitialized: false,
+        rolling: false,
+        // The BFF knows its public URL is https (baseURL): trust X-Forwarded-Proto from the TLS terminator.
+        proxy: config.session.secure,
+        cookie: {
+          httpOnly: true,
+          secure: config.session.secure,
+          sameSite: config.session.sameSite,
+          path: '/',
+          maxAge: config.session.absoluteTimeoutMs,
+          ...(config.session.domain === undefined ? {} : { domain: config.session.domain }),
+        },
+      });
+
+  // API calls come first and skip express-session entirely: one cookie check and one store read.
+  const proxies = config.apis.map((api) => new ApiProxy(api, config, sessions, tokens));
+  for (const proxy of proxies) router.use(proxy.mountPath, proxy.handle);
+
+  const { routes } = config;
+  if (routes.healthz) router.get(routes.healthz, healthzRoute(ctx));
+  if (routes.login) router.get(routes.login, loginRoute(ctx));
+  if (routes.callback) router.get(routes.callback, sessionMiddleware, callbackRoute(ctx));
+  if (routes.user) router.get(routes.user, userRoute(ctx));
+  if (routes.logout) {
+    const logout = logoutRoute(ctx);
+    router.get(routes.logout, sessionMiddleware, logout);
+    router.post(routes.logout, express.urlencoded({ extended: false, limit: '4kb' }), sessionMiddleware, logout);
+  }
+  if (routes.backchannelLogout) {
+    router.post(routes.backchannelLogout, express.urlencoded({ extended: false, limit: '32kb' }), backchannelLogoutRoute(ctx));
+  }
+
+  Object.defineProperties(router, {
+    events: { value: events, enumerable: true },
+    getAccessToken: {
+      value: async (req: Request, opts: { audience?: string; scope?: string } = {}) => {
+        const audience = opts.audience ?? loginAudience(config);
+        const loaded = await sessions.load(req, audience);
+        return (await tokens.accessToken(loaded, { audience, scope: opts.scope })).token;
+      },
+    },
+    ready: { value: async () => void (await idp.ready()) },
+    close: {
+      value: async () => {
+        idp.close();
+        await Promise.all(proxies.map((p) => p.close()));
+        await backend.close();
+      },
+    },
+  });
+  return router;
+}

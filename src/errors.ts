@@ -1,0 +1,76 @@
+/**
+ * The error codes the browser (and the app) can see. Each one is an HTTP answer
+ * `{ "error": code, "error_description": text }` with `Cache-Control: no-store`.
+ */
+export const ErrorCode = {
+  /** 401: there is no BFF session; the SPA should send the user to the login route. */
+  LOGIN_REQUIRED: 'login_required',
+  /** 401: the Auth0 session is over (revoked, timed out, logged out); the BFF session was destroyed. */
+  SESSION_ENDED: 'session_ended',
+  /** 403: an API call came without the anti-forgery header. */
+  CSRF_REQUIRED: 'csrf_required',
+  /** 400: the request itself is malformed (bad path, bad parameter, unknown login transaction). */
+  INVALID_REQUEST: 'invalid_request',
+  /** 400: the identity provider answered the login with an error (for example `access_denied`). */
+  LOGIN_FAILED: 'login_failed',
+  /** 503: Auth0's token endpoint is failing transiently; retry after the Retry-After header. The session is kept. */
+  TOKEN_SERVICE_UNAVAILABLE: 'token_service_unavailable',
+  /** 502: the identity provider could not be reached or answered something unusable. */
+  IDP_UNAVAILABLE: 'idp_unavailable',
+  /** 502: the upstream API could not be reached or broke off. */
+  UPSTREAM_UNAVAILABLE: 'upstream_unavailable',
+  /** 504: the upstream API did not answer in time. */
+  UPSTREAM_TIMEOUT: 'upstream_timeout',
+  /** 503: the session store (Redis) is not answering. Nobody is logged out because of it. */
+  SESSION_STORE_UNAVAILABLE: 'session_store_unavailable',
+  /** 500: the BFF is misconfigured (for example Auth0 rejects its client credentials). */
+  CONFIGURATION_ERROR: 'configuration_error',
+  /** 500: an unexpected failure inside the BFF. */
+  SERVER_ERROR: 'server_error',
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+const STATUS: Record<ErrorCode, number> = {
+  login_required: 401,
+  session_ended: 401,
+  csrf_required: 403,
+  invalid_request: 400,
+  login_failed: 400,
+  token_service_unavailable: 503,
+  idp_unavailable: 502,
+  upstream_unavailable: 502,
+  upstream_timeout: 504,
+  session_store_unavailable: 503,
+  configuration_error: 500,
+  server_error: 500,
+};
+
+/**
+ * The one error class of this library: a stable `code` to catch by, the HTTP `status` it maps to,
+ * and a description that is safe to show (it never contains a token or a secret).
+ */
+export class BffError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  /** Seconds, for 503 answers that tell the client when to try again. */
+  readonly retryAfter: number | undefined;
+
+  constructor(code: ErrorCode, description: string, options?: { cause?: unknown; retryAfter?: number }) {
+    super(description, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'BffError';
+    this.code = code;
+    this.status = STATUS[code];
+    this.retryAfter = options?.retryAfter;
+  }
+}
+
+/** Thrown by `createBff()` and `startLocalAuth0()` for a bad option; the message names the option path. */
+export class BffConfigError extends TypeError {
+  readonly option: string;
+  constructor(option: string, message: string) {
+    super(`${option} ${message}`);
+    this.name = 'BffConfigError';
+    this.option = option;
+  }
+}

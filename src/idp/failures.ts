@@ -1,0 +1,64 @@
+import { ResponseBodyError, ClientError } from 'openid-client';
+
+/**
+ * What a failed call to Auth0's token endpoint means for the session:
+ * - terminal: the Auth0 session is over (invalid_grant, or access_denied on a refresh: an Action revoked it);
+ * - transient: try again later, the session is kept (429, 5xx, timeouts, connection errors, malformed answers);
+ * - configuration: the BFF itself is wrong (bad client credentials, a scope or audience Auth0 refuses).
+ */
+export type FailureKind = 'terminal' | 'transient' | 'configuration';
+
+export interface ClassifiedFailure {
+  readonly kind: FailureKind;
+  /** An OAuth error code or a short name of the failure (never a token). */
+  readonly error: string;
+  readonly status: number | undefined;
+  /** Seconds the IdP asked us to wait (Retry-After), if it did. */
+  readonly retryAfter: number | undefined;
+}
+
+export function classifyTokenFailure(error: unknown): ClassifiedFailure {
+  if (error instanceof ResponseBodyError) {
+    const status = error.status;
+    const retryAfter = parseRetryAfter(error.response?.headers.get('retry-after'));
+    if (error.error === 'invalid_grant') return { kind: 'terminal', error: error.error, status, retryAfter };
+    // Auth0 answers 401 access_denied "Unauthorized" for bad client credentials, 403 access_denied for a refresh an Action revoked.
+    if (error.error === 'access_denied') return { kind: status === 401 ? 'configuration' : 'terminal', error: error.error, status, retryAfter };
+    if (error.error === 'mfa_required' || error.error === 'login_required' || error.error === 'interaction_required') {
+      return { kind: 'terminal', error: error.error, status, retryAfter };
+    }
+    if (status === 429 || status >= 500 || error.error === 'temporarily_unavailable' || error.error === 'too_many_requests') {
+      return { kind: 'transient', error: error.error, status, retryAfter };
+    }
+    return { kind: 'configuration', error: error.error, status, retryAfter };
+  }
+  const nested = (error as { cause?: unknown } | undefined)?.cause;
+  if (isTimeout(error) || isTimeout(nested)) return { kind: 'transient', error: 'timeout', status: undefined, retryAfter: undefined };
+  if (error instanceof ClientError) {
+    const response = nested;
+    if (response instanceof Response) {
+      const status = response.status;
+      const retryAfter = parseRetryAfter(response.headers.get('retry-after'));
+      if (status === 429 || status >= 500) return { kind: 'transient', error: `http_${status}`, status, retryAfter };
+      if (status === 401) return { kind: 'configuration', error: `http_${status}`, status, retryAfter };
+      if (status === 400 || status === 403) return { kind: 'terminal', error: `http_${status}`, status, retryAfter };
+      return { kind: 'transient', error: `http_${status}`, status, retryAfter };
+    }
+    // A 200 answer we cannot use (not JSON, no access_token, a bad ID token): the IdP misbehaves, try again later.
+    return { kind: 'transient', error: 'invalid_response', status: undefined, retryAfter: undefined };
+  }
+  return { kind: 'transient', error: 'network_error', status: undefined, retryAfter: undefined };
+}
+
+/** Retry-After is seconds or an HTTP date (RFC 9110 10.2.3). */
+export function parseRetryAfter(value: string | null | undefined, now = Date.now()): number | undefined {
+  if (!value) return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim());
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - now) / 1000));
+}
+
+function isTimeout(error: unknown): boolean {
+  const name = (error as { name?: string } | undefined)?.name;
+  return name === 'TimeoutError' || name === 'AbortError';
+}

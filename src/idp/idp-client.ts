@@ -1,0 +1,154 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import * as oidc from 'openid-client';
+import { importJWK } from 'jose';
+import type { BffConfig } from '../config/validate.js';
+
+/** The parts of a token endpoint answer the BFF keeps. */
+export interface TokenAnswer {
+  readonly accessToken: string;
+  readonly expiresIn: number;
+  readonly refreshToken: string | undefined;
+  readonly idToken: string | undefined;
+  readonly scope: string | undefined;
+  readonly claims: Record<string, unknown> | undefined;
+}
+
+/**
+ * Auth0 through openid-client: discovery (loaded in the background, retried until it works), the authorization
+ * URL, the code exchange, ORT exchanges, revocation and the end-session URL. Every request to Auth0 goes through
+ * the configured fetch, bounded by a timeout (never the HTTP client's long default).
+ */
+export class IdpClient {
+  private configuration: oidc.Configuration | undefined;
+  private loading: Promise<oidc.Configuration> | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  // Lets one call bound its own requests more tightly than the default timeout (an exchange's remaining deadline).
+  private readonly callSignal = new AsyncLocalStorage<AbortSignal>();
+
+  constructor(private readonly config: BffConfig) {}
+
+  /** Starts discovery; on failure it retries with backoff in the background until it works or close() is called. */
+  start(): void {
+    void this.ready().catch(() => {});
+  }
+
+  get isReady(): boolean {
+    return this.configuration !== undefined;
+  }
+
+  /** The discovered configuration; a caller that finds it missing triggers a new attempt. */
+  ready(): Promise<oidc.Configuration> {
+    if (this.configuration) return Promise.resolve(this.configuration);
+    this.loading ??= this.discover().then(
+      (configuration) => {
+        this.configuration = configuration;
+        return configuration;
+      },
+      (error: unknown) => {
+        this.loading = undefined;
+        this.scheduleRetry();
+        throw error;
+      },
+    );
+    return this.loading;
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+  }
+
+  private retryDelay = 500;
+  private scheduleRetry(): void {
+    if (this.closed || this.retryTimer) return;
+    this.config.logger.warn('Could not load the issuer metadata; retrying', { issuer: this.config.issuer.href, inMs: this.retryDelay });
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      void this.ready().catch(() => {});
+    }, this.retryDelay);
+    this.retryTimer.unref();
+    this.retryDelay = Math.min(this.retryDelay * 2, 30_000);
+  }
+
+  private async discover(): Promise<oidc.Configuration> {
+    const { config } = this;
+    const auth = config.clientAuth;
+    let clientAuth: oidc.ClientAuth;
+    if (auth.method === 'private_key_jwt') {
+      const key = isCryptoKey(auth.key)
+        ? auth.key
+        : ((await importJWK(auth.key as Parameters<typeof importJWK>[0], (auth.key as { alg?: string }).alg ?? 'RS256')) as CryptoKey);
+      const kid = isCryptoKey(auth.key) ? undefined : (auth.key as { kid?: string }).kid;
+      clientAuth = oidc.PrivateKeyJwt(kid ? { key, kid } : key);
+    } else {
+      clientAuth = auth.method === 'client_secret_basic' ? oidc.ClientSecretBasic(auth.secret) : oidc.ClientSecretPost(auth.secret);
+    }
+    const customFetch: oidc.CustomFetch = (url, options) => {
+      const bound = this.callSignal.getStore();
+      const signal = bound && options.signal ? AbortSignal.any([options.signal, bound]) : (bound ?? options.signal);
+      return config.fetch(url, { ...options, signal } as RequestInit);
+    };
+    const configuration = await oidc.discovery(config.issuer, config.clientId, undefined, clientAuth, {
+      execute: config.issuer.protocol === 'http:' ? [oidc.allowInsecureRequests] : [],
+      timeout: config.tokens.attemptTimeoutMs / 1000,
+      [oidc.customFetch]: customFetch,
+    });
+    configuration.timeout = config.tokens.attemptTimeoutMs / 1000;
+    return configuration;
+  }
+
+  async authorizationUrl(parameters: Record<string, string>): Promise<URL> {
+    return oidc.buildAuthorizationUrl(await this.ready(), parameters);
+  }
+
+  async exchangeCode(currentUrl: URL, checks: { codeVerifier: string; state: string; nonce: string }): Promise<TokenAnswer> {
+    const response = await oidc.authorizationCodeGrant(await this.ready(), currentUrl, {
+      pkceCodeVerifier: checks.codeVerifier,
+      expectedState: checks.state,
+      expectedNonce: checks.nonce,
+      idTokenExpected: true,
+    });
+    return toAnswer(response);
+  }
+
+  /** One exchange attempt, aborted when `signal` fires. */
+  async refresh(refreshToken: string, parameters: Record<string, string>, signal: AbortSignal): Promise<TokenAnswer> {
+    const configuration = await this.ready();
+    return toAnswer(await this.callSignal.run(signal, () => oidc.refreshTokenGrant(configuration, refreshToken, parameters)));
+  }
+
+  async revoke(refreshToken: string): Promise<void> {
+    await oidc.tokenRevocation(await this.ready(), refreshToken, { token_type_hint: 'refresh_token' });
+  }
+
+  /** Auth0's RP-initiated logout URL, when the issuer advertises one. */
+  endSessionUrl(parameters: Record<string, string>): URL | undefined {
+    const configuration = this.configuration;
+    if (!configuration?.serverMetadata().end_session_endpoint) return undefined;
+    return oidc.buildEndSessionUrl(configuration, parameters);
+  }
+
+  get jwksUri(): string | undefined {
+    return this.configuration?.serverMetadata().jwks_uri;
+  }
+
+  get issuer(): string | undefined {
+    return this.configuration?.serverMetadata().issuer;
+  }
+}
+
+function toAnswer(response: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers): TokenAnswer {
+  return {
+    accessToken: response.access_token,
+    expiresIn: response.expiresIn() ?? 0,
+    refreshToken: response.refresh_token,
+    idToken: response.id_token,
+    scope: response.scope,
+    claims: response.claims() as Record<string, unknown> | undefined,
+  };
+}
+
+function isCryptoKey(key: unknown): key is CryptoKey {
+  return typeof CryptoKey !== 'undefined' && key instanceof CryptoKey;
+}

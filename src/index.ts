@@ -1,0 +1,4 @@
+export { createBff, type Bff } from './create-bff.js';
+export type { BffOptions, ApiOptions, RedisClient } from './config/options.js';
+export { BffError, BffConfigError, ErrorCode } from './errors.js';
+export type { BffEvents, BffEventName, Logger, LogoutReason } from './events/events.js';

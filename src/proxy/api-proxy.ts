@@ -1,0 +1,122 @@
+import type { Request, Response } from 'express';
+import { pipeline } from 'node:stream';
+import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
+import type { BffConfig } from '../config/validate.js';
+import { BffError, ErrorCode } from '../errors.js';
+import { sendError, toBffError } from '../http/json-error.js';
+import type { Sessions } from '../session/sessions.js';
+import type { TokenManager } from '../tokens/token-manager.js';
+import { browserResponseHeaders, upstreamRequestHeaders } from './headers.js';
+import { targetPath } from './target-path.js';
+
+type Api = BffConfig['apis'][number];
+
+/** Methods a repeated request cannot change anything with (RFC 9110 9.2.2), when they carry no body. */
+const REPLAYABLE = new Set(['GET', 'HEAD', 'OPTIONS', 'DELETE', 'PUT']);
+
+/**
+ * `<mount>/<rest>?q` -> `<upstream>/<rest>?q` with the session's access token.
+ * Checked in order: the anti-forgery header (403, upstream not called), a safe path (400), the session (401);
+ * then a fresh token (one exchange at most), and the request streamed both ways over kept-alive connections.
+ */
+export class ApiProxy {
+  private readonly pool: Pool;
+  private readonly basePath: string;
+  private readonly forwarded: { proto: string; host: string; prefix: string };
+
+  constructor(
+    private readonly api: Api,
+    private readonly config: BffConfig,
+    private readonly sessions: Sessions,
+    private readonly tokens: TokenManager,
+  ) {
+    this.pool = new Pool(api.upstream.origin, {
+      connections: 128,
+      keepAliveTimeout: 30_000,
+      headersTimeout: api.timeoutMs,
+      bodyTimeout: api.timeoutMs,
+      connectTimeout: Math.min(api.timeoutMs, 10_000),
+    });
+    this.basePath = api.upstream.pathname.replace(/\/+$/, '');
+    this.forwarded = { proto: config.baseURL.protocol.slice(0, -1), host: config.baseURL.host, prefix: api.mount };
+  }
+
+  get mountPath(): string {
+    return this.api.mount;
+  }
+
+  readonly handle = async (req: Request, res: Response): Promise<void> => {
+    try {
+      if (req.headers[this.config.csrf.header] !== this.config.csrf.value) {
+        throw new BffError(ErrorCode.CSRF_REQUIRED, `API calls must carry the header ${this.config.csrf.header}: ${this.config.csrf.value}.`);
+      }
+      const path = targetPath(this.basePath, req.url);
+      if (path === undefined || req.method === 'CONNECT' || req.method === 'TRACE') {
+        throw new BffError(ErrorCode.INVALID_REQUEST, 'The API path is not allowed.');
+      }
+      const session = await this.sessions.load(req, this.api.audience);
+      const first = await this.tokens.accessToken(session, this.api);
+      const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+
+      const abort = new AbortController();
+      const onClose = () => {
+        if (!res.writableFinished) abort.abort();
+      };
+      res.once('close', onClose);
+
+      let answer = await this.send(req, path, first.token, hasBody, abort.signal);
+      // The upstream says the token is no good although it looked fresh (revoked, clock skew): renew it once and
+      // replay, when replaying cannot do harm.
+      if (answer.statusCode === 401 && !hasBody && REPLAYABLE.has(req.method) && invalidToken(answer.headers['www-authenticate'])) {
+        await answer.body.dump().catch(() => {});
+        const renewed = await this.tokens.accessToken(session, this.api, { force: true, rejected: first.token });
+        answer = await this.send(req, path, renewed.token, false, abort.signal);
+      }
+
+      res.writeHead(answer.statusCode, browserResponseHeaders(answer.headers));
+      pipeline(answer.body, res, (error) => {
+        // An upstream that broke off mid-answer: break the browser's connection too, so the response is not
+        // mistaken for a complete one.
+        if (error && !res.destroyed) res.destroy(error);
+      });
+    } catch (error) {
+      sendError(res, upstreamError(error));
+    }
+  };
+
+  private send(req: Request, path: string, token: string, hasBody: boolean, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
+    return this.pool.request({
+      path,
+      method: req.method as Dispatcher.HttpMethod,
+      headers: upstreamRequestHeaders(req, token, this.forwarded),
+      body: hasBody ? req : null,
+      signal,
+    });
+  }
+
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+}
+
+function invalidToken(header: string | string[] | undefined): boolean {
+  if (header === undefined) return false;
+  const value = Array.isArray(header) ? header.join(', ') : header;
+  return /^\s*bearer\b/i.test(value) && /error\s*=\s*"?invalid_token"?/i.test(value);
+}
+
+function upstreamError(error: unknown): BffError {
+  if (error instanceof BffError) return error;
+  if (error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.ConnectTimeoutError || error instanceof undiciErrors.BodyTimeoutError) {
+    return new BffError(ErrorCode.UPSTREAM_TIMEOUT, 'The API did not answer in time.', { cause: error });
+  }
+  if (error instanceof undiciErrors.UndiciError || isSocketError(error)) {
+    return new BffError(ErrorCode.UPSTREAM_UNAVAILABLE, 'The API could not be reached.', { cause: error });
+  }
+  return toBffError(error);
+}
+
+function isSocketError(error: unknown): boolean {
+  const code = (error as { code?: string } | undefined)?.code;
+  return typeof code === 'string' && /^(ECONN|EPIPE|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|EAI_)/.test(code);
+}

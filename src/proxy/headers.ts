@@ -1,0 +1,53 @@
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+
+/** RFC 9110 7.6.1 hop-by-hop headers, plus what a proxy must never pass on from the browser. */
+const DROP_REQUEST = new Set([
+  'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer',
+  'transfer-encoding', 'upgrade', 'host', 'cookie', 'authorization', 'expect', 'forwarded',
+  'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-prefix',
+]);
+const DROP_RESPONSE = new Set([
+  'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer',
+  'transfer-encoding', 'upgrade',
+]);
+
+/**
+ * The headers the upstream gets: the browser's own minus cookies, credentials and hop-by-hop headers, plus the
+ * access token and X-Forwarded-* describing the BFF's public origin.
+ */
+export function upstreamRequestHeaders(req: IncomingMessage, accessToken: string, forwarded: { proto: string; host: string; prefix: string }): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  const source = req.headers;
+  const named = connectionTokens(source.connection);
+  for (const name in source) {
+    if (DROP_REQUEST.has(name) || (named !== undefined && named.has(name))) continue;
+    const value = source[name];
+    if (value !== undefined) out[name] = value;
+  }
+  out.authorization = `Bearer ${accessToken}`;
+  // Express's req.ip honours the app's 'trust proxy' setting; a bare IncomingMessage only knows the socket.
+  const remote = (req as { ip?: string }).ip ?? req.socket.remoteAddress;
+  out['x-forwarded-for'] = remote ?? 'unknown';
+  out['x-forwarded-proto'] = forwarded.proto;
+  out['x-forwarded-host'] = forwarded.host;
+  out['x-forwarded-prefix'] = forwarded.prefix;
+  return out;
+}
+
+/** The upstream's response headers minus hop-by-hop ones (the BFF frames the response to the browser itself). */
+export function browserResponseHeaders(headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  const named = connectionTokens(headers.connection);
+  for (const name in headers) {
+    if (DROP_RESPONSE.has(name) || (named !== undefined && named.has(name))) continue;
+    const value = headers[name];
+    if (value !== undefined) out[name] = value;
+  }
+  return out;
+}
+
+function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
+  if (value === undefined) return undefined;
+  const list = (Array.isArray(value) ? value.join(',') : value).split(',').map((t) => t.trim().toLowerCase()).filter(Boolean);
+  return list.length === 0 ? undefined : new Set(list);
+}

@@ -1,0 +1,24 @@
+/**
+ * The upstream path for `<mount><rest>`: the upstream's base path plus `rest`, refusing anything that could
+ * leave it. The connection pool is bound to the upstream's origin, so no other host is reachable at all; these
+ * checks keep a request inside the upstream's base path and keep header-splitting bytes out of the request line.
+ * Returns undefined for a path to refuse.
+ */
+export function targetPath(basePath: string, url: string): string | undefined {
+  const q = url.indexOf('?');
+  const path = q < 0 ? url : url.slice(0, q);
+  const query = q < 0 ? '' : url.slice(q);
+  if (path.length === 0 || path[0] !== '/') return undefined;
+  // Raw control characters, spaces and backslashes (which some servers read as "/").
+  if (/[\u0000-\u0020\u007f\\]/.test(url)) return undefined;
+  // Encoded slashes, backslashes, control characters and NUL change what the upstream sees as the path.
+  if (/%(2f|5c|0[0-9a-f]|1[0-9a-f]|7f|25)/i.test(path) || /%(0[0-9a-f]|1[0-9a-f]|7f)/i.test(query)) return undefined;
+  // Dot segments, plain or encoded, would climb out of the base path.
+  for (const segment of path.split('/')) {
+    if (segment.length === 0) continue;
+    if (segment === '.' || segment === '..' || /^(%2e|\.){1,2}$/i.test(segment)) return undefined;
+  }
+  // `//host/...` after a base path is still a path, but some upstream routers treat it as a host: refuse it.
+  if (path.startsWith('//')) return undefined;
+  return `${basePath}${path === '/' && basePath !== '' ? '' : path}${query}`;
+}

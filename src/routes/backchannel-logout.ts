@@ -1,0 +1,91 @@
+import type { Request, Response } from 'express';
+import { createRemoteJWKSet, customFetch, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+import { BffError, ErrorCode } from '../errors.js';
+import { sendError, toBffError } from '../http/json-error.js';
+import type { BffContext } from './context.js';
+
+const EVENT = 'http://schemas.openid.net/event/backchannel-logout';
+/** Auth0 sets `typ: JWT`; the specification's `logout+jwt` (with or without `application/`) is accepted as well. */
+const TYPES = new Set(['jwt', 'logout+jwt', 'application/logout+jwt']);
+const CLOCK_TOLERANCE_S = 30;
+
+/**
+ * POST /auth/backchannel-logout (OpenID Connect Back-Channel Logout 1.0, section 2.6): verifies the logout_token
+ * against the issuer's keys and claims, refuses a replayed jti, and ends every BFF session of that Auth0 session
+ * (or, with only `sub`, of that user). Bad input gets 400 JSON, never a 500.
+ */
+export function backchannelLogoutRoute(ctx: BffContext) {
+  const { config } = ctx;
+  let jwks: ReturnType<typeof createRemoteJWKSet> | undefined;
+
+  return async function backchannelLogout(req: Request, res: Response): Promise<void> {
+    res.setHeader('Cache-Control', 'no-store');
+    try {
+      const token = (req.body as Record<string, unknown> | undefined)?.logout_token;
+      if (typeof token !== 'string' || token.length === 0 || token.length > 16_384) throw bad('The request has no logout_token.');
+      try {
+        await ctx.idp.ready();
+      } catch (error) {
+        throw new BffError(ErrorCode.IDP_UNAVAILABLE, 'The issuer metadata is not available to verify the logout token.', { cause: error });
+      }
+      jwks ??= createRemoteJWKSet(new URL(ctx.idp.jwksUri as string), { [customFetch]: config.fetch, timeoutDuration: config.tokens.attemptTimeoutMs });
+
+      let header;
+      try {
+        header = decodeProtectedHeader(token);
+      } catch {
+        throw bad('The logout_token is not a JWT.');
+      }
+      if (header.typ !== undefined && !TYPES.has(String(header.typ).toLowerCase())) throw bad('The logout_token has an unexpected typ.');
+
+      let payload: JWTPayload;
+      try {
+        ({ payload } = await jwtVerify(token, jwks, {
+          issuer: ctx.idp.issuer as string,
+          audience: config.clientId,
+          algorithms: [...config.backchannelAlgorithms],
+          clockTolerance: CLOCK_TOLERANCE_S,
+          currentDate: new Date(config.clock()),
+          requiredClaims: ['iat', 'exp', 'jti'],
+        }));
+      } catch (error) {
+        if (isKeySetFault(error)) throw new BffError(ErrorCode.IDP_UNAVAILABLE, 'The issuer keys could not be loaded to verify the logout token.', { cause: error });
+        throw bad(`The logout_token did not verify: ${describe(error)}.`);
+      }
+
+      const events = payload.events as Record<string, unknown> | undefined;
+      if (!events || typeof events !== 'object' || typeof events[EVENT] !== 'object' || events[EVENT] === null) throw bad('The logout_token lacks the back-channel logout event.');
+      if ('nonce' in payload) throw bad('A logout_token must not contain a nonce.');
+      const sid = typeof payload.sid === 'string' ? payload.sid : undefined;
+      const sub = typeof payload.sub === 'string' ? payload.sub : undefined;
+      if (sid === undefined && sub === undefined) throw bad('The logout_token names neither a sid nor a sub.');
+
+      const lifetimeMs = ((payload.exp as number) + CLOCK_TOLERANCE_S) * 1000 - config.clock();
+      if (!(await ctx.sessions.backend.rememberOnce(`jti:${payload.iss}:${payload.jti}`, Math.max(1_000, lifetimeMs)))) {
+        throw bad('This logout_token was used already.');
+      }
+      await ctx.sessions.endAll({ sid, sub }, 'backchannel');
+      res.status(200).end();
+    } catch (error) {
+      const failure = toBffError(error);
+      if (failure.code === ErrorCode.INVALID_REQUEST) ctx.events.emit('backchannel_logout_rejected', { error: failure.message });
+      sendError(res, failure);
+    }
+  };
+}
+
+const bad = (description: string): BffError => new BffError(ErrorCode.INVALID_REQUEST, description);
+
+function isKeySetFault(error: unknown): boolean {
+  return error instanceof joseErrors.JWKSTimeout || error instanceof joseErrors.JWKSInvalid || (error instanceof TypeError && !(error instanceof joseErrors.JOSEError));
+}
+
+function describe(error: unknown): string {
+  if (error instanceof joseErrors.JWTExpired) return 'it has expired';
+  if (error instanceof joseErrors.JWTClaimValidationFailed) return `the ${error.claim} claim is not acceptable`;
+  if (error instanceof joseErrors.JOSEAlgNotAllowed) return 'its algorithm is not allowed';
+  if (error instanceof joseErrors.JWKSNoMatchingKey) return 'no key of the issuer matches';
+  if (error instanceof joseErrors.JWSSignatureVerificationFailed) return 'the signature is invalid';
+  return 'it is malformed';
+}
+

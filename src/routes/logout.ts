@@ -1,0 +1,78 @@
+import type { Request, Response } from 'express';
+import { BffError, ErrorCode } from '../errors.js';
+import { sendError, toBffError } from '../http/json-error.js';
+import { sessionRef } from '../session/sessions.js';
+import type { BffContext } from './context.js';
+
+/**
+ * GET|POST /auth/logout?sid=<logoutId from /auth/user>: revokes the ORT at Auth0 (which ends the Auth0 session,
+ * and with it SSO for every app), ends every BFF session of that Auth0 session, clears the cookie, and sends the
+ * browser to Auth0's /oidc/logout (or straight back to the app). A failed revocation still logs out locally.
+ */
+export function logoutRoute(ctx: BffContext) {
+  const { config } = ctx;
+  const localReturn = new URL(config.logout.returnTo, config.baseURL).href;
+
+  return async function logout(req: Request, res: Response): Promise<void> {
+    try {
+      const id = ctx.sessions.idOf(req);
+      const record = id === undefined ? undefined : await ctx.sessions.backend.readRecord(id);
+      const query = { ...(req.query as Record<string, unknown>), ...((req.body ?? {}) as Record<string, unknown>) };
+      if (id !== undefined && record !== undefined) {
+        if (query.sid !== record.logoutId) {
+          throw new BffError(ErrorCode.INVALID_REQUEST, 'This logout link is not bound to the current session; use logoutUrl from /auth/user.');
+        }
+        let revoked = false;
+        if (record.refreshToken !== undefined) {
+          try {
+            await ctx.idp.revoke(record.refreshToken);
+            revoked = true;
+          } catch (error) {
+            const reason = error instanceof Error ? error.name : 'unknown';
+            config.logger.warn('Could not revoke the refresh token at Auth0; the user is logged out locally', { session: sessionRef(id), error: reason });
+            ctx.events.emit('revocation_failed', { sub: record.sub, sid: record.sid, error: reason });
+          }
+        }
+        await ctx.sessions.endAll({ id, sub: record.sub, sid: record.sid }, 'user', { revoked });
+        await destroySession(req);
+        clearCookie(res, ctx);
+        const target = config.logout.idpLogout
+          ? ctx.idp.endSessionUrl({
+              client_id: config.clientId,
+              post_logout_redirect_uri: localReturn,
+              // Auth0 accepts the session id as logout_hint: no ID token travels through the browser.
+              ...(record.sid === undefined ? {} : { logout_hint: record.sid }),
+            })
+          : undefined;
+        res.setHeader('Cache-Control', 'no-store');
+        res.redirect(302, target?.href ?? localReturn);
+        return;
+      }
+      await destroySession(req);
+      clearCookie(res, ctx);
+      res.setHeader('Cache-Control', 'no-store');
+      res.redirect(302, localReturn);
+    } catch (error) {
+      sendError(res, toBffError(error));
+    }
+  };
+}
+
+function clearCookie(res: Response, ctx: BffContext): void {
+  if (ctx.config.session.external) return;
+  const { session } = ctx.config;
+  res.clearCookie(session.cookieName, {
+    path: '/',
+    httpOnly: true,
+    secure: session.secure,
+    sameSite: session.sameSite,
+    ...(session.domain === undefined ? {} : { domain: session.domain }),
+  });
+}
+
+const destroySession = (req: Request): Promise<void> =>
+  new Promise((resolve) => {
+    if (!req.session) return resolve();
+    // The record is gone already; a failure here leaves only an empty express-session entry behind.
+    req.session.destroy(() => resolve());
+  });

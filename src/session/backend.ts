@@ -1,0 +1,41 @@
+import type { Store } from 'express-session';
+import type { SessionRecord, SessionView, StoredSessionRecord, TokenUpdate } from './record.js';
+
+/**
+ * Where sessions live: Redis (shared by every BFF process) or memory (one process).
+ * Both keep the same promises: a record is created only under a fresh id, updates touch only a record that
+ * still exists, and `destroy` removes the record, the express-session entry and the index entries together.
+ */
+export interface SessionBackend {
+  readonly kind: 'redis' | 'memory';
+  /** The express-session store for the BFF's own session middleware. */
+  readonly store: Store;
+
+  ping(): Promise<void>;
+
+  /** Login transactions: single use, expiring, keyed by the OAuth `state`. */
+  putTransaction(state: string, value: string, ttlMs: number): Promise<void>;
+  takeTransaction(state: string): Promise<string | undefined>;
+
+  createRecord(id: string, record: SessionRecord): Promise<void>;
+  /** The hot path: one round trip. */
+  readView(id: string, audience: string): Promise<SessionView | undefined>;
+  readRecord(id: string): Promise<StoredSessionRecord | undefined>;
+  /** Returns false when the record is gone (the session ended meanwhile): nothing is written then. */
+  storeTokens(id: string, update: TokenUpdate): Promise<boolean>;
+  /** Rolls the idle expiry of a record that still exists. */
+  touch(id: string, idleExpiresAt: number): Promise<void>;
+
+  /** BFF session ids bound to an Auth0 session id, or to a user. */
+  findSessions(selector: { sid?: string; sub?: string }): Promise<string[]>;
+  /** Ends sessions; returns the records that still existed (for events). */
+  destroy(ids: readonly string[]): Promise<StoredSessionRecord[]>;
+
+  /** A lock with an owner and an expiry, for one exchange at a time across processes. */
+  acquireLock(name: string, owner: string, ttlMs: number): Promise<boolean>;
+  releaseLock(name: string, owner: string): Promise<void>;
+  /** True the first time a key is seen within ttlMs (replay protection). */
+  rememberOnce(name: string, ttlMs: number): Promise<boolean>;
+
+  close(): Promise<void>;
+}

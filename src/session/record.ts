@@ -1,0 +1,152 @@
+import type { FieldCipher } from './encryption.js';
+
+/** An access token the BFF holds for one audience. Times are epoch milliseconds. */
+export interface AccessTokenEntry {
+  readonly token: string;
+  readonly expiresAt: number;
+  /** When the token manager starts exchanging: expiresAt minus the refresh margin, fixed when stored. */
+  readonly refreshAt: number;
+  readonly scope: string | undefined;
+}
+
+/**
+ * What the BFF knows about one logged-in browser session, kept server-side under the BFF session id.
+ * It is the one source of truth for "logged in": it is created at login under a fresh session id, later writes
+ * only ever update it where it still exists, and deleting it is logging out (DESIGN invariants 4 and 5).
+ */
+export interface SessionRecord {
+  readonly sub: string;
+  /** The Auth0 session id (ID token `sid`): every BFF session bound to one Auth0 session shares it. */
+  readonly sid: string | undefined;
+  readonly createdAt: number;
+  readonly absoluteExpiresAt: number;
+  readonly idleExpiresAt: number;
+  /** A random value that binds the logout URL to this session (a cross-site page cannot know it). */
+  readonly logoutId: string;
+  readonly refreshToken: string | undefined;
+  readonly idToken: string | undefined;
+  readonly scope: string | undefined;
+  readonly claims: Readonly<Record<string, unknown>>;
+  readonly accessTokens: Readonly<Record<string, AccessTokenEntry>>;
+}
+
+/** A record as read back, with the stored (possibly encrypted) refresh token for compare-and-set. */
+export interface StoredSessionRecord extends SessionRecord {
+  readonly storedRefreshToken: string | undefined;
+}
+
+/** The few fields an API call needs: read in one round trip, decrypting at most one token. */
+export interface SessionView {
+  readonly sub: string;
+  readonly sid: string | undefined;
+  readonly absoluteExpiresAt: number;
+  readonly idleExpiresAt: number;
+  readonly accessToken: AccessTokenEntry | undefined;
+}
+
+/** A successful exchange, written atomically into an existing record only. */
+export interface TokenUpdate {
+  readonly audience: string;
+  readonly accessToken: AccessTokenEntry;
+  /** Present when the IdP rotated the refresh token (Auth0 never does for ORTs). */
+  readonly refreshToken?: { readonly previousStored: string | undefined; readonly next: string };
+  readonly idToken?: string;
+  readonly claims?: Readonly<Record<string, unknown>>;
+  readonly idleExpiresAt: number;
+}
+
+/**
+ * How long a session's data outlives its idle or absolute expiry in the store. Within this grace the BFF still
+ * finds the record when the browser comes back, so it can end the Auth0 session's other BFF sessions too and
+ * report the timeout (401 session_ended and a logout event) instead of silently forgetting it.
+ */
+export const EXPIRY_GRACE_MS = 10 * 60 * 1000;
+
+/** Field names of the flat (Redis hash) form. */
+export const F = {
+  sub: 'sub',
+  sid: 'sid',
+  createdAt: 'iat',
+  absoluteExpiresAt: 'abs',
+  idleExpiresAt: 'idle',
+  logoutId: 'lid',
+  refreshToken: 'rt',
+  idToken: 'idt',
+  scope: 'scope',
+  claims: 'claims',
+} as const;
+
+export const accessTokenField = (audience: string): string => `at:${audience}`;
+export const VIEW_FIELDS = [F.sub, F.sid, F.absoluteExpiresAt, F.idleExpiresAt] as const;
+
+export function encodeAccessToken(entry: AccessTokenEntry, cipher: FieldCipher): string {
+  return `${entry.refreshAt}|${entry.expiresAt}|${cipher.encrypt(entry.token)}|${entry.scope ?? ''}`;
+}
+
+export function decodeAccessToken(value: string | null | undefined, cipher: FieldCipher): AccessTokenEntry | undefined {
+  if (!value) return undefined;
+  const a = value.indexOf('|');
+  const b = value.indexOf('|', a + 1);
+  const c = value.indexOf('|', b + 1);
+  if (a < 0 || b < 0 || c < 0) return undefined;
+  const scope = value.slice(c + 1);
+  return {
+    refreshAt: Number(value.slice(0, a)),
+    expiresAt: Number(value.slice(a + 1, b)),
+    token: cipher.decrypt(value.slice(b + 1, c)),
+    scope: scope === '' ? undefined : scope,
+  };
+}
+
+export function encodeRecord(record: SessionRecord, cipher: FieldCipher): Record<string, string> {
+  const fields: Record<string, string> = {
+    [F.sub]: record.sub,
+    [F.createdAt]: String(record.createdAt),
+    [F.absoluteExpiresAt]: String(record.absoluteExpiresAt),
+    [F.idleExpiresAt]: String(record.idleExpiresAt),
+    [F.logoutId]: record.logoutId,
+    [F.claims]: JSON.stringify(record.claims),
+  };
+  if (record.sid !== undefined) fields[F.sid] = record.sid;
+  if (record.refreshToken !== undefined) fields[F.refreshToken] = cipher.encrypt(record.refreshToken);
+  if (record.idToken !== undefined) fields[F.idToken] = cipher.encrypt(record.idToken);
+  if (record.scope !== undefined) fields[F.scope] = record.scope;
+  for (const [audience, entry] of Object.entries(record.accessTokens)) fields[accessTokenField(audience)] = encodeAccessToken(entry, cipher);
+  return fields;
+}
+
+export function decodeRecord(fields: Record<string, string>, cipher: FieldCipher): StoredSessionRecord | undefined {
+  if (fields[F.sub] === undefined || fields[F.absoluteExpiresAt] === undefined) return undefined;
+  const accessTokens: Record<string, AccessTokenEntry> = {};
+  for (const [name, value] of Object.entries(fields)) {
+    if (!name.startsWith('at:')) continue;
+    const entry = decodeAccessToken(value, cipher);
+    if (entry) accessTokens[name.slice(3)] = entry;
+  }
+  const storedRefreshToken = fields[F.refreshToken];
+  return {
+    sub: fields[F.sub],
+    sid: fields[F.sid],
+    createdAt: Number(fields[F.createdAt]),
+    absoluteExpiresAt: Number(fields[F.absoluteExpiresAt]),
+    idleExpiresAt: Number(fields[F.idleExpiresAt]),
+    logoutId: fields[F.logoutId] ?? '',
+    refreshToken: storedRefreshToken === undefined ? undefined : cipher.decrypt(storedRefreshToken),
+    storedRefreshToken,
+    idToken: fields[F.idToken] === undefined ? undefined : cipher.decrypt(fields[F.idToken]),
+    scope: fields[F.scope],
+    claims: fields[F.claims] ? (JSON.parse(fields[F.claims]) as Record<string, unknown>) : {},
+    accessTokens,
+  };
+}
+
+/** The flat fields an exchange writes (the refresh token is handled by compare-and-set separately). */
+export function encodeUpdate(update: TokenUpdate, cipher: FieldCipher): Record<string, string> {
+  const fields: Record<string, string> = {
+    [accessTokenField(update.audience)]: encodeAccessToken(update.accessToken, cipher),
+    [F.idleExpiresAt]: String(update.idleExpiresAt),
+  };
+  if (update.idToken !== undefined) fields[F.idToken] = cipher.encrypt(update.idToken);
+  if (update.claims !== undefined) fields[F.claims] = JSON.stringify(update.claims);
+  return fields;
+}

@@ -1,0 +1,110 @@
+import { createHash } from 'node:crypto';
+import type { Request } from 'express';
+import type { BffConfig } from '../config/validate.js';
+import { BffError, ErrorCode } from '../errors.js';
+import type { BffEventEmitter, LogoutReason } from '../events/events.js';
+import type { SessionBackend } from './backend.js';
+import type { SessionView, StoredSessionRecord } from './record.js';
+import { readSignedSessionId } from './session-cookie.js';
+
+/** A logged-in request: the BFF session id and what the hot path read of its record. */
+export interface LoadedSession {
+  readonly id: string;
+  readonly view: SessionView;
+}
+
+/** What express-session keeps for the BFF: only the session's expiries (the record holds the rest). */
+export interface BffSessionData {
+  idleExpiresAt: number;
+  absoluteExpiresAt: number;
+}
+
+declare module 'express-session' {
+  interface SessionData {
+    bff?: BffSessionData;
+  }
+}
+
+/** A short one-way digest of a session id, for log lines and events (the id itself is a bearer secret). */
+export const sessionRef = (id: string): string => createHash('sha256').update(id).digest('base64url').slice(0, 10);
+
+/**
+ * Finding the session of a request, checking its lifetimes, rolling its idle expiry, and ending sessions:
+ * every full logout goes through `endAll`, whatever started it.
+ */
+export class Sessions {
+  private readonly touchInterval: number;
+
+  constructor(
+    private readonly config: BffConfig,
+    readonly backend: SessionBackend,
+    private readonly events: BffEventEmitter,
+  ) {
+    // Rolling the idle expiry is a write: do it at most once per interval, never on every request.
+    this.touchInterval = Math.min(60_000, config.session.idleTimeoutMs / 10);
+  }
+
+  /** The session id the request carries, if its cookie is genuine. No store access. */
+  idOf(req: Request): string | undefined {
+    if (this.config.session.external) return req.session?.bff ? req.sessionID : undefined;
+    return readSignedSessionId(req.headers.cookie, this.config.session.cookieName, this.config.session.secrets);
+  }
+
+  /**
+   * The logged-in session of a request, read in one round trip with the access token for `audience`.
+   * Throws 401 login_required without one; a session past its idle or absolute lifetime is ended (with every
+   * session of its Auth0 session) and answers 401 session_ended.
+   */
+  async load(req: Request, audience: string): Promise<LoadedSession> {
+    const id = this.idOf(req);
+    if (id === undefined) throw loginRequired();
+    const view = await this.backend.readView(id, audience);
+    if (!view) throw loginRequired();
+    await this.checkLifetimes(id, view);
+    return { id, view };
+  }
+
+  /** The whole record of the request's session (claims, ID token), with the same checks as `load`. */
+  async loadRecord(req: Request): Promise<{ id: string; record: StoredSessionRecord }> {
+    const id = this.idOf(req);
+    if (id === undefined) throw loginRequired();
+    const record = await this.backend.readRecord(id);
+    if (!record) throw loginRequired();
+    await this.checkLifetimes(id, record);
+    return { id, record };
+  }
+
+  private async checkLifetimes(id: string, session: Pick<SessionView, 'sub' | 'sid' | 'absoluteExpiresAt' | 'idleExpiresAt'>): Promise<void> {
+    const now = this.config.clock();
+    if (now >= session.absoluteExpiresAt || now >= session.idleExpiresAt) {
+      const reason: LogoutReason = now >= session.absoluteExpiresAt ? 'absolute_timeout' : 'idle_timeout';
+      await this.endAll({ id, sub: session.sub, sid: session.sid }, reason);
+      throw sessionEnded(reason === 'absolute_timeout' ? 'The session reached its maximum lifetime.' : 'The session ended after a period of inactivity.');
+    }
+    if (session.idleExpiresAt - now < this.config.session.idleTimeoutMs - this.touchInterval) {
+      const idleExpiresAt = Math.min(session.absoluteExpiresAt, now + this.config.session.idleTimeoutMs);
+      this.backend.touch(id, idleExpiresAt).catch((error: unknown) => {
+        this.config.logger.warn('Could not roll the session idle expiry', { session: sessionRef(id), error: String((error as Error)?.message) });
+      });
+    }
+  }
+
+  /**
+   * A full logout: ends this BFF session and every other one bound to the same Auth0 session (or, given only a
+   * user, every session of that user). Returns how many sessions it ended.
+   */
+  async endAll(target: { id?: string; sub?: string | undefined; sid?: string | undefined }, reason: LogoutReason, extra?: { revoked?: boolean }): Promise<number> {
+    const ids = new Set<string>(target.id === undefined ? [] : [target.id]);
+    if (target.sid !== undefined) for (const id of await this.backend.findSessions({ sid: target.sid })) ids.add(id);
+    else if (target.sub !== undefined && target.id === undefined) for (const id of await this.backend.findSessions({ sub: target.sub })) ids.add(id);
+    const ended = await this.backend.destroy([...ids]);
+    const sub = target.sub ?? ended[0]?.sub;
+    const sid = target.sid ?? ended[0]?.sid;
+    this.events.emit('logout', { reason, sub, sid, sessions: ended.length, ...(extra?.revoked === undefined ? {} : { revoked: extra.revoked }) });
+    return ended.length;
+  }
+}
+
+export const loginRequired = (): BffError => new BffError(ErrorCode.LOGIN_REQUIRED, 'There is no session; log in first.');
+export const sessionEnded = (description = 'The Auth0 session has ended; log in again.'): BffError =>
+  new BffError(ErrorCode.SESSION_ENDED, description);

@@ -1,0 +1,165 @@
+import { randomUUID } from 'node:crypto';
+import type { BffConfig } from '../config/validate.js';
+import { BffError, ErrorCode } from '../errors.js';
+import type { BffEventEmitter } from '../events/events.js';
+import { classifyTokenFailure } from '../idp/failures.js';
+import type { IdpClient, TokenAnswer } from '../idp/idp-client.js';
+import type { AccessTokenEntry, StoredSessionRecord, TokenUpdate } from '../session/record.js';
+import { sessionEnded, sessionRef, type LoadedSession, type Sessions } from '../session/sessions.js';
+import { backoffDelay, sleep } from './backoff.js';
+
+/** Which access token: the API's audience, and the scope to ask for when it must be exchanged. */
+export interface TokenTarget {
+  readonly audience: string;
+  readonly scope?: string | undefined;
+}
+
+export interface AccessTokenOptions {
+  /** Exchange even though the token looks fresh (the upstream rejected it). */
+  readonly force?: boolean;
+  /** With force: the token the upstream rejected; a different fresh token stored meanwhile is taken instead. */
+  readonly rejected?: string;
+}
+
+const POLL_MS = 25;
+
+/**
+ * Keeps a fresh access token per session and audience, exchanging the ORT when the token is expiring.
+ * One exchange per expiry per session: requests of one process share a promise, and processes sharing Redis
+ * share a lock (with an owner and an expiry); whoever does not hold it waits for the stored result.
+ */
+export class TokenManager {
+  private readonly inflight = new Map<string, Promise<AccessTokenEntry>>();
+  private readonly lockTtlMs: number;
+
+  constructor(
+    private readonly config: BffConfig,
+    private readonly idp: IdpClient,
+    private readonly sessions: Sessions,
+    private readonly events: BffEventEmitter,
+  ) {
+    this.lockTtlMs = config.tokens.exchangeDeadlineMs + config.tokens.attemptTimeoutMs + 1_000;
+  }
+
+  /** A fresh access token for a loaded session: the stored one when it is not expiring, else one exchange. */
+  accessToken(session: LoadedSession, target: TokenTarget, options: AccessTokenOptions = {}): AccessTokenEntry | Promise<AccessTokenEntry> {
+    const current = session.view.accessToken;
+    if (!options.force && current !== undefined && this.config.clock() < current.refreshAt) return current;
+    const key = `${session.id} ${target.audience}`;
+    let pending = this.inflight.get(key);
+    if (!pending) {
+      pending = this.exchangeOnce(session, target, options).finally(() => this.inflight.delete(key));
+      this.inflight.set(key, pending);
+    }
+    return pending;
+  }
+
+  private isUsable(entry: AccessTokenEntry | undefined, options: AccessTokenOptions): entry is AccessTokenEntry {
+    if (entry === undefined || this.config.clock() >= entry.refreshAt) return false;
+    return !options.force || (options.rejected !== undefined && entry.token !== options.rejected);
+  }
+
+  private async exchangeOnce(session: LoadedSession, target: TokenTarget, options: AccessTokenOptions): Promise<AccessTokenEntry> {
+    const { backend } = this.sessions;
+    const deadline = performance.now() + this.config.tokens.exchangeDeadlineMs;
+    const owner = randomUUID();
+    while (performance.now() < deadline) {
+      if (await backend.acquireLock(session.id, owner, this.lockTtlMs)) {
+        try {
+          const record = await backend.readRecord(session.id);
+          if (!record) throw sessionEnded('The session ended while its token was being renewed.');
+          // Another process may have stored a fresh token between our read and our lock.
+          const stored = record.accessTokens[target.audience];
+          if (this.isUsable(stored, options)) return stored;
+          return await this.exchange(session.id, record, target, deadline);
+        } finally {
+          await backend.releaseLock(session.id, owner).catch(() => {});
+        }
+      }
+      // Someone else is exchanging: take their result once it is stored.
+      while (performance.now() < deadline) {
+        await sleep(POLL_MS);
+        const view = await backend.readView(session.id, target.audience);
+        if (!view) throw sessionEnded('The session ended while its token was being renewed.');
+        if (this.isUsable(view.accessToken, options)) return view.accessToken;
+        if (await backend.acquireLock(session.id, owner, this.lockTtlMs)) {
+          // The holder gave up without a token (a transient failure): our turn.
+          await backend.releaseLock(session.id, owner);
+          break;
+        }
+      }
+    }
+    throw unavailable(1);
+  }
+
+  private async exchange(id: string, record: StoredSessionRecord, target: TokenTarget, deadline: number): Promise<AccessTokenEntry> {
+    const ref = sessionRef(id);
+    const who = { sub: record.sub, sid: record.sid, sessionRef: ref, audience: target.audience };
+    if (record.refreshToken === undefined) {
+      // Login granted no ORT (the API does not "Allow Online Access"): nothing can renew the session.
+      this.config.logger.warn('The session has no refresh token; is "Allow Online Access" on for the API?', { session: ref });
+      await this.sessions.endAll({ id, sub: record.sub, sid: record.sid }, 'session_ended');
+      throw sessionEnded();
+    }
+    const parameters: Record<string, string> = {};
+    // Auth0 Multi-Resource Refresh Tokens: one ORT, an access token per API, chosen by `audience`.
+    if (target.audience !== this.config.audience) parameters.audience = target.audience;
+    if (target.scope !== undefined) parameters.scope = target.scope;
+
+    for (let attempt = 0; ; attempt++) {
+      const remaining = deadline - performance.now();
+      if (remaining <= 0) throw unavailable(1);
+      const started = performance.now();
+      let answer: TokenAnswer;
+      try {
+        answer = await this.idp.refresh(record.refreshToken, parameters, AbortSignal.timeout(Math.min(this.config.tokens.attemptTimeoutMs, remaining)));
+      } catch (error) {
+        const failure = classifyTokenFailure(error);
+        this.events.emit('refresh_failed', { ...who, kind: failure.kind, error: failure.error, ...(failure.status === undefined ? {} : { status: failure.status }) });
+        if (failure.kind === 'terminal') {
+          await this.sessions.endAll({ id, sub: record.sub, sid: record.sid }, 'session_ended');
+          throw sessionEnded();
+        }
+        if (failure.kind === 'configuration') {
+          this.config.logger.error('Auth0 refused the token exchange: check the client credentials, audience and scopes', { error: failure.error, status: failure.status, audience: target.audience });
+          throw new BffError(ErrorCode.CONFIGURATION_ERROR, 'The BFF could not renew the access token because of its configuration.');
+        }
+        const wait = failure.retryAfter !== undefined ? failure.retryAfter * 1000 : backoffDelay(attempt);
+        if (performance.now() + wait >= deadline) throw unavailable(Math.max(1, Math.ceil(wait / 1000)));
+        await sleep(wait);
+        continue;
+      }
+      return this.store(id, record, target, answer, Math.round(performance.now() - started));
+    }
+  }
+
+  private async store(id: string, record: StoredSessionRecord, target: TokenTarget, answer: TokenAnswer, durationMs: number): Promise<AccessTokenEntry> {
+    const now = this.config.clock();
+    const lifetime = answer.expiresIn > 0 ? answer.expiresIn : 60;
+    const margin = Math.max(0, Math.min(lifetime, this.config.tokens.refreshMargin(lifetime)));
+    const accessToken: AccessTokenEntry = {
+      token: answer.accessToken,
+      expiresAt: now + lifetime * 1000,
+      refreshAt: now + (lifetime - margin) * 1000,
+      scope: answer.scope,
+    };
+    const update: TokenUpdate = {
+      audience: target.audience,
+      accessToken,
+      // Auth0 keeps the ORT (no refresh_token in the answer); an IdP that rotates gets its new token stored atomically.
+      ...(answer.refreshToken !== undefined && answer.refreshToken !== record.refreshToken
+        ? { refreshToken: { previousStored: record.storedRefreshToken, next: answer.refreshToken } }
+        : {}),
+      ...(answer.idToken !== undefined ? { idToken: answer.idToken } : {}),
+      ...(answer.claims !== undefined ? { claims: answer.claims } : {}),
+      // As Auth0 resets its own idle timer on an exchange; never past the absolute lifetime.
+      idleExpiresAt: Math.min(record.absoluteExpiresAt, now + this.config.session.idleTimeoutMs),
+    };
+    if (!(await this.sessions.backend.storeTokens(id, update))) throw sessionEnded('The session ended while its token was being renewed.');
+    this.events.emit('refresh', { sub: record.sub, sid: record.sid, sessionRef: sessionRef(id), audience: target.audience, expiresIn: lifetime, durationMs });
+    return accessToken;
+  }
+}
+
+const unavailable = (retryAfter: number): BffError =>
+  new BffError(ErrorCode.TOKEN_SERVICE_UNAVAILABLE, 'Auth0 is not answering token requests right now; try again shortly.', { retryAfter });

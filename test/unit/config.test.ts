@@ -1,0 +1,93 @@
+import { describe, expect, it } from 'vitest';
+import { validateOptions } from '../../src/config/validate.js';
+import { BffConfigError } from '../../src/errors.js';
+import type { BffOptions } from '../../src/config/options.js';
+
+const SECRET = 'a-session-secret-of-at-least-32-characters';
+const base: BffOptions = {
+  issuer: 'https://tenant.us.auth0.com/',
+  clientId: 'client',
+  clientSecret: 'secret',
+  audience: 'https://api.example.com',
+  baseURL: 'https://app.example.com',
+  session: { secrets: [SECRET] },
+};
+
+function errorOf(options: Partial<BffOptions> & Record<string, unknown>): BffConfigError {
+  try {
+    validateOptions({ ...base, ...options } as BffOptions);
+  } catch (error) {
+    expect(error).toBeInstanceOf(BffConfigError);
+    return error as BffConfigError;
+  }
+  throw new Error('expected the options to be refused');
+}
+
+describe('configuration', () => {
+  it('accepts a complete configuration and applies the defaults', () => {
+    const config = validateOptions(base);
+    expect(config.scope).toBe('openid online_access profile email');
+    expect(config.session.cookieName).toBe('__Host-bff');
+    expect(config.session.secure).toBe(true);
+    expect(config.routes).toMatchObject({ login: '/auth/login', callback: '/auth/callback', user: '/auth/user', logout: '/auth/logout', backchannelLogout: '/auth/backchannel-logout', healthz: '/healthz' });
+    expect(config.csrf).toEqual({ header: 'x-csrf', value: '1' });
+    expect(config.tokens.refreshMargin(3600)).toBe(60);
+    expect(config.tokens.refreshMargin(10)).toBe(1);
+    expect(Object.isFrozen(config) && Object.isFrozen(config.session)).toBe(true);
+  });
+
+  it('turns a domain into an https issuer', () => {
+    const { domain: _d, issuer: _i, ...rest } = { ...base, domain: undefined };
+    expect(validateOptions({ ...rest, domain: 'tenant.eu.auth0.com' }).issuer.href).toBe('https://tenant.eu.auth0.com/');
+  });
+
+  it('uses a plain cookie name without the __Host- prefix on http', () => {
+    const config = validateOptions({ ...base, baseURL: 'http://localhost:3000', issuer: 'http://127.0.0.1:4000/' });
+    expect(config.session.cookieName).toBe('bff');
+    expect(config.session.secure).toBe(false);
+  });
+
+  it.each([
+    [{ issuer: undefined }, 'issuer'],
+    [{ issuer: 'http://tenant.auth0.com/' }, 'issuer'],
+    [{ issuer: 'not a url' }, 'issuer'],
+    [{ domain: 'tenant.auth0.com' }, 'issuer'],
+    [{ clientId: '' }, 'clientId'],
+    [{ clientSecret: undefined }, 'clientSecret'],
+    [{ clientAuthMethod: 'magic' }, 'clientAuthMethod'],
+    [{ clientAuthMethod: 'private_key_jwt' }, 'clientAssertionKey'],
+    [{ baseURL: 'https://app.example.com/app' }, 'baseURL'],
+    [{ baseURL: 'http://app.example.com' }, 'baseURL'],
+    [{ scope: 'openid offline_access' }, 'scope'],
+    [{ session: {} }, 'session.secrets'],
+    [{ session: { secrets: ['short'] } }, 'session.secrets'],
+    [{ session: { secrets: [SECRET], idleTimeout: -1 } }, 'session.idleTimeout'],
+    [{ session: { secrets: [SECRET], absoluteTimeout: 0 } }, 'session.absoluteTimeout'],
+    [{ session: { secrets: [SECRET], cookie: { sameSite: 'none' } } }, 'session.cookie.sameSite'],
+    [{ session: { secrets: [SECRET], cookieName: 'bad name' } }, 'session.cookieName'],
+    [{ session: { secrets: [SECRET], cookie: { domain: 'example.com' } } }, 'session.cookieName'],
+    [{ session: { secrets: [SECRET], encryptionKeys: ['too-short'] } }, 'session.encryptionKeys[0]'],
+    [{ routes: { login: 'auth/login' } }, 'routes.login'],
+    [{ routes: { signin: '/x' } }, 'routes.signin'],
+    [{ apis: [{ mount: '/', upstream: 'http://127.0.0.1:1' }] }, 'apis[0].mount'],
+    [{ apis: [{ mount: '/api', upstream: 'ftp://x' }] }, 'apis[0].upstream'],
+    [{ audience: undefined, apis: [{ mount: '/api', upstream: 'http://127.0.0.1:1' }] }, 'apis[0].audience'],
+    [{ apis: [{ mount: '/api', upstream: 'http://127.0.0.1:1' }, { mount: '/api', upstream: 'http://127.0.0.1:2' }] }, 'apis[1].mount'],
+    [{ csrf: { header: 'bad header' } }, 'csrf.header'],
+    [{ allowedReturnTo: ['//evil'] }, 'allowedReturnTo[0]'],
+    [{ redis: {} }, 'redis'],
+    [{ tokens: { exchangeDeadline: 0 } }, 'tokens.exchangeDeadline'],
+    [{ logger: {} }, 'logger'],
+  ])('refuses %j, naming %s', (options, option) => {
+    const error = errorOf(options as Record<string, unknown>);
+    expect(error.option).toBe(option);
+    expect(error.message.startsWith(option)).toBe(true);
+    expect(error.message.length).toBeGreaterThan(option.length + 10);
+  });
+
+  it('never freezes the objects the app passed in', () => {
+    const logger = { warn() {}, error() {} };
+    validateOptions({ ...base, logger });
+    expect(Object.isFrozen(logger)).toBe(false);
+  });
+});

@@ -1,0 +1,34 @@
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { createFieldCipher, parseEncryptionKeys } from '../../src/session/encryption.js';
+
+describe('token encryption at rest', () => {
+  const [k1, k2] = [randomBytes(32).toString('hex'), randomBytes(32).toString('base64')];
+
+  it('hides the value and gives it back', () => {
+    const cipher = createFieldCipher(parseEncryptionKeys([k1], 'keys'));
+    const sealed = cipher.encrypt('ORT-secret-value');
+    expect(sealed).not.toContain('ORT-secret-value');
+    expect(cipher.encrypt('ORT-secret-value')).not.toBe(sealed);
+    expect(cipher.decrypt(sealed)).toBe('ORT-secret-value');
+  });
+
+  it('still decrypts with an older key after rotation, and encrypts with the newest', () => {
+    const before = createFieldCipher(parseEncryptionKeys([k1], 'keys'));
+    const after = createFieldCipher(parseEncryptionKeys([k2, k1], 'keys'));
+    const old = before.encrypt('token');
+    expect(after.decrypt(old)).toBe('token');
+    expect(() => before.decrypt(after.encrypt('token'))).toThrow(/no longer configured/);
+  });
+
+  it('refuses a tampered ciphertext', () => {
+    const cipher = createFieldCipher(parseEncryptionKeys([k1], 'keys'));
+    const sealed = cipher.encrypt('token');
+    const tampered = sealed.slice(0, -3) + (sealed.endsWith('A') ? 'BBB' : 'AAA');
+    expect(() => cipher.decrypt(tampered)).toThrow();
+  });
+
+  it('reads values stored before encryption was turned on', () => {
+    expect(createFieldCipher(parseEncryptionKeys([k1], 'keys')).decrypt('eyJhbGciOi.plain.jwt')).toBe('eyJhbGciOi.plain.jwt');
+  });
+});

@@ -1,0 +1,31 @@
+import { createHmac } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { cookieValue, readSignedSessionId } from '../../src/session/session-cookie.js';
+
+const sign = (id: string, secret: string) => `s:${id}.${createHmac('sha256', secret).update(id).digest('base64').replace(/=+$/, '')}`;
+const OLD = 'old-secret-old-secret-old-secret-0000';
+const NEW = 'new-secret-new-secret-new-secret-1111';
+
+describe('the session cookie read on the API fast path', () => {
+  it('reads an id signed the way express-session signs it, with any configured secret', () => {
+    const header = `other=1; bff=${encodeURIComponent(sign('abc123', OLD))}; last=2`;
+    expect(readSignedSessionId(header, 'bff', [NEW, OLD])).toBe('abc123');
+  });
+
+  it('refuses a tampered id, a wrong secret, an unsigned value and a missing cookie', () => {
+    const good = sign('abc123', NEW);
+    expect(readSignedSessionId(`bff=${encodeURIComponent(good.replace('abc123', 'abc124'))}`, 'bff', [NEW])).toBeUndefined();
+    expect(readSignedSessionId(`bff=${encodeURIComponent(good)}`, 'bff', [OLD])).toBeUndefined();
+    expect(readSignedSessionId('bff=abc123', 'bff', [NEW])).toBeUndefined();
+    expect(readSignedSessionId('xbff=1', 'bff', [NEW])).toBeUndefined();
+    expect(readSignedSessionId('bff=%E0%A4%A', 'bff', [NEW])).toBeUndefined();
+    expect(readSignedSessionId(undefined, 'bff', [NEW])).toBeUndefined();
+  });
+
+  it('matches cookie names exactly', () => {
+    expect(cookieValue('abff=1; bff=2', 'bff')).toBe('2');
+    expect(cookieValue('bff.tx=1; bff=2', 'bff')).toBe('2');
+    expect(cookieValue('bff.tx=1', 'bff')).toBeUndefined();
+    expect(cookieValue(' bff = 3 ', 'bff')).toBe('3');
+  });
+});
