@@ -1,0 +1,233 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import { createClient } from 'redis';
+import { createBff, type Bff, type BffOptions, type RedisClient } from '../../src/index.js';
+import type { BffEvents } from '../../src/events/events.js';
+import { CookieJar, scriptedLogin, startLocalAuth0, type LocalAuth0, type LocalAuth0Options } from '../../src/local-auth0/index.js';
+
+export const USER = { username: 'alice', password: 'alice-password', sub: 'auth0|alice', email: 'alice@example.com', name: 'Alice Example' };
+export const AUDIENCE = 'https://api.example.test';
+export const CLIENT_ID = 'bff-client';
+export const CLIENT_SECRET = 'bff-client-secret-for-tests-only';
+export const SESSION_SECRET = 'test-session-secret-test-session-secret';
+
+/** A clock the tests move forward instead of sleeping. */
+export class TestClock {
+  private offset = 0;
+  readonly now = (): number => Date.now() + this.offset;
+  advance(ms: number): void {
+    this.offset += ms;
+  }
+}
+
+export interface RecordedRequest {
+  method: string;
+  url: string;
+  headers: IncomingMessage['headers'];
+  body: string;
+}
+
+/** The example upstream API: records what it receives; a test may replace how it answers. */
+export interface Upstream {
+  url: string;
+  requests: RecordedRequest[];
+  handler: ((req: IncomingMessage, res: ServerResponse, body: string) => void) | undefined;
+  close(): Promise<void>;
+}
+
+export async function startUpstream(): Promise<Upstream> {
+  const upstream: Upstream = { url: '', requests: [], handler: undefined, close: async () => {} };
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString();
+      upstream.requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body });
+      if (upstream.handler) return upstream.handler(req, res, body);
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ ok: true, method: req.method, url: req.url, body }));
+    });
+  });
+  await listen(server);
+  upstream.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  upstream.close = () => closeServer(server);
+  return upstream;
+}
+
+export interface HarnessOptions {
+  redis?: boolean;
+  instances?: number;
+  bff?: Partial<BffOptions>;
+  auth0?: Partial<LocalAuth0Options>;
+}
+
+export interface Harness {
+  auth0: LocalAuth0;
+  upstream: Upstream;
+  clock: TestClock;
+  /** One URL per BFF instance (all share Redis when `redis` is on). */
+  urls: string[];
+  bffs: Bff[];
+  redis: RedisClient | undefined;
+  prefix: string;
+  events: Array<{ name: keyof BffEvents; payload: unknown }>;
+  logs: string[];
+  browser(instance?: number): Browser;
+  redisKeys(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+/** Starts the emulator, an upstream and one or more BFF instances on loopback, with their own Redis prefix. */
+export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
+  const count = options.instances ?? 1;
+  const servers = await Promise.all(Array.from({ length: count }, async () => {
+    const server = createServer();
+    await listen(server);
+    return server;
+  }));
+  const urls = servers.map((s) => `http://127.0.0.1:${(s.address() as AddressInfo).port}`);
+  const clock = new TestClock();
+  const upstream = await startUpstream();
+  const auth0 = await startLocalAuth0({
+    clients: [{
+      clientId: CLIENT_ID,
+      clientSecret: CLIENT_SECRET,
+      redirectUris: urls.map((u) => `${u}/auth/callback`),
+      postLogoutRedirectUris: urls.map((u) => `${u}/`),
+      backchannelLogoutUri: `${urls[0]}/auth/backchannel-logout`,
+    }],
+    users: [{ sub: USER.sub, username: USER.username, password: USER.password, email: USER.email, name: USER.name }],
+    apis: [{ audience: AUDIENCE }, { audience: 'https://other-api.example.test' }],
+    ...options.auth0,
+  });
+  let redis: RedisClient | undefined;
+  if (options.redis) {
+    const client = createClient({ url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', socket: { connectTimeout: 2_000 } });
+    client.on('error', () => {});
+    await client.connect();
+    redis = client as unknown as RedisClient;
+  }
+  const prefix = `bfftest:${randomUUID()}:`;
+  const events: Harness['events'] = [];
+  const logs: string[] = [];
+  const logger = {
+    warn: (m: string, d?: object) => logs.push(`warn ${m} ${d ? JSON.stringify(d) : ''}`),
+    error: (m: string, d?: object) => logs.push(`error ${m} ${d ? JSON.stringify(d) : ''}`),
+  };
+
+  const bffs = servers.map((server, i) => {
+    const bff = createBff({
+      issuer: auth0.issuer,
+      clientId: CLIENT_ID,
+      clientSecret: CLIENT_SECRET,
+      audience: AUDIENCE,
+      // Every instance serves one public URL in production; here each has its own so the tests can reach it.
+      baseURL: urls[i] as string,
+      session: { secrets: [SESSION_SECRET] },
+      apis: [{ mount: '/api', upstream: upstream.url }],
+      redis,
+      redisPrefix: prefix,
+      clock: clock.now,
+      logger,
+      tokens: { exchangeDeadline: 1_500, attemptTimeout: 500 },
+      ...options.bff,
+    });
+    for (const name of ['login', 'refresh', 'refresh_failed', 'logout', 'revocation_failed', 'backchannel_logout_rejected'] as const) {
+      bff.events.on(name, (payload: unknown) => events.push({ name, payload }));
+    }
+    const app = express();
+    app.use(bff);
+    app.get('/', (_req, res) => void res.send('home'));
+    server.on('request', app);
+    return bff;
+  });
+  await Promise.all(bffs.map((b) => b.ready()));
+
+  return {
+    auth0, upstream, clock, urls, bffs, redis, prefix, events, logs,
+    browser: (instance = 0) => new Browser(urls, instance),
+    redisKeys: async () => {
+      if (!redis) return [];
+      const keys: string[] = [];
+      for await (const batch of (redis as unknown as { scanIterator(o: object): AsyncIterable<string[]> }).scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) keys.push(...batch);
+      return keys;
+    },
+    close: async () => {
+      await Promise.all(bffs.map((b) => b.close()));
+      await Promise.all(servers.map((s) => closeServer(s)));
+      await upstream.close();
+      await auth0.stop();
+      if (redis) {
+        const r = redis as unknown as { scanIterator(o: object): AsyncIterable<string[]>; del(k: string[]): Promise<number>; close(): Promise<void> };
+        for await (const batch of r.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) if (batch.length) await r.del(batch);
+        await r.close();
+      }
+    },
+  };
+}
+
+/** A scripted browser: a cookie jar and fetch, never following redirects by itself. */
+export class Browser {
+  readonly jar = new CookieJar();
+  constructor(private readonly urls: string[], private instance: number) {}
+
+  get url(): string {
+    return this.urls[this.instance] as string;
+  }
+  /** Talk to another instance from now on, with the same cookies (replicas behind one URL). */
+  use(instance: number): this {
+    this.instance = instance;
+    return this;
+  }
+
+  async request(path: string, init: RequestInit = {}): Promise<Response> {
+    const url = path.startsWith('http') ? path : `${this.url}${path}`;
+    const cookie = this.jar.header(url);
+    const headers = new Headers(init.headers);
+    if (cookie) headers.set('cookie', cookie);
+    const res = await fetch(url, { ...init, headers, redirect: 'manual' });
+    this.jar.setFrom(url, res);
+    return res;
+  }
+
+  /** An API call the way the SPA makes it. */
+  api(path: string, init: RequestInit = {}): Promise<Response> {
+    const headers = new Headers(init.headers);
+    if (!headers.has('x-csrf')) headers.set('x-csrf', '1');
+    return this.request(path, { ...init, headers });
+  }
+
+  /** Logs in through the emulator's form; returns the callback answer (a 302 on success). */
+  async login(returnTo?: string, user = USER): Promise<Response> {
+    const start = await this.request(`/auth/login${returnTo === undefined ? '' : `?returnTo=${encodeURIComponent(returnTo)}`}`);
+    if (start.status !== 302) throw new Error(`login did not redirect: ${start.status} ${await start.text()}`);
+    const { callbackUrl } = await scriptedLogin(start.headers.get('location') as string, user, { jar: this.jar, stopAt: `${this.url}/auth/callback` });
+    return this.request(callbackUrl);
+  }
+
+  async user(): Promise<{ status: number; body: any }> {
+    const res = await this.request('/auth/user');
+    return { status: res.status, body: await res.json() };
+  }
+}
+
+export function listen(server: Server): Promise<void> {
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+}
+
+export function closeServer(server: Server): Promise<void> {
+  server.closeAllConnections();
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+/** Waits for a condition, polling; fails with the message when it does not hold within the time. */
+export async function waitFor(condition: () => boolean | Promise<boolean>, message: string, timeoutMs = 5_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (await condition()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`timed out waiting: ${message}`);
+}
