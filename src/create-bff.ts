@@ -90,9 +90,16 @@ export function createBff(options: BffOptions): Bff {
         },
       });
 
-  // API calls come first and skip express-session entirely: one cookie check and one store read.
+  // API calls come first and skip express-session entirely: one cookie check and one store read. The mount is
+  // matched by prefix rather than by Express's path matching, which never routes dot segments (they must get a
+  // JSON 400 from the proxy, not fall through to the app).
   const proxies = config.apis.map((api) => new ApiProxy(api, config, sessions, tokens));
-  for (const proxy of proxies) router.use(proxy.mountPath, proxy.handle);
+  if (proxies.length > 0) {
+    router.use(function apiProxy(req, res, next) {
+      for (const proxy of proxies) if (proxy.matches(req.url)) return void proxy.handle(req, res);
+      next();
+    });
+  }
 
   const { routes } = config;
   if (routes.healthz) router.get(routes.healthz, healthzRoute(ctx));

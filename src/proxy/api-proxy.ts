@@ -41,8 +41,12 @@ export class ApiProxy {
     this.forwarded = { proto: config.baseURL.protocol.slice(0, -1), host: config.baseURL.host, prefix: api.mount };
   }
 
-  get mountPath(): string {
-    return this.api.mount;
+  /** Whether a request URL (relative to where the BFF is mounted) belongs to this API: `<mount>`, `<mount>/...`, `<mount>?...`. */
+  matches(url: string): boolean {
+    const { mount } = this.api;
+    if (!url.startsWith(mount)) return false;
+    const next = url.charCodeAt(mount.length);
+    return Number.isNaN(next) || next === 47 /* / */ || next === 63 /* ? */;
   }
 
   readonly handle = async (req: Request, res: Response): Promise<void> => {
@@ -50,7 +54,7 @@ export class ApiProxy {
       if (req.headers[this.config.csrf.header] !== this.config.csrf.value) {
         throw new BffError(ErrorCode.CSRF_REQUIRED, `API calls must carry the header ${this.config.csrf.header}: ${this.config.csrf.value}.`);
       }
-      const path = targetPath(this.basePath, req.url);
+      const path = targetPath(this.basePath, req.url.slice(this.api.mount.length) || '/');
       if (path === undefined || req.method === 'CONNECT' || req.method === 'TRACE') {
         throw new BffError(ErrorCode.INVALID_REQUEST, 'The API path is not allowed.');
       }

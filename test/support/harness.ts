@@ -60,6 +60,8 @@ export interface HarnessOptions {
   redis?: boolean;
   instances?: number;
   bff?: Partial<BffOptions>;
+  /** The proxied APIs, given the upstream's URL. Default: /api -> the upstream. */
+  apis?: (upstreamUrl: string) => BffOptions['apis'];
   auth0?: Partial<LocalAuth0Options>;
 }
 
@@ -126,7 +128,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       // Every instance serves one public URL in production; here each has its own so the tests can reach it.
       baseURL: urls[i] as string,
       session: { secrets: [SESSION_SECRET] },
-      apis: [{ mount: '/api', upstream: upstream.url }],
+      apis: options.apis ? options.apis(upstream.url) : [{ mount: '/api', upstream: upstream.url }],
       redis,
       redisPrefix: prefix,
       clock: clock.now,

@@ -1,0 +1,172 @@
+/**
+ * Where oidc-provider and Auth0 disagree, this file adapts oidc-provider (reference:
+ * shared/reference/auth0-ort-protocol.md, "What oidc-provider does differently from Auth0"):
+ * - one `sid` per Auth0 session, the same for every application (oidc-provider makes one per client);
+ * - ORT values start with `ORT`;
+ * - a refresh answers without `refresh_token` unless it rotated; an ORT exchange restarts the session's idle timer;
+ * - an unusable grant is 403 `invalid_grant` (oidc-provider: 400), bad client credentials 401 `access_denied`;
+ * - revoking an ORT ends the whole session, with back-channel logout;
+ * - SSO at /authorize restarts the idle timer;
+ * plus the admin handle's counters and token-endpoint failure modes.
+ */
+import type Provider from 'oidc-provider';
+import type { KoaContextWithOIDC } from 'oidc-provider';
+
+import type { Counters, IssuedToken, TokenEndpointFaults } from './admin-state.js';
+import { readForm, sendJson, type Middleware } from './koa-helpers.js';
+import { AUTH0_ROUTES, isOnlineRefreshToken } from './provider-config.js';
+import type { SessionRegistry } from './sessions.js';
+
+const INVALID_REFRESH_TOKEN = 'Unknown or invalid refresh token.';
+
+interface Services {
+  registry: SessionRegistry;
+  counters: Counters;
+  faults: TokenEndpointFaults;
+}
+
+/** The OIDC context that oidc-provider's router attached to the Koa context, if a route ran. */
+function oidcOf(ctx: object): KoaContextWithOIDC['oidc'] | undefined {
+  return (ctx as Partial<KoaContextWithOIDC>).oidc;
+}
+
+/**
+ * Changes three oidc-provider models in place (they are per-provider classes, so no other provider is
+ * affected): every ID token carries `sid` (oidc-provider only adds it for clients that require it for
+ * back-channel logout; Auth0 always does), the session's sid for every client is the session uid, and ORT
+ * values get Auth0's `ORT` prefix.
+ */
+export function patchModels(provider: Provider): void {
+  (provider.Client.prototype as unknown as { includeSid(): boolean }).includeSid = () => true;
+
+  const session = provider.Session.prototype as unknown as {
+    uid: string;
+    ensureClientContainer(clientId: string): void;
+    sidFor(clientId: string, value?: string): string | undefined;
+  };
+  session.ensureClientContainer = function ensureClientContainer(this: typeof session, clientId: string) {
+    if (!this.sidFor(clientId)) this.sidFor(clientId, this.uid);
+  };
+
+  const refreshToken = provider.RefreshToken.prototype as unknown as {
+    scope?: string;
+    generateTokenId(this: unknown): string;
+  };
+  const generateTokenId = refreshToken.generateTokenId;
+  refreshToken.generateTokenId = function prefixedTokenId(this: typeof refreshToken) {
+    const id = generateTokenId.call(this);
+    return isOnlineRefreshToken(this) ? `ORT${id}` : id;
+  };
+}
+
+/** Auth0's error body for a refresh token or authorization code that cannot be used. */
+function invalidGrantDescription(grantType: string, original: string | undefined): string {
+  if (grantType === 'refresh_token') return INVALID_REFRESH_TOKEN;
+  if (grantType === 'authorization_code') {
+    return original?.includes('PKCE') ? 'Failed to verify code verifier' : 'Invalid authorization code';
+  }
+  return original ?? 'invalid grant';
+}
+
+/** `/oauth/token`: failure modes, counters, and the Auth0 shape of answers. */
+export function tokenEndpoint({ registry, counters, faults }: Services): Middleware {
+  return async function auth0TokenEndpoint(ctx, next) {
+    if (ctx.path !== AUTH0_ROUTES.token || ctx.method !== 'POST') return next();
+
+    const failure = faults.take();
+    if (failure && 'delayMs' in failure) {
+      await new Promise((resolve) => setTimeout(resolve, failure.delayMs));
+    } else if (failure) {
+      const grantType = (await readForm(ctx)).get('grant_type') ?? 'unknown';
+      counters.tokenRequest(grantType, 'error');
+      if (failure.status === 429) {
+        const retryAfter = 'retryAfter' in failure ? failure.retryAfter : 1;
+        sendJson(ctx, 429, { error: 'too_many_requests', error_description: 'Global limit has been reached' }, {
+          'retry-after': String(retryAfter),
+          'x-ratelimit-limit': '100',
+          'x-ratelimit-remaining': '0',
+          'x-ratelimit-reset': String(Math.floor(Date.now() / 1000) + retryAfter),
+        });
+      } else if ('body' in failure && failure.body) {
+        sendJson(ctx, failure.status, failure.body);
+      } else {
+        sendJson(ctx, failure.status, { error: 'temporarily_unavailable', error_description: 'Service Unavailable' });
+      }
+      return;
+    }
+
+    await next();
+
+    const oidc = oidcOf(ctx);
+    const grantType = String(oidc?.params?.grant_type ?? (oidc?.body as { grant_type?: unknown } | undefined)?.grant_type ?? 'unknown');
+    counters.tokenRequest(grantType, ctx.status === 200 ? 'ok' : 'error');
+    const body = ctx.body as Record<string, unknown> | undefined;
+
+    if (ctx.status === 200 && grantType === 'refresh_token' && body) {
+      // Auth0 sends a refresh_token only when it rotated it: never for an ORT, nor for a classic refresh
+      // token of an application without rotation. The client keeps the one it has.
+      if (body.refresh_token === oidc?.params?.refresh_token) delete body.refresh_token;
+      const token = oidc?.entities.RefreshToken;
+      if (isOnlineRefreshToken(token) && token?.sessionUid) registry.touch(token.sessionUid);
+    } else if (ctx.status === 400 && body?.error === 'invalid_grant') {
+      sendJson(ctx, 403, { error: 'invalid_grant', error_description: invalidGrantDescription(grantType, body.error_description as string | undefined) });
+    } else if (ctx.status === 401 && body?.error === 'invalid_client') {
+      ctx.remove('www-authenticate');
+      sendJson(ctx, 401, { error: 'access_denied', error_description: 'Unauthorized' });
+    }
+  };
+}
+
+/** `/oauth/revoke`: revoking an ORT ends its Auth0 session (all its ORTs, SSO) with back-channel logout. */
+export function revocationEndpoint({ registry, counters }: Services): Middleware {
+  return async function auth0Revocation(ctx, next) {
+    if (ctx.path !== AUTH0_ROUTES.revocation || ctx.method !== 'POST') return next();
+    await next();
+    if (ctx.status !== 200) return;
+    counters.revocations += 1;
+    const token = oidcOf(ctx)?.entities.RefreshToken;
+    if (isOnlineRefreshToken(token) && token?.sessionUid) {
+      await registry.end(token.sessionUid, { backchannel: true });
+    }
+  };
+}
+
+/** `/authorize`: a request answered from an existing session (SSO, or right after login) is session activity. */
+export function authorizationActivity({ registry }: Services): Middleware {
+  return async function auth0SessionActivity(ctx, next) {
+    await next();
+    const oidc = oidcOf(ctx);
+    if (oidc?.route !== 'authorization' && oidc?.route !== 'resume') return;
+    const session = oidc.session;
+    if (session?.accountId && ctx.status < 400 && ctx.response.get('location').includes('code=')) {
+      registry.touch(session.uid);
+    }
+  };
+}
+
+/** Records every access token issued (JWT access tokens are not stored, so this is the only place to see them). */
+export function recordAccessTokens(provider: Provider, issued: IssuedToken[]): void {
+  const record = (token: {
+    clientId?: string;
+    accountId?: string;
+    sid?: string;
+    aud?: string | string[];
+    exp?: number;
+    iat?: number;
+    expiration?: number;
+  }) => {
+    const now = Math.floor(Date.now() / 1000);
+    // A long-running demo issues tokens forever: forget the expired ones now and then.
+    if (issued.length >= 1000) issued.splice(0, issued.length, ...issued.filter((t) => t.expiresAt > now));
+    issued.push({
+      kind: 'access_token',
+      clientId: token.clientId ?? '',
+      sub: token.accountId ?? '',
+      ...(token.sid ? { sid: token.sid } : {}),
+      ...(typeof token.aud === 'string' ? { audience: token.aud } : {}),
+      expiresAt: token.exp ?? (token.iat ?? now) + (token.expiration ?? 0),
+    });
+  };
+  provider.on('access_token.issued', record);
+  provider.on('access_token.saved', record);
+}

@@ -1,0 +1,69 @@
+/**
+ * Back-channel logout delivery (OpenID Connect Back-Channel Logout 1.0), shaped like Auth0's: the logout token
+ * has header `typ: "JWT"` (oidc-provider would use `logout+jwt`), `exp = iat + 120`, and is POSTed as
+ * `logout_token=<JWT>` with a 5 s timeout. Loopback and plain-http targets are allowed, unlike Auth0, so that
+ * a BFF under test on 127.0.0.1 receives them. Deliveries are awaited and recorded for the admin handle.
+ */
+import { randomUUID } from 'node:crypto';
+
+import type { SigningKey } from './signing-key.js';
+
+const EVENT = 'http://schemas.openid.net/event/backchannel-logout';
+/** Auth0 waits 5 seconds for the application's answer. */
+const DELIVERY_TIMEOUT_MS = 5_000;
+
+/** One attempted delivery, as listed by `admin.backchannelDeliveries()`. */
+export interface BackchannelDelivery {
+  clientId: string;
+  uri: string;
+  /** The HTTP status answered by the client, or `'error'` when it could not be reached in time. */
+  status: number | 'error';
+  sid: string;
+}
+
+/** Signs and sends logout tokens, and remembers what happened. */
+export class BackchannelSender {
+  readonly deliveries: BackchannelDelivery[] = [];
+  sent = 0;
+
+  constructor(
+    private readonly issuer: string,
+    private readonly key: SigningKey,
+    private readonly uris: ReadonlyMap<string, string>,
+    private readonly logger: { warn(msg: string): void },
+  ) {}
+
+  /** Sends one logout token to each of `clientIds` that registered a back-channel logout URI. */
+  async send(clientIds: Iterable<string>, sub: string, sid: string): Promise<void> {
+    const targets = [...new Set(clientIds)].flatMap((clientId) => {
+      const uri = this.uris.get(clientId);
+      return uri ? [{ clientId, uri }] : [];
+    });
+    await Promise.all(targets.map(({ clientId, uri }) => this.deliver(clientId, uri, sub, sid)));
+  }
+
+  private async deliver(clientId: string, uri: string, sub: string, sid: string): Promise<void> {
+    const iat = Math.floor(Date.now() / 1000);
+    const logoutToken = await this.key.sign(
+      { iss: this.issuer, sub, aud: clientId, iat, exp: iat + 120, jti: randomUUID(), events: { [EVENT]: {} }, sid },
+      { typ: 'JWT' },
+    );
+    let status: number | 'error';
+    try {
+      const response = await fetch(uri, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ logout_token: logoutToken }),
+        redirect: 'manual',
+        signal: AbortSignal.timeout(DELIVERY_TIMEOUT_MS),
+      });
+      await response.arrayBuffer().catch(() => undefined);
+      status = response.status;
+    } catch (error) {
+      status = 'error';
+      this.logger.warn(`local-auth0: back-channel logout to ${uri} failed: ${(error as Error).message}`);
+    }
+    this.sent += 1;
+    this.deliveries.push({ clientId, uri, status, sid });
+  }
+}

@@ -1,0 +1,240 @@
+/**
+ * Options of the local Auth0 emulator: the public types, and their validation into one frozen, normalised
+ * object that no other module of the emulator has to re-check.
+ */
+
+/** An application registered in the emulated tenant (Auth0 "Application"). */
+export interface LocalAuth0Client {
+  clientId: string;
+  /** Makes the client confidential; `client_secret_basic` and `client_secret_post` are both accepted, like Auth0. */
+  clientSecret?: string;
+  redirectUris: string[];
+  /** Auth0 "Allowed Logout URLs". */
+  postLogoutRedirectUris?: string[];
+  /** Auth0 "Back-Channel Logout URI". Unlike Auth0, plain http and loopback addresses are allowed. */
+  backchannelLogoutUri?: string;
+  /** Defaults to `client_secret_basic` with a secret, `none` without one. */
+  tokenEndpointAuthMethod?: 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt' | 'none';
+  /** Public keys of the client, for `private_key_jwt`. */
+  jwks?: { keys: object[] };
+  /** Rotation of classic (offline_access) refresh tokens. Online Refresh Tokens never rotate. Default false. */
+  refreshTokenRotation?: boolean;
+}
+
+/** A database-connection user. Any further property becomes a claim of the ID token and `/userinfo`. */
+export interface LocalAuth0User {
+  /** Default `auth0|<username>`. */
+  sub?: string;
+  username: string;
+  password: string;
+  email?: string;
+  name?: string;
+  [claim: string]: unknown;
+}
+
+/** An API (Auth0 "resource server"), identified by its `audience`. */
+export interface LocalAuth0Api {
+  /** The API identifier. Must be an absolute URI (`https://api.example.com`, `urn:my-api`). */
+  audience: string;
+  /** Auth0 "Allow Online Access" (ORTs). Default true. */
+  allowOnlineAccess?: boolean;
+  /** Auth0 "Allow Offline Access" (classic refresh tokens). Default true. */
+  allowOfflineAccess?: boolean;
+  /** Permissions (scopes) of the API besides the OpenID ones, e.g. `read:messages`. Default none. */
+  scopes?: string[];
+}
+
+/** Options of {@link startLocalAuth0}. */
+export interface LocalAuth0Options {
+  /** 0 or undefined: a random free port. */
+  port?: number;
+  /** Default `127.0.0.1`. */
+  host?: string;
+  /** Default `http://127.0.0.1:<port>/` (with the trailing slash, like Auth0's `https://TENANT/`). Its path must be `/`. */
+  issuerUrl?: string;
+  clients: LocalAuth0Client[];
+  users: LocalAuth0User[];
+  /** Known audiences. An `/authorize` request for any other audience fails like Auth0 ("Service not found"). */
+  apis?: LocalAuth0Api[];
+  /** Access token lifetime, seconds. Default 60. */
+  accessTokenTtl?: number;
+  /** ID token lifetime, seconds. Default 3600. */
+  idTokenTtl?: number;
+  /** Auth0 session idle lifetime, seconds. Default 3 days. */
+  idleTimeout?: number;
+  /** Auth0 session absolute lifetime, seconds. Default 7 days. */
+  absoluteTimeout?: number;
+  /** Epoch milliseconds for the session idle/absolute checks (default `Date.now`): tests move it forward. */
+  clock?: () => number;
+  /** Where unexpected server errors and failed back-channel deliveries are reported. Default: silent. */
+  logger?: { warn(msg: string): void };
+}
+
+/** The validated options, with every default applied. */
+export interface ResolvedOptions {
+  readonly port: number;
+  readonly host: string;
+  readonly issuerUrl: string | undefined;
+  readonly clients: ReadonlyMap<string, Readonly<LocalAuth0Client>>;
+  readonly users: readonly Readonly<LocalAuth0User & { sub: string }>[];
+  readonly apis: ReadonlyMap<string, Readonly<Required<LocalAuth0Api>>>;
+  readonly accessTokenTtl: number;
+  readonly idTokenTtl: number;
+  readonly idleTimeout: number;
+  readonly absoluteTimeout: number;
+  readonly clock: () => number;
+  readonly logger: { warn(msg: string): void };
+}
+
+const DAY = 24 * 60 * 60;
+const AUTH_METHODS = new Set(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none']);
+
+function nonEmptyString(value: unknown, path: string): string {
+  if (typeof value !== 'string' || value.length === 0) {
+    throw new TypeError(`"${path}" must be a non-empty string`);
+  }
+  return value;
+}
+
+function absoluteUrl(value: unknown, path: string): string {
+  const text = nonEmptyString(value, path);
+  if (!URL.canParse(text)) throw new TypeError(`"${path}" must be an absolute URL, got "${text}"`);
+  return text;
+}
+
+function positiveInteger(value: unknown, path: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
+    throw new TypeError(`"${path}" must be a positive integer (seconds)`);
+  }
+  return value;
+}
+
+function urlList(value: unknown, path: string): string[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) throw new TypeError(`"${path}" must be an array of absolute URLs`);
+  return value.map((url, i) => absoluteUrl(url, `${path}[${i}]`));
+}
+
+function resolveClient(input: LocalAuth0Client, path: string): LocalAuth0Client {
+  if (typeof input !== 'object' || input === null) throw new TypeError(`"${path}" must be an object`);
+  const clientId = nonEmptyString(input.clientId, `${path}.clientId`);
+  if (input.clientSecret !== undefined) nonEmptyString(input.clientSecret, `${path}.clientSecret`);
+  const redirectUris = urlList(input.redirectUris, `${path}.redirectUris`);
+  if (redirectUris.length === 0) throw new TypeError(`"${path}.redirectUris" must list at least one URL`);
+  const method =
+    input.tokenEndpointAuthMethod ?? (input.clientSecret !== undefined ? 'client_secret_basic' : 'none');
+  if (!AUTH_METHODS.has(method)) {
+    throw new TypeError(`"${path}.tokenEndpointAuthMethod" must be one of ${[...AUTH_METHODS].join(', ')}`);
+  }
+  if (method.startsWith('client_secret') && input.clientSecret === undefined) {
+    throw new TypeError(`"${path}.clientSecret" is required for ${method}`);
+  }
+  if (method === 'private_key_jwt' && !Array.isArray(input.jwks?.keys)) {
+    throw new TypeError(`"${path}.jwks" must be { keys: [...] } for private_key_jwt`);
+  }
+  if (input.refreshTokenRotation !== undefined && typeof input.refreshTokenRotation !== 'boolean') {
+    throw new TypeError(`"${path}.refreshTokenRotation" must be a boolean`);
+  }
+  return {
+    ...input,
+    clientId,
+    redirectUris,
+    postLogoutRedirectUris: urlList(input.postLogoutRedirectUris, `${path}.postLogoutRedirectUris`),
+    ...(input.backchannelLogoutUri !== undefined
+      ? { backchannelLogoutUri: absoluteUrl(input.backchannelLogoutUri, `${path}.backchannelLogoutUri`) }
+      : {}),
+    tokenEndpointAuthMethod: method,
+    refreshTokenRotation: input.refreshTokenRotation ?? false,
+  };
+}
+
+function resolveApi(input: LocalAuth0Api, path: string): Required<LocalAuth0Api> {
+  if (typeof input !== 'object' || input === null) throw new TypeError(`"${path}" must be an object`);
+  const audience = absoluteUrl(input.audience, `${path}.audience`);
+  for (const flag of ['allowOnlineAccess', 'allowOfflineAccess'] as const) {
+    if (input[flag] !== undefined && typeof input[flag] !== 'boolean') {
+      throw new TypeError(`"${path}.${flag}" must be a boolean`);
+    }
+  }
+  const scopes = input.scopes ?? [];
+  if (!Array.isArray(scopes) || scopes.some((s) => typeof s !== 'string' || !/^[\x21\x23-\x5b\x5d-\x7e]+$/.test(s))) {
+    throw new TypeError(`"${path}.scopes" must be an array of scope tokens`);
+  }
+  return {
+    audience,
+    allowOnlineAccess: input.allowOnlineAccess ?? true,
+    allowOfflineAccess: input.allowOfflineAccess ?? true,
+    scopes: [...scopes],
+  };
+}
+
+/**
+ * Checks every option once and applies the defaults.
+ * @throws TypeError naming the option path, e.g. `"clients[0].redirectUris" must list at least one URL`.
+ */
+export function resolveOptions(options: LocalAuth0Options): ResolvedOptions {
+  if (typeof options !== 'object' || options === null) throw new TypeError('"options" must be an object');
+  const port = options.port ?? 0;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new TypeError('"port" must be an integer between 0 and 65535');
+  }
+  const host = options.host === undefined ? '127.0.0.1' : nonEmptyString(options.host, 'host');
+  let issuerUrl: string | undefined;
+  if (options.issuerUrl !== undefined) {
+    issuerUrl = absoluteUrl(options.issuerUrl, 'issuerUrl');
+    // The login form and the logout route are served from the root: a path prefix would break them.
+    if (new URL(issuerUrl).pathname !== '/') throw new TypeError('"issuerUrl" must have the path "/"');
+  }
+
+  if (!Array.isArray(options.clients) || options.clients.length === 0) {
+    throw new TypeError('"clients" must be a non-empty array');
+  }
+  const clients = new Map<string, LocalAuth0Client>();
+  options.clients.forEach((input, i) => {
+    const client = resolveClient(input, `clients[${i}]`);
+    if (clients.has(client.clientId)) throw new TypeError(`"clients[${i}].clientId" is a duplicate: ${client.clientId}`);
+    clients.set(client.clientId, Object.freeze(client));
+  });
+
+  if (!Array.isArray(options.users)) throw new TypeError('"users" must be an array');
+  const seen = new Set<string>();
+  const users = options.users.map((input, i) => {
+    if (typeof input !== 'object' || input === null) throw new TypeError(`"users[${i}]" must be an object`);
+    const username = nonEmptyString(input.username, `users[${i}].username`);
+    nonEmptyString(input.password, `users[${i}].password`);
+    const sub = input.sub === undefined ? `auth0|${username}` : nonEmptyString(input.sub, `users[${i}].sub`);
+    if (seen.has(username) || seen.has(`sub:${sub}`)) throw new TypeError(`"users[${i}]" duplicates a username or sub`);
+    seen.add(username).add(`sub:${sub}`);
+    return Object.freeze({ ...input, username, sub });
+  });
+
+  const apis = new Map<string, Required<LocalAuth0Api>>();
+  (options.apis ?? []).forEach((input, i) => {
+    const api = resolveApi(input, `apis[${i}]`);
+    apis.set(api.audience, Object.freeze(api));
+  });
+
+  const clock = options.clock ?? Date.now;
+  if (typeof clock !== 'function') throw new TypeError('"clock" must be a function returning epoch milliseconds');
+  const logger = options.logger ?? { warn() {} };
+  if (typeof logger.warn !== 'function') throw new TypeError('"logger.warn" must be a function');
+
+  const idleTimeout = positiveInteger(options.idleTimeout, 'idleTimeout', 3 * DAY);
+  const absoluteTimeout = positiveInteger(options.absoluteTimeout, 'absoluteTimeout', 7 * DAY);
+
+  return Object.freeze({
+    port,
+    host,
+    issuerUrl,
+    clients,
+    users,
+    apis,
+    accessTokenTtl: positiveInteger(options.accessTokenTtl, 'accessTokenTtl', 60),
+    idTokenTtl: positiveInteger(options.idTokenTtl, 'idTokenTtl', 3600),
+    idleTimeout,
+    absoluteTimeout,
+    clock,
+    logger,
+  });
+}

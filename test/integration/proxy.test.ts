@@ -1,0 +1,255 @@
+import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { AUDIENCE, startHarness, USER, type Harness } from '../support/harness.js';
+
+const refreshCount = (h: Harness) => h.auth0.admin.counts().token.refresh_token?.ok ?? 0;
+
+describe('the API proxy with transparent ORT exchange', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ redis: true, auth0: { accessTokenTtl: 60 } });
+  });
+  afterAll(() => h?.close());
+  beforeEach(() => {
+    h.upstream.handler = undefined;
+    h.upstream.requests.length = 0;
+    h.auth0.admin.reset();
+  });
+
+  it('forwards any method, path, query and body with a valid JWT for the API and no browser cookie', async () => {
+    const browser = h.browser();
+    await browser.login();
+    const res = await browser.api('/api/items/7?limit=5&q=a%20b', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer from-the-browser', 'x-custom': 'kept' },
+      body: JSON.stringify({ hello: 'world' }),
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ method: 'POST', url: '/items/7?limit=5&q=a%20b', body: '{"hello":"world"}' });
+
+    const [seen] = h.upstream.requests;
+    expect(seen?.headers.cookie).toBeUndefined();
+    expect(seen?.headers['x-custom']).toBe('kept');
+    expect(seen?.headers['x-forwarded-host']).toBe(new URL(browser.url).host);
+    expect(seen?.headers['x-forwarded-proto']).toBe('http');
+    expect(seen?.headers.host).toBe(new URL(h.upstream.url).host);
+    const token = (seen?.headers.authorization as string).replace(/^Bearer /, '');
+    const { payload } = await jwtVerify(token, createRemoteJWKSet(new URL(`${h.auth0.issuer}.well-known/jwks.json`)), { issuer: h.auth0.issuer, audience: AUDIENCE });
+    expect(payload.sub).toBe(USER.sub);
+  });
+
+  it('refuses a call without the anti-forgery header before anything else, and never calls the upstream', async () => {
+    const anonymous = await h.browser().request('/api/items');
+    expect(anonymous.status).toBe(403);
+    expect(await anonymous.json()).toMatchObject({ error: 'csrf_required' });
+    const browser = h.browser();
+    await browser.login();
+    const wrongValue = await browser.request('/api/items', { headers: { 'x-csrf': '0' } });
+    expect(wrongValue.status).toBe(403);
+    expect(h.upstream.requests).toHaveLength(0);
+  });
+
+  it('answers 401 login_required as JSON without a session, never a redirect', async () => {
+    const res = await h.browser().api('/api/items');
+    expect(res.status).toBe(401);
+    expect(res.headers.get('content-type')).toMatch(/json/);
+    expect(await res.json()).toMatchObject({ error: 'login_required' });
+  });
+
+  it('never lets a dot segment climb out of the API mount (Express resolves it to another path first)', async () => {
+    const browser = h.browser();
+    await browser.login();
+    const { request } = await import('node:http');
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(`${browser.url}/api/../admin`, { headers: { cookie: browser.jar.header(browser.url), 'x-csrf': '1' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    // Express serves it as /admin: the app's own 404 here, and never the upstream.
+    expect(status).toBe(404);
+    expect(h.upstream.requests).toHaveLength(0);
+  });
+
+  it.each(['/api/a%2fb', '/api/a%5cb', '/api//evil.example/x', '/api/x%0d%0aX-Injected:%201'])(
+    'refuses the path %s with 400 and does not call the upstream',
+    async (path) => {
+      const browser = h.browser();
+      await browser.login();
+      const res = await browser.api(path);
+      expect(res.status).toBe(400);
+      expect(await res.json()).toMatchObject({ error: 'invalid_request' });
+      expect(h.upstream.requests).toHaveLength(0);
+    },
+  );
+
+  it('exchanges once when twenty requests arrive with an expired token, and answers all of them', async () => {
+    const browser = h.browser();
+    await browser.login();
+    h.clock.advance(61_000);
+    const before = refreshCount(h);
+    const answers = await Promise.all(Array.from({ length: 20 }, () => browser.api('/api/items')));
+    expect(answers.map((a) => a.status)).toEqual(Array(20).fill(200));
+    expect(refreshCount(h) - before).toBe(1);
+    const tokens = new Set(h.upstream.requests.map((r) => r.headers.authorization));
+    expect(tokens.size).toBe(1);
+  });
+
+  it('keeps using a fresh token without exchanging', async () => {
+    const browser = h.browser();
+    await browser.login();
+    const before = refreshCount(h);
+    for (let i = 0; i < 5; i++) expect((await browser.api('/api/items')).status).toBe(200);
+    expect(refreshCount(h)).toBe(before);
+  });
+
+  it('does not exchange again for a slow request that started before an exchange and ends after it', async () => {
+    const browser = h.browser();
+    await browser.login();
+    let releaseSlow!: () => void;
+    const slowStarted = new Promise<void>((resolve) => {
+      h.upstream.handler = (req, res) => {
+        if (req.url === '/slow') {
+          resolve();
+          releaseSlow = () => res.end('{"slow":true}');
+          return;
+        }
+        res.end('{}');
+      };
+    });
+    const slow = browser.api('/api/slow');
+    await slowStarted;
+    h.clock.advance(61_000);
+    const before = refreshCount(h);
+    expect((await browser.api('/api/fast')).status).toBe(200);
+    expect(refreshCount(h) - before).toBe(1);
+    releaseSlow();
+    expect((await slow).status).toBe(200);
+    expect((await browser.api('/api/fast')).status).toBe(200);
+    expect(refreshCount(h) - before).toBe(1);
+  });
+
+  it('ends the BFF session when the Auth0 session ended elsewhere: 401 session_ended and its keys gone from Redis', async () => {
+    const browser = h.browser();
+    await browser.login();
+    const keysBefore = await h.redisKeys();
+    const { body } = await browser.user();
+    expect(body.user.sub).toBe(USER.sub);
+    await h.auth0.admin.endSession({ sub: USER.sub }, { backchannel: false });
+    h.clock.advance(61_000);
+    const res = await browser.api('/api/items');
+    expect(res.status).toBe(401);
+    expect(await res.json()).toMatchObject({ error: 'session_ended' });
+    expect((await browser.user()).status).toBe(401);
+    const keysAfter = await h.redisKeys();
+    const sessionKeys = keysBefore.filter((k) => /:(tok|sess):/.test(k) && !keysAfter.includes(k));
+    expect(sessionKeys.length).toBeGreaterThanOrEqual(2);
+    expect(h.events.some((e) => e.name === 'logout' && (e.payload as { reason: string }).reason === 'session_ended')).toBe(true);
+  });
+
+  it.each([
+    ['503', { status: 503 } as const],
+    ['429 with Retry-After', { status: 429, retryAfter: 1 } as const],
+    ['a slow token endpoint', { delayMs: 3_000 } as const],
+  ])('answers 503 token_service_unavailable for %s, keeps the session, and recovers', async (_name, mode) => {
+    const browser = h.browser();
+    await browser.login();
+    h.clock.advance(61_000);
+    h.auth0.admin.failTokenEndpoint(mode);
+    const res = await browser.api('/api/items');
+    expect(res.status).toBe(503);
+    expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(await res.json()).toMatchObject({ error: 'token_service_unavailable' });
+    expect(h.upstream.requests).toHaveLength(0);
+    expect((await browser.user()).status).toBe(200);
+    h.auth0.admin.reset();
+    expect((await browser.api('/api/items')).status).toBe(200);
+  });
+
+  it('renews the token once and replays a GET when the upstream says invalid_token', async () => {
+    const browser = h.browser();
+    await browser.login();
+    let calls = 0;
+    h.upstream.handler = (_req, res) => {
+      calls++;
+      if (calls === 1) {
+        res.writeHead(401, { 'www-authenticate': 'Bearer error="invalid_token", error_description="revoked"' });
+        return void res.end();
+      }
+      res.end('{"second":true}');
+    };
+    const before = refreshCount(h);
+    const res = await browser.api('/api/items');
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ second: true });
+    expect(refreshCount(h) - before).toBe(1);
+    const [first, second] = h.upstream.requests;
+    expect(first?.headers.authorization).not.toBe(second?.headers.authorization);
+  });
+
+  it('passes the 401 on for a request with a body, without replaying it', async () => {
+    const browser = h.browser();
+    await browser.login();
+    h.upstream.handler = (_req, res) => {
+      res.writeHead(401, { 'www-authenticate': 'Bearer error="invalid_token"', 'content-type': 'application/json' });
+      res.end('{"error":"invalid_token"}');
+    };
+    const res = await browser.api('/api/items', { method: 'POST', body: 'x' });
+    expect(res.status).toBe(401);
+    expect(h.upstream.requests).toHaveLength(1);
+  });
+
+  it('breaks the browser\'s answer off when the upstream breaks off mid-response', async () => {
+    const browser = h.browser();
+    await browser.login();
+    h.upstream.handler = (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' });
+      res.write('{"partial":');
+      setTimeout(() => res.socket?.destroy(), 20);
+    };
+    const res = await browser.api('/api/items');
+    expect(res.status).toBe(200);
+    await expect(res.text()).rejects.toThrow();
+  });
+
+  it('lets an app get the access token itself through getAccessToken', async () => {
+    const browser = h.browser();
+    await browser.login();
+    const cookie = browser.jar.header(browser.url);
+    const token = await h.bffs[0]!.getAccessToken({ headers: { cookie } } as never);
+    expect(token.split('.')).toHaveLength(3);
+    await expect(h.bffs[0]!.getAccessToken({ headers: {} } as never)).rejects.toMatchObject({ code: 'login_required', status: 401 });
+  });
+});
+
+describe('upstream faults', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({
+      redis: true,
+      apis: (upstream) => [{ mount: '/api', upstream: 'http://127.0.0.1:9' }, { mount: '/slow', upstream, timeout: 300 }],
+    });
+  });
+  afterAll(() => h?.close());
+
+  it('answers 504 upstream_timeout when the upstream does not answer in time, and keeps the session', async () => {
+    const browser = h.browser();
+    await browser.login();
+    h.upstream.handler = () => {};
+    const res = await browser.api('/slow/items');
+    expect(res.status).toBe(504);
+    expect(await res.json()).toMatchObject({ error: 'upstream_timeout' });
+    expect((await browser.user()).status).toBe(200);
+  });
+
+  it('answers 502 upstream_unavailable when the upstream cannot be reached', async () => {
+    const browser = h.browser();
+    await browser.login();
+    const res = await browser.api('/api/items');
+    expect(res.status).toBe(502);
+    expect(await res.json()).toMatchObject({ error: 'upstream_unavailable' });
+    expect((await browser.user()).status).toBe(200);
+  });
+});
