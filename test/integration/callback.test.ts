@@ -1,0 +1,149 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { scriptedLogin } from '../../src/local-auth0/index.js';
+import { startHarness, USER, type Browser, type Harness } from '../support/harness.js';
+
+/** Starts a login in `browser` and returns the callback URL the emulator sends it to, without following it. */
+async function callbackUrlFor(_h: Harness, browser: Browser, query = ''): Promise<string> {
+  const start = await browser.request(`/auth/login${query}`);
+  const { callbackUrl } = await scriptedLogin(start.headers.get('location') as string, USER, { jar: browser.jar, stopAt: `${browser.url}/auth/callback` });
+  return callbackUrl;
+}
+
+const sessionCookieSet = (res: Response) => res.headers.getSetCookie().some((c) => /^bff=[^;]/.test(c));
+
+describe('the login and callback routes', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ redis: true, bff: { allowedReturnTo: ['/app', '/dashboard'] } });
+  });
+  afterAll(() => h?.close());
+
+  it('sends the browser to Auth0 with PKCE S256, state, nonce, online_access and the audience', async () => {
+    const res = await h.browser().request('/auth/login?returnTo=/app/page&screen_hint=signup&login_hint=alice@example.com');
+    expect(res.status).toBe(302);
+    const url = new URL(res.headers.get('location') as string);
+    expect(`${url.origin}${url.pathname}`).toBe(`${h.auth0.issuer}authorize`);
+    const p = url.searchParams;
+    expect(p.get('response_type')).toBe('code');
+    expect(p.get('code_challenge_method')).toBe('S256');
+    expect(p.get('code_challenge')).toMatch(/^[\w-]{43}$/);
+    expect(p.get('state')).toBeTruthy();
+    expect(p.get('nonce')).toBeTruthy();
+    expect(p.get('scope')?.split(' ')).toEqual(expect.arrayContaining(['openid', 'online_access']));
+    expect(p.get('scope')).not.toContain('offline_access');
+    expect(p.get('audience')).toBe('https://api.example.test');
+    expect(p.get('redirect_uri')).toBe(`${h.urls[0]}/auth/callback`);
+    expect(p.get('screen_hint')).toBe('signup');
+    expect(p.get('login_hint')).toBe('alice@example.com');
+    // One binding cookie, not one per transaction.
+    expect(res.headers.getSetCookie().filter((c) => c.startsWith('bff.tx='))).toHaveLength(1);
+  });
+
+  it.each(['https://evil.example/', '//evil.example', '/\\evil.example', '/%2F%2Fevil.example', '/other'])(
+    'refuses returnTo=%s with 400 before going to Auth0',
+    async (returnTo) => {
+      const res = await h.browser().request(`/auth/login?returnTo=${encodeURIComponent(returnTo)}`);
+      expect(res.status).toBe(400);
+      expect(await res.json()).toMatchObject({ error: 'invalid_request' });
+    },
+  );
+
+  it('refuses a login parameter value it does not pass through', async () => {
+    const res = await h.browser().request('/auth/login?prompt=evil');
+    expect(res.status).toBe(400);
+  });
+
+  it('lets two tabs of one browser log in at the same time', async () => {
+    const browser = h.browser();
+    const first = await browser.request('/auth/login?returnTo=/app/one');
+    const second = await browser.request('/auth/login?returnTo=/dashboard');
+    const one = await scriptedLogin(first.headers.get('location') as string, USER, { jar: browser.jar, stopAt: `${browser.url}/auth/callback` });
+    const two = await scriptedLogin(second.headers.get('location') as string, USER, { jar: browser.jar, stopAt: `${browser.url}/auth/callback` });
+    const a = await browser.request(two.callbackUrl);
+    const b = await browser.request(one.callbackUrl);
+    expect(a.headers.get('location')).toBe(`${browser.url}/dashboard`);
+    expect(b.headers.get('location')).toBe(`${browser.url}/app/one`);
+    expect((await browser.user()).status).toBe(200);
+  });
+
+  it('refuses a replayed callback, and the replay creates no session', async () => {
+    const browser = h.browser();
+    const callback = await callbackUrlFor(h, browser);
+    expect((await browser.request(callback)).status).toBe(302);
+    const attacker = h.browser();
+    for (const cookie of browser.jar.header(browser.url).split('; ')) if (cookie.startsWith('bff.tx=')) attacker.jar.set(browser.url, cookie);
+    const replay = await attacker.request(callback);
+    expect(replay.status).toBe(400);
+    expect(sessionCookieSet(replay)).toBe(false);
+  });
+
+  it('refuses a forged or tampered state and creates no session', async () => {
+    const browser = h.browser();
+    const callback = new URL(await callbackUrlFor(h, browser));
+    callback.searchParams.set('state', `${callback.searchParams.get('state')}x`);
+    const res = await browser.request(callback.href);
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: 'invalid_request' });
+    expect(sessionCookieSet(res)).toBe(false);
+    expect((await browser.user()).status).toBe(401);
+    const none = await h.browser().request('/auth/callback?code=abc');
+    expect(none.status).toBe(400);
+  });
+
+  it('refuses a callback that arrives in another browser (login CSRF)', async () => {
+    const victim = h.browser();
+    const callback = await callbackUrlFor(h, h.browser());
+    const res = await victim.request(callback);
+    expect(res.status).toBe(400);
+    expect((await victim.user()).status).toBe(401);
+  });
+
+  it('answers 400 when Auth0 answers access_denied, and creates no session', async () => {
+    const browser = h.browser();
+    const start = await browser.request('/auth/login');
+    const state = new URL(start.headers.get('location') as string).searchParams.get('state');
+    const res = await browser.request(`/auth/callback?error=access_denied&error_description=User%20cancelled&state=${state}`);
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: 'login_failed', error_description: expect.stringContaining('access_denied') });
+    expect(sessionCookieSet(res)).toBe(false);
+  });
+
+  it('answers 502 when Auth0 cannot be reached for the code exchange, and creates no session', async () => {
+    const browser = h.browser();
+    const callback = await callbackUrlFor(h, browser);
+    h.auth0.admin.failTokenEndpoint({ status: 503 });
+    try {
+      const res = await browser.request(callback);
+      expect(res.status).toBe(502);
+      expect(await res.json()).toMatchObject({ error: 'idp_unavailable' });
+      expect(sessionCookieSet(res)).toBe(false);
+    } finally {
+      h.auth0.admin.reset();
+    }
+  });
+
+  it('gives a new session id at login (no fixation)', async () => {
+    const browser = h.browser();
+    browser.jar.set(browser.url, 'bff=s%3Aattacker-chosen.signature');
+    await browser.login();
+    expect(browser.jar.header(browser.url)).not.toContain('attacker-chosen');
+    expect((await browser.user()).status).toBe(200);
+  });
+
+  it('serves /healthz once the issuer metadata is loaded and Redis answers', async () => {
+    const res = await h.browser().request('/healthz');
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ status: 'ok' });
+  });
+
+  it('refuses a logout link that is not bound to the session (a cross-site page cannot log the user out)', async () => {
+    const browser = h.browser();
+    await browser.login();
+    const res = await browser.request('/auth/logout');
+    expect(res.status).toBe(400);
+    expect((await browser.user()).status).toBe(200);
+    const forged = await browser.request('/auth/logout?sid=guess');
+    expect(forged.status).toBe(400);
+    expect((await browser.user()).status).toBe(200);
+  });
+});
