@@ -90,6 +90,13 @@ export function createBff(options: BffOptions): Bff {
         },
       });
 
+  if (config.session.external) {
+    router.use(function adoptSessionStore(req, _res, next) {
+      sessions.adoptStore(req.sessionStore);
+      next();
+    });
+  }
+
   // API calls come first and skip express-session entirely: one cookie check and one store read. The mount is
   // matched by prefix rather than by Express's path matching, which never routes dot segments (they must get a
   // JSON 400 from the proxy, not fall through to the app).

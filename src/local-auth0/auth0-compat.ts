@@ -9,6 +9,7 @@
  * - SSO at /authorize restarts the idle timer;
  * plus the admin handle's counters and token-endpoint failure modes.
  */
+import { Readable } from 'node:stream';
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 
@@ -18,6 +19,8 @@ import { AUTH0_ROUTES, isOnlineRefreshToken } from './provider-config.js';
 import type { SessionRegistry } from './sessions.js';
 
 const INVALID_REFRESH_TOKEN = 'Unknown or invalid refresh token.';
+/** The token request's form, read once by the emulator before oidc-provider reads its replayed copy. */
+const formOf = new WeakMap<object, URLSearchParams>();
 
 interface Services {
   registry: SessionRegistry;
@@ -34,9 +37,10 @@ function oidcOf(ctx: object): KoaContextWithOIDC['oidc'] | undefined {
  * Changes three oidc-provider models in place (they are per-provider classes, so no other provider is
  * affected): every ID token carries `sid` (oidc-provider only adds it for clients that require it for
  * back-channel logout; Auth0 always does), the session's sid for every client is the session uid, and ORT
- * values get Auth0's `ORT` prefix.
+ * values get Auth0's `ORT` prefix. An ORT may also be exchanged for the access token of any other API that allows
+ * online access (Auth0's Multi-Resource Refresh Tokens: `audience` on the refresh request).
  */
-export function patchModels(provider: Provider): void {
+export function patchModels(provider: Provider, onlineAudiences: readonly string[]): void {
   (provider.Client.prototype as unknown as { includeSid(): boolean }).includeSid = () => true;
 
   const session = provider.Session.prototype as unknown as {
@@ -47,6 +51,15 @@ export function patchModels(provider: Provider): void {
   session.ensureClientContainer = function ensureClientContainer(this: typeof session, clientId: string) {
     if (!this.sidFor(clientId)) this.sidFor(clientId, this.uid);
   };
+
+  Object.defineProperty(provider.RefreshToken.prototype, 'resourceIndicators', {
+    configurable: true,
+    get(this: { resource?: string | string[] }) {
+      const own = new Set(Array.isArray(this.resource) ? this.resource : [this.resource]);
+      if (isOnlineRefreshToken(this as never)) for (const audience of onlineAudiences) own.add(audience);
+      return own;
+    },
+  });
 
   const refreshToken = provider.RefreshToken.prototype as unknown as {
     scope?: string;
@@ -73,11 +86,26 @@ export function tokenEndpoint({ registry, counters, faults }: Services): Middlew
   return async function auth0TokenEndpoint(ctx, next) {
     if (ctx.path !== AUTH0_ROUTES.token || ctx.method !== 'POST') return next();
 
+    // Auth0 names the API of a refresh with `audience`; oidc-provider reads RFC 8707 `resource`.
+    if (ctx.is('application/x-www-form-urlencoded')) {
+      const form = await readForm(ctx);
+      const audience = form.get('audience');
+      if (form.get('grant_type') === 'refresh_token' && audience) {
+        form.delete('audience');
+        form.set('resource', audience);
+      }
+      // The body stream is consumed: hand oidc-provider a fresh one with the same (possibly rewritten) form.
+      const raw = Buffer.from(form.toString());
+      ctx.req.headers['content-length'] = String(raw.length);
+      ctx.req = Object.assign(Readable.from([raw], { objectMode: false }), { headers: ctx.req.headers, method: ctx.req.method, url: ctx.req.url }) as unknown as typeof ctx.req;
+      formOf.set(ctx, form);
+    }
+
     const failure = faults.take();
     if (failure && 'delayMs' in failure) {
       await new Promise((resolve) => setTimeout(resolve, failure.delayMs));
     } else if (failure) {
-      const grantType = (await readForm(ctx)).get('grant_type') ?? 'unknown';
+      const grantType = formOf.get(ctx)?.get('grant_type') ?? 'unknown';
       counters.tokenRequest(grantType, 'error');
       if (failure.status === 429) {
         const retryAfter = 'retryAfter' in failure ? failure.retryAfter : 1;

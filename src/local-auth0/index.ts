@@ -99,7 +99,7 @@ export async function startLocalAuth0(options: LocalAuth0Options): Promise<Local
 
   const provider = new Provider(issuer, providerConfiguration(resolved, key, store));
   provider.proxy = false;
-  patchModels(provider);
+  patchModels(provider, [...resolved.apis.values()].filter((api) => api.allowOnlineAccess).map((api) => api.audience));
   recordAccessTokens(provider, accessTokens);
   provider.on('server_error', (_ctx: unknown, error: Error) => {
     resolved.logger.warn(`local-auth0: server error: ${error.stack ?? error.message}`);

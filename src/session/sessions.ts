@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Request } from 'express';
+import type { Store } from 'express-session';
 import type { BffConfig } from '../config/validate.js';
 import { BffError, ErrorCode } from '../errors.js';
 import type { BffEventEmitter, LogoutReason } from '../events/events.js';
@@ -34,6 +35,8 @@ export const sessionRef = (id: string): string => createHash('sha256').update(id
  */
 export class Sessions {
   private readonly touchInterval: number;
+  /** With session.external: the app's express-session store, whose entries a logout destroys as well. */
+  private externalStore: Store | undefined;
 
   constructor(
     private readonly config: BffConfig,
@@ -42,6 +45,11 @@ export class Sessions {
   ) {
     // Rolling the idle expiry is a write: do it at most once per interval, never on every request.
     this.touchInterval = Math.min(60_000, config.session.idleTimeoutMs / 10);
+  }
+
+  /** Remembers the app's own session store (session.external), so that logouts can clear its entries too. */
+  adoptStore(store: Store | undefined): void {
+    if (store !== undefined && this.externalStore !== store) this.externalStore = store;
   }
 
   /** The session id the request carries, if its cookie is genuine. No store access. */
@@ -98,6 +106,11 @@ export class Sessions {
     if (target.sid !== undefined) for (const id of await this.backend.findSessions({ sid: target.sid })) ids.add(id);
     else if (target.sub !== undefined && target.id === undefined) for (const id of await this.backend.findSessions({ sub: target.sub })) ids.add(id);
     const ended = await this.backend.destroy([...ids]);
+    const external = this.externalStore;
+    if (external) {
+      // The app's store may be anything: a failure there leaves an entry without a record, which logs nobody in.
+      await Promise.all([...ids].map((id) => new Promise<void>((resolve) => external.destroy(id, () => resolve()))));
+    }
     const sub = target.sub ?? ended[0]?.sub;
     const sid = target.sid ?? ended[0]?.sid;
     this.events.emit('logout', { reason, sub, sid, sessions: ended.length, ...(extra?.revoked === undefined ? {} : { revoked: extra.revoked }) });

@@ -5,7 +5,7 @@ import express from 'express';
 import { createClient } from 'redis';
 import { createBff, type Bff, type BffOptions, type RedisClient } from '../../src/index.js';
 import type { BffEvents } from '../../src/events/events.js';
-import { CookieJar, scriptedLogin, startLocalAuth0, type LocalAuth0, type LocalAuth0Options } from '../../src/local-auth0/index.js';
+import { CookieJar, scriptedLogin, startLocalAuth0, type LocalAuth0, type LocalAuth0Client, type LocalAuth0Options } from '../../src/local-auth0/index.js';
 
 export const USER = { username: 'alice', password: 'alice-password', sub: 'auth0|alice', email: 'alice@example.com', name: 'Alice Example' };
 export const AUDIENCE = 'https://api.example.test';
@@ -63,6 +63,12 @@ export interface HarnessOptions {
   /** The proxied APIs, given the upstream's URL. Default: /api -> the upstream. */
   apis?: (upstreamUrl: string) => BffOptions['apis'];
   auth0?: Partial<LocalAuth0Options>;
+  /** Changes to the BFF's client registration at the emulator. */
+  client?: Partial<LocalAuth0Client>;
+  /** Builds the app around the BFF (default: `express().use(bff)` and a home page). */
+  app?: (bff: Bff) => express.Express;
+  /** Redis URL for the BFF (default REDIS_URL or the local server). */
+  redisUrl?: string;
 }
 
 export interface Harness {
@@ -99,6 +105,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       redirectUris: urls.map((u) => `${u}/auth/callback`),
       postLogoutRedirectUris: urls.map((u) => `${u}/`),
       backchannelLogoutUri: `${urls[0]}/auth/backchannel-logout`,
+      ...options.client,
     }],
     users: [{ sub: USER.sub, username: USER.username, password: USER.password, email: USER.email, name: USER.name }],
     apis: [{ audience: AUDIENCE }, { audience: 'https://other-api.example.test' }],
@@ -106,7 +113,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   });
   let redis: RedisClient | undefined;
   if (options.redis) {
-    const client = createClient({ url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', socket: { connectTimeout: 2_000 } });
+    const client = createClient({ url: options.redisUrl ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', socket: { connectTimeout: 2_000, reconnectStrategy: () => 100 } });
     client.on('error', () => {});
     await client.connect();
     redis = client as unknown as RedisClient;
@@ -139,8 +146,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     for (const name of ['login', 'refresh', 'refresh_failed', 'logout', 'revocation_failed', 'backchannel_logout_rejected'] as const) {
       bff.events.on(name, (payload: unknown) => events.push({ name, payload }));
     }
-    const app = express();
-    app.use(bff);
+    const app = options.app ? options.app(bff) : express().use(bff);
     app.get('/', (_req, res) => void res.send('home'));
     server.on('request', app);
     return bff;
@@ -162,9 +168,12 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       await upstream.close();
       await auth0.stop();
       if (redis) {
-        const r = redis as unknown as { scanIterator(o: object): AsyncIterable<string[]>; del(k: string[]): Promise<number>; close(): Promise<void> };
-        for await (const batch of r.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) if (batch.length) await r.del(batch);
-        await r.close();
+        (redis as unknown as { destroy(): void }).destroy();
+        // Clean up over a connection of our own: the BFF's may point at a relay a test has cut.
+        const cleaner = createClient({ url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' });
+        await cleaner.connect();
+        for await (const batch of cleaner.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) if (batch.length) await cleaner.del(batch);
+        await cleaner.close();
       }
     },
   };

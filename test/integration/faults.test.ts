@@ -1,0 +1,138 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import express from 'express';
+import { createBff } from '../../src/index.js';
+import { CLIENT_ID, CLIENT_SECRET, listen, closeServer, SESSION_SECRET, startHarness, type Harness } from '../support/harness.js';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+describe('when Redis goes down and comes back', () => {
+  let h: Harness;
+  let relay: TcpProxy;
+  beforeAll(async () => {
+    const target = new URL(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+    relay = await startTcpProxy(Number(target.port || 6379), target.hostname);
+    h = await startHarness({ redis: true, redisUrl: `redis://127.0.0.1:${relay.port}` });
+  });
+  afterAll(async () => {
+    await h?.close();
+    await relay?.close();
+  });
+
+  it('answers 503 while it is down, logs nobody out, and the session works again once it is back', async () => {
+    const browser = h.browser();
+    await browser.login();
+    expect((await browser.api('/api/items')).status).toBe(200);
+
+    relay.down();
+    const client = h.redis as unknown as { isReady: boolean };
+    const { waitFor } = await import('../support/harness.js');
+    await waitFor(() => !client.isReady, 'the client notices the outage');
+    const api = await browser.api('/api/items');
+    expect(api.status).toBe(503);
+    expect(await api.json()).toMatchObject({ error: 'session_store_unavailable' });
+    const user = await browser.request('/auth/user');
+    expect(user.status).toBe(503);
+    expect((await browser.request('/healthz')).status).toBe(503);
+    expect(browser.jar.header(browser.url)).toMatch(/bff=/);
+
+    relay.up();
+    await waitFor(() => client.isReady, 'the client reconnects', 10_000);
+    expect((await browser.api('/api/items')).status).toBe(200);
+    expect((await browser.user()).status).toBe(200);
+    expect((await browser.request('/healthz')).status).toBe(200);
+  });
+});
+
+describe('when Auth0 cannot be reached', () => {
+  it('reports 503 on /healthz and 502 on login until the issuer answers', async () => {
+    const dead = createServer();
+    await listen(dead);
+    const port = (dead.address() as AddressInfo).port;
+    await closeServer(dead);
+    const logs: string[] = [];
+    const bff = createBff({
+      issuer: `http://127.0.0.1:${port}/`,
+      clientId: CLIENT_ID,
+      clientSecret: CLIENT_SECRET,
+      baseURL: 'http://127.0.0.1:3999',
+      session: { secrets: [SESSION_SECRET] },
+      logger: { warn: (m) => logs.push(m), error: (m) => logs.push(m) },
+      tokens: { attemptTimeout: 300 },
+    });
+    const app = express().use(bff);
+    const server = createServer(app);
+    await listen(server);
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const health = await fetch(`${url}/healthz`);
+      expect(health.status).toBe(503);
+      expect(await health.json()).toMatchObject({ error: 'idp_unavailable', checks: { issuer: false, sessionStore: true } });
+      const login = await fetch(`${url}/auth/login`, { redirect: 'manual' });
+      expect(login.status).toBe(502);
+      expect(await login.json()).toMatchObject({ error: 'idp_unavailable' });
+      expect(logs.some((l) => /memory/.test(l))).toBe(true);
+    } finally {
+      await bff.close();
+      await closeServer(server);
+    }
+  });
+
+  it('still logs the user out locally when the revocation fails, and reports it', async () => {
+    const h = await startHarness({ redis: true });
+    try {
+      const browser = h.browser();
+      await browser.login();
+      const { body } = await browser.user();
+      await h.auth0.stop();
+      const res = await browser.request(body.logoutUrl);
+      expect(res.status).toBe(302);
+      expect((await browser.user()).status).toBe(401);
+      expect(h.events.some((e) => e.name === 'revocation_failed')).toBe(true);
+      expect(h.events.find((e) => e.name === 'logout')?.payload).toMatchObject({ reason: 'user', revoked: false });
+      expect(h.logs.some((l) => /revoke/.test(l))).toBe(true);
+    } finally {
+      await h.close().catch(() => {});
+    }
+  });
+});
+
+describe('configuration faults at the token endpoint', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ redis: true });
+  });
+  afterAll(() => h?.close());
+
+  it('answers 500 configuration_error when Auth0 refuses the client, logs it, and keeps the session', async () => {
+    const browser = h.browser();
+    await browser.login();
+    h.clock.advance(61_000);
+    h.auth0.admin.failTokenEndpoint({ status: 401, body: { error: 'access_denied', error_description: 'Unauthorized' } });
+    try {
+      const res = await browser.api('/api/items');
+      expect(res.status).toBe(500);
+      expect(await res.json()).toMatchObject({ error: 'configuration_error' });
+      expect(h.logs.some((l) => l.startsWith('error') && /client credentials/.test(l))).toBe(true);
+    } finally {
+      h.auth0.admin.reset();
+    }
+    expect((await browser.user()).status).toBe(200);
+    expect((await browser.api('/api/items')).status).toBe(200);
+  });
+
+  it('treats access_denied from an Action on a refresh as the end of the Auth0 session', async () => {
+    const browser = h.browser();
+    await browser.login();
+    h.clock.advance(61_000);
+    h.auth0.admin.failTokenEndpoint({ status: 403, body: { error: 'access_denied', error_description: 'revoked by policy' } });
+    try {
+      const res = await browser.api('/api/items');
+      expect(res.status).toBe(401);
+      expect(await res.json()).toMatchObject({ error: 'session_ended' });
+    } finally {
+      h.auth0.admin.reset();
+    }
+    expect((await browser.user()).status).toBe(401);
+  });
+});

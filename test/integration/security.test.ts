@@ -1,0 +1,167 @@
+import { randomBytes } from 'node:crypto';
+import { exportJWK, generateKeyPair } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SESSION_SECRET, startHarness, USER, type Harness } from '../support/harness.js';
+
+describe('tokens encrypted at rest', () => {
+  const oldKey = randomBytes(32).toString('hex');
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ redis: true, instances: 2, bff: { session: { secrets: [SESSION_SECRET], encryptionKeys: [oldKey] } } });
+  });
+  afterAll(() => h?.close());
+
+  it('keeps only ciphertext of the ORT, ID token and access tokens in Redis, and still exchanges', async () => {
+    const browser = h.browser();
+    await browser.login();
+    const r = h.redis as unknown as { hGetAll(k: string): Promise<Record<string, string>> };
+    const [key] = (await h.redisKeys()).filter((k) => k.includes(':tok:'));
+    const fields = await r.hGetAll(key as string);
+    expect(fields.rt).toMatch(/^e1\./);
+    expect(fields.idt).toMatch(/^e1\./);
+    const at = Object.entries(fields).find(([k]) => k.startsWith('at:'))?.[1] as string;
+    expect(at.split('|')[2]).toMatch(/^e1\./);
+    // No JWT (two base64url JSON segments) anywhere; ciphertext cannot look like that by chance.
+    expect(JSON.stringify(fields)).not.toMatch(/eyJ[\w-]+\.eyJ[\w-]+\./);
+
+    h.clock.advance(61_000);
+    expect((await browser.api('/api/items')).status).toBe(200);
+    expect(h.upstream.requests.at(-1)?.headers.authorization).toMatch(/^Bearer eyJ/);
+  });
+});
+
+describe('key rotation for encryption at rest', () => {
+  it('reads sessions written with the previous key after a new key is put first', async () => {
+    const oldKey = randomBytes(32).toString('hex');
+    const newKey = randomBytes(32).toString('hex');
+    const before = await startHarness({ redis: true, bff: { session: { secrets: [SESSION_SECRET], encryptionKeys: [oldKey] } } });
+    try {
+      const browser = before.browser();
+      await browser.login();
+      // A second BFF on the same Redis prefix, rotated: new key first, old key still accepted.
+      const { createBff } = await import('../../src/index.js');
+      const express = (await import('express')).default;
+      const rotated = createBff({
+        issuer: before.auth0.issuer, clientId: 'bff-client', clientSecret: 'bff-client-secret-for-tests-only', audience: 'https://api.example.test',
+        baseURL: browser.url, redis: before.redis, redisPrefix: before.prefix, clock: before.clock.now,
+        session: { secrets: [SESSION_SECRET], encryptionKeys: [newKey, oldKey] }, apis: [{ mount: '/api', upstream: before.upstream.url }],
+        logger: { warn() {}, error() {} },
+      });
+      await rotated.ready();
+      const app = express().use(rotated);
+      const { createServer } = await import('node:http');
+      const server = createServer(app);
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+      const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+      try {
+        const cookie = browser.jar.header(browser.url);
+        before.clock.advance(61_000);
+        const res = await fetch(`${url}/api/items`, { headers: { cookie, 'x-csrf': '1' } });
+        expect(res.status).toBe(200);
+      } finally {
+        await rotated.close();
+        server.closeAllConnections();
+        server.close();
+      }
+    } finally {
+      await before.close();
+    }
+  });
+});
+
+describe('the session cookie on an https site', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ redis: true });
+  });
+  afterAll(() => h?.close());
+
+  it('is __Host- prefixed, Secure, HttpOnly and SameSite=Lax when baseURL is https', async () => {
+    const { createBff } = await import('../../src/index.js');
+    const express = (await import('express')).default;
+    const { createServer } = await import('node:http');
+    const server = createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const port = (server.address() as { port: number }).port;
+    const httpUrl = `http://127.0.0.1:${port}`;
+    // Plain http on loopback stands in for the TLS terminator, which says https through X-Forwarded-Proto.
+    const bff = createBff({
+      issuer: h.auth0.issuer, clientId: 'bff-client', clientSecret: 'bff-client-secret-for-tests-only', audience: 'https://api.example.test',
+      baseURL: `https://127.0.0.1:${port}`, redis: h.redis, redisPrefix: h.prefix,
+      session: { secrets: [SESSION_SECRET] }, logger: { warn() {}, error() {} },
+    });
+    server.on('request', express().use(bff));
+    try {
+      await bff.ready();
+      const login = await fetch(`${httpUrl}/auth/login`, { redirect: 'manual', headers: { 'x-forwarded-proto': 'https' } });
+      expect(login.status).toBe(302);
+      const binding = login.headers.getSetCookie().find((c) => c.startsWith('__Host-bff.tx='));
+      expect(binding).toMatch(/Secure/);
+      expect(binding).toMatch(/HttpOnly/);
+      expect(binding).toMatch(/Path=\//);
+      expect(binding).not.toMatch(/Domain=/i);
+      expect(new URL(login.headers.get('location') as string).searchParams.get('redirect_uri')).toBe(`https://127.0.0.1:${port}/auth/callback`);
+    } finally {
+      await bff.close();
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+});
+
+describe('client authentication methods', () => {
+  it('logs in and exchanges with client_secret_basic', async () => {
+    const h = await startHarness({ redis: true, client: { tokenEndpointAuthMethod: 'client_secret_basic' }, bff: { clientAuthMethod: 'client_secret_basic' } });
+    try {
+      const browser = h.browser();
+      await browser.login();
+      h.clock.advance(61_000);
+      expect((await browser.api('/api/items')).status).toBe(200);
+      expect(h.auth0.admin.counts().token.refresh_token?.ok).toBe(1);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('logs in, exchanges and revokes with private_key_jwt', async () => {
+    const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
+    const publicJwk = { ...(await exportJWK(publicKey)), kid: 'bff-key-1', alg: 'RS256', use: 'sig' };
+    const privateJwk = { ...(await exportJWK(privateKey)), kid: 'bff-key-1', alg: 'RS256' };
+    const h = await startHarness({
+      redis: true,
+      client: { clientSecret: undefined, tokenEndpointAuthMethod: 'private_key_jwt', jwks: { keys: [publicJwk] } },
+      bff: { clientSecret: undefined, clientAuthMethod: 'private_key_jwt', clientAssertionKey: privateJwk as JsonWebKey },
+    });
+    try {
+      const browser = h.browser();
+      await browser.login();
+      h.clock.advance(61_000);
+      expect((await browser.api('/api/items')).status).toBe(200);
+      const { body } = await browser.user();
+      const before = h.auth0.admin.counts().revocations;
+      await browser.request(body.logoutUrl);
+      expect(h.auth0.admin.counts().revocations).toBe(before + 1);
+      expect(h.auth0.admin.sessions().filter((s) => s.sub === USER.sub)).toHaveLength(0);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe('local-only logout', () => {
+  it('redirects to the app instead of Auth0 when idpLogout is off', async () => {
+    const h = await startHarness({ redis: true, bff: { logout: { idpLogout: false, returnTo: '/bye' } } });
+    try {
+      const browser = h.browser();
+      await browser.login();
+      const { body } = await browser.user();
+      const res = await browser.request(body.logoutUrl);
+      expect(res.headers.get('location')).toBe(`${browser.url}/bye`);
+      expect((await browser.user()).status).toBe(401);
+      expect(h.auth0.admin.counts().revocations).toBe(1);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
