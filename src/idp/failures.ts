@@ -1,4 +1,4 @@
-import { ResponseBodyError, ClientError } from 'openid-client';
+import { ClientError, ResponseBodyError, WWWAuthenticateChallengeError } from 'openid-client';
 
 /**
  * What a failed call to Auth0's token endpoint means for the session:
@@ -31,6 +31,15 @@ export function classifyTokenFailure(error: unknown): ClassifiedFailure {
       return { kind: 'transient', error: error.error, status, retryAfter };
     }
     return { kind: 'configuration', error: error.error, status, retryAfter };
+  }
+  if (error instanceof WWWAuthenticateChallengeError) {
+    // A 401 with a WWW-Authenticate challenge (RFC 6749 5.2: failed client authentication) is the BFF's own fault.
+    const status = error.status;
+    const challenge = error.cause?.[0]?.parameters?.error;
+    const retryAfter = parseRetryAfter(error.response?.headers.get('retry-after'));
+    if (status === 429 || status >= 500) return { kind: 'transient', error: challenge ?? `http_${status}`, status, retryAfter };
+    if (challenge === 'invalid_grant') return { kind: 'terminal', error: challenge, status, retryAfter };
+    return { kind: 'configuration', error: challenge ?? `http_${status}`, status, retryAfter };
   }
   const nested = (error as { cause?: unknown } | undefined)?.cause;
   if (isTimeout(error) || isTimeout(nested)) return { kind: 'transient', error: 'timeout', status: undefined, retryAfter: undefined };
