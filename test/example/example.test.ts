@@ -1,5 +1,7 @@
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExampleConfigError, readConfig } from '../../example/config.js';
@@ -208,6 +210,19 @@ describe('the example in demo mode (no Auth0 tenant)', () => {
     expect(JSON.stringify(data)).not.toMatch(/eyJ/);
   });
 
+  it('answers 400 JSON, and sets no session, for a callback without a pending login', async () => {
+    const res = await fetch(`${example.url}/auth/callback?code=forged&state=forged`, { redirect: 'manual' });
+    expect(res.status).toBe(400);
+    expect(res.headers.getSetCookie()).toEqual([]);
+    expect(await res.json()).toEqual({ error: expect.any(String), error_description: expect.any(String) });
+  });
+
+  it('answers 400 JSON to a back-channel logout without a valid logout token', async () => {
+    const res = await fetch(`${example.url}/auth/backchannel-logout`, { method: 'POST', body: new URLSearchParams({ logout_token: 'not-a-jwt' }) });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toEqual({ error: expect.any(String), error_description: expect.any(String) });
+  });
+
   it('answers login_required on /api without a session', async () => {
     const res = await fetch(`${example.url}/api/data`, { headers: { 'x-csrf': '1' } });
     expect(res.status).toBe(401);
@@ -330,5 +345,46 @@ describe('the example while the issuer is unreachable', () => {
     } finally {
       await example.close();
     }
+  });
+});
+
+describe('npm start (example/start.ts)', () => {
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  const start = (env: Record<string, string>) =>
+    spawn(process.execPath, ['--import', 'tsx', 'example/start.ts'], {
+      cwd: root,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  const collect = (child: ReturnType<typeof start>) => {
+    const out = { text: '' };
+    child.stdout.on('data', (chunk: Buffer) => (out.text += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (out.text += chunk.toString()));
+    return out;
+  };
+  const exited = (child: ReturnType<typeof start>) => new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+
+  it('prints the URL and the demo login, serves, and stops cleanly on SIGTERM', async () => {
+    const child = start({ PORT: '0' });
+    const out = collect(child);
+    const exit = exited(child);
+    try {
+      await expect.poll(() => out.text, { timeout: 20_000, interval: 50 }).toMatch(/Ctrl-C stops it/);
+      expect(out.text).toMatch(/Log in as +demo \/ demo-password/);
+      const url = /Open +(http:\/\/localhost:\d+)/.exec(out.text)?.[1] as string;
+      expect((await fetch(`${url}/healthz`)).status).toBe(200);
+      child.kill('SIGTERM');
+      expect(await exit).toBe(0);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+
+  it('exits 1, naming each problem, when the environment is invalid', async () => {
+    const child = start({ ISSUER_URL: 'http://tenant.example.com/' });
+    const out = collect(child);
+    expect(await exited(child)).toBe(1);
+    expect(out.text).toMatch(/ISSUER_URL must use https/);
+    expect(out.text).toMatch(/CLIENT_ID is required/);
   });
 });

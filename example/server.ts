@@ -1,0 +1,234 @@
+/**
+ * The example BFF: `app.use(createBff({...}))`, the page in ./spa, and, in demo mode, the local Auth0 emulator
+ * and the example API in the same process. `startExample` is what `npm start` runs, and what the tests and the
+ * benchmark start.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import express, { type ErrorRequestHandler, type Response } from 'express';
+import { createClient } from 'redis';
+// In your app: `from 'express-ort-bff'` (and `'express-ort-bff/local-auth0'` for the emulator).
+import { createBff, type Bff, type BffOptions, type Logger, type RedisClient } from '../src/index.js';
+import type { LocalAuth0 } from '../src/local-auth0/index.js';
+import { startExampleApi } from './api/server.js';
+import type { ExampleConfig } from './config.js';
+import type { Demo } from './demo.js';
+
+/** Settings that are not part of the environment contract: for tests and embedding. */
+export interface StartOptions {
+  /** Demo mode: the emulator's access token lifetime in seconds. Default 30. */
+  accessTokenTtl?: number;
+  /** Prefix of the BFF's Redis keys (the library's default is `bff:`): tests keep their keys apart with it. */
+  redisPrefix?: string;
+  /** Address to listen on. Default: every interface. */
+  host?: string;
+  /** Where the example and the library log. Default: the console. */
+  logger?: ExampleLogger;
+}
+
+export interface ExampleLogger extends Logger {
+  info(message: string): void;
+}
+
+export interface RunningExample {
+  /** The public URL (BASE_URL): what the browser opens. */
+  url: string;
+  /** Where this instance itself answers (differs from `url` behind a load balancer). */
+  localUrl: string;
+  /** Demo mode: the emulator, its admin handle included. */
+  auth0?: LocalAuth0;
+  /** Demo mode: the login to type into the emulator's form. */
+  demoLogin?: { username: string; password: string };
+  /** The upstream behind `/api`. */
+  apiUrl: string;
+  bff: Bff;
+  close(): Promise<void>;
+}
+
+type ClientAuthMethod = NonNullable<BffOptions['clientAuthMethod']>;
+
+const SPA_DIR = fileURLToPath(new URL('./spa/', import.meta.url));
+
+export const consoleLogger: ExampleLogger = {
+  info: (message) => console.log(message),
+  warn: (message, details) => console.warn(`warn: ${message}${details ? ` ${JSON.stringify(details)}` : ''}`),
+  error: (message, details) => console.error(`error: ${message}${details ? ` ${JSON.stringify(details)}` : ''}`),
+};
+
+/**
+ * Starts the example for a validated configuration (see `readConfig`). Everything it started is stopped by
+ * `close()`, or at once when starting fails halfway.
+ *
+ * @example
+ * ```ts
+ * const example = await startExample(readConfig({ PORT: '0' }));
+ * console.log(example.url, example.demoLogin);
+ * await example.close();
+ * ```
+ */
+export async function startExample(config: ExampleConfig, options: StartOptions = {}): Promise<RunningExample> {
+  const logger = options.logger ?? consoleLogger;
+  const cleanup: Array<() => Promise<unknown>> = [];
+  const close = async () => {
+    for (const step of cleanup.splice(0).reverse()) {
+      await step().catch((error: unknown) => logger.warn(`while stopping: ${(error as Error).message}`));
+    }
+  };
+
+  try {
+    // Listen first: with PORT=0 the base URL (and so the emulator's redirect URIs) depend on the port we get.
+    const server = createServer();
+    await listen(server, config.port, options.host, `PORT ${config.port}`);
+    cleanup.push(() => closeServer(server));
+    const port = (server.address() as AddressInfo).port;
+    const localUrl = `http://localhost:${port}`;
+    const baseURL = config.baseURL ?? localUrl;
+
+    let idp: { issuer: string; clientId: string; clientSecret: string; clientAuthMethod: ClientAuthMethod; jwksUri?: string };
+    let demo: Demo | undefined;
+    if (config.mode === 'demo') {
+      // Loaded only in demo mode: a deployment copied from this example needs neither the emulator nor oidc-provider.
+      const { startDemo } = await import('./demo.js');
+      const started = await startDemo({
+        baseURL,
+        audience: config.audience,
+        preferredPort: config.port === 0 || port >= 65535 ? 0 : port + 1,
+        accessTokenTtl: options.accessTokenTtl,
+        warn: (message) => logger.warn(message),
+      });
+      cleanup.push(() => started.auth0.stop());
+      demo = started;
+      idp = started.idp;
+    } else {
+      const metadata = await fetchMetadata(config.issuer, logger);
+      idp = {
+        issuer: config.issuer,
+        clientId: config.clientId,
+        clientSecret: config.clientSecret,
+        clientAuthMethod: chooseClientAuthMethod(metadata),
+        ...(typeof metadata?.jwks_uri === 'string' ? { jwksUri: metadata.jwks_uri } : {}),
+      };
+    }
+
+    let apiUrl = config.upstreamApiUrl;
+    if (apiUrl === undefined) {
+      const api = await startExampleApi({ issuer: idp.issuer, audience: config.audience, ...(idp.jwksUri ? { jwksUri: idp.jwksUri } : {}) });
+      cleanup.push(() => api.close());
+      apiUrl = api.url;
+    }
+
+    let redis: RedisClient | undefined;
+    if (config.redisUrl !== undefined) {
+      const client = createClient({ url: config.redisUrl, socket: { connectTimeout: 5_000 } });
+      // node-redis reconnects by itself; without a listener an 'error' event would crash the process.
+      client.on('error', (error: Error) => logger.warn(`Redis: ${error.message}`));
+      await client.connect();
+      cleanup.push(() => client.close());
+      redis = client as unknown as RedisClient;
+    }
+
+    const bff = createBff({
+      issuer: idp.issuer,
+      clientId: idp.clientId,
+      clientSecret: idp.clientSecret,
+      clientAuthMethod: idp.clientAuthMethod,
+      audience: config.audience,
+      baseURL,
+      session: { secrets: [config.sessionSecret] },
+      apis: [{ mount: '/api', upstream: apiUrl }],
+      ...(redis ? { redis } : {}),
+      ...(options.redisPrefix === undefined ? {} : { redisPrefix: options.redisPrefix }),
+      logger,
+    });
+    cleanup.push(() => bff.close());
+
+    const app = express();
+    app.disable('x-powered-by');
+    app.use(bff);
+    if (demo) app.use(demo.routes);
+    app.use(express.static(SPA_DIR, { index: 'index.html', setHeaders: pageHeaders }));
+    app.use((req, res) => sendJson(res, 404, 'not_found', `Nothing at ${req.path}.`));
+    app.use(((error, _req, res, _next) => {
+      logger.error('Unexpected error in the example', { error: (error as Error)?.message });
+      sendJson(res, 500, 'server_error', 'Unexpected failure.');
+    }) satisfies ErrorRequestHandler);
+    server.on('request', app);
+
+    try {
+      await bff.ready();
+    } catch (error) {
+      if (config.mode === 'demo') throw error;
+      // The library keeps retrying; until it succeeds /healthz answers 503 and logins wait.
+      logger.warn(`The issuer's metadata could not be loaded yet (${(error as Error).message}); retrying in the background.`);
+    }
+
+    return {
+      url: baseURL,
+      localUrl,
+      ...(demo ? { auth0: demo.auth0, demoLogin: demo.login } : {}),
+      apiUrl,
+      bff,
+      close,
+    };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+/** The discovery document of the issuer, or undefined when it cannot be loaded now. */
+async function fetchMetadata(issuer: string, logger: ExampleLogger): Promise<Record<string, unknown> | undefined> {
+  const url = new URL('.well-known/openid-configuration', issuer);
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(5_000), headers: { accept: 'application/json' } });
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    return (await res.json()) as Record<string, unknown>;
+  } catch (error) {
+    logger.warn(`Could not read ${url.href} (${(error as Error).message}): assuming client_secret_post, as Auth0 applications use by default.`);
+    return undefined;
+  }
+}
+
+/**
+ * How the BFF authenticates to the token endpoint: client_secret_post when the issuer supports it (Auth0's default
+ * for Regular Web Applications), else client_secret_basic (OpenID Connect Discovery's default when the list is absent).
+ */
+export function chooseClientAuthMethod(metadata: Record<string, unknown> | undefined): ClientAuthMethod {
+  if (metadata === undefined) return 'client_secret_post';
+  const supported = metadata.token_endpoint_auth_methods_supported;
+  if (Array.isArray(supported) && supported.includes('client_secret_post')) return 'client_secret_post';
+  return 'client_secret_basic';
+}
+
+/** The page only runs its own script and talks to its own origin. */
+function pageHeaders(res: Response): void {
+  res.setHeader(
+    'Content-Security-Policy',
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+      "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+  );
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+  res.setHeader('Referrer-Policy', 'no-referrer');
+  res.setHeader('Cache-Control', 'no-cache');
+}
+
+function sendJson(res: Response, status: number, error: string, description: string): void {
+  if (res.headersSent) return void res.end();
+  res.setHeader('Cache-Control', 'no-store');
+  res.status(status).json({ error, error_description: description });
+}
+
+function listen(server: Server, port: number, host: string | undefined, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      reject(error.code === 'EADDRINUSE' ? new Error(`${what} is already in use: set PORT to a free port`, { cause: error }) : error);
+    });
+    server.listen(port, host, () => resolve());
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  server.closeAllConnections();
+  return new Promise((resolve) => server.close(() => resolve()));
+}

@@ -1,0 +1,55 @@
+/**
+ * `npm start`: reads the environment, starts the example, and stops it cleanly on Ctrl-C (SIGINT) or SIGTERM.
+ * With no environment at all it runs the demo: a local Auth0 emulator, no tenant needed.
+ */
+import { ExampleConfigError, readConfig, type ExampleConfig } from './config.js';
+import { consoleLogger, startExample } from './server.js';
+
+let config: ExampleConfig;
+try {
+  config = readConfig();
+} catch (error) {
+  if (!(error instanceof ExampleConfigError)) throw error;
+  console.error(error.message);
+  process.exit(1);
+}
+
+const example = await startExample(config).catch((error: unknown) => {
+  console.error(`The example could not start: ${(error as Error).message}`);
+  process.exit(1);
+});
+
+const lines = [
+  '',
+  `express-ort-bff example (${config.mode === 'demo' ? 'demo mode: local Auth0 emulator' : `issuer ${config.issuer}`})`,
+  `  Open       ${example.url}`,
+];
+if (example.url !== example.localUrl) lines.push(`  Listening  ${example.localUrl}`);
+if (example.demoLogin && example.auth0) {
+  lines.push(`  Log in as  ${example.demoLogin.username} / ${example.demoLogin.password}`);
+  lines.push(`  Emulator   ${example.auth0.issuer}`);
+}
+lines.push(`  API        ${example.apiUrl} (behind ${example.url}/api)`);
+lines.push(`  Sessions   ${config.redisUrl === undefined ? 'in memory' : 'in Redis'}`);
+for (const notice of config.notices) lines.push(`  Note: ${notice}`);
+lines.push('  Ctrl-C stops it.', '');
+consoleLogger.info(lines.join('\n'));
+
+let stopping = false;
+const stop = (signal: NodeJS.Signals) => {
+  if (stopping) {
+    // A second Ctrl-C: the user does not want to wait.
+    process.exit(130);
+  }
+  stopping = true;
+  consoleLogger.info(`${signal}: stopping...`);
+  example.close().then(
+    () => process.exit(0),
+    (error: unknown) => {
+      console.error(`Stopping failed: ${(error as Error).message}`);
+      process.exit(1);
+    },
+  );
+};
+process.on('SIGINT', stop);
+process.on('SIGTERM', stop);
