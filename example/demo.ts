@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import express, { type Router } from 'express';
+import type { Bff } from '../src/index.js';
 import { startLocalAuth0, type LocalAuth0 } from '../src/local-auth0/index.js';
 
 export const DEMO_USER = Object.freeze({
@@ -22,8 +23,8 @@ export interface Demo {
   auth0: LocalAuth0;
   idp: { issuer: string; clientId: string; clientSecret: string; clientAuthMethod: 'client_secret_post' };
   login: { username: string; password: string };
-  /** The `/demo/*` routes, for `app.use()`. */
-  routes: Router;
+  /** The `/demo/*` routes for `app.use()`, given the BFF (to know who is signed in). */
+  routes(bff: Bff): Router;
 }
 
 /**
@@ -65,17 +66,17 @@ export async function startDemo(options: {
     auth0,
     idp: { issuer: auth0.issuer, clientId: DEMO_CLIENT_ID, clientSecret, clientAuthMethod: 'client_secret_post' },
     login: { username: DEMO_USER.username, password: DEMO_USER.password },
-    routes: demoRoutes(auth0, accessTokenTtl),
+    routes: (bff: Bff) => demoRoutes(auth0, accessTokenTtl, bff),
   };
 }
 
 /**
  * `GET /demo/info`: the demo login and token lifetime, for the page.
- * `POST /demo/end-auth0-session` (`X-CSRF: 1`, JSON `{ sub, backchannel? }`): ends the user's Auth0 session the
+ * `POST /demo/end-auth0-session` (`X-CSRF: 1`, JSON `{ backchannel? }`): ends the signed-in user's Auth0 session the
  * way an administrator would. Without back-channel logout the BFF learns it at its next ORT exchange (and answers
  * 401 session_ended); with it, Auth0 tells the BFF at once.
  */
-function demoRoutes(auth0: LocalAuth0, accessTokenTtl: number): Router {
+function demoRoutes(auth0: LocalAuth0, accessTokenTtl: number, bff: Bff): Router {
   const router = express.Router();
   router.get('/demo/info', (_req, res) => {
     res.setHeader('Cache-Control', 'no-store');
@@ -83,17 +84,19 @@ function demoRoutes(auth0: LocalAuth0, accessTokenTtl: number): Router {
   });
   router.post('/demo/end-auth0-session', express.json({ limit: '1kb' }), async (req, res) => {
     res.setHeader('Cache-Control', 'no-store');
-    const body = (req.body ?? {}) as { sub?: unknown; backchannel?: unknown };
+    const body = (req.body ?? {}) as { backchannel?: unknown };
     if (req.get('x-csrf') !== '1') {
       res.status(403).json({ error: 'csrf_required', error_description: 'Send the header X-CSRF: 1.' });
       return;
     }
-    if (typeof body.sub !== 'string' || body.sub.length === 0) {
-      res.status(400).json({ error: 'invalid_request', error_description: 'Send JSON { "sub": "<user id>" }.' });
+    // Whose session: the BFF's own answer for this request (no token exchange involved).
+    const signedIn = await bff.getUser(req);
+    if (!signedIn) {
+      res.status(401).json({ error: 'login_required', error_description: 'Log in first.' });
       return;
     }
     const backchannel = body.backchannel === true;
-    const ended = await auth0.admin.endSession({ sub: body.sub }, { backchannel });
+    const ended = await auth0.admin.endSession({ sub: signedIn.user.sub }, { backchannel });
     res.json({ ended, backchannel });
   });
   return router;

@@ -146,7 +146,7 @@ export async function startExample(config: ExampleConfig, options: StartOptions 
     const app = express();
     app.disable('x-powered-by');
     app.use(bff);
-    if (demo) app.use(demo.routes);
+    if (demo) app.use(demo.routes(bff));
     app.use(express.static(SPA_DIR, { index: 'index.html', setHeaders: pageHeaders }));
     app.use((req, res) => sendJson(res, 404, 'not_found', `Nothing at ${req.path}.`));
     app.use(((error, _req, res, _next) => {

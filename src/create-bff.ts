@@ -13,7 +13,7 @@ import { loginAudience, type BffContext } from './routes/context.js';
 import { healthzRoute } from './routes/healthz.js';
 import { loginRoute } from './routes/login.js';
 import { logoutRoute } from './routes/logout.js';
-import { userRoute } from './routes/user.js';
+import { describeUser, userRoute, type BffUser } from './routes/user.js';
 import { createFieldCipher } from './session/encryption.js';
 import { createMemoryBackend } from './session/memory-backend.js';
 import { createRedisBackend } from './session/redis-backend.js';
@@ -29,6 +29,11 @@ export interface Bff extends Router {
    * Throws a `BffError` (`login_required`, `session_ended`, `token_service_unavailable`, ...).
    */
   getAccessToken(req: Request, options?: { audience?: string; scope?: string }): Promise<string>;
+  /**
+   * Who is logged in on this request, without any token exchange: the `/auth/user` answer minus `logoutUrl`, or
+   * undefined without a (live) session. Throws a `BffError` only for faults (`session_store_unavailable`).
+   */
+  getUser(req: Request): Promise<BffUser | undefined>;
   /** Resolves once the issuer's metadata is loaded. */
   ready(): Promise<void>;
   /** Stops background work and closes upstream connections (the app's Redis client stays open). */
@@ -129,6 +134,16 @@ export function createBff(options: BffOptions): Bff {
         const audience = opts.audience ?? loginAudience(config);
         const loaded = await sessions.load(req, audience);
         return (await tokens.accessToken(loaded, { audience, scope: opts.scope })).token;
+      },
+    },
+    getUser: {
+      value: async (req: Request) => {
+        try {
+          return describeUser((await sessions.loadRecord(req)).record, config);
+        } catch (error) {
+          if (error instanceof BffError && (error.code === ErrorCode.LOGIN_REQUIRED || error.code === ErrorCode.SESSION_ENDED)) return undefined;
+          throw error;
+        }
       },
     },
     ready: { value: async () => void (await idp.ready()) },

@@ -2,3 +2,4 @@ export { createBff, type Bff } from './create-bff.js';
 export type { BffOptions, ApiOptions, RedisClient } from './config/options.js';
 export { BffError, BffConfigError, ErrorCode } from './errors.js';
 export type { BffEvents, BffEventName, Logger, LogoutReason } from './events/events.js';
+export type { BffUser } from './routes/user.js';

@@ -182,7 +182,7 @@ async function endAuth0Session(backchannel) {
   const res = await fetch('/demo/end-auth0-session', {
     method: 'POST',
     headers: { 'X-CSRF': '1', 'Content-Type': 'application/json', Accept: 'application/json' },
-    body: JSON.stringify({ sub: user.user.sub, backchannel }),
+    body: JSON.stringify({ backchannel }),
   });
   const body = await readJson(res);
   if (!res.ok) return void explainError(res, body);

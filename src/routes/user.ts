@@ -1,6 +1,15 @@
 import type { Request, Response } from 'express';
+import type { BffConfig } from '../config/validate.js';
 import { sendError, toBffError } from '../http/json-error.js';
+import type { SessionRecord } from '../session/record.js';
 import type { BffContext } from './context.js';
+
+/** Who is logged in, as `/auth/user` and `bff.getUser()` tell it. Times are epoch seconds. Never a token. */
+export interface BffUser {
+  readonly user: { readonly sub: string; readonly [claim: string]: unknown };
+  readonly expiresAt: number;
+  readonly idleExpiresAt: number;
+}
 
 /** Claims about the token itself, not the user: never part of /auth/user. */
 const PROTOCOL_CLAIMS = new Set(['iss', 'aud', 'exp', 'iat', 'nbf', 'nonce', 'at_hash', 'c_hash', 's_hash', 'azp', 'auth_time', 'acr', 'amr', 'jti', 'sid', 'org_id']);
@@ -15,20 +24,27 @@ export function userRoute(ctx: BffContext) {
   return async function user(req: Request, res: Response): Promise<void> {
     try {
       const { record } = await ctx.sessions.loadRecord(req);
-      const claims: Record<string, unknown> = {};
-      for (const [name, value] of Object.entries(record.claims)) {
-        if (name === 'sub') continue;
-        if (config.userClaims ? config.userClaims.includes(name) : !PROTOCOL_CLAIMS.has(name)) claims[name] = value;
-      }
       res.setHeader('Cache-Control', 'no-store');
       res.json({
-        user: { sub: record.sub, ...claims },
-        expiresAt: Math.floor(record.absoluteExpiresAt / 1000),
-        idleExpiresAt: Math.floor(record.idleExpiresAt / 1000),
+        ...describeUser(record, config),
         logoutUrl: logoutPath === undefined ? null : `${logoutPath}?sid=${encodeURIComponent(record.logoutId)}`,
       });
     } catch (error) {
       sendError(res, toBffError(error));
     }
+  };
+}
+
+/** The user's claims (allow-listed, without protocol claims) and the session's expiries. */
+export function describeUser(record: SessionRecord, config: BffConfig): BffUser {
+  const claims: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(record.claims)) {
+    if (name === 'sub') continue;
+    if (config.userClaims ? config.userClaims.includes(name) : !PROTOCOL_CLAIMS.has(name)) claims[name] = value;
+  }
+  return {
+    user: { sub: record.sub, ...claims },
+    expiresAt: Math.floor(record.absoluteExpiresAt / 1000),
+    idleExpiresAt: Math.floor(record.idleExpiresAt / 1000),
   };
 }

@@ -234,13 +234,15 @@ describe('the example in demo mode (no Auth0 tenant)', () => {
     await client.login(example.url, example.url, { username: 'demo', password: 'demo-password' });
     expect((await client.request(`${example.url}/auth/user`)).status).toBe(200);
 
-    const refused = await client.request(`${example.url}/demo/end-auth0-session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ sub: 'auth0|demo' }) });
+    const refused = await client.request(`${example.url}/demo/end-auth0-session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
     expect(refused.status).toBe(403);
+    const anonymous = await fetch(`${example.url}/demo/end-auth0-session`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf': '1' }, body: '{}' });
+    expect(anonymous.status).toBe(401);
 
     const res = await client.request(`${example.url}/demo/end-auth0-session`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-csrf': '1' },
-      body: JSON.stringify({ sub: 'auth0|demo', backchannel: true }),
+      body: JSON.stringify({ backchannel: true }),
     });
     expect(res.status).toBe(200);
     expect((await res.json()).ended).toBeGreaterThanOrEqual(1);

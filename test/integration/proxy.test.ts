@@ -214,6 +214,18 @@ describe('the API proxy with transparent ORT exchange', () => {
     await expect(res.text()).rejects.toThrow();
   });
 
+  it('tells an app who is logged in through getUser, without exchanging', async () => {
+    const browser = h.browser();
+    await browser.login();
+    h.clock.advance(61_000);
+    const before = refreshCount(h);
+    const user = await h.bffs[0]!.getUser({ headers: { cookie: browser.jar.header(browser.url) } } as never);
+    expect(user?.user).toMatchObject({ sub: USER.sub, email: USER.email });
+    expect(JSON.stringify(user)).not.toMatch(/eyJ/);
+    expect(refreshCount(h)).toBe(before);
+    expect(await h.bffs[0]!.getUser({ headers: {} } as never)).toBeUndefined();
+  });
+
   it('lets an app get the access token itself through getAccessToken', async () => {
     const browser = h.browser();
     await browser.login();
