@@ -58,7 +58,7 @@ export function createBff(options: BffOptions): Bff {
   const config = validateOptions(options);
   const cipher = createFieldCipher(config.session.encryptionKeys);
   const backend = config.redis
-    ? createRedisBackend(config.redis, config.redisPrefix, cipher, config.session.idleTimeoutMs, config.clock)
+    ? createRedisBackend(config.redis, config.redisPrefix, cipher, config.session.idleTimeoutMs, config.clock, config.redisCommandTimeoutMs)
     : createMemoryBackend(cipher, config.session.idleTimeoutMs, config.clock);
   if (!config.redis) {
     config.logger.warn('Sessions are kept in memory: this serves one process only, and a restart logs everyone out. Pass a Redis client as `redis` for more.');

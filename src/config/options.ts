@@ -42,6 +42,8 @@ export interface BffOptions {
   redis?: RedisClient;
   /** Prefix of every Redis key the BFF writes. Default `bff:`. */
   redisPrefix?: string;
+  /** Milliseconds one Redis command may take before the request gets 503 session_store_unavailable. Default 2,000. */
+  redisCommandTimeout?: number;
   session?: {
     /** Secrets that sign the session cookie; the first signs, all verify (rotation). Required unless `external`. */
     secrets?: string | string[];

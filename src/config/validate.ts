@@ -16,6 +16,7 @@ export interface BffConfig {
   readonly routes: Readonly<Record<'login' | 'callback' | 'user' | 'logout' | 'backchannelLogout' | 'healthz', string | undefined>>;
   readonly redis: RedisClient | undefined;
   readonly redisPrefix: string;
+  readonly redisCommandTimeoutMs: number;
   readonly session: {
     readonly secrets: readonly string[];
     readonly cookieName: string;
@@ -107,7 +108,7 @@ export function validateOptions(options: BffOptions): BffConfig {
       upstream: httpUrl(api.upstream, `apis[${i}].upstream`),
       audience: audienceForApis(i, api.audience),
       scope: api.scope === undefined ? undefined : nonEmptyString(api.scope, `apis[${i}].scope`, 'a space-separated scope list'),
-      timeoutMs: positiveNumber(api.timeout ?? 30_000, `apis[${i}].timeout`, 'milliseconds'),
+      timeoutMs: Math.ceil(positiveNumber(api.timeout ?? 30_000, `apis[${i}].timeout`, 'milliseconds')),
     });
   });
   const mounts = new Set<string>();
@@ -128,8 +129,8 @@ export function validateOptions(options: BffOptions): BffConfig {
 
   const refreshMargin = options.tokens?.refreshMargin ?? ((lifetime: number) => Math.min(60, lifetime * 0.1));
   if (typeof refreshMargin !== 'function') throw new BffConfigError('tokens.refreshMargin', 'must be a function (lifetimeSeconds) => seconds');
-  const exchangeDeadlineMs = positiveNumber(options.tokens?.exchangeDeadline ?? 5_000, 'tokens.exchangeDeadline', 'milliseconds');
-  const attemptTimeoutMs = positiveNumber(options.tokens?.attemptTimeout ?? 2_500, 'tokens.attemptTimeout', 'milliseconds');
+  const exchangeDeadlineMs = Math.ceil(positiveNumber(options.tokens?.exchangeDeadline ?? 5_000, 'tokens.exchangeDeadline', 'milliseconds'));
+  const attemptTimeoutMs = Math.ceil(positiveNumber(options.tokens?.attemptTimeout ?? 2_500, 'tokens.attemptTimeout', 'milliseconds'));
 
   const userScopes = readScopes(options.scope);
   const scope = ['openid', 'online_access', ...userScopes.filter((x) => x !== 'openid' && x !== 'online_access')].join(' ');
@@ -151,6 +152,7 @@ export function validateOptions(options: BffOptions): BffConfig {
     routes,
     redis: options.redis,
     redisPrefix,
+    redisCommandTimeoutMs: Math.ceil(positiveNumber(options.redisCommandTimeout ?? 2_000, 'redisCommandTimeout', 'milliseconds')),
     session: {
       secrets: [...secrets],
       cookieName,

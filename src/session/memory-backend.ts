@@ -133,7 +133,7 @@ export function createMemoryBackend(cipher: FieldCipher, idleTimeoutMs: number, 
     storeTokens: async (id, update) => {
       const fields = records.get(id);
       if (!fields) return false;
-      if (update.refreshToken && fields[F.refreshToken] === update.refreshToken.previousStored) {
+      if (update.refreshToken && (fields[F.refreshToken] ?? '') === (update.refreshToken.previousStored ?? '')) {
         fields[F.refreshToken] = cipher.encrypt(update.refreshToken.next);
       }
       Object.assign(fields, encodeUpdate(update, cipher));

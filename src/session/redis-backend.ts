@@ -24,7 +24,7 @@ import {
 // Writes only into a record that exists: a request that outlived its session cannot bring it back.
 const STORE_TOKENS = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], 'rt') == ARGV[2] then redis.call('HSET', KEYS[1], 'rt', ARGV[3]) end
+if ARGV[3] ~= '' and (redis.call('HGET', KEYS[1], 'rt') or '') == ARGV[2] then redis.call('HSET', KEYS[1], 'rt', ARGV[3]) end
 for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 redis.call('PEXPIRE', KEYS[2], ARGV[1])
@@ -89,7 +89,15 @@ class TaggedRedisStore extends RedisStore {
   }
 }
 
-export function createRedisBackend(client: RedisClient, prefix: string, cipher: FieldCipher, idleTimeoutMs: number, clock: () => number): SessionBackend {
+export function createRedisBackend(
+  appClient: RedisClient,
+  prefix: string,
+  cipher: FieldCipher,
+  idleTimeoutMs: number,
+  clock: () => number,
+  commandTimeoutMs: number,
+): SessionBackend {
+  const client = appClient;
   const redis = client as unknown as Commands;
   const sessKey = (id: string) => `${prefix}sess:{${id}}`;
   const tokKey = (id: string) => `${prefix}tok:{${id}}`;
@@ -101,13 +109,23 @@ export function createRedisBackend(client: RedisClient, prefix: string, cipher: 
     const ready = redis.isReady ?? redis.isOpen;
     if (ready === false) throw new BffError(ErrorCode.SESSION_STORE_UNAVAILABLE, 'The session store is not answering; try again shortly.');
   };
+  // A Redis that accepts connections but stops answering must not hang requests. node-redis's own command
+  // timeout stops counting once a command is written to the socket, so each operation gets a deadline here.
   async function run<T>(operation: () => Promise<T>): Promise<T> {
     ensureReady();
+    let timer: NodeJS.Timeout | undefined;
     try {
-      return await operation();
+      return await Promise.race([
+        operation(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer within ${commandTimeoutMs} ms`)), commandTimeoutMs);
+        }),
+      ]);
     } catch (error) {
       if (error instanceof BffError) throw error;
       throw new BffError(ErrorCode.SESSION_STORE_UNAVAILABLE, 'The session store failed; try again shortly.', { cause: error });
+    } finally {
+      clearTimeout(timer);
     }
   }
   async function script(source: string, keys: string[], args: string[]): Promise<unknown> {

@@ -12,7 +12,7 @@ describe('when Redis goes down and comes back', () => {
   beforeAll(async () => {
     const target = new URL(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
     relay = await startTcpProxy(Number(target.port || 6379), target.hostname);
-    h = await startHarness({ redis: true, redisUrl: `redis://127.0.0.1:${relay.port}` });
+    h = await startHarness({ redis: true, redisUrl: `redis://127.0.0.1:${relay.port}`, bff: { redisCommandTimeout: 300 } });
   });
   afterAll(async () => {
     await h?.close();
@@ -41,6 +41,34 @@ describe('when Redis goes down and comes back', () => {
     expect((await browser.api('/api/items')).status).toBe(200);
     expect((await browser.user()).status).toBe(200);
     expect((await browser.request('/healthz')).status).toBe(200);
+  });
+});
+
+describe('when Redis stops answering without closing its connections', () => {
+  let h: Harness;
+  let relay: TcpProxy;
+  beforeAll(async () => {
+    const target = new URL(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+    relay = await startTcpProxy(Number(target.port || 6379), target.hostname);
+    h = await startHarness({ redis: true, redisUrl: `redis://127.0.0.1:${relay.port}`, bff: { redisCommandTimeout: 300 } });
+  });
+  afterAll(async () => {
+    relay?.up();
+    await h?.close();
+    await relay?.close();
+  });
+
+  it('answers 503 within the command timeout instead of hanging, and works again afterwards', async () => {
+    const browser = h.browser();
+    await browser.login();
+    relay.freeze();
+    const api = await browser.api('/api/items');
+    expect(api.status).toBe(503);
+    expect(await api.json()).toMatchObject({ error: 'session_store_unavailable' });
+    relay.up();
+    const { waitFor } = await import('../support/harness.js');
+    await waitFor(async () => (await browser.api('/api/items')).status === 200, 'the session works again', 10_000);
+    expect((await browser.user()).status).toBe(200);
   });
 });
 

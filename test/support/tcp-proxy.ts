@@ -6,6 +6,8 @@ export interface TcpProxy {
   port: number;
   /** Drops every connection and refuses new ones until `up()`. */
   down(): void;
+  /** Keeps every connection open but passes nothing on (a server that hangs), until `up()`. */
+  freeze(): void;
   up(): void;
   close(): Promise<void>;
 }
@@ -13,6 +15,8 @@ export interface TcpProxy {
 export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   let isUp = true;
+  let frozen = false;
+  const held: Array<() => void> = [];
   const server: Server = createServer((client) => {
     if (!isUp) return void client.destroy();
     const upstream = connect(targetPort, targetHost);
@@ -21,7 +25,13 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
       s.on('close', () => sockets.delete(s));
       s.on('error', () => {});
     }
-    client.pipe(upstream).pipe(client);
+    const relay = (from: Socket, to: Socket) =>
+      from.on('data', (chunk: Buffer) => {
+        if (frozen) held.push(() => to.write(chunk));
+        else to.write(chunk);
+      });
+    relay(client, upstream);
+    relay(upstream, client);
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
   });
@@ -32,8 +42,13 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
       isUp = false;
       for (const s of sockets) s.destroy();
     },
+    freeze() {
+      frozen = true;
+    },
     up() {
       isUp = true;
+      frozen = false;
+      for (const send of held.splice(0)) send();
     },
     close: () =>
       new Promise<void>((resolve) => {

@@ -112,7 +112,7 @@ describe.each(variants)('the %s session backend', (_name, variant) => {
     now = Date.now();
     prefix = `bfftest:${randomUUID()}:`;
     backend = variant.kind === 'redis'
-      ? createRedisBackend(redis as unknown as RedisClient, prefix, variant.cipher, IDLE_TIMEOUT, clock)
+      ? createRedisBackend(redis as unknown as RedisClient, prefix, variant.cipher, IDLE_TIMEOUT, clock, 2_000)
       : createMemoryBackend(variant.cipher, IDLE_TIMEOUT, clock);
   });
   afterEach(async () => {
@@ -397,7 +397,7 @@ describe('the Redis session backend', () => {
   });
 
   it('keys a session by its id as a Redis Cluster hash tag, with a TTL on each key', async () => {
-    const backend = createRedisBackend(redis as unknown as RedisClient, prefix, plainCipher, IDLE_TIMEOUT, clock);
+    const backend = createRedisBackend(redis as unknown as RedisClient, prefix, plainCipher, IDLE_TIMEOUT, clock, 2_000);
     const id = randomUUID();
     await storeSet(backend, id, { cookie: {}, bff: { idleExpiresAt: record.idleExpiresAt, absoluteExpiresAt: record.absoluteExpiresAt } });
     await backend.createRecord(id, record);
@@ -414,7 +414,7 @@ describe('the Redis session backend', () => {
   });
 
   it('lets a session\'s keys live until its idle expiry (plus grace), and rolls that TTL when the session is renewed', async () => {
-    const backend = createRedisBackend(redis as unknown as RedisClient, prefix, plainCipher, IDLE_TIMEOUT, clock);
+    const backend = createRedisBackend(redis as unknown as RedisClient, prefix, plainCipher, IDLE_TIMEOUT, clock, 2_000);
     const id = randomUUID();
     await storeSet(backend, id, { cookie: {}, bff: { idleExpiresAt: record.idleExpiresAt, absoluteExpiresAt: record.absoluteExpiresAt } });
     await backend.createRecord(id, record);
@@ -427,7 +427,7 @@ describe('the Redis session backend', () => {
   });
 
   it('stores no token in the clear when encryption keys are configured, and reads every one back', async () => {
-    const backend = createRedisBackend(redis as unknown as RedisClient, prefix, createFieldCipher(parseEncryptionKeys([ENCRYPTION_KEY], 'k')), IDLE_TIMEOUT, clock);
+    const backend = createRedisBackend(redis as unknown as RedisClient, prefix, createFieldCipher(parseEncryptionKeys([ENCRYPTION_KEY], 'k')), IDLE_TIMEOUT, clock, 2_000);
     const id = randomUUID();
     await backend.createRecord(id, record);
     await backend.storeTokens(id, {
@@ -459,8 +459,8 @@ describe('the Redis session backend', () => {
 
   it('reads tokens stored before encryption was turned on', async () => {
     const id = randomUUID();
-    await createRedisBackend(redis as unknown as RedisClient, prefix, plainCipher, IDLE_TIMEOUT, clock).createRecord(id, record);
-    const encrypted = createRedisBackend(redis as unknown as RedisClient, prefix, createFieldCipher(parseEncryptionKeys([ENCRYPTION_KEY], 'k')), IDLE_TIMEOUT, clock);
+    await createRedisBackend(redis as unknown as RedisClient, prefix, plainCipher, IDLE_TIMEOUT, clock, 2_000).createRecord(id, record);
+    const encrypted = createRedisBackend(redis as unknown as RedisClient, prefix, createFieldCipher(parseEncryptionKeys([ENCRYPTION_KEY], 'k')), IDLE_TIMEOUT, clock, 2_000);
     expect(await encrypted.readRecord(id)).toMatchObject({ refreshToken: 'ORT-secret-value-1', accessTokens: { [API]: { token: 'AT-secret-value-1' } } });
   });
 
@@ -483,7 +483,7 @@ describe('the Redis session backend', () => {
   it('answers every operation with session_store_unavailable once its client is closed', async () => {
     const client = await connectRedis();
     await client.close();
-    const backend = createRedisBackend(client as unknown as RedisClient, prefix, plainCipher, IDLE_TIMEOUT, clock);
+    const backend = createRedisBackend(client as unknown as RedisClient, prefix, plainCipher, IDLE_TIMEOUT, clock, 2_000);
     for (const [name, operation] of everyOperation(backend)) {
       await expect(operation(), name).rejects.toMatchObject({ name: 'BffError', code: 'session_store_unavailable', status: 503 });
     }
@@ -492,7 +492,7 @@ describe('the Redis session backend', () => {
   it('answers every operation with session_store_unavailable when its client never connected', async () => {
     const client = createClient({ url: REDIS_URL, socket: { reconnectStrategy: false } });
     client.on('error', () => {});
-    const backend = createRedisBackend(client as unknown as RedisClient, prefix, plainCipher, IDLE_TIMEOUT, clock);
+    const backend = createRedisBackend(client as unknown as RedisClient, prefix, plainCipher, IDLE_TIMEOUT, clock, 2_000);
     for (const [name, operation] of everyOperation(backend)) {
       await expect(operation(), name).rejects.toMatchObject({ name: 'BffError', code: 'session_store_unavailable', status: 503 });
     }

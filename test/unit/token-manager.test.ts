@@ -1,0 +1,651 @@
+import { randomUUID } from 'node:crypto';
+import { SignJWT, exportJWK, generateKeyPair } from 'jose';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { validateOptions, type BffConfig } from '../../src/config/validate.js';
+import { BffError } from '../../src/errors.js';
+import { BffEventEmitter, type BffEventName, type BffEvents } from '../../src/events/events.js';
+import { IdpClient } from '../../src/idp/idp-client.js';
+import type { SessionBackend } from '../../src/session/backend.js';
+import { plainCipher } from '../../src/session/encryption.js';
+import { createMemoryBackend } from '../../src/session/memory-backend.js';
+import type { AccessTokenEntry, SessionRecord } from '../../src/session/record.js';
+import { Sessions } from '../../src/session/sessions.js';
+import { TokenManager, type AccessTokenOptions } from '../../src/tokens/token-manager.js';
+
+const ISSUER = 'https://tenant.example/';
+const TOKEN_ENDPOINT = 'https://tenant.example/oauth/token';
+const JWKS_URI = 'https://tenant.example/.well-known/jwks.json';
+const CLIENT_ID = 'bff-client';
+const CLIENT_SECRET = 'bff-client-secret-value';
+const API = 'https://api.example.test';
+const OTHER_API = 'https://other-api.example.test';
+const ORT = 'ORT-online-refresh-token-1';
+const AT_1 = 'AT-stored-access-token-1';
+const DEADLINE_MS = 1_000;
+const ATTEMPT_TIMEOUT_MS = 200;
+const SECOND = 1_000;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+const IDLE_TIMEOUT = 3 * DAY;
+
+interface TokenRequest {
+  readonly form: URLSearchParams;
+  readonly signal: AbortSignal | undefined;
+}
+type Answer = (request: TokenRequest) => Response | Promise<Response>;
+
+const json = (status: number, body: unknown, headers: Record<string, string> = {}): Response =>
+  new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', ...headers } });
+const tokens = (accessToken: string, extra: Record<string, unknown> = {}): Answer =>
+  () => json(200, { access_token: accessToken, token_type: 'Bearer', expires_in: 3600, scope: 'read:things', ...extra });
+const oauthError = (status: number, error: string, headers: Record<string, string> = {}): Answer =>
+  () => json(status, { error, error_description: `${error} from the fake` }, headers);
+/** An answer that never comes: it only ends when the request is aborted. */
+const never: Answer = ({ signal }) => new Promise<Response>((_resolve, reject) => {
+  if (signal?.aborted) return reject(signal.reason);
+  signal?.addEventListener('abort', () => reject(signal.reason), { once: true });
+});
+const connectionRefused: Answer = () => {
+  throw new TypeError('fetch failed', { cause: new Error('connect ECONNREFUSED 203.0.113.1:443') });
+};
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+/** Auth0's discovery document and a token endpoint that answers from a script, recording every request. */
+class FakeAuth0 {
+  readonly requests: TokenRequest[] = [];
+  readonly script: Answer[] = [];
+  /** What the token endpoint answers once the script is used up. */
+  otherwise: Answer = () => json(500, { error: 'server_error', error_description: 'the test did not script this request' });
+  jwks: unknown = { keys: [] };
+
+  answer(...answers: Answer[]): this {
+    this.script.push(...answers);
+    return this;
+  }
+
+  readonly fetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+    if (url === `${ISSUER}.well-known/openid-configuration`) {
+      return json(200, {
+        issuer: ISSUER,
+        authorization_endpoint: `${ISSUER}authorize`,
+        token_endpoint: TOKEN_ENDPOINT,
+        jwks_uri: JWKS_URI,
+        revocation_endpoint: `${ISSUER}oauth/revoke`,
+        id_token_signing_alg_values_supported: ['RS256'],
+      });
+    }
+    if (url === JWKS_URI) return json(200, this.jwks);
+    if (url === TOKEN_ENDPOINT) {
+      const request = { form: new URLSearchParams(String(init?.body ?? '')), signal: init?.signal ?? undefined };
+      this.requests.push(request);
+      return (this.script.shift() ?? this.otherwise)(request);
+    }
+    return json(404, { error: 'not_found' });
+  };
+}
+
+interface LogLine {
+  level: string;
+  message: string;
+  details: Record<string, unknown> | undefined;
+}
+
+describe('the token manager', () => {
+  let now = 0;
+  const clock = () => now;
+  let auth0: FakeAuth0;
+  let logs: LogLine[];
+  let emitted: Array<{ name: BffEventName; payload: unknown }>;
+  let config: BffConfig;
+  let events: BffEventEmitter;
+  let backend: SessionBackend;
+  let sessions: Sessions;
+  let idp: IdpClient;
+  let manager: TokenManager;
+
+  /** A BFF (config, memory sessions, IdP client, token manager) whose Auth0 is the fake. */
+  async function start(budget: { exchangeDeadline: number; attemptTimeout: number } = { exchangeDeadline: DEADLINE_MS, attemptTimeout: ATTEMPT_TIMEOUT_MS }): Promise<void> {
+    const log = (level: string) => (message: string, details?: Record<string, unknown>) => void logs.push({ level, message, details });
+    config = validateOptions({
+      issuer: ISSUER,
+      clientId: CLIENT_ID,
+      clientSecret: CLIENT_SECRET,
+      audience: API,
+      baseURL: 'https://app.example',
+      session: { secrets: ['a-session-secret-of-at-least-32-chars'] },
+      fetch: auth0.fetch as typeof fetch,
+      clock,
+      logger: { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') },
+      tokens: budget,
+    });
+    events = new BffEventEmitter();
+    for (const name of ['login', 'refresh', 'refresh_failed', 'logout', 'revocation_failed', 'backchannel_logout_rejected'] as const) {
+      events.on(name, (payload: unknown) => void emitted.push({ name, payload }));
+    }
+    backend = createMemoryBackend(plainCipher, IDLE_TIMEOUT, clock);
+    sessions = new Sessions(config, backend, events);
+    idp = new IdpClient(config);
+    await idp.ready();
+    manager = new TokenManager(config, idp, sessions, events);
+  }
+
+  beforeEach(async () => {
+    now = Date.now();
+    auth0 = new FakeAuth0();
+    logs = [];
+    emitted = [];
+    await start();
+  });
+
+  afterEach(async () => {
+    idp.close();
+    await backend.close();
+  });
+
+  /** An access token issued now for `lifetime` seconds, due for renewal at the default margin: min(60 s, 10%). */
+  const issued = (token: string, lifetime = 3600): AccessTokenEntry => ({
+    token,
+    expiresAt: now + lifetime * SECOND,
+    refreshAt: now + (lifetime - Math.min(60, lifetime * 0.1)) * SECOND,
+    scope: 'read:things',
+  });
+
+  /** A logged-in session as the callback leaves it: an ORT and an access token for the login audience. */
+  async function login(overrides: Partial<SessionRecord> = {}): Promise<string> {
+    const id = randomUUID();
+    await backend.createRecord(id, {
+      sub: 'auth0|alice',
+      sid: 'auth0-sid-1',
+      createdAt: now,
+      absoluteExpiresAt: now + 7 * DAY,
+      idleExpiresAt: now + IDLE_TIMEOUT,
+      logoutId: randomUUID(),
+      refreshToken: ORT,
+      idToken: undefined,
+      scope: 'openid profile email online_access',
+      claims: { sub: 'auth0|alice', name: 'Alice Example' },
+      accessTokens: { [API]: issued(AT_1) },
+      ...overrides,
+    });
+    return id;
+  }
+
+  /** What an API request does: read the session's view, then ask for a token (through `tokenManager`). */
+  async function accessToken(id: string, audience = API, options: AccessTokenOptions & { scope?: string; tokenManager?: TokenManager } = {}): Promise<AccessTokenEntry> {
+    const view = await backend.readView(id, audience);
+    if (!view) throw new Error(`no session ${id}`);
+    const { scope, tokenManager = manager, ...rest } = options;
+    return tokenManager.accessToken({ id, view }, { audience, scope }, rest);
+  }
+
+  /** Lets the access token of the login audience reach its renewal time. */
+  async function letTokenExpire(id: string, audience = API): Promise<void> {
+    const entry = (await backend.readRecord(id))?.accessTokens[audience];
+    if (!entry) throw new Error('no access token to expire');
+    now = Math.max(now, entry.refreshAt);
+  }
+
+  async function failure(promise: Promise<unknown>): Promise<BffError> {
+    try {
+      await promise;
+    } catch (error) {
+      expect(error).toBeInstanceOf(BffError);
+      return error as BffError;
+    }
+    throw new Error('expected the call to fail');
+  }
+
+  const eventsNamed = <K extends BffEventName>(name: K) => emitted.filter((e) => e.name === name).map((e) => e.payload as BffEvents[K][0]);
+
+  describe('when the access token is fresh or expiring', () => {
+    it('returns a fresh token without asking Auth0', async () => {
+      const id = await login();
+      now += 30 * MINUTE;
+      expect((await accessToken(id)).token).toBe(AT_1);
+      expect(auth0.requests).toHaveLength(0);
+    });
+
+    it('keeps using the token until a minute before it expires, then exchanges the ORT once', async () => {
+      const id = await login();
+      auth0.answer(tokens('AT-2'));
+
+      now += 3540 * SECOND - 1;
+      expect((await accessToken(id)).token).toBe(AT_1);
+      expect(auth0.requests).toHaveLength(0);
+
+      now += 1;
+      expect((await accessToken(id)).token).toBe('AT-2');
+      expect((await accessToken(id)).token).toBe('AT-2');
+      expect(auth0.requests).toHaveLength(1);
+      expect(eventsNamed('refresh')).toEqual([expect.objectContaining({ sub: 'auth0|alice', sid: 'auth0-sid-1', audience: API, expiresIn: 3600 })]);
+    });
+
+    it('renews a short-lived token when 10% of its lifetime is left', async () => {
+      const id = await login({ accessTokens: { [API]: issued(AT_1, 300) } });
+      auth0.answer(tokens('AT-2', { expires_in: 300 }));
+      now += 269 * SECOND;
+      expect((await accessToken(id)).token).toBe(AT_1);
+      now += 1 * SECOND;
+      const renewed = await accessToken(id);
+      expect(renewed).toEqual({ token: 'AT-2', expiresAt: now + 300 * SECOND, refreshAt: now + 270 * SECOND, scope: 'read:things' });
+      expect(auth0.requests).toHaveLength(1);
+    });
+
+    it('stores the renewed token to be renewed again a minute before it expires', async () => {
+      const id = await login();
+      auth0.answer(tokens('AT-2', { expires_in: 86400 }));
+      await letTokenExpire(id);
+      await accessToken(id);
+      expect((await backend.readView(id, API))?.accessToken).toEqual({ token: 'AT-2', expiresAt: now + 86400 * SECOND, refreshAt: now + 86340 * SECOND, scope: 'read:things' });
+    });
+
+    it('refreshes once when twenty requests arrive with an expiring token', async () => {
+      const id = await login();
+      const hold = deferred();
+      auth0.answer(async () => {
+        await hold.promise;
+        return tokens('AT-2')({ form: new URLSearchParams(), signal: undefined });
+      });
+      await letTokenExpire(id);
+
+      const calls = Array.from({ length: 20 }, () => accessToken(id));
+      await expect.poll(() => auth0.requests.length).toBe(1);
+      hold.resolve();
+
+      expect((await Promise.all(calls)).map((t) => t.token)).toEqual(Array(20).fill('AT-2'));
+      expect(auth0.requests).toHaveLength(1);
+    });
+
+    it('exchanges once when two BFF processes sharing the session store both find the token expiring', async () => {
+      const id = await login();
+      const other = new TokenManager(config, idp, new Sessions(config, backend, events), events);
+      const hold = deferred();
+      auth0.answer(async () => {
+        await hold.promise;
+        return tokens('AT-2')({ form: new URLSearchParams(), signal: undefined });
+      });
+      await letTokenExpire(id);
+
+      const first = accessToken(id);
+      await expect.poll(() => auth0.requests.length).toBe(1);
+      const second = accessToken(id, API, { tokenManager: other });
+      hold.resolve();
+
+      expect((await first).token).toBe('AT-2');
+      expect((await second).token).toBe('AT-2');
+      expect(auth0.requests).toHaveLength(1);
+    });
+
+    it('moves the idle expiry forward on an exchange (as Auth0 does), never past the absolute expiry', async () => {
+      const id = await login({ idleExpiresAt: now + 2 * DAY, absoluteExpiresAt: now + 3 * DAY + 2 * HOUR });
+      auth0.answer(tokens('AT-2'), tokens('AT-3'));
+      await letTokenExpire(id);
+      await accessToken(id);
+      expect((await backend.readView(id, API))?.idleExpiresAt).toBe(now + IDLE_TIMEOUT);
+
+      now += 2 * DAY;
+      await letTokenExpire(id);
+      await accessToken(id);
+      expect((await backend.readView(id, API))?.idleExpiresAt).toBe((await backend.readRecord(id))?.absoluteExpiresAt);
+    });
+  });
+
+  describe('what the exchange sends', () => {
+    it('sends grant_type=refresh_token with the ORT and no audience for the login audience', async () => {
+      const id = await login();
+      auth0.answer(tokens('AT-2'));
+      await letTokenExpire(id);
+      await accessToken(id);
+
+      const [request] = auth0.requests;
+      expect(request?.form.get('grant_type')).toBe('refresh_token');
+      expect(request?.form.get('refresh_token')).toBe(ORT);
+      expect(request?.form.get('client_id')).toBe(CLIENT_ID);
+      expect(request?.form.has('audience')).toBe(false);
+      expect(request?.form.has('scope')).toBe(false);
+    });
+
+    it('asks for another API\'s token with its audience (Multi-Resource Refresh Token), keeping the login audience\'s token', async () => {
+      const id = await login();
+      auth0.answer(tokens('AT-other-1', { scope: 'read:other' }));
+
+      const other = await accessToken(id, OTHER_API, { scope: 'read:other' });
+
+      expect(other.token).toBe('AT-other-1');
+      expect(auth0.requests[0]?.form.get('audience')).toBe(OTHER_API);
+      expect(auth0.requests[0]?.form.get('scope')).toBe('read:other');
+      expect(auth0.requests[0]?.form.get('refresh_token')).toBe(ORT);
+      const record = await backend.readRecord(id);
+      expect(record?.accessTokens[API]?.token).toBe(AT_1);
+      expect(record?.accessTokens[OTHER_API]?.token).toBe('AT-other-1');
+      expect((await accessToken(id)).token).toBe(AT_1);
+      expect(auth0.requests).toHaveLength(1);
+    });
+  });
+
+  describe('the refresh token', () => {
+    it('keeps the ORT when Auth0 answers without a refresh token, and exchanges it again next time', async () => {
+      const id = await login();
+      auth0.answer(tokens('AT-2'), tokens('AT-3'));
+      await letTokenExpire(id);
+      await accessToken(id);
+      expect((await backend.readRecord(id))?.refreshToken).toBe(ORT);
+
+      await letTokenExpire(id);
+      expect((await accessToken(id)).token).toBe('AT-3');
+      expect(auth0.requests.map((r) => r.form.get('refresh_token'))).toEqual([ORT, ORT]);
+    });
+
+    it('replaces a rotated refresh token and uses the new one for the next exchange', async () => {
+      const id = await login();
+      auth0.answer(tokens('AT-2', { refresh_token: 'RT-rotated-2' }), tokens('AT-3'));
+      await letTokenExpire(id);
+      await accessToken(id);
+      expect((await backend.readRecord(id))?.refreshToken).toBe('RT-rotated-2');
+
+      await letTokenExpire(id);
+      await accessToken(id);
+      expect(auth0.requests.map((r) => r.form.get('refresh_token'))).toEqual([ORT, 'RT-rotated-2']);
+    });
+
+    it('stores a new ID token and its claims when the exchange returns one', async () => {
+      const { publicKey, privateKey } = await generateKeyPair('RS256');
+      auth0.jwks = { keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' }] };
+      const idToken = await new SignJWT({ sid: 'auth0-sid-1', name: 'Alice Renamed' })
+        .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
+        .setIssuer(ISSUER)
+        .setAudience(CLIENT_ID)
+        .setSubject('auth0|alice')
+        .setIssuedAt()
+        .setExpirationTime('10m')
+        .sign(privateKey);
+      const id = await login();
+      auth0.answer(tokens('AT-2', { id_token: idToken }));
+      await letTokenExpire(id);
+      await accessToken(id);
+
+      const record = await backend.readRecord(id);
+      expect(record?.idToken).toBe(idToken);
+      expect(record?.claims).toMatchObject({ sub: 'auth0|alice', sid: 'auth0-sid-1', name: 'Alice Renamed' });
+    });
+
+    it('ends a session that has no refresh token once its access token expires', async () => {
+      const id = await login({ refreshToken: undefined });
+      await letTokenExpire(id);
+      expect((await failure(accessToken(id))).code).toBe('session_ended');
+      expect(await backend.readRecord(id)).toBeUndefined();
+      expect(auth0.requests).toHaveLength(0);
+      expect(logs.some((l) => l.level === 'warn' && /Allow Online Access/.test(l.message))).toBe(true);
+    });
+  });
+
+  describe('when Auth0 says the session is over', () => {
+    it.each([
+      ['403 invalid_grant', oauthError(403, 'invalid_grant')],
+      ['403 access_denied (an Action revoked the session)', oauthError(403, 'access_denied')],
+      ['400 invalid_grant', oauthError(400, 'invalid_grant')],
+    ])('ends the BFF session and its Auth0 session\'s other BFF sessions on %s', async (_name, answer) => {
+      const id = await login();
+      const sibling = await login();
+      const unrelated = await login({ sid: 'auth0-sid-2' });
+      auth0.answer(answer);
+      await letTokenExpire(id);
+
+      const error = await failure(accessToken(id));
+
+      expect(error).toMatchObject({ code: 'session_ended', status: 401 });
+      expect(await backend.readRecord(id)).toBeUndefined();
+      expect(await backend.readRecord(sibling)).toBeUndefined();
+      expect(await backend.readRecord(unrelated)).toBeDefined();
+      expect(eventsNamed('refresh_failed')).toEqual([expect.objectContaining({ kind: 'terminal', sub: 'auth0|alice', audience: API })]);
+      expect(eventsNamed('logout')).toEqual([expect.objectContaining({ reason: 'session_ended', sub: 'auth0|alice', sid: 'auth0-sid-1', sessions: 2 })]);
+      expect(auth0.requests).toHaveLength(1);
+    });
+  });
+
+  describe('when the BFF itself is misconfigured', () => {
+    it.each([
+      ['401 invalid_client', oauthError(401, 'invalid_client')],
+      ['401 access_denied "Unauthorized"', oauthError(401, 'access_denied')],
+      ['403 unauthorized_client', oauthError(403, 'unauthorized_client')],
+    ])('answers configuration_error on %s, keeps the session, and logs an error without a token', async (_name, answer) => {
+      const id = await login();
+      auth0.answer(answer);
+      await letTokenExpire(id);
+
+      const error = await failure(accessToken(id));
+
+      expect(error).toMatchObject({ code: 'configuration_error', status: 500 });
+      expect(await backend.readRecord(id)).toMatchObject({ refreshToken: ORT, accessTokens: { [API]: { token: AT_1 } } });
+      expect(eventsNamed('logout')).toEqual([]);
+      expect(eventsNamed('refresh_failed')).toEqual([expect.objectContaining({ kind: 'configuration' })]);
+      const errors = logs.filter((l) => l.level === 'error');
+      expect(errors).toHaveLength(1);
+      expect(JSON.stringify(errors)).not.toContain(ORT);
+      expect(JSON.stringify(errors)).not.toContain(AT_1);
+      expect(JSON.stringify(errors)).not.toContain(CLIENT_SECRET);
+      // Retrying cannot fix a configuration: Auth0 is asked once.
+      expect(auth0.requests).toHaveLength(1);
+    });
+
+    it('answers configuration_error on 401 invalid_client with a WWW-Authenticate challenge (RFC 6749 5.2), without retrying', async () => {
+      const id = await login();
+      auth0.answer(oauthError(401, 'invalid_client', { 'www-authenticate': 'Basic realm="tenant.example"' }));
+      auth0.otherwise = oauthError(401, 'invalid_client', { 'www-authenticate': 'Basic realm="tenant.example"' });
+      await letTokenExpire(id);
+
+      const error = await failure(accessToken(id));
+
+      expect(error).toMatchObject({ code: 'configuration_error', status: 500 });
+      expect(await backend.readRecord(id)).toBeDefined();
+      expect(auth0.requests).toHaveLength(1);
+    });
+  });
+
+  describe('when Auth0 fails transiently', () => {
+    it('succeeds after one retry when Auth0 answers 503 and then 200', async () => {
+      const id = await login();
+      auth0.answer(oauthError(503, 'temporarily_unavailable'), tokens('AT-2'));
+      await letTokenExpire(id);
+      expect((await accessToken(id)).token).toBe('AT-2');
+      expect(auth0.requests).toHaveLength(2);
+      expect(eventsNamed('refresh_failed')).toEqual([expect.objectContaining({ kind: 'transient', status: 503 })]);
+      expect(eventsNamed('logout')).toEqual([]);
+    });
+
+    it('succeeds after a 502 with an HTML body and then 200', async () => {
+      const id = await login();
+      auth0.answer(() => new Response('<html>Bad Gateway</html>', { status: 502, headers: { 'content-type': 'text/html' } }), tokens('AT-2'));
+      await letTokenExpire(id);
+      expect((await accessToken(id)).token).toBe('AT-2');
+      expect(auth0.requests).toHaveLength(2);
+    });
+
+    it('retries at once when a 429 says Retry-After: 0', async () => {
+      const id = await login();
+      auth0.answer(oauthError(429, 'too_many_requests', { 'retry-after': '0' }), tokens('AT-2'));
+      await letTokenExpire(id);
+      expect((await accessToken(id)).token).toBe('AT-2');
+      expect(auth0.requests).toHaveLength(2);
+    });
+
+    it('answers token_service_unavailable with Retry-After 30 at once when a 429 asks for 30 s, and keeps the session', async () => {
+      const id = await login();
+      auth0.answer(oauthError(429, 'too_many_requests', { 'retry-after': '30' }));
+      await letTokenExpire(id);
+
+      const error = await failure(accessToken(id));
+
+      expect(error).toMatchObject({ code: 'token_service_unavailable', status: 503, retryAfter: 30 });
+      expect(auth0.requests).toHaveLength(1);
+      expect(await backend.readRecord(id)).toMatchObject({ refreshToken: ORT });
+      expect(eventsNamed('logout')).toEqual([]);
+    }, 5_000);
+
+    it('answers token_service_unavailable within the deadline after a bounded number of attempts when Auth0 keeps failing, and keeps the session', async () => {
+      const id = await login();
+      auth0.otherwise = oauthError(503, 'temporarily_unavailable');
+      await letTokenExpire(id);
+
+      const started = performance.now();
+      const error = await failure(accessToken(id));
+      const elapsed = performance.now() - started;
+
+      expect(error).toMatchObject({ code: 'token_service_unavailable', status: 503 });
+      expect(error.retryAfter).toBeGreaterThanOrEqual(1);
+      expect(elapsed).toBeLessThan(DEADLINE_MS + 500);
+      expect(auth0.requests.length).toBeGreaterThanOrEqual(2);
+      expect(auth0.requests.length).toBeLessThanOrEqual(15);
+      expect(await backend.readRecord(id)).toMatchObject({ refreshToken: ORT });
+      expect(eventsNamed('logout')).toEqual([]);
+
+      // Once Auth0 recovers, the next request gets a token: nothing was left locked.
+      auth0.otherwise = tokens('AT-2');
+      expect((await accessToken(id)).token).toBe('AT-2');
+    });
+
+    it('answers token_service_unavailable within the deadline when Auth0 never answers', async () => {
+      const id = await login();
+      auth0.otherwise = never;
+      await letTokenExpire(id);
+
+      const started = performance.now();
+      const error = await failure(accessToken(id));
+      const elapsed = performance.now() - started;
+
+      expect(error.code).toBe('token_service_unavailable');
+      expect(elapsed).toBeLessThan(DEADLINE_MS + 500);
+      // Each attempt was given up after its own timeout, so more than one was made.
+      expect(auth0.requests.length).toBeGreaterThanOrEqual(2);
+      expect(auth0.requests.map((r) => r.signal?.aborted)).toEqual(auth0.requests.map(() => true));
+      expect(eventsNamed('refresh_failed')[0]).toMatchObject({ kind: 'transient', error: 'timeout' });
+      for (const event of eventsNamed('refresh_failed')) expect(event.kind).toBe('transient');
+      expect(await backend.readRecord(id)).toMatchObject({ refreshToken: ORT });
+    });
+
+    it('makes a last attempt with the time left when less than a whole attempt timeout remains before the deadline', async () => {
+      // The first attempt uses half the deadline and asks to retry at once; the time left (~500 ms) is less
+      // than the attempt timeout (600 ms), so the second attempt gets the (fractional) rest of the deadline.
+      idp.close();
+      await backend.close();
+      await start({ exchangeDeadline: 1_000, attemptTimeout: 600 });
+      const id = await login();
+      auth0.answer(async () => {
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        return json(503, { error: 'temporarily_unavailable' }, { 'retry-after': '0' });
+      }, tokens('AT-2'));
+      await letTokenExpire(id);
+
+      expect((await accessToken(id)).token).toBe('AT-2');
+      expect(auth0.requests).toHaveLength(2);
+      expect(eventsNamed('refresh_failed')).toEqual([expect.objectContaining({ kind: 'transient', status: 503 })]);
+    });
+
+    it('reaches Auth0 with an attempt timeout that is not a whole number of milliseconds', async () => {
+      idp.close();
+      await backend.close();
+      await start({ exchangeDeadline: 1_000, attemptTimeout: 250.5 });
+      const id = await login();
+      auth0.answer(tokens('AT-2'));
+      await letTokenExpire(id);
+
+      expect((await accessToken(id)).token).toBe('AT-2');
+      expect(auth0.requests).toHaveLength(1);
+    });
+
+    it('retries a refused connection and succeeds once Auth0 answers', async () => {
+      const id = await login();
+      auth0.answer(connectionRefused, tokens('AT-2'));
+      await letTokenExpire(id);
+      expect((await accessToken(id)).token).toBe('AT-2');
+      expect(auth0.requests).toHaveLength(2);
+    });
+
+    it('answers token_service_unavailable after retrying when the connection keeps failing, and keeps the session', async () => {
+      const id = await login();
+      auth0.otherwise = connectionRefused;
+      await letTokenExpire(id);
+      expect((await failure(accessToken(id))).code).toBe('token_service_unavailable');
+      expect(auth0.requests.length).toBeGreaterThanOrEqual(2);
+      for (const event of eventsNamed('refresh_failed')) expect(event).toMatchObject({ kind: 'transient', error: 'network_error' });
+      expect(await backend.readRecord(id)).toMatchObject({ refreshToken: ORT, accessTokens: { [API]: { token: AT_1 } } });
+    });
+
+    it.each([
+      ['a body that is not JSON', () => new Response('<html>ok</html>', { status: 200, headers: { 'content-type': 'application/json' } })],
+      ['JSON without an access token', () => json(200, { token_type: 'Bearer', expires_in: 3600 })],
+    ])('treats a 200 answer with %s as transient: token_service_unavailable, session kept', async (_name, answer: Answer) => {
+      const id = await login();
+      auth0.otherwise = answer;
+      await letTokenExpire(id);
+      expect((await failure(accessToken(id))).code).toBe('token_service_unavailable');
+      expect(auth0.requests.length).toBeGreaterThanOrEqual(2);
+      expect(eventsNamed('refresh_failed')[0]).toMatchObject({ kind: 'transient', error: 'invalid_response' });
+      expect(await backend.readRecord(id)).toMatchObject({ refreshToken: ORT });
+      expect(eventsNamed('logout')).toEqual([]);
+    });
+  });
+
+  it('never puts the ORT, a refresh token, an access token or the client secret into a log line, an event or an error', async () => {
+    const errors: unknown[] = [];
+    const attempt = async (promise: Promise<unknown>) => {
+      try {
+        await promise;
+      } catch (error) {
+        errors.push(error);
+      }
+    };
+    const id = await login();
+    // A rotation, a renewal, a transient failure, a configuration error, then the end of the Auth0 session.
+    auth0.answer(tokens('AT-secret-2', { refresh_token: 'RT-secret-rotated' }));
+    await letTokenExpire(id);
+    await attempt(accessToken(id));
+    auth0.answer(oauthError(503, 'temporarily_unavailable'), tokens('AT-secret-3'));
+    await letTokenExpire(id);
+    await attempt(accessToken(id));
+    auth0.answer(oauthError(401, 'invalid_client'));
+    await attempt(accessToken(id, OTHER_API));
+    auth0.answer(oauthError(403, 'invalid_grant'));
+    await letTokenExpire(id);
+    await attempt(accessToken(id));
+
+    expect(eventsNamed('refresh')).toHaveLength(2);
+    expect(eventsNamed('logout')).toHaveLength(1);
+    expect(errors.map((e) => (e as BffError).code)).toEqual(['configuration_error', 'session_ended']);
+    const everything = JSON.stringify({
+      logs,
+      emitted,
+      errors: errors.map((e) => ({ ...(e as object), message: (e as Error).message, stack: (e as Error).stack, cause: String((e as Error).cause) })),
+    });
+    for (const secret of [ORT, 'RT-secret-rotated', AT_1, 'AT-secret-2', 'AT-secret-3', CLIENT_SECRET, id]) {
+      expect(everything).not.toContain(secret);
+    }
+  });
+
+  it('does not bring back a session that ended while its exchange was in flight', async () => {
+    const id = await login();
+    const hold = deferred();
+    auth0.answer(async () => {
+      await hold.promise;
+      return tokens('AT-late', { refresh_token: 'RT-late' })({ form: new URLSearchParams(), signal: undefined });
+    });
+    await letTokenExpire(id);
+
+    const call = accessToken(id);
+    await expect.poll(() => auth0.requests.length).toBe(1);
+    await sessions.endAll({ id, sub: 'auth0|alice', sid: 'auth0-sid-1' }, 'user');
+    hold.resolve();
+
+    expect((await failure(call)).code).toBe('session_ended');
+    expect(await backend.readRecord(id)).toBeUndefined();
+    expect(await backend.readView(id, API)).toBeUndefined();
+    expect(eventsNamed('refresh')).toEqual([]);
+  });
+});
