@@ -1,12 +1,12 @@
 import type { Request, Response } from 'express';
-import { pipeline } from 'node:stream';
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import type { BffConfig } from '../config/validate.js';
 import { BffError, ErrorCode } from '../errors.js';
 import { sendError, toBffError } from '../http/json-error.js';
 import type { Sessions } from '../session/sessions.js';
 import type { TokenManager } from '../tokens/token-manager.js';
-import { browserResponseHeaders, upstreamRequestHeaders } from './headers.js';
+import { ForwardHandler, type ForwardOutcome } from './forward.js';
+import { upstreamRequestHeaders } from './headers.js';
 import { targetPath } from './target-path.js';
 
 type Api = BffConfig['apis'][number];
@@ -61,52 +61,37 @@ export class ApiProxy {
       const session = await this.sessions.load(req, this.api.audience);
       const first = await this.tokens.accessToken(session, this.api);
       const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
-
-      const abort = new AbortController();
-      const onClose = () => {
-        if (!res.writableFinished) abort.abort();
-      };
-      res.once('close', onClose);
-
-      let answer = await this.send(req, path, first.token, hasBody, abort.signal);
-      // The upstream says the token is no good although it looked fresh (revoked, clock skew): renew it once and
-      // replay, when replaying cannot do harm.
-      if (answer.statusCode === 401 && !hasBody && REPLAYABLE.has(req.method) && invalidToken(answer.headers['www-authenticate'])) {
-        await answer.body.dump().catch(() => {});
+      // A token the upstream rejects although it looked fresh (revoked, clock skew) is renewed once and the
+      // request replayed, when replaying cannot do harm.
+      const mayRetry = !hasBody && REPLAYABLE.has(req.method);
+      let outcome = await this.forward(req, res, path, first.token, hasBody, mayRetry);
+      if (outcome.kind === 'retry') {
         const renewed = await this.tokens.accessToken(session, this.api, { force: true, rejected: first.token });
-        answer = await this.send(req, path, renewed.token, false, abort.signal);
+        outcome = await this.forward(req, res, path, renewed.token, false, false);
       }
-
-      res.writeHead(answer.statusCode, browserResponseHeaders(answer.headers));
-      pipeline(answer.body, res, (error) => {
-        // An upstream that broke off mid-answer: break the browser's connection too, so the response is not
-        // mistaken for a complete one.
-        if (error && !res.destroyed) res.destroy(error);
-      });
+      if (outcome.kind === 'failed') throw outcome.error;
     } catch (error) {
       sendError(res, upstreamError(error));
     }
   };
 
-  private send(req: Request, path: string, token: string, hasBody: boolean, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
-    return this.pool.request({
-      path,
-      method: req.method as Dispatcher.HttpMethod,
-      headers: upstreamRequestHeaders(req, token, this.forwarded),
-      body: hasBody ? req : null,
-      signal,
+  private forward(req: Request, res: Response, path: string, token: string, hasBody: boolean, mayRetry: boolean): Promise<ForwardOutcome> {
+    return new Promise((settle) => {
+      this.pool.dispatch(
+        {
+          path,
+          method: req.method as Dispatcher.HttpMethod,
+          headers: upstreamRequestHeaders(req, token, this.forwarded),
+          body: hasBody ? req : null,
+        },
+        new ForwardHandler(res, mayRetry, settle),
+      );
     });
   }
 
   close(): Promise<void> {
     return this.pool.close();
   }
-}
-
-function invalidToken(header: string | string[] | undefined): boolean {
-  if (header === undefined) return false;
-  const value = Array.isArray(header) ? header.join(', ') : header;
-  return /^\s*bearer\b/i.test(value) && /error\s*=\s*"?invalid_token"?/i.test(value);
 }
 
 function upstreamError(error: unknown): BffError {

@@ -6,7 +6,7 @@ import { BffError, ErrorCode } from '../errors.js';
 import type { BffEventEmitter, LogoutReason } from '../events/events.js';
 import type { SessionBackend } from './backend.js';
 import type { SessionView, StoredSessionRecord } from './record.js';
-import { readSignedSessionId } from './session-cookie.js';
+import { sessionIdReader } from './session-cookie.js';
 
 /** A logged-in request: the BFF session id and what the hot path read of its record. */
 export interface LoadedSession {
@@ -35,6 +35,7 @@ export const sessionRef = (id: string): string => createHash('sha256').update(id
  */
 export class Sessions {
   private readonly touchInterval: number;
+  private readonly readSessionId: (cookieHeader: string | undefined) => string | undefined;
   /** With session.external: the app's express-session store, whose entries a logout destroys as well. */
   private externalStore: Store | undefined;
 
@@ -45,6 +46,7 @@ export class Sessions {
   ) {
     // Rolling the idle expiry is a write: do it at most once per interval, never on every request.
     this.touchInterval = Math.min(60_000, config.session.idleTimeoutMs / 10);
+    this.readSessionId = sessionIdReader(config.session.cookieName, config.session.secrets);
   }
 
   /** Remembers the app's own session store (session.external), so that logouts can clear its entries too. */
@@ -55,7 +57,7 @@ export class Sessions {
   /** The session id the request carries, if its cookie is genuine. No store access. */
   idOf(req: Request): string | undefined {
     if (this.config.session.external) return req.session?.bff ? req.sessionID : undefined;
-    return readSignedSessionId(req.headers.cookie, this.config.session.cookieName, this.config.session.secrets);
+    return this.readSessionId(req.headers.cookie);
   }
 
   /**
@@ -68,7 +70,8 @@ export class Sessions {
     if (id === undefined) throw loginRequired();
     const view = await this.backend.readView(id, audience);
     if (!view) throw loginRequired();
-    await this.checkLifetimes(id, view);
+    const ended = this.checkLifetimes(id, view);
+    if (ended) await ended;
     return { id, view };
   }
 
@@ -78,16 +81,22 @@ export class Sessions {
     if (id === undefined) throw loginRequired();
     const record = await this.backend.readRecord(id);
     if (!record) throw loginRequired();
-    await this.checkLifetimes(id, record);
+    const ended = this.checkLifetimes(id, record);
+    if (ended) await ended;
     return { id, record };
   }
 
-  private async checkLifetimes(id: string, session: Pick<SessionView, 'sub' | 'sid' | 'absoluteExpiresAt' | 'idleExpiresAt'>): Promise<void> {
+  /**
+   * Ends a session past its idle or absolute lifetime (the returned promise rejects with session_ended), and
+   * rolls a live one's idle expiry in the background when due. Synchronous for a live session: the hot path.
+   */
+  private checkLifetimes(id: string, session: Pick<SessionView, 'sub' | 'sid' | 'absoluteExpiresAt' | 'idleExpiresAt'>): Promise<never> | undefined {
     const now = this.config.clock();
     if (now >= session.absoluteExpiresAt || now >= session.idleExpiresAt) {
       const reason: LogoutReason = now >= session.absoluteExpiresAt ? 'absolute_timeout' : 'idle_timeout';
-      await this.endAll({ id, sub: session.sub, sid: session.sid }, reason);
-      throw sessionEnded(reason === 'absolute_timeout' ? 'The session reached its maximum lifetime.' : 'The session ended after a period of inactivity.');
+      return this.endAll({ id, sub: session.sub, sid: session.sid }, reason).then(() => {
+        throw sessionEnded(reason === 'absolute_timeout' ? 'The session reached its maximum lifetime.' : 'The session ended after a period of inactivity.');
+      });
     }
     if (session.idleExpiresAt - now < this.config.session.idleTimeoutMs - this.touchInterval) {
       const idleExpiresAt = Math.min(session.absoluteExpiresAt, now + this.config.session.idleTimeoutMs);
@@ -95,6 +104,7 @@ export class Sessions {
         this.config.logger.warn('Could not roll the session idle expiry', { session: sessionRef(id), error: String((error as Error)?.message) });
       });
     }
+    return undefined;
   }
 
   /**

@@ -29,3 +29,20 @@ describe('the session cookie read on the API fast path', () => {
     expect(cookieValue(' bff = 3 ', 'bff')).toBe('3');
   });
 });
+
+describe('the verified-cookie cache of the API fast path', () => {
+  it('gives the same answers as a full check, and never remembers a forged value', async () => {
+    const { sessionIdReader } = await import('../../src/session/session-cookie.js');
+    const read = sessionIdReader('bff', [NEW], 2);
+    const good = `bff=${encodeURIComponent(sign('abc123', NEW))}`;
+    const forged = `bff=${encodeURIComponent(sign('abc123', OLD))}`;
+    expect(read(good)).toBe('abc123');
+    expect(read(good)).toBe('abc123');
+    expect(read(forged)).toBeUndefined();
+    expect(read(forged)).toBeUndefined();
+    expect(read(`bff=${encodeURIComponent(sign('other', NEW))}`)).toBe('other');
+    expect(read(`bff=${encodeURIComponent(sign('third', NEW))}`)).toBe('third');
+    expect(read(good)).toBe('abc123');
+    expect(read(undefined)).toBeUndefined();
+  });
+});

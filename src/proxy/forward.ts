@@ -1,0 +1,88 @@
+import type { ServerResponse } from 'node:http';
+import type { Dispatcher } from 'undici';
+import { browserResponseHeaders } from './headers.js';
+
+/** How one upstream exchange ended. */
+export type ForwardOutcome =
+  | { readonly kind: 'done' }
+  /** The upstream said the token is no good (401 invalid_token) and the request may be replayed: nothing was sent yet. */
+  | { readonly kind: 'retry' }
+  /** Failed before anything reached the browser: the caller answers with an error. */
+  | { readonly kind: 'failed'; readonly error: Error }
+  /** Failed after the answer began: the browser's connection was broken off. */
+  | { readonly kind: 'broken'; readonly error: Error };
+
+/**
+ * Streams one upstream answer straight into the browser's response, with backpressure both ways: undici's
+ * low-level dispatch API, without a Readable per answer, a pipeline, or an AbortController per request.
+ */
+export class ForwardHandler implements Dispatcher.DispatchHandler {
+  private controller: Dispatcher.DispatchController | undefined;
+  private started = false;
+  private retrying = false;
+  private settled = false;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly mayRetry: boolean,
+    private readonly settle: (outcome: ForwardOutcome) => void,
+  ) {
+    res.once('close', this.onClientClose);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.res.destroyed) controller.abort(new Error('the browser went away'));
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    if (this.mayRetry && statusCode === 401 && invalidToken(headers['www-authenticate'])) {
+      this.retrying = true;
+      return;
+    }
+    this.res.writeHead(statusCode, browserResponseHeaders(headers));
+    this.started = true;
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.retrying) return;
+    if (!this.res.write(chunk)) {
+      controller.pause();
+      this.res.once('drain', () => controller.resume());
+    }
+  }
+
+  onResponseEnd(): void {
+    if (this.retrying) return this.finish({ kind: 'retry' });
+    this.res.end();
+    this.finish({ kind: 'done' });
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    if (this.started) {
+      // An upstream that broke off mid-answer: break the browser's connection too, so the response is not
+      // mistaken for a complete one.
+      this.res.destroy(error);
+      return this.finish({ kind: 'broken', error });
+    }
+    this.finish({ kind: 'failed', error });
+  }
+
+  private finish(outcome: ForwardOutcome): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.res.off('close', this.onClientClose);
+    this.settle(outcome);
+  }
+
+  private readonly onClientClose = (): void => {
+    if (!this.res.writableFinished && this.controller && !this.controller.aborted) this.controller.abort(new Error('the browser went away'));
+  };
+}
+
+/** RFC 6750 3.1: the resource server says the access token is expired, revoked or otherwise invalid. */
+export function invalidToken(header: string | string[] | undefined): boolean {
+  if (header === undefined) return false;
+  const value = Array.isArray(header) ? header.join(', ') : header;
+  return /^\s*bearer\b/i.test(value) && /error\s*=\s*"?invalid_token"?/i.test(value);
+}
