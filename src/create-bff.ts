@@ -150,6 +150,7 @@ export function createBff(options: BffOptions): Bff {
     close: {
       value: async () => {
         idp.close();
+        sessions.close();
         await Promise.all(proxies.map((p) => p.close()));
         await backend.close();
       },

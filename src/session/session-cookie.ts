@@ -29,25 +29,57 @@ export function readSignedSessionId(cookieHeader: string | undefined, name: stri
   return undefined;
 }
 
+/** Reads session ids from Cookie headers; see {@link sessionIdReader}. */
+export interface SessionIdReader {
+  read(cookieHeader: string | undefined): string | undefined;
+  /** Drops what is remembered about these sessions (they ended). */
+  forget(ids: Iterable<string>): void;
+  /** Stops the rotation timer. */
+  close(): void;
+}
+
 /**
- * `readSignedSessionId` bound to one cookie name and secret list, remembering cookie values it has verified:
- * an HMAC per API call is measurable on the hot path, a Map lookup is not. Only genuine values are remembered,
- * so forged cookies cannot fill the cache; it is bounded and simply starts over when full.
+ * `readSignedSessionId` bound to one cookie name and secret list, remembering cookie values it verified: an HMAC
+ * per API call is measurable on the hot path, a Map lookup is not. Only genuine values are remembered, so forged
+ * cookies cannot fill it. Two generations rotate every `rotateMs`, so a cookie unused for that long is forgotten
+ * and ended sessions leave nothing behind; `forget` drops a session at once when it ends here.
  */
-export function sessionIdReader(name: string, secrets: readonly string[], capacity = 10_000): (cookieHeader: string | undefined) => string | undefined {
-  const verified = new Map<string, string>();
-  return (cookieHeader) => {
-    if (!cookieHeader) return undefined;
-    const raw = cookieValue(cookieHeader, name);
-    if (raw === undefined) return undefined;
-    const known = verified.get(raw);
-    if (known !== undefined) return known;
-    const id = readSignedSessionId(`${name}=${raw}`, name, secrets);
-    if (id !== undefined) {
-      if (verified.size >= capacity) verified.clear();
-      verified.set(raw, id);
-    }
-    return id;
+export function sessionIdReader(name: string, secrets: readonly string[], options: { capacity?: number; rotateMs?: number } = {}): SessionIdReader {
+  const capacity = options.capacity ?? 10_000;
+  let current = new Map<string, string>();
+  let previous = new Map<string, string>();
+  const timer = setInterval(() => {
+    previous = current;
+    current = new Map();
+  }, options.rotateMs ?? 60_000);
+  timer.unref();
+
+  return {
+    read(cookieHeader) {
+      if (!cookieHeader) return undefined;
+      const raw = cookieValue(cookieHeader, name);
+      if (raw === undefined) return undefined;
+      let id = current.get(raw);
+      if (id !== undefined) return id;
+      id = previous.get(raw) ?? readSignedSessionId(`${name}=${raw}`, name, secrets);
+      if (id !== undefined) {
+        if (current.size >= capacity) current.clear();
+        current.set(raw, id);
+      }
+      return id;
+    },
+    forget(ids) {
+      for (const id of ids) {
+        for (const secret of secrets) {
+          const signed = `s:${id}.${createHmac('sha256', secret).update(id).digest('base64').replace(/=+$/, '')}`;
+          for (const raw of [encodeURIComponent(signed), signed]) {
+            current.delete(raw);
+            previous.delete(raw);
+          }
+        }
+      }
+    },
+    close: () => clearInterval(timer),
   };
 }
 

@@ -6,7 +6,7 @@ import { BffError, ErrorCode } from '../errors.js';
 import type { BffEventEmitter, LogoutReason } from '../events/events.js';
 import type { SessionBackend } from './backend.js';
 import type { SessionView, StoredSessionRecord } from './record.js';
-import { sessionIdReader } from './session-cookie.js';
+import { sessionIdReader, type SessionIdReader } from './session-cookie.js';
 
 /** A logged-in request: the BFF session id and what the hot path read of its record. */
 export interface LoadedSession {
@@ -35,7 +35,7 @@ export const sessionRef = (id: string): string => createHash('sha256').update(id
  */
 export class Sessions {
   private readonly touchInterval: number;
-  private readonly readSessionId: (cookieHeader: string | undefined) => string | undefined;
+  private readonly sessionIds: SessionIdReader;
   /** With session.external: the app's express-session store, whose entries a logout destroys as well. */
   private externalStore: Store | undefined;
 
@@ -46,7 +46,12 @@ export class Sessions {
   ) {
     // Rolling the idle expiry is a write: do it at most once per interval, never on every request.
     this.touchInterval = Math.min(60_000, config.session.idleTimeoutMs / 10);
-    this.readSessionId = sessionIdReader(config.session.cookieName, config.session.secrets);
+    this.sessionIds = sessionIdReader(config.session.cookieName, config.session.secrets);
+  }
+
+  /** Stops background work. */
+  close(): void {
+    this.sessionIds.close();
   }
 
   /** Remembers the app's own session store (session.external), so that logouts can clear its entries too. */
@@ -57,7 +62,7 @@ export class Sessions {
   /** The session id the request carries, if its cookie is genuine. No store access. */
   idOf(req: Request): string | undefined {
     if (this.config.session.external) return req.session?.bff ? req.sessionID : undefined;
-    return this.readSessionId(req.headers.cookie);
+    return this.sessionIds.read(req.headers.cookie);
   }
 
   /**
@@ -116,6 +121,7 @@ export class Sessions {
     if (target.sid !== undefined) for (const id of await this.backend.findSessions({ sid: target.sid })) ids.add(id);
     else if (target.sub !== undefined && target.id === undefined) for (const id of await this.backend.findSessions({ sub: target.sub })) ids.add(id);
     const ended = await this.backend.destroy([...ids]);
+    this.sessionIds.forget(ids);
     const external = this.externalStore;
     if (external) {
       // The app's store may be anything: a failure there leaves an entry without a record, which logs nobody in.

@@ -33,7 +33,8 @@ describe('the session cookie read on the API fast path', () => {
 describe('the verified-cookie cache of the API fast path', () => {
   it('gives the same answers as a full check, and never remembers a forged value', async () => {
     const { sessionIdReader } = await import('../../src/session/session-cookie.js');
-    const read = sessionIdReader('bff', [NEW], 2);
+    const reader = sessionIdReader('bff', [NEW], { capacity: 2 });
+    const read = reader.read;
     const good = `bff=${encodeURIComponent(sign('abc123', NEW))}`;
     const forged = `bff=${encodeURIComponent(sign('abc123', OLD))}`;
     expect(read(good)).toBe('abc123');
@@ -44,5 +45,17 @@ describe('the verified-cookie cache of the API fast path', () => {
     expect(read(`bff=${encodeURIComponent(sign('third', NEW))}`)).toBe('third');
     expect(read(good)).toBe('abc123');
     expect(read(undefined)).toBeUndefined();
+    reader.close();
+  });
+
+  it('still verifies a cookie after what it remembered of the session was dropped', async () => {
+    const { sessionIdReader } = await import('../../src/session/session-cookie.js');
+    const reader = sessionIdReader('bff', [NEW, OLD], { rotateMs: 20 });
+    const good = `bff=${encodeURIComponent(sign('abc123', NEW))}`;
+    expect(reader.read(good)).toBe('abc123');
+    reader.forget(['abc123']);
+    // Forgetting drops only what was remembered: the cookie itself still verifies.
+    expect(reader.read(good)).toBe('abc123');
+    reader.close();
   });
 });
