@@ -1,0 +1,104 @@
+/** Child processes of the bench: servers pinned to a core with taskset, and the load generator. */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createWriteStream, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+
+export const ROOT = new URL('../../', import.meta.url).pathname;
+
+/** Pinning needs taskset and two cores (servers on core 1, the load generator on core 0). */
+export const canPin = cpus().length >= 2 && spawnSync('taskset', ['-c', '0', 'true']).status === 0;
+
+export function pinned(core: number | undefined, command: string, args: string[]): [string, string[]] {
+  return core !== undefined && canPin ? ['taskset', ['-c', String(core), command, ...args]] : [command, args];
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface ServerProcess {
+  name: string;
+  url: string;
+  port: number;
+  pid: number;
+  logFile: string;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  name: string;
+  /** Script path relative to the repository root, run with `node --import tsx`. */
+  script: string;
+  port: number;
+  env: Record<string, string>;
+  core?: number;
+  nodeArgs?: string[];
+  logDir: string;
+  /** A path answering once the server is up (any HTTP status counts). Default `/`. */
+  readyPath?: string;
+}
+
+export async function startServer(options: StartOptions): Promise<ServerProcess> {
+  const logFile = join(options.logDir, `${options.name}.log`);
+  const log = createWriteStream(logFile);
+  const [command, args] = pinned(options.core, process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', options.script]);
+  const child: ChildProcess = spawn(command, args, {
+    cwd: ROOT,
+    env: { ...process.env, NODE_ENV: 'production', ...options.env, PORT: String(options.port) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout?.pipe(log);
+  child.stderr?.pipe(log);
+  let exited = false;
+  const exit = new Promise<void>((resolve) => child.once('exit', () => {
+    exited = true;
+    resolve();
+  }));
+  const url = `http://127.0.0.1:${options.port}`;
+  const until = Date.now() + 60_000;
+  for (;;) {
+    if (exited) throw new Error(`${options.name} exited at start; its log (${logFile}):\n${tail(logFile)}`);
+    try {
+      const res = await fetch(`${url}${options.readyPath ?? '/'}`, { signal: AbortSignal.timeout(1_000) });
+      await res.arrayBuffer();
+      break;
+    } catch {
+      if (Date.now() > until) {
+        child.kill('SIGKILL');
+        throw new Error(`${options.name} did not answer within 60 s; its log (${logFile}):\n${tail(logFile)}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return {
+    name: options.name,
+    url,
+    port: options.port,
+    pid: child.pid as number,
+    logFile,
+    async stop() {
+      if (exited) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      await exit;
+      clearTimeout(timer);
+    },
+  };
+}
+
+function tail(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').split('\n').slice(-30).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}

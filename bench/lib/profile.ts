@@ -1,0 +1,87 @@
+/** Reads a V8 .cpuprofile (node --cpu-prof) and ranks functions by self time. */
+import { readFileSync } from 'node:fs';
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  hitCount?: number;
+}
+interface CpuProfile { nodes: ProfileNode[]; startTime: number; endTime: number; samples: number[] }
+
+export interface SelfTime { name: string; where: string; selfMs: number; percent: number }
+
+export function topSelfTime(file: string, limit = 25): { totalMs: number; top: SelfTime[] } {
+  const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+  const totalMs = (profile.endTime - profile.startTime) / 1000;
+  const msPerSample = totalMs / Math.max(1, profile.samples.length);
+  const byFunction = new Map<string, SelfTime>();
+  for (const node of profile.nodes) {
+    const hits = node.hitCount ?? 0;
+    if (hits === 0) continue;
+    const { functionName, url, lineNumber } = node.callFrame;
+    const where = url ? `${shorten(url)}:${lineNumber + 1}` : '';
+    const name = functionName || (url ? '(anonymous)' : '(native)');
+    const key = `${name} ${where}`;
+    const entry = byFunction.get(key) ?? { name, where, selfMs: 0, percent: 0 };
+    entry.selfMs += hits * msPerSample;
+    byFunction.set(key, entry);
+  }
+  const top = [...byFunction.values()].sort((a, b) => b.selfMs - a.selfMs).slice(0, limit);
+  for (const entry of top) entry.percent = (entry.selfMs / totalMs) * 100;
+  return { totalMs, top };
+}
+
+/** Self time per package / area (node internals, express, undici, redis, the library, ...). */
+export function selfTimeByArea(file: string): Array<{ area: string; percent: number }> {
+  const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+  const total = profile.samples.length || 1;
+  const areas = new Map<string, number>();
+  for (const node of profile.nodes) {
+    const hits = node.hitCount ?? 0;
+    if (hits === 0) continue;
+    const area = areaOf(node.callFrame.url, node.callFrame.functionName);
+    areas.set(area, (areas.get(area) ?? 0) + hits);
+  }
+  return [...areas].map(([area, hits]) => ({ area, percent: (hits / total) * 100 })).sort((a, b) => b.percent - a.percent);
+}
+
+function areaOf(url: string, name: string): string {
+  if (!url) return name === '(idle)' ? '(idle)' : name === '(garbage collector)' ? '(garbage collector)' : '(native / program)';
+  const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+  if (nm) return nm[1] as string;
+  if (url.startsWith('node:')) return 'node core';
+  if (url.includes('/src/')) return 'express-ort-bff (src/)';
+  if (url.includes('/example/')) return 'example/';
+  if (url.includes('/bench/')) return 'bench/';
+  return url;
+}
+
+function shorten(url: string): string {
+  const nm = url.lastIndexOf('node_modules/');
+  if (nm >= 0) return url.slice(nm + 'node_modules/'.length);
+  const src = url.search(/\/(src|bench|example)\//);
+  if (src >= 0) return url.slice(src + 1);
+  return url.replace(/^file:\/\//, '');
+}
+
+/** The most frequent caller chains (up to `depth` frames) of a function, by its self samples. */
+export function topCallers(file: string, functionName: string, depth = 4, limit = 2): Array<{ percent: number; chain: string }> {
+  const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile & { nodes: Array<ProfileNode & { children?: number[] }> };
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const total = profile.samples.length || 1;
+  const chains = new Map<string, number>();
+  for (const n of profile.nodes) {
+    if (n.callFrame.functionName !== functionName || !n.hitCount) continue;
+    const frames: string[] = [];
+    for (let id = parent.get(n.id); id !== undefined && frames.length < depth; id = parent.get(id)) {
+      const { functionName: name, url, lineNumber } = (byId.get(id) as ProfileNode).callFrame;
+      if (!url && !name) continue;
+      frames.push(`${name || '(anonymous)'} ${url ? `${shorten(url)}:${lineNumber + 1}` : ''}`.trim());
+    }
+    const chain = frames.join(' < ');
+    chains.set(chain, (chains.get(chain) ?? 0) + n.hitCount);
+  }
+  return [...chains].sort((a, b) => b[1] - a[1]).slice(0, limit).map(([chain, hits]) => ({ chain, percent: (hits / total) * 100 }));
+}

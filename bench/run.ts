@@ -1,0 +1,588 @@
+/**
+ * `npm run bench`: this library side by side with the proxies people use today, in front of one upstream.
+ *
+ *   npm run bench                 full run (~6-8 min): writes bench/results/latest.json and updates BENCHMARKS.md
+ *   npm run bench -- --smoke      seconds, for CI (also BENCH_SMOKE=1): writes bench/results/smoke.json
+ *   npm run bench -- --profile    CPU profile of the library contestant under load, top self-time functions
+ *
+ * Env: REDIS_URL (default redis://127.0.0.1:6379/12: a logical DB of its own; every key the bench's servers
+ * write starts with bench:<run id>: and is deleted at the end), BENCH_LOAD_TOOL=wrk|autocannon (default: wrk when
+ * installed), BENCH_LIBRARY_SERVER=example|bench (default: example/start.ts when it exists).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Pool } from 'undici';
+import { createClient } from 'redis';
+import { startLocalAuth0, type LocalAuth0 } from '../src/local-auth0/index.js';
+import { runLoad, wrkAvailable, type LoadResult, type LoadTool } from './lib/load.js';
+import { loginThroughEmulator, mapLimit } from './lib/login.js';
+import { ROOT, canPin, freePort, startServer, type ServerProcess } from './lib/procs.js';
+import { selfTimeByArea, topCallers, topSelfTime } from './lib/profile.js';
+import { markdownTable, median, round, table } from './lib/stats.js';
+
+// ---------------------------------------------------------------------------------------------------- settings
+const argv = process.argv.slice(2);
+const mode: 'full' | 'smoke' | 'profile' = argv.includes('--profile')
+  ? 'profile'
+  : argv.includes('--smoke') || process.env.BENCH_SMOKE === '1' ? 'smoke' : 'full';
+const settings = mode === 'smoke'
+  ? { rounds: 1, warmupSec: 1, loadSec: 1, unloadedSec: 1, connections: 32, sessions: 20, memorySessions: 40, storms: [1, 20, 200], stormRepeats: 1, memoryLoginBudgetMs: 15_000, memorySettleMs: 1_000 }
+  : { rounds: 3, warmupSec: 5, loadSec: 10, unloadedSec: 5, connections: 32, sessions: 1000, memorySessions: 10_000, storms: [1, 20, 200], stormRepeats: 7, memoryLoginBudgetMs: 120_000, memorySettleMs: 10_000 };
+const profileSec = 15;
+
+const tool: LoadTool = process.env.BENCH_LOAD_TOOL === 'autocannon' || !wrkAvailable ? 'autocannon' : 'wrk';
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/12';
+const runId = randomBytes(4).toString('hex');
+const PREFIX = `bench:${runId}:`;
+const CLIENT_ID = 'bench-bff';
+const CLIENT_SECRET = randomBytes(24).toString('hex');
+const SESSION_SECRET = randomBytes(24).toString('hex');
+const AUDIENCE = 'https://api.bench.example';
+const ACCESS_TOKEN_TTL = 3600;
+const PASSWORD = 'bench-password';
+const useExample = process.env.BENCH_LIBRARY_SERVER !== 'bench' && existsSync(join(ROOT, 'example/start.ts'));
+const libraryScript = useExample ? 'example/start.ts' : 'bench/servers/lib-bff.ts';
+const resultsDir = join(ROOT, 'bench/results');
+const logDir = mkdtempSync(join(tmpdir(), `express-ort-bff-bench-${runId}-`));
+
+const loadAtStart = round(loadavg()[0] as number, 2);
+// Taken when the servers start (they load the code then).
+const gitAtStart = {
+  commit: spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).stdout?.trim() ?? 'unknown',
+  srcChanged: (spawnSync('git', ['status', '--porcelain', 'src', 'example'], { cwd: ROOT, encoding: 'utf8' }).stdout?.trim() ?? '') !== '',
+};
+const say = (message: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+
+// ---------------------------------------------------------------------------------------------------- resources
+const servers: ServerProcess[] = [];
+let auth0: LocalAuth0 | undefined;
+/** Keys of this DB that the bench did not write, seen at the start (the example's key prefix is its own). */
+let foreignKeysAtStart: Set<string> | undefined;
+const redis = createClient({ url: REDIS_URL });
+redis.on('error', (error: Error) => say(`redis: ${error.message}`));
+
+async function scanKeys(pattern: string): Promise<string[]> {
+  const keys: string[] = [];
+  for await (const batch of redis.scanIterator({ MATCH: pattern, COUNT: 1000 })) keys.push(...batch);
+  return keys;
+}
+
+async function deleteKeys(keys: string[]): Promise<void> {
+  for (let i = 0; i < keys.length; i += 500) await redis.del(keys.slice(i, i + 500));
+}
+
+async function start(name: string, script: string, env: Record<string, string>, extra: { nodeArgs?: string[]; readyPath?: string } = {}): Promise<ServerProcess> {
+  const port = Number(env.PORT);
+  const server = await startServer({ name, script, port, env, core: 1, logDir, ...extra });
+  servers.push(server);
+  return server;
+}
+
+function libraryEnv(port: number, upstreamUrl: string, prefix: string): Record<string, string> {
+  return {
+    PORT: String(port),
+    BASE_URL: `http://127.0.0.1:${port}`,
+    ISSUER_URL: (auth0 as LocalAuth0).issuer,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    AUDIENCE,
+    UPSTREAM_API_URL: upstreamUrl,
+    REDIS_URL,
+    SESSION_SECRET,
+    BENCH_REDIS_PREFIX: prefix,
+  };
+}
+
+function writeCookieFile(name: string, cookies: string[]): string {
+  const file = join(logDir, `${name}.cookies`);
+  writeFileSync(file, `${cookies.join('\n')}\n`);
+  return file;
+}
+
+async function expectOk(url: string, cookie?: string): Promise<void> {
+  const res = await fetch(url, { headers: { 'x-csrf': '1', ...(cookie ? { cookie } : {}) } });
+  const body = await res.text();
+  if (res.status !== 200) throw new Error(`${url} answered ${res.status}: ${body.slice(0, 300)}`);
+}
+
+async function loginMany(bffUrl: string, users: string[], concurrency: number, budgetMs = Infinity): Promise<string[]> {
+  const until = performance.now() + budgetMs;
+  const cookies = await mapLimit(users, concurrency, async (username) =>
+    performance.now() < until ? loginThroughEmulator(bffUrl, { username, password: PASSWORD }) : '');
+  return cookies.filter(Boolean);
+}
+
+// ---------------------------------------------------------------------------------------------------- contestants
+interface Contestant {
+  key: string;
+  label: string;
+  url: string;
+  cookieFile?: string;
+}
+
+interface ContestantResult {
+  label: string;
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  unloadedP50Ms: number;
+  unloadedAddedMs: number;
+  vsDirect: number;
+  vsPlainProxy: number;
+  errors: number;
+  rounds: Array<{ rps: number; p50Ms: number; p99Ms: number; unloadedP50Ms: number; errors: number }>;
+}
+
+async function measureContestants(contestants: Contestant[]): Promise<Record<string, ContestantResult>> {
+  const raw = new Map<string, Array<{ loaded: LoadResult; unloaded: LoadResult }>>(contestants.map((c) => [c.key, []]));
+  say(`warm-up: ${settings.warmupSec} s each`);
+  for (const c of contestants) {
+    const warm = await runLoad({ url: c.url, connections: settings.connections, durationSec: settings.warmupSec, cookieFile: c.cookieFile, tool });
+    if (warm.errors > 0) say(`  ${c.key}: ${warm.errors} errors during warm-up`);
+  }
+  for (let r = 0; r < settings.rounds; r++) {
+    // Each round starts with another contestant, so that none always runs right after the same neighbour.
+    const order = contestants.map((_, i) => contestants[(i + r) % contestants.length] as Contestant);
+    for (const c of order) {
+      const loaded = await runLoad({ url: c.url, connections: settings.connections, durationSec: settings.loadSec, cookieFile: c.cookieFile, tool });
+      const unloaded = await runLoad({ url: c.url, connections: 1, durationSec: settings.unloadedSec, cookieFile: c.cookieFile, tool });
+      raw.get(c.key)?.push({ loaded, unloaded });
+      say(`round ${r + 1}/${settings.rounds} ${c.key.padEnd(20)} ${Math.round(loaded.rps)} req/s  p50 ${loaded.p50Ms.toFixed(2)} ms  p99 ${loaded.p99Ms.toFixed(2)} ms  unloaded p50 ${unloaded.p50Ms.toFixed(3)} ms${loaded.errors + unloaded.errors ? `  ERRORS ${loaded.errors + unloaded.errors}` : ''}`);
+    }
+  }
+  const medians = new Map(contestants.map((c) => {
+    const runs = raw.get(c.key) ?? [];
+    return [c.key, {
+      rps: median(runs.map((x) => x.loaded.rps)),
+      p50Ms: median(runs.map((x) => x.loaded.p50Ms)),
+      p99Ms: median(runs.map((x) => x.loaded.p99Ms)),
+      unloadedP50Ms: median(runs.map((x) => x.unloaded.p50Ms)),
+      errors: runs.reduce((n, x) => n + x.loaded.errors + x.unloaded.errors, 0),
+      rounds: runs.map((x) => ({ rps: round(x.loaded.rps, 0), p50Ms: round(x.loaded.p50Ms), p99Ms: round(x.loaded.p99Ms), unloadedP50Ms: round(x.unloaded.p50Ms), errors: x.loaded.errors + x.unloaded.errors })),
+    }] as const;
+  }));
+  const direct = medians.get('direct');
+  const plain = medians.get('plainProxy');
+  const out: Record<string, ContestantResult> = {};
+  for (const c of contestants) {
+    const m = medians.get(c.key);
+    if (!m || !direct || !plain) continue;
+    out[c.key] = {
+      label: c.label,
+      rps: round(m.rps, 0),
+      p50Ms: round(m.p50Ms),
+      p99Ms: round(m.p99Ms),
+      unloadedP50Ms: round(m.unloadedP50Ms),
+      unloadedAddedMs: round(m.unloadedP50Ms - direct.unloadedP50Ms),
+      vsDirect: round(m.rps / direct.rps),
+      vsPlainProxy: round(m.rps / plain.rps),
+      errors: m.errors,
+      rounds: m.rounds,
+    };
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------- storms
+interface StormResult {
+  requests: number;
+  instances: number;
+  /** Exchanges the emulator answered, the most seen in one repeat (1 is right). */
+  exchanges: number;
+  /** Median over the repeats: first request sent -> last answer received. */
+  msToAllAnswered: number;
+  /** The exchange's own latency as the BFF measured it (the refresh event's durationMs), median. */
+  exchangeMs: number;
+  allAnswered200: boolean;
+  /** The control: the same burst with a fresh token (no exchange), median. */
+  msNoExpiry: number;
+  /** msToAllAnswered - msNoExpiry: what the expiry added. */
+  msAddedByExpiry: number;
+  repeats: Array<{ exchanges: number; msToAllAnswered: number; msNoExpiry: number; exchangeMs: number[]; statuses: Record<string, number> }>;
+}
+
+async function runStorms(upstreamUrl: string, stormPorts: number[]): Promise<StormResult[]> {
+  const prefix = `${PREFIX}storm:`;
+  const instances = await Promise.all(stormPorts.map((port, i) =>
+    start(`storm-bff-${i}`, 'bench/servers/lib-bff.ts', { ...libraryEnv(port, upstreamUrl, prefix), BENCH_ADMIN: '1' })));
+  const admin = (auth0 as LocalAuth0).admin;
+  const post = (server: ServerProcess, path: string) => fetch(`${server.url}${path}`, { method: 'POST' }).then((r) => r.json() as Promise<Record<string, unknown>>);
+  const results: StormResult[] = [];
+  let userIndex = 0;
+  for (const instanceCount of [1, 2]) {
+    for (const requests of settings.storms) {
+      const used = instances.slice(0, instanceCount);
+      const cookie = await loginThroughEmulator((instances[0] as ServerProcess).url, { username: `storm${userIndex++}`, password: PASSWORD });
+      await expectOk(`${(instances[0] as ServerProcess).url}/api/items`, cookie);
+      const perInstance = used.map((_, i) => Math.ceil((requests - i) / instanceCount));
+      const pools = used.map((s, i) => new Pool(s.url, { connections: Math.max(1, perInstance[i] as number), pipelining: 1 }));
+      const repeats: StormResult['repeats'] = [];
+      for (let rep = 0; rep < settings.stormRepeats; rep++) {
+        // Open every connection first, so the storm measures the BFF and not TCP handshakes.
+        await Promise.all(pools.flatMap((pool, i) => Array.from({ length: perInstance[i] as number }, async () => {
+          const res = await pool.request({ path: '/__bench/ping', method: 'GET' });
+          await res.body.dump();
+        })));
+        const burst = async () => {
+          const statuses: Record<string, number> = {};
+          const t0 = performance.now();
+          await Promise.all(Array.from({ length: requests }, async (_, i) => {
+            const res = await (pools[i % instanceCount] as Pool).request({ path: '/api/items', method: 'GET', headers: { cookie, 'x-csrf': '1' } });
+            await res.body.dump();
+            statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1;
+          }));
+          return { ms: performance.now() - t0, statuses };
+        };
+        // The control: the same burst with a fresh token (what the requests cost without any exchange).
+        admin.resetCounts();
+        const control = await burst();
+        const controlExchanges = admin.counts().token.refresh_token;
+        if (controlExchanges) throw new Error('an exchange happened with a fresh token');
+        // Every instance's clock jumps past the token's expiry (all of them: any may serve the session).
+        for (const s of instances) await post(s, `/__bench/clock?advanceMs=${(ACCESS_TOKEN_TTL + 60) * 1000}`);
+        for (const s of instances) await post(s, '/__bench/refreshes');
+        admin.resetCounts();
+        const { ms, statuses } = await burst();
+        const token = admin.counts().token.refresh_token;
+        const exchanges = (token?.ok ?? 0) + (token?.error ?? 0);
+        const exchangeMs = (await Promise.all(instances.map((s) => post(s, '/__bench/refreshes')))).flatMap((r) => r.durationsMs as number[]);
+        for (const [status, n] of Object.entries(control.statuses)) statuses[`control ${status}`] = n;
+        repeats.push({ exchanges, msToAllAnswered: round(ms, 1), msNoExpiry: round(control.ms, 1), exchangeMs, statuses });
+      }
+      await Promise.all(pools.map((p) => p.close()));
+      const result: StormResult = {
+        requests,
+        instances: instanceCount,
+        exchanges: Math.max(...repeats.map((r) => r.exchanges)),
+        msToAllAnswered: round(median(repeats.map((r) => r.msToAllAnswered)), 1),
+        msNoExpiry: round(median(repeats.map((r) => r.msNoExpiry)), 1),
+        msAddedByExpiry: round(median(repeats.map((r) => r.msToAllAnswered - r.msNoExpiry)), 1),
+        exchangeMs: round(median(repeats.flatMap((r) => r.exchangeMs)), 1),
+        allAnswered200: repeats.every((r) => Object.keys(r.statuses).every((s) => s.endsWith('200'))),
+        repeats,
+      };
+      say(`storm ${String(requests).padStart(3)} requests x ${instanceCount} instance(s): ${result.exchanges} exchange(s), all answered in ${result.msToAllAnswered} ms (${result.msNoExpiry} ms with a fresh token; exchange ${result.exchangeMs} ms)${result.allAnswered200 ? '' : `  NOT ALL 200: ${JSON.stringify(repeats.map((r) => r.statuses))}`}`);
+      results.push(result);
+    }
+  }
+  await Promise.all(instances.map((s) => s.stop()));
+  return results;
+}
+
+// ---------------------------------------------------------------------------------------------------- memory
+interface MemoryResult {
+  sessions: number;
+  redisBytesPerSession: number;
+  redisKeysPerSession: number;
+  redisBytesByKind: Record<string, number>;
+  naiveBffRedisBytesPerSession: number;
+  heapBaselineBytes: number;
+  heapLiveBytes: number;
+  heapJustAfterEndBytes: number;
+  heapAfterEndBytes: number;
+  heapLiveGrowthBytes: number;
+  heapGrowthBytes: number;
+  redisKeysLeftAfterEnd: number;
+  loginSeconds: number;
+}
+
+async function redisUsage(keys: string[]): Promise<Map<string, number>> {
+  const usage = new Map<string, number>();
+  for (let i = 0; i < keys.length; i += 1000) {
+    const batch = keys.slice(i, i + 1000);
+    const sizes = await Promise.all(batch.map((k) => redis.sendCommand(['MEMORY', 'USAGE', k, 'SAMPLES', '0']) as Promise<number | null>));
+    batch.forEach((k, j) => usage.set(k, Number(sizes[j] ?? 0)));
+  }
+  return usage;
+}
+
+async function measureMemory(upstreamUrl: string, port: number, naivePrefix: string): Promise<MemoryResult> {
+  const prefix = `${PREFIX}mem:`;
+  const bff = await start('memory-bff', 'bench/servers/lib-bff.ts', { ...libraryEnv(port, upstreamUrl, prefix), BENCH_ADMIN: '1' }, { nodeArgs: ['--expose-gc'] });
+  const heap = async () => ((await (await fetch(`${bff.url}/__bench/heap`)).json()) as { heapUsed: number }).heapUsed;
+  const api = (cookie: string) => fetch(`${bff.url}/api/items`, { headers: { cookie, 'x-csrf': '1' } }).then(async (r) => {
+    await r.arrayBuffer();
+    if (r.status !== 200) throw new Error(`memory BFF answered ${r.status}`);
+  });
+  const logout = async (cookie: string) => {
+    const user = await fetch(`${bff.url}/auth/user`, { headers: { cookie } });
+    const { logoutUrl } = (await user.json()) as { logoutUrl: string };
+    const res = await fetch(`${bff.url}${logoutUrl}`, { headers: { cookie }, redirect: 'manual' });
+    await res.arrayBuffer();
+    if (res.status !== 302) throw new Error(`logout answered ${res.status}`);
+  };
+
+  // Warm every path (login, API, user, logout) before the baseline, twice, so that JIT code and pools are not
+  // counted as growth (one short warm-up left ~2 MB of freshly optimised code to be counted).
+  const warmCount = mode === 'smoke' ? 20 : 200;
+  for (let cycle = 0; cycle < 2; cycle++) {
+    const warm = await loginMany(bff.url, Array.from({ length: warmCount }, (_, i) => `w${i}`), 16);
+    await mapLimit(warm, 16, async (c) => { for (let i = 0; i < 3; i++) await api(c); });
+    await mapLimit(warm, 16, logout);
+  }
+  const heapBaselineBytes = await heap();
+
+  say(`memory: logging in ${settings.memorySessions} sessions (at most ${settings.memoryLoginBudgetMs / 1000} s)`);
+  const t0 = performance.now();
+  const users = Array.from({ length: settings.memorySessions }, (_, i) => `m${i}`);
+  const cookies = await loginMany(bff.url, users, 16, settings.memoryLoginBudgetMs);
+  const loginSeconds = (performance.now() - t0) / 1000;
+  await mapLimit(cookies, 32, api);
+  const heapLiveBytes = await heap();
+
+  const keys = await scanKeys(`${prefix}*`);
+  const usage = await redisUsage(keys);
+  const byKind: Record<string, number> = {};
+  for (const [key, bytes] of usage) {
+    const kind = key.slice(prefix.length).split(':')[0] as string;
+    byKind[kind] = (byKind[kind] ?? 0) + bytes;
+  }
+  const totalBytes = [...usage.values()].reduce((a, b) => a + b, 0);
+  say(`memory: ${cookies.length} sessions in ${loginSeconds.toFixed(1)} s, ${keys.length} keys, ${Math.round(totalBytes / cookies.length)} B per session in Redis`);
+
+  await mapLimit(cookies, 16, logout);
+  const heapJustAfterEndBytes = await heap();
+  // Timers of the last requests (AbortSignal.timeout of the Auth0 calls: seconds) still hold their objects: let them fire.
+  await new Promise((r) => setTimeout(r, settings.memorySettleMs));
+  const heapAfterEndBytes = await heap();
+  const left = await scanKeys(`${prefix}*`);
+  await deleteKeys(left);
+  await bff.stop();
+
+  const naiveKeys = await scanKeys(`${naivePrefix}*`);
+  const naiveUsage = await redisUsage(naiveKeys);
+  const naiveBytes = [...naiveUsage.values()].reduce((a, b) => a + b, 0) / Math.max(1, naiveKeys.length);
+
+  const n = Math.max(1, cookies.length);
+  return {
+    sessions: cookies.length,
+    redisBytesPerSession: Math.round(totalBytes / n),
+    redisKeysPerSession: round(keys.length / n, 2),
+    redisBytesByKind: Object.fromEntries(Object.entries(byKind).map(([k, v]) => [k, Math.round(v / n)])),
+    naiveBffRedisBytesPerSession: Math.round(naiveBytes),
+    heapBaselineBytes,
+    heapLiveBytes,
+    heapJustAfterEndBytes,
+    heapAfterEndBytes,
+    heapLiveGrowthBytes: heapLiveBytes - heapBaselineBytes,
+    heapGrowthBytes: heapAfterEndBytes - heapBaselineBytes,
+    redisKeysLeftAfterEnd: left.length,
+    loginSeconds: round(loginSeconds, 1),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------- report
+function machine() {
+  return {
+    nproc: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    node: process.version,
+    os: `${process.platform} ${release()}`,
+    pinned: canPin,
+    loadGenerator: tool,
+    // The library measured is the working tree: its commit, and whether src/ had changes on top.
+    git: gitAtStart,
+    // Other work on the machine skews the numbers: the 1-minute load average when the run started and ended.
+    loadAverage: { start: loadAtStart, end: round(loadavg()[0] as number, 2) },
+  };
+}
+
+function contestantRows(c: Record<string, ContestantResult>): string[][] {
+  const rows = [['contestant', 'req/s', 'p50 ms', 'p99 ms', 'unloaded p50 ms', 'added vs direct ms', 'x direct', 'x plain proxy']];
+  for (const r of Object.values(c)) {
+    rows.push([r.label, String(r.rps), r.p50Ms.toFixed(2), r.p99Ms.toFixed(2), r.unloadedP50Ms.toFixed(3), r.unloadedAddedMs.toFixed(3), r.vsDirect.toFixed(2), r.vsPlainProxy.toFixed(2)]);
+  }
+  return rows;
+}
+
+function stormRows(storms: StormResult[]): string[][] {
+  return [['storm (concurrent requests on an expired token)', 'exchanges', 'ms to all answered', 'same burst, fresh token ms', 'added by expiry ms', 'exchange ms', 'all 200'],
+    ...storms.map((s) => [`${s.requests} requests, ${s.instances} instance(s)`, String(s.exchanges), s.msToAllAnswered.toFixed(1), s.msNoExpiry.toFixed(1), s.msAddedByExpiry.toFixed(1), s.exchangeMs.toFixed(1), s.allAnswered200 ? 'yes' : 'NO'])];
+}
+
+function memoryRows(m: MemoryResult): string[][] {
+  const kib = (b: number) => `${(b / 1024).toFixed(1)} KiB`;
+  return [['memory', 'value'],
+    ['sessions measured', String(m.sessions)],
+    ['Redis bytes per session (this library)', `${m.redisBytesPerSession} B (${m.redisKeysPerSession} keys: ${Object.entries(m.redisBytesByKind).map(([k, v]) => `${k} ${v} B`).join(', ')})`],
+    ['Redis bytes per session (naive BFF)', `${m.naiveBffRedisBytesPerSession} B`],
+    ['BFF heap growth with the sessions live', kib(m.heapLiveGrowthBytes)],
+    ['BFF heap growth right after they ended', kib(m.heapJustAfterEndBytes - m.heapBaselineBytes)],
+    [`BFF heap growth after they ended, ${settings.memorySettleMs / 1000} s later`, kib(m.heapGrowthBytes)],
+    ['Redis keys left after they ended', String(m.redisKeysLeftAfterEnd)]];
+}
+
+function targets(c: Record<string, ContestantResult>, storms: StormResult[], m: MemoryResult) {
+  const lib = c.library as ContestantResult;
+  const plain = c.plainProxy as ContestantResult;
+  const big = storms.filter((s) => s.requests === Math.max(...settings.storms));
+  return [
+    { target: 'library throughput >= 1.3x plain proxy', value: lib.vsPlainProxy, pass: lib.vsPlainProxy >= 1.3 },
+    { target: 'unloaded added latency over direct <= 0.6 ms (p50)', value: lib.unloadedAddedMs, pass: lib.unloadedAddedMs <= 0.6 },
+    { target: 'p99 at 32 connections <= 1.2x plain proxy', value: round(lib.p99Ms / plain.p99Ms), pass: lib.p99Ms <= 1.2 * plain.p99Ms },
+    { target: 'exactly 1 exchange per expiry in every storm', value: storms.map((s) => s.exchanges).join(','), pass: storms.every((s) => s.exchanges === 1 && s.allAnswered200) },
+    { target: `${Math.max(...settings.storms)}-request storm answered within 2x the exchange latency`, value: big.map((s) => `${s.instances}i: ${s.msToAllAnswered}/${s.exchangeMs} ms`).join('; '), pass: big.every((s) => s.msToAllAnswered <= 2 * s.exchangeMs) },
+    { target: `  ... counting only what the expiry added (storm - same burst with a fresh token)`, value: big.map((s) => `${s.instances}i: ${s.msAddedByExpiry}/${s.exchangeMs} ms`).join('; '), pass: big.every((s) => s.msAddedByExpiry <= 2 * s.exchangeMs) },
+    { target: '<= 4 KB Redis per session', value: m.redisBytesPerSession, pass: m.redisBytesPerSession <= 4096 },
+    { target: `no heap growth after ${m.sessions} sessions end (< 1 MiB)`, value: m.heapGrowthBytes, pass: m.heapGrowthBytes < 1024 * 1024 },
+  ];
+}
+
+function updateBenchmarksMd(report: string): void {
+  const file = join(ROOT, 'BENCHMARKS.md');
+  const begin = '<!-- bench:latest:begin -->';
+  const end = '<!-- bench:latest:end -->';
+  const text = existsSync(file) ? readFileSync(file, 'utf8') : `# Benchmarks\n\n${begin}\n${end}\n`;
+  const from = text.indexOf(begin);
+  const to = text.indexOf(end);
+  if (from < 0 || to < from) {
+    say('BENCHMARKS.md has no bench:latest markers; not updated');
+    return;
+  }
+  writeFileSync(file, `${text.slice(0, from + begin.length)}\n${report}\n${text.slice(to)}`);
+}
+
+// ---------------------------------------------------------------------------------------------------- main
+async function main(): Promise<void> {
+  mkdirSync(resultsDir, { recursive: true });
+  await redis.connect();
+  if (useExample) foreignKeysAtStart = new Set((await scanKeys('*')).filter((k) => !k.startsWith('bench:')));
+  say(`${mode} run ${runId}: load generator ${tool}${canPin ? ', servers on core 1, load on core 0' : ', NOT pinned (taskset or a second core missing)'}; library server ${libraryScript}; Redis ${REDIS_URL} prefix ${PREFIX}; logs in ${logDir}`);
+
+  const ports = { upstream: await freePort(), plain: await freePort(), plainDefault: await freePort(), naive: await freePort(), library: await freePort(), memory: await freePort(), storm: [await freePort(), await freePort()] };
+  const bffPorts = [ports.library, ports.memory, ...ports.storm];
+  const userCount = Math.max(settings.sessions, 1);
+  auth0 = await startLocalAuth0({
+    clients: [{ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: bffPorts.map((p) => `http://127.0.0.1:${p}/auth/callback`), postLogoutRedirectUris: bffPorts.map((p) => `http://127.0.0.1:${p}/`) }],
+    users: [
+      ...Array.from({ length: userCount }, (_, i) => ({ username: `u${i}`, password: PASSWORD })),
+      ...Array.from({ length: settings.memorySessions }, (_, i) => ({ username: `m${i}`, password: PASSWORD })),
+      ...Array.from({ length: 200 }, (_, i) => ({ username: `w${i}`, password: PASSWORD })),
+      ...Array.from({ length: 20 }, (_, i) => ({ username: `storm${i}`, password: PASSWORD })),
+    ],
+    apis: [{ audience: AUDIENCE }],
+    accessTokenTtl: ACCESS_TOKEN_TTL,
+  });
+
+  const upstream = await start('upstream', 'bench/servers/upstream.ts', { PORT: String(ports.upstream) });
+  if (mode === 'profile') return profile(upstream, ports.library);
+
+  const naivePrefix = `${PREFIX}naive:`;
+  const [plain, plainDefault, naive, library] = await Promise.all([
+    start('plain-proxy', 'bench/servers/plain-proxy.ts', { PORT: String(ports.plain), UPSTREAM_API_URL: upstream.url }),
+    start('plain-proxy-default', 'bench/servers/plain-proxy.ts', { PORT: String(ports.plainDefault), UPSTREAM_API_URL: upstream.url, HPM_AGENT: 'default' }),
+    start('naive-bff', 'bench/servers/naive-bff.ts', { PORT: String(ports.naive), UPSTREAM_API_URL: upstream.url, REDIS_URL, SESSION_SECRET, BENCH_REDIS_PREFIX: naivePrefix }),
+    start('library', libraryScript, libraryEnv(ports.library, upstream.url, `${PREFIX}lib:`)),
+  ]) as [ServerProcess, ServerProcess, ServerProcess, ServerProcess];
+
+  // Sessions: one for the naive BFF, one and then 1,000 for the library (through the emulator).
+  const naiveLogin = await fetch(`${naive.url}/login`);
+  await naiveLogin.arrayBuffer();
+  const naiveCookie = (naiveLogin.headers.getSetCookie()[0] ?? '').split(';')[0] as string;
+  await expectOk(`${naive.url}/api/items`, naiveCookie);
+  await expectOk(`${plain.url}/api/items`);
+  await expectOk(`${plainDefault.url}/api/items`);
+  const upstreamBody = await fetch(`${upstream.url}/items`).then((r) => r.arrayBuffer());
+  say(`logging in ${settings.sessions} sessions to the library`);
+  const t0 = performance.now();
+  const libCookies = await loginMany(library.url, Array.from({ length: settings.sessions }, (_, i) => `u${i}`), 16);
+  say(`  ${libCookies.length} logins in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  await mapLimit(libCookies, 16, (c) => expectOk(`${library.url}/api/items`, c));
+  const libraryLabel = useExample ? 'this library (example BFF, Redis)' : 'this library (Redis)';
+
+  const contestants: Contestant[] = [
+    { key: 'direct', label: 'direct to upstream (the limit)', url: `${upstream.url}/items` },
+    { key: 'plainProxy', label: 'express + http-proxy-middleware, static token (keep-alive agent)', url: `${plain.url}/api/items` },
+    { key: 'plainProxyDefaults', label: 'the same with hpm defaults (Connection: close upstream)', url: `${plainDefault.url}/api/items` },
+    { key: 'naiveBff', label: 'naive BFF (express-session + connect-redis + hpm keep-alive)', url: `${naive.url}/api/items`, cookieFile: writeCookieFile('naive', [naiveCookie]) },
+    { key: 'library', label: `${libraryLabel}, 1 session`, url: `${library.url}/api/items`, cookieFile: writeCookieFile('library', libCookies.slice(0, 1)) },
+    { key: 'library1000Sessions', label: `${libraryLabel}, ${libCookies.length} sessions`, url: `${library.url}/api/items`, cookieFile: writeCookieFile('library-many', libCookies) },
+  ];
+  const results = await measureContestants(contestants);
+  await Promise.all([plain.stop(), plainDefault.stop(), naive.stop(), library.stop()]);
+
+  const storms = await runStorms(upstream.url, ports.storm);
+  const memory = await measureMemory(upstream.url, ports.memory, naivePrefix);
+  const checked = targets(results, storms, memory);
+
+  const info = machine();
+  const output = {
+    generatedAt: new Date().toISOString(),
+    mode,
+    machine: info,
+    settings: { ...settings, libraryServer: libraryScript, upstreamBodyBytes: upstreamBody.byteLength, accessTokenTtl: ACCESS_TOKEN_TTL },
+    contestants: results,
+    storms,
+    memory,
+    targets: checked,
+  };
+  const file = join(resultsDir, mode === 'smoke' ? 'smoke.json' : 'latest.json');
+  writeFileSync(file, `${JSON.stringify(output, null, 2)}\n`);
+
+  const machineLine = `${info.nproc} cores (${info.cpuModel}), Node ${info.node}, ${info.os}, commit ${info.git.commit}${info.git.srcChanged ? ' + uncommitted changes in src/ or example/' : ''}, load average ${info.loadAverage.start} at start / ${info.loadAverage.end} at end; load generator ${info.loadGenerator}${info.pinned ? ' on core 0, servers on core 1' : ', not pinned'}; ${settings.rounds} rounds of ${settings.loadSec} s at ${settings.connections} connections + ${settings.unloadedSec} s at 1 connection, medians`;
+  const targetRows = [['target', 'value', 'met'], ...checked.map((t) => [t.target, String(t.value), t.pass ? 'yes' : 'NO'])];
+  process.stdout.write(`\n${machineLine}\n\n${table(contestantRows(results))}\n\n${table(stormRows(storms))}\n\n${table(memoryRows(memory))}\n\n${table(targetRows)}\n\nwritten: ${file}\n`);
+  if (mode === 'full') {
+    updateBenchmarksMd([
+      `Run ${output.generatedAt} (\`npm run bench\`, results in \`bench/results/latest.json\`).`,
+      '',
+      `Machine: ${machineLine}.`,
+      '',
+      markdownTable(contestantRows(results)),
+      '',
+      markdownTable(stormRows(storms)),
+      '',
+      markdownTable(memoryRows(memory)),
+      '',
+      markdownTable(targetRows),
+    ].join('\n'));
+  }
+}
+
+async function profile(upstream: ServerProcess, port: number): Promise<void> {
+  // One file per thread (tsx's loader hooks run on their own thread): the main thread's is the largest.
+  const dir = join(resultsDir, 'profiles', runId);
+  mkdirSync(dir, { recursive: true });
+  const library = await start('library', libraryScript, libraryEnv(port, upstream.url, `${PREFIX}lib:`), {
+    nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`],
+  });
+  const cookies = await loginMany(library.url, Array.from({ length: 100 }, (_, i) => `u${i}`), 16);
+  const cookieFile = writeCookieFile('profile', cookies);
+  await runLoad({ url: `${library.url}/api/items`, connections: settings.connections, durationSec: 3, cookieFile, tool });
+  say(`profiling the library for ${profileSec} s at ${settings.connections} connections`);
+  const load = await runLoad({ url: `${library.url}/api/items`, connections: settings.connections, durationSec: profileSec, cookieFile, tool });
+  await library.stop();
+  const file = readdirSync(dir).map((f) => join(dir, f)).sort((a, b) => statSync(b).size - statSync(a).size)[0] as string;
+  const { totalMs, top } = topSelfTime(file, 30);
+  const rows = [['function', 'where', 'self ms', 'self %'], ...top.map((t) => [t.name, t.where, t.selfMs.toFixed(0), t.percent.toFixed(1)])];
+  const areas = [['area', 'self %'], ...selfTimeByArea(file).slice(0, 15).map((a) => [a.area, a.percent.toFixed(1)])];
+  const callers = top.filter((t) => !t.name.startsWith('(')).slice(0, 12)
+    .map((t) => `${t.name} (${t.percent.toFixed(1)}%)\n${topCallers(file, t.name).map((c) => `    ${c.percent.toFixed(1)}%  < ${c.chain}`).join('\n')}`);
+  process.stdout.write(`\n${Math.round(load.rps)} req/s under the profiler (p50 ${load.p50Ms.toFixed(2)} ms); profile ${file} (${(totalMs / 1000).toFixed(1)} s, includes start-up and login)\n\n${table(areas)}\n\n${table(rows)}\n\nwho calls the top functions:\n${callers.join('\n')}\n`);
+}
+
+let exitCode = 0;
+try {
+  await main();
+} catch (error) {
+  exitCode = 1;
+  say(`FAILED: ${(error as Error).stack ?? String(error)}`);
+} finally {
+  await Promise.allSettled(servers.map((s) => s.stop()));
+  await auth0?.stop().catch(() => {});
+  if (redis.isOpen) {
+    // Everything the bench's own servers wrote, and whatever the example wrote under its own prefix in this DB.
+    await deleteKeys(await scanKeys(`${PREFIX}*`)).catch(() => {});
+    if (foreignKeysAtStart) {
+      const before = foreignKeysAtStart;
+      await deleteKeys((await scanKeys('*')).filter((k) => !k.startsWith('bench:') && !before.has(k))).catch(() => {});
+    }
+    await redis.close().catch(() => {});
+  }
+  // The servers' logs (and the cookie files) stay only when something went wrong.
+  if (exitCode === 0) rmSync(logDir, { recursive: true, force: true });
+}
+process.exit(exitCode);

@@ -1,0 +1,73 @@
+/**
+ * This library in Redis mode: `app.use(createBff({...}))`, the same env contract as example/start.ts
+ * (PORT, BASE_URL, ISSUER_URL, CLIENT_ID, CLIENT_SECRET, AUDIENCE, UPSTREAM_API_URL, REDIS_URL, SESSION_SECRET).
+ * The bench uses it while example/start.ts does not exist, and always for the storm and memory runs, where
+ * BENCH_ADMIN=1 adds bench-only routes under /__bench (a movable clock, refresh timings, heap after GC).
+ * BENCH_REDIS_PREFIX sets the Redis key prefix.
+ */
+import { writeHeapSnapshot } from 'node:v8';
+import express from 'express';
+import { createClient } from 'redis';
+import { createBff, type RedisClient } from '../../src/index.js';
+
+const env = (name: string): string => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is required`);
+  return value;
+};
+const admin = process.env.BENCH_ADMIN === '1';
+let clockOffsetMs = 0;
+
+const redis = createClient({ url: env('REDIS_URL') });
+redis.on('error', (error: Error) => console.error('redis:', error.message));
+await redis.connect();
+
+const bff = createBff({
+  issuer: env('ISSUER_URL'),
+  clientId: env('CLIENT_ID'),
+  clientSecret: env('CLIENT_SECRET'),
+  audience: env('AUDIENCE'),
+  baseURL: env('BASE_URL'),
+  session: { secrets: [env('SESSION_SECRET')] },
+  redis: redis as unknown as RedisClient,
+  redisPrefix: process.env.BENCH_REDIS_PREFIX ?? 'bff:',
+  apis: [{ mount: '/api', upstream: env('UPSTREAM_API_URL') }],
+  logger: { warn: (m) => console.error('warn', m), error: (m) => console.error('error', m) },
+  ...(admin ? { clock: () => Date.now() + clockOffsetMs } : {}),
+});
+await bff.ready();
+
+const app = express();
+app.disable('x-powered-by');
+app.use(bff);
+app.get('/', (_req, res) => void res.send('bff'));
+
+if (admin) {
+  const refreshes: number[] = [];
+  bff.events.on('refresh', (event) => refreshes.push(event.durationMs));
+  app.get('/__bench/ping', (_req, res) => void res.send('pong'));
+  app.post('/__bench/clock', (req, res) => {
+    clockOffsetMs += Number(req.query.advanceMs ?? 0);
+    res.json({ offsetMs: clockOffsetMs });
+  });
+  // Exchange durations (ms) seen since the last call.
+  app.post('/__bench/refreshes', (_req, res) => void res.json({ durationsMs: refreshes.splice(0) }));
+  app.get('/__bench/heap', (_req, res) => {
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (gc) for (let i = 0; i < 3; i++) gc();
+    const { heapUsed, heapTotal, rss, external, arrayBuffers } = process.memoryUsage();
+    res.json({ gc: gc !== undefined, heapUsed, heapTotal, rss, external, arrayBuffers });
+  });
+  // A heap snapshot written to ?dir (for finding what a heap growth is made of); answers the file name.
+  app.post('/__bench/heap-snapshot', (req, res) => {
+    (globalThis as { gc?: () => void }).gc?.();
+    res.json({ file: writeHeapSnapshot(`${String(req.query.dir ?? '.')}/bff-${Date.now()}.heapsnapshot`) });
+  });
+}
+
+const server = app.listen(Number(env('PORT')), '127.0.0.1');
+process.on('SIGTERM', () => {
+  server.close();
+  void bff.close().then(() => redis.close()).finally(() => process.exit(0));
+  setTimeout(() => process.exit(0), 2_000).unref();
+});

@@ -1,0 +1,62 @@
+import { spawn } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const ROOT = new URL('../../', import.meta.url).pathname;
+const SMOKE = join(ROOT, 'bench/results/smoke.json');
+const CONTESTANTS = ['direct', 'plainProxy', 'plainProxyDefaults', 'naiveBff', 'library', 'library1000Sessions'];
+
+function runSmoke(): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--smoke'], {
+      cwd: ROOT,
+      env: { ...process.env, BENCH_SMOKE: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+    child.once('exit', (code) => resolve({ code, output }));
+  });
+}
+
+describe('npm run bench -- --smoke', () => {
+  it('runs every contestant, storm and memory measurement, and writes latest-shaped results', async () => {
+    const started = Date.now();
+    const { code, output } = await runSmoke();
+    expect(code, output).toBe(0);
+    expect(statSync(SMOKE).mtimeMs).toBeGreaterThanOrEqual(started - 1_000);
+
+    const results = JSON.parse(readFileSync(SMOKE, 'utf8'));
+    expect(results.mode).toBe('smoke');
+    expect(results.machine).toMatchObject({ nproc: expect.any(Number), cpuModel: expect.any(String), node: process.version });
+    expect(Object.keys(results.contestants).sort()).toEqual([...CONTESTANTS].sort());
+    for (const key of CONTESTANTS) {
+      const c = results.contestants[key];
+      for (const field of ['rps', 'p50Ms', 'p99Ms', 'unloadedP50Ms', 'vsDirect', 'vsPlainProxy']) {
+        expect(Number.isFinite(c[field]), `${key}.${field} = ${c[field]}`).toBe(true);
+      }
+      expect(c.rps, key).toBeGreaterThan(0);
+      // Every request of every contestant was answered 200 (the library's included: its sessions are real).
+      expect(c.errors, `${key} had errors`).toBe(0);
+    }
+    expect(results.contestants.direct.vsDirect).toBe(1);
+    expect(results.contestants.plainProxy.vsPlainProxy).toBe(1);
+
+    expect(results.storms).toHaveLength(6);
+    for (const storm of results.storms) {
+      expect(storm).toMatchObject({ requests: expect.any(Number), instances: expect.any(Number), exchanges: expect.any(Number), msToAllAnswered: expect.any(Number) });
+      // Correctness, not speed: one exchange per expiry, every request answered.
+      expect(storm.exchanges, JSON.stringify(storm)).toBe(1);
+      expect(storm.allAnswered200).toBe(true);
+    }
+    expect(results.storms.map((s: { requests: number; instances: number }) => `${s.requests}x${s.instances}`).sort())
+      .toEqual(['1x1', '1x2', '200x1', '200x2', '20x1', '20x2']);
+
+    expect(results.memory.sessions).toBeGreaterThan(0);
+    expect(results.memory.redisBytesPerSession).toBeGreaterThan(0);
+    expect(Number.isFinite(results.memory.heapGrowthBytes)).toBe(true);
+    expect(results.memory.redisKeysLeftAfterEnd).toBe(0);
+  }, 120_000);
+});
