@@ -3,6 +3,7 @@
  *
  *   npm run bench                 full run (~6-8 min): writes bench/results/latest.json and updates BENCHMARKS.md
  *   npm run bench -- --smoke      seconds, for CI (also BENCH_SMOKE=1): writes bench/results/smoke.json
+ *   npm run bench -- --quick      direct, plain proxy and library throughput only (about a minute), nothing written
  *   npm run bench -- --profile    CPU profile of the library contestant under load, top self-time functions
  *
  * Env: REDIS_URL (default redis://127.0.0.1:6379/12: a logical DB of its own; every key the bench's servers
@@ -25,10 +26,14 @@ import { markdownTable, median, round, table } from './lib/stats.js';
 
 // ---------------------------------------------------------------------------------------------------- settings
 const argv = process.argv.slice(2);
-const mode: 'full' | 'smoke' | 'profile' = argv.includes('--profile')
+const mode: 'full' | 'smoke' | 'profile' | 'quick' = argv.includes('--profile')
   ? 'profile'
+  : argv.includes('--quick') ? 'quick'
   : argv.includes('--smoke') || process.env.BENCH_SMOKE === '1' ? 'smoke' : 'full';
-const settings = mode === 'smoke'
+// --quick: direct, the plain proxy and the library only, no storms or memory, nothing written: for iterating on the hot path.
+const settings = mode === 'quick'
+  ? { rounds: 2, warmupSec: 3, loadSec: 8, unloadedSec: 3, connections: 32, sessions: 1, memorySessions: 0, storms: [], stormRepeats: 0, memoryLoginBudgetMs: 0, memorySettleMs: 0 }
+  : mode === 'smoke'
   ? { rounds: 1, warmupSec: 1, loadSec: 1, unloadedSec: 1, connections: 32, sessions: 20, memorySessions: 40, storms: [1, 20, 200], stormRepeats: 1, memoryLoginBudgetMs: 15_000, memorySettleMs: 1_000 }
   : { rounds: 3, warmupSec: 5, loadSec: 10, unloadedSec: 5, connections: 32, sessions: 1000, memorySessions: 10_000, storms: [1, 20, 200], stormRepeats: 7, memoryLoginBudgetMs: 120_000, memorySettleMs: 10_000 };
 const profileSec = 15;
@@ -501,6 +506,12 @@ async function main(): Promise<void> {
     { key: 'library', label: `${libraryLabel}, 1 session`, url: `${library.url}/api/items`, cookieFile: writeCookieFile('library', libCookies.slice(0, 1)) },
     { key: 'library1000Sessions', label: `${libraryLabel}, ${libCookies.length} sessions`, url: `${library.url}/api/items`, cookieFile: writeCookieFile('library-many', libCookies) },
   ];
+  if (mode === 'quick') {
+    const quick = await measureContestants(contestants.filter((c) => ['direct', 'plainProxy', 'library'].includes(c.key)));
+    await Promise.all([plain.stop(), plainDefault.stop(), naive.stop(), library.stop()]);
+    process.stdout.write(`\n${table(contestantRows(quick))}\n`);
+    return;
+  }
   const results = await measureContestants(contestants);
   await Promise.all([plain.stop(), plainDefault.stop(), naive.stop(), library.stop()]);
 

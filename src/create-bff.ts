@@ -1,4 +1,4 @@
-import express, { type Request, type RequestHandler, type Router } from 'express';
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import session from 'express-session';
 import type { BffOptions } from './config/options.js';
 import { validateOptions } from './config/validate.js';
@@ -20,8 +20,9 @@ import { createRedisBackend } from './session/redis-backend.js';
 import { Sessions } from './session/sessions.js';
 import { TokenManager } from './tokens/token-manager.js';
 
-/** The Express router `createBff()` returns, with the BFF's events and token access attached. */
-export interface Bff extends Router {
+/** The middleware `createBff()` returns for `app.use()`, with the BFF's events and token access attached. */
+export interface Bff {
+  (req: Request, res: Response, next: NextFunction): void;
   /** Typed events: `login`, `refresh`, `refresh_failed`, `logout` (with its reason), `revocation_failed`, `backchannel_logout_rejected`. */
   readonly events: BffEventEmitter;
   /**
@@ -42,7 +43,7 @@ export interface Bff extends Router {
 
 /**
  * Creates the BFF: login, callback, user, logout, back-channel logout and health routes, and the API proxy,
- * as one Express router for `app.use()`. Options are validated here, once; a bad one throws a BffConfigError.
+ * as one Express middleware for `app.use()`. Options are validated here, once; a bad one throws a BffConfigError.
  *
  * @example
  * ```ts
@@ -70,7 +71,7 @@ export function createBff(options: BffOptions): Bff {
   const tokens = new TokenManager(config, idp, sessions, events);
   const ctx: BffContext = { config, idp, sessions, tokens, events };
 
-  const router = express.Router() as Bff;
+  const router = express.Router();
   const sessionMiddleware: RequestHandler = config.session.external
     ? (req, res, next) => {
         if (req.session) return next();
@@ -95,23 +96,18 @@ export function createBff(options: BffOptions): Bff {
         },
       });
 
-  if (config.session.external) {
-    router.use(function adoptSessionStore(req, _res, next) {
-      sessions.adoptStore(req.sessionStore);
-      next();
-    });
-  }
-
-  // API calls come first and skip express-session entirely: one cookie check and one store read. The mount is
-  // matched by prefix rather than by Express's path matching, which never routes dot segments (they must get a
-  // JSON 400 from the proxy, not fall through to the app).
+  // API calls are matched first, by prefix, and skip express-session and the router: one cookie check and one
+  // store read. Prefix matching also sends every path under a mount, dot segments included, to the proxy's own
+  // checks (Express's matcher would let them fall through to the app).
   const proxies = config.apis.map((api) => new ApiProxy(api, config, sessions, tokens));
-  if (proxies.length > 0) {
-    router.use(function apiProxy(req, res, next) {
-      for (const proxy of proxies) if (proxy.matches(req.url)) return void proxy.handle(req, res);
-      next();
-    });
-  }
+  const external = config.session.external;
+  const bff = function bff(req: Request, res: Response, next: NextFunction): void {
+    // With the app's own express-session, remember its store so that logouts clear its entries too.
+    if (external) sessions.adoptStore(req.sessionStore);
+    const url = req.url;
+    for (const proxy of proxies) if (proxy.matches(url)) return void proxy.handle(req, res);
+    router(req, res, next);
+  } as Bff;
 
   const { routes } = config;
   if (routes.healthz) router.get(routes.healthz, healthzRoute(ctx));
@@ -127,7 +123,7 @@ export function createBff(options: BffOptions): Bff {
     router.post(routes.backchannelLogout, express.urlencoded({ extended: false, limit: '32kb' }), backchannelLogoutRoute(ctx));
   }
 
-  Object.defineProperties(router, {
+  Object.defineProperties(bff, {
     events: { value: events, enumerable: true },
     getAccessToken: {
       value: async (req: Request, opts: { audience?: string; scope?: string } = {}) => {
@@ -156,5 +152,5 @@ export function createBff(options: BffOptions): Bff {
       },
     },
   });
-  return router;
+  return bff;
 }

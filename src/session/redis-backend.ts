@@ -110,23 +110,37 @@ export function createRedisBackend(
     if (ready === false) throw new BffError(ErrorCode.SESSION_STORE_UNAVAILABLE, 'The session store is not answering; try again shortly.');
   };
   // A Redis that accepts connections but stops answering must not hang requests. node-redis's own command
-  // timeout stops counting once a command is written to the socket, so each operation gets a deadline here.
-  async function run<T>(operation: () => Promise<T>): Promise<T> {
-    ensureReady();
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      return await Promise.race([
-        operation(),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`no answer within ${commandTimeoutMs} ms`)), commandTimeoutMs);
-        }),
-      ]);
-    } catch (error) {
-      if (error instanceof BffError) throw error;
-      throw new BffError(ErrorCode.SESSION_STORE_UNAVAILABLE, 'The session store failed; try again shortly.', { cause: error });
-    } finally {
-      clearTimeout(timer);
+  // timeout stops counting once a command is written to the socket, so each operation gets a deadline here,
+  // checked by one sweeping timer rather than a timer per operation (the hot path).
+  const pending = new Set<{ deadline: number; reject: (error: unknown) => void }>();
+  const sweeper = setInterval(() => {
+    const now = performance.now();
+    for (const entry of pending) {
+      if (entry.deadline > now) continue;
+      pending.delete(entry);
+      entry.reject(new BffError(ErrorCode.SESSION_STORE_UNAVAILABLE, 'The session store did not answer in time; try again shortly.'));
     }
+  }, Math.max(10, Math.min(250, Math.floor(commandTimeoutMs / 4))));
+  sweeper.unref();
+  const storeFailure = (error: unknown): BffError =>
+    error instanceof BffError ? error : new BffError(ErrorCode.SESSION_STORE_UNAVAILABLE, 'The session store failed; try again shortly.', { cause: error });
+
+  function run<T>(operation: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      ensureReady();
+      const entry = { deadline: performance.now() + commandTimeoutMs, reject };
+      pending.add(entry);
+      operation().then(
+        (value) => {
+          pending.delete(entry);
+          resolve(value);
+        },
+        (error: unknown) => {
+          pending.delete(entry);
+          reject(storeFailure(error));
+        },
+      );
+    });
   }
   async function script(source: string, keys: string[], args: string[]): Promise<unknown> {
     let sha = shas.get(source);
@@ -238,7 +252,7 @@ export function createRedisBackend(
       (await redis.set(`${prefix}once:${name}`, '1', { expiration: { type: 'PX', value: Math.max(1, Math.ceil(ttlMs)) }, condition: 'NX' })) === 'OK'),
 
     // The app owns the client: closing the BFF leaves it open.
-    close: async () => {},
+    close: async () => clearInterval(sweeper),
   };
 }
 
