@@ -59,7 +59,9 @@ export class ApiProxy {
         throw new BffError(ErrorCode.INVALID_REQUEST, 'The API path is not allowed.');
       }
       const session = await this.sessions.load(req, this.api.audience);
-      const first = await this.tokens.accessToken(session, this.api);
+      // A fresh token comes back synchronously: no extra await on the hot path.
+      const token = this.tokens.accessToken(session, this.api);
+      const first = token instanceof Promise ? await token : token;
       const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
       // A token the upstream rejects although it looked fresh (revoked, clock skew) is renewed once and the
       // request replayed, when replaying cannot do harm.
