@@ -75,6 +75,11 @@ export interface BffOptions {
     idpLogout?: boolean;
     /** Where the browser lands after logout (a path). Default `/`. */
     returnTo?: string;
+    /**
+     * Send `id_token_hint` to the end-session endpoint, for identity providers that need it. Default false: Auth0
+     * accepts `client_id` + `logout_hint` (the session id), so no ID token travels through the browser.
+     */
+    idTokenHint?: boolean;
   };
   tokens?: {
     /** Seconds before expiry at which a token is refreshed. Default min(60, 10% of its lifetime). */

@@ -32,7 +32,7 @@ export interface BffConfig {
   readonly csrf: { readonly header: string; readonly value: string };
   readonly allowedReturnTo: readonly string[];
   readonly userClaims: readonly string[] | undefined;
-  readonly logout: { readonly idpLogout: boolean; readonly returnTo: string };
+  readonly logout: { readonly idpLogout: boolean; readonly returnTo: string; readonly idTokenHint: boolean };
   readonly tokens: { readonly refreshMargin: (lifetimeSeconds: number) => number; readonly exchangeDeadlineMs: number; readonly attemptTimeoutMs: number };
   readonly loginParameters: readonly string[];
   readonly backchannelAlgorithms: readonly string[];
@@ -168,7 +168,7 @@ export function validateOptions(options: BffOptions): BffConfig {
     csrf: { header: csrfHeader.toLowerCase(), value: csrfValue },
     allowedReturnTo,
     userClaims: options.userClaims === undefined ? undefined : [...options.userClaims],
-    logout: { idpLogout: options.logout?.idpLogout ?? true, returnTo: logoutReturnTo },
+    logout: { idpLogout: options.logout?.idpLogout ?? true, returnTo: logoutReturnTo, idTokenHint: options.logout?.idTokenHint === true },
     tokens: { refreshMargin, exchangeDeadlineMs, attemptTimeoutMs },
     loginParameters: [...(options.loginParameters ?? ['prompt', 'screen_hint', 'organization', 'login_hint'])],
     backchannelAlgorithms: [...(options.backchannelAlgorithms ?? ['RS256', 'RS384', 'RS512', 'PS256', 'ES256'])],

@@ -42,6 +42,7 @@ export function logoutRoute(ctx: BffContext) {
               post_logout_redirect_uri: localReturn,
               // Auth0 accepts the session id as logout_hint: no ID token travels through the browser.
               ...(record.sid === undefined ? {} : { logout_hint: record.sid }),
+              ...(config.logout.idTokenHint && record.idToken !== undefined ? { id_token_hint: record.idToken } : {}),
             })
           : undefined;
         res.setHeader('Cache-Control', 'no-store');

@@ -148,6 +148,25 @@ describe('client authentication methods', () => {
   });
 });
 
+describe('id_token_hint on request', () => {
+  it('sends the ID token to the end-session endpoint only when logout.idTokenHint is set', async () => {
+    const h = await startHarness({ redis: true, bff: { logout: { idTokenHint: true } } });
+    try {
+      const browser = h.browser();
+      await browser.login();
+      const { body } = await browser.user();
+      const res = await browser.request(body.logoutUrl);
+      const location = new URL(res.headers.get('location') as string);
+      expect(location.searchParams.get('id_token_hint')).toMatch(/^eyJ/);
+      // The emulator accepts it and logs out at once.
+      const end = await fetch(location, { redirect: 'manual' });
+      expect(end.status).toBe(302);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
 describe('local-only logout', () => {
   it('redirects to the app instead of Auth0 when idpLogout is off', async () => {
     const h = await startHarness({ redis: true, bff: { logout: { idpLogout: false, returnTo: '/bye' } } });
