@@ -6,15 +6,22 @@ import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
+/** A BFF whose Redis connection runs through a relay the test can cut or freeze. */
+async function harnessBehindRelay(): Promise<{ h: Harness; relay: TcpProxy }> {
+  const target = new URL(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+  const relay = await startTcpProxy(Number(target.port || 6379), target.hostname);
+  const h = await startHarness({ redis: true, redisUrl: `redis://127.0.0.1:${relay.port}`, bff: { redisCommandTimeout: 300 } });
+  return { h, relay };
+}
+
 describe('when Redis goes down and comes back', () => {
   let h: Harness;
   let relay: TcpProxy;
   beforeAll(async () => {
-    const target = new URL(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
-    relay = await startTcpProxy(Number(target.port || 6379), target.hostname);
-    h = await startHarness({ redis: true, redisUrl: `redis://127.0.0.1:${relay.port}`, bff: { redisCommandTimeout: 300 } });
+    ({ h, relay } = await harnessBehindRelay());
   });
   afterAll(async () => {
+    relay?.up();
     await h?.close();
     await relay?.close();
   });
@@ -48,9 +55,7 @@ describe('when Redis stops answering without closing its connections', () => {
   let h: Harness;
   let relay: TcpProxy;
   beforeAll(async () => {
-    const target = new URL(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
-    relay = await startTcpProxy(Number(target.port || 6379), target.hostname);
-    h = await startHarness({ redis: true, redisUrl: `redis://127.0.0.1:${relay.port}`, bff: { redisCommandTimeout: 300 } });
+    ({ h, relay } = await harnessBehindRelay());
   });
   afterAll(async () => {
     relay?.up();
