@@ -141,7 +141,8 @@ export class IdpClient {
 function toAnswer(response: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers): TokenAnswer {
   return {
     accessToken: response.access_token,
-    expiresIn: response.expiresIn() ?? 0,
+    // The lifetime as issued; the helper expiresIn() counts down from when the answer arrived.
+    expiresIn: typeof response.expires_in === 'number' ? response.expires_in : 0,
     refreshToken: response.refresh_token,
     idToken: response.id_token,
     scope: response.scope,
