@@ -117,10 +117,10 @@ export function createBff(options: BffOptions): Bff {
   if (routes.logout) {
     const logout = logoutRoute(ctx);
     router.get(routes.logout, sessionMiddleware, logout);
-    router.post(routes.logout, express.urlencoded({ extended: false, limit: '4kb' }), sessionMiddleware, logout);
+    router.post(routes.logout, formBody('4kb'), sessionMiddleware, logout);
   }
   if (routes.backchannelLogout) {
-    router.post(routes.backchannelLogout, express.urlencoded({ extended: false, limit: '32kb' }), backchannelLogoutRoute(ctx));
+    router.post(routes.backchannelLogout, formBody('32kb'), backchannelLogoutRoute(ctx));
   }
 
   Object.defineProperties(bff, {
@@ -153,4 +153,14 @@ export function createBff(options: BffOptions): Bff {
     },
   });
   return bff;
+}
+
+/** A form body parser whose failures (too large, bad charset, malformed) answer 400 JSON instead of the app's error page. */
+function formBody(limit: string): RequestHandler {
+  const parse = express.urlencoded({ extended: false, limit });
+  return (req, res, next) =>
+    parse(req, res, (error?: unknown) => {
+      if (error) return sendError(res, new BffError(ErrorCode.INVALID_REQUEST, 'The request body could not be read.'));
+      next();
+    });
 }

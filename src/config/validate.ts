@@ -112,9 +112,15 @@ export function validateOptions(options: BffOptions): BffConfig {
     });
   });
   const mounts = new Set<string>();
+  const scopeByAudience = new Map<string, string | undefined>();
   for (const [i, api] of apis.entries()) {
     if (mounts.has(api.mount)) throw new BffConfigError(`apis[${i}].mount`, `"${api.mount}" is used twice`);
     mounts.add(api.mount);
+    // One access token is kept per audience: two APIs of one audience must ask for the same scopes.
+    if (scopeByAudience.has(api.audience) && scopeByAudience.get(api.audience) !== api.scope) {
+      throw new BffConfigError(`apis[${i}].scope`, `differs from another API with the audience "${api.audience}"; give both the same scope`);
+    }
+    scopeByAudience.set(api.audience, api.scope);
   }
 
   const csrfHeader = options.csrf?.header ?? 'X-CSRF';

@@ -50,7 +50,7 @@ export function classifyTokenFailure(error: unknown): ClassifiedFailure {
       const retryAfter = parseRetryAfter(response.headers.get('retry-after'));
       if (status === 429 || status >= 500) return { kind: 'transient', error: `http_${status}`, status, retryAfter };
       if (status === 401) return { kind: 'configuration', error: `http_${status}`, status, retryAfter };
-      if (status === 400 || status === 403) return { kind: 'terminal', error: `http_${status}`, status, retryAfter };
+      // Not an OAuth error body (a WAF or proxy page in front of the tenant): never proof that the session is over.
       return { kind: 'transient', error: `http_${status}`, status, retryAfter };
     }
     // A 200 answer we cannot use (not JSON, no access_token, a bad ID token): the IdP misbehaves, try again later.

@@ -54,7 +54,9 @@ export class ApiProxy {
       if (req.headers[this.config.csrf.header] !== this.config.csrf.value) {
         throw new BffError(ErrorCode.CSRF_REQUIRED, `API calls must carry the header ${this.config.csrf.header}: ${this.config.csrf.value}.`);
       }
-      const path = targetPath(this.basePath, req.url.slice(this.api.mount.length) || '/');
+      let rest = req.url.slice(this.api.mount.length);
+      if (rest === '' || rest[0] === '?') rest = `/${rest}`;
+      const path = targetPath(this.basePath, rest);
       if (path === undefined || req.method === 'CONNECT' || req.method === 'TRACE') {
         throw new BffError(ErrorCode.INVALID_REQUEST, 'The API path is not allowed.');
       }
@@ -65,7 +67,8 @@ export class ApiProxy {
       const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
       // A token the upstream rejects although it looked fresh (revoked, clock skew) is renewed once and the
       // request replayed, when replaying cannot do harm.
-      const mayRetry = !hasBody && REPLAYABLE.has(req.method);
+      // An upstream that rejects every token (misconfigured on its side) costs one forced exchange, not one per call.
+      const mayRetry = !hasBody && REPLAYABLE.has(req.method) && this.tokens.mayForce(first.token);
       let outcome = await this.forward(req, res, path, first.token, hasBody, mayRetry);
       if (outcome.kind === 'retry') {
         const renewed = await this.tokens.accessToken(session, this.api, { force: true, rejected: first.token });

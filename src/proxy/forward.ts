@@ -36,6 +36,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    // Interim answers (100, 102, 103 Early Hints) are not the response: writing one would end the real one.
+    if (statusCode < 200) return;
     if (this.mayRetry && statusCode === 401 && invalidToken(headers['www-authenticate'])) {
       this.retrying = true;
       return;

@@ -4,7 +4,11 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 const DROP_REQUEST = new Set([
   'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer',
   'transfer-encoding', 'upgrade', 'host', 'cookie', 'authorization', 'expect', 'forwarded',
-  'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-prefix',
+  'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-prefix', 'x-forwarded-port',
+  'x-forwarded-server', 'x-real-ip',
+  // Some frameworks (Symfony, Zend, IIS) take the request path or method from these: the proxy's path checks
+  // would mean nothing if the browser could set them.
+  'x-original-url', 'x-rewrite-url', 'x-http-method-override', 'x-http-method', 'x-method-override',
 ]);
 const DROP_RESPONSE = new Set([
   'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer',

@@ -14,7 +14,8 @@ export function targetPath(basePath: string, url: string): string | undefined {
   // Encoded slashes, backslashes, control characters and NUL change what the upstream sees as the path.
   if (/%(2f|5c|0[0-9a-f]|1[0-9a-f]|7f|25)/i.test(path) || /%(0[0-9a-f]|1[0-9a-f]|7f)/i.test(query)) return undefined;
   // Dot segments, plain or encoded, would climb out of the base path.
-  if (/\/(?:\.|%2e){1,2}(?:\/|$)/i.test(path)) return undefined;
+  // `..;` too: Tomcat, Jetty and Spring read it as `..`.
+  if (/\/(?:\.|%2e){1,2}(?:\/|;|$)/i.test(path)) return undefined;
   // `//host/...` after a base path is still a path, but some upstream routers treat it as a host: refuse it.
   if (path.startsWith('//')) return undefined;
   return `${basePath}${path === '/' && basePath !== '' ? '' : path}${query}`;

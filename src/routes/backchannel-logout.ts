@@ -61,10 +61,17 @@ export function backchannelLogoutRoute(ctx: BffContext) {
       if (sid === undefined && sub === undefined) throw bad('The logout_token names neither a sid nor a sub.');
 
       const lifetimeMs = ((payload.exp as number) + CLOCK_TOLERANCE_S) * 1000 - config.clock();
-      if (!(await ctx.sessions.backend.rememberOnce(`jti:${payload.iss}:${payload.jti}`, Math.max(1_000, lifetimeMs)))) {
+      const replayKey = `jti:${payload.iss}:${payload.jti}`;
+      if (!(await ctx.sessions.backend.rememberOnce(replayKey, Math.max(1_000, lifetimeMs)))) {
         throw bad('This logout_token was used already.');
       }
-      await ctx.sessions.endAll({ sid, sub }, 'backchannel');
+      try {
+        await ctx.sessions.endAll({ sid, sub }, 'backchannel');
+      } catch (error) {
+        // The logout did not happen: the identity provider's retry of this same token must still be accepted.
+        await ctx.sessions.backend.forgetOnce(replayKey).catch(() => {});
+        throw error;
+      }
       res.status(200).end();
     } catch (error) {
       const failure = toBffError(error);

@@ -71,13 +71,18 @@ export function callbackRoute(ctx: BffContext) {
         },
       };
 
+      // The session this browser had before (another user, or the same one logging in again) ends here: its
+      // record would otherwise stay usable by whoever holds the old cookie.
+      const previous = ctx.sessions.idOf(req);
+      if (previous !== undefined) await ctx.sessions.backend.destroy([previous]);
       await regenerate(req);
       req.session.bff = { idleExpiresAt, absoluteExpiresAt };
       await ctx.sessions.backend.createRecord(req.sessionID, record);
       await save(req);
       ctx.events.emit('login', { sub: record.sub, sid: record.sid, sessionRef: sessionRef(req.sessionID) });
       res.setHeader('Cache-Control', 'no-store');
-      res.redirect(302, new URL(transaction.returnTo, config.baseURL).href);
+      const target = new URL(transaction.returnTo, config.baseURL);
+      res.redirect(302, target.origin === config.baseURL.origin ? target.href : new URL('/', config.baseURL).href);
     } catch (error) {
       sendError(res, error instanceof BffError ? error : idpUnavailable(error));
     }

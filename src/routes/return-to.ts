@@ -25,6 +25,9 @@ export function safeReturnTo(value: unknown, allowed: readonly string[], baseURL
   }
   if (url.origin !== baseURL.origin) return undefined;
   const path = url.pathname;
+  // Dot segments are resolved by the URL parser: `/.//evil.example` becomes `//evil.example`, which a browser
+  // reads as another host. Check what is returned, not only what came in.
+  if (path.startsWith('//') || path.startsWith('/\\')) return undefined;
   if (!allowed.some((prefix) => prefix === '/' || path === prefix || path.startsWith(prefix.endsWith('/') ? prefix : `${prefix}/`))) return undefined;
   return `${url.pathname}${url.search}${url.hash}`;
 }

@@ -36,6 +36,8 @@ export interface SessionBackend {
   releaseLock(name: string, owner: string): Promise<void>;
   /** True the first time a key is seen within ttlMs (replay protection). */
   rememberOnce(name: string, ttlMs: number): Promise<boolean>;
+  /** Undoes rememberOnce (the work it guarded failed and may be retried). */
+  forgetOnce(name: string): Promise<void>;
 
   close(): Promise<void>;
 }

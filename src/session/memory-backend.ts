@@ -63,6 +63,8 @@ class MemorySessionStore extends session.Store {
   }
 }
 
+const MAX_PENDING_LOGINS = 10_000;
+
 /** Everything in this process's memory: for one process only (a warning says so at startup). */
 export function createMemoryBackend(cipher: FieldCipher, idleTimeoutMs: number, clock: () => number): SessionBackend & { sweep(): void } {
   const sessions = new ExpiringMap<string>(clock);
@@ -102,7 +104,15 @@ export function createMemoryBackend(cipher: FieldCipher, idleTimeoutMs: number, 
     store,
     sweep,
     ping: async () => {},
-    putTransaction: async (state, value, ttlMs) => transactions.set(state, value, clock() + ttlMs),
+    putTransaction: async (state, value, ttlMs) => {
+      // Anyone can start logins: keep the number pending bounded, forgetting the oldest first.
+      if (transactions.entries.size >= MAX_PENDING_LOGINS) {
+        transactions.sweep();
+        const oldest = transactions.entries.keys().next().value;
+        if (transactions.entries.size >= MAX_PENDING_LOGINS && oldest !== undefined) transactions.delete(oldest);
+      }
+      transactions.set(state, value, clock() + ttlMs);
+    },
     takeTransaction: async (state) => {
       const value = transactions.get(state);
       transactions.delete(state);
@@ -179,6 +189,9 @@ export function createMemoryBackend(cipher: FieldCipher, idleTimeoutMs: number, 
       if (once.get(name)) return false;
       once.set(name, true, clock() + ttlMs);
       return true;
+    },
+    forgetOnce: async (name) => {
+      once.delete(name);
     },
     close: async () => clearInterval(timer),
   };

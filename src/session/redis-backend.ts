@@ -251,6 +251,10 @@ export function createRedisBackend(
     rememberOnce: (name, ttlMs) => run(async () =>
       (await redis.set(`${prefix}once:${name}`, '1', { expiration: { type: 'PX', value: Math.max(1, Math.ceil(ttlMs)) }, condition: 'NX' })) === 'OK'),
 
+    forgetOnce: (name) => run(async () => {
+      await (redis as unknown as { del(keys: string[]): Promise<number> }).del([`${prefix}once:${name}`]);
+    }),
+
     // The app owns the client: closing the BFF leaves it open.
     close: async () => clearInterval(sweeper),
   };

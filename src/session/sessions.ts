@@ -103,8 +103,9 @@ export class Sessions {
         throw sessionEnded(reason === 'absolute_timeout' ? 'The session reached its maximum lifetime.' : 'The session ended after a period of inactivity.');
       });
     }
-    if (session.idleExpiresAt - now < this.config.session.idleTimeoutMs - this.touchInterval) {
-      const idleExpiresAt = Math.min(session.absoluteExpiresAt, now + this.config.session.idleTimeoutMs);
+    // Capped by the absolute lifetime, a roll can stop moving anything: write only when it moves the expiry.
+    const idleExpiresAt = Math.min(session.absoluteExpiresAt, now + this.config.session.idleTimeoutMs);
+    if (idleExpiresAt - session.idleExpiresAt >= this.touchInterval) {
       this.backend.touch(id, idleExpiresAt).catch((error: unknown) => {
         this.config.logger.warn('Could not roll the session idle expiry', { session: sessionRef(id), error: String((error as Error)?.message) });
       });

@@ -30,6 +30,8 @@ const POLL_MS = 25;
  */
 export class TokenManager {
   private readonly inflight = new Map<string, Promise<AccessTokenEntry>>();
+  /** Tokens that a forced exchange produced (by their signature's tail): an upstream rejecting one of those gets no second try. */
+  private readonly forced = new Set<string>();
   private readonly lockTtlMs: number;
 
   constructor(
@@ -49,9 +51,20 @@ export class TokenManager {
     let pending = this.inflight.get(key);
     if (!pending) {
       pending = this.exchangeOnce(session, target, options).finally(() => this.inflight.delete(key));
+      if (options.force) pending = pending.then((entry) => (this.rememberForced(entry.token), entry));
       this.inflight.set(key, pending);
     }
     return pending;
+  }
+
+  /** Whether an upstream's rejection of this token may force an exchange: once per token a normal exchange gave. */
+  mayForce(token: string): boolean {
+    return !this.forced.has(token.slice(-32));
+  }
+
+  private rememberForced(token: string): void {
+    if (this.forced.size >= 1_000) this.forced.clear();
+    this.forced.add(token.slice(-32));
   }
 
   private isUsable(entry: AccessTokenEntry | undefined, options: AccessTokenOptions): entry is AccessTokenEntry {
@@ -103,7 +116,7 @@ export class TokenManager {
     }
     const parameters: Record<string, string> = {};
     // Auth0 Multi-Resource Refresh Tokens: one ORT, an access token per API, chosen by `audience`.
-    if (target.audience !== this.config.audience) parameters.audience = target.audience;
+    if (target.audience !== (this.config.audience ?? '')) parameters.audience = target.audience;
     if (target.scope !== undefined) parameters.scope = target.scope;
 
     for (let attempt = 0; ; attempt++) {

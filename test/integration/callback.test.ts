@@ -122,6 +122,28 @@ describe('the login and callback routes', () => {
     }
   });
 
+  it('ends the session the browser had before when it logs in again, so the old cookie stops working', async () => {
+    const browser = h.browser();
+    await browser.login();
+    const old = browser.jar.header(browser.url).split('; ').find((c) => c.startsWith('bff=')) as string;
+    await browser.login();
+    const holder = h.browser();
+    holder.jar.set(holder.url, old);
+    expect((await holder.user()).status).toBe(401);
+    expect((await holder.api('/api/items')).status).toBe(401);
+    expect((await browser.user()).status).toBe(200);
+  });
+
+  it('answers 400 JSON for a back-channel logout body it cannot read', async () => {
+    const res = await fetch(`${h.urls[0]}/auth/backchannel-logout`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: `logout_token=${'a'.repeat(40_000)}`,
+    });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: 'invalid_request' });
+  });
+
   it('gives a new session id at login (no fixation)', async () => {
     const browser = h.browser();
     browser.jar.set(browser.url, 'bff=s%3Aattacker-chosen.signature');

@@ -189,6 +189,43 @@ describe('the API proxy with transparent ORT exchange', () => {
     expect(first?.headers.authorization).not.toBe(second?.headers.authorization);
   });
 
+  it('forces at most one exchange when the upstream keeps rejecting the token', async () => {
+    const browser = h.browser();
+    await browser.login();
+    h.upstream.handler = (_req, res) => {
+      res.writeHead(401, { 'www-authenticate': 'Bearer error="invalid_token"' });
+      res.end();
+    };
+    const before = refreshCount(h);
+    for (let i = 0; i < 5; i++) expect((await browser.api('/api/items')).status).toBe(401);
+    expect(refreshCount(h) - before).toBe(1);
+  });
+
+  it('passes interim 1xx answers over and forwards the final one', async () => {
+    const browser = h.browser();
+    await browser.login();
+    h.upstream.handler = (_req, res) => {
+      res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
+      res.setHeader('content-type', 'application/json');
+      res.end('{"final":true}');
+    };
+    const res = await browser.api('/api/items');
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ final: true });
+  });
+
+  it('forwards a query on the mount itself, and drops headers that could rewrite the path or fake the client', async () => {
+    const browser = h.browser();
+    await browser.login();
+    const res = await browser.api('/api?x=1', { headers: { 'x-original-url': '/admin', 'x-http-method-override': 'DELETE', 'x-real-ip': '1.2.3.4' } });
+    expect(res.status).toBe(200);
+    const [seen] = h.upstream.requests;
+    expect(seen?.url).toBe('/?x=1');
+    expect(seen?.headers['x-original-url']).toBeUndefined();
+    expect(seen?.headers['x-http-method-override']).toBeUndefined();
+    expect(seen?.headers['x-real-ip']).toBeUndefined();
+  });
+
   it('passes the 401 on for a request with a body, without replaying it', async () => {
     const browser = h.browser();
     await browser.login();

@@ -50,8 +50,11 @@ describe('every end of the Auth0 session is a full BFF logout', () => {
     const browser = h.browser(1);
     await browser.login();
     const first = sessionCookie(browser);
-    await browser.login(); // SSO: a second BFF session in the same Auth0 session
-    const second = sessionCookie(browser);
+    // A second browser profile with the same Auth0 login (SSO): a second BFF session in the same Auth0 session.
+    const sibling = h.browser(1);
+    for (const cookie of browser.jar.header(h.auth0.issuer).split('; ')) if (!cookie.startsWith('bff')) sibling.jar.set(h.auth0.issuer, cookie);
+    await sibling.login();
+    const second = sessionCookie(sibling);
     expect(second).not.toBe(first);
     for (const c of [first, second]) expect((await browserWith(h, c, 1).user()).status).toBe(200);
 

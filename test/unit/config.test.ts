@@ -73,6 +73,7 @@ describe('configuration', () => {
     [{ apis: [{ mount: '/api', upstream: 'ftp://x' }] }, 'apis[0].upstream'],
     [{ audience: undefined, apis: [{ mount: '/api', upstream: 'http://127.0.0.1:1' }] }, 'apis[0].audience'],
     [{ apis: [{ mount: '/api', upstream: 'http://127.0.0.1:1' }, { mount: '/api', upstream: 'http://127.0.0.1:2' }] }, 'apis[1].mount'],
+    [{ apis: [{ mount: '/a', upstream: 'http://127.0.0.1:1', scope: 'read' }, { mount: '/b', upstream: 'http://127.0.0.1:2', scope: 'write' }] }, 'apis[1].scope'],
     [{ csrf: { header: 'bad header' } }, 'csrf.header'],
     [{ allowedReturnTo: ['//evil'] }, 'allowedReturnTo[0]'],
     [{ redis: {} }, 'redis'],

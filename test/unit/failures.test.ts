@@ -35,6 +35,10 @@ describe('what a failed exchange means', () => {
     expect((await failureFor(() => json(503, { error: 'temporarily_unavailable' }))).kind).toBe('transient');
     expect((await failureFor(() => new Response('<html>bad gateway</html>', { status: 502 }))).kind).toBe('transient');
   });
+  it('never treats a 400 or 403 page that is not an OAuth error (a WAF or proxy in front of the tenant) as the end of the session', async () => {
+    expect((await failureFor(() => new Response('<html>blocked</html>', { status: 403, headers: { 'content-type': 'text/html' } }))).kind).toBe('transient');
+    expect((await failureFor(() => new Response('<html>bad request</html>', { status: 400, headers: { 'content-type': 'text/html' } }))).kind).toBe('transient');
+  });
   it('treats a malformed 200 answer as transient', async () => {
     expect((await failureFor(() => new Response('not json', { status: 200, headers: { 'content-type': 'application/json' } }))).kind).toBe('transient');
     expect((await failureFor(() => json(200, { token_type: 'bearer' }))).kind).toBe('transient');

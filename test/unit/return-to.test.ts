@@ -11,7 +11,7 @@ describe('returnTo', () => {
   it.each([
     'https://evil.example', '//evil.example', '/\\evil.example', '\\\\evil.example', '/%2F%2Fevil.example', '%2F%2Fevil.example',
     '/%5Cevil.example', '/%252F%252Fevil.example', 'javascript:alert(1)', '/\tevil', '/x\r\nSet-Cookie: a=b', '', 'relative',
-    '/%E0%A4%A', 'https:evil.example',
+    '/%E0%A4%A', 'https:evil.example', '/.//evil.example', '/a/../..//evil.example', '/%2e//evil.example', '/./\\evil.example',
   ])('refuses %j', (path) => {
     expect(safeReturnTo(path, ['/'], base)).toBeUndefined();
   });

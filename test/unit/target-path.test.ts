@@ -15,7 +15,7 @@ describe('the upstream path of a proxied request', () => {
 
   it.each([
     '/../admin', '/a/../../admin', '/%2e%2e/admin', '/%2E%2E/admin', '/.%2e/admin', '/./x', '/a%2fb', '/a%2Fb', '/a%5cb',
-    '/a\\b', '/a%00b', '/a%0d%0aX-Injected:1', '/a\r\nX: 1', '/a b', '//evil.example/x', '/x?q=%0d%0aX:1', 'http://evil.example/', '/a%252fb',
+    '/..;/admin', '/a/..;/b', '/a\\b', '/a%00b', '/a%0d%0aX-Injected:1', '/a\r\nX: 1', '/a b', '//evil.example/x', '/x?q=%0d%0aX:1', 'http://evil.example/', '/a%252fb',
   ])('refuses %j', (url) => {
     expect(targetPath('/v1', url)).toBeUndefined();
   });
