@@ -1,8 +1,19 @@
 import type { Response } from 'express';
 import { BffError, ErrorCode } from '../errors.js';
+import type { Logger } from '../events/events.js';
 
-/** Answers with the JSON error shape every route of the BFF uses. Never a redirect, never cached. */
-export function sendError(res: Response, error: BffError): void {
+/**
+ * Answers with the JSON error shape every route of the BFF uses. Never a redirect, never cached.
+ * An unexpected failure is logged by its class and code only: its message could carry anything.
+ */
+export function sendError(res: Response, error: BffError, logger?: Logger): void {
+  if (logger && (error.code === ErrorCode.SERVER_ERROR || error.code === ErrorCode.CONFIGURATION_ERROR)) {
+    const cause = error.cause as { name?: unknown; code?: unknown } | undefined;
+    logger.error(error.code === ErrorCode.SERVER_ERROR ? 'Unexpected failure while answering a request' : error.message, {
+      error: String(cause?.name ?? error.name),
+      ...(cause?.code === undefined ? {} : { code: String(cause.code) }),
+    });
+  }
   if (res.headersSent) {
     // The answer has begun: the only honest signal left is to break the connection off.
     res.destroy(error);

@@ -76,7 +76,7 @@ export class ApiProxy {
       }
       if (outcome.kind === 'failed') throw outcome.error;
     } catch (error) {
-      sendError(res, upstreamError(error));
+      sendError(res, upstreamError(error), this.config.logger);
     }
   };
 

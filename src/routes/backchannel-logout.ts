@@ -76,7 +76,7 @@ export function backchannelLogoutRoute(ctx: BffContext) {
     } catch (error) {
       const failure = toBffError(error);
       if (failure.code === ErrorCode.INVALID_REQUEST) ctx.events.emit('backchannel_logout_rejected', { error: failure.message });
-      sendError(res, failure);
+      sendError(res, failure, config.logger);
     }
   };
 }

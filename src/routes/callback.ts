@@ -84,7 +84,7 @@ export function callbackRoute(ctx: BffContext) {
       const target = new URL(transaction.returnTo, config.baseURL);
       res.redirect(302, target.origin === config.baseURL.origin ? target.href : new URL('/', config.baseURL).href);
     } catch (error) {
-      sendError(res, error instanceof BffError ? error : idpUnavailable(error));
+      sendError(res, error instanceof BffError ? error : idpUnavailable(error), config.logger);
     }
   };
 }

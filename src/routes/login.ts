@@ -86,7 +86,7 @@ export function loginRoute(ctx: BffContext) {
       res.setHeader('Cache-Control', 'no-store');
       res.redirect(302, url.href);
     } catch (error) {
-      sendError(res, error instanceof BffError ? error : idpUnavailable(error));
+      sendError(res, error instanceof BffError ? error : idpUnavailable(error), config.logger);
     }
   };
 }

@@ -54,7 +54,7 @@ export function logoutRoute(ctx: BffContext) {
       res.setHeader('Cache-Control', 'no-store');
       res.redirect(302, localReturn);
     } catch (error) {
-      sendError(res, toBffError(error));
+      sendError(res, toBffError(error), config.logger);
     }
   };
 }

@@ -30,7 +30,7 @@ export function userRoute(ctx: BffContext) {
         logoutUrl: logoutPath === undefined ? null : `${logoutPath}?sid=${encodeURIComponent(record.logoutId)}`,
       });
     } catch (error) {
-      sendError(res, toBffError(error));
+      sendError(res, toBffError(error), config.logger);
     }
   };
 }

@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import { BffConfigError } from '../errors.js';
+import { BffConfigError, BffError, ErrorCode } from '../errors.js';
 
 /**
  * Field encryption at rest with AES-256-GCM. A value becomes `e1.<keyId>.<iv>.<ciphertext+tag>` (base64url),
@@ -48,11 +48,17 @@ export function createFieldCipher(keys: readonly Buffer[]): FieldCipher {
       if (!stored.startsWith(PREFIX)) return stored;
       const [, id, iv, body] = stored.split('.');
       const key = id === undefined ? undefined : byId.get(id);
-      if (!key || iv === undefined || body === undefined) throw new Error('stored token was encrypted with a key that is no longer configured');
-      const raw = Buffer.from(body, 'base64url');
-      const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'));
-      decipher.setAuthTag(raw.subarray(raw.length - 16));
-      return Buffer.concat([decipher.update(raw.subarray(0, raw.length - 16)), decipher.final()]).toString('utf8');
+      if (!key || iv === undefined || body === undefined) {
+        throw new BffError(ErrorCode.CONFIGURATION_ERROR, 'A stored token was encrypted with a key that is no longer configured (session.encryptionKeys).');
+      }
+      try {
+        const raw = Buffer.from(body, 'base64url');
+        const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'));
+        decipher.setAuthTag(raw.subarray(raw.length - 16));
+        return Buffer.concat([decipher.update(raw.subarray(0, raw.length - 16)), decipher.final()]).toString('utf8');
+      } catch {
+        throw new BffError(ErrorCode.CONFIGURATION_ERROR, 'A stored token failed its integrity check: it was changed in the store, or the key is wrong.');
+      }
     },
   };
 }

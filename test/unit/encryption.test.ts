@@ -19,13 +19,14 @@ describe('token encryption at rest', () => {
     const old = before.encrypt('token');
     expect(after.decrypt(old)).toBe('token');
     expect(() => before.decrypt(after.encrypt('token'))).toThrow(/no longer configured/);
+    expect(() => before.decrypt(after.encrypt('token'))).toThrow(expect.objectContaining({ code: 'configuration_error' }));
   });
 
   it('refuses a tampered ciphertext', () => {
     const cipher = createFieldCipher(parseEncryptionKeys([k1], 'keys'));
     const sealed = cipher.encrypt('token');
     const tampered = sealed.slice(0, -3) + (sealed.endsWith('A') ? 'BBB' : 'AAA');
-    expect(() => cipher.decrypt(tampered)).toThrow();
+    expect(() => cipher.decrypt(tampered)).toThrow(expect.objectContaining({ code: 'configuration_error', message: expect.stringMatching(/integrity/) }));
   });
 
   it('reads values stored before encryption was turned on', () => {
