@@ -5,6 +5,7 @@ import { BffError, ErrorCode } from '../errors.js';
 import { sendError } from '../http/json-error.js';
 import type { SessionRecord } from '../session/record.js';
 import { sessionRef } from '../session/sessions.js';
+import { accessTokenEntry } from '../tokens/token-manager.js';
 import { cookieValue } from '../session/session-cookie.js';
 import { loginAudience, type BffContext } from './context.js';
 import { bindingCookieName, digest, idpUnavailable, type LoginTransaction } from './login.js';
@@ -53,8 +54,6 @@ export function callbackRoute(ctx: BffContext) {
       const now = config.clock();
       const absoluteExpiresAt = now + config.session.absoluteTimeoutMs;
       const idleExpiresAt = Math.min(absoluteExpiresAt, now + config.session.idleTimeoutMs);
-      const lifetime = answer.expiresIn > 0 ? answer.expiresIn : 60;
-      const margin = Math.max(0, Math.min(lifetime, config.tokens.refreshMargin(lifetime)));
       const record: SessionRecord = {
         sub: claims.sub,
         sid: typeof claims.sid === 'string' ? claims.sid : undefined,
@@ -67,7 +66,7 @@ export function callbackRoute(ctx: BffContext) {
         scope: answer.scope,
         claims,
         accessTokens: {
-          [loginAudience(config)]: { token: answer.accessToken, expiresAt: now + lifetime * 1000, refreshAt: now + (lifetime - margin) * 1000, scope: answer.scope },
+          [loginAudience(config)]: accessTokenEntry(answer, now, config.tokens.refreshMargin),
         },
       };
 

@@ -1,5 +1,10 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
+/** express-session's cookie signature for a session id (cookie-signature: HMAC-SHA256, base64 without padding). */
+function sign(id: string, secret: string): string {
+  return createHmac('sha256', secret).update(id).digest('base64').replace(/=+$/, '');
+}
+
 /**
  * Reads the BFF session id from the Cookie header the way express-session signs it
  * (`s:<id>.<base64 HMAC-SHA256>`, URL-encoded), without running express-session: API calls take this path,
@@ -23,7 +28,7 @@ export function readSignedSessionId(cookieHeader: string | undefined, name: stri
   const id = value.slice(2, dot);
   const signature = Buffer.from(value.slice(dot + 1));
   for (const secret of secrets) {
-    const expected = Buffer.from(createHmac('sha256', secret).update(id).digest('base64').replace(/=+$/, ''));
+    const expected = Buffer.from(sign(id, secret));
     if (expected.length === signature.length && timingSafeEqual(expected, signature)) return id;
   }
   return undefined;
@@ -71,7 +76,7 @@ export function sessionIdReader(name: string, secrets: readonly string[], option
     forget(ids) {
       for (const id of ids) {
         for (const secret of secrets) {
-          const signed = `s:${id}.${createHmac('sha256', secret).update(id).digest('base64').replace(/=+$/, '')}`;
+          const signed = `s:${id}.${sign(id, secret)}`;
           for (const raw of [encodeURIComponent(signed), signed]) {
             current.delete(raw);
             previous.delete(raw);

@@ -24,6 +24,17 @@ export interface AccessTokenOptions {
 const POLL_MS = 25;
 
 /**
+ * The entry kept for a token Auth0 just issued: when it expires, and when to start renewing it (the refresh
+ * margin, fixed now so the hot path only compares two numbers). Used at login and after every exchange.
+ */
+export function accessTokenEntry(answer: TokenAnswer, now: number, refreshMargin: (lifetimeSeconds: number) => number): AccessTokenEntry {
+  // Auth0 always sends expires_in; without it, assume a minute rather than a token that never expires.
+  const lifetime = answer.expiresIn > 0 ? answer.expiresIn : 60;
+  const margin = Math.max(0, Math.min(lifetime, refreshMargin(lifetime)));
+  return { token: answer.accessToken, expiresAt: now + lifetime * 1000, refreshAt: now + (lifetime - margin) * 1000, scope: answer.scope };
+}
+
+/**
  * Keeps a fresh access token per session and audience, exchanging the ORT when the token is expiring.
  * One exchange per expiry per session: requests of one process share a promise, and processes sharing Redis
  * share a lock (with an owner and an expiry); whoever does not hold it waits for the stored result.
@@ -150,14 +161,7 @@ export class TokenManager {
 
   private async store(id: string, record: StoredSessionRecord, target: TokenTarget, answer: TokenAnswer, durationMs: number): Promise<AccessTokenEntry> {
     const now = this.config.clock();
-    const lifetime = answer.expiresIn > 0 ? answer.expiresIn : 60;
-    const margin = Math.max(0, Math.min(lifetime, this.config.tokens.refreshMargin(lifetime)));
-    const accessToken: AccessTokenEntry = {
-      token: answer.accessToken,
-      expiresAt: now + lifetime * 1000,
-      refreshAt: now + (lifetime - margin) * 1000,
-      scope: answer.scope,
-    };
+    const accessToken = accessTokenEntry(answer, now, this.config.tokens.refreshMargin);
     const update: TokenUpdate = {
       audience: target.audience,
       accessToken,
@@ -171,7 +175,7 @@ export class TokenManager {
       idleExpiresAt: Math.min(record.absoluteExpiresAt, now + this.config.session.idleTimeoutMs),
     };
     if (!(await this.sessions.backend.storeTokens(id, update))) throw sessionEnded('The session ended while its token was being renewed.');
-    this.events.emit('refresh', { sub: record.sub, sid: record.sid, sessionRef: sessionRef(id), audience: target.audience, expiresIn: lifetime, durationMs });
+    this.events.emit('refresh', { sub: record.sub, sid: record.sid, sessionRef: sessionRef(id), audience: target.audience, expiresIn: (accessToken.expiresAt - now) / 1000, durationMs });
     return accessToken;
   }
 }
