@@ -120,7 +120,15 @@ export async function startExample(config: ExampleConfig, options: StartOptions 
 
     let redis: RedisClient | undefined;
     if (config.redisUrl !== undefined) {
-      const client = createClient({ url: config.redisUrl, socket: { connectTimeout: 5_000 } });
+      const client = createClient({
+        url: config.redisUrl,
+        socket: { connectTimeout: 5_000 },
+        // Client-side caching (Redis 6+): the session read on every API call is answered from this process's
+        // memory until Redis says the session changed (an exchange, a roll of the idle expiry, a logout on any
+        // instance). The ttl bounds how long a read is trusted when no invalidation can arrive (a hung connection).
+        RESP: 3,
+        clientSideCache: { ttl: 5_000, maxEntries: 10_000 },
+      });
       // node-redis reconnects by itself; without a listener an 'error' event would crash the process.
       client.on('error', (error: Error) => logger.warn(`Redis: ${error.message}`));
       await client.connect();

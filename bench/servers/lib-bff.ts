@@ -18,7 +18,8 @@ const env = (name: string): string => {
 const admin = process.env.BENCH_ADMIN === '1';
 let clockOffsetMs = 0;
 
-const redis = createClient({ url: env('REDIS_URL') });
+// The client the example and README recommend: RESP3 with client-side caching of the session read.
+const redis = createClient({ url: env('REDIS_URL'), RESP: 3, clientSideCache: { ttl: 5_000, maxEntries: 10_000 } });
 redis.on('error', (error: Error) => console.error('redis:', error.message));
 await redis.connect();
 

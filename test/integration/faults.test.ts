@@ -7,18 +7,28 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 /** A BFF whose Redis connection runs through a relay the test can cut or freeze. */
-async function harnessBehindRelay(): Promise<{ h: Harness; relay: TcpProxy }> {
+async function harnessBehindRelay(redisClientSideCache?: { ttl?: number }): Promise<{ h: Harness; relay: TcpProxy }> {
   const target = new URL(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
   const relay = await startTcpProxy(Number(target.port || 6379), target.hostname);
-  const h = await startHarness({ redis: true, redisUrl: `redis://127.0.0.1:${relay.port}`, bff: { redisCommandTimeout: 300 } });
+  const h = await startHarness({
+    redis: true,
+    redisUrl: `redis://127.0.0.1:${relay.port}`,
+    ...(redisClientSideCache ? { redisClientSideCache } : {}),
+    bff: { redisCommandTimeout: 300 },
+  });
   return { h, relay };
 }
 
-describe('when Redis goes down and comes back', () => {
+const CLIENT_MODES = [
+  { mode: 'plain Redis client', redisClientSideCache: undefined },
+  { mode: 'client-side caching', redisClientSideCache: {} },
+];
+
+describe.each(CLIENT_MODES)('when Redis goes down and comes back ($mode)', ({ redisClientSideCache }) => {
   let h: Harness;
   let relay: TcpProxy;
   beforeAll(async () => {
-    ({ h, relay } = await harnessBehindRelay());
+    ({ h, relay } = await harnessBehindRelay(redisClientSideCache));
   });
   afterAll(async () => {
     relay?.up();
@@ -51,11 +61,11 @@ describe('when Redis goes down and comes back', () => {
   });
 });
 
-describe('when Redis stops answering without closing its connections', () => {
+describe.each(CLIENT_MODES)('when Redis stops answering without closing its connections ($mode)', ({ redisClientSideCache }) => {
   let h: Harness;
   let relay: TcpProxy;
   beforeAll(async () => {
-    ({ h, relay } = await harnessBehindRelay());
+    ({ h, relay } = await harnessBehindRelay(redisClientSideCache));
   });
   afterAll(async () => {
     relay?.up();
@@ -74,6 +84,36 @@ describe('when Redis stops answering without closing its connections', () => {
     const { waitFor } = await import('../support/harness.js');
     await waitFor(async () => (await browser.api('/api/items')).status === 200, 'the session works again', 10_000);
     expect((await browser.user()).status).toBe(200);
+  });
+});
+
+describe('when Redis stops answering, with client-side caching', () => {
+  let h: Harness;
+  let relay: TcpProxy;
+  beforeAll(async () => {
+    ({ h, relay } = await harnessBehindRelay({ ttl: 2_000 }));
+  });
+  afterAll(async () => {
+    relay?.up();
+    await h?.close();
+    await relay?.close();
+  });
+
+  it('serves a session read just before from memory for at most the cache ttl, then answers 503', async () => {
+    const browser = h.browser();
+    await browser.login();
+    expect((await browser.api('/api/items')).status).toBe(200);
+    relay.freeze();
+    expect((await browser.api('/api/items')).status).toBe(200);
+    // No invalidation can arrive now: the ttl bounds how long the remembered read is trusted.
+    const { waitFor } = await import('../support/harness.js');
+    let last: Response | undefined;
+    await waitFor(async () => (last = await browser.api('/api/items')).status !== 200, 'the remembered read expires', 10_000);
+    expect(last?.status).toBe(503);
+    expect(await last?.json()).toMatchObject({ error: 'session_store_unavailable' });
+    expect(browser.jar.header(browser.url)).toMatch(/bff=/);
+    relay.up();
+    await waitFor(async () => (await browser.api('/api/items')).status === 200, 'the session works again', 10_000);
   });
 });
 

@@ -29,10 +29,19 @@ const auth0SidOf = (h: Harness) => {
   return sessions[sessions.length - 1]?.sid as string;
 };
 
-describe('every end of the Auth0 session is a full BFF logout', () => {
+// With client-side caching, each instance keeps session reads in memory: a logout must still reach all of them.
+describe.each([
+  { mode: 'plain Redis clients', redisClientSideCache: undefined },
+  { mode: 'client-side caching', redisClientSideCache: {} },
+])('every end of the Auth0 session is a full BFF logout ($mode)', ({ redisClientSideCache }) => {
   let h: Harness;
   beforeAll(async () => {
-    h = await startHarness({ redis: true, instances: 2, bff: { session: { secrets: ['test-session-secret-test-session-secret'], idleTimeout: 600, absoluteTimeout: 3_600 } } });
+    h = await startHarness({
+      redis: true,
+      instances: 2,
+      ...(redisClientSideCache ? { redisClientSideCache } : {}),
+      bff: { session: { secrets: ['test-session-secret-test-session-secret'], idleTimeout: 600, absoluteTimeout: 3_600 } },
+    });
   });
   afterAll(() => h?.close());
   beforeEach(async () => {
@@ -56,13 +65,19 @@ describe('every end of the Auth0 session is a full BFF logout', () => {
     await sibling.login();
     const second = sessionCookie(sibling);
     expect(second).not.toBe(first);
-    for (const c of [first, second]) expect((await browserWith(h, c, 1).user()).status).toBe(200);
+    for (const c of [first, second]) {
+      expect((await browserWith(h, c, 1).user()).status).toBe(200);
+      expect((await browserWith(h, c, 1).api('/api/items')).status).toBe(200);
+    }
 
+    // Delivered to instance 0; the sessions were used on instance 1.
     await h.auth0.admin.endSession({ sid: auth0SidOf(h) }, { backchannel: true });
     const delivery = h.auth0.admin.backchannelDeliveries().at(-1);
     expect(delivery?.status).toBe(200);
-    for (const c of [first, second]) expect((await browserWith(h, c, 1).user()).status).toBe(401);
-    expect((await browser.api('/api/items')).status).toBe(401);
+    for (const c of [first, second]) {
+      expect((await browserWith(h, c, 1).user()).status).toBe(401);
+      expect((await browserWith(h, c, 1).api('/api/items')).status).toBe(401);
+    }
     expect(h.events.some((e) => e.name === 'logout' && (e.payload as { reason: string; sessions: number }).reason === 'backchannel' && (e.payload as { sessions: number }).sessions === 2)).toBe(true);
   });
 

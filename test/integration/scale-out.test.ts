@@ -4,12 +4,18 @@ import { AUDIENCE, startHarness, type Harness } from '../support/harness.js';
 
 const OTHER = 'https://other-api.example.test';
 
-describe('two BFF instances sharing Redis', () => {
+// Both ways an app may connect: a plain client, and RESP3 client-side caching (the recommended setup), where each
+// instance answers session reads from its own memory until Redis invalidates them.
+describe.each([
+  { mode: 'plain Redis clients', redisClientSideCache: undefined },
+  { mode: 'client-side caching', redisClientSideCache: {} },
+])('two BFF instances sharing Redis ($mode)', ({ redisClientSideCache }) => {
   let h: Harness;
   beforeAll(async () => {
     h = await startHarness({
       redis: true,
       instances: 2,
+      ...(redisClientSideCache ? { redisClientSideCache } : {}),
       apis: (upstream) => [{ mount: '/api', upstream }, { mount: '/other', upstream, audience: OTHER }],
     });
   });
@@ -26,9 +32,11 @@ describe('two BFF instances sharing Redis', () => {
   it('exchanges once when twenty requests spread over both instances arrive with an expired token', async () => {
     const browser = h.browser(0);
     await browser.login();
+    const cookie = browser.jar.header(browser.url);
+    // Each instance has read the session (and, with client-side caching, keeps it in memory).
+    for (const url of h.urls) expect((await fetch(`${url}/api/items`, { headers: { cookie, 'x-csrf': '1' } })).status).toBe(200);
     h.clock.advance(61_000);
     const before = h.auth0.admin.counts().token.refresh_token?.ok ?? 0;
-    const cookie = browser.jar.header(browser.url);
     const answers = await Promise.all(
       Array.from({ length: 20 }, (_, i) => fetch(`${h.urls[i % 2]}/api/items`, { headers: { cookie, 'x-csrf': '1' } })),
     );
@@ -43,6 +51,7 @@ describe('two BFF instances sharing Redis', () => {
     const other = h.browser(1);
     other.jar.set(other.url, browser.jar.header(browser.url).split('; ').find((c) => c.startsWith('bff=')) as string);
     expect((await other.user()).status).toBe(200);
+    expect((await other.api('/api/items')).status).toBe(200);
     await browser.request(body.logoutUrl);
     expect((await other.user()).status).toBe(401);
     expect((await other.api('/api/items')).status).toBe(401);
@@ -61,5 +70,36 @@ describe('two BFF instances sharing Redis', () => {
     await jwtVerify(second as string, jwks, { audience: AUDIENCE, issuer: h.auth0.issuer });
     expect(third).toBe(first);
     expect(decodeJwt(first as string).aud).not.toEqual(decodeJwt(second as string).aud);
+  });
+});
+
+describe('client-side caching of the session read', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ redis: true, instances: 2, redisClientSideCache: {} });
+  });
+  afterAll(() => h?.close());
+
+  const cacheOf = (i: number) => (h.redisClients[i] as unknown as { clientSideCache: { stats(): { hitCount: number } } }).clientSideCache;
+
+  it('answers repeated API calls without asking Redis again, and sees the exchanged token another instance stored', async () => {
+    const browser = h.browser(0);
+    await browser.login();
+    const cookie = browser.jar.header(browser.url);
+    const call = (i: number) => fetch(`${h.urls[i]}/api/items`, { headers: { cookie, 'x-csrf': '1' } });
+    expect((await call(1)).status).toBe(200);
+    const hitsBefore = cacheOf(1).stats().hitCount;
+    for (let i = 0; i < 5; i++) expect((await call(1)).status).toBe(200);
+    expect(cacheOf(1).stats().hitCount - hitsBefore).toBeGreaterThanOrEqual(5);
+
+    // Instance 0 exchanges the expiring token; instance 1 must forward the new one, not the one it had in memory.
+    h.clock.advance(61_000);
+    h.upstream.requests.length = 0;
+    const before = h.auth0.admin.counts().token.refresh_token?.ok ?? 0;
+    expect((await call(0)).status).toBe(200);
+    expect((await call(1)).status).toBe(200);
+    const [viaFirst, viaSecond] = h.upstream.requests.map((r) => r.headers.authorization);
+    expect(viaSecond).toBe(viaFirst);
+    expect((h.auth0.admin.counts().token.refresh_token?.ok ?? 0) - before).toBe(1);
   });
 });

@@ -69,6 +69,12 @@ export interface HarnessOptions {
   app?: (bff: Bff) => express.Express;
   /** Redis URL for the BFF (default REDIS_URL or the local server). */
   redisUrl?: string;
+  /**
+   * Gives every instance a Redis client of its own with RESP3 client-side caching (as the example and README
+   * recommend), so that one instance's cache must be invalidated by Redis when another changes a session.
+   * Default: one plain client shared by the instances.
+   */
+  redisClientSideCache?: { ttl?: number };
 }
 
 export interface Harness {
@@ -79,6 +85,8 @@ export interface Harness {
   urls: string[];
   bffs: Bff[];
   redis: RedisClient | undefined;
+  /** Every Redis client the instances use (one, unless `redisClientSideCache` gives each its own). */
+  redisClients: RedisClient[];
   prefix: string;
   events: Array<{ name: keyof BffEvents; payload: unknown }>;
   logs: string[];
@@ -111,13 +119,20 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     apis: [{ audience: AUDIENCE }, { audience: 'https://other-api.example.test' }],
     ...options.auth0,
   });
-  let redis: RedisClient | undefined;
-  if (options.redis) {
-    const client = createClient({ url: options.redisUrl ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', socket: { connectTimeout: 2_000, reconnectStrategy: () => 100 } });
+  const redisClients: RedisClient[] = [];
+  const connectRedis = async (): Promise<RedisClient> => {
+    const cache = options.redisClientSideCache;
+    const client = createClient({
+      url: options.redisUrl ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+      socket: { connectTimeout: 2_000, reconnectStrategy: () => 100 },
+      ...(cache ? { RESP: 3, clientSideCache: { maxEntries: 1_000, ...cache } } : {}),
+    });
     client.on('error', () => {});
     await client.connect();
-    redis = client as unknown as RedisClient;
-  }
+    redisClients.push(client as unknown as RedisClient);
+    return client as unknown as RedisClient;
+  };
+  const redis = options.redis ? await connectRedis() : undefined;
   const prefix = `bfftest:${randomUUID()}:`;
   const events: Harness['events'] = [];
   const logs: string[] = [];
@@ -126,6 +141,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     error: (m: string, d?: object) => logs.push(`error ${m} ${d ? JSON.stringify(d) : ''}`),
   };
 
+  const instanceRedis = await Promise.all(servers.map((_, i) =>
+    redis && options.redisClientSideCache && i > 0 ? connectRedis() : Promise.resolve(redis)));
   const bffs = servers.map((server, i) => {
     const bff = createBff({
       issuer: auth0.issuer,
@@ -136,7 +153,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       baseURL: urls[i] as string,
       session: { secrets: [SESSION_SECRET] },
       apis: options.apis ? options.apis(upstream.url) : [{ mount: '/api', upstream: upstream.url }],
-      redis,
+      redis: instanceRedis[i],
       redisPrefix: prefix,
       clock: clock.now,
       logger,
@@ -154,7 +171,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   await Promise.all(bffs.map((b) => b.ready()));
 
   return {
-    auth0, upstream, clock, urls, bffs, redis, prefix, events, logs,
+    auth0, upstream, clock, urls, bffs, redis, redisClients, prefix, events, logs,
     browser: (instance = 0) => new Browser(urls, instance),
     redisKeys: async () => {
       if (!redis) return [];
@@ -168,7 +185,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       await upstream.close();
       await auth0.stop();
       if (redis) {
-        (redis as unknown as { destroy(): void }).destroy();
+        for (const client of redisClients) (client as unknown as { destroy(): void }).destroy();
         // Clean up over a connection of our own: the BFF's may point at a relay a test has cut.
         const cleaner = createClient({ url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' });
         await cleaner.connect();

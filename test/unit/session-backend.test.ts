@@ -30,8 +30,9 @@ interface RawRedis {
   hGetAll(key: string): Promise<Record<string, string>>;
 }
 
-async function connectRedis(): Promise<RawRedis> {
-  const client = createClient({ url: REDIS_URL, socket: { connectTimeout: 2_000 } }) as unknown as RawRedis;
+async function connectRedis(clientSideCache = false): Promise<RawRedis> {
+  const cache = clientSideCache ? { RESP: 3 as const, clientSideCache: { maxEntries: 100 } } : {};
+  const client = createClient({ url: REDIS_URL, socket: { connectTimeout: 2_000 }, ...cache }) as unknown as RawRedis;
   client.on('error', () => {});
   await client.connect();
   return client;
@@ -58,11 +59,14 @@ function storeSet(backend: SessionBackend, id: string, data: object): Promise<vo
 interface Variant {
   readonly kind: 'redis' | 'memory';
   readonly cipher: FieldCipher;
+  /** A RESP3 client that answers repeated reads from its memory until Redis invalidates them. */
+  readonly clientSideCache?: boolean;
 }
 
 const variants: Array<[string, Variant]> = [
   ['redis', { kind: 'redis', cipher: plainCipher }],
   ['redis with tokens encrypted at rest', { kind: 'redis', cipher: createFieldCipher(parseEncryptionKeys([ENCRYPTION_KEY], 'k')) }],
+  ['redis through a client with client-side caching', { kind: 'redis', cipher: plainCipher, clientSideCache: true }],
   ['memory', { kind: 'memory', cipher: plainCipher }],
 ];
 
@@ -103,7 +107,7 @@ describe.each(variants)('the %s session backend', (_name, variant) => {
   };
 
   beforeAll(async () => {
-    if (variant.kind === 'redis') redis = await connectRedis();
+    if (variant.kind === 'redis') redis = await connectRedis(variant.clientSideCache);
   });
   afterAll(async () => {
     await redis?.close();
