@@ -126,7 +126,22 @@ interface Contestant {
   label: string;
   url: string;
   cookieFile?: string;
+  /** The process that answers (for `direct`, the upstream): its CPU time is read around each loaded slot. */
+  pid: number;
 }
+
+/** CPU time (user + system) a process has used so far, in ms; NaN where /proc cannot tell. */
+function cpuMsOf(pid: number): number {
+  try {
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th, in clock ticks.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return Number.NaN;
+  }
+}
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100;
 
 interface ContestantResult {
   label: string;
@@ -137,12 +152,19 @@ interface ContestantResult {
   unloadedAddedMs: number;
   vsDirect: number;
   vsPlainProxy: number;
+  /**
+   * CPU time of the answering process per request at 32 connections, in microseconds. Unlike req/s it does not
+   * move with what else runs on the machine (time the VM was not scheduled is not CPU time).
+   */
+  cpuUsPerRequest: number;
+  /** The plain proxy's CPU per request divided by this contestant's: > 1 is cheaper than the plain proxy. */
+  cpuVsPlainProxy: number;
   errors: number;
-  rounds: Array<{ rps: number; p50Ms: number; p99Ms: number; unloadedP50Ms: number; errors: number }>;
+  rounds: Array<{ rps: number; p50Ms: number; p99Ms: number; unloadedP50Ms: number; cpuUsPerRequest: number; errors: number }>;
 }
 
 async function measureContestants(contestants: Contestant[]): Promise<Record<string, ContestantResult>> {
-  const raw = new Map<string, Array<{ loaded: LoadResult; unloaded: LoadResult }>>(contestants.map((c) => [c.key, []]));
+  const raw = new Map<string, Array<{ loaded: LoadResult; unloaded: LoadResult; cpuUsPerRequest: number }>>(contestants.map((c) => [c.key, []]));
   say(`warm-up: ${settings.warmupSec} s each`);
   for (const c of contestants) {
     const warm = await runLoad({ url: c.url, connections: settings.connections, durationSec: settings.warmupSec, cookieFile: c.cookieFile, tool });
@@ -152,10 +174,12 @@ async function measureContestants(contestants: Contestant[]): Promise<Record<str
     // Each round starts with another contestant, so that none always runs right after the same neighbour.
     const order = contestants.map((_, i) => contestants[(i + r) % contestants.length] as Contestant);
     for (const c of order) {
+      const cpuBefore = cpuMsOf(c.pid);
       const loaded = await runLoad({ url: c.url, connections: settings.connections, durationSec: settings.loadSec, cookieFile: c.cookieFile, tool });
+      const cpuUsPerRequest = ((cpuMsOf(c.pid) - cpuBefore) * 1000) / Math.max(1, loaded.rps * settings.loadSec);
       const unloaded = await runLoad({ url: c.url, connections: 1, durationSec: settings.unloadedSec, cookieFile: c.cookieFile, tool });
-      raw.get(c.key)?.push({ loaded, unloaded });
-      say(`round ${r + 1}/${settings.rounds} ${c.key.padEnd(20)} ${Math.round(loaded.rps)} req/s  p50 ${loaded.p50Ms.toFixed(2)} ms  p99 ${loaded.p99Ms.toFixed(2)} ms  unloaded p50 ${unloaded.p50Ms.toFixed(3)} ms${loaded.errors + unloaded.errors ? `  ERRORS ${loaded.errors + unloaded.errors}` : ''}`);
+      raw.get(c.key)?.push({ loaded, unloaded, cpuUsPerRequest });
+      say(`round ${r + 1}/${settings.rounds} ${c.key.padEnd(20)} ${Math.round(loaded.rps)} req/s  p50 ${loaded.p50Ms.toFixed(2)} ms  p99 ${loaded.p99Ms.toFixed(2)} ms  unloaded p50 ${unloaded.p50Ms.toFixed(3)} ms  CPU ${cpuUsPerRequest.toFixed(0)} us/req${loaded.errors + unloaded.errors ? `  ERRORS ${loaded.errors + unloaded.errors}` : ''}`);
     }
   }
   const medians = new Map(contestants.map((c) => {
@@ -165,8 +189,9 @@ async function measureContestants(contestants: Contestant[]): Promise<Record<str
       p50Ms: median(runs.map((x) => x.loaded.p50Ms)),
       p99Ms: median(runs.map((x) => x.loaded.p99Ms)),
       unloadedP50Ms: median(runs.map((x) => x.unloaded.p50Ms)),
+      cpuUsPerRequest: median(runs.map((x) => x.cpuUsPerRequest)),
       errors: runs.reduce((n, x) => n + x.loaded.errors + x.unloaded.errors, 0),
-      rounds: runs.map((x) => ({ rps: round(x.loaded.rps, 0), p50Ms: round(x.loaded.p50Ms), p99Ms: round(x.loaded.p99Ms), unloadedP50Ms: round(x.unloaded.p50Ms), errors: x.loaded.errors + x.unloaded.errors })),
+      rounds: runs.map((x) => ({ rps: round(x.loaded.rps, 0), p50Ms: round(x.loaded.p50Ms), p99Ms: round(x.loaded.p99Ms), unloadedP50Ms: round(x.unloaded.p50Ms), cpuUsPerRequest: round(x.cpuUsPerRequest, 1), errors: x.loaded.errors + x.unloaded.errors })),
     }] as const;
   }));
   const direct = medians.get('direct');
@@ -184,6 +209,8 @@ async function measureContestants(contestants: Contestant[]): Promise<Record<str
       unloadedAddedMs: round(m.unloadedP50Ms - direct.unloadedP50Ms),
       vsDirect: round(m.rps / direct.rps),
       vsPlainProxy: round(m.rps / plain.rps),
+      cpuUsPerRequest: round(m.cpuUsPerRequest, 1),
+      cpuVsPlainProxy: round(plain.cpuUsPerRequest / m.cpuUsPerRequest),
       errors: m.errors,
       rounds: m.rounds,
     };
@@ -195,6 +222,8 @@ async function measureContestants(contestants: Contestant[]): Promise<Record<str
 interface StormResult {
   requests: number;
   instances: number;
+  /** Latency added to every answer of the emulator's token endpoint (0: loopback, as fast as it gets). */
+  idpDelayMs: number;
   /** Exchanges the emulator answered, the most seen in one repeat (1 is right). */
   exchanges: number;
   /** Median over the repeats: first request sent -> last answer received. */
@@ -209,6 +238,12 @@ interface StormResult {
   repeats: Array<{ exchanges: number; msToAllAnswered: number; msNoExpiry: number; exchangeMs: number[]; statuses: Record<string, number> }>;
 }
 
+/**
+ * The emulator answers on loopback in a few ms; a real tenant is a WAN round trip away (tens to hundreds of ms).
+ * Storms run both ways: as fast as the exchange gets, and with the token endpoint's answers delayed by 100 ms.
+ */
+const STORM_IDP_DELAYS_MS = [0, 100];
+
 async function runStorms(upstreamUrl: string, stormPorts: number[]): Promise<StormResult[]> {
   const prefix = `${PREFIX}storm:`;
   const instances = await Promise.all(stormPorts.map((port, i) =>
@@ -217,7 +252,7 @@ async function runStorms(upstreamUrl: string, stormPorts: number[]): Promise<Sto
   const post = (server: ServerProcess, path: string) => fetch(`${server.url}${path}`, { method: 'POST' }).then((r) => r.json() as Promise<Record<string, unknown>>);
   const results: StormResult[] = [];
   let userIndex = 0;
-  for (const instanceCount of [1, 2]) {
+  for (const idpDelayMs of STORM_IDP_DELAYS_MS) for (const instanceCount of [1, 2]) {
     for (const requests of settings.storms) {
       const used = instances.slice(0, instanceCount);
       const cookie = await loginThroughEmulator((instances[0] as ServerProcess).url, { username: `storm${userIndex++}`, password: PASSWORD });
@@ -250,7 +285,8 @@ async function runStorms(upstreamUrl: string, stormPorts: number[]): Promise<Sto
         for (const s of instances) await post(s, `/__bench/clock?advanceMs=${(ACCESS_TOKEN_TTL + 60) * 1000}`);
         for (const s of instances) await post(s, '/__bench/refreshes');
         admin.resetCounts();
-        const { ms, statuses } = await burst();
+        if (idpDelayMs > 0) admin.failTokenEndpoint({ delayMs: idpDelayMs });
+        const { ms, statuses } = await burst().finally(() => admin.reset());
         const token = admin.counts().token.refresh_token;
         const exchanges = (token?.ok ?? 0) + (token?.error ?? 0);
         const exchangeMs = (await Promise.all(instances.map((s) => post(s, '/__bench/refreshes')))).flatMap((r) => r.durationsMs as number[]);
@@ -261,6 +297,7 @@ async function runStorms(upstreamUrl: string, stormPorts: number[]): Promise<Sto
       const result: StormResult = {
         requests,
         instances: instanceCount,
+        idpDelayMs,
         exchanges: Math.max(...repeats.map((r) => r.exchanges)),
         msToAllAnswered: round(median(repeats.map((r) => r.msToAllAnswered)), 1),
         msNoExpiry: round(median(repeats.map((r) => r.msNoExpiry)), 1),
@@ -269,7 +306,7 @@ async function runStorms(upstreamUrl: string, stormPorts: number[]): Promise<Sto
         allAnswered200: repeats.every((r) => Object.keys(r.statuses).every((s) => s.endsWith('200'))),
         repeats,
       };
-      say(`storm ${String(requests).padStart(3)} requests x ${instanceCount} instance(s): ${result.exchanges} exchange(s), all answered in ${result.msToAllAnswered} ms (${result.msNoExpiry} ms with a fresh token; exchange ${result.exchangeMs} ms)${result.allAnswered200 ? '' : `  NOT ALL 200: ${JSON.stringify(repeats.map((r) => r.statuses))}`}`);
+      say(`storm ${String(requests).padStart(3)} requests x ${instanceCount} instance(s)${idpDelayMs ? `, Auth0 +${idpDelayMs} ms` : ''}: ${result.exchanges} exchange(s), all answered in ${result.msToAllAnswered} ms (${result.msNoExpiry} ms with a fresh token; exchange ${result.exchangeMs} ms)${result.allAnswered200 ? '' : `  NOT ALL 200: ${JSON.stringify(repeats.map((r) => r.statuses))}`}`);
       results.push(result);
     }
   }
@@ -396,16 +433,16 @@ function machine() {
 }
 
 function contestantRows(c: Record<string, ContestantResult>): string[][] {
-  const rows = [['contestant', 'req/s', 'p50 ms', 'p99 ms', 'unloaded p50 ms', 'added vs direct ms', 'x direct', 'x plain proxy']];
+  const rows = [['contestant', 'req/s', 'p50 ms', 'p99 ms', 'unloaded p50 ms', 'added vs direct ms', 'x direct', 'x plain proxy', 'CPU us/req', 'CPU: plain proxy / this']];
   for (const r of Object.values(c)) {
-    rows.push([r.label, String(r.rps), r.p50Ms.toFixed(2), r.p99Ms.toFixed(2), r.unloadedP50Ms.toFixed(3), r.unloadedAddedMs.toFixed(3), r.vsDirect.toFixed(2), r.vsPlainProxy.toFixed(2)]);
+    rows.push([r.label, String(r.rps), r.p50Ms.toFixed(2), r.p99Ms.toFixed(2), r.unloadedP50Ms.toFixed(3), r.unloadedAddedMs.toFixed(3), r.vsDirect.toFixed(2), r.vsPlainProxy.toFixed(2), r.cpuUsPerRequest.toFixed(0), r.cpuVsPlainProxy.toFixed(2)]);
   }
   return rows;
 }
 
 function stormRows(storms: StormResult[]): string[][] {
   return [['storm (concurrent requests on an expired token)', 'exchanges', 'ms to all answered', 'same burst, fresh token ms', 'added by expiry ms', 'exchange ms', 'all 200'],
-    ...storms.map((s) => [`${s.requests} requests, ${s.instances} instance(s)`, String(s.exchanges), s.msToAllAnswered.toFixed(1), s.msNoExpiry.toFixed(1), s.msAddedByExpiry.toFixed(1), s.exchangeMs.toFixed(1), s.allAnswered200 ? 'yes' : 'NO'])];
+    ...storms.map((s) => [`${s.requests} requests, ${s.instances} instance(s)${s.idpDelayMs ? `, Auth0 +${s.idpDelayMs} ms` : ''}`, String(s.exchanges), s.msToAllAnswered.toFixed(1), s.msNoExpiry.toFixed(1), s.msAddedByExpiry.toFixed(1), s.exchangeMs.toFixed(1), s.allAnswered200 ? 'yes' : 'NO'])];
 }
 
 function memoryRows(m: MemoryResult): string[][] {
@@ -423,14 +460,17 @@ function memoryRows(m: MemoryResult): string[][] {
 function targets(c: Record<string, ContestantResult>, storms: StormResult[], m: MemoryResult) {
   const lib = c.library as ContestantResult;
   const plain = c.plainProxy as ContestantResult;
-  const big = storms.filter((s) => s.requests === Math.max(...settings.storms));
+  const biggest = Math.max(...settings.storms);
+  const big = storms.filter((s) => s.requests === biggest && s.idpDelayMs === 0);
+  const bigFar = storms.filter((s) => s.requests === biggest && s.idpDelayMs > 0);
   return [
     { target: 'library throughput >= 1.3x plain proxy', value: lib.vsPlainProxy, pass: lib.vsPlainProxy >= 1.3 },
     { target: 'unloaded added latency over direct <= 0.6 ms (p50)', value: lib.unloadedAddedMs, pass: lib.unloadedAddedMs <= 0.6 },
     { target: 'p99 at 32 connections <= 1.2x plain proxy', value: round(lib.p99Ms / plain.p99Ms), pass: lib.p99Ms <= 1.2 * plain.p99Ms },
     { target: 'exactly 1 exchange per expiry in every storm', value: storms.map((s) => s.exchanges).join(','), pass: storms.every((s) => s.exchanges === 1 && s.allAnswered200) },
-    { target: `${Math.max(...settings.storms)}-request storm answered within 2x the exchange latency`, value: big.map((s) => `${s.instances}i: ${s.msToAllAnswered}/${s.exchangeMs} ms`).join('; '), pass: big.every((s) => s.msToAllAnswered <= 2 * s.exchangeMs) },
+    { target: `${biggest}-request storm answered within 2x the exchange latency (Auth0 on loopback)`, value: big.map((s) => `${s.instances}i: ${s.msToAllAnswered}/${s.exchangeMs} ms`).join('; '), pass: big.every((s) => s.msToAllAnswered <= 2 * s.exchangeMs) },
     { target: `  ... counting only what the expiry added (storm - same burst with a fresh token)`, value: big.map((s) => `${s.instances}i: ${s.msAddedByExpiry}/${s.exchangeMs} ms`).join('; '), pass: big.every((s) => s.msAddedByExpiry <= 2 * s.exchangeMs) },
+    ...bigFar.length === 0 ? [] : [{ target: `${biggest}-request storm answered within 2x the exchange latency (Auth0 +${bigFar[0]?.idpDelayMs} ms)`, value: bigFar.map((s) => `${s.instances}i: ${s.msToAllAnswered}/${s.exchangeMs} ms`).join('; '), pass: bigFar.every((s) => s.msToAllAnswered <= 2 * s.exchangeMs) }],
     { target: '<= 4 KB Redis per session', value: m.redisBytesPerSession, pass: m.redisBytesPerSession <= 4096 },
     { target: `no heap growth after ${m.sessions} sessions end (< 1 MiB)`, value: m.heapGrowthBytes, pass: m.heapGrowthBytes < 1024 * 1024 },
   ];
@@ -499,12 +539,12 @@ async function main(): Promise<void> {
   const libraryLabel = useExample ? 'this library (example BFF, Redis)' : 'this library (Redis)';
 
   const contestants: Contestant[] = [
-    { key: 'direct', label: 'direct to upstream (the limit)', url: `${upstream.url}/items` },
-    { key: 'plainProxy', label: 'express + http-proxy-middleware, static token (keep-alive agent)', url: `${plain.url}/api/items` },
-    { key: 'plainProxyDefaults', label: 'the same with hpm defaults (Connection: close upstream)', url: `${plainDefault.url}/api/items` },
-    { key: 'naiveBff', label: 'naive BFF (express-session + connect-redis + hpm keep-alive)', url: `${naive.url}/api/items`, cookieFile: writeCookieFile('naive', [naiveCookie]) },
-    { key: 'library', label: `${libraryLabel}, 1 session`, url: `${library.url}/api/items`, cookieFile: writeCookieFile('library', libCookies.slice(0, 1)) },
-    { key: 'library1000Sessions', label: `${libraryLabel}, ${libCookies.length} sessions`, url: `${library.url}/api/items`, cookieFile: writeCookieFile('library-many', libCookies) },
+    { key: 'direct', label: 'direct to upstream (the limit)', url: `${upstream.url}/items`, pid: upstream.pid },
+    { key: 'plainProxy', label: 'express + http-proxy-middleware, static token (keep-alive agent)', url: `${plain.url}/api/items`, pid: plain.pid },
+    { key: 'plainProxyDefaults', label: 'the same with hpm defaults (Connection: close upstream)', url: `${plainDefault.url}/api/items`, pid: plainDefault.pid },
+    { key: 'naiveBff', label: 'naive BFF (express-session + connect-redis + hpm keep-alive)', url: `${naive.url}/api/items`, cookieFile: writeCookieFile('naive', [naiveCookie]), pid: naive.pid },
+    { key: 'library', label: `${libraryLabel}, 1 session`, url: `${library.url}/api/items`, cookieFile: writeCookieFile('library', libCookies.slice(0, 1)), pid: library.pid },
+    { key: 'library1000Sessions', label: `${libraryLabel}, ${libCookies.length} sessions`, url: `${library.url}/api/items`, cookieFile: writeCookieFile('library-many', libCookies), pid: library.pid },
   ];
   if (mode === 'quick') {
     const quick = await measureContestants(contestants.filter((c) => ['direct', 'plainProxy', 'library'].includes(c.key)));

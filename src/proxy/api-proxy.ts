@@ -60,7 +60,8 @@ export class ApiProxy {
       if (path === undefined || req.method === 'CONNECT' || req.method === 'TRACE') {
         throw new BffError(ErrorCode.INVALID_REQUEST, 'The API path is not allowed.');
       }
-      const session = await this.sessions.load(req, this.api.audience);
+      const loaded = this.sessions.load(req, this.api.audience);
+      const session = loaded instanceof Promise ? await loaded : loaded;
       // A fresh token comes back synchronously: no extra await on the hot path.
       const token = this.tokens.accessToken(session, this.api);
       const first = token instanceof Promise ? await token : token;

@@ -29,8 +29,10 @@ export function upstreamRequestHeaders(req: IncomingMessage, accessToken: string
     if (value !== undefined) out[name] = value;
   }
   out.authorization = `Bearer ${accessToken}`;
-  // Express's req.ip honours the app's 'trust proxy' setting; a bare IncomingMessage only knows the socket.
-  const remote = (req as { ip?: string }).ip ?? req.socket.remoteAddress;
+  // Express's req.ip honours the app's 'trust proxy' setting; without that setting (the default) it is the
+  // socket's address, and a bare IncomingMessage only knows the socket.
+  const app = (req as { app?: { get?(setting: string): unknown } }).app;
+  const remote = app?.get?.('trust proxy') ? ((req as { ip?: string }).ip ?? req.socket.remoteAddress) : req.socket.remoteAddress;
   out['x-forwarded-for'] = remote ?? 'unknown';
   out['x-forwarded-proto'] = forwarded.proto;
   out['x-forwarded-host'] = forwarded.host;
@@ -51,7 +53,8 @@ export function browserResponseHeaders(headers: IncomingHttpHeaders | Record<str
 }
 
 function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
-  if (value === undefined) return undefined;
+  // The usual values name no header that is not dropped already.
+  if (value === undefined || value === 'keep-alive' || value === 'close') return undefined;
   const list = (Array.isArray(value) ? value.join(',') : value).split(',').map((t) => t.trim().toLowerCase()).filter(Boolean);
   return list.length === 0 ? undefined : new Set(list);
 }

@@ -20,6 +20,11 @@ export interface SessionBackend {
   createRecord(id: string, record: SessionRecord): Promise<void>;
   /** The hot path: one round trip. */
   readView(id: string, audience: string): Promise<SessionView | undefined>;
+  /**
+   * The view of a session this process holds and knows to be current, at once (memory; Redis with client-side
+   * caching, after a first read). Undefined when it would take a round trip: then `readView`.
+   */
+  readonly readViewNow?: ((id: string, audience: string) => SessionView | undefined) | undefined;
   readRecord(id: string): Promise<StoredSessionRecord | undefined>;
   /** Returns false when the record is gone (the session ended meanwhile): nothing is written then. */
   storeTokens(id: string, update: TokenUpdate): Promise<boolean>;

@@ -98,6 +98,17 @@ export function createMemoryBackend(cipher: FieldCipher, idleTimeoutMs: number, 
   };
   const timer = setInterval(sweep, 60_000);
   timer.unref();
+  const viewOf = (id: string, audience: string): SessionView | undefined => {
+    const fields = records.get(id);
+    if (!fields) return undefined;
+    return {
+      sub: fields[F.sub] as string,
+      sid: fields[F.sid],
+      absoluteExpiresAt: Number(fields[F.absoluteExpiresAt]),
+      idleExpiresAt: Number(fields[F.idleExpiresAt]),
+      accessToken: decodeAccessToken(fields[accessTokenField(audience)], cipher),
+    };
+  };
 
   return {
     kind: 'memory',
@@ -125,17 +136,8 @@ export function createMemoryBackend(cipher: FieldCipher, idleTimeoutMs: number, 
       records.set(id, encodeRecord(record, cipher), until);
       sessions.expireAt(id, until);
     },
-    readView: async (id, audience): Promise<SessionView | undefined> => {
-      const fields = records.get(id);
-      if (!fields) return undefined;
-      return {
-        sub: fields[F.sub] as string,
-        sid: fields[F.sid],
-        absoluteExpiresAt: Number(fields[F.absoluteExpiresAt]),
-        idleExpiresAt: Number(fields[F.idleExpiresAt]),
-        accessToken: decodeAccessToken(fields[accessTokenField(audience)], cipher),
-      };
-    },
+    readView: async (id, audience) => viewOf(id, audience),
+    readViewNow: viewOf,
     readRecord: async (id) => {
       const fields = records.get(id);
       return fields ? decodeRecord(fields, cipher) : undefined;

@@ -5,6 +5,7 @@ import { BffError, ErrorCode } from '../errors.js';
 import type { RedisClient } from '../config/options.js';
 import type { SessionBackend } from './backend.js';
 import type { FieldCipher } from './encryption.js';
+import { createViewMemo } from './view-memo.js';
 import {
   EXPIRY_GRACE_MS, F, VIEW_FIELDS, accessTokenField, decodeAccessToken, decodeRecord, encodeRecord, encodeUpdate,
   type SessionRecord, type SessionView, type StoredSessionRecord, type TokenUpdate,
@@ -104,10 +105,12 @@ export function createRedisBackend(
   const lockKey = (name: string) => `${prefix}lock:{${name}}`;
   const indexKey = (kind: 'sid' | 'sub', value: string) => `${prefix}idx:${kind}:${value}`;
   const shas = new Map<string, string>();
+  // With client-side caching on the app's client, API calls of a cached session skip the command entirely.
+  const memo = createViewMemo(client, `${prefix}tok:`);
 
+  const isReady = () => (redis.isReady ?? redis.isOpen) !== false;
   const ensureReady = () => {
-    const ready = redis.isReady ?? redis.isOpen;
-    if (ready === false) throw new BffError(ErrorCode.SESSION_STORE_UNAVAILABLE, 'The session store is not answering; try again shortly.');
+    if (!isReady()) throw new BffError(ErrorCode.SESSION_STORE_UNAVAILABLE, 'The session store is not answering; try again shortly.');
   };
   // A Redis that accepts connections but stops answering must not hang requests. node-redis's own command
   // timeout stops counting once a command is written to the socket, so each operation gets a deadline here,
@@ -191,16 +194,23 @@ export function createRedisBackend(
     }),
 
     readView: (id, audience): Promise<SessionView | undefined> => run(async () => {
-      const [sub, sid, abs, idle, at] = await redis.hmGet(tokKey(id), [...VIEW_FIELDS, accessTokenField(audience)]);
+      const key = tokKey(id);
+      const fields = [...VIEW_FIELDS, accessTokenField(audience)];
+      const reply = await redis.hmGet(key, fields);
+      const [sub, sid, abs, idle, at] = reply;
       if (!sub || !abs) return undefined;
-      return {
+      const view: SessionView = Object.freeze({
         sub,
         sid: sid ?? undefined,
         absoluteExpiresAt: Number(abs),
         idleExpiresAt: Number(idle),
         accessToken: decodeAccessToken(at, cipher),
-      };
+      });
+      memo?.remember(id, audience, ['HMGET', key, ...fields], reply, view);
+      return view;
     }),
+
+    readViewNow: memo ? (id, audience) => (isReady() ? memo.get(id, audience) : undefined) : undefined,
 
     readRecord: (id) => run(async () => {
       const fields = (await script(`return redis.call('HGETALL', KEYS[1])`, [tokKey(id)], [])) as string[] | Record<string, string>;
@@ -233,6 +243,7 @@ export function createRedisBackend(
     destroy: (ids) => run(async () => {
       const ended: StoredSessionRecord[] = [];
       for (const id of ids) {
+        memo?.forget(id);
         const fields = toObject((await script(DESTROY, [tokKey(id), sessKey(id), lockKey(id)], [])) as string[] | Record<string, string>);
         const record = decodeRecord(fields, cipher);
         const sid = fields[F.sid];
@@ -256,7 +267,10 @@ export function createRedisBackend(
     }),
 
     // The app owns the client: closing the BFF leaves it open.
-    close: async () => clearInterval(sweeper),
+    close: async () => {
+      clearInterval(sweeper);
+      memo?.close();
+    },
   };
 }
 

@@ -44,15 +44,16 @@ describe('npm run bench -- --smoke', () => {
     expect(results.contestants.direct.vsDirect).toBe(1);
     expect(results.contestants.plainProxy.vsPlainProxy).toBe(1);
 
-    expect(results.storms).toHaveLength(6);
+    expect(results.storms).toHaveLength(12);
     for (const storm of results.storms) {
       expect(storm).toMatchObject({ requests: expect.any(Number), instances: expect.any(Number), exchanges: expect.any(Number), msToAllAnswered: expect.any(Number) });
       // Correctness, not speed: one exchange per expiry, every request answered.
       expect(storm.exchanges, JSON.stringify(storm)).toBe(1);
       expect(storm.allAnswered200).toBe(true);
     }
-    expect(results.storms.map((s: { requests: number; instances: number }) => `${s.requests}x${s.instances}`).sort())
-      .toEqual(['1x1', '1x2', '200x1', '200x2', '20x1', '20x2']);
+    // Each case with the emulator on loopback, and with its token endpoint 100 ms away.
+    expect(results.storms.map((s: { requests: number; instances: number; idpDelayMs: number }) => `${s.requests}x${s.instances}+${s.idpDelayMs}`).sort())
+      .toEqual(['1x1+0', '1x1+100', '1x2+0', '1x2+100', '200x1+0', '200x1+100', '200x2+0', '200x2+100', '20x1+0', '20x1+100', '20x2+0', '20x2+100']);
 
     expect(results.memory.sessions).toBeGreaterThan(0);
     expect(results.memory.redisBytesPerSession).toBeGreaterThan(0);

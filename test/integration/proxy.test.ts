@@ -1,4 +1,5 @@
 import { createRemoteJWKSet, jwtVerify } from 'jose';
+import express from 'express';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { AUDIENCE, startHarness, USER, type Harness } from '../support/harness.js';
 
@@ -300,5 +301,25 @@ describe('upstream faults', () => {
     expect(res.status).toBe(502);
     expect(await res.json()).toMatchObject({ error: 'upstream_unavailable' });
     expect((await browser.user()).status).toBe(200);
+  });
+});
+
+describe('X-Forwarded-For', () => {
+  const forwardedFor = async (trustProxy: boolean) => {
+    const h = await startHarness({ app: (bff) => express().set('trust proxy', trustProxy ? 'loopback' : false).use(bff) });
+    try {
+      const browser = h.browser();
+      await browser.login();
+      expect((await browser.api('/api/items', { headers: { 'x-forwarded-for': '203.0.113.7' } })).status).toBe(200);
+      return h.upstream.requests.at(-1)?.headers['x-forwarded-for'];
+    } finally {
+      await h.close();
+    }
+  };
+
+  it('names the connecting address, never what the browser claims, unless the app trusts its proxy', async () => {
+    expect(await forwardedFor(false)).toMatch(/^(::ffff:)?127\.0\.0\.1$/);
+    // Behind a trusted load balancer (Express's "trust proxy"), the client it reports.
+    expect(await forwardedFor(true)).toBe('203.0.113.7');
   });
 });

@@ -368,24 +368,27 @@ describe.each(variants)('the %s session backend', (_name, variant) => {
   });
 });
 
+/** A session record of one user logged in at `now`, with an hour left of idle time. */
+const aliceRecord = (now: number, accessToken = 'AT-secret-value-1'): SessionRecord => ({
+  sub: 'auth0|alice',
+  sid: 'auth0-sid-1',
+  createdAt: now,
+  absoluteExpiresAt: now + 7 * DAY,
+  idleExpiresAt: now + HOUR,
+  logoutId: 'logout-id-1',
+  refreshToken: 'ORT-secret-value-1',
+  idToken: 'header.id-token-secret-payload.signature',
+  scope: 'openid online_access',
+  claims: { sub: 'auth0|alice' },
+  accessTokens: { [API]: { token: accessToken, expiresAt: now + HOUR, refreshAt: now + HOUR - MINUTE, scope: 'read:things' } },
+});
+
 describe('the Redis session backend', () => {
   let redis: RawRedis;
   let prefix = '';
   const now = Date.now();
   const clock = () => now;
-  const record: SessionRecord = {
-    sub: 'auth0|alice',
-    sid: 'auth0-sid-1',
-    createdAt: now,
-    absoluteExpiresAt: now + 7 * DAY,
-    idleExpiresAt: now + HOUR,
-    logoutId: 'logout-id-1',
-    refreshToken: 'ORT-secret-value-1',
-    idToken: 'header.id-token-secret-payload.signature',
-    scope: 'openid online_access',
-    claims: { sub: 'auth0|alice' },
-    accessTokens: { [API]: { token: 'AT-secret-value-1', expiresAt: now + HOUR, refreshAt: now + HOUR - MINUTE, scope: 'read:things' } },
-  };
+  const record = aliceRecord(now);
 
   beforeAll(async () => {
     redis = await connectRedis();
@@ -501,4 +504,85 @@ describe('the Redis session backend', () => {
       await expect(operation(), name).rejects.toMatchObject({ name: 'BffError', code: 'session_store_unavailable', status: 503 });
     }
   }, 2_000);
+});
+
+describe('the Redis session backend on a client with client-side caching', () => {
+  const now = Date.now();
+  const clock = () => now;
+  let prefix = '';
+  // Two BFF processes: each its own RESP3 client with a cache, one Redis.
+  let mine: RawRedis;
+  let theirs: RawRedis;
+  let here: SessionBackend;
+  let there: SessionBackend;
+  const record = () => aliceRecord(now, 'AT-1');
+
+  beforeAll(async () => {
+    [mine, theirs] = await Promise.all([connectRedis(true), connectRedis(true)]);
+  });
+  afterAll(async () => {
+    await Promise.all([mine.close(), theirs.close()]);
+  });
+  beforeEach(() => {
+    prefix = `bfftest:${randomUUID()}:`;
+    here = createRedisBackend(mine as unknown as RedisClient, prefix, plainCipher, IDLE_TIMEOUT, clock, 2_000);
+    there = createRedisBackend(theirs as unknown as RedisClient, prefix, plainCipher, IDLE_TIMEOUT, clock, 2_000);
+  });
+  afterEach(async () => {
+    await Promise.all([here.close(), there.close()]);
+    await deleteKeys(mine, prefix);
+  });
+
+  it('answers a session it read once at once, until another process stores a new token', async () => {
+    const id = randomUUID();
+    await there.createRecord(id, record());
+    expect(here.readViewNow?.(id, API)).toBeUndefined();
+    const view = await here.readView(id, API);
+    expect(view?.accessToken?.token).toBe('AT-1');
+    expect(here.readViewNow?.(id, API)).toEqual(view);
+    expect(here.readViewNow?.(id, OTHER_API)).toBeUndefined();
+
+    await there.storeTokens(id, { audience: API, accessToken: { token: 'AT-2', expiresAt: now + 2 * HOUR, refreshAt: now + 2 * HOUR - MINUTE, scope: 'read:things' }, idleExpiresAt: now + HOUR });
+    await expect.poll(() => here.readViewNow?.(id, API), { timeout: 5_000, interval: 5 }).toBeUndefined();
+    expect((await here.readView(id, API))?.accessToken?.token).toBe('AT-2');
+    expect(here.readViewNow?.(id, API)?.accessToken?.token).toBe('AT-2');
+  });
+
+  it('stops answering a session at once when it ends here, and as soon as Redis says it ended elsewhere', async () => {
+    const [a, b] = [randomUUID(), randomUUID()];
+    for (const id of [a, b]) {
+      await there.createRecord(id, { ...record(), sid: `sid-${id}` });
+      await here.readView(id, API);
+      expect(here.readViewNow?.(id, API)).toBeDefined();
+    }
+    await here.destroy([a]);
+    expect(here.readViewNow?.(a, API)).toBeUndefined();
+    await there.destroy([b]);
+    await expect.poll(() => here.readViewNow?.(b, API), { timeout: 5_000, interval: 5 }).toBeUndefined();
+    expect(await here.readView(b, API)).toBeUndefined();
+  });
+
+  it('holds nothing for a client without client-side caching', async () => {
+    const plain = await connectRedis();
+    const backend = createRedisBackend(plain as unknown as RedisClient, prefix, plainCipher, IDLE_TIMEOUT, clock, 2_000);
+    const id = randomUUID();
+    await backend.createRecord(id, record());
+    await backend.readView(id, API);
+    expect(backend.readViewNow).toBeUndefined();
+    await backend.close();
+    await plain.close();
+  });
+
+  it('answers nothing from memory once its connection is gone', async () => {
+    const client = await connectRedis(true);
+    const backend = createRedisBackend(client as unknown as RedisClient, prefix, plainCipher, IDLE_TIMEOUT, clock, 2_000);
+    const id = randomUUID();
+    await backend.createRecord(id, record());
+    await backend.readView(id, API);
+    expect(backend.readViewNow?.(id, API)).toBeDefined();
+    (client as unknown as { destroy(): void }).destroy();
+    expect(backend.readViewNow?.(id, API)).toBeUndefined();
+    await expect(backend.readView(id, API)).rejects.toMatchObject({ code: 'session_store_unavailable' });
+    await backend.close();
+  });
 });
