@@ -3,7 +3,8 @@ import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import type { BffConfig } from '../config/validate.js';
 import { BffError, ErrorCode } from '../errors.js';
 import { sendError, toBffError } from '../http/json-error.js';
-import type { Sessions } from '../session/sessions.js';
+import type { AccessTokenEntry } from '../session/record.js';
+import type { LoadedSession, Sessions } from '../session/sessions.js';
 import type { TokenManager } from '../tokens/token-manager.js';
 import { ForwardHandler, type ForwardOutcome } from './forward.js';
 import { upstreamRequestHeaders } from './headers.js';
@@ -49,40 +50,63 @@ export class ApiProxy {
     return Number.isNaN(next) || next === 47 /* / */ || next === 63 /* ? */;
   }
 
-  readonly handle = async (req: Request, res: Response): Promise<void> => {
+  /**
+   * Synchronous from the request to the upstream dispatch when the session and its token are at hand (the usual
+   * case): a promise is only waited on for a round trip to Redis or an exchange.
+   */
+  readonly handle = (req: Request, res: Response): void => {
+    let path: string;
+    let loaded: LoadedSession | Promise<LoadedSession>;
     try {
       if (req.headers[this.config.csrf.header] !== this.config.csrf.value) {
         throw new BffError(ErrorCode.CSRF_REQUIRED, `API calls must carry the header ${this.config.csrf.header}: ${this.config.csrf.value}.`);
       }
       let rest = req.url.slice(this.api.mount.length);
       if (rest === '' || rest[0] === '?') rest = `/${rest}`;
-      const path = targetPath(this.basePath, rest);
-      if (path === undefined || req.method === 'CONNECT' || req.method === 'TRACE') {
+      const target = targetPath(this.basePath, rest);
+      if (target === undefined || req.method === 'CONNECT' || req.method === 'TRACE') {
         throw new BffError(ErrorCode.INVALID_REQUEST, 'The API path is not allowed.');
       }
-      const loaded = this.sessions.load(req, this.api.audience);
-      const session = loaded instanceof Promise ? await loaded : loaded;
-      // A fresh token comes back synchronously: no extra await on the hot path.
-      const token = this.tokens.accessToken(session, this.api);
-      const first = token instanceof Promise ? await token : token;
-      const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
-      // A token the upstream rejects although it looked fresh (revoked, clock skew) is renewed once and the
-      // request replayed, when replaying cannot do harm.
-      // An upstream that rejects every token (misconfigured on its side) costs one forced exchange, not one per call.
-      const mayRetry = !hasBody && REPLAYABLE.has(req.method) && this.tokens.mayForce(first.token);
-      let outcome = await this.forward(req, res, path, first.token, hasBody, mayRetry);
-      if (outcome.kind === 'retry') {
-        const renewed = await this.tokens.accessToken(session, this.api, { force: true, rejected: first.token });
-        outcome = await this.forward(req, res, path, renewed.token, false, false);
-      }
-      if (outcome.kind === 'failed') throw outcome.error;
+      path = target;
+      loaded = this.sessions.load(req, this.api.audience);
     } catch (error) {
-      sendError(res, upstreamError(error), this.config.logger);
+      return this.fail(res, error);
     }
+    if (loaded instanceof Promise) loaded.then((session) => this.withSession(req, res, path, session), (error: unknown) => this.fail(res, error));
+    else this.withSession(req, res, path, loaded);
   };
 
-  private forward(req: Request, res: Response, path: string, token: string, hasBody: boolean, mayRetry: boolean): Promise<ForwardOutcome> {
-    return new Promise((settle) => {
+  private withSession(req: Request, res: Response, path: string, session: LoadedSession): void {
+    let token: AccessTokenEntry | Promise<AccessTokenEntry>;
+    try {
+      token = this.tokens.accessToken(session, this.api);
+    } catch (error) {
+      return this.fail(res, error);
+    }
+    if (token instanceof Promise) token.then((first) => this.send(req, res, path, session, first), (error: unknown) => this.fail(res, error));
+    else this.send(req, res, path, session, token);
+  }
+
+  private send(req: Request, res: Response, path: string, session: LoadedSession, first: AccessTokenEntry): void {
+    const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+    // A token the upstream rejects although it looked fresh (revoked, clock skew) is renewed once and the
+    // request replayed, when replaying cannot do harm.
+    // An upstream that rejects every token (misconfigured on its side) costs one forced exchange, not one per call.
+    const mayRetry = !hasBody && REPLAYABLE.has(req.method) && this.tokens.mayForce(first.token);
+    this.forward(req, res, path, first.token, hasBody, mayRetry, (outcome) => {
+      if (outcome.kind === 'failed') return this.fail(res, outcome.error);
+      if (outcome.kind !== 'retry') return;
+      Promise.resolve(this.tokens.accessToken(session, this.api, { force: true, rejected: first.token })).then(
+        (renewed) => this.forward(req, res, path, renewed.token, false, false, (last) => {
+          if (last.kind === 'failed') this.fail(res, last.error);
+        }),
+        (error: unknown) => this.fail(res, error),
+      );
+    });
+  }
+
+  private forward(req: Request, res: Response, path: string, token: string, hasBody: boolean, mayRetry: boolean, settle: (outcome: ForwardOutcome) => void): void {
+    try {
       this.pool.dispatch(
         {
           path,
@@ -92,7 +116,13 @@ export class ApiProxy {
         },
         new ForwardHandler(res, mayRetry, settle),
       );
-    });
+    } catch (error) {
+      settle({ kind: 'failed', error: error as Error });
+    }
+  }
+
+  private fail(res: Response, error: unknown): void {
+    sendError(res, upstreamError(error), this.config.logger);
   }
 
   close(): Promise<void> {

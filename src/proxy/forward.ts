@@ -21,6 +21,9 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   private started = false;
   private retrying = false;
   private settled = false;
+  /** The upstream's Content-Length, while no byte of the body was written: a body that arrives whole is sent whole. */
+  private wholeLength = -1;
+  private ended = false;
 
   constructor(
     private readonly res: ServerResponse,
@@ -44,10 +47,19 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     }
     this.res.writeHead(statusCode, browserResponseHeaders(headers));
     this.started = true;
+    const length = headers['content-length'];
+    if (typeof length === 'string') this.wholeLength = Number(length);
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.retrying) return;
+    // The usual small JSON answer: headers and body leave in one write, and the response is done.
+    if (chunk.length === this.wholeLength) {
+      this.ended = true;
+      this.res.end(chunk);
+      return;
+    }
+    this.wholeLength = -1;
     if (!this.res.write(chunk)) {
       controller.pause();
       this.res.once('drain', () => controller.resume());
@@ -56,7 +68,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
 
   onResponseEnd(): void {
     if (this.retrying) return this.finish({ kind: 'retry' });
-    this.res.end();
+    if (!this.ended) this.res.end();
     this.finish({ kind: 'done' });
   }
 
