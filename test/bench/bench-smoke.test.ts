@@ -44,6 +44,10 @@ describe('npm run bench -- --smoke', () => {
     expect(results.contestants.direct.vsDirect).toBe(1);
     expect(results.contestants.plainProxy.vsPlainProxy).toBe(1);
 
+    // The library and the plain proxy loaded at the same time.
+    expect(results.headToHead.contestants).toEqual(['library', 'plainProxy']);
+    expect(results.headToHead.ratio).toBeGreaterThan(0);
+
     expect(results.storms).toHaveLength(12);
     for (const storm of results.storms) {
       expect(storm).toMatchObject({ requests: expect.any(Number), instances: expect.any(Number), exchanges: expect.any(Number), msToAllAnswered: expect.any(Number) });
