@@ -1,7 +1,8 @@
+import { createHash } from 'node:crypto';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import express from 'express';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { AUDIENCE, startHarness, USER, type Harness } from '../support/harness.js';
+import { AUDIENCE, startHarness, USER, waitFor, type Browser, type Harness } from '../support/harness.js';
 
 const refreshCount = (h: Harness) => h.auth0.admin.counts().token.refresh_token?.ok ?? 0;
 
@@ -321,5 +322,93 @@ describe('X-Forwarded-For', () => {
     expect(await forwardedFor(false)).toMatch(/^(::ffff:)?127\.0\.0\.1$/);
     // Behind a trusted load balancer (Express's "trust proxy"), the client it reports.
     expect(await forwardedFor(true)).toBe('203.0.113.7');
+  });
+});
+
+describe('streaming through the API proxy', () => {
+  let h: Harness;
+  let browser: Browser;
+  beforeAll(async () => {
+    h = await startHarness({ redis: true });
+    browser = h.browser();
+    await browser.login();
+  });
+  afterAll(() => h?.close());
+  beforeEach(() => {
+    h.upstream.handler = undefined;
+    h.upstream.requests.length = 0;
+  });
+
+  // 4 MiB: far more than any socket buffer, so the answer crosses the proxy in many pieces, with backpressure.
+  const big = Buffer.alloc(4 * 1024 * 1024, 'abcdefghijklmnopqrstuvwxyz0123456789');
+  const digest = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+
+  it.each([
+    ['with a Content-Length', true],
+    ['chunked', false],
+  ])('passes a large answer on whole, %s', async (_name, withLength) => {
+    h.upstream.handler = (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream', ...(withLength ? { 'content-length': String(big.length) } : {}) });
+      let offset = 0;
+      const pump = (): void => {
+        while (offset < big.length) {
+          const piece = big.subarray(offset, (offset += 64 * 1024));
+          if (!res.write(piece)) return void res.once('drain', pump);
+        }
+        res.end();
+      };
+      pump();
+    };
+    const res = await browser.api('/api/big');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-length')).toBe(withLength ? String(big.length) : null);
+    expect(digest(new Uint8Array(await res.arrayBuffer()))).toBe(digest(big));
+  });
+
+  it('passes a large upload on whole', async () => {
+    const upload = big.subarray(0, 2 * 1024 * 1024);
+    const res = await browser.api('/api/upload', { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: upload });
+    expect(res.status).toBe(200);
+    expect(h.upstream.requests.at(-1)?.body).toBe(upload.toString());
+  });
+
+  it('delivers each piece of an open-ended answer as it comes, and ends the upstream answer when the browser goes away', async () => {
+    let upstreamClosed = false;
+    h.upstream.handler = (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' });
+      let n = 0;
+      res.write(`data: ${n++}\n\n`);
+      const timer = setInterval(() => res.write(`data: ${n++}\n\n`), 50);
+      res.on('close', () => {
+        upstreamClosed = true;
+        clearInterval(timer);
+      });
+    };
+    const controller = new AbortController();
+    const res = await browser.api('/api/events', { signal: controller.signal });
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    // The first event arrives while the upstream keeps the answer open: nothing waits for the rest.
+    expect(new TextDecoder().decode((await reader.read()).value)).toContain('data: 0');
+    controller.abort();
+    await waitFor(() => upstreamClosed, 'the upstream answer ends');
+    expect((await browser.api('/api/items')).status).toBe(200);
+  });
+
+  it('ends the upstream request when the browser goes away before the answer', async () => {
+    let upstreamClosed = false;
+    let arrived!: () => void;
+    const reached = new Promise<void>((resolve) => (arrived = resolve));
+    h.upstream.handler = (_req, res) => {
+      res.on('close', () => (upstreamClosed = true));
+      arrived(); // and never answers
+    };
+    const controller = new AbortController();
+    const call = browser.api('/api/slow', { signal: controller.signal }).catch((error: unknown) => error);
+    await reached;
+    controller.abort();
+    expect(await call).toBeInstanceOf(Error);
+    await waitFor(() => upstreamClosed, 'the upstream request ends');
+    h.upstream.handler = undefined;
+    expect((await browser.api('/api/items')).status).toBe(200);
   });
 });
