@@ -1,42 +1,35 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import express from 'express';
 import { createBff } from '../../src/index.js';
-import { CLIENT_ID, CLIENT_SECRET, listen, closeServer, SESSION_SECRET, startHarness, type Harness } from '../support/harness.js';
+import { CLIENT_ID, CLIENT_SECRET, listen, closeServer, REDIS_CLIENT_MODES, SESSION_SECRET, startHarness, type Harness, type HarnessOptions } from '../support/harness.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-/** A BFF whose Redis connection runs through a relay the test can cut or freeze. */
-async function harnessBehindRelay(redisClientSideCache?: { ttl?: number }): Promise<{ h: Harness; relay: TcpProxy }> {
-  const target = new URL(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
-  const relay = await startTcpProxy(Number(target.port || 6379), target.hostname);
-  const h = await startHarness({
-    redis: true,
-    redisUrl: `redis://127.0.0.1:${relay.port}`,
-    ...(redisClientSideCache ? { redisClientSideCache } : {}),
-    bff: { redisCommandTimeout: 300 },
-  });
-  return { h, relay };
-}
-
-const CLIENT_MODES = [
-  { mode: 'plain Redis client', redisClientSideCache: undefined },
-  { mode: 'client-side caching', redisClientSideCache: {} },
-];
-
-describe.each(CLIENT_MODES)('when Redis goes down and comes back ($mode)', ({ redisClientSideCache }) => {
-  let h: Harness;
-  let relay: TcpProxy;
+/**
+ * For the enclosing describe block: a BFF whose Redis connection runs through a relay the test can cut or freeze.
+ * Read `h` and `relay` inside the tests.
+ */
+function behindRelay(options: Pick<HarnessOptions, 'redisClientSideCache'>): { h: Harness; relay: TcpProxy } {
+  const setup = {} as { h: Harness; relay: TcpProxy };
   beforeAll(async () => {
-    ({ h, relay } = await harnessBehindRelay(redisClientSideCache));
+    const target = new URL(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+    setup.relay = await startTcpProxy(Number(target.port || 6379), target.hostname);
+    setup.h = await startHarness({ redis: true, redisUrl: `redis://127.0.0.1:${setup.relay.port}`, ...options, bff: { redisCommandTimeout: 300 } });
   });
   afterAll(async () => {
-    relay?.up();
-    await h?.close();
-    await relay?.close();
+    setup.relay?.up();
+    await setup.h?.close();
+    await setup.relay?.close();
   });
+  return setup;
+}
+
+describe.each(REDIS_CLIENT_MODES)('when Redis goes down and comes back ($mode)', ({ options }) => {
+  const setup = behindRelay(options);
 
   it('answers 503 while it is down, logs nobody out, and the session works again once it is back', async () => {
+    const { h, relay } = setup;
     const browser = h.browser();
     await browser.login();
     expect((await browser.api('/api/items')).status).toBe(200);
@@ -61,19 +54,11 @@ describe.each(CLIENT_MODES)('when Redis goes down and comes back ($mode)', ({ re
   });
 });
 
-describe.each(CLIENT_MODES)('when Redis stops answering without closing its connections ($mode)', ({ redisClientSideCache }) => {
-  let h: Harness;
-  let relay: TcpProxy;
-  beforeAll(async () => {
-    ({ h, relay } = await harnessBehindRelay(redisClientSideCache));
-  });
-  afterAll(async () => {
-    relay?.up();
-    await h?.close();
-    await relay?.close();
-  });
+describe.each(REDIS_CLIENT_MODES)('when Redis stops answering without closing its connections ($mode)', ({ options }) => {
+  const setup = behindRelay(options);
 
   it('answers 503 within the command timeout instead of hanging, and works again afterwards', async () => {
+    const { h, relay } = setup;
     const browser = h.browser();
     await browser.login();
     relay.freeze();
@@ -88,18 +73,10 @@ describe.each(CLIENT_MODES)('when Redis stops answering without closing its conn
 });
 
 describe('when Redis stops answering, with client-side caching', () => {
-  let h: Harness;
-  let relay: TcpProxy;
-  beforeAll(async () => {
-    ({ h, relay } = await harnessBehindRelay({ ttl: 2_000 }));
-  });
-  afterAll(async () => {
-    relay?.up();
-    await h?.close();
-    await relay?.close();
-  });
+  const setup = behindRelay({ redisClientSideCache: { ttl: 2_000 } });
 
   it('serves a session read just before from memory for at most the cache ttl, then answers 503', async () => {
+    const { h, relay } = setup;
     const browser = h.browser();
     await browser.login();
     expect((await browser.api('/api/items')).status).toBe(200);

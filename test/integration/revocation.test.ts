@@ -1,6 +1,6 @@
 import { generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { Browser, CLIENT_ID, startHarness, USER, waitFor, type Harness } from '../support/harness.js';
+import { Browser, CLIENT_ID, REDIS_CLIENT_MODES, startHarness, USER, waitFor, type Harness } from '../support/harness.js';
 
 const EVENT = { 'http://schemas.openid.net/event/backchannel-logout': {} };
 
@@ -30,16 +30,13 @@ const auth0SidOf = (h: Harness) => {
 };
 
 // With client-side caching, each instance keeps session reads in memory: a logout must still reach all of them.
-describe.each([
-  { mode: 'plain Redis clients', redisClientSideCache: undefined },
-  { mode: 'client-side caching', redisClientSideCache: {} },
-])('every end of the Auth0 session is a full BFF logout ($mode)', ({ redisClientSideCache }) => {
+describe.each(REDIS_CLIENT_MODES)('every end of the Auth0 session is a full BFF logout ($mode)', ({ options }) => {
   let h: Harness;
   beforeAll(async () => {
     h = await startHarness({
       redis: true,
       instances: 2,
-      ...(redisClientSideCache ? { redisClientSideCache } : {}),
+      ...options,
       bff: { session: { secrets: ['test-session-secret-test-session-secret'], idleTimeout: 600, absoluteTimeout: 3_600 } },
     });
   });

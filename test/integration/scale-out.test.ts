@@ -1,21 +1,16 @@
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AUDIENCE, startHarness, type Harness } from '../support/harness.js';
+import { AUDIENCE, REDIS_CLIENT_MODES, startHarness, type Harness } from '../support/harness.js';
 
 const OTHER = 'https://other-api.example.test';
 
-// Both ways an app may connect: a plain client, and RESP3 client-side caching (the recommended setup), where each
-// instance answers session reads from its own memory until Redis invalidates them.
-describe.each([
-  { mode: 'plain Redis clients', redisClientSideCache: undefined },
-  { mode: 'client-side caching', redisClientSideCache: {} },
-])('two BFF instances sharing Redis ($mode)', ({ redisClientSideCache }) => {
+describe.each(REDIS_CLIENT_MODES)('two BFF instances sharing Redis ($mode)', ({ options }) => {
   let h: Harness;
   beforeAll(async () => {
     h = await startHarness({
       redis: true,
       instances: 2,
-      ...(redisClientSideCache ? { redisClientSideCache } : {}),
+      ...options,
       apis: (upstream) => [{ mount: '/api', upstream }, { mount: '/other', upstream, audience: OTHER }],
     });
   });

@@ -77,6 +77,16 @@ export interface HarnessOptions {
   redisClientSideCache?: { ttl?: number };
 }
 
+/**
+ * Both ways an app may connect to Redis: a plain client, and RESP3 client-side caching (the README's setup), where
+ * each instance answers session reads from its own memory until Redis invalidates them. Spread `options` into
+ * `startHarness`.
+ */
+export const REDIS_CLIENT_MODES: ReadonlyArray<{ mode: string; options: Pick<HarnessOptions, 'redisClientSideCache'> }> = [
+  { mode: 'plain Redis clients', options: {} },
+  { mode: 'client-side caching', options: { redisClientSideCache: {} } },
+];
+
 export interface Harness {
   auth0: LocalAuth0;
   upstream: Upstream;
