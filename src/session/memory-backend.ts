@@ -2,7 +2,7 @@ import session, { type SessionData } from 'express-session';
 import type { SessionBackend } from './backend.js';
 import type { FieldCipher } from './encryption.js';
 import {
-  EXPIRY_GRACE_MS, F, accessTokenField, decodeAccessToken, decodeRecord, encodeRecord, encodeUpdate,
+  EXPIRY_GRACE_MS, F, accessTokenField, decodeView, decodeRecord, encodeRecord, encodeUpdate,
   type SessionView, type StoredSessionRecord,
 } from './record.js';
 
@@ -101,13 +101,7 @@ export function createMemoryBackend(cipher: FieldCipher, idleTimeoutMs: number, 
   const viewOf = (id: string, audience: string): SessionView | undefined => {
     const fields = records.get(id);
     if (!fields) return undefined;
-    return {
-      sub: fields[F.sub] as string,
-      sid: fields[F.sid],
-      absoluteExpiresAt: Number(fields[F.absoluteExpiresAt]),
-      idleExpiresAt: Number(fields[F.idleExpiresAt]),
-      accessToken: decodeAccessToken(fields[accessTokenField(audience)], cipher),
-    };
+    return decodeView([fields[F.sub], fields[F.sid], fields[F.absoluteExpiresAt], fields[F.idleExpiresAt], fields[accessTokenField(audience)]], cipher);
   };
 
   return {

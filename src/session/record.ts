@@ -98,6 +98,24 @@ export function decodeAccessToken(value: string | null | undefined, cipher: Fiel
   };
 }
 
+/**
+ * The hot path's view of a record from its view fields (`VIEW_FIELDS`, then the audience's access token), as
+ * a store hands them back; undefined when the record is gone.
+ */
+export function decodeView(
+  [sub, sid, abs, idle, at]: ReadonlyArray<string | null | undefined>,
+  cipher: FieldCipher,
+): SessionView | undefined {
+  if (!sub || !abs) return undefined;
+  return {
+    sub,
+    sid: sid ?? undefined,
+    absoluteExpiresAt: Number(abs),
+    idleExpiresAt: Number(idle),
+    accessToken: decodeAccessToken(at, cipher),
+  };
+}
+
 export function encodeRecord(record: SessionRecord, cipher: FieldCipher): Record<string, string> {
   const fields: Record<string, string> = {
     [F.sub]: record.sub,

@@ -7,7 +7,7 @@ import type { SessionBackend } from './backend.js';
 import type { FieldCipher } from './encryption.js';
 import { createViewMemo } from './view-memo.js';
 import {
-  EXPIRY_GRACE_MS, F, VIEW_FIELDS, accessTokenField, decodeAccessToken, decodeRecord, encodeRecord, encodeUpdate,
+  EXPIRY_GRACE_MS, F, VIEW_FIELDS, accessTokenField, decodeRecord, decodeView, encodeRecord, encodeUpdate,
   type SessionRecord, type SessionView, type StoredSessionRecord, type TokenUpdate,
 } from './record.js';
 
@@ -197,15 +197,9 @@ export function createRedisBackend(
       const key = tokKey(id);
       const fields = [...VIEW_FIELDS, accessTokenField(audience)];
       const reply = await redis.hmGet(key, fields);
-      const [sub, sid, abs, idle, at] = reply;
-      if (!sub || !abs) return undefined;
-      const view: SessionView = Object.freeze({
-        sub,
-        sid: sid ?? undefined,
-        absoluteExpiresAt: Number(abs),
-        idleExpiresAt: Number(idle),
-        accessToken: decodeAccessToken(at, cipher),
-      });
+      const decoded = decodeView(reply, cipher);
+      if (decoded === undefined) return undefined;
+      const view = Object.freeze(decoded);
       memo?.remember(id, audience, ['HMGET', key, ...fields], reply, view);
       return view;
     }),
