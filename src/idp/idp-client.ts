@@ -23,8 +23,8 @@ export class IdpClient {
   private loading: Promise<oidc.Configuration> | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private closed = false;
-  // Lets one call bound its own requests more tightly than the default timeout (an exchange's remaining deadline).
-  private readonly callSignal = new AsyncLocalStorage<AbortSignal>();
+  // Lets one call bound its own requests more tightly than the default timeout (an exchange's remaining deadline), in ms.
+  private readonly callTimeout = new AsyncLocalStorage<number>();
 
   constructor(private readonly config: BffConfig) {}
 
@@ -84,17 +84,16 @@ export class IdpClient {
     } else {
       clientAuth = auth.method === 'client_secret_basic' ? oidc.ClientSecretBasic(auth.secret) : oidc.ClientSecretPost(auth.secret);
     }
-    const customFetch: oidc.CustomFetch = (url, options) => {
-      const bound = this.callSignal.getStore();
-      const signal = bound && options.signal ? AbortSignal.any([options.signal, bound]) : (bound ?? options.signal);
-      return config.fetch(url, { ...options, signal } as RequestInit);
-    };
+    const customFetch: oidc.CustomFetch = (url, options) =>
+      fetchWithin(config.fetch, url, options as RequestInit, this.callTimeout.getStore() ?? config.tokens.attemptTimeoutMs);
     const configuration = await oidc.discovery(config.issuer, config.clientId, undefined, clientAuth, {
       execute: config.issuer.protocol === 'http:' ? [oidc.allowInsecureRequests] : [],
       timeout: config.tokens.attemptTimeoutMs / 1000,
       [oidc.customFetch]: customFetch,
     });
-    configuration.timeout = config.tokens.attemptTimeoutMs / 1000;
+    // openid-client's own timeout (an AbortSignal.timeout per request) is off from here on: fetchWithin bounds
+    // every request. (Discovery, once, cannot turn it off: it takes 0 as "time out at once".)
+    configuration.timeout = 0;
     return configuration;
   }
 
@@ -112,10 +111,10 @@ export class IdpClient {
     return toAnswer(response);
   }
 
-  /** One exchange attempt, aborted when `signal` fires. */
-  async refresh(refreshToken: string, parameters: Record<string, string>, signal: AbortSignal): Promise<TokenAnswer> {
+  /** One exchange attempt, given up after `timeoutMs` (a TimeoutError). */
+  async refresh(refreshToken: string, parameters: Record<string, string>, timeoutMs: number): Promise<TokenAnswer> {
     const configuration = await this.ready();
-    return toAnswer(await this.callSignal.run(signal, () => oidc.refreshTokenGrant(configuration, refreshToken, parameters)));
+    return toAnswer(await this.callTimeout.run(timeoutMs, () => oidc.refreshTokenGrant(configuration, refreshToken, parameters)));
   }
 
   async revoke(refreshToken: string): Promise<void> {
@@ -135,6 +134,32 @@ export class IdpClient {
 
   get issuer(): string | undefined {
     return this.configuration?.serverMetadata().issuer;
+  }
+}
+
+/** Answers without a body (a Response with one cannot be built for them). */
+const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
+
+/**
+ * One request to Auth0, bounded by `timeoutMs` from the request to the last byte of the answer, which is read
+ * here (Auth0's answers are small JSON documents). The bound holds even for a configured fetch that ignores its
+ * signal. The timer is cleared as soon as the answer is in: unlike AbortSignal.timeout, nothing of the request
+ * (a timer, a signal, the DOMException made when it fires) outlives it by the whole timeout.
+ */
+export async function fetchWithin(fetchImpl: typeof fetch, url: string, init: RequestInit, timeoutMs: number): Promise<Response> {
+  const controller = new AbortController();
+  const timedOut = new Promise<never>((_resolve, reject) => {
+    controller.signal.addEventListener('abort', () => reject(controller.signal.reason as Error), { once: true });
+  });
+  timedOut.catch(() => {});
+  const timer = setTimeout(() => controller.abort(new DOMException('Auth0 did not answer in time.', 'TimeoutError')), Math.max(1, Math.ceil(timeoutMs)));
+  try {
+    const signal = init.signal ? AbortSignal.any([init.signal, controller.signal]) : controller.signal;
+    const response = await Promise.race([fetchImpl(url, { ...init, signal }), timedOut]);
+    const body = NULL_BODY_STATUS.has(response.status) ? null : await Promise.race([response.arrayBuffer(), timedOut]);
+    return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -136,9 +136,7 @@ export class TokenManager {
       const started = performance.now();
       let answer: TokenAnswer;
       try {
-        // AbortSignal.timeout() takes whole milliseconds only (Node throws a RangeError for 199.7).
-        const attemptMs = Math.max(1, Math.floor(Math.min(this.config.tokens.attemptTimeoutMs, remaining)));
-        answer = await this.idp.refresh(record.refreshToken, parameters, AbortSignal.timeout(attemptMs));
+        answer = await this.idp.refresh(record.refreshToken, parameters, Math.min(this.config.tokens.attemptTimeoutMs, remaining));
       } catch (error) {
         const failure = classifyTokenFailure(error);
         this.events.emit('refresh_failed', { ...who, kind: failure.kind, error: failure.error, ...(failure.status === undefined ? {} : { status: failure.status }) });

@@ -530,6 +530,37 @@ describe('the token manager', () => {
       expect(await backend.readRecord(id)).toMatchObject({ refreshToken: ORT });
     });
 
+    it.each<[string, Answer]>([
+      // 200 and JSON headers, then a body that never ends (only a real fetch would abort it with the signal).
+      ['whose answer stops after its headers', () => new Response(new ReadableStream({ pull: () => new Promise(() => {}) }), { status: 200, headers: { 'content-type': 'application/json' } })],
+      ['when the configured fetch ignores its abort signal', () => new Promise<Response>(() => {})],
+    ])('gives up each attempt %s, within the deadline, and keeps the session', async (_name, stalled) => {
+      const id = await login();
+      auth0.otherwise = stalled;
+      await letTokenExpire(id);
+
+      const started = performance.now();
+      const error = await failure(accessToken(id));
+
+      expect(error.code).toBe('token_service_unavailable');
+      expect(performance.now() - started).toBeLessThan(DEADLINE_MS + 500);
+      expect(auth0.requests.length).toBeGreaterThanOrEqual(2);
+      expect(eventsNamed('refresh_failed')[0]).toMatchObject({ kind: 'transient', error: 'timeout' });
+      expect(await backend.readRecord(id)).toMatchObject({ refreshToken: ORT });
+    });
+
+    it('lets go of an answered attempt at once: its timeout never fires afterwards', async () => {
+      const id = await login();
+      auth0.answer(tokens('AT-2'));
+      await letTokenExpire(id);
+      expect((await accessToken(id)).token).toBe('AT-2');
+      const { signal } = auth0.requests[0] as TokenRequest;
+
+      // An attempt timeout that outlived its request would abort this signal (and hold the request until then).
+      await new Promise((resolve) => setTimeout(resolve, ATTEMPT_TIMEOUT_MS * 2));
+      expect(signal?.aborted).toBe(false);
+    });
+
     it('makes a last attempt with the time left when less than a whole attempt timeout remains before the deadline', async () => {
       // The first attempt uses half the deadline and asks to retry at once; the time left (~500 ms) is less
       // than the attempt timeout (600 ms), so the second attempt gets the (fractional) rest of the deadline.
