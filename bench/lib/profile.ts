@@ -6,13 +6,46 @@ interface ProfileNode {
   callFrame: { functionName: string; url: string; lineNumber: number };
   hitCount?: number;
 }
-interface CpuProfile { nodes: ProfileNode[]; startTime: number; endTime: number; samples: number[] }
+interface CpuProfile { nodes: Array<ProfileNode & { children?: number[] }>; startTime: number; endTime: number; samples: number[]; timeDeltas: number[] }
 
 export interface SelfTime { name: string; where: string; selfMs: number; percent: number }
 
-export function topSelfTime(file: string, limit = 25): { totalMs: number; top: SelfTime[] } {
+/** A stretch of a profile, in microseconds of the monotonic clock (`process.hrtime`, which V8's profiles use too). */
+export interface ProfileWindow { fromUs: number; toUs: number }
+
+/** The same monotonic clock as a CPU profile's timestamps, in microseconds. */
+export const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n);
+
+/**
+ * A profile with each node's hitCount and the sample list cut down to `window` (the load, without start-up and
+ * logins), and the milliseconds it covers. A window that misses the profile entirely (another clock) keeps it whole.
+ */
+function readProfile(file: string, window?: ProfileWindow): { profile: CpuProfile; totalMs: number } {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
-  const totalMs = (profile.endTime - profile.startTime) / 1000;
+  if (window) {
+    const hits = new Map<number, number>();
+    const kept: number[] = [];
+    let t = profile.startTime;
+    for (let i = 0; i < profile.samples.length; i++) {
+      t += profile.timeDeltas[i] ?? 0;
+      if (t < window.fromUs || t > window.toUs) continue;
+      const id = profile.samples[i] as number;
+      kept.push(id);
+      hits.set(id, (hits.get(id) ?? 0) + 1);
+    }
+    if (kept.length > 0) {
+      for (const node of profile.nodes) node.hitCount = hits.get(node.id) ?? 0;
+      profile.samples = kept;
+      const from = Math.max(window.fromUs, profile.startTime);
+      const to = Math.min(window.toUs, profile.endTime);
+      return { profile, totalMs: (to - from) / 1000 };
+    }
+  }
+  return { profile, totalMs: (profile.endTime - profile.startTime) / 1000 };
+}
+
+export function topSelfTime(file: string, limit = 25, window?: ProfileWindow): { totalMs: number; top: SelfTime[] } {
+  const { profile, totalMs } = readProfile(file, window);
   const msPerSample = totalMs / Math.max(1, profile.samples.length);
   const byFunction = new Map<string, SelfTime>();
   for (const node of profile.nodes) {
@@ -32,8 +65,8 @@ export function topSelfTime(file: string, limit = 25): { totalMs: number; top: S
 }
 
 /** Self time per package / area (node internals, express, undici, redis, the library, ...). */
-export function selfTimeByArea(file: string): Array<{ area: string; percent: number }> {
-  const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+export function selfTimeByArea(file: string, window?: ProfileWindow): Array<{ area: string; percent: number }> {
+  const { profile } = readProfile(file, window);
   const total = profile.samples.length || 1;
   const areas = new Map<string, number>();
   for (const node of profile.nodes) {
@@ -65,8 +98,8 @@ function shorten(url: string): string {
 }
 
 /** The most frequent caller chains (up to `depth` frames) of a function, by its self samples. */
-export function topCallers(file: string, functionName: string, depth = 4, limit = 2): Array<{ percent: number; chain: string }> {
-  const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile & { nodes: Array<ProfileNode & { children?: number[] }> };
+export function topCallers(file: string, functionName: string, depth = 4, limit = 2, window?: ProfileWindow): Array<{ percent: number; chain: string }> {
+  const { profile } = readProfile(file, window);
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
