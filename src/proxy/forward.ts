@@ -10,7 +10,9 @@ export type ForwardOutcome =
   /** Failed before anything reached the browser: the caller answers with an error. */
   | { readonly kind: 'failed'; readonly error: Error }
   /** Failed after the answer began: the browser's connection was broken off. */
-  | { readonly kind: 'broken'; readonly error: Error };
+  | { readonly kind: 'broken'; readonly error: Error }
+  /** The browser went away first and the upstream request was ended: there is nobody left to answer. */
+  | { readonly kind: 'gone' };
 
 /**
  * Streams one upstream answer straight into the browser's response, with backpressure both ways: undici's
@@ -24,6 +26,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   /** The upstream's Content-Length, while no byte of the body was written: a body that arrives whole is sent whole. */
   private wholeLength = -1;
   private ended = false;
+  /** This handler ended the upstream request because the browser went away. */
+  private browserGone = false;
 
   constructor(
     private readonly res: ServerResponse,
@@ -35,7 +39,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
-    if (this.res.destroyed) controller.abort(new Error('the browser went away'));
+    // Gone while the request waited (for a session read, an exchange, a free connection).
+    if (this.res.destroyed) this.abortForBrowser(controller);
   }
 
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
@@ -73,6 +78,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    // A browser that leaves is not a failure of the BFF or the upstream: nothing to answer, nothing to log.
+    if (this.browserGone) return this.finish({ kind: 'gone' });
     if (this.started) {
       // An upstream that broke off mid-answer: break the browser's connection too, so the response is not
       // mistaken for a complete one.
@@ -90,8 +97,13 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   private readonly onClientClose = (): void => {
-    if (!this.res.writableFinished && this.controller && !this.controller.aborted) this.controller.abort(new Error('the browser went away'));
+    if (!this.res.writableFinished && this.controller && !this.controller.aborted) this.abortForBrowser(this.controller);
   };
+
+  private abortForBrowser(controller: Dispatcher.DispatchController): void {
+    this.browserGone = true;
+    controller.abort(new Error('the browser went away'));
+  }
 }
 
 /** RFC 6750 3.1: the resource server says the access token is expired, revoked or otherwise invalid. */
