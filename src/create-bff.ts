@@ -99,7 +99,10 @@ export function createBff(options: BffOptions): Bff {
   // API calls are matched first, by prefix, and skip express-session and the router: one cookie check and one
   // store read. Prefix matching also sends every path under a mount, dot segments included, to the proxy's own
   // checks (Express's matcher would let them fall through to the app).
-  const proxies = config.apis.map((api) => new ApiProxy(api, config, sessions, tokens));
+  // The longest mount first: a call under `/api/billing` belongs to that API, not to an `/api` declared before it.
+  const proxies = [...config.apis]
+    .sort((a, b) => b.mount.length - a.mount.length)
+    .map((api) => new ApiProxy(api, config, sessions, tokens));
   const external = config.session.external;
   const bff = function bff(req: Request, res: Response, next: NextFunction): void {
     // With the app's own express-session, remember its store so that logouts clear its entries too.

@@ -280,10 +280,24 @@ describe('upstream faults', () => {
   beforeAll(async () => {
     h = await startHarness({
       redis: true,
-      apis: (upstream) => [{ mount: '/api', upstream: 'http://127.0.0.1:9' }, { mount: '/slow', upstream, timeout: 300 }],
+      apis: (upstream) => [
+        { mount: '/api', upstream: 'http://127.0.0.1:9' },
+        { mount: '/slow', upstream, timeout: 300 },
+        // Declared after the mount it is nested in.
+        { mount: '/api/nested', upstream },
+      ],
     });
   });
   afterAll(() => h?.close());
+
+  it('sends a call under a nested mount to that mount\'s API, not to the one it is nested in', async () => {
+    const browser = h.browser();
+    await browser.login();
+    h.upstream.requests.length = 0;
+    expect((await browser.api('/api/nested/items?page=2')).status).toBe(200);
+    expect(h.upstream.requests.map((r) => r.url)).toEqual(['/items?page=2']);
+    expect((await browser.api('/api/items')).status).toBe(502);
+  });
 
   it('answers 504 upstream_timeout when the upstream does not answer in time, and keeps the session', async () => {
     const browser = h.browser();
