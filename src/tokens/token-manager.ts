@@ -88,7 +88,7 @@ export class TokenManager {
     const deadline = performance.now() + this.config.tokens.exchangeDeadlineMs;
     const owner = randomUUID();
     while (performance.now() < deadline) {
-      if (await backend.acquireLock(session.id, owner, this.lockTtlMs)) {
+      if (await this.lock(session.id, owner)) {
         try {
           const record = await backend.readRecord(session.id);
           if (!record) throw sessionEnded('The session ended while its token was being renewed.');
@@ -106,7 +106,7 @@ export class TokenManager {
         const view = await backend.readView(session.id, target.audience);
         if (!view) throw sessionEnded('The session ended while its token was being renewed.');
         if (this.isUsable(view.accessToken, options)) return view.accessToken;
-        if (await backend.acquireLock(session.id, owner, this.lockTtlMs)) {
+        if (await this.lock(session.id, owner)) {
           // The holder gave up without a token (a transient failure): our turn.
           await backend.releaseLock(session.id, owner);
           break;
@@ -114,6 +114,19 @@ export class TokenManager {
       }
     }
     throw unavailable(1);
+  }
+
+  /** Takes the session's exchange lock for `owner`, if nobody holds it. */
+  private async lock(id: string, owner: string): Promise<boolean> {
+    const { backend } = this.sessions;
+    try {
+      return await backend.acquireLock(id, owner, this.lockTtlMs);
+    } catch (error) {
+      // A request the store answered too late may still have taken the lock: give it back (only if it is ours),
+      // or every call of this session, in every process, would wait for it to expire.
+      backend.releaseLock(id, owner).catch(() => {});
+      throw error;
+    }
   }
 
   private async exchange(id: string, record: StoredSessionRecord, target: TokenTarget, deadline: number): Promise<AccessTokenEntry> {

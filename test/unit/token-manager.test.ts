@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { validateOptions, type BffConfig } from '../../src/config/validate.js';
-import { BffError } from '../../src/errors.js';
+import { BffError, ErrorCode } from '../../src/errors.js';
 import { BffEventEmitter, type BffEventName, type BffEvents } from '../../src/events/events.js';
 import { IdpClient } from '../../src/idp/idp-client.js';
 import type { SessionBackend } from '../../src/session/backend.js';
@@ -280,6 +280,25 @@ describe('the token manager', () => {
 
       expect((await first).token).toBe('AT-2');
       expect((await second).token).toBe('AT-2');
+      expect(auth0.requests).toHaveLength(1);
+    });
+
+    it('takes back a lock it asked for when the store answered too late, so the next call can exchange', async () => {
+      const id = await login();
+      await letTokenExpire(id);
+      // The store takes the lock but its answer comes after the BFF gave up on it (a Redis latency spike).
+      const acquire = backend.acquireLock.bind(backend);
+      let late = true;
+      backend.acquireLock = async (name, owner, ttlMs) => {
+        const taken = await acquire(name, owner, ttlMs);
+        if (!late) return taken;
+        late = false;
+        throw new BffError(ErrorCode.SESSION_STORE_UNAVAILABLE, 'The session store did not answer in time; try again shortly.');
+      };
+      expect((await failure(accessToken(id))).code).toBe('session_store_unavailable');
+
+      auth0.answer(tokens('AT-2'));
+      expect((await accessToken(id)).token).toBe('AT-2');
       expect(auth0.requests).toHaveLength(1);
     });
 
