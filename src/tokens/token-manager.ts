@@ -59,12 +59,16 @@ export class TokenManager {
     const current = session.view.accessToken;
     if (!options.force && current !== undefined && this.config.clock() < current.refreshAt) return current;
     const key = `${session.id} ${target.audience}`;
-    let pending = this.inflight.get(key);
-    if (!pending) {
-      pending = this.exchangeOnce(session, target, options).finally(() => this.inflight.delete(key));
-      if (options.force) pending = pending.then((entry) => (this.rememberForced(entry.token), entry));
-      this.inflight.set(key, pending);
+    const joined = this.inflight.get(key);
+    if (joined) {
+      // The exchange under way answers for this call too, unless it settles on the very token the upstream
+      // refused (it found that token stored and fresh): then this call renews it itself.
+      if (!options.force || options.rejected === undefined) return joined;
+      return joined.then((entry) => (entry.token === options.rejected ? this.accessToken(session, target, options) : entry));
     }
+    let pending = this.exchangeOnce(session, target, options).finally(() => this.inflight.delete(key));
+    if (options.force) pending = pending.then((entry) => (this.rememberForced(entry.token), entry));
+    this.inflight.set(key, pending);
     return pending;
   }
 

@@ -302,6 +302,24 @@ describe('the token manager', () => {
       expect(auth0.requests).toHaveLength(1);
     });
 
+    it('exchanges anew for a token the upstream rejected, even when it joins an exchange that found that very token', async () => {
+      const id = await login({ accessTokens: { [API]: issued(AT_1, 60) } });
+      await letTokenExpire(id);
+      const expiring = await backend.readView(id, API);
+      // Another process has meanwhile stored a fresh token, and the upstream refused it to a request holding it.
+      await backend.storeTokens(id, { audience: API, accessToken: issued('AT-FRESH'), idleExpiresAt: now + IDLE_TIMEOUT });
+      const fresh = await backend.readView(id, API);
+      auth0.answer(tokens('AT-2'));
+
+      // A request with the older view starts an exchange, which finds the fresh token stored and takes it.
+      const renewing = manager.accessToken({ id, view: expiring! }, { audience: API });
+      const forced = manager.accessToken({ id, view: fresh! }, { audience: API }, { force: true, rejected: 'AT-FRESH' });
+
+      expect((await renewing).token).toBe('AT-FRESH');
+      expect((await forced).token).toBe('AT-2');
+      expect(auth0.requests).toHaveLength(1);
+    });
+
     it('moves the idle expiry forward on an exchange (as Auth0 does), never past the absolute expiry', async () => {
       const id = await login({ idleExpiresAt: now + 2 * DAY, absoluteExpiresAt: now + 3 * DAY + 2 * HOUR });
       auth0.answer(tokens('AT-2'), tokens('AT-3'));
