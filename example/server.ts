@@ -80,7 +80,9 @@ export async function startExample(config: ExampleConfig, options: StartOptions 
     // Listen first: with PORT=0 the base URL (and so the emulator's redirect URIs) depend on the port we get.
     const server = createServer();
     await listen(server, config.port, options.host, `PORT ${config.port}`);
-    cleanup.push(() => closeServer(server));
+    let serverClosed: Promise<void> | undefined;
+    const stopServer = () => (serverClosed ??= closeServer(server));
+    cleanup.push(stopServer);
     const port = (server.address() as AddressInfo).port;
     const localUrl = `http://localhost:${port}`;
     const baseURL = config.baseURL ?? localUrl;
@@ -150,6 +152,9 @@ export async function startExample(config: ExampleConfig, options: StartOptions 
       logger,
     });
     cleanup.push(() => bff.close());
+    // Stopped in reverse: the browsers' connections end before bff.close(), which waits for API calls in
+    // flight, so a call still waiting on (or streaming from) the upstream does not hold up the stop.
+    cleanup.push(stopServer);
 
     const app = express();
     app.disable('x-powered-by');

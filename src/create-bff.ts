@@ -37,7 +37,11 @@ export interface Bff {
   getUser(req: Request): Promise<BffUser | undefined>;
   /** Resolves once the issuer's metadata is loaded. */
   ready(): Promise<void>;
-  /** Stops background work and closes upstream connections (the app's Redis client stays open). */
+  /**
+   * Stops background work and closes upstream connections once the API calls in flight have ended (the app's
+   * Redis client stays open). A call still streaming holds it up: close the server's connections first
+   * (`server.closeAllConnections()`), which ends such calls and their upstream requests.
+   */
   close(): Promise<void>;
 }
 

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { createClient } from 'redis';
@@ -346,6 +347,30 @@ describe('the example while the issuer is unreachable', () => {
       expect(logger.lines.join('\n')).toMatch(/could not be loaded yet/);
     } finally {
       await example.close();
+    }
+  });
+});
+
+describe('stopping the example', () => {
+  it('does not wait for an API call the upstream never answers: the call ends, and close() resolves', async () => {
+    let reached!: () => void;
+    const arrived = new Promise<void>((resolve) => (reached = resolve));
+    const silent = createHttpServer((_req, _res) => reached()); // and never answers
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', () => resolve()));
+    const { port } = silent.address() as { port: number };
+    const example = await startExample(readConfig({ PORT: '0', UPSTREAM_API_URL: `http://127.0.0.1:${port}/` }), { logger: quietLogger() });
+    try {
+      const client = new Client();
+      expect((await client.login(example.url, example.url, example.demoLogin as { username: string; password: string })).status).toBe(302);
+      const call = client.request(`${example.url}/api/data`, { headers: { 'x-csrf': '1' } }).catch((error: unknown) => error);
+      await arrived;
+      // The upstream's 5-minute answer timeout would hold a stop that waited for the call.
+      await example.close();
+      expect(await call).toBeInstanceOf(Error);
+    } finally {
+      await example.close();
+      silent.closeAllConnections();
+      silent.close();
     }
   });
 });

@@ -190,8 +190,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       return keys;
     },
     close: async () => {
-      await Promise.all(bffs.map((b) => b.close()));
+      // Browsers' connections first: a stream still open through the proxy ends with them, and the pools can close.
       await Promise.all(servers.map((s) => closeServer(s)));
+      await Promise.all(bffs.map((b) => b.close()));
       await upstream.close();
       await auth0.stop();
       if (redis) {
