@@ -21,7 +21,7 @@ import { startLocalAuth0, type LocalAuth0 } from '../src/local-auth0/index.js';
 import { runLoad, wrkAvailable, type LoadResult, type LoadTool } from './lib/load.js';
 import { loginThroughEmulator, mapLimit } from './lib/login.js';
 import { ROOT, canPin, freePort, startServer, type ServerProcess } from './lib/procs.js';
-import { monotonicUs, selfTimeByArea, topCallers, topSelfTime } from './lib/profile.js';
+import { monotonicUs, readProfile, selfTimeByArea, topCallers, topSelfTime } from './lib/profile.js';
 import { markdownTable, median, round, table } from './lib/stats.js';
 
 // ---------------------------------------------------------------------------------------------------- settings
@@ -686,11 +686,12 @@ async function profile(upstream: ServerProcess, port: number): Promise<void> {
   const window = { fromUs, toUs: monotonicUs() };
   await library.stop();
   const file = readdirSync(dir).map((f) => join(dir, f)).sort((a, b) => statSync(b).size - statSync(a).size)[0] as string;
-  const { totalMs, top } = topSelfTime(file, 30, window);
+  const loaded = readProfile(file, window);
+  const { totalMs, top } = topSelfTime(loaded, 30);
   const rows = [['function', 'where', 'self ms', 'self %'], ...top.map((t) => [t.name, t.where, t.selfMs.toFixed(0), t.percent.toFixed(1)])];
-  const areas = [['area', 'self %'], ...selfTimeByArea(file, window).slice(0, 15).map((a) => [a.area, a.percent.toFixed(1)])];
+  const areas = [['area', 'self %'], ...selfTimeByArea(loaded).slice(0, 15).map((a) => [a.area, a.percent.toFixed(1)])];
   const callers = top.filter((t) => !t.name.startsWith('(')).slice(0, 12)
-    .map((t) => `${t.name} (${t.percent.toFixed(1)}%)\n${topCallers(file, t.name, 4, 2, window).map((c) => `    ${c.percent.toFixed(1)}%  < ${c.chain}`).join('\n')}`);
+    .map((t) => `${t.name} (${t.percent.toFixed(1)}%)\n${topCallers(loaded, t.name).map((c) => `    ${c.percent.toFixed(1)}%  < ${c.chain}`).join('\n')}`);
   process.stdout.write(`\n${Math.round(load.rps)} req/s under the profiler (p50 ${load.p50Ms.toFixed(2)} ms); profile ${file} (${(totalMs / 1000).toFixed(1)} s under load)\n\n${table(areas)}\n\n${table(rows)}\n\nwho calls the top functions:\n${callers.join('\n')}\n`);
 }
 

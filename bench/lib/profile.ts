@@ -16,11 +16,14 @@ export interface ProfileWindow { fromUs: number; toUs: number }
 /** The same monotonic clock as a CPU profile's timestamps, in microseconds. */
 export const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n);
 
+/** A profile cut down to a window, read once and shared by the summaries below. */
+export interface LoadedProfile { profile: CpuProfile; totalMs: number }
+
 /**
  * A profile with each node's hitCount and the sample list cut down to `window` (the load, without start-up and
  * logins), and the milliseconds it covers. A window that misses the profile entirely (another clock) keeps it whole.
  */
-function readProfile(file: string, window?: ProfileWindow): { profile: CpuProfile; totalMs: number } {
+export function readProfile(file: string, window?: ProfileWindow): LoadedProfile {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
   if (window) {
     const hits = new Map<number, number>();
@@ -44,8 +47,7 @@ function readProfile(file: string, window?: ProfileWindow): { profile: CpuProfil
   return { profile, totalMs: (profile.endTime - profile.startTime) / 1000 };
 }
 
-export function topSelfTime(file: string, limit = 25, window?: ProfileWindow): { totalMs: number; top: SelfTime[] } {
-  const { profile, totalMs } = readProfile(file, window);
+export function topSelfTime({ profile, totalMs }: LoadedProfile, limit = 25): { totalMs: number; top: SelfTime[] } {
   const msPerSample = totalMs / Math.max(1, profile.samples.length);
   const byFunction = new Map<string, SelfTime>();
   for (const node of profile.nodes) {
@@ -65,8 +67,7 @@ export function topSelfTime(file: string, limit = 25, window?: ProfileWindow): {
 }
 
 /** Self time per package / area (node internals, express, undici, redis, the library, ...). */
-export function selfTimeByArea(file: string, window?: ProfileWindow): Array<{ area: string; percent: number }> {
-  const { profile } = readProfile(file, window);
+export function selfTimeByArea({ profile }: LoadedProfile): Array<{ area: string; percent: number }> {
   const total = profile.samples.length || 1;
   const areas = new Map<string, number>();
   for (const node of profile.nodes) {
@@ -98,8 +99,7 @@ function shorten(url: string): string {
 }
 
 /** The most frequent caller chains (up to `depth` frames) of a function, by its self samples. */
-export function topCallers(file: string, functionName: string, depth = 4, limit = 2, window?: ProfileWindow): Array<{ percent: number; chain: string }> {
-  const { profile } = readProfile(file, window);
+export function topCallers({ profile }: LoadedProfile, functionName: string, depth = 4, limit = 2): Array<{ percent: number; chain: string }> {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
