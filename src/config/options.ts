@@ -82,8 +82,14 @@ export interface BffOptions {
     idTokenHint?: boolean;
   };
   tokens?: {
-    /** Seconds before expiry at which a token is refreshed. Default min(60, 10% of its lifetime). */
+    /**
+     * Seconds before expiry at which a token is renewed, given its lifetime: time for a proxied call to reach the
+     * API, and to renew early. Default min(60, 10% of the lifetime). Expiry is counted from when the token request
+     * went out, minus a second for `exp`'s whole-second rounding.
+     */
     refreshMargin?: (lifetimeSeconds: number) => number;
+    /** Seconds an API's clock may run ahead of the BFF's: tokens are renewed that much earlier as well. Default 1. */
+    clockSkew?: number;
     /** Milliseconds an API call may wait for an ORT exchange, retries included. Default 5,000. */
     exchangeDeadline?: number;
     /** Milliseconds one exchange attempt may take. Default 2,500. */

@@ -33,7 +33,12 @@ export interface BffConfig {
   readonly allowedReturnTo: readonly string[];
   readonly userClaims: readonly string[] | undefined;
   readonly logout: { readonly idpLogout: boolean; readonly returnTo: string; readonly idTokenHint: boolean };
-  readonly tokens: { readonly refreshMargin: (lifetimeSeconds: number) => number; readonly exchangeDeadlineMs: number; readonly attemptTimeoutMs: number };
+  readonly tokens: {
+    readonly refreshMargin: (lifetimeSeconds: number) => number;
+    readonly clockSkewMs: number;
+    readonly exchangeDeadlineMs: number;
+    readonly attemptTimeoutMs: number;
+  };
   readonly loginParameters: readonly string[];
   readonly backchannelAlgorithms: readonly string[];
   readonly logger: Logger;
@@ -135,6 +140,10 @@ export function validateOptions(options: BffOptions): BffConfig {
 
   const refreshMargin = options.tokens?.refreshMargin ?? ((lifetime: number) => Math.min(60, lifetime * 0.1));
   if (typeof refreshMargin !== 'function') throw new BffConfigError('tokens.refreshMargin', 'must be a function (lifetimeSeconds) => seconds');
+  const clockSkew = options.tokens?.clockSkew ?? 1;
+  if (typeof clockSkew !== 'number' || !Number.isFinite(clockSkew) || clockSkew < 0) {
+    throw new BffConfigError('tokens.clockSkew', 'must be a number of seconds, 0 or more (how far an API\'s clock may run ahead of the BFF\'s)');
+  }
   const exchangeDeadlineMs = Math.ceil(positiveNumber(options.tokens?.exchangeDeadline ?? 5_000, 'tokens.exchangeDeadline', 'milliseconds'));
   const attemptTimeoutMs = Math.ceil(positiveNumber(options.tokens?.attemptTimeout ?? 2_500, 'tokens.attemptTimeout', 'milliseconds'));
 
@@ -175,7 +184,7 @@ export function validateOptions(options: BffOptions): BffConfig {
     allowedReturnTo,
     userClaims: options.userClaims === undefined ? undefined : [...options.userClaims],
     logout: { idpLogout: options.logout?.idpLogout ?? true, returnTo: logoutReturnTo, idTokenHint: options.logout?.idTokenHint === true },
-    tokens: { refreshMargin, exchangeDeadlineMs, attemptTimeoutMs },
+    tokens: { refreshMargin, clockSkewMs: Math.round(clockSkew * 1000), exchangeDeadlineMs, attemptTimeoutMs },
     loginParameters: [...(options.loginParameters ?? ['prompt', 'screen_hint', 'organization', 'login_hint'])],
     backchannelAlgorithms: [...(options.backchannelAlgorithms ?? ['RS256', 'RS384', 'RS512', 'PS256', 'ES256'])],
     logger,

@@ -39,6 +39,7 @@ export function callbackRoute(ctx: BffContext) {
       }
 
       const currentUrl = new URL(req.originalUrl, config.baseURL);
+      const requestedAt = config.clock();
       let answer;
       try {
         answer = await ctx.idp.exchangeCode(currentUrl, { codeVerifier: transaction.codeVerifier, state, nonce: transaction.nonce });
@@ -66,7 +67,7 @@ export function callbackRoute(ctx: BffContext) {
         scope: answer.scope,
         claims,
         accessTokens: {
-          [loginAudience(config)]: accessTokenEntry(answer, now, config.tokens.refreshMargin),
+          [loginAudience(config)]: accessTokenEntry(answer, requestedAt, config.tokens),
         },
       };
 

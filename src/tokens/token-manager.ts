@@ -23,15 +23,29 @@ export interface AccessTokenOptions {
 
 const POLL_MS = 25;
 
+/** What decides a token's refresh point (`config.tokens`). */
+export interface RefreshTiming {
+  readonly refreshMargin: (lifetimeSeconds: number) => number;
+  readonly clockSkewMs: number;
+}
+
 /**
- * The entry kept for a token Auth0 just issued: when it expires, and when to start renewing it (the refresh
- * margin, fixed now so the hot path only compares two numbers). Used at login and after every exchange.
+ * The entry kept for a token Auth0 just issued: when it expires, and when to start renewing it, fixed now so the
+ * hot path only compares two numbers. Used at login and after every exchange.
+ *
+ * `requestedAt` is when the token request went out. The API compares `exp` with its own clock, and `exp` is
+ * `iat + expires_in` in whole seconds, `iat` being the second Auth0 issued the token in, rounded down. So the
+ * token may expire up to a second before `issued + expires_in`, and it was issued after the request went out,
+ * not when its answer arrived: counting from the answer would add the whole round trip to the token's life.
+ * The refresh point then leaves the refresh margin (the proxied call's way to the API, and renewing early) and
+ * the clock-skew allowance (an API whose clock runs ahead of the BFF's).
  */
-export function accessTokenEntry(answer: TokenAnswer, now: number, refreshMargin: (lifetimeSeconds: number) => number): AccessTokenEntry {
+export function accessTokenEntry(answer: TokenAnswer, requestedAt: number, timing: RefreshTiming): AccessTokenEntry {
   // Auth0 always sends expires_in; without it, assume a minute rather than a token that never expires.
   const lifetime = answer.expiresIn > 0 ? answer.expiresIn : 60;
-  const margin = Math.max(0, Math.min(lifetime, refreshMargin(lifetime)));
-  return { token: answer.accessToken, expiresAt: now + lifetime * 1000, refreshAt: now + (lifetime - margin) * 1000, scope: answer.scope };
+  const expiresAt = requestedAt + (lifetime - 1) * 1000;
+  const margin = Math.max(0, Math.min(lifetime, timing.refreshMargin(lifetime))) * 1000;
+  return { token: answer.accessToken, expiresAt, refreshAt: expiresAt - margin - timing.clockSkewMs, scope: answer.scope };
 }
 
 /**
@@ -82,15 +96,33 @@ export class TokenManager {
     this.forced.add(token.slice(-32));
   }
 
-  private isUsable(entry: AccessTokenEntry | undefined, options: AccessTokenOptions): entry is AccessTokenEntry {
-    if (entry === undefined || this.config.clock() >= entry.refreshAt) return false;
+  /**
+   * Whether a stored token answers a call that found `stale` expiring: one before its refresh point, or one
+   * renewed since (a different token) that has not expired. The second case only matters for tokens too short
+   * for their refresh margin: their refresh point has passed when they arrive, and waiting for a better one would
+   * make every waiter exchange again.
+   */
+  private isUsable(entry: AccessTokenEntry | undefined, stale: string | undefined, options: AccessTokenOptions): entry is AccessTokenEntry {
+    if (entry === undefined) return false;
+    const now = this.config.clock();
+    if (now >= entry.expiresAt || (now >= entry.refreshAt && entry.token === stale)) return false;
     return !options.force || (options.rejected !== undefined && entry.token !== options.rejected);
+  }
+
+  private readonly warnedTooShort = new Set<string>();
+  private warnTooShort(audience: string, lifetime: number): void {
+    if (this.warnedTooShort.has(audience)) return;
+    this.warnedTooShort.add(audience);
+    this.config.logger.warn('Access tokens for this API live too short for the refresh margin and clock-skew allowance: every call renews one', {
+      audience, lifetimeSeconds: lifetime, clockSkewSeconds: this.config.tokens.clockSkewMs / 1000,
+    });
   }
 
   private async exchangeOnce(session: LoadedSession, target: TokenTarget, options: AccessTokenOptions): Promise<AccessTokenEntry> {
     const { backend } = this.sessions;
     const deadline = performance.now() + this.config.tokens.exchangeDeadlineMs;
     const owner = randomUUID();
+    const stale = session.view.accessToken?.token;
     while (performance.now() < deadline) {
       if (await this.lock(session.id, owner)) {
         try {
@@ -98,7 +130,7 @@ export class TokenManager {
           if (!record) throw sessionEnded('The session ended while its token was being renewed.');
           // Another process may have stored a fresh token between our read and our lock.
           const stored = record.accessTokens[target.audience];
-          if (this.isUsable(stored, options)) return stored;
+          if (this.isUsable(stored, stale, options)) return stored;
           return await this.exchange(session.id, record, target, deadline);
         } finally {
           await backend.releaseLock(session.id, owner).catch(() => {});
@@ -109,7 +141,7 @@ export class TokenManager {
         await sleep(POLL_MS);
         const view = await backend.readView(session.id, target.audience);
         if (!view) throw sessionEnded('The session ended while its token was being renewed.');
-        if (this.isUsable(view.accessToken, options)) return view.accessToken;
+        if (this.isUsable(view.accessToken, stale, options)) return view.accessToken;
         if (await this.lock(session.id, owner)) {
           // The holder gave up without a token (a transient failure): our turn.
           await backend.releaseLock(session.id, owner);
@@ -151,6 +183,7 @@ export class TokenManager {
       const remaining = deadline - performance.now();
       if (remaining <= 0) throw unavailable(1);
       const started = performance.now();
+      const requestedAt = this.config.clock();
       let answer: TokenAnswer;
       try {
         answer = await this.idp.refresh(record.refreshToken, parameters, Math.min(this.config.tokens.attemptTimeoutMs, remaining));
@@ -170,13 +203,14 @@ export class TokenManager {
         await sleep(wait);
         continue;
       }
-      return this.store(id, record, target, answer, Math.round(performance.now() - started));
+      return this.store(id, record, target, answer, requestedAt, Math.round(performance.now() - started));
     }
   }
 
-  private async store(id: string, record: StoredSessionRecord, target: TokenTarget, answer: TokenAnswer, durationMs: number): Promise<AccessTokenEntry> {
+  private async store(id: string, record: StoredSessionRecord, target: TokenTarget, answer: TokenAnswer, requestedAt: number, durationMs: number): Promise<AccessTokenEntry> {
     const now = this.config.clock();
-    const accessToken = accessTokenEntry(answer, now, this.config.tokens.refreshMargin);
+    const accessToken = accessTokenEntry(answer, requestedAt, this.config.tokens);
+    if (accessToken.refreshAt <= now) this.warnTooShort(target.audience, answer.expiresIn);
     const update: TokenUpdate = {
       audience: target.audience,
       accessToken,
@@ -190,7 +224,7 @@ export class TokenManager {
       idleExpiresAt: Math.min(record.absoluteExpiresAt, now + this.config.session.idleTimeoutMs),
     };
     if (!(await this.sessions.backend.storeTokens(id, update))) throw sessionEnded('The session ended while its token was being renewed.');
-    this.events.emit('refresh', { sub: record.sub, sid: record.sid, sessionRef: sessionRef(id), audience: target.audience, expiresIn: (accessToken.expiresAt - now) / 1000, durationMs });
+    this.events.emit('refresh', { sub: record.sub, sid: record.sid, sessionRef: sessionRef(id), audience: target.audience, expiresIn: answer.expiresIn, durationMs });
     return accessToken;
   }
 }

@@ -33,6 +33,7 @@ describe('configuration', () => {
     expect(config.csrf).toEqual({ header: 'x-csrf', value: '1' });
     expect(config.tokens.refreshMargin(3600)).toBe(60);
     expect(config.tokens.refreshMargin(10)).toBe(1);
+    expect(config.tokens.clockSkewMs).toBe(1_000);
     expect(Object.isFrozen(config) && Object.isFrozen(config.session)).toBe(true);
   });
 
@@ -78,6 +79,8 @@ describe('configuration', () => {
     [{ allowedReturnTo: ['//evil'] }, 'allowedReturnTo[0]'],
     [{ redis: {} }, 'redis'],
     [{ tokens: { exchangeDeadline: 0 } }, 'tokens.exchangeDeadline'],
+    [{ tokens: { clockSkew: -1 } }, 'tokens.clockSkew'],
+    [{ tokens: { clockSkew: '5' } }, 'tokens.clockSkew'],
     [{ logger: {} }, 'logger'],
   ])('refuses %j, naming %s', (options, option) => {
     const error = errorOf(options as Record<string, unknown>);

@@ -110,10 +110,9 @@ describe('the token manager', () => {
   let idp: IdpClient;
   let manager: TokenManager;
 
-  /** A BFF (config, memory sessions, IdP client, token manager) whose Auth0 is the fake. */
-  async function start(budget: { exchangeDeadline: number; attemptTimeout: number } = { exchangeDeadline: DEADLINE_MS, attemptTimeout: ATTEMPT_TIMEOUT_MS }): Promise<void> {
+  const configOptions = () => {
     const log = (level: string) => (message: string, details?: Record<string, unknown>) => void logs.push({ level, message, details });
-    config = validateOptions({
+    return {
       issuer: ISSUER,
       clientId: CLIENT_ID,
       clientSecret: CLIENT_SECRET,
@@ -123,8 +122,12 @@ describe('the token manager', () => {
       fetch: auth0.fetch as typeof fetch,
       clock,
       logger: { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') },
-      tokens: budget,
-    });
+    };
+  };
+
+  /** A BFF (config, memory sessions, IdP client, token manager) whose Auth0 is the fake. */
+  async function start(budget: { exchangeDeadline: number; attemptTimeout: number } = { exchangeDeadline: DEADLINE_MS, attemptTimeout: ATTEMPT_TIMEOUT_MS }): Promise<void> {
+    config = validateOptions({ ...configOptions(), tokens: budget });
     events = new BffEventEmitter();
     for (const name of ['login', 'refresh', 'refresh_failed', 'logout', 'revocation_failed', 'backchannel_logout_rejected'] as const) {
       events.on(name, (payload: unknown) => void emitted.push({ name, payload }));
@@ -234,7 +237,8 @@ describe('the token manager', () => {
       expect((await accessToken(id)).token).toBe(AT_1);
       now += 1 * SECOND;
       const renewed = await accessToken(id);
-      expect(renewed).toEqual({ token: 'AT-2', expiresAt: now + 300 * SECOND, refreshAt: now + 270 * SECOND, scope: 'read:things' });
+      // Expiry: a second less than the lifetime (exp's rounding); renewal: 10% (30 s) and the 1 s skew allowance before.
+      expect(renewed).toEqual({ token: 'AT-2', expiresAt: now + 299 * SECOND, refreshAt: now + 268 * SECOND, scope: 'read:things' });
       expect(auth0.requests).toHaveLength(1);
     });
 
@@ -243,7 +247,56 @@ describe('the token manager', () => {
       auth0.answer(tokens('AT-2', { expires_in: 86400 }));
       await letTokenExpire(id);
       await accessToken(id);
-      expect((await backend.readView(id, API))?.accessToken).toEqual({ token: 'AT-2', expiresAt: now + 86400 * SECOND, refreshAt: now + 86340 * SECOND, scope: 'read:things' });
+      expect((await backend.readView(id, API))?.accessToken).toEqual({ token: 'AT-2', expiresAt: now + 86399 * SECOND, refreshAt: now + 86338 * SECOND, scope: 'read:things' });
+    });
+
+    it('counts a renewed token\'s life from when its request went out, not from when the answer arrived', async () => {
+      const id = await login();
+      await letTokenExpire(id);
+      const sentAt = now;
+      // Auth0 takes 800 ms to answer: the token's exp was fixed when it was issued, within that time.
+      auth0.answer((request) => {
+        now += 800;
+        return tokens('AT-2', { expires_in: 60 })(request);
+      });
+      const renewed = await accessToken(id);
+      expect(now).toBe(sentAt + 800);
+      expect(renewed).toMatchObject({ token: 'AT-2', expiresAt: sentAt + 59 * SECOND, refreshAt: sentAt + (59 - 6 - 1) * SECOND });
+    });
+
+    it('renews earlier by the clock-skew allowance (tokens.clockSkew) for APIs whose clocks run ahead', async () => {
+      config = validateOptions({ ...configOptions(), tokens: { clockSkew: 5 } });
+      const skewed = new TokenManager(config, idp, new Sessions(config, backend, events), events);
+      const id = await login();
+      await letTokenExpire(id);
+      auth0.answer(tokens('AT-2', { expires_in: 600 }));
+      expect(await accessToken(id, API, { tokenManager: skewed })).toMatchObject({ expiresAt: now + 599 * SECOND, refreshAt: now + (599 - 60 - 5) * SECOND });
+    });
+
+    it('uses a token too short for its refresh margin once, in every process, and warns once, instead of exchanging again and again', async () => {
+      const id = await login();
+      const other = new TokenManager(config, idp, new Sessions(config, backend, events), events);
+      const hold = deferred();
+      // 2 s, less a second of rounding, less 0.2 s of margin and 1 s of skew allowance: due for renewal on arrival.
+      const shortLived = (token: string): Answer => async (request) => {
+        await hold.promise;
+        return tokens(token, { expires_in: 2 })(request);
+      };
+      auth0.answer(shortLived('AT-2'), shortLived('AT-3'));
+      await letTokenExpire(id);
+
+      const here = Array.from({ length: 10 }, () => accessToken(id));
+      await expect.poll(() => auth0.requests.length).toBe(1);
+      const there = Array.from({ length: 10 }, () => accessToken(id, API, { tokenManager: other }));
+      hold.resolve();
+      expect((await Promise.all([...here, ...there])).map((t) => t.token)).toEqual(Array(20).fill('AT-2'));
+      expect(auth0.requests).toHaveLength(1);
+
+      // The next call finds it due and renews it: the price of a lifetime this short, said once in the log.
+      expect((await accessToken(id)).token).toBe('AT-3');
+      expect(logs.filter((l) => l.level === 'warn')).toEqual([
+        expect.objectContaining({ message: expect.stringContaining('too short'), details: { audience: API, lifetimeSeconds: 2, clockSkewSeconds: 1 } }),
+      ]);
     });
 
     it('refreshes once when twenty requests arrive with an expiring token', async () => {
