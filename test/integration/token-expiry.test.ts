@@ -10,7 +10,9 @@ import { startHarness, type Harness } from '../support/harness.js';
  * for real: the gap being tested is made of real round trips and `exp`'s whole-second rounding.
  */
 const TOKEN_TTL_S = 3;
-const RUN_MS = 7_500;
+/** The load runs until every session's token was renewed this many times (on average), however slow the machine. */
+const EXPIRIES_PER_SESSION = 3;
+const MIN_CALLS = 200;
 const SESSIONS = 12;
 const CONCURRENCY = 16;
 const UPSTREAM_CLOCK_AHEAD_MS = 500;
@@ -49,9 +51,10 @@ describe('access tokens that live a few seconds, under steady load on two instan
     }
     const statuses = new Map<number, number>();
     let calls = 0;
-    const until = Date.now() + RUN_MS;
+    const exchanges = () => h.events.filter((e) => e.name === 'refresh').length;
+    const done = () => calls >= MIN_CALLS && exchanges() >= SESSIONS * EXPIRIES_PER_SESSION;
     await Promise.all(Array.from({ length: CONCURRENCY }, async (_, worker) => {
-      for (let n = worker; Date.now() < until; n += CONCURRENCY) {
+      for (let n = worker; !done(); n += CONCURRENCY) {
         const post = n % 2 === 1;
         const res = await fetch(`${h.urls[n % 2]}/api/items`, {
           method: post ? 'POST' : 'GET',
@@ -63,9 +66,6 @@ describe('access tokens that live a few seconds, under steady load on two instan
         statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
       }
     }));
-    const exchanges = h.events.filter((e) => e.name === 'refresh').length;
-    // The run spans at least two expiries of every session's token, or it proved nothing.
-    expect(exchanges).toBeGreaterThanOrEqual(SESSIONS * 2);
-    expect({ calls: calls > 200, statuses: Object.fromEntries(statuses), expiredSeen }).toEqual({ calls: true, statuses: { 200: calls }, expiredSeen: 0 });
-  }, 60_000);
+    expect({ statuses: Object.fromEntries(statuses), expiredSeen }).toEqual({ statuses: { 200: calls }, expiredSeen: 0 });
+  }, 120_000);
 });
