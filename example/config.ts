@@ -1,58 +1,18 @@
 /**
- * The example's configuration, read from the environment. This is the one place in the project that reads
- * environment variables: the library itself only takes options.
- *
- * Without ISSUER_URL (or AUTH0_DOMAIN) the example runs in demo mode: a local Auth0 emulator stands in for the
- * tenant, so that nothing has to be set up to try it.
+ * The example's configuration, read from the environment. The example and the doctor CLI are the two places in
+ * the project that read environment variables; the contract itself (which variables, what they mean) is
+ * src/config/example-env.ts, shared by both. The library only takes options.
  */
-import { randomBytes } from 'node:crypto';
+import { readConfig as readEnvironment, type Env, type ExampleConfig } from '../src/config/example-env.js';
 
-/** Settings of both modes. */
-interface CommonConfig {
-  /** Port to listen on; 0 picks a free one. */
-  readonly port: number;
-  /** The public URL of the BFF (an origin). Undefined: `http://localhost:<the port listened on>`. */
-  readonly baseURL: string | undefined;
-  /** The API behind `/api`. Undefined: the bundled example API, started in-process. */
-  readonly upstreamApiUrl: string | undefined;
-  /** Undefined: sessions in memory (one process only). */
-  readonly redisUrl: string | undefined;
-  readonly sessionSecret: string;
-  readonly audience: string;
-  /** Things worth telling the person who started the example (ignored variables, a generated secret). */
-  readonly notices: readonly string[];
-}
-
-/** Demo mode: the local Auth0 emulator is the identity provider. */
-export interface DemoConfig extends CommonConfig {
-  readonly mode: 'demo';
-}
-
-/** A real Auth0 tenant (or any issuer that speaks its protocol, such as an emulator started elsewhere). */
-export interface Auth0Config extends CommonConfig {
-  readonly mode: 'auth0';
-  /** Normalised issuer URL, e.g. `https://TENANT.us.auth0.com/`. */
-  readonly issuer: string;
-  readonly clientId: string;
-  readonly clientSecret: string;
-}
-
-export type ExampleConfig = DemoConfig | Auth0Config;
-
-/** Every problem found in the environment, at once, each naming its variable. */
-export class ExampleConfigError extends Error {
-  constructor(readonly problems: readonly string[]) {
-    super(`The example's environment is not valid:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
-    this.name = 'ExampleConfigError';
-  }
-}
-
-export const DEFAULT_PORT = 3000;
-export const DEMO_AUDIENCE = 'https://api.example.test';
-const MIN_SECRET_LENGTH = 32;
-const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
-
-type Env = Readonly<Record<string, string | undefined>>;
+export {
+  DEFAULT_PORT,
+  DEMO_AUDIENCE,
+  ExampleConfigError,
+  type Auth0Config,
+  type DemoConfig,
+  type ExampleConfig,
+} from '../src/config/example-env.js';
 
 /**
  * Reads the example's settings from `env` (default: `process.env`).
@@ -64,146 +24,5 @@ type Env = Readonly<Record<string, string | undefined>>;
  * ```
  */
 export function readConfig(env: Env = process.env): ExampleConfig {
-  const problems: string[] = [];
-  const notices: string[] = [];
-  const get = (name: string): string | undefined => {
-    const value = env[name]?.trim();
-    return value ? value : undefined;
-  };
-
-  const port = readPort(get('PORT'), problems);
-  const baseURL = readBaseURL(get('BASE_URL'), problems);
-  const upstreamApiUrl = readHttpUrl(get('UPSTREAM_API_URL'), 'UPSTREAM_API_URL', problems);
-  const redisUrl = readRedisUrl(get('REDIS_URL'), problems);
-  const issuer = readIssuer(get('ISSUER_URL'), get('AUTH0_DOMAIN'), problems);
-  const audience = get('AUDIENCE');
-  if (audience !== undefined && !URL.canParse(audience)) {
-    problems.push(`AUDIENCE must be the Auth0 API identifier, an absolute URI such as "https://api.example.com" (got "${audience}")`);
-  }
-
-  if (get('ISSUER_URL') === undefined && get('AUTH0_DOMAIN') === undefined) {
-    for (const name of ['CLIENT_ID', 'CLIENT_SECRET']) {
-      if (get(name) !== undefined) notices.push(`${name} is ignored in demo mode (set ISSUER_URL to use your Auth0 tenant).`);
-    }
-    let sessionSecret = get('SESSION_SECRET');
-    if (sessionSecret === undefined) {
-      sessionSecret = randomBytes(32).toString('base64url');
-      notices.push('SESSION_SECRET is not set: generated one for this run (sessions do not survive a restart).');
-    } else {
-      checkSecret(sessionSecret, problems);
-    }
-    if (problems.length > 0) throw new ExampleConfigError(problems);
-    return Object.freeze({
-      mode: 'demo' as const,
-      port, baseURL, upstreamApiUrl, redisUrl, sessionSecret,
-      audience: audience ?? DEMO_AUDIENCE,
-      notices: Object.freeze(notices),
-    });
-  }
-
-  const clientId = get('CLIENT_ID');
-  if (clientId === undefined) problems.push('CLIENT_ID is required with ISSUER_URL: the Client ID of your Auth0 Regular Web Application');
-  const clientSecret = get('CLIENT_SECRET');
-  if (clientSecret === undefined) problems.push('CLIENT_SECRET is required with ISSUER_URL: the Client Secret of your Auth0 Regular Web Application');
-  if (audience === undefined) problems.push('AUDIENCE is required with ISSUER_URL: the identifier of your Auth0 API (with "Allow Online Access" on)');
-  const sessionSecret = get('SESSION_SECRET');
-  if (sessionSecret === undefined) {
-    problems.push(`SESSION_SECRET is required with ISSUER_URL: a random string of ${MIN_SECRET_LENGTH}+ characters, the same on every instance (e.g. \`openssl rand -base64 32\`)`);
-  } else {
-    checkSecret(sessionSecret, problems);
-  }
-  if (problems.length > 0) throw new ExampleConfigError(problems);
-  return Object.freeze({
-    mode: 'auth0' as const,
-    issuer: issuer as string,
-    clientId: clientId as string,
-    clientSecret: clientSecret as string,
-    audience: audience as string,
-    port, baseURL, upstreamApiUrl, redisUrl,
-    sessionSecret: sessionSecret as string,
-    notices: Object.freeze(notices),
-  });
-}
-
-function readPort(value: string | undefined, problems: string[]): number {
-  if (value === undefined) return DEFAULT_PORT;
-  const port = /^\d{1,5}$/.test(value) ? Number(value) : NaN;
-  if (!(port >= 0 && port <= 65535)) {
-    problems.push(`PORT must be a port number between 0 and 65535 (got "${value}")`);
-    return DEFAULT_PORT;
-  }
-  return port;
-}
-
-function readBaseURL(value: string | undefined, problems: string[]): string | undefined {
-  const url = readHttpUrl(value, 'BASE_URL', problems);
-  if (url === undefined) return undefined;
-  const parsed = new URL(url);
-  if (parsed.pathname !== '/' || parsed.search || parsed.hash) {
-    problems.push(`BASE_URL must be an origin such as "https://app.example.com", without a path (got "${value}")`);
-    return undefined;
-  }
-  return parsed.origin;
-}
-
-function readIssuer(issuerUrl: string | undefined, domain: string | undefined, problems: string[]): string | undefined {
-  if (issuerUrl !== undefined && domain !== undefined) {
-    problems.push('ISSUER_URL and AUTH0_DOMAIN are both set: give one of them');
-    return undefined;
-  }
-  if (domain !== undefined) {
-    if (!/^[A-Za-z0-9.-]+(:\d{1,5})?$/.test(domain)) {
-      problems.push(`AUTH0_DOMAIN must be a host name such as "TENANT.us.auth0.com", without a scheme or path (got "${domain}")`);
-      return undefined;
-    }
-    return `https://${domain}/`;
-  }
-  const url = readHttpUrl(issuerUrl, 'ISSUER_URL', problems);
-  if (url === undefined) return undefined;
-  // Auth0's issuer ends with a slash ("https://TENANT.us.auth0.com/"), and tokens carry it exactly so.
-  return url.endsWith('/') ? url : `${url}/`;
-}
-
-/** An absolute http(s) URL; plain http only on loopback, where no one can listen in. */
-function readHttpUrl(value: string | undefined, name: string, problems: string[]): string | undefined {
-  if (value === undefined) return undefined;
-  if (!URL.canParse(value)) {
-    problems.push(`${name} must be an absolute URL such as "https://example.com" (got "${value}")`);
-    return undefined;
-  }
-  const url = new URL(value);
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    problems.push(`${name} must be an http(s) URL (got "${value}")`);
-    return undefined;
-  }
-  if (url.protocol === 'http:' && !LOOPBACK.has(url.hostname)) {
-    problems.push(`${name} must use https: plain http is accepted only for 127.0.0.1, localhost and [::1] (got "${value}")`);
-    return undefined;
-  }
-  if (url.username || url.password) {
-    problems.push(`${name} must not contain credentials`);
-    return undefined;
-  }
-  return url.href;
-}
-
-function readRedisUrl(value: string | undefined, problems: string[]): string | undefined {
-  if (value === undefined) return undefined;
-  if (!URL.canParse(value) || !['redis:', 'rediss:'].includes(new URL(value).protocol)) {
-    problems.push(`REDIS_URL must be a redis:// or rediss:// URL such as "redis://127.0.0.1:6379" (got "${redact(value)}")`);
-    return undefined;
-  }
-  return value;
-}
-
-function checkSecret(secret: string, problems: string[]): void {
-  // The library signs the session cookie with it: a short secret could be guessed offline.
-  if (secret.length < MIN_SECRET_LENGTH) {
-    problems.push(`SESSION_SECRET must be at least ${MIN_SECRET_LENGTH} characters long (it has ${secret.length})`);
-  }
-}
-
-/** A Redis URL may carry a password: never print it. */
-function redact(value: string): string {
-  return value.replace(/\/\/[^@/]*@/, '//***@');
+  return readEnvironment(env);
 }

@@ -9,9 +9,10 @@ import { fileURLToPath } from 'node:url';
 import express, { type ErrorRequestHandler, type Response } from 'express';
 import { createClient } from 'redis';
 // In your app: `from 'express-ort-bff'` (and `'express-ort-bff/local-auth0'` for the emulator).
-import { createBff, type Bff, type BffOptions, type Logger, type RedisClient } from '../src/index.js';
+import { createBff, type Bff, type Logger, type RedisClient } from '../src/index.js';
 import type { LocalAuth0 } from '../src/local-auth0/index.js';
 import { startExampleApi } from './api/server.js';
+import { baseUrlOf, chooseClientAuthMethod, exampleBffOptions, type IdpSettings } from '../src/config/example-env.js';
 import type { ExampleConfig } from './config.js';
 import type { Demo } from './demo.js';
 
@@ -46,7 +47,7 @@ export interface RunningExample {
   close(): Promise<void>;
 }
 
-type ClientAuthMethod = NonNullable<BffOptions['clientAuthMethod']>;
+export { chooseClientAuthMethod };
 
 const SPA_DIR = fileURLToPath(new URL('./spa/', import.meta.url));
 
@@ -85,9 +86,9 @@ export async function startExample(config: ExampleConfig, options: StartOptions 
     cleanup.push(stopServer);
     const port = (server.address() as AddressInfo).port;
     const localUrl = `http://localhost:${port}`;
-    const baseURL = config.baseURL ?? localUrl;
+    const baseURL = baseUrlOf(config, port);
 
-    let idp: { issuer: string; clientId: string; clientSecret: string; clientAuthMethod: ClientAuthMethod; jwksUri?: string };
+    let idp: IdpSettings & { jwksUri?: string };
     let demo: Demo | undefined;
     if (config.mode === 'demo') {
       // Loaded only in demo mode: a deployment copied from this example needs neither the emulator nor oidc-provider.
@@ -139,13 +140,7 @@ export async function startExample(config: ExampleConfig, options: StartOptions 
     }
 
     const bff = createBff({
-      issuer: idp.issuer,
-      clientId: idp.clientId,
-      clientSecret: idp.clientSecret,
-      clientAuthMethod: idp.clientAuthMethod,
-      audience: config.audience,
-      baseURL,
-      session: { secrets: [config.sessionSecret] },
+      ...exampleBffOptions(config, idp, baseURL),
       apis: [{ mount: '/api', upstream: apiUrl }],
       ...(redis ? { redis } : {}),
       ...(options.redisPrefix === undefined ? {} : { redisPrefix: options.redisPrefix }),
@@ -201,17 +196,6 @@ async function fetchMetadata(issuer: string, logger: ExampleLogger): Promise<Rec
     logger.warn(`Could not read ${url.href} (${(error as Error).message}): assuming client_secret_post, as Auth0 applications use by default.`);
     return undefined;
   }
-}
-
-/**
- * How the BFF authenticates to the token endpoint: client_secret_post when the issuer supports it (Auth0's default
- * for Regular Web Applications), else client_secret_basic (OpenID Connect Discovery's default when the list is absent).
- */
-export function chooseClientAuthMethod(metadata: Record<string, unknown> | undefined): ClientAuthMethod {
-  if (metadata === undefined) return 'client_secret_post';
-  const supported = metadata.token_endpoint_auth_methods_supported;
-  if (Array.isArray(supported) && supported.includes('client_secret_post')) return 'client_secret_post';
-  return 'client_secret_basic';
 }
 
 /** The page only runs its own script and talks to its own origin. */
