@@ -4,6 +4,8 @@
  */
 import type { Counters, IssuedToken, LocalAuth0Counts, TokenEndpointFailure, TokenEndpointFaults } from './admin-state.js';
 import type { BackchannelDelivery, BackchannelSender } from './backchannel.js';
+import type { ManagementScope, ManagementTokens } from './management-api.js';
+import { BACKCHANNEL_LOGOUT_INITIATORS, type BackchannelLogoutInitiator } from './options.js';
 import { isOnlineRefreshToken } from './provider-config.js';
 import type { LocalAuth0Session, SessionRegistry } from './sessions.js';
 import type { SigningKey } from './signing-key.js';
@@ -19,9 +21,13 @@ export interface LocalAuth0Admin {
   /**
    * Ends the matching sessions as an Auth0 administrator or an Action (`api.session.revoke`) would: their ORTs
    * die and SSO ends. With `backchannel: true` (default false) logout tokens are sent to the sessions'
-   * applications and awaited. Resolves to the number of sessions ended.
+   * applications subscribed to `initiator` (default `session-revoked`) and awaited. Resolves to the number of
+   * sessions ended.
    */
-  endSession(selector: { sid?: string; sub?: string }, options?: { backchannel?: boolean }): Promise<number>;
+  endSession(
+    selector: { sid?: string; sub?: string },
+    options?: { backchannel?: boolean; initiator?: BackchannelLogoutInitiator },
+  ): Promise<number>;
   /**
    * Makes `/oauth/token` fail until {@link LocalAuth0Admin.reset} (or for `times` requests): `{ status: 503 }`,
    * `{ status: 429, retryAfter }` (with `Retry-After` and a `too_many_requests` body), `{ delayMs }` (the real
@@ -36,6 +42,11 @@ export interface LocalAuth0Admin {
   backchannelDeliveries(): BackchannelDelivery[];
   /** Signs `claims` as given with the tenant's RS256 key (header `{ alg, kid, ...header }`), e.g. to forge logout tokens. */
   sign(claims: object, header?: object): Promise<string>;
+  /**
+   * A bearer token for the Management API endpoints, with `scopes` (default `read:clients` and
+   * `read:resource_servers`), as an administrator would copy from the Dashboard's API Explorer.
+   */
+  issueManagementToken(options?: { scopes?: ManagementScope[] }): string;
 }
 
 interface AdminServices {
@@ -46,6 +57,7 @@ interface AdminServices {
   backchannel: BackchannelSender;
   accessTokens: IssuedToken[];
   key: SigningKey;
+  managementTokens: ManagementTokens;
 }
 
 function audienceOf(resource: unknown): string | undefined {
@@ -55,7 +67,7 @@ function audienceOf(resource: unknown): string | undefined {
 
 /** Builds the admin handle over the emulator's services. */
 export function createAdmin(services: AdminServices): LocalAuth0Admin {
-  const { store, registry, counters, faults, backchannel, accessTokens, key } = services;
+  const { store, registry, counters, faults, backchannel, accessTokens, key, managementTokens } = services;
 
   function storedTokens(model: 'RefreshToken' | 'AuthorizationCode', kind: IssuedToken['kind']): IssuedToken[] {
     return store
@@ -92,7 +104,11 @@ export function createAdmin(services: AdminServices): LocalAuth0Admin {
       if (typeof selector !== 'object' || selector === null || (selector.sid === undefined && selector.sub === undefined)) {
         throw new TypeError('"selector" must give "sid" or "sub"');
       }
-      return registry.endMatching(selector, options.backchannel === true);
+      const initiator = options.initiator ?? 'session-revoked';
+      if (!BACKCHANNEL_LOGOUT_INITIATORS.includes(initiator)) {
+        throw new TypeError(`"options.initiator" must be one of ${BACKCHANNEL_LOGOUT_INITIATORS.join(', ')}`);
+      }
+      return registry.endMatching(selector, options.backchannel === true ? initiator : false);
     },
     failTokenEndpoint: (mode, options) => faults.set(mode, options),
     reset: () => faults.clear(),
@@ -106,5 +122,6 @@ export function createAdmin(services: AdminServices): LocalAuth0Admin {
     },
     backchannelDeliveries: () => backchannel.deliveries.map((delivery) => ({ ...delivery })),
     sign: (claims, header) => key.sign(claims, header),
+    issueManagementToken: (options = {}) => managementTokens.issue(options.scopes),
   };
 }

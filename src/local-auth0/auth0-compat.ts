@@ -4,7 +4,9 @@
  * - one `sid` per Auth0 session, the same for every application (oidc-provider makes one per client);
  * - ORT values start with `ORT`;
  * - a refresh answers without `refresh_token` unless it rotated; an ORT exchange restarts the session's idle timer;
- * - an unusable grant is 403 `invalid_grant` (oidc-provider: 400), bad client credentials 401 `access_denied`;
+ * - an unusable grant is 403 `invalid_grant` (oidc-provider: 400), bad client credentials 401 `access_denied`,
+ *   a grant type the application does not allow 403 `unauthorized_client` (oidc-provider: 400 `invalid_request`);
+ * - an ORT of an API with `allow_online_access_with_ephemeral_sessions` is refused at its first exchange;
  * - revoking an ORT ends the whole session, with back-channel logout;
  * - SSO at /authorize restarts the idle timer;
  * plus the admin handle's counters and token-endpoint failure modes.
@@ -26,7 +28,11 @@ interface Services {
   registry: SessionRegistry;
   counters: Counters;
   faults: TokenEndpointFaults;
+  /** APIs whose ORTs Auth0 issues but refuses at the first exchange (`allow_online_access_with_ephemeral_sessions`). */
+  ephemeralAudiences: ReadonlySet<string>;
 }
+
+const GRANT_NOT_ALLOWED = 'requested grant type is not allowed for this client';
 
 /** The OIDC context that oidc-provider's router attached to the Koa context, if a route ran. */
 function oidcOf(ctx: object): KoaContextWithOIDC['oidc'] | undefined {
@@ -82,7 +88,7 @@ function invalidGrantDescription(grantType: string, original: string | undefined
 }
 
 /** `/oauth/token`: failure modes, counters, and the Auth0 shape of answers. */
-export function tokenEndpoint({ registry, counters, faults }: Services): Middleware {
+export function tokenEndpoint({ registry, counters, faults, ephemeralAudiences }: Services): Middleware {
   return async function auth0TokenEndpoint(ctx, next) {
     if (ctx.path !== AUTH0_ROUTES.token || ctx.method !== 'POST') return next();
 
@@ -127,8 +133,14 @@ export function tokenEndpoint({ registry, counters, faults }: Services): Middlew
 
     const oidc = oidcOf(ctx);
     const grantType = String(oidc?.params?.grant_type ?? (oidc?.body as { grant_type?: unknown } | undefined)?.grant_type ?? 'unknown');
-    counters.tokenRequest(grantType, ctx.status === 200 ? 'ok' : 'error');
     const body = ctx.body as Record<string, unknown> | undefined;
+    if (ctx.status === 200 && grantType === 'refresh_token' && refusedAsEphemeral(oidc?.entities.RefreshToken, ephemeralAudiences)) {
+      // Auth0's known limit: the ORT was issued, but its exchange fails as if the session were over.
+      counters.tokenRequest(grantType, 'error');
+      sendJson(ctx, 403, { error: 'invalid_grant', error_description: INVALID_REFRESH_TOKEN });
+      return;
+    }
+    counters.tokenRequest(grantType, ctx.status === 200 ? 'ok' : 'error');
 
     if (ctx.status === 200 && grantType === 'refresh_token' && body) {
       // Auth0 sends a refresh_token only when it rotated it: never for an ORT, nor for a classic refresh
@@ -138,11 +150,22 @@ export function tokenEndpoint({ registry, counters, faults }: Services): Middlew
       if (isOnlineRefreshToken(token) && token?.sessionUid) registry.touch(token.sessionUid);
     } else if (ctx.status === 400 && body?.error === 'invalid_grant') {
       sendJson(ctx, 403, { error: 'invalid_grant', error_description: invalidGrantDescription(grantType, body.error_description as string | undefined) });
+    } else if (ctx.status === 400 && body?.error === 'invalid_request' && body.error_description === GRANT_NOT_ALLOWED) {
+      sendJson(ctx, 403, { error: 'unauthorized_client', error_description: `Grant type '${grantType}' not allowed for the client.` });
     } else if (ctx.status === 401 && body?.error === 'invalid_client') {
       ctx.remove('www-authenticate');
       sendJson(ctx, 401, { error: 'access_denied', error_description: 'Unauthorized' });
     }
   };
+}
+
+function refusedAsEphemeral(
+  token: { scope?: string | undefined; resource?: string | string[] | undefined } | undefined,
+  ephemeralAudiences: ReadonlySet<string>,
+): boolean {
+  if (!isOnlineRefreshToken(token)) return false;
+  const resources = Array.isArray(token?.resource) ? token.resource : [token?.resource];
+  return resources.some((resource) => resource !== undefined && ephemeralAudiences.has(resource));
 }
 
 /** `/oauth/revoke`: revoking an ORT ends its Auth0 session (all its ORTs, SSO) with back-channel logout. */
@@ -154,7 +177,8 @@ export function revocationEndpoint({ registry, counters }: Services): Middleware
     counters.revocations += 1;
     const token = oidcOf(ctx)?.entities.RefreshToken;
     if (isOnlineRefreshToken(token) && token?.sessionUid) {
-      await registry.end(token.sessionUid, { backchannel: true });
+      // Whether Auth0 sends a logout token here is undocumented; the emulator does, as the session was revoked.
+      await registry.end(token.sessionUid, { backchannel: 'session-revoked' });
     }
   };
 }

@@ -3,10 +3,19 @@
  * has header `typ: "JWT"` (oidc-provider would use `logout+jwt`), `exp = iat + 120`, and is POSTed as
  * `logout_token=<JWT>` with a 5 s timeout. Loopback and plain-http targets are allowed, unlike Auth0, so that
  * a BFF under test on 127.0.0.1 receives them. Deliveries are awaited and recorded for the admin handle.
+ * Each application gets a token only for the session ends it subscribed to (Auth0's Back-Channel Logout
+ * Initiators); `rp-logout` always sends one, as on Auth0.
  */
 import { randomUUID } from 'node:crypto';
 
+import type { BackchannelLogoutInitiator } from './options.js';
 import type { SigningKey } from './signing-key.js';
+
+/** Where an application receives logout tokens, and for which session ends. */
+export interface BackchannelTarget {
+  uri: string;
+  initiators: 'all' | readonly BackchannelLogoutInitiator[];
+}
 
 const EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 /** Auth0 waits 5 seconds for the application's answer. */
@@ -29,15 +38,17 @@ export class BackchannelSender {
   constructor(
     private readonly issuer: string,
     private readonly key: SigningKey,
-    private readonly uris: ReadonlyMap<string, string>,
+    private readonly targets: ReadonlyMap<string, BackchannelTarget>,
     private readonly logger: { warn(msg: string): void },
   ) {}
 
-  /** Sends one logout token to each of `clientIds` that registered a back-channel logout URI. */
-  async send(clientIds: Iterable<string>, sub: string, sid: string): Promise<void> {
+  /** Sends one logout token to each of `clientIds` that registered a back-channel logout URI for `initiator`. */
+  async send(clientIds: Iterable<string>, sub: string, sid: string, initiator: BackchannelLogoutInitiator): Promise<void> {
     const targets = [...new Set(clientIds)].flatMap((clientId) => {
-      const uri = this.uris.get(clientId);
-      return uri ? [{ clientId, uri }] : [];
+      const target = this.targets.get(clientId);
+      if (!target) return [];
+      const subscribed = target.initiators === 'all' || initiator === 'rp-logout' || target.initiators.includes(initiator);
+      return subscribed ? [{ clientId, uri: target.uri }] : [];
     });
     await Promise.all(targets.map(({ clientId, uri }) => this.deliver(clientId, uri, sub, sid)));
   }

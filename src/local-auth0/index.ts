@@ -32,6 +32,7 @@ import {
 import { BackchannelSender } from './backchannel.js';
 import { interactionRoutes } from './interactions.js';
 import { logoutRoutes } from './logout.js';
+import { ManagementTokens, managementApiRoutes } from './management-api.js';
 import { resolveOptions, type LocalAuth0Options } from './options.js';
 import { providerConfiguration } from './provider-config.js';
 import { SessionRegistry } from './sessions.js';
@@ -41,7 +42,15 @@ import { MemoryStore } from './store.js';
 export type { LocalAuth0Admin } from './admin.js';
 export type { IssuedToken, LocalAuth0Counts, TokenEndpointFailure } from './admin-state.js';
 export type { BackchannelDelivery } from './backchannel.js';
-export type { LocalAuth0Api, LocalAuth0Client, LocalAuth0Options, LocalAuth0User } from './options.js';
+export type { ManagementScope } from './management-api.js';
+export type {
+  BackchannelLogoutInitiator,
+  LocalAuth0Api,
+  LocalAuth0Client,
+  LocalAuth0GrantType,
+  LocalAuth0Options,
+  LocalAuth0User,
+} from './options.js';
 export type { LocalAuth0Session } from './sessions.js';
 export { CookieJar, scriptedLogin, type ScriptedLoginOptions, type ScriptedLoginResult } from './scripted-login.js';
 
@@ -89,12 +98,14 @@ export async function startLocalAuth0(options: LocalAuth0Options): Promise<Local
   const counters = new Counters();
   const faults = new TokenEndpointFaults();
   const accessTokens: IssuedToken[] = [];
-  const backchannelUris = new Map(
+  const backchannelTargets = new Map(
     [...resolved.clients.values()].flatMap((client) =>
-      client.backchannelLogoutUri ? [[client.clientId, client.backchannelLogoutUri] as const] : [],
+      client.backchannelLogoutUri
+        ? [[client.clientId, { uri: client.backchannelLogoutUri, initiators: client.backchannelLogoutInitiators ?? 'all' }] as const]
+        : [],
     ),
   );
-  const backchannel = new BackchannelSender(issuer, key, backchannelUris, resolved.logger);
+  const backchannel = new BackchannelSender(issuer, key, backchannelTargets, resolved.logger);
   const registry = new SessionRegistry(store, backchannel, resolved);
 
   const provider = new Provider(issuer, providerConfiguration(resolved, key, store));
@@ -105,7 +116,12 @@ export async function startLocalAuth0(options: LocalAuth0Options): Promise<Local
     resolved.logger.warn(`local-auth0: server error: ${error.stack ?? error.message}`);
   });
 
-  const services = { registry, counters, faults };
+  const ephemeralAudiences = new Set(
+    [...resolved.apis.values()].filter((api) => api.allowOnlineAccessWithEphemeralSessions).map((api) => api.audience),
+  );
+  const services = { registry, counters, faults, ephemeralAudiences };
+  const managementTokens = new ManagementTokens(resolved.managementApiToken);
+  provider.use(managementApiRoutes(resolved, managementTokens));
   provider.use(interactionRoutes(provider, resolved));
   provider.use(logoutRoutes({ provider, options: resolved, registry, counters, key, issuer }));
   provider.use(tokenEndpoint(services));
@@ -116,7 +132,7 @@ export async function startLocalAuth0(options: LocalAuth0Options): Promise<Local
   let stopped: Promise<void> | undefined;
   return {
     issuer,
-    admin: createAdmin({ store, registry, counters, faults, backchannel, accessTokens, key }),
+    admin: createAdmin({ store, registry, counters, faults, backchannel, accessTokens, key, managementTokens }),
     stop() {
       stopped ??= new Promise<void>((resolve, reject) => {
         server.closeAllConnections();

@@ -77,7 +77,7 @@ export function logoutRoutes(services: LogoutServices): Middleware {
       const session = registry.find(hinted);
       if (session && (claims?.sub === undefined || session.sub === claims.sub)) sids.add(hinted);
     }
-    for (const sid of sids) await registry.end(sid, { backchannel: true });
+    for (const sid of sids) await registry.end(sid, { backchannel: 'rp-logout' });
     ctx.cookies.set(provider.cookieName('session'), null, { signed: true, path: '/' });
 
     if (returnTo !== null) {

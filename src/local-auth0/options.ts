@@ -3,9 +3,34 @@
  * object that no other module of the emulator has to re-check.
  */
 
+/** What ended an Auth0 session, as Auth0 names it for OIDC Back-Channel Logout Initiators. */
+export type BackchannelLogoutInitiator =
+  | 'rp-logout'
+  | 'idp-logout'
+  | 'password-changed'
+  | 'session-expired'
+  | 'session-revoked'
+  | 'account-deleted'
+  | 'email-identifier-changed';
+
+export const BACKCHANNEL_LOGOUT_INITIATORS: readonly BackchannelLogoutInitiator[] = [
+  'rp-logout',
+  'idp-logout',
+  'password-changed',
+  'session-expired',
+  'session-revoked',
+  'account-deleted',
+  'email-identifier-changed',
+];
+
+/** The grants an application may use at the token endpoint (Auth0 "Grant Types"). */
+export type LocalAuth0GrantType = 'authorization_code' | 'refresh_token';
+
 /** An application registered in the emulated tenant (Auth0 "Application"). */
 export interface LocalAuth0Client {
   clientId: string;
+  /** Shown by the Management API. Default: the client id. */
+  name?: string;
   /** Makes the client confidential; `client_secret_basic` and `client_secret_post` are both accepted, like Auth0. */
   clientSecret?: string;
   redirectUris: string[];
@@ -13,6 +38,16 @@ export interface LocalAuth0Client {
   postLogoutRedirectUris?: string[];
   /** Auth0 "Back-Channel Logout URI". Unlike Auth0, plain http and loopback addresses are allowed. */
   backchannelLogoutUri?: string;
+  /**
+   * Auth0 "Back-Channel Logout Initiators": `'all'` (default), or the session ends that send a logout token
+   * (`rp-logout` always does, as on Auth0).
+   */
+  backchannelLogoutInitiators?: 'all' | BackchannelLogoutInitiator[];
+  /**
+   * Auth0 "Grant Types". Default both. Without `refresh_token` no refresh token is issued and a refresh is
+   * refused with `unauthorized_client`, as on Auth0.
+   */
+  grantTypes?: LocalAuth0GrantType[];
   /** Defaults to `client_secret_basic` with a secret, `none` without one. */
   tokenEndpointAuthMethod?: 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt' | 'none';
   /** Public keys of the client, for `private_key_jwt`. */
@@ -36,8 +71,15 @@ export interface LocalAuth0User {
 export interface LocalAuth0Api {
   /** The API identifier. Must be an absolute URI (`https://api.example.com`, `urn:my-api`). */
   audience: string;
+  /** Shown by the Management API. Default: the audience. */
+  name?: string;
   /** Auth0 "Allow Online Access" (ORTs). Default true. */
   allowOnlineAccess?: boolean;
+  /**
+   * Auth0 `allow_online_access_with_ephemeral_sessions`. Default false. With it, as on Auth0, an ORT is issued
+   * but refused with `invalid_grant` at its first exchange.
+   */
+  allowOnlineAccessWithEphemeralSessions?: boolean;
   /** Auth0 "Allow Offline Access" (classic refresh tokens). Default true. */
   allowOfflineAccess?: boolean;
   /** Permissions (scopes) of the API besides the OpenID ones, e.g. `read:messages`. Default none. */
@@ -68,6 +110,11 @@ export interface LocalAuth0Options {
   clock?: () => number;
   /** Where unexpected server errors and failed back-channel deliveries are reported. Default: silent. */
   logger?: { warn(msg: string): void };
+  /**
+   * A bearer token the Management API endpoints accept, with the scopes `read:clients` and
+   * `read:resource_servers`. Default: none; `admin.issueManagementToken()` issues tokens at any time.
+   */
+  managementApiToken?: string;
 }
 
 /** The validated options, with every default applied. */
@@ -84,6 +131,7 @@ export interface ResolvedOptions {
   readonly absoluteTimeout: number;
   readonly clock: () => number;
   readonly logger: { warn(msg: string): void };
+  readonly managementApiToken: string | undefined;
 }
 
 const DAY = 24 * 60 * 60;
@@ -136,9 +184,21 @@ function resolveClient(input: LocalAuth0Client, path: string): LocalAuth0Client 
   if (input.refreshTokenRotation !== undefined && typeof input.refreshTokenRotation !== 'boolean') {
     throw new TypeError(`"${path}.refreshTokenRotation" must be a boolean`);
   }
+  if (input.name !== undefined) nonEmptyString(input.name, `${path}.name`);
+  const grantTypes = input.grantTypes ?? ['authorization_code', 'refresh_token'];
+  if (!Array.isArray(grantTypes) || grantTypes.length === 0 || grantTypes.some((g) => g !== 'authorization_code' && g !== 'refresh_token')) {
+    throw new TypeError(`"${path}.grantTypes" must be a non-empty array of "authorization_code" and "refresh_token"`);
+  }
+  const initiators = input.backchannelLogoutInitiators ?? 'all';
+  if (initiators !== 'all' && (!Array.isArray(initiators) || initiators.some((i) => !BACKCHANNEL_LOGOUT_INITIATORS.includes(i)))) {
+    throw new TypeError(`"${path}.backchannelLogoutInitiators" must be "all" or an array of ${BACKCHANNEL_LOGOUT_INITIATORS.join(', ')}`);
+  }
   return {
     ...input,
     clientId,
+    name: input.name ?? clientId,
+    grantTypes: [...new Set(grantTypes)],
+    backchannelLogoutInitiators: initiators === 'all' ? 'all' : [...new Set(initiators)],
     redirectUris,
     postLogoutRedirectUris: urlList(input.postLogoutRedirectUris, `${path}.postLogoutRedirectUris`),
     ...(input.backchannelLogoutUri !== undefined
@@ -152,7 +212,8 @@ function resolveClient(input: LocalAuth0Client, path: string): LocalAuth0Client 
 function resolveApi(input: LocalAuth0Api, path: string): Required<LocalAuth0Api> {
   if (typeof input !== 'object' || input === null) throw new TypeError(`"${path}" must be an object`);
   const audience = absoluteUrl(input.audience, `${path}.audience`);
-  for (const flag of ['allowOnlineAccess', 'allowOfflineAccess'] as const) {
+  if (input.name !== undefined) nonEmptyString(input.name, `${path}.name`);
+  for (const flag of ['allowOnlineAccess', 'allowOfflineAccess', 'allowOnlineAccessWithEphemeralSessions'] as const) {
     if (input[flag] !== undefined && typeof input[flag] !== 'boolean') {
       throw new TypeError(`"${path}.${flag}" must be a boolean`);
     }
@@ -163,7 +224,9 @@ function resolveApi(input: LocalAuth0Api, path: string): Required<LocalAuth0Api>
   }
   return {
     audience,
+    name: input.name ?? audience,
     allowOnlineAccess: input.allowOnlineAccess ?? true,
+    allowOnlineAccessWithEphemeralSessions: input.allowOnlineAccessWithEphemeralSessions ?? false,
     allowOfflineAccess: input.allowOfflineAccess ?? true,
     scopes: [...scopes],
   };
@@ -220,6 +283,9 @@ export function resolveOptions(options: LocalAuth0Options): ResolvedOptions {
   const logger = options.logger ?? { warn() {} };
   if (typeof logger.warn !== 'function') throw new TypeError('"logger.warn" must be a function');
 
+  const managementApiToken =
+    options.managementApiToken === undefined ? undefined : nonEmptyString(options.managementApiToken, 'managementApiToken');
+
   const idleTimeout = positiveInteger(options.idleTimeout, 'idleTimeout', 3 * DAY);
   const absoluteTimeout = positiveInteger(options.absoluteTimeout, 'absoluteTimeout', 7 * DAY);
 
@@ -236,5 +302,6 @@ export function resolveOptions(options: LocalAuth0Options): ResolvedOptions {
     absoluteTimeout,
     clock,
     logger,
+    managementApiToken,
   });
 }

@@ -9,6 +9,7 @@
 import type { AdapterPayload } from 'oidc-provider';
 
 import type { BackchannelSender } from './backchannel.js';
+import type { BackchannelLogoutInitiator } from './options.js';
 import type { MemoryStore, SessionGuard } from './store.js';
 
 /** One session as listed by `admin.sessions()`; times are epoch seconds of the emulator's clock. */
@@ -74,9 +75,9 @@ export class SessionRegistry implements SessionGuard {
 
   /**
    * Ends the sessions matching `selector` (all given fields must match) and returns how many ended.
-   * With `backchannel`, resolves once every logout token delivery has been answered or has failed.
+   * With `backchannel` (what ended them), resolves once every logout token delivery has been answered or has failed.
    */
-  async endMatching(selector: { sid?: string; sub?: string }, backchannel: boolean): Promise<number> {
+  async endMatching(selector: { sid?: string; sub?: string }, backchannel: BackchannelLogoutInitiator | false): Promise<number> {
     const matching = this.#live().filter(
       ([, payload]) =>
         (selector.sid === undefined || payload.uid === selector.sid) &&
@@ -94,16 +95,17 @@ export class SessionRegistry implements SessionGuard {
 
   /**
    * Ends one session: its record and the ORTs and codes bound to it are deleted (classic offline refresh
-   * tokens are not bound to the session and live on), and SSO ends with it.
+   * tokens are not bound to the session and live on), and SSO ends with it. With `backchannel` (what ended it),
+   * logout tokens go to the session's applications that subscribed to that initiator.
    */
-  async end(sid: string, options: { backchannel: boolean }): Promise<boolean> {
+  async end(sid: string, options: { backchannel: BackchannelLogoutInitiator | false }): Promise<boolean> {
     const found = this.#live().find(([, payload]) => payload.uid === sid);
     if (!found) return false;
     const [id, payload] = found;
     this.store.delete('Session', id);
     this.#forget(sid);
     if (options.backchannel) {
-      await this.backchannel.send(Object.keys(payload.authorizations ?? {}), payload.accountId!, sid);
+      await this.backchannel.send(Object.keys(payload.authorizations ?? {}), payload.accountId!, sid, options.backchannel);
     }
     return true;
   }
