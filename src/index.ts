@@ -3,3 +3,5 @@ export type { BffOptions, ApiOptions, RedisClient } from './config/options.js';
 export { BffError, BffConfigError, ErrorCode } from './errors.js';
 export type { BffEvents, BffEventName, Logger, LogoutReason } from './events/events.js';
 export type { BffUser } from './routes/user.js';
+export { runDoctor, type DoctorInput, type DoctorReport, type Finding, type FindingStatus } from './doctor/doctor.js';
+export { formatReport, formatReportJson } from './doctor/report.js';

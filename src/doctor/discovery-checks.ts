@@ -1,0 +1,90 @@
+/**
+ * The issuer's discovery document (`/.well-known/openid-configuration`): reachable, for the issuer the BFF is
+ * configured with, and listing every endpoint the BFF uses.
+ */
+import { findingsOf, type Finding } from './finding.js';
+import { describeFailure, getJson, type DoctorHttp } from './http.js';
+
+const { ok, warn, fail } = findingsOf('discovery');
+
+/** The metadata fields the BFF uses, what it uses them for, and how bad their absence is. */
+const ENDPOINTS: ReadonlyArray<{ field: string; name: string; use: string; missing: 'fail' | 'warn'; fix?: string }> = [
+  { field: 'authorization_endpoint', name: 'Authorization endpoint', use: 'logins start there', missing: 'fail' },
+  { field: 'token_endpoint', name: 'Token endpoint', use: 'codes and ORTs are exchanged there', missing: 'fail' },
+  { field: 'jwks_uri', name: 'JWKS', use: 'ID tokens and back-channel logout tokens are verified with its keys', missing: 'fail' },
+  { field: 'revocation_endpoint', name: 'Revocation endpoint', use: 'logout revokes the ORT there, which ends the Auth0 session', missing: 'warn' },
+  {
+    field: 'end_session_endpoint',
+    name: 'End-session endpoint',
+    use: 'logout sends the browser there (RP-initiated logout), else only back to the app',
+    missing: 'warn',
+    fix: 'Dashboard > Settings > Advanced > Login and Logout: turn on "RP-Initiated Logout End Session Endpoint Discovery".',
+  },
+];
+
+/** `https://TENANT/` -> `https://TENANT/.well-known/openid-configuration` (OpenID Connect Discovery 1.0 §4). */
+export function discoveryUrl(issuer: URL): URL {
+  return new URL(`${issuer.href.replace(/\/?$/, '/')}.well-known/openid-configuration`);
+}
+
+/** Loads and checks the discovery document of `issuer`; `metadata` is there when it could be read. */
+export async function checkDiscovery(issuer: URL, http: DoctorHttp): Promise<{ findings: Finding[]; metadata?: Record<string, unknown> }> {
+  const url = discoveryUrl(issuer);
+  let metadata: Record<string, unknown>;
+  try {
+    const { status, body } = await getJson(url, {}, http);
+    if (status !== 200) throw new Error(`HTTP ${status}`);
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new Error('the answer is not a JSON object');
+    metadata = body as Record<string, unknown>;
+  } catch (error) {
+    return {
+      findings: [
+        fail('discovery.document', `Cannot read ${url.href}: ${describeFailure(error)}`, {
+          detail: 'The BFF loads this document at startup; until it can, logins wait and /healthz answers 503.',
+          fix: 'Check ISSUER_URL / AUTH0_DOMAIN (your tenant\'s domain or custom domain), and that this machine reaches it over https.',
+        }),
+      ],
+    };
+  }
+
+  const findings = [ok('discovery.document', `Read ${url.href}`)];
+  if (metadata.issuer === issuer.href) {
+    findings.push(ok('discovery.issuer', `Issuer ${issuer.href}`));
+  } else {
+    findings.push(
+      fail('discovery.issuer', `The document names the issuer ${JSON.stringify(metadata.issuer)}, not ${issuer.href}`, {
+        detail: 'Tokens carry the issuer exactly as the document names it; the BFF refuses a document of another issuer.',
+        fix: typeof metadata.issuer === 'string' && URL.canParse(metadata.issuer)
+          ? `Set ISSUER_URL to ${metadata.issuer} exactly (a custom domain is its own issuer).`
+          : 'Point ISSUER_URL at an Auth0 tenant or another OpenID Connect issuer.',
+      }),
+    );
+  }
+
+  for (const endpoint of ENDPOINTS) {
+    const value = metadata[endpoint.field];
+    if (typeof value === 'string' && URL.canParse(value)) {
+      findings.push(ok(`discovery.${endpoint.field}`, `${endpoint.name}: ${value}`));
+      continue;
+    }
+    const finding = endpoint.missing === 'fail' ? fail : warn;
+    findings.push(
+      finding(`discovery.${endpoint.field}`, `The document has no ${endpoint.field}`, {
+        detail: `The BFF needs it: ${endpoint.use}.`,
+        fix: endpoint.fix ?? 'Point ISSUER_URL at an Auth0 tenant (or an issuer that offers this endpoint).',
+      }),
+    );
+  }
+
+  if (metadata.backchannel_logout_supported === true) {
+    findings.push(ok('discovery.backchannel-logout', 'Back-channel logout supported'));
+  } else {
+    findings.push(
+      warn('discovery.backchannel-logout', 'The issuer does not say it supports back-channel logout (backchannel_logout_supported)', {
+        detail: 'Without it the BFF learns that an Auth0 session ended only at its next ORT exchange.',
+        fix: 'Auth0 supports it on every tenant: check that ISSUER_URL is the tenant.',
+      }),
+    );
+  }
+  return { findings, metadata };
+}

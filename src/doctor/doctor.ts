@@ -1,0 +1,187 @@
+/**
+ * `runDoctor`: checks a BFF's configuration and its Auth0 tenant before users hit it, and returns one finding per
+ * thing checked, each with its fix. It never starts the BFF and changes nothing in the tenant: it reads the
+ * discovery document, sends two grants that must fail, and reads the Management API when given a token.
+ */
+import { baseUrlOf, chooseClientAuthMethod, exampleBffOptions, type Auth0Config, type Env } from '../config/example-env.js';
+import type { BffOptions } from '../config/options.js';
+import type { BffConfig } from '../config/validate.js';
+import { checkConfiguration, checkEnvironment, checkOptions } from './config-checks.js';
+import { checkDiscovery } from './discovery-checks.js';
+import { SECTIONS, findingsOf, scrubSecrets, summarize, type DoctorReport, type Finding } from './finding.js';
+import type { DoctorHttp } from './http.js';
+import { readTenant } from './management-client.js';
+import { audiencesOf, checkApis, checkClientUrls, checkGrantTypes } from './tenant-checks.js';
+import { probeClient, type ProbeResult } from './token-probes.js';
+
+export type { DoctorReport, Finding, FindingStatus } from './finding.js';
+
+/** What to check: the example's environment, or your own `createBff` options. */
+export type DoctorInput = (
+  | {
+      /**
+       * The environment variables of the example (ISSUER_URL or AUTH0_DOMAIN, CLIENT_ID, CLIENT_SECRET, AUDIENCE,
+       * BASE_URL, SESSION_SECRET, ...) and AUTH0_MANAGEMENT_TOKEN: what `npx express-ort-bff doctor` checks.
+       */
+      env: Env;
+      options?: never;
+    }
+  | {
+      /** The options your app gives `createBff`. */
+      options: BffOptions;
+      env?: never;
+    }
+) & {
+  /** An Auth0 Management API token with read:clients and read:resource_servers. Default: AUTH0_MANAGEMENT_TOKEN of `env`. */
+  managementToken?: string;
+  /** Milliseconds one request to the tenant may take. Default 10,000. */
+  timeout?: number;
+  /** Warnings count as failures too (`ok` is false). Default false. */
+  strict?: boolean;
+  /** The fetch used for every request; injectable for tests. */
+  fetch?: typeof fetch;
+};
+
+const SILENT = { warn() {}, error() {} };
+const MANAGEMENT_TOKEN_FIX =
+  'Set AUTH0_MANAGEMENT_TOKEN to a Management API token with read:clients and read:resource_servers (Dashboard > Applications > APIs > Auth0 Management API > API Explorer) to also check the API and the application settings.';
+
+/**
+ * Checks the configuration and the tenant.
+ *
+ * @example
+ * ```ts
+ * const report = await runDoctor({ env: process.env });
+ * console.log(formatReport(report));
+ * process.exitCode = report.ok ? 0 : 1;
+ * ```
+ */
+export async function runDoctor(input: DoctorInput): Promise<DoctorReport> {
+  if (input === null || typeof input !== 'object' || (input.env === undefined) === (input.options === undefined)) {
+    throw new TypeError('runDoctor needs either "env" (environment variables) or "options" (createBff options)');
+  }
+  const timeoutMs = input.timeout ?? 10_000;
+  if (typeof timeoutMs !== 'number' || !(timeoutMs > 0)) throw new TypeError('"timeout" must be a positive number of milliseconds');
+  const http: DoctorHttp = { fetch: input.fetch ?? globalThis.fetch, timeoutMs };
+  const findings: Finding[] = [];
+
+  const source = input.env === undefined ? fromOptions(input.options) : fromEnvironment(input.env);
+  findings.push(...source.findings);
+  const managementToken = input.managementToken ?? source.managementToken;
+  const secrets = [...source.secrets, managementToken];
+  // The BFF's own validation and token client, quiet, on the doctor's fetch and timeout.
+  const forDoctor = (options: BffOptions): BffOptions => ({
+    ...options,
+    logger: SILENT,
+    fetch: http.fetch,
+    tokens: { ...options.tokens, attemptTimeout: timeoutMs },
+  });
+
+  let config: BffConfig | undefined;
+  if (source.options) {
+    const checked = checkOptions(forDoctor(source.options), source.envConfig !== undefined);
+    findings.push(checked.finding);
+    config = checked.config;
+  }
+  if (!config) {
+    findings.push(
+      findingsOf('discovery').skip('doctor.tenant', 'The tenant was not checked: fix the configuration above first'),
+    );
+    return finish(findings, secrets, {}, input.strict === true);
+  }
+
+  const discovery = await checkDiscovery(config.issuer, http);
+  findings.push(...discovery.findings);
+  if (source.envConfig && source.options) {
+    // The example picks the client authentication method from the discovery document: so does the doctor.
+    config = checkOptions(forDoctor({ ...source.options, clientAuthMethod: chooseClientAuthMethod(discovery.metadata) }), true).config!;
+  }
+  findings.push(
+    ...checkConfiguration(config, {
+      fromEnvironment: source.envConfig !== undefined,
+      baseUrlGiven: source.envConfig === undefined || source.envConfig.baseURL !== undefined,
+      clientSecret: config.clientAuth.method === 'private_key_jwt' ? undefined : config.clientAuth.secret,
+    }),
+  );
+
+  const target = { issuer: config.issuer.href, clientId: config.clientId, audiences: audiencesOf(config), baseURL: config.baseURL.origin };
+  if (!discovery.metadata) {
+    findings.push(findingsOf('client').skip('client.credentials', 'Credentials not checked: the tenant could not be reached'));
+    return finish(findings, secrets, target, input.strict === true);
+  }
+  const probe = await probeClient(config, discovery.metadata);
+  findings.push(...probe.findings);
+  findings.push(...(await checkTenant(config, discovery.metadata, probe, managementToken, http)));
+  return finish(findings, secrets, target, input.strict === true);
+}
+
+interface Source {
+  findings: Finding[];
+  options?: BffOptions;
+  envConfig?: Auth0Config;
+  managementToken?: string;
+  secrets: Array<string | undefined>;
+}
+
+function fromEnvironment(env: Env): Source {
+  const { findings, config } = checkEnvironment(env);
+  const managementToken = env.AUTH0_MANAGEMENT_TOKEN?.trim() || undefined;
+  const redisPassword = env.REDIS_URL && URL.canParse(env.REDIS_URL) ? decodeURIComponent(new URL(env.REDIS_URL).password) : undefined;
+  const secrets = [env.CLIENT_SECRET, env.SESSION_SECRET, env.CLIENT_SECRET?.trim(), env.SESSION_SECRET?.trim(), redisPassword];
+  if (!config) return { findings, secrets, ...(managementToken ? { managementToken } : {}) };
+  const idp = { issuer: config.issuer, clientId: config.clientId, clientSecret: config.clientSecret, clientAuthMethod: chooseClientAuthMethod(undefined) };
+  return {
+    findings,
+    options: exampleBffOptions(config, idp, baseUrlOf(config)),
+    envConfig: config,
+    secrets,
+    ...(managementToken ? { managementToken } : {}),
+  };
+}
+
+function fromOptions(options: BffOptions): Source {
+  const session = (options?.session ?? {}) as { secrets?: unknown; encryptionKeys?: unknown };
+  const list = (value: unknown) => (typeof value === 'string' ? [value] : Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : []);
+  return { findings: [], options, secrets: [options?.clientSecret, ...list(session.secrets), ...list(session.encryptionKeys)] };
+}
+
+/** The Management API's view of the API and the application, or the grant types as the probes saw them. */
+async function checkTenant(
+  config: BffConfig,
+  metadata: Record<string, unknown>,
+  probe: ProbeResult,
+  managementToken: string | undefined,
+  http: DoctorHttp,
+): Promise<Finding[]> {
+  const { skip, fail } = findingsOf('tenant');
+  if (managementToken === undefined) {
+    const grants = checkGrantTypes(undefined, probe.grants);
+    return [
+      ...(grants ? [grants] : []),
+      skip('management.access', 'API and application settings not checked: no Management API token', { fix: MANAGEMENT_TOKEN_FIX }),
+    ];
+  }
+  const audiences = audiencesOf(config);
+  const data = await readTenant(config.issuer, managementToken, config.clientId, audiences, http);
+  const findings = [data.access];
+  if (data.resourceServers) findings.push(...checkApis(audiences, data.resourceServers));
+  if (data.client === null) {
+    findings.push(
+      fail('client.exists', `The tenant has no application with the client id ${config.clientId}`, {
+        fix: 'Set CLIENT_ID to the Client ID of your Regular Web Application (Dashboard > Applications > Applications).',
+      }),
+    );
+  }
+  const grants = checkGrantTypes(data.client, probe.grants);
+  if (grants) findings.push(grants);
+  if (data.client) findings.push(...checkClientUrls(config, data.client, typeof metadata.end_session_endpoint === 'string'));
+  return findings;
+}
+
+function finish(findings: Finding[], secrets: Array<string | undefined>, target: DoctorReport['target'], strict: boolean): DoctorReport {
+  const order = Object.keys(SECTIONS);
+  // A stable sort: the checks' own order within each section.
+  const sorted = [...findings].sort((a, b) => order.indexOf(a.section) - order.indexOf(b.section));
+  const clean = scrubSecrets(sorted, secrets);
+  return { ...summarize(clean, strict), target, findings: clean };
+}

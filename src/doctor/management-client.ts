@@ -1,0 +1,105 @@
+/**
+ * Reads the two things the tenant checks need from the Auth0 Management API, with a token the user supplies:
+ * the APIs (resource servers) of the BFF's audiences, and its application (client). Read-only; the client is
+ * asked for the fields the checks use, so that its secret is never even sent here.
+ */
+import { findingsOf, type Finding } from './finding.js';
+import { describeFailure, getJson, type DoctorHttp } from './http.js';
+
+const { ok, fail } = findingsOf('tenant');
+
+const CLIENT_FIELDS = ['client_id', 'name', 'app_type', 'callbacks', 'allowed_logout_urls', 'grant_types', 'oidc_logout', 'token_endpoint_auth_method'];
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+export type Json = Record<string, unknown>;
+
+/** What the Management API told, and one finding on whether it could be asked at all. */
+export interface TenantData {
+  readonly access: Finding;
+  /** The resource servers of the audiences asked for; undefined when they could not be read. */
+  readonly resourceServers?: readonly Json[];
+  /** The application; null when the tenant has none with that client id, undefined when it could not be read. */
+  readonly client?: Json | null;
+}
+
+type CallResult = { readonly status: number; readonly body: unknown } | { readonly error: string };
+
+/**
+ * Where the Management API is: the `https://TENANT/api/v2/` audience of the token when it is a JWT that names
+ * one (a tenant with a custom domain serves the Management API on its canonical domain only), else the issuer's.
+ * The token is only decoded, never trusted: the API checks it.
+ */
+export function managementApiBase(issuer: URL, token: string): URL {
+  const payload = token.split('.').length === 3 ? token.split('.')[1]! : undefined;
+  try {
+    const claims = payload === undefined ? undefined : (JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { aud?: unknown });
+    const audiences = Array.isArray(claims?.aud) ? claims.aud : [claims?.aud];
+    for (const aud of audiences) {
+      if (typeof aud !== 'string' || !URL.canParse(aud) || !aud.endsWith('/api/v2/')) continue;
+      const url = new URL(aud);
+      if (url.protocol === 'https:' || (url.protocol === 'http:' && LOOPBACK.has(url.hostname))) return url;
+    }
+  } catch {
+    // Not a JWT after all: an opaque token is used with the issuer's Management API.
+  }
+  return new URL('api/v2/', issuer.href.replace(/\/?$/, '/'));
+}
+
+async function call(url: URL, token: string, http: DoctorHttp): Promise<CallResult> {
+  try {
+    return await getJson(url, { authorization: `Bearer ${token}` }, http);
+  } catch (error) {
+    return { error: describeFailure(error) };
+  }
+}
+
+/** Why a call was refused, as the Management API says it (`{ statusCode, error, message }`). */
+function refusal(result: { status: number; body: unknown }): string {
+  const message = (result.body as { message?: unknown } | undefined)?.message;
+  return typeof message === 'string' ? `${result.status} ${message}` : `HTTP ${result.status}`;
+}
+
+/** Reads the resource servers of `audiences` and the application `clientId`. */
+export async function readTenant(issuer: URL, token: string, clientId: string, audiences: readonly string[], http: DoctorHttp): Promise<TenantData> {
+  const base = managementApiBase(issuer, token);
+  const serversUrl = new URL('resource-servers', base);
+  for (const audience of audiences) serversUrl.searchParams.append('identifiers', audience);
+  const clientUrl = new URL(`clients/${encodeURIComponent(clientId)}`, base);
+  clientUrl.search = new URLSearchParams({ fields: CLIENT_FIELDS.join(','), include_fields: 'true' }).toString();
+
+  const [servers, client] = await Promise.all([call(serversUrl, token, http), call(clientUrl, token, http)]);
+  const data: { resourceServers?: readonly Json[]; client?: Json | null } = {};
+  const problems: string[] = [];
+  const missingScopes: string[] = [];
+  for (const [result, scope] of [[servers, 'read:resource_servers'], [client, 'read:clients']] as const) {
+    if ('error' in result) problems.push(`unreachable (${result.error})`);
+    else if (result.status === 403) missingScopes.push(scope);
+    else if (result.status === 401) problems.push(`refused the token (${refusal(result)})`);
+    else if (result.status !== 200 && !(result === client && result.status === 404)) problems.push(`answered ${refusal(result)}`);
+  }
+  if (!('error' in servers) && servers.status === 200 && Array.isArray(servers.body)) {
+    // Filtered here too: an API that ignored the filter must not make another API pass for this one.
+    data.resourceServers = (servers.body as Json[]).filter((server) => audiences.includes(server?.identifier as string));
+  }
+  if (!('error' in client) && client.status === 200 && client.body !== null && typeof client.body === 'object') data.client = client.body as Json;
+  if (!('error' in client) && client.status === 404) data.client = null;
+
+  const where = `The Management API at ${base.href}`;
+  if (problems.length > 0) {
+    return {
+      ...data,
+      access: fail('management.access', `${where} ${[...new Set(problems)].join('; ')}`, {
+        fix: 'Give AUTH0_MANAGEMENT_TOKEN a current token of this tenant\'s Management API with read:clients and read:resource_servers (Dashboard > Applications > APIs > Auth0 Management API > API Explorer; such a token expires).',
+      }),
+    };
+  }
+  if (missingScopes.length > 0) {
+    return {
+      ...data,
+      access: fail('management.access', `${where} needs ${missingScopes.join(' and ')}, which the token lacks`, {
+        fix: `Get a token with ${missingScopes.join(' and ')} (Dashboard > Applications > APIs > Auth0 Management API > Machine to Machine Applications: grant the scope to the application the token is for).`,
+      }),
+    };
+  }
+  return { ...data, access: ok('management.access', `${where} accepts the token (read:resource_servers, read:clients)`) };
+}

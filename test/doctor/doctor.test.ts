@@ -1,0 +1,282 @@
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import type { BffOptions } from '../../src/config/options.js';
+import { runDoctor, type DoctorReport } from '../../src/doctor/doctor.js';
+import { formatReport, formatReportJson } from '../../src/doctor/report.js';
+import { startLocalAuth0, type LocalAuth0, type LocalAuth0Client } from '../../src/local-auth0/index.js';
+
+/**
+ * The doctor against the local Auth0 emulator, set up right once and then wrong in one way at a time: each
+ * misconfiguration must give exactly its own finding (nothing else warns or fails), and no report may contain
+ * a secret. BASE_URL is https: the doctor never calls the BFF, so it need not run.
+ */
+const BASE = 'https://app.example.com';
+const API = 'https://api.example.com';
+const SECRET = randomBytes(24).toString('base64url');
+const SESSION_SECRET = randomBytes(32).toString('base64url');
+
+const app = (clientId: string, overrides: Partial<LocalAuth0Client> = {}): LocalAuth0Client => ({
+  clientId,
+  clientSecret: SECRET,
+  tokenEndpointAuthMethod: 'client_secret_post',
+  redirectUris: [`${BASE}/auth/callback`],
+  postLogoutRedirectUris: [`${BASE}/`],
+  backchannelLogoutUri: `${BASE}/auth/backchannel-logout`,
+  ...overrides,
+});
+
+let auth0: LocalAuth0;
+let otherIssuer: LocalAuth0;
+let otherIssuerUrl: string;
+let managementToken: string;
+const secrets: string[] = [SECRET, SESSION_SECRET];
+
+beforeAll(async () => {
+  auth0 = await startLocalAuth0({
+    clients: [
+      app('good'),
+      app('no-refresh-grant', { grantTypes: ['authorization_code'] }),
+      app('no-callback', { redirectUris: ['https://elsewhere.example.com/auth/callback'] }),
+      app('no-logout-url', { postLogoutRedirectUris: [] }),
+      app('no-backchannel', { backchannelLogoutUri: undefined }),
+      app('narrow-initiators', { backchannelLogoutInitiators: ['rp-logout', 'idp-logout', 'session-expired'] }),
+      app('wildcard', { redirectUris: ['https://*.example.com/auth/callback'] }),
+      app('local', {
+        redirectUris: ['http://localhost:3000/auth/callback'],
+        postLogoutRedirectUris: ['http://localhost:3000/'],
+        backchannelLogoutUri: 'http://localhost:3000/auth/backchannel-logout',
+      }),
+    ],
+    users: [],
+    apis: [
+      { audience: API },
+      { audience: 'https://offline-only.example.com', allowOnlineAccess: false },
+      { audience: 'https://ephemeral.example.com', allowOnlineAccessWithEphemeralSessions: true },
+    ],
+    accessTokenTtl: 86_400,
+  });
+  managementToken = auth0.admin.issueManagementToken();
+  secrets.push(managementToken);
+  // A tenant whose discovery document names another issuer (localhost) than the URL it is reached at (127.0.0.1).
+  for (let attempt = 1; ; attempt += 1) {
+    const port = await closedPort();
+    try {
+      otherIssuer = await startLocalAuth0({ port, issuerUrl: `http://localhost:${port}/`, clients: [app('good')], users: [] });
+      otherIssuerUrl = `http://127.0.0.1:${port}/`;
+      break;
+    } catch (error) {
+      // Another process took the port in the meantime: take another one.
+      if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt === 5) throw error;
+    }
+  }
+});
+afterAll(async () => {
+  await auth0?.stop();
+  await otherIssuer?.stop();
+});
+
+function env(overrides: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+  return {
+    ISSUER_URL: auth0.issuer,
+    CLIENT_ID: 'good',
+    CLIENT_SECRET: SECRET,
+    AUDIENCE: API,
+    BASE_URL: BASE,
+    SESSION_SECRET,
+    AUTH0_MANAGEMENT_TOKEN: managementToken,
+    ...overrides,
+  };
+}
+
+/** Runs the doctor and checks what every report must satisfy: no secret in it, in text or JSON. */
+async function doctor(input: Parameters<typeof runDoctor>[0]): Promise<DoctorReport> {
+  const report = await runDoctor(input);
+  const printed = formatReport(report) + formatReportJson(report);
+  const given = [input.env?.CLIENT_SECRET, input.env?.SESSION_SECRET, input.env?.AUTH0_MANAGEMENT_TOKEN, input.managementToken];
+  for (const secret of [...secrets, ...given]) {
+    if (secret !== undefined && secret.length >= 8) expect(printed).not.toContain(secret);
+  }
+  return report;
+}
+
+/** The findings that are not ok or skipped, as `status id`. */
+function problems(report: DoctorReport): string[] {
+  return report.findings.filter((f) => f.status === 'warn' || f.status === 'fail').map((f) => `${f.status} ${f.id}`);
+}
+
+function finding(report: DoctorReport, id: string) {
+  const found = report.findings.filter((f) => f.id === id);
+  expect(found, `finding ${id}`).toHaveLength(1);
+  return found[0]!;
+}
+
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+describe('a tenant set up right', () => {
+  it('passes every check, changes nothing in the tenant, and says what it checked', async () => {
+    auth0.admin.resetCounts();
+    const report = await doctor({ env: env() });
+    expect(problems(report)).toEqual([]);
+    expect(report.ok).toBe(true);
+    expect(report.counts).toEqual({ ok: report.findings.length, warn: 0, fail: 0, skip: 0 });
+    expect(report.target).toEqual({ issuer: auth0.issuer, clientId: 'good', audiences: [API], baseURL: BASE });
+    expect(report.findings.map((f) => f.id)).toEqual([
+      'config.options', 'config.base-url', 'config.cookie', 'config.scope', 'config.session-secret',
+      'discovery.document', 'discovery.issuer', 'discovery.authorization_endpoint', 'discovery.token_endpoint',
+      'discovery.jwks_uri', 'discovery.revocation_endpoint', 'discovery.end_session_endpoint', 'discovery.backchannel-logout',
+      'client.credentials',
+      'management.access', 'api.online-access', 'api.ephemeral-sessions', 'client.grant-types', 'client.callback-url',
+      'client.logout-url', 'client.backchannel-url', 'client.backchannel-initiators',
+    ]);
+    expect(finding(report, 'config.cookie').title).toBe('Session cookie __Host-bff: Secure; HttpOnly; SameSite=Lax');
+    expect(finding(report, 'config.scope').title).toBe('Scope asked at login: openid online_access profile email');
+    // Two token requests that failed, nothing issued, no session started.
+    expect(auth0.admin.counts().token).toEqual({ authorization_code: { ok: 0, error: 1 }, refresh_token: { ok: 0, error: 1 } });
+    expect(auth0.admin.tokens()).toEqual([]);
+    expect(auth0.admin.sessions()).toEqual([]);
+  });
+
+  it('accepts a callback URL registered with a subdomain wildcard', async () => {
+    expect(problems(await doctor({ env: env({ CLIENT_ID: 'wildcard' }) }))).toEqual([]);
+  });
+
+  it('without a Management API token, checks the grant types through the token endpoint and says what it skipped', async () => {
+    const report = await doctor({ env: env({ AUTH0_MANAGEMENT_TOKEN: undefined }) });
+    expect(problems(report)).toEqual([]);
+    expect(report.ok).toBe(true);
+    expect(finding(report, 'client.grant-types')).toMatchObject({ status: 'ok', section: 'client' });
+    expect(finding(report, 'management.access')).toMatchObject({ status: 'skip', fix: expect.stringContaining('AUTH0_MANAGEMENT_TOKEN') });
+  });
+});
+
+describe('one finding per misconfiguration', () => {
+  it.each([
+    ['a wrong client secret', { CLIENT_SECRET: 'not-the-secret-of-this-client' }, ['fail client.credentials'], /refuses the client's credentials \(401 access_denied/],
+    ['an API without online access', { AUDIENCE: 'https://offline-only.example.com' }, ['fail api.online-access'], /does not allow online access/],
+    ['an API with ephemeral sessions', { AUDIENCE: 'https://ephemeral.example.com' }, ['fail api.ephemeral-sessions'], /ephemeral sessions/],
+    ['an unknown API', { AUDIENCE: 'https://unknown.example.com' }, ['fail api.exists'], /no API with the identifier https:\/\/unknown\.example\.com/],
+    ['an application without the refresh_token grant', { CLIENT_ID: 'no-refresh-grant' }, ['fail client.grant-types'], /does not allow the refresh_token grant/],
+    ['the callback URL missing', { CLIENT_ID: 'no-callback' }, ['fail client.callback-url'], /https:\/\/app\.example\.com\/auth\/callback is not in Allowed Callback URLs/],
+    ['the logout URL missing', { CLIENT_ID: 'no-logout-url' }, ['fail client.logout-url'], /https:\/\/app\.example\.com\/ is not in Allowed Logout URLs/],
+    ['the back-channel logout URI missing', { CLIENT_ID: 'no-backchannel' }, ['warn client.backchannel-url'], /back-channel logout URI https:\/\/app\.example\.com\/auth\/backchannel-logout is not registered/],
+    ['narrow back-channel initiators', { CLIENT_ID: 'narrow-initiators' }, ['warn client.backchannel-initiators'], /not sent when a session ends by: session-revoked, password-changed, account-deleted/],
+    ['a Management API token it does not know', { AUTH0_MANAGEMENT_TOKEN: 'expired-or-foreign-token' }, ['fail management.access'], /refused the token \(401 Invalid token\)/],
+    ['a short session secret', { SESSION_SECRET: 'short' }, ['fail env.SESSION_SECRET'], /SESSION_SECRET must be at least 32 characters long/],
+    ['a placeholder session secret', { SESSION_SECRET: '0123456789'.repeat(4).replace(/9/g, '8') }, ['warn config.session-secret'], /looks like a placeholder/],
+    ['the client secret as session secret', { SESSION_SECRET: SECRET }, ['warn config.session-secret'], /The session secret is the client secret/],
+    ['plain http on a public host', { BASE_URL: 'http://app.example.com' }, ['fail env.BASE_URL'], /BASE_URL must use https/],
+    ['plain http on loopback', { BASE_URL: 'http://localhost:3000', CLIENT_ID: 'local' }, ['warn config.base-url'], /plain http/],
+    ['no tenant at all (demo mode)', { ISSUER_URL: undefined }, ['fail env.ISSUER_URL'], /ISSUER_URL \(or AUTH0_DOMAIN\) is not set/],
+  ])('%s', async (_name, overrides, expected, title) => {
+    const report = await doctor({ env: env(overrides) });
+    expect(problems(report)).toEqual(expected);
+    const [status, id] = expected[0]!.split(' ');
+    const found = finding(report, id!);
+    expect(found.title).toMatch(title);
+    expect(found.fix).toEqual(expect.any(String));
+    expect(report.ok).toBe(status !== 'fail');
+  });
+
+  it('an unreachable tenant: the discovery document fails and nothing else is tried', async () => {
+    const report = await doctor({ env: env({ ISSUER_URL: `http://127.0.0.1:${await closedPort()}/` }) });
+    expect(problems(report)).toEqual(['fail discovery.document']);
+    expect(finding(report, 'discovery.document').title).toMatch(/Cannot read http:\/\/127\.0\.0\.1:\d+\/\.well-known\/openid-configuration: ECONNREFUSED/);
+    expect(finding(report, 'client.credentials').status).toBe('skip');
+    expect(report.ok).toBe(false);
+  });
+
+  it('an issuer mismatch: the document names another issuer, and the BFF\'s client cannot use it', async () => {
+    const report = await doctor({ env: env({ ISSUER_URL: otherIssuerUrl, AUTH0_MANAGEMENT_TOKEN: undefined }) });
+    expect(problems(report)).toEqual(['fail discovery.issuer']);
+    expect(finding(report, 'discovery.issuer')).toMatchObject({
+      title: `The document names the issuer "${otherIssuer.issuer}", not ${otherIssuerUrl}`,
+      fix: `Set ISSUER_URL to ${otherIssuer.issuer} exactly (a custom domain is its own issuer).`,
+    });
+    expect(finding(report, 'client.credentials').status).toBe('skip');
+  });
+
+  it('an application without the refresh_token grant, found through the token endpoint when there is no Management API token', async () => {
+    const report = await doctor({ env: env({ CLIENT_ID: 'no-refresh-grant', AUTH0_MANAGEMENT_TOKEN: undefined }) });
+    expect(problems(report)).toEqual(['fail client.grant-types']);
+    expect(finding(report, 'client.grant-types')).toMatchObject({ section: 'client', title: 'The application does not allow the refresh_token grant' });
+  });
+
+  it('a Management API token without read:clients: the API is still checked', async () => {
+    const token = auth0.admin.issueManagementToken({ scopes: ['read:resource_servers'] });
+    secrets.push(token);
+    const report = await doctor({ env: env({ AUTH0_MANAGEMENT_TOKEN: token }) });
+    expect(problems(report)).toEqual(['fail management.access']);
+    expect(finding(report, 'management.access').title).toMatch(/needs read:clients, which the token lacks/);
+    expect(finding(report, 'api.online-access').status).toBe('ok');
+    // Without the application's settings, the grant types come from the token endpoint's answers.
+    expect(finding(report, 'client.grant-types')).toMatchObject({ status: 'ok', section: 'client' });
+  });
+
+  it('a token endpoint failing for a moment: the credentials are not confirmed, and nothing fails', async () => {
+    auth0.admin.failTokenEndpoint({ status: 503 });
+    try {
+      const report = await doctor({ env: env() });
+      expect(problems(report)).toEqual(['warn client.credentials']);
+      expect(finding(report, 'client.credentials').title).toBe('Credentials not confirmed: the token endpoint answered HTTP 503');
+      expect(finding(report, 'client.grant-types').status).toBe('ok');
+    } finally {
+      auth0.admin.reset();
+    }
+  });
+
+  it('an unknown client id: the credentials fail and the tenant has no such application', async () => {
+    const report = await doctor({ env: env({ CLIENT_ID: 'nobody' }) });
+    expect(problems(report)).toEqual(['fail client.credentials', 'fail client.exists']);
+  });
+});
+
+describe('the doctor on createBff options', () => {
+  const options = (overrides: Partial<BffOptions> = {}): BffOptions => ({
+    issuer: auth0.issuer,
+    clientId: 'good',
+    clientSecret: SECRET,
+    audience: API,
+    baseURL: BASE,
+    session: { secrets: [SESSION_SECRET] },
+    ...overrides,
+  });
+
+  it('checks them as they are, every API audience included', async () => {
+    const report = await doctor({
+      options: options({ apis: [{ mount: '/api', upstream: 'http://127.0.0.1:1' }, { mount: '/other', upstream: 'http://127.0.0.1:1', audience: 'https://ephemeral.example.com' }] }),
+      managementToken,
+    });
+    expect(problems(report)).toEqual(['fail api.ephemeral-sessions']);
+    expect(report.target.audiences).toEqual([API, 'https://ephemeral.example.com']);
+  });
+
+  it('refuses offline_access in the scope, as createBff does, and checks nothing further', async () => {
+    const report = await doctor({ options: options({ scope: 'profile offline_access' }), managementToken });
+    expect(problems(report)).toEqual(['fail config.scope']);
+    expect(finding(report, 'config.scope').title).toMatch(/must not contain "offline_access"/);
+    expect(finding(report, 'doctor.tenant').status).toBe('skip');
+  });
+
+  it('warns about a session cookie without the __Host- prefix on https', async () => {
+    const report = await doctor({ options: options({ session: { secrets: [SESSION_SECRET], cookieName: 'bff' } }), managementToken });
+    expect(problems(report)).toEqual(['warn config.cookie']);
+  });
+
+  it('counts a warning as a failure when strict', async () => {
+    const report = await doctor({ options: options({ session: { secrets: [SESSION_SECRET], cookieName: 'bff' } }), managementToken, strict: true });
+    expect(report.ok).toBe(false);
+  });
+
+  it('needs either env or options', async () => {
+    await expect(runDoctor({} as never)).rejects.toThrow(/either "env"/);
+  });
+});

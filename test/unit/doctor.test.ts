@@ -1,0 +1,157 @@
+import { describe, expect, it } from 'vitest';
+
+import { runCommand } from '../../src/doctor/command.js';
+import { checkDiscovery } from '../../src/doctor/discovery-checks.js';
+import { scrubSecrets, type DoctorReport, type Finding } from '../../src/doctor/finding.js';
+import { managementApiBase } from '../../src/doctor/management-client.js';
+import { formatReport } from '../../src/doctor/report.js';
+
+const ISSUER = new URL('https://tenant.example.com/');
+
+/** A discovery document of a tenant, as Auth0 serves it (the fields the BFF uses). */
+const METADATA = {
+  issuer: ISSUER.href,
+  authorization_endpoint: `${ISSUER.href}authorize`,
+  token_endpoint: `${ISSUER.href}oauth/token`,
+  jwks_uri: `${ISSUER.href}.well-known/jwks.json`,
+  revocation_endpoint: `${ISSUER.href}oauth/revoke`,
+  end_session_endpoint: `${ISSUER.href}oidc/logout`,
+  backchannel_logout_supported: true,
+};
+
+/** A fetch that answers the discovery URL with `answer` (a fault at the fetch layer, as the standards allow). */
+function fakeFetch(answer: () => Promise<Response>): typeof fetch {
+  return (async (url: string | URL | Request) => {
+    expect(String(url)).toBe(`${ISSUER.href}.well-known/openid-configuration`);
+    return answer();
+  }) as typeof fetch;
+}
+
+const json = (body: unknown, status = 200) => async () => new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
+const statusOf = (findings: Finding[]) => Object.fromEntries(findings.map((f) => [f.id, f.status]));
+
+describe('discovery checks', () => {
+  it('fails a missing authorization, token or JWKS endpoint and warns about a missing revocation or end-session endpoint', async () => {
+    const { authorization_endpoint: _a, jwks_uri: _j, revocation_endpoint: _r, end_session_endpoint: _e, backchannel_logout_supported: _b, ...rest } = METADATA;
+    const { findings } = await checkDiscovery(ISSUER, { fetch: fakeFetch(json(rest)), timeoutMs: 1000 });
+    expect(statusOf(findings)).toEqual({
+      'discovery.document': 'ok',
+      'discovery.issuer': 'ok',
+      'discovery.authorization_endpoint': 'fail',
+      'discovery.token_endpoint': 'ok',
+      'discovery.jwks_uri': 'fail',
+      'discovery.revocation_endpoint': 'warn',
+      'discovery.end_session_endpoint': 'warn',
+      'discovery.backchannel-logout': 'warn',
+    });
+    expect(findings.find((f) => f.id === 'discovery.end_session_endpoint')?.fix).toMatch(/RP-Initiated Logout End Session Endpoint Discovery/);
+  });
+
+  it.each([
+    ['an error status', json({ error: 'not found' }, 404), /HTTP 404/],
+    ['an answer that is not JSON', async () => new Response('<html>maintenance</html>'), /not a JSON object/],
+    ['a JSON array', json([METADATA]), /not a JSON object/],
+    ['no answer in time', () => new Promise<Response>(() => {}), /no answer in time/],
+  ])('fails the document on %s, and gives no metadata', async (_name, answer, message) => {
+    const result = await checkDiscovery(ISSUER, { fetch: fakeFetch(answer), timeoutMs: 50 });
+    expect(result.metadata).toBeUndefined();
+    expect(result.findings).toEqual([expect.objectContaining({ id: 'discovery.document', status: 'fail', title: expect.stringMatching(message) })]);
+  });
+});
+
+describe('the Management API address', () => {
+  const jwt = (claims: object) => ['e30', Buffer.from(JSON.stringify(claims)).toString('base64url'), 'sig'].join('.');
+
+  it('is the audience of a Management API token (a custom-domain tenant serves it on its canonical domain)', () => {
+    const token = jwt({ aud: ['https://tenant.us.auth0.com/api/v2/', 'https://tenant.us.auth0.com/userinfo'] });
+    expect(managementApiBase(new URL('https://login.example.com/'), token).href).toBe('https://tenant.us.auth0.com/api/v2/');
+  });
+
+  it.each([
+    ['an opaque token', 'opaque-token-value'],
+    ['a JWT for another API', jwt({ aud: 'https://api.example.com' })],
+    ['a plain-http audience off loopback', jwt({ aud: 'http://tenant.us.auth0.com/api/v2/' })],
+    ['three dots that are not a JWT', 'a.b!.c'],
+  ])('is the issuer\'s for %s', (_name, token) => {
+    expect(managementApiBase(ISSUER, token).href).toBe('https://tenant.example.com/api/v2/');
+  });
+});
+
+describe('secrets in findings', () => {
+  it('are replaced wherever they appear, in every text field', () => {
+    const secret = 'a-secret-value-123';
+    const [scrubbed] = scrubSecrets(
+      [{ id: 'x', section: 'client', status: 'fail', title: `title ${secret}`, detail: `${secret}!${secret}`, fix: `fix ${secret}` }],
+      [secret, undefined, 'tiny'],
+    );
+    expect(scrubbed).toEqual({ id: 'x', section: 'client', status: 'fail', title: 'title [redacted]', detail: '[redacted]![redacted]', fix: 'fix [redacted]' });
+  });
+});
+
+describe('the text report', () => {
+  const report: DoctorReport = {
+    ok: false,
+    counts: { ok: 1, warn: 1, fail: 1, skip: 1 },
+    target: { issuer: ISSUER.href, clientId: 'abc', audiences: ['https://api.example.com'], baseURL: 'https://app.example.com' },
+    findings: [
+      { id: 'discovery.document', section: 'discovery', status: 'ok', title: 'Read the document', detail: 'not shown for ok' },
+      { id: 'config.cookie', section: 'configuration', status: 'warn', title: 'Cookie', detail: 'Why it matters.', fix: 'Change it.' },
+      { id: 'client.credentials', section: 'client', status: 'fail', title: 'Refused', fix: `Copy ${'the secret '.repeat(12)}again.` },
+      { id: 'management.access', section: 'tenant', status: 'skip', title: 'Not checked', fix: 'Set a token.' },
+    ],
+  };
+
+  it('prints the target, each section with its findings, why and how to fix, and a verdict', () => {
+    const text = formatReport(report);
+    expect(text).toContain('  issuer   https://tenant.example.com/\n  client   abc\n  API      https://api.example.com\n  BFF      https://app.example.com\n');
+    expect(text).toContain('\nBFF configuration\n  WARN  Cookie\n        Why it matters.\n        Fix: Change it.\n');
+    expect(text).toContain('\nDiscovery\n  ok    Read the document\n');
+    expect(text).not.toContain('not shown for ok');
+    expect(text).toContain('\nTenant settings (Management API)\n  skip  Not checked\n        Fix: Set a token.\n');
+    expect(text.trimEnd().split('\n').at(-1)).toBe('1 failed, 1 warning, 1 ok, 1 not checked: fix what failed before users log in.');
+    for (const line of text.split('\n')) expect(line.length).toBeLessThanOrEqual(100);
+    expect(text).toMatch(/\n {8}Fix: Copy the secret[^\n]*\n {13}secret the secret/);
+  });
+});
+
+describe('the command line', () => {
+  function io() {
+    const out = { stdout: '', stderr: '' };
+    return { out, io: { stdout: (t: string) => void (out.stdout += t), stderr: (t: string) => void (out.stderr += t) } };
+  }
+
+  it('prints its usage for --help, and exits 0', async () => {
+    const { out, io: streams } = io();
+    expect(await runCommand(['--help'], {}, streams)).toBe(0);
+    expect(out.stdout).toMatch(/^Usage: express-ort-bff doctor \[--json\] \[--strict\]/);
+    expect(await runCommand(['doctor', '--help'], {}, streams)).toBe(0);
+  });
+
+  it.each([[[]], [['check']], [['doctor', '--verbose']]])('refuses %j with its usage on stderr, and exits 2', async (args) => {
+    const { out, io: streams } = io();
+    expect(await runCommand(args, {}, streams)).toBe(2);
+    expect(out.stdout).toBe('');
+    expect(out.stderr).toMatch(/(No command given|Unknown command: check|Unknown option: --verbose)\.\n\nUsage:/);
+  });
+
+  it('exits 1 with the report when a check fails, as text or as JSON', async () => {
+    const { out, io: streams } = io();
+    expect(await runCommand(['doctor'], {}, streams)).toBe(1);
+    expect(out.stdout).toMatch(/BFF configuration\n {2}FAIL {2}ISSUER_URL \(or AUTH0_DOMAIN\) is not set/);
+
+    const json = io();
+    expect(await runCommand(['doctor', '--json'], {}, json.io)).toBe(1);
+    const parsed = JSON.parse(json.out.stdout) as DoctorReport;
+    expect(parsed.ok).toBe(false);
+    expect(parsed.findings.map((f) => `${f.status} ${f.id}`)).toEqual(['fail env.ISSUER_URL', 'skip doctor.tenant']);
+  });
+
+  it('reports a fetch that throws as a tenant it cannot read, without printing the secrets it was given', async () => {
+    const { out, io: streams } = io();
+    const env = { ISSUER_URL: ISSUER.href, CLIENT_ID: 'abc', CLIENT_SECRET: 'client-secret-value', AUDIENCE: 'https://api.example.com', SESSION_SECRET: 'x'.repeat(40) };
+    const broken = (() => { throw new Error('fetch is broken'); }) as unknown as typeof fetch;
+    expect(await runCommand(['doctor'], env, streams, broken)).toBe(1);
+    expect(out.stdout).toMatch(/FAIL {2}Cannot read https:\/\/tenant\.example\.com\/\.well-known\/openid-configuration: fetch is broken/);
+    expect(out.stdout).not.toContain('client-secret-value');
+  });
+});
