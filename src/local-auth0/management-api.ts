@@ -13,7 +13,9 @@ import { sendJson, type Context, type Middleware } from './koa-helpers.js';
 import type { LocalAuth0Api, LocalAuth0Client, ResolvedOptions } from './options.js';
 
 /** The scopes the emulated Management API knows. */
-export type ManagementScope = 'read:clients' | 'read:resource_servers';
+export type ManagementScope = 'read:clients' | 'read:client_keys' | 'read:resource_servers';
+const KNOWN_SCOPES: readonly ManagementScope[] = ['read:clients', 'read:client_keys', 'read:resource_servers'];
+/** The scopes of the configured token and of an issued one by default. */
 export const MANAGEMENT_SCOPES: readonly ManagementScope[] = ['read:clients', 'read:resource_servers'];
 
 const PREFIX = '/api/v2/';
@@ -28,8 +30,8 @@ export class ManagementTokens {
 
   /** A new opaque token with `scopes` (default: all of them). */
   issue(scopes: readonly ManagementScope[] = MANAGEMENT_SCOPES): string {
-    if (!Array.isArray(scopes) || scopes.some((scope) => !MANAGEMENT_SCOPES.includes(scope))) {
-      throw new TypeError(`"scopes" must be an array of ${MANAGEMENT_SCOPES.join(', ')}`);
+    if (!Array.isArray(scopes) || scopes.some((scope) => !KNOWN_SCOPES.includes(scope))) {
+      throw new TypeError(`"scopes" must be an array of ${KNOWN_SCOPES.join(', ')}`);
     }
     const token = randomBytes(32).toString('base64url');
     this.#scopes.set(token, new Set(scopes));
@@ -62,11 +64,13 @@ function resourceServerBody(api: Readonly<Required<LocalAuth0Api>>, options: Res
   };
 }
 
-function clientBody(client: Readonly<LocalAuth0Client>): Record<string, unknown> {
+/** An application as Auth0 shows it; its secret only to a token with `read:client_keys`, as on Auth0. */
+function clientBody(client: Readonly<LocalAuth0Client>, withSecret: boolean): Record<string, unknown> {
   const initiators = client.backchannelLogoutInitiators ?? 'all';
   return {
     client_id: client.clientId,
     name: client.name ?? client.clientId,
+    ...(withSecret && client.clientSecret !== undefined ? { client_secret: client.clientSecret } : {}),
     app_type: client.tokenEndpointAuthMethod === 'none' ? 'spa' : 'regular_web',
     is_first_party: true,
     oidc_conformant: true,
@@ -113,24 +117,24 @@ function decoded(segment: string): string {
 export function managementApiRoutes(options: ResolvedOptions, tokens: ManagementTokens): Middleware {
   const apis = () => [...options.apis.values()];
 
-  /** Whether the request's bearer token has `scope`; if not, answers 401 or 403. */
-  function authorize(ctx: Context, scope: ManagementScope): boolean {
+  /** The request's bearer token's scopes if it has `scope`; if not, answers 401 or 403 and returns undefined. */
+  function authorize(ctx: Context, scope: ManagementScope): ReadonlySet<ManagementScope> | undefined {
     const header = ctx.get('authorization');
     const match = /^Bearer\s+(\S+)$/i.exec(header);
     if (!match) {
       sendError(ctx, 401, 'Missing authentication');
-      return false;
+      return undefined;
     }
     const scopes = tokens.scopesOf(match[1]!);
     if (!scopes) {
       sendError(ctx, 401, 'Invalid token');
-      return false;
+      return undefined;
     }
     if (!scopes.has(scope)) {
       sendError(ctx, 403, `Insufficient scope, expected any of: ${scope}`, 'insufficient_scope');
-      return false;
+      return undefined;
     }
-    return true;
+    return scopes;
   }
 
   return async function auth0ManagementApi(ctx, next) {
@@ -165,10 +169,11 @@ export function managementApiRoutes(options: ResolvedOptions, tokens: Management
 
     const client = /^clients\/([^/]+)$/.exec(path);
     if (client) {
-      if (!authorize(ctx, 'read:clients')) return undefined;
+      const scopes = authorize(ctx, 'read:clients');
+      if (!scopes) return undefined;
       const found = options.clients.get(decoded(client[1]!));
       if (!found) sendError(ctx, 404, 'The client does not exist', 'inexistent_client');
-      else sendJson(ctx, 200, selectFields(clientBody(found), query));
+      else sendJson(ctx, 200, selectFields(clientBody(found, scopes.has('read:client_keys')), query));
       return undefined;
     }
 

@@ -93,6 +93,12 @@ describe('the Management API: clients', () => {
     expect(body).not.toHaveProperty('oidc_logout');
   });
 
+  it('shows the client secret only to a token with read:client_keys, and not when the fields leave it out', async () => {
+    const keys = auth0.admin.issueManagementToken({ scopes: ['read:clients', 'read:client_keys'] });
+    expect((await get(`api/v2/clients/${BFF.clientId}`, keys)).body.client_secret).toBe(BFF.clientSecret);
+    expect((await get(`api/v2/clients/${BFF.clientId}?fields=client_id,callbacks&include_fields=true`, keys)).body).toEqual({ client_id: BFF.clientId, callbacks: BFF.redirectUris });
+  });
+
   it('returns only the fields asked for', async () => {
     const only = await get(`api/v2/clients/${BFF.clientId}?fields=client_id,grant_types&include_fields=true`);
     expect(only.body).toEqual({ client_id: BFF.clientId, grant_types: ['authorization_code', 'refresh_token'] });

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 import { startLocalAuth0, type LocalAuth0, type LocalAuth0Client } from '../../src/local-auth0/index.js';
-import { ALICE, API, BFF, claimsOf, loginForTokens, refresh, startLogoutReceiver } from './support.js';
+import { ALICE, API, BFF, claimsOf, loginForTokens, postForm, refresh, startLogoutReceiver } from './support.js';
 
 /** The emulator set up wrong on purpose, the way a tenant can be: it then behaves as Auth0 would. */
 const EPHEMERAL_API = 'https://ephemeral.example.com';
@@ -72,6 +72,14 @@ describe('back-channel logout initiators', () => {
     expect(await auth0.admin.endSession({ sid }, { backchannel: true, initiator: 'session-expired' })).toBe(1);
     expect(receiver.received).toHaveLength(1);
     expect(claimsOf(receiver.received[0]!.logoutToken).sid).toBe(sid);
+  });
+
+  it('counts an ORT revocation as session-revoked', async () => {
+    const { tokens } = await loginForTokens(auth0.issuer, { client: narrowInitiators });
+    const response = await postForm(auth0.issuer, '/oauth/revoke', { token: tokens.refresh_token!, token_type_hint: 'refresh_token' }, narrowInitiators);
+    expect(response.status).toBe(200);
+    expect(auth0.admin.sessions().map((session) => session.sid)).not.toContain(claimsOf(tokens.id_token).sid);
+    expect(receiver.received).toEqual([]);
   });
 
   it('always sends one for an RP-initiated logout, as Auth0 does', async () => {
