@@ -15,10 +15,10 @@ import { describeFailure } from './http.js';
 
 const { ok, warn, fail, skip } = findingsOf('client');
 
-/** What one made-up grant got back. */
+/** What one made-up grant got back; `seen` says it in words ("answered 401 access_denied"). */
 type Answer =
   | { readonly kind: 'invalid_grant' | 'unauthorized_client' | 'accepted' }
-  | { readonly kind: 'bad_credentials' | 'unavailable' | 'unexpected'; readonly what: string };
+  | { readonly kind: 'bad_credentials' | 'unavailable' | 'unexpected'; readonly seen: string };
 
 /** Whether the token endpoint let the client use a grant type, as far as the probes tell. */
 export type ProbedGrant = 'allowed' | 'not_allowed' | 'unknown';
@@ -37,13 +37,16 @@ async function answerOf(request: () => Promise<unknown>): Promise<Answer> {
     return { kind: 'accepted' };
   } catch (error) {
     const failure = classifyTokenFailure(error);
-    const what =
-      failure.status === undefined ? failure.error : failure.error === `http_${failure.status}` ? `HTTP ${failure.status}` : `${failure.status} ${failure.error}`;
     if (failure.error === 'invalid_grant') return { kind: 'invalid_grant' };
     if (failure.error === 'unauthorized_client') return { kind: 'unauthorized_client' };
-    if (failure.status === 401 || failure.error === 'invalid_client') return { kind: 'bad_credentials', what };
-    if (failure.kind === 'transient') return { kind: 'unavailable', what: failure.error === 'network_error' ? describeFailure(error) : what };
-    return { kind: 'unexpected', what };
+    const seen =
+      failure.error === 'timeout' ? 'did not answer in time'
+      : failure.error === 'network_error' ? `could not be reached (${describeFailure(error)})`
+      : failure.status === undefined ? `answered ${failure.error}`
+      : failure.error === `http_${failure.status}` ? `answered HTTP ${failure.status}`
+      : `answered ${failure.status} ${failure.error}`;
+    if (failure.status === 401 || failure.error === 'invalid_client') return { kind: 'bad_credentials', seen };
+    return { kind: failure.kind === 'transient' ? 'unavailable' : 'unexpected', seen };
   }
 }
 
@@ -83,7 +86,7 @@ export async function probeClient(config: BffConfig, metadata: Record<string, un
     if (code.kind === 'bad_credentials') {
       return {
         findings: [
-          fail('client.credentials', `Auth0 refuses the client's credentials (${code.what}, with ${method})`, {
+          fail('client.credentials', `Auth0 refuses the client's credentials (it ${code.seen}, with ${method})`, {
             detail: 'Every login would fail at the code exchange.',
             fix: `Copy the Client ID and Client Secret (CLIENT_ID, CLIENT_SECRET) again from Dashboard > Applications > Applications > your Regular Web Application > Settings, and check that its "Authentication Method" (Credentials tab) is ${method === 'client_secret_basic' ? 'Client Secret (Basic)' : method === 'client_secret_post' ? 'Client Secret (Post)' : 'Private Key JWT'}.`,
           }),
@@ -91,7 +94,7 @@ export async function probeClient(config: BffConfig, metadata: Record<string, un
       };
     }
     if (code.kind === 'unavailable' || code.kind === 'unexpected' || code.kind === 'accepted') {
-      const seen = 'what' in code ? `answered ${code.what}` : 'accepted a made-up authorization code';
+      const seen = 'seen' in code ? code.seen : 'accepted a made-up authorization code';
       return {
         findings: [
           warn('client.credentials', `Credentials not confirmed: the token endpoint ${seen}`, {

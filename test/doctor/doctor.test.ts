@@ -4,8 +4,8 @@ import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { BffOptions } from '../../src/config/options.js';
-import { runDoctor, type DoctorReport } from '../../src/doctor/doctor.js';
-import { formatReport, formatReportJson } from '../../src/doctor/report.js';
+import { runCommand } from '../../src/doctor/command.js';
+import { formatReport, formatReportJson, runDoctor, type DoctorReport } from '../../src/index.js';
 import { startLocalAuth0, type LocalAuth0, type LocalAuth0Client } from '../../src/local-auth0/index.js';
 
 /**
@@ -160,7 +160,7 @@ describe('a tenant set up right', () => {
 
 describe('one finding per misconfiguration', () => {
   it.each([
-    ['a wrong client secret', { CLIENT_SECRET: 'not-the-secret-of-this-client' }, ['fail client.credentials'], /refuses the client's credentials \(401 access_denied/],
+    ['a wrong client secret', { CLIENT_SECRET: 'not-the-secret-of-this-client' }, ['fail client.credentials'], /refuses the client's credentials \(it answered 401 access_denied, with client_secret_post\)/],
     ['an API without online access', { AUDIENCE: 'https://offline-only.example.com' }, ['fail api.online-access'], /does not allow online access/],
     ['an API with ephemeral sessions', { AUDIENCE: 'https://ephemeral.example.com' }, ['fail api.ephemeral-sessions'], /ephemeral sessions/],
     ['an unknown API', { AUDIENCE: 'https://unknown.example.com' }, ['fail api.exists'], /no API with the identifier https:\/\/unknown\.example\.com/],
@@ -233,9 +233,50 @@ describe('one finding per misconfiguration', () => {
     }
   });
 
+  it('a token endpoint too slow to answer: the credentials are not confirmed', async () => {
+    auth0.admin.failTokenEndpoint({ delayMs: 2_000 });
+    try {
+      const report = await doctor({ env: env(), timeout: 300 });
+      expect(problems(report)).toEqual(['warn client.credentials']);
+      expect(finding(report, 'client.credentials').title).toBe('Credentials not confirmed: the token endpoint did not answer in time');
+    } finally {
+      auth0.admin.reset();
+    }
+  });
+
   it('an unknown client id: the credentials fail and the tenant has no such application', async () => {
     const report = await doctor({ env: env({ CLIENT_ID: 'nobody' }) });
     expect(problems(report)).toEqual(['fail client.credentials', 'fail client.exists']);
+  });
+});
+
+describe('what the doctor reads from the Management API', () => {
+  it('asks for the application\'s fields it checks, so that its secret never comes back, even to a token allowed to read it', async () => {
+    const token = auth0.admin.issueManagementToken({ scopes: ['read:clients', 'read:client_keys', 'read:resource_servers'] });
+    secrets.push(token);
+    const answers: string[] = [];
+    const recording = (async (url: string | URL | Request, init?: RequestInit) => {
+      const response = await fetch(url, init);
+      answers.push(await response.clone().text());
+      return response;
+    }) as typeof fetch;
+    const report = await doctor({ env: env({ AUTH0_MANAGEMENT_TOKEN: token }), fetch: recording });
+    expect(problems(report)).toEqual([]);
+    expect(answers.some((answer) => answer.includes('"callbacks"'))).toBe(true);
+    for (const answer of answers) expect(answer).not.toContain(SECRET);
+    // The same token without the field selection would get it.
+    const whole = await fetch(new URL('api/v2/clients/good', auth0.issuer), { headers: { authorization: `Bearer ${token}` } });
+    expect(await whole.text()).toContain(SECRET);
+  });
+});
+
+describe('the command line on a tenant', () => {
+  it('exits 0 with a warning, and 1 with --strict', async () => {
+    const quiet = { stdout: () => {}, stderr: () => {} };
+    const withWarning = env({ CLIENT_ID: 'no-backchannel' });
+    expect(await runCommand(['doctor'], withWarning, quiet)).toBe(0);
+    expect(await runCommand(['doctor', '--strict'], withWarning, quiet)).toBe(1);
+    expect(await runCommand(['doctor', '--strict'], env(), quiet)).toBe(0);
   });
 });
 
