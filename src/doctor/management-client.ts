@@ -25,19 +25,17 @@ export interface TenantData {
 type CallResult = { readonly status: number; readonly body: unknown } | { readonly error: string };
 
 /**
- * Where the Management API is: the `https://TENANT/api/v2/` audience of the token when it is a JWT that names
- * one (a tenant with a custom domain serves the Management API on its canonical domain only), else the issuer's.
- * The token is only decoded, never trusted: the API checks it.
+ * Where the Management API is: on the domain that issued the token, when it is a JWT (Auth0: a token got through
+ * a custom domain must be used with the Management API of that domain, one got through the tenant's own domain
+ * with that one), else on the BFF's issuer. The token is only decoded, never trusted: the API checks it.
  */
 export function managementApiBase(issuer: URL, token: string): URL {
-  const payload = token.split('.').length === 3 ? token.split('.')[1]! : undefined;
+  const parts = token.split('.');
   try {
-    const claims = payload === undefined ? undefined : (JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { aud?: unknown });
-    const audiences = Array.isArray(claims?.aud) ? claims.aud : [claims?.aud];
-    for (const aud of audiences) {
-      if (typeof aud !== 'string' || !URL.canParse(aud) || !aud.endsWith('/api/v2/')) continue;
-      const url = new URL(aud);
-      if (url.protocol === 'https:' || (url.protocol === 'http:' && LOOPBACK.has(url.hostname))) return url;
+    const claims = parts.length === 3 ? (JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8')) as { iss?: unknown }) : undefined;
+    if (typeof claims?.iss === 'string' && URL.canParse(claims.iss)) {
+      const url = new URL(claims.iss);
+      if (url.protocol === 'https:' || (url.protocol === 'http:' && LOOPBACK.has(url.hostname))) return new URL('api/v2/', url.origin);
     }
   } catch {
     // Not a JWT after all: an opaque token is used with the issuer's Management API.

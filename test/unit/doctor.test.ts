@@ -62,15 +62,17 @@ describe('discovery checks', () => {
 describe('the Management API address', () => {
   const jwt = (claims: object) => ['e30', Buffer.from(JSON.stringify(claims)).toString('base64url'), 'sig'].join('.');
 
-  it('is the audience of a Management API token (a custom-domain tenant serves it on its canonical domain)', () => {
-    const token = jwt({ aud: ['https://tenant.us.auth0.com/api/v2/', 'https://tenant.us.auth0.com/userinfo'] });
-    expect(managementApiBase(new URL('https://login.example.com/'), token).href).toBe('https://tenant.us.auth0.com/api/v2/');
+  it('is on the domain that issued the token (the tenant\'s own domain, or a custom domain)', () => {
+    const canonical = jwt({ iss: 'https://tenant.us.auth0.com/', aud: 'https://tenant.us.auth0.com/api/v2/' });
+    expect(managementApiBase(new URL('https://login.example.com/'), canonical).href).toBe('https://tenant.us.auth0.com/api/v2/');
+    const custom = jwt({ iss: 'https://login.example.com/', aud: 'https://tenant.us.auth0.com/api/v2/' });
+    expect(managementApiBase(new URL('https://login.example.com/'), custom).href).toBe('https://login.example.com/api/v2/');
   });
 
   it.each([
     ['an opaque token', 'opaque-token-value'],
-    ['a JWT for another API', jwt({ aud: 'https://api.example.com' })],
-    ['a plain-http audience off loopback', jwt({ aud: 'http://tenant.us.auth0.com/api/v2/' })],
+    ['a JWT without an issuer', jwt({ aud: 'https://tenant.us.auth0.com/api/v2/' })],
+    ['a plain-http issuer off loopback', jwt({ iss: 'http://tenant.us.auth0.com/' })],
     ['three dots that are not a JWT', 'a.b!.c'],
   ])('is the issuer\'s for %s', (_name, token) => {
     expect(managementApiBase(ISSUER, token).href).toBe('https://tenant.example.com/api/v2/');
