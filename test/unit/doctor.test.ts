@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { runCommand } from '../../src/doctor/command.js';
+import { runDoctor } from '../../src/doctor/doctor.js';
 import { checkDiscovery } from '../../src/doctor/discovery-checks.js';
 import { scrubSecrets, type DoctorReport, type Finding } from '../../src/doctor/finding.js';
 import { managementApiBase } from '../../src/doctor/management-client.js';
@@ -56,6 +57,24 @@ describe('discovery checks', () => {
     const result = await checkDiscovery(ISSUER, { fetch: fakeFetch(answer), timeoutMs: 50 });
     expect(result.metadata).toBeUndefined();
     expect(result.findings).toEqual([expect.objectContaining({ id: 'discovery.document', status: 'fail', title: expect.stringMatching(message) })]);
+  });
+});
+
+describe('a token endpoint that does not answer', () => {
+  it('leaves the credentials not confirmed, a warning', async () => {
+    // The tenant at the fetch layer: its discovery document, and a token endpoint that never answers.
+    const tenant = (async (url: string | URL | Request, init?: RequestInit) => {
+      if (String(url).endsWith('/.well-known/openid-configuration')) return json(METADATA)();
+      expect(String(url)).toBe(METADATA.token_endpoint);
+      return new Promise<Response>((_resolve, reject) => init?.signal?.addEventListener('abort', () => reject(init.signal!.reason)));
+    }) as typeof fetch;
+    const report = await runDoctor({
+      options: { issuer: ISSUER.href, clientId: 'abc', clientSecret: 'client-secret-value', baseURL: 'https://app.example.com', session: { secrets: ['s'.repeat(16) + 'abcdefghijklmnopq'] } },
+      fetch: tenant,
+      timeout: 100,
+    });
+    expect(report.findings.filter((f) => f.status !== 'ok').map((f) => `${f.status} ${f.id}`)).toEqual(['warn client.credentials', 'skip management.access']);
+    expect(report.findings.find((f) => f.id === 'client.credentials')?.title).toBe('Credentials not confirmed: the token endpoint did not answer in time');
   });
 });
 
