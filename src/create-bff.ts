@@ -1,3 +1,5 @@
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import session from 'express-session';
 import type { BffOptions } from './config/options.js';
@@ -7,6 +9,7 @@ import { BffEventEmitter } from './events/events.js';
 import { sendError } from './http/json-error.js';
 import { IdpClient } from './idp/idp-client.js';
 import { ApiProxy } from './proxy/api-proxy.js';
+import { createRealtime } from './realtime/realtime.js';
 import { backchannelLogoutRoute } from './routes/backchannel-logout.js';
 import { callbackRoute } from './routes/callback.js';
 import { loginAudience, type BffContext } from './routes/context.js';
@@ -35,12 +38,40 @@ export interface Bff {
    * undefined without a (live) session. Throws a `BffError` only for faults (`session_store_unavailable`).
    */
   getUser(req: Request): Promise<BffUser | undefined>;
+  /**
+   * Takes a WebSocket handshake (an HTTP server's `upgrade` event, which Express never sees) when its URL is under
+   * an API mount: checks its Origin (`websocket.allowedOrigins`) and session, and forwards it to the upstream with
+   * the session's access token (exchanged first when expiring) and without cookies. Refusals are JSON answers
+   * (401 `login_required`, 403 `csrf_required` for a bad Origin, ...); the socket closes with 4401 when the session
+   * ends (see `WebSocketCloseCode`). Returns false, leaving the socket alone, for any other URL.
+   *
+   * @example
+   * ```ts
+   * const server = app.listen(3000);
+   * server.on('upgrade', (req, socket, head) => {
+   *   if (!bff.handleUpgrade(req, socket, head)) socket.destroy(); // or: pass it to your own WebSocket server
+   * });
+   * ```
+   */
+  readonly handleUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
+  /**
+   * Listens for WebSocket handshakes on `server` (`handleUpgrade` for each). Handshakes for other URLs are left
+   * to the server's other `upgrade` listeners, or answered 400 when there are none. Returns a function that stops
+   * listening; `close()` stops it too.
+   *
+   * @example
+   * ```ts
+   * const server = app.listen(3000);
+   * bff.attach(server); // new WebSocket('wss://app.example.com/api/live') now reaches the API's /live
+   * ```
+   */
+  attach(server: Server): () => void;
   /** Resolves once the issuer's metadata is loaded. */
   ready(): Promise<void>;
   /**
-   * Stops background work and closes upstream connections once the API calls in flight have ended (the app's
-   * Redis client stays open). A call still streaming holds it up: close the server's connections first
-   * (`server.closeAllConnections()`), which ends such calls and their upstream requests.
+   * Stops background work, closes WebSockets (1001) and breaks off streaming responses, and closes upstream
+   * connections once the API calls in flight have ended (the app's Redis client stays open). A call still waiting
+   * for its answer holds it up: close the server's connections first (`server.closeAllConnections()`) not to wait.
    */
   close(): Promise<void>;
 }
@@ -73,6 +104,7 @@ export function createBff(options: BffOptions): Bff {
   idp.start();
   const sessions = new Sessions(config, backend, events);
   const tokens = new TokenManager(config, idp, sessions, events);
+  const realtime = createRealtime(config, sessions, tokens);
   const ctx: BffContext = { config, idp, sessions, tokens, events };
 
   const router = express.Router();
@@ -106,7 +138,7 @@ export function createBff(options: BffOptions): Bff {
   // The longest mount first: a call under `/api/billing` belongs to that API, not to an `/api` declared before it.
   const proxies = [...config.apis]
     .sort((a, b) => b.mount.length - a.mount.length)
-    .map((api) => new ApiProxy(api, config, sessions, tokens));
+    .map((api) => new ApiProxy(api, config, sessions, tokens, realtime.streams));
   const external = config.session.external;
   const bff = function bff(req: Request, res: Response, next: NextFunction): void {
     // With the app's own express-session, remember its store so that logouts clear its entries too.
@@ -149,9 +181,12 @@ export function createBff(options: BffOptions): Bff {
         }
       },
     },
+    handleUpgrade: { value: realtime.handleUpgrade },
+    attach: { value: realtime.attach },
     ready: { value: async () => void (await idp.ready()) },
     close: {
       value: async () => {
+        await realtime.close();
         idp.close();
         sessions.close();
         await Promise.all(proxies.map((p) => p.close()));

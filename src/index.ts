@@ -5,3 +5,4 @@ export type { BffEvents, BffEventName, Logger, LogoutReason } from './events/eve
 export type { BffUser } from './routes/user.js';
 export { runDoctor, type DoctorInput, type DoctorReport, type Finding, type FindingStatus } from './doctor/doctor.js';
 export { formatReport, formatReportJson } from './doctor/report.js';
+export { WebSocketCloseCode } from './realtime/close-codes.js';

@@ -16,6 +16,19 @@ export interface ApiOptions {
   scope?: string;
   /** Milliseconds to wait for the upstream's response headers, then 504. Default 30,000. */
   timeout?: number;
+  /**
+   * Milliseconds the upstream may stay silent between two chunks of a response body before the response is broken
+   * off; 0 for no limit. Default 300,000 (or `timeout`, when that is longer). Event streams have their own limit:
+   * `eventStreamTimeout`.
+   */
+  bodyTimeout?: number;
+  /**
+   * The same for event streams (requests that accept `text/event-stream`, as `EventSource` sends): 0, the default,
+   * for no limit. A stream still ends when the browser leaves or the session ends.
+   */
+  eventStreamTimeout?: number;
+  /** Whether WebSocket handshakes under this mount are forwarded (see `bff.handleUpgrade`). Default true. */
+  websocket?: boolean;
 }
 
 /** Options of {@link createBff}. Validated once: a bad one throws a `BffConfigError` naming it. */
@@ -64,6 +77,14 @@ export interface BffOptions {
   };
   /** The APIs behind the proxy. */
   apis?: ApiOptions[];
+  /**
+   * WebSockets through the API mounts (`bff.handleUpgrade` / `bff.attach`). Browsers cannot add headers to a
+   * handshake, so instead of the anti-forgery header it must come from an allowed `Origin`.
+   */
+  websocket?: {
+    /** Origins (`https://app.example.com`) a handshake may come from. Default: only `baseURL`'s origin. */
+    allowedOrigins?: string[];
+  };
   /** Anti-forgery header every proxied request must carry. Default `X-CSRF: 1`. */
   csrf?: { header?: string; value?: string };
   /** Paths `returnTo` may name (prefixes; `/` allows every same-origin path). Default `['/']`. */

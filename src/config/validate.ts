@@ -28,7 +28,20 @@ export interface BffConfig {
     readonly external: boolean;
     readonly encryptionKeys: readonly Buffer[];
   };
-  readonly apis: ReadonlyArray<{ readonly mount: string; readonly upstream: URL; readonly audience: string; readonly scope: string | undefined; readonly timeoutMs: number }>;
+  readonly apis: ReadonlyArray<{
+    readonly mount: string;
+    readonly upstream: URL;
+    readonly audience: string;
+    readonly scope: string | undefined;
+    /** The wait for the response headers. */
+    readonly timeoutMs: number;
+    /** The longest silence between two body chunks; 0: none. */
+    readonly bodyTimeoutMs: number;
+    /** The same for event streams; 0: none. */
+    readonly eventStreamTimeoutMs: number;
+    readonly websocket: boolean;
+  }>;
+  readonly websocket: { readonly allowedOrigins: readonly string[] };
   readonly csrf: { readonly header: string; readonly value: string };
   readonly allowedReturnTo: readonly string[];
   readonly userClaims: readonly string[] | undefined;
@@ -108,12 +121,18 @@ export function validateOptions(options: BffOptions): BffConfig {
   const apis = (options.apis ?? []).map((api, i) => {
     const mount = pathOption(api?.mount, `apis[${i}].mount`);
     if (mount === '/') throw new BffConfigError(`apis[${i}].mount`, 'must not be "/" (the auth routes live there); use e.g. "/api"');
+    const timeoutMs = Math.ceil(positiveNumber(api.timeout ?? 30_000, `apis[${i}].timeout`, 'milliseconds'));
+    if (api.websocket !== undefined && typeof api.websocket !== 'boolean') throw new BffConfigError(`apis[${i}].websocket`, 'must be true or false');
     return Object.freeze({
       mount: mount.replace(/\/+$/, ''),
       upstream: httpUrl(api.upstream, `apis[${i}].upstream`),
       audience: audienceForApis(i, api.audience),
       scope: api.scope === undefined ? undefined : nonEmptyString(api.scope, `apis[${i}].scope`, 'a space-separated scope list'),
-      timeoutMs: Math.ceil(positiveNumber(api.timeout ?? 30_000, `apis[${i}].timeout`, 'milliseconds')),
+      timeoutMs,
+      // Before bodyTimeout existed, `timeout` bounded the gaps between body chunks too: never cut sooner than that.
+      bodyTimeoutMs: Math.ceil(nonNegativeNumber(api.bodyTimeout ?? Math.max(300_000, timeoutMs), `apis[${i}].bodyTimeout`)),
+      eventStreamTimeoutMs: Math.ceil(nonNegativeNumber(api.eventStreamTimeout ?? 0, `apis[${i}].eventStreamTimeout`)),
+      websocket: api.websocket ?? true,
     });
   });
   const mounts = new Set<string>();
@@ -131,6 +150,8 @@ export function validateOptions(options: BffOptions): BffConfig {
   const csrfHeader = options.csrf?.header ?? 'X-CSRF';
   if (typeof csrfHeader !== 'string' || !/^[A-Za-z0-9-]+$/.test(csrfHeader)) throw new BffConfigError('csrf.header', 'must be a header name such as "X-CSRF"');
   const csrfValue = nonEmptyString(options.csrf?.value ?? '1', 'csrf.value', 'the value the SPA sends, e.g. "1"');
+
+  const allowedOrigins = readOrigins(options.websocket?.allowedOrigins, baseURL);
 
   const allowedReturnTo = (options.allowedReturnTo ?? ['/']).map((p, i) => pathOption(p, `allowedReturnTo[${i}]`));
   if (options.userClaims !== undefined && (!Array.isArray(options.userClaims) || options.userClaims.some((c) => typeof c !== 'string'))) {
@@ -181,6 +202,7 @@ export function validateOptions(options: BffOptions): BffConfig {
     },
     apis,
     csrf: { header: csrfHeader.toLowerCase(), value: csrfValue },
+    websocket: { allowedOrigins },
     allowedReturnTo,
     userClaims: options.userClaims === undefined ? undefined : [...options.userClaims],
     logout: { idpLogout: options.logout?.idpLogout ?? true, returnTo: logoutReturnTo, idTokenHint: options.logout?.idTokenHint === true },
@@ -243,6 +265,22 @@ function readRoutes(routes: BffOptions['routes']): BffConfig['routes'] {
   return result as BffConfig['routes'];
 }
 
+/** Origins as browsers send them in `Origin` (scheme, host, port only when not the default). */
+function readOrigins(value: unknown, baseURL: URL): string[] {
+  if (value === undefined) return [baseURL.origin];
+  if (!Array.isArray(value) || value.length === 0) {
+    throw new BffConfigError('websocket.allowedOrigins', 'must be a non-empty array of origins such as ["https://app.example.com"]');
+  }
+  return value.map((origin, i) => {
+    const option = `websocket.allowedOrigins[${i}]`;
+    const url = httpUrl(origin, option);
+    if (url.pathname !== '/' || url.search || url.hash || (typeof origin === 'string' && origin.endsWith('/'))) {
+      throw new BffConfigError(option, `must be an origin such as "https://app.example.com", without a path or trailing slash (got "${String(origin)}")`);
+    }
+    return url.origin;
+  });
+}
+
 function readScopes(scope: unknown): string[] {
   if (scope === undefined) return ['profile', 'email'];
   const list = typeof scope === 'string' ? scope.split(/\s+/).filter(Boolean) : scope;
@@ -288,10 +326,15 @@ function positiveNumber(value: unknown, option: string, unit: string): number {
   return value;
 }
 
+function nonNegativeNumber(value: unknown, option: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new BffConfigError(option, 'must be a number of milliseconds, 0 or more (0: no limit)');
+  return value;
+}
+
 /** Freezes the structures built here, never the app's own objects (logger, redis client, keys). */
 function freezeConfig(config: BffConfig): BffConfig {
-  for (const part of [config.session, config.routes, config.csrf, config.logout, config.tokens, config.clientAuth]) Object.freeze(part);
-  for (const list of [config.session.secrets, config.session.encryptionKeys, config.apis, config.allowedReturnTo, config.loginParameters, config.backchannelAlgorithms]) Object.freeze(list);
+  for (const part of [config.session, config.routes, config.csrf, config.logout, config.tokens, config.clientAuth, config.websocket]) Object.freeze(part);
+  for (const list of [config.websocket.allowedOrigins, config.session.secrets, config.session.encryptionKeys, config.apis, config.allowedReturnTo, config.loginParameters, config.backchannelAlgorithms]) Object.freeze(list);
   if (config.userClaims) Object.freeze(config.userClaims);
   return Object.freeze(config);
 }

@@ -4,6 +4,7 @@ import type { BffConfig } from '../config/validate.js';
 import { BffError, ErrorCode } from '../errors.js';
 import { sendError, toBffError } from '../http/json-error.js';
 import type { AccessTokenEntry } from '../session/record.js';
+import type { StreamTracker } from '../realtime/registry.js';
 import type { LoadedSession, Sessions } from '../session/sessions.js';
 import type { TokenManager } from '../tokens/token-manager.js';
 import { ForwardHandler, type ForwardOutcome } from './forward.js';
@@ -30,12 +31,14 @@ export class ApiProxy {
     private readonly config: BffConfig,
     private readonly sessions: Sessions,
     private readonly tokens: TokenManager,
+    /** Long responses register here, to end with their session. */
+    private readonly streams: StreamTracker | undefined = undefined,
   ) {
     this.pool = new Pool(api.upstream.origin, {
       connections: 128,
       keepAliveTimeout: 30_000,
       headersTimeout: api.timeoutMs,
-      bodyTimeout: api.timeoutMs,
+      bodyTimeout: api.bodyTimeoutMs,
       connectTimeout: Math.min(api.timeoutMs, 10_000),
     });
     this.basePath = api.upstream.pathname.replace(/\/+$/, '');
@@ -93,11 +96,11 @@ export class ApiProxy {
     // request replayed, when replaying cannot do harm.
     // An upstream that rejects every token (misconfigured on its side) costs one forced exchange, not one per call.
     const mayRetry = !hasBody && REPLAYABLE.has(req.method) && this.tokens.mayForce(first.token);
-    this.forward(req, res, path, first.token, hasBody, mayRetry, (outcome) => {
+    this.forward(req, res, path, session, first.token, hasBody, mayRetry, (outcome) => {
       if (outcome.kind === 'failed') return this.fail(res, outcome.error);
       if (outcome.kind !== 'retry') return;
       Promise.resolve(this.tokens.accessToken(session, this.api, { force: true, rejected: first.token })).then(
-        (renewed) => this.forward(req, res, path, renewed.token, false, false, (last) => {
+        (renewed) => this.forward(req, res, path, session, renewed.token, false, false, (last) => {
           if (last.kind === 'failed') this.fail(res, last.error);
         }),
         (error: unknown) => this.fail(res, error),
@@ -105,7 +108,7 @@ export class ApiProxy {
     });
   }
 
-  private forward(req: Request, res: Response, path: string, token: string, hasBody: boolean, mayRetry: boolean, settle: (outcome: ForwardOutcome) => void): void {
+  private forward(req: Request, res: Response, path: string, session: LoadedSession, token: string, hasBody: boolean, mayRetry: boolean, settle: (outcome: ForwardOutcome) => void): void {
     try {
       this.pool.dispatch(
         {
@@ -113,8 +116,10 @@ export class ApiProxy {
           method: req.method as Dispatcher.HttpMethod,
           headers: upstreamRequestHeaders(req, token, this.forwarded),
           body: hasBody ? req : null,
+          // An event stream (EventSource asks for one) may be quiet for as long as it likes, unless configured otherwise.
+          bodyTimeout: req.headers.accept?.includes('text/event-stream') ? this.api.eventStreamTimeoutMs : null,
         },
-        new ForwardHandler(res, mayRetry, settle),
+        new ForwardHandler(res, mayRetry, settle, this.streams, session, this.api.audience),
       );
     } catch (error) {
       settle({ kind: 'failed', error: error as Error });

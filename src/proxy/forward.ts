@@ -1,5 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
+import type { StreamTracker, Tracked } from '../realtime/registry.js';
+import type { LoadedSession } from '../session/sessions.js';
 import { browserResponseHeaders } from './headers.js';
 
 /** How one upstream exchange ended. */
@@ -28,11 +30,17 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   private ended = false;
   /** This handler ended the upstream request because the browser went away. */
   private browserGone = false;
+  /** A long response, registered to end with its session. */
+  private tracked: Tracked | undefined;
 
   constructor(
     private readonly res: ServerResponse,
     private readonly mayRetry: boolean,
     private readonly settle: (outcome: ForwardOutcome) => void,
+    /** Where a long response registers, with its session (only those: an answer that arrives whole never does). */
+    private readonly streams?: StreamTracker | undefined,
+    private readonly session?: LoadedSession | undefined,
+    private readonly audience = '',
   ) {
     res.once('close', this.onClientClose);
   }
@@ -54,6 +62,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     this.started = true;
     const length = headers['content-length'];
     if (typeof length === 'string') this.wholeLength = Number(length);
+    // An event stream or a body of unknown length may last: it ends with its session.
+    else this.track();
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -64,7 +74,10 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       this.res.end(chunk);
       return;
     }
-    this.wholeLength = -1;
+    if (this.wholeLength >= 0) {
+      this.wholeLength = -1;
+      this.track();
+    }
     if (!this.res.write(chunk)) {
       controller.pause();
       this.res.once('drain', () => controller.resume());
@@ -93,7 +106,22 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     if (this.settled) return;
     this.settled = true;
     this.res.off('close', this.onClientClose);
+    this.tracked?.remove();
     this.settle(outcome);
+  }
+
+  private track(): void {
+    if (this.streams === undefined || this.session === undefined || this.tracked !== undefined) return;
+    this.tracked = this.streams.track(this.session, this.audience, this);
+    if (this.tracked === undefined) this.close();
+  }
+
+  /**
+   * The session ended: the response is broken off (not ended: a download must not look complete). An
+   * EventSource then reconnects and gets 401 session_ended.
+   */
+  close(): void {
+    this.res.destroy();
   }
 
   private readonly onClientClose = (): void => {

@@ -38,6 +38,8 @@ export class Sessions {
   private readonly sessionIds: SessionIdReader;
   /** With session.external: the app's express-session store, whose entries a logout destroys as well. */
   private externalStore: Store | undefined;
+  /** Told the ids of sessions that ended (their connections close: src/realtime). */
+  private readonly endListeners: Array<(ids: readonly string[]) => void> = [];
 
   constructor(
     private readonly config: BffConfig,
@@ -57,6 +59,11 @@ export class Sessions {
   /** Remembers the app's own session store (session.external), so that logouts can clear its entries too. */
   adoptStore(store: Store | undefined): void {
     if (store !== undefined && this.externalStore !== store) this.externalStore = store;
+  }
+
+  /** Calls `listener` with the ids of the sessions each `endAll` ended, once they are gone from the store. */
+  onEnd(listener: (ids: readonly string[]) => void): void {
+    this.endListeners.push(listener);
   }
 
   /** The session id the request carries, if its cookie is genuine. No store access. */
@@ -133,6 +140,7 @@ export class Sessions {
     else if (target.sub !== undefined && target.id === undefined) for (const id of await this.backend.findSessions({ sub: target.sub })) ids.add(id);
     const ended = await this.backend.destroy([...ids]);
     this.sessionIds.forget(ids);
+    for (const listener of this.endListeners) listener([...ids]);
     const external = this.externalStore;
     if (external) {
       // The app's store may be anything: a failure there leaves an entry without a record, which logs nobody in.

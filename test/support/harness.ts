@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import express from 'express';
 import { createClient } from 'redis';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { createBff, type Bff, type BffOptions, type RedisClient } from '../../src/index.js';
 import type { BffEvents } from '../../src/events/events.js';
 import { CookieJar, scriptedLogin, startLocalAuth0, type LocalAuth0, type LocalAuth0Client, type LocalAuth0Options } from '../../src/local-auth0/index.js';
@@ -29,16 +31,25 @@ export interface RecordedRequest {
   body: string;
 }
 
-/** The example upstream API: records what it receives; a test may replace how it answers. */
+/**
+ * The example upstream API: records what it receives; a test may replace how it answers. It also takes
+ * WebSockets: by default each one echoes what it gets; `onSocket` replaces that, `upgradeHandler` the handshake.
+ */
 export interface Upstream {
   url: string;
   requests: RecordedRequest[];
   handler: ((req: IncomingMessage, res: ServerResponse, body: string) => void) | undefined;
+  /** WebSocket handshakes received (the headers the BFF sent). */
+  upgrades: RecordedRequest[];
+  /** Every WebSocket accepted, with the close code it ended with (once it did). */
+  sockets: Array<{ ws: WebSocket; url: string; closeCode?: number }>;
+  onSocket: ((ws: WebSocket, req: IncomingMessage) => void) | undefined;
+  upgradeHandler: ((req: IncomingMessage, socket: Duplex, head: Buffer) => void) | undefined;
   close(): Promise<void>;
 }
 
 export async function startUpstream(): Promise<Upstream> {
-  const upstream: Upstream = { url: '', requests: [], handler: undefined, close: async () => {} };
+  const upstream: Upstream = { url: '', requests: [], handler: undefined, upgrades: [], sockets: [], onSocket: undefined, upgradeHandler: undefined, close: async () => {} };
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -50,9 +61,32 @@ export async function startUpstream(): Promise<Upstream> {
       res.end(JSON.stringify({ ok: true, method: req.method, url: req.url, body }));
     });
   });
+  const wss = new WebSocketServer({ noServer: true });
+  // Upgraded connections are no longer the server's to close: remember every connection, to end them all at close.
+  const connections = new Set<Socket>();
+  server.on('connection', (socket) => {
+    connections.add(socket);
+    socket.once('close', () => connections.delete(socket));
+  });
+  server.on('upgrade', (req, socket, head) => {
+    upstream.upgrades.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: '' });
+    if (upstream.upgradeHandler) return upstream.upgradeHandler(req, socket, head);
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const entry: Upstream['sockets'][number] = { ws, url: req.url ?? '' };
+      upstream.sockets.push(entry);
+      ws.on('close', (code) => void (entry.closeCode = code));
+      if (upstream.onSocket) return upstream.onSocket(ws, req);
+      ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+    });
+  });
   await listen(server);
   upstream.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  upstream.close = () => closeServer(server);
+  upstream.close = async () => {
+    for (const client of wss.clients) client.terminate();
+    wss.close();
+    for (const socket of connections) socket.destroy();
+    await closeServer(server);
+  };
   return upstream;
 }
 
@@ -94,6 +128,8 @@ export interface Harness {
   /** One URL per BFF instance (all share Redis when `redis` is on). */
   urls: string[];
   bffs: Bff[];
+  /** The BFF instances' HTTP servers. */
+  servers: Server[];
   redis: RedisClient | undefined;
   /** Every Redis client the instances use (one, unless `redisClientSideCache` gives each its own). */
   redisClients: RedisClient[];
@@ -176,12 +212,13 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     const app = options.app ? options.app(bff) : express().use(bff);
     app.get('/', (_req, res) => void res.send('home'));
     server.on('request', app);
+    bff.attach(server);
     return bff;
   });
   await Promise.all(bffs.map((b) => b.ready()));
 
   return {
-    auth0, upstream, clock, urls, bffs, redis, redisClients, prefix, events, logs,
+    auth0, upstream, clock, urls, bffs, servers, redis, redisClients, prefix, events, logs,
     browser: (instance = 0) => new Browser(urls, instance),
     redisKeys: async () => {
       if (!redis) return [];
@@ -191,8 +228,10 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     },
     close: async () => {
       // Browsers' connections first: a stream still open through the proxy ends with them, and the pools can close.
-      await Promise.all(servers.map((s) => closeServer(s)));
+      // The BFFs close their WebSockets (which the servers no longer count as HTTP connections) before the servers stop.
+      for (const s of servers) s.closeAllConnections();
       await Promise.all(bffs.map((b) => b.close()));
+      await Promise.all(servers.map((s) => closeServer(s)));
       await upstream.close();
       await auth0.stop();
       if (redis) {

@@ -1,0 +1,123 @@
+import { createHash } from 'node:crypto';
+import type { LoadedSession } from '../session/sessions.js';
+import { WebSocketCloseCode } from './close-codes.js';
+
+/** Something of a session's that must end with it: a WebSocket tunnel, a handshake under way, a long response. */
+export interface Closable {
+  close(code: number, reason: string): void;
+}
+
+/** One session's open connections, and what is known of its lifetimes (epoch ms) for the watch. */
+export interface WatchedSession {
+  readonly id: string;
+  readonly digest: string;
+  readonly audience: string;
+  readonly sub: string;
+  readonly sid: string | undefined;
+  absoluteExpiresAt: number;
+  idleExpiresAt: number;
+  /** A re-check of the record is under way. */
+  checking: boolean;
+  /** Not before this time (epoch ms) is the record checked again after a failed check. */
+  retryAt: number;
+  readonly members: Set<Closable>;
+}
+
+/** A registration; `remove` when the connection is over. */
+export interface Tracked {
+  readonly session: WatchedSession;
+  remove(): void;
+}
+
+/** What the API proxy registers its long responses with (see `SessionConnections.track`). */
+export interface StreamTracker {
+  track(session: LoadedSession, audience: string, member: Closable): Tracked | undefined;
+}
+
+/** How long an ended session is remembered, for a connection that registers after the signal (a handshake in flight). */
+const REMEMBER_ENDED_MS = 120_000;
+
+/**
+ * A one-way digest of a session id: what the session-end signal carries across instances (the id is a bearer
+ * secret; a digest closes sockets but logs nobody in).
+ */
+export const sessionDigest = (id: string): string => createHash('sha256').update(id).digest('base64url').slice(0, 22);
+
+/**
+ * The open connections of each session in this process, keyed by session digest, so that a session-end signal
+ * closes all of them. A connection that registers just after its session's end signal is refused.
+ */
+export class SessionConnections implements StreamTracker {
+  private readonly byDigest = new Map<string, WatchedSession>();
+  private readonly digestById = new Map<string, string>();
+  /** Digests of sessions that ended lately, with when (monotonic ms), oldest first. */
+  private readonly ended = new Map<string, number>();
+
+  constructor(private readonly onFirst: () => void) {}
+
+  get size(): number {
+    return this.byDigest.size;
+  }
+
+  sessions(): IterableIterator<WatchedSession> {
+    return this.byDigest.values();
+  }
+
+  /** Registers a connection of a session; undefined when that session has just ended (close the connection). */
+  track(session: LoadedSession, audience: string, member: Closable): Tracked | undefined {
+    let digest = this.digestById.get(session.id);
+    let watched = digest === undefined ? undefined : this.byDigest.get(digest);
+    if (watched === undefined) {
+      digest = sessionDigest(session.id);
+      if (this.ended.has(digest)) return undefined;
+      const { view } = session;
+      watched = {
+        id: session.id, digest, audience, sub: view.sub, sid: view.sid,
+        absoluteExpiresAt: view.absoluteExpiresAt, idleExpiresAt: view.idleExpiresAt,
+        checking: false, retryAt: 0, members: new Set(),
+      };
+      this.byDigest.set(digest, watched);
+      this.digestById.set(session.id, digest);
+      if (this.byDigest.size === 1) this.onFirst();
+    }
+    const entry = watched;
+    entry.members.add(member);
+    return {
+      session: entry,
+      remove: () => {
+        entry.members.delete(member);
+        if (entry.members.size === 0 && this.byDigest.get(entry.digest) === entry) this.forget(entry);
+      },
+    };
+  }
+
+  /** The sessions ended: closes their connections with 4401, and refuses new ones for a while. */
+  end(digests: Iterable<string>): void {
+    const now = performance.now();
+    for (const [digest, at] of this.ended) {
+      if (now - at < REMEMBER_ENDED_MS) break;
+      this.ended.delete(digest);
+    }
+    for (const digest of digests) {
+      this.ended.delete(digest);
+      this.ended.set(digest, now);
+      const watched = this.byDigest.get(digest);
+      if (watched === undefined) continue;
+      this.forget(watched);
+      for (const member of watched.members) member.close(WebSocketCloseCode.SESSION_ENDED, 'session_ended');
+    }
+  }
+
+  /** Closes every connection (the BFF is shutting down). */
+  closeAll(code: number, reason: string): void {
+    const all = [...this.byDigest.values()];
+    this.byDigest.clear();
+    this.digestById.clear();
+    for (const watched of all) for (const member of watched.members) member.close(code, reason);
+  }
+
+  private forget(watched: WatchedSession): void {
+    this.byDigest.delete(watched.digest);
+    this.digestById.delete(watched.id);
+  }
+}

@@ -1,0 +1,100 @@
+import type { BffConfig } from '../config/validate.js';
+import type { LogoutReason } from '../events/events.js';
+import { sessionRef, type Sessions } from '../session/sessions.js';
+import type { SessionConnections, WatchedSession } from './registry.js';
+
+/** How often open connections are checked against their session's lifetimes. */
+const SWEEP_MS = 1_000;
+/** After a failed check (the store is not answering), how long until the next try. */
+const RETRY_MS = 5_000;
+
+/**
+ * Idle and absolute timeouts happen without a request: this notices them for sessions with open connections.
+ * Once a second (while there are any), each session past its known idle or absolute expiry (by the BFF's clock) is
+ * read again: past it indeed, the session is ended as a request would end it (`Sessions.endAll`, which closes
+ * its connections on every instance); gone, its connections here are closed; rolled meanwhile (API calls), the
+ * new expiry is watched.
+ *
+ * Activity: what the browser sends counts (its API calls, and data frames it sends over a WebSocket, which roll
+ * the idle expiry as an API call does, at most once per roll interval). What the upstream pushes does not: a page
+ * left alone with a live feed still reaches its idle timeout.
+ */
+export class SessionWatch {
+  private timer: NodeJS.Timeout | undefined;
+  private readonly rollInterval: number;
+
+  constructor(
+    private readonly config: BffConfig,
+    private readonly sessions: Sessions,
+    private readonly connections: SessionConnections,
+  ) {
+    // As for API calls: a roll is a write, at most once per interval.
+    this.rollInterval = Math.min(60_000, config.session.idleTimeoutMs / 10);
+  }
+
+  /** Runs the checks while connections are open (called when the first one registers). */
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => this.sweep(), SWEEP_MS);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** The browser sent something over a connection of this session: roll its idle expiry when due. */
+  activity(session: WatchedSession): void {
+    const next = Math.min(session.absoluteExpiresAt, this.config.clock() + this.config.session.idleTimeoutMs);
+    if (next - session.idleExpiresAt < this.rollInterval) return;
+    session.idleExpiresAt = next;
+    this.sessions.backend.touch(session.id, next).catch((error: unknown) => {
+      this.config.logger.warn('Could not roll the session idle expiry', { session: sessionRef(session.id), error: String((error as Error)?.message) });
+    });
+  }
+
+  /** Checks every watched session now, whatever its expiry (signals may have been missed: Redis reconnected). */
+  checkAll(): void {
+    for (const session of this.connections.sessions()) this.check(session);
+  }
+
+  private sweep(): void {
+    if (this.connections.size === 0) return this.stop();
+    const now = this.config.clock();
+    for (const session of this.connections.sessions()) {
+      if (now >= Math.min(session.absoluteExpiresAt, session.idleExpiresAt) && now >= session.retryAt) this.check(session);
+    }
+  }
+
+  private check(session: WatchedSession): void {
+    if (session.checking) return;
+    session.checking = true;
+    this.recheck(session).then(
+      () => void (session.checking = false),
+      (error: unknown) => {
+        // A store fault ends nobody's session: try again a little later.
+        session.checking = false;
+        session.retryAt = this.config.clock() + RETRY_MS;
+        this.config.logger.warn('Could not check the lifetime of a session with open connections', { session: sessionRef(session.id), error: String((error as Error)?.message) });
+      },
+    );
+  }
+
+  private async recheck(session: WatchedSession): Promise<void> {
+    const view = await this.sessions.backend.readView(session.id, session.audience);
+    if (view === undefined) {
+      // Ended (and its signal missed here), or its keys expired: its connections go now.
+      this.connections.end([session.digest]);
+      return;
+    }
+    const now = this.config.clock();
+    if (now >= view.absoluteExpiresAt || now >= view.idleExpiresAt) {
+      const reason: LogoutReason = now >= view.absoluteExpiresAt ? 'absolute_timeout' : 'idle_timeout';
+      await this.sessions.endAll({ id: session.id, sub: view.sub, sid: view.sid }, reason);
+      return;
+    }
+    session.absoluteExpiresAt = view.absoluteExpiresAt;
+    session.idleExpiresAt = Math.max(session.idleExpiresAt, view.idleExpiresAt);
+  }
+}

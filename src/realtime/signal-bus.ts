@@ -1,0 +1,93 @@
+import type { RedisClient } from '../config/options.js';
+import type { Logger } from '../events/events.js';
+
+/**
+ * Tells every BFF instance that sessions ended, so that each closes their connections. With the memory backend
+ * there is one process: delivery is local. With Redis, each instance subscribes to `<redisPrefix>session-ended`
+ * on a duplicate of the app's client (a subscribed connection can do nothing else), once it has connections to
+ * watch. Messages carry session digests, never session ids.
+ */
+export interface SessionEndBus {
+  /** Delivers here at once, and to every other instance. */
+  publish(digests: readonly string[]): void;
+  /** Starts receiving other instances' signals (idempotent). */
+  listen(): void;
+  close(): Promise<void>;
+}
+
+type Deliver = (digests: readonly string[]) => void;
+
+export function localSessionEndBus(deliver: Deliver): SessionEndBus {
+  return {
+    publish: (digests) => deliver(digests),
+    listen: () => {},
+    close: async () => {},
+  };
+}
+
+/** What this module uses of a node-redis client or cluster. */
+interface PubSubClient {
+  publish(channel: string, message: string): Promise<unknown>;
+  duplicate(overrides?: object): PubSubClient;
+  connect(): Promise<unknown>;
+  subscribe(channel: string, listener: (message: string) => void): Promise<void>;
+  on(event: 'error' | 'ready', listener: (...args: unknown[]) => void): unknown;
+  destroy?(): void;
+  close?(): Promise<unknown>;
+  disconnect?(): Promise<unknown>;
+}
+
+/**
+ * `onResubscribed` runs each time the subscription is (re)established: signals sent while it was down were lost,
+ * so the caller checks its sessions against the store then.
+ */
+export function redisSessionEndBus(client: RedisClient, channel: string, deliver: Deliver, onResubscribed: () => void, logger: Logger): SessionEndBus {
+  const redis = client as unknown as PubSubClient;
+  let subscriber: PubSubClient | undefined;
+  let subscribed = false;
+  let closed = false;
+
+  const onMessage = (message: string) => deliver(message.split(' ').filter(Boolean));
+  return {
+    publish(digests) {
+      if (digests.length === 0) return;
+      deliver(digests);
+      redis.publish(channel, digests.join(' ')).catch((error: unknown) => {
+        logger.warn('Could not tell the other instances that sessions ended; their connections close at their next check', { error: String((error as Error)?.message) });
+      });
+    },
+    listen() {
+      if (subscriber || closed) return;
+      // Client-side caching has no use on a subscribed connection.
+      const sub = redis.duplicate({ clientSideCache: undefined });
+      subscriber = sub;
+      let subscribing = false;
+      const warn = (error: unknown) => {
+        logger.warn('Could not subscribe to session-end signals; connections close at their sessions\' next check', { error: String((error as Error)?.message) });
+      };
+      sub.on('error', () => {});
+      // Each time the connection is ready: the first time, subscribe; after a reconnect node-redis subscribes again
+      // by itself, and what was published meanwhile is checked for. Either way sessions may have ended unheard.
+      sub.on('ready', () => {
+        if (subscribed) return onResubscribed();
+        if (subscribing) return;
+        subscribing = true;
+        sub.subscribe(channel, onMessage).then(() => {
+          subscribed = true;
+          onResubscribed();
+        }, warn).finally(() => {
+          subscribing = false;
+        });
+      });
+      sub.connect().catch(warn);
+    },
+    async close() {
+      closed = true;
+      const sub = subscriber;
+      subscriber = undefined;
+      if (!sub) return;
+      if (sub.destroy) sub.destroy();
+      else await (sub.close ?? sub.disconnect)?.call(sub).catch(() => {});
+    },
+  };
+}

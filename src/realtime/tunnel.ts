@@ -1,0 +1,169 @@
+import type { Duplex } from 'node:stream';
+import { WebSocketCloseCode } from './close-codes.js';
+import { FrameTracker, closeFrame } from './frames.js';
+
+/** How long a closing connection may take to finish its current frame and say goodbye before it is cut. */
+const CLOSE_GRACE_MS = 2_000;
+
+/**
+ * One direction of a tunnel: bytes from `from` are written to `to` unchanged, pausing `from` while `to` cannot take
+ * more (backpressure), while a FrameTracker follows the frame boundaries. When the tunnel closes, the frame under
+ * way is finished and a close frame of the BFF's own follows it.
+ */
+class Direction {
+  readonly frames = new FrameTracker();
+  /** The close frame to send at the next boundary, then stop forwarding. */
+  private pendingClose: Buffer | undefined;
+  /** The BFF's close frame went out (or the direction ended): nothing more is forwarded. */
+  done = false;
+
+  constructor(
+    private readonly from: Duplex,
+    private readonly to: Duplex,
+    /** Frames toward a server are masked (RFC 6455 5.3): true toward the upstream. */
+    private readonly towardServer: boolean,
+  ) {}
+
+  forward(chunk: Buffer): void {
+    if (this.done) return;
+    if (this.pendingClose) {
+      const end = this.frames.scan(chunk, true);
+      if (end > 0) this.to.write(chunk.subarray(0, end));
+      if (this.frames.atBoundary) this.sendClose();
+      return;
+    }
+    this.frames.scan(chunk);
+    if (!this.to.write(chunk)) {
+      this.from.pause();
+      this.to.once('drain', () => this.from.resume());
+    }
+  }
+
+  /** Sends a close frame at the next frame boundary (now, if at one), then ends the writing side. */
+  close(code: number, reason: string): void {
+    if (this.done || this.pendingClose) return;
+    this.pendingClose = closeFrame(code, reason, this.towardServer);
+    if (this.frames.atBoundary) this.sendClose();
+    // Keep reading, to find the boundary or see the other side's goodbye.
+    else this.from.resume();
+  }
+
+  private sendClose(): void {
+    this.done = true;
+    if (this.to.writable) this.to.end(this.pendingClose);
+    this.from.resume();
+  }
+
+  /** Forwards nothing more: the receiving side is gone. */
+  stop(): void {
+    this.done = true;
+  }
+
+  /** Ends the writing side: as it is when the frames say the endpoints closed; else with a close frame, if one still fits. */
+  finish(code: number, reason: string): void {
+    if (this.done) return;
+    if (this.frames.sawClose) {
+      this.done = true;
+      if (this.to.writable) this.to.end();
+    } else if (this.frames.atBoundary) {
+      this.pendingClose = closeFrame(code, reason, this.towardServer);
+      this.sendClose();
+    } else {
+      // Cut mid-frame: no frame of ours can follow, only a broken connection tells the truth.
+      this.done = true;
+      this.to.destroy();
+    }
+  }
+}
+
+export interface TunnelEvents {
+  /** The browser sent a data frame (text, binary, continuation): activity of the user's page. */
+  onBrowserData(): void;
+  /** Both connections are closed. */
+  onClosed(): void;
+}
+
+/**
+ * A WebSocket connection between the browser and the upstream after both handshakes: the TCP streams are joined,
+ * frames pass unchanged both ways, and the BFF can close both ends with a code of its own (`close`).
+ */
+export class Tunnel {
+  private readonly up: Direction;
+  private readonly down: Direction;
+  private closed = false;
+  /** Set once closing began: cuts whatever has not closed by then. */
+  private graceTimer: NodeJS.Timeout | undefined;
+  private open = 2;
+
+  constructor(private readonly browser: Duplex, private readonly upstream: Duplex, private readonly events: TunnelEvents) {
+    this.up = new Direction(browser, upstream, true);
+    this.down = new Direction(upstream, browser, false);
+  }
+
+  /** Starts relaying; `browserHead` and `upstreamHead` are bytes each side sent right after its handshake. */
+  start(browserHead: Buffer, upstreamHead: Buffer): void {
+    const { browser, upstream } = this;
+    for (const socket of [browser, upstream]) {
+      (socket as { setNoDelay?(v: boolean): void }).setNoDelay?.(true);
+      (socket as { setTimeout?(ms: number): void }).setTimeout?.(0);
+      socket.once('close', this.onSocketClose);
+    }
+    browser.on('data', (chunk: Buffer) => {
+      this.up.forward(chunk);
+      if (this.up.frames.sawData) {
+        this.up.frames.sawData = false;
+        this.events.onBrowserData();
+      }
+    });
+    upstream.on('data', (chunk: Buffer) => this.down.forward(chunk));
+    // A side that ends or breaks: the other is told (with a close frame when the endpoints did not exchange one).
+    browser.on('end', () => this.up.finish(WebSocketCloseCode.GOING_AWAY, 'browser_gone'));
+    upstream.on('end', () => this.down.finish(WebSocketCloseCode.UPSTREAM_FAILED, 'upstream_unavailable'));
+    browser.on('error', () => {
+      this.up.finish(WebSocketCloseCode.GOING_AWAY, 'browser_gone');
+      browser.destroy();
+    });
+    upstream.on('error', () => {
+      this.down.finish(WebSocketCloseCode.UPSTREAM_FAILED, 'upstream_unavailable');
+      upstream.destroy();
+    });
+    if (upstreamHead.length > 0) this.down.forward(upstreamHead);
+    if (browserHead.length > 0) this.up.forward(browserHead);
+  }
+
+  /** Closes both ends with `code`: each gets a close frame after the frame under way, then its connection ends. */
+  close(code: number, reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.down.close(code, reason);
+    this.up.close(code, reason);
+    this.cutLater();
+  }
+
+  /** Whatever has not closed within the grace period is cut then. */
+  private cutLater(): void {
+    this.graceTimer ??= setTimeout(() => {
+      this.browser.destroy();
+      this.upstream.destroy();
+    }, CLOSE_GRACE_MS).unref();
+  }
+
+  private readonly onSocketClose = (): void => {
+    // A connection that closed takes the other one with it: half a tunnel is of no use.
+    if (this.upstream.destroyed) {
+      this.down.finish(WebSocketCloseCode.UPSTREAM_FAILED, 'upstream_unavailable');
+      this.up.stop();
+    }
+    if (this.browser.destroyed) {
+      this.up.finish(WebSocketCloseCode.GOING_AWAY, 'browser_gone');
+      this.down.stop();
+    }
+    if (--this.open > 0) {
+      // The other connection gets a moment to flush its close frame.
+      this.cutLater();
+      return;
+    }
+    if (this.graceTimer) clearTimeout(this.graceTimer);
+    this.events.onClosed();
+  };
+}

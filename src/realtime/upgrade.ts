@@ -1,0 +1,154 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Request } from 'express';
+import type { BffConfig } from '../config/validate.js';
+import { BffError, ErrorCode } from '../errors.js';
+import { toBffError } from '../http/json-error.js';
+import { browserResponseHeaders, upstreamRequestHeaders } from '../proxy/headers.js';
+import { targetPath } from '../proxy/target-path.js';
+import { sessionEnded, type Sessions } from '../session/sessions.js';
+import type { TokenManager } from '../tokens/token-manager.js';
+import { WebSocketCloseCode } from './close-codes.js';
+import { closeFrame } from './frames.js';
+import { checkOrigin } from './origin.js';
+import { acceptOnlyToClose, switchingProtocols, writeJsonError } from './raw-response.js';
+import type { Closable, SessionConnections, Tracked } from './registry.js';
+import type { SessionWatch } from './session-watch.js';
+import { Tunnel } from './tunnel.js';
+import { openUpstream, type UpstreamAnswer, type UpstreamHandshake } from './upstream-handshake.js';
+
+type Api = BffConfig['apis'][number];
+
+const KEY = /^[A-Za-z0-9+/]{22}==$/;
+
+/**
+ * One browser WebSocket through the BFF, from the handshake on: registered with its session from the moment the
+ * session is known, so that a session that ends during the handshake is not missed.
+ */
+class Connection implements Closable {
+  tracked: Tracked | undefined;
+  handshake: UpstreamHandshake | undefined;
+  tunnel: Tunnel | undefined;
+  /** Closed by the BFF before the tunnel existed (the session ended, the BFF is closing). */
+  closedWith: { code: number; reason: string } | undefined;
+
+  close(code: number, reason: string): void {
+    if (this.tunnel) return this.tunnel.close(code, reason);
+    this.closedWith ??= { code, reason };
+    this.handshake?.abort();
+  }
+}
+
+/**
+ * WebSocket handshakes on the API mounts. In order: the request is a WebSocket handshake to a safe path (400), it
+ * comes from an allowed Origin (403), it has a session (401); then the session's access token (an exchange when it
+ * is expiring), and the handshake goes to the upstream with `Authorization: Bearer` and without cookies. The
+ * upstream's 101 goes back to the browser and the two connections are joined (see Tunnel). Every refusal by the
+ * BFF is an HTTP answer in its JSON error shape, before anything is upgraded; an upstream that cannot take the
+ * handshake closes the browser's socket at once with 1014 (a script sees nothing of a refused handshake).
+ */
+export class UpgradeHandler {
+  private readonly apis: readonly Api[];
+  private readonly forwarded: { proto: string; host: string };
+
+  constructor(
+    private readonly config: BffConfig,
+    private readonly sessions: Sessions,
+    private readonly tokens: TokenManager,
+    private readonly connections: SessionConnections,
+    private readonly watch: SessionWatch,
+  ) {
+    // The longest mount first, as for API calls.
+    this.apis = config.apis.filter((api) => api.websocket).sort((a, b) => b.mount.length - a.mount.length);
+    this.forwarded = { proto: config.baseURL.protocol.slice(0, -1), host: config.baseURL.host };
+  }
+
+  /** Takes the handshake when its URL is under a WebSocket-enabled API mount; false (socket untouched) otherwise. */
+  readonly handle = (req: IncomingMessage, socket: Duplex, head: Buffer): boolean => {
+    const url = req.url ?? '';
+    const api = this.apis.find((a) => url.startsWith(a.mount) && (url.length === a.mount.length || url[a.mount.length] === '/' || url[a.mount.length] === '?'));
+    if (api === undefined) return false;
+    // A browser that resets the connection mid-handshake must not take the process down.
+    socket.on('error', () => socket.destroy());
+    const connection = new Connection();
+    this.open(api, req, socket, head, connection).catch((error: unknown) => {
+      connection.tracked?.remove();
+      connection.handshake?.abort();
+      writeJsonError(socket, toBffError(error));
+    });
+    return true;
+  };
+
+  private async open(api: Api, req: IncomingMessage, socket: Duplex, head: Buffer, connection: Connection): Promise<void> {
+    const path = this.checkRequest(api, req);
+    checkOrigin(req, this.config.websocket.allowedOrigins);
+    // Only the Cookie header (or, with session.external, the app's req.session) is read.
+    const session = await this.sessions.load(req as Request, api.audience);
+    connection.tracked = this.connections.track(session, api.audience, connection);
+    if (connection.tracked === undefined) throw sessionEnded();
+
+    let token = (await this.tokens.accessToken(session, api)).token;
+    let answer = await this.upstream(api, req, path, token, connection);
+    // As for API calls: a token the upstream rejects although it looked fresh is renewed once, and the handshake repeated.
+    if (answer.kind === 'refused' && answer.invalidToken && this.tokens.mayForce(token) && !connection.closedWith) {
+      token = (await this.tokens.accessToken(session, api, { force: true, rejected: token })).token;
+      answer = await this.upstream(api, req, path, token, connection);
+    }
+    if (connection.closedWith) {
+      if (answer.kind === 'upgraded') answer.socket.destroy();
+      throw connection.closedWith.code === WebSocketCloseCode.SESSION_ENDED
+        ? sessionEnded()
+        : new BffError(ErrorCode.UPSTREAM_UNAVAILABLE, 'The BFF is shutting down.');
+    }
+    if (socket.destroyed) {
+      // The browser left during the handshake.
+      if (answer.kind === 'upgraded') answer.socket.destroy();
+      connection.tracked.remove();
+      return;
+    }
+    if (answer.kind !== 'upgraded') return this.refuse(req, socket, answer, connection.tracked);
+    this.join(socket, head, answer, connection, connection.tracked);
+  }
+
+  private checkRequest(api: Api, req: IncomingMessage): string {
+    const key = req.headers['sec-websocket-key'];
+    if (req.method !== 'GET' || req.headers.upgrade?.toLowerCase() !== 'websocket' || typeof key !== 'string' || !KEY.test(key) || req.headers['sec-websocket-version'] !== '13') {
+      throw new BffError(ErrorCode.INVALID_REQUEST, 'This is not a WebSocket handshake (RFC 6455 4.1).');
+    }
+    let rest = (req.url ?? '').slice(api.mount.length);
+    if (rest === '' || rest[0] === '?') rest = `/${rest}`;
+    const path = targetPath(api.upstream.pathname.replace(/\/+$/, ''), rest);
+    if (path === undefined) throw new BffError(ErrorCode.INVALID_REQUEST, 'The API path is not allowed.');
+    return path;
+  }
+
+  private upstream(api: Api, req: IncomingMessage, path: string, token: string, connection: Connection): Promise<UpstreamAnswer> {
+    // The browser's headers minus cookies, credentials and hop-by-hop ones (Sec-WebSocket-* and Origin pass on).
+    const headers = upstreamRequestHeaders(req, token, { ...this.forwarded, prefix: api.mount });
+    headers.connection = 'Upgrade';
+    headers.upgrade = 'websocket';
+    connection.handshake = openUpstream(api.upstream, path, headers, api.timeoutMs);
+    return connection.handshake.answer;
+  }
+
+  /** The upstream could not take the handshake: the browser gets an upgrade that closes at once with 1014 and why. */
+  private refuse(req: IncomingMessage, socket: Duplex, answer: Exclude<UpstreamAnswer, { kind: 'upgraded' }>, tracked: Tracked): void {
+    tracked.remove();
+    const reason = answer.kind === 'refused' ? `upstream_refused ${answer.status}` : answer.reason;
+    const offered = req.headers['sec-websocket-protocol'];
+    socket.write(acceptOnlyToClose(req.headers['sec-websocket-key'] as string, Array.isArray(offered) ? offered.join(',') : offered));
+    socket.end(closeFrame(WebSocketCloseCode.UPSTREAM_FAILED, reason, false));
+    setTimeout(() => socket.destroy(), 2_000).unref();
+  }
+
+  private join(socket: Duplex, head: Buffer, answer: Extract<UpstreamAnswer, { kind: 'upgraded' }>, connection: Connection, tracked: Tracked): void {
+    socket.write(switchingProtocols(browserResponseHeaders(answer.headers)));
+    const tunnel = new Tunnel(socket, answer.socket, {
+      onBrowserData: () => this.watch.activity(tracked.session),
+      onClosed: () => tracked.remove(),
+    });
+    connection.tunnel = tunnel;
+    connection.handshake = undefined;
+    tunnel.start(head, answer.head);
+  }
+}

@@ -1,0 +1,326 @@
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocketCloseCode } from '../../src/index.js';
+import { AUDIENCE, REDIS_CLIENT_MODES, startHarness, waitFor, type Harness } from '../support/harness.js';
+import { openSocket, opened, roundTrip } from '../support/ws-client.js';
+
+/** A port nothing listens on. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+describe('WebSockets through the BFF', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    const down = await closedPort();
+    h = await startHarness({
+      redis: true,
+      apis: (upstream) => [
+        { mount: '/api', upstream },
+        { mount: '/down', upstream: `http://127.0.0.1:${down}` },
+        { mount: '/slow', upstream, timeout: 300 },
+        { mount: '/plain', upstream, websocket: false },
+      ],
+    });
+  });
+  afterAll(() => h?.close());
+
+  it('forwards the handshake with a fresh access token and no cookies, and frames both ways unchanged', async () => {
+    const browser = h.browser();
+    await browser.login();
+    const socket = opened(await openSocket(browser, '/api/live?room=1', { protocols: ['chat.v1'] }));
+    expect(socket.ws.protocol).toBe('chat.v1');
+
+    const handshake = h.upstream.upgrades.at(-1);
+    expect(handshake?.url).toBe('/live?room=1');
+    expect(handshake?.headers.cookie).toBeUndefined();
+    const token = String(handshake?.headers.authorization).replace(/^Bearer /, '');
+    const { payload } = await jwtVerify(token, createRemoteJWKSet(new URL(`${h.auth0.issuer}.well-known/jwks.json`)), { audience: AUDIENCE, issuer: h.auth0.issuer });
+    expect(payload.sub).toBe('auth0|alice');
+    expect(handshake?.headers['x-forwarded-prefix']).toBe('/api');
+    // The browser's answer carries nothing of the token.
+    expect(JSON.stringify(socket.headers)).not.toContain(token);
+
+    expect(await roundTrip(socket, 'hello')).toEqual({ data: Buffer.from('hello'), binary: false });
+    const big = randomBytes(300_000);
+    const echoed = await roundTrip(socket, big);
+    expect(echoed.binary).toBe(true);
+    expect(echoed.data.equals(big)).toBe(true);
+    expect((await roundTrip(socket, '')).data.length).toBe(0);
+    // Control frames pass through too: a ping from the browser is answered by the upstream.
+    const pong = new Promise<Buffer>((resolve) => socket.ws.once('pong', resolve));
+    socket.ws.ping('are you there');
+    expect((await pong).toString()).toBe('are you there');
+
+    socket.ws.close(4000, 'bye');
+    expect((await socket.closed).code).toBe(4000);
+    await waitFor(() => h.upstream.sockets.at(-1)?.closeCode === 4000, 'the upstream sees the browser\'s close code');
+  });
+
+  it('exchanges once for sockets opened at once with an expiring token', async () => {
+    const browser = h.browser();
+    await browser.login();
+    h.clock.advance(61_000);
+    const before = h.auth0.admin.counts().token.refresh_token?.ok ?? 0;
+    const sockets = (await Promise.all(Array.from({ length: 5 }, () => openSocket(browser, '/api/live')))).map(opened);
+    expect((h.auth0.admin.counts().token.refresh_token?.ok ?? 0) - before).toBe(1);
+    const tokens = new Set(h.upstream.upgrades.slice(-5).map((u) => u.headers.authorization));
+    expect(tokens.size).toBe(1);
+    for (const s of sockets) s.ws.close();
+  });
+
+  it('refuses a handshake without a session with 401 JSON, before any upgrade', async () => {
+    const before = h.upstream.upgrades.length;
+    const answer = await openSocket(h.browser(), '/api/live');
+    expect(answer).toMatchObject({ kind: 'refused', status: 401 });
+    if (answer.kind !== 'refused') return;
+    expect(JSON.parse(answer.body)).toMatchObject({ error: 'login_required' });
+    expect(answer.headers['cache-control']).toBe('no-store');
+    expect(h.upstream.upgrades.length).toBe(before);
+  });
+
+  it('refuses a handshake from another origin, or without one, with 403 JSON (cross-site WebSocket hijacking)', async () => {
+    const browser = h.browser();
+    await browser.login();
+    const before = h.upstream.upgrades.length;
+    for (const origin of ['https://evil.example', 'http://127.0.0.1:1', 'null', null]) {
+      const answer = await openSocket(browser, '/api/live', { origin });
+      expect(answer, String(origin)).toMatchObject({ kind: 'refused', status: 403 });
+      if (answer.kind === 'refused') expect(JSON.parse(answer.body).error).toBe('csrf_required');
+    }
+    expect(h.upstream.upgrades.length).toBe(before);
+  });
+
+  it('refuses a bad path or a mount without WebSockets, and leaves other URLs alone', async () => {
+    const browser = h.browser();
+    await browser.login();
+    const bad = await openSocket(browser, '/api/%2e%2e/admin');
+    expect(bad).toMatchObject({ kind: 'refused', status: 400 });
+    const off = await openSocket(browser, '/plain/live');
+    expect(off).toMatchObject({ kind: 'refused', status: 400 });
+    expect(h.bffs[0]?.handleUpgrade(Object.assign(Object.create(null), { url: '/elsewhere', headers: {} }), undefined as never, Buffer.alloc(0))).toBe(false);
+  });
+
+  it('closes every socket of the session with 4401 when the user logs out, and tells the upstream the same', async () => {
+    const browser = h.browser();
+    await browser.login();
+    const sockets = (await Promise.all([openSocket(browser, '/api/a'), openSocket(browser, '/api/b')])).map(opened);
+    const other = h.browser();
+    await other.login();
+    const bystander = opened(await openSocket(other, '/api/c'));
+    const upstreamSockets = h.upstream.sockets.slice(-3, -1);
+
+    const { body } = await browser.user();
+    const started = performance.now();
+    await browser.request(body.logoutUrl);
+    const closes = await Promise.all(sockets.map((s) => s.closed));
+    for (const close of closes) expect(close).toMatchObject({ code: WebSocketCloseCode.SESSION_ENDED, reason: 'session_ended' });
+    console.log(`[websocket] closed ${Math.round(Math.max(...closes.map((c) => c.at)) - started)} ms after the logout request was sent (same instance)`);
+    expect(Math.max(...closes.map((c) => c.at)) - started).toBeLessThan(5_000);
+    await waitFor(() => upstreamSockets.every((s) => s.closeCode === WebSocketCloseCode.SESSION_ENDED), 'the upstream sees 4401');
+    // Another user's socket is untouched.
+    expect((await roundTrip(bystander, 'still here')).data.toString()).toBe('still here');
+    // And the browser cannot open a new one.
+    expect(await openSocket(browser, '/api/a')).toMatchObject({ kind: 'refused', status: 401 });
+  });
+
+  it('closes at a back-channel logout, and when an exchange finds the Auth0 session revoked', async () => {
+    const browser = h.browser();
+    await browser.login();
+    const first = opened(await openSocket(browser, '/api/live'));
+    await h.auth0.admin.endSession({ sub: 'auth0|alice' }, { backchannel: true });
+    expect((await first.closed).code).toBe(WebSocketCloseCode.SESSION_ENDED);
+
+    await browser.login();
+    const second = opened(await openSocket(browser, '/api/live'));
+    await h.auth0.admin.endSession({ sub: 'auth0|alice' }, { backchannel: false });
+    // Nothing tells the BFF yet; the next exchange does (an API call once the token expired).
+    h.clock.advance(61_000);
+    expect((await browser.api('/api/items')).status).toBe(401);
+    expect((await second.closed).code).toBe(WebSocketCloseCode.SESSION_ENDED);
+  });
+
+  it('closes the browser\'s socket with 1014 when the upstream refuses the handshake, cannot be reached, or does not answer', async () => {
+    const browser = h.browser();
+    await browser.login();
+    h.upstream.upgradeHandler = (_req, socket) => {
+      socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+    };
+    try {
+      const refused = opened(await openSocket(browser, '/api/nothing-here', { protocols: ['chat.v1'] }));
+      expect(await refused.closed).toMatchObject({ code: WebSocketCloseCode.UPSTREAM_FAILED, reason: 'upstream_refused 404' });
+      h.upstream.upgradeHandler = () => {};
+      const slow = opened(await openSocket(browser, '/slow/live'));
+      expect(await slow.closed).toMatchObject({ code: 1014, reason: 'upstream_timeout' });
+    } finally {
+      h.upstream.upgradeHandler = undefined;
+    }
+    const down = opened(await openSocket(browser, '/down/live'));
+    expect(await down.closed).toMatchObject({ code: 1014, reason: 'upstream_unavailable' });
+  });
+
+  it('closes the browser\'s socket with 1014 when the upstream breaks off without a close frame', async () => {
+    const browser = h.browser();
+    await browser.login();
+    h.upstream.onSocket = (ws) => ws.on('message', () => (ws as unknown as { _socket: { destroy(): void } })._socket.destroy());
+    try {
+      const socket = opened(await openSocket(browser, '/api/live'));
+      socket.ws.send('break');
+      expect(await socket.closed).toMatchObject({ code: 1014, reason: 'upstream_unavailable' });
+    } finally {
+      h.upstream.onSocket = undefined;
+    }
+  });
+
+  it('renews the token once when the upstream rejects it at the handshake', async () => {
+    const browser = h.browser();
+    await browser.login();
+    let rejected = 0;
+    h.upstream.upgradeHandler = (req, socket, head) => {
+      h.upstream.upgradeHandler = undefined;
+      rejected++;
+      void req;
+      void head;
+      socket.end('HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer error="invalid_token"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+    };
+    const before = h.auth0.admin.counts().token.refresh_token?.ok ?? 0;
+    const socket = opened(await openSocket(browser, '/api/live'));
+    expect(rejected).toBe(1);
+    expect((h.auth0.admin.counts().token.refresh_token?.ok ?? 0) - before).toBe(1);
+    const [a, b] = h.upstream.upgrades.slice(-2).map((u) => u.headers.authorization);
+    expect(a).not.toBe(b);
+    expect((await roundTrip(socket, 'ok')).data.toString()).toBe('ok');
+    socket.ws.close();
+  });
+
+  it('holds the upstream back while the browser does not read (backpressure), and loses nothing', async () => {
+    const browser = h.browser();
+    await browser.login();
+    const chunk = randomBytes(256 * 1024);
+    const result = { sent: 0, stalled: false };
+    let done!: () => void;
+    const flooded = new Promise<void>((resolve) => (done = resolve));
+    h.upstream.onSocket = (ws) => {
+      void (async () => {
+        // The upstream sends as fast as the BFF takes it; when the BFF stops reading, its own buffer grows.
+        while (result.sent < 512) {
+          if (ws.bufferedAmount > 16 * 1024 * 1024) {
+            result.stalled = true;
+            break;
+          }
+          ws.send(chunk);
+          result.sent++;
+          await new Promise((r) => setImmediate(r));
+        }
+        done();
+      })();
+    };
+    try {
+      const socket = opened(await openSocket(browser, '/api/flood'));
+      socket.ws.pause();
+      await flooded;
+      expect(result.stalled, `the upstream sent all ${result.sent} messages without waiting`).toBe(true);
+      socket.ws.resume();
+      await waitFor(() => socket.messages.length === result.sent, 'every message arrives once the browser reads', 20_000);
+      expect(socket.messages.every((m) => m.data.equals(chunk))).toBe(true);
+      socket.ws.close();
+    } finally {
+      h.upstream.onSocket = undefined;
+    }
+  });
+
+  it('never shows a token to the browser or in the logs', async () => {
+    const tokens = h.upstream.upgrades.map((u) => String(u.headers.authorization).replace(/^Bearer /, '')).filter((t) => t.length > 20);
+    expect(tokens.length).toBeGreaterThan(0);
+    for (const token of tokens) {
+      for (const line of h.logs) expect(line).not.toContain(token);
+    }
+  });
+});
+
+describe('WebSockets and session timeouts (no request needed)', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    // Idle 600 s, absolute 900 s: a browser message rolls the idle expiry (at most once a minute).
+    h = await startHarness({ redis: true, bff: { session: { secrets: ['test-session-secret-test-session-secret'], idleTimeout: 600, absoluteTimeout: 900 } } });
+  });
+  afterAll(() => h?.close());
+
+  it('closes at the idle timeout, counting what the browser sends as activity but not what the upstream pushes; then at the absolute timeout', async () => {
+    const active = h.browser();
+    await active.login();
+    const quiet = h.browser();
+    await quiet.login();
+    h.upstream.onSocket = (ws) => ws.on('message', (data) => ws.send(data));
+    const a = opened(await openSocket(active, '/api/live'));
+    const q = opened(await openSocket(quiet, '/api/live'));
+    const pushes = h.upstream.sockets.slice(-2);
+
+    h.clock.advance(400_000);
+    for (const s of pushes) s.ws.send('news');
+    await waitFor(() => q.messages.length === 1 && a.messages.length === 1, 'the pushes arrive');
+    await roundTrip(a, 'I am here');
+
+    h.clock.advance(300_000); // 700 s after login: past the quiet session's idle expiry, not the active one's
+    const closedQuiet = await q.closed;
+    expect(closedQuiet.code).toBe(WebSocketCloseCode.SESSION_ENDED);
+    expect(h.events).toContainEqual({ name: 'logout', payload: expect.objectContaining({ reason: 'idle_timeout', sessions: 1 }) });
+    // The watch has run at 700 s; give it one more round: the active session stays.
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(a.ws.readyState).toBe(a.ws.OPEN);
+    expect((await roundTrip(a, 'still')).data.toString()).toBe('still');
+
+    h.clock.advance(250_000); // 950 s: past the absolute lifetime, whatever the activity
+    expect((await a.closed).code).toBe(WebSocketCloseCode.SESSION_ENDED);
+    expect(h.events).toContainEqual({ name: 'logout', payload: expect.objectContaining({ reason: 'absolute_timeout' }) });
+    expect((await active.user()).status).toBe(401);
+    h.upstream.onSocket = undefined;
+  });
+});
+
+describe.each(REDIS_CLIENT_MODES)('WebSockets across two instances sharing Redis ($mode)', ({ options }) => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ redis: true, instances: 2, ...options });
+  });
+  afterAll(() => h?.close());
+
+  it('closes a socket held by one instance when the session ends through the other', async () => {
+    const browser = h.browser(0);
+    await browser.login();
+    browser.use(1);
+    const socket = opened(await openSocket(browser, '/api/live'));
+    expect((await roundTrip(socket, 'via 1')).data.toString()).toBe('via 1');
+    browser.use(0);
+    const { body } = await browser.user();
+    const started = performance.now();
+    await browser.request(body.logoutUrl);
+    const closed = await socket.closed;
+    expect(closed.code).toBe(WebSocketCloseCode.SESSION_ENDED);
+    console.log(`[websocket] closed ${Math.round(closed.at - started)} ms after the logout request was sent to the other instance`);
+    expect(closed.at - started).toBeLessThan(5_000);
+  });
+});
+
+describe('WebSockets with sessions in memory (one process)', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ redis: false });
+  });
+  afterAll(() => h?.close());
+
+  it('closes the session\'s sockets at logout', async () => {
+    const browser = h.browser();
+    await browser.login();
+    const socket = opened(await openSocket(browser, '/api/live'));
+    const { body } = await browser.user();
+    await browser.request(body.logoutUrl);
+    expect((await socket.closed).code).toBe(WebSocketCloseCode.SESSION_ENDED);
+  });
+});
