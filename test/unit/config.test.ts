@@ -82,11 +82,43 @@ describe('configuration', () => {
     [{ tokens: { clockSkew: -1 } }, 'tokens.clockSkew'],
     [{ tokens: { clockSkew: '5' } }, 'tokens.clockSkew'],
     [{ logger: {} }, 'logger'],
+    [{ apis: [{ mount: '/api', upstream: 'http://127.0.0.1:1', bodyTimeout: -1 }] }, 'apis[0].bodyTimeout'],
+    [{ apis: [{ mount: '/api', upstream: 'http://127.0.0.1:1', eventStreamTimeout: '60s' }] }, 'apis[0].eventStreamTimeout'],
+    [{ apis: [{ mount: '/api', upstream: 'http://127.0.0.1:1', websocket: 'yes' }] }, 'apis[0].websocket'],
+    [{ websocket: { allowedOrigins: [] } }, 'websocket.allowedOrigins'],
+    [{ websocket: { allowedOrigins: 'https://app.example.com' } }, 'websocket.allowedOrigins'],
+    [{ websocket: { allowedOrigins: ['https://app.example.com', 'https://app.example.com/path'] } }, 'websocket.allowedOrigins[1]'],
+    [{ websocket: { allowedOrigins: ['https://app.example.com/'] } }, 'websocket.allowedOrigins[0]'],
+    [{ websocket: { allowedOrigins: ['http://app.example.com'] } }, 'websocket.allowedOrigins[0]'],
+    [{ websocket: { allowedOrigins: ['*'] } }, 'websocket.allowedOrigins[0]'],
   ])('refuses %j, naming %s', (options, option) => {
     const error = errorOf(options as Record<string, unknown>);
     expect(error.option).toBe(option);
     expect(error.message.startsWith(option)).toBe(true);
     expect(error.message.length).toBeGreaterThan(option.length + 10);
+  });
+
+  it('bounds the wait for an answer and the silences within a body apart, compatibly with configs that set only timeout', () => {
+    const apis = validateOptions({
+      ...base,
+      apis: [
+        { mount: '/a', upstream: 'http://127.0.0.1:1' },
+        { mount: '/b', upstream: 'http://127.0.0.1:1', timeout: 600_000 },
+        { mount: '/c', upstream: 'http://127.0.0.1:1', timeout: 5_000, bodyTimeout: 0, eventStreamTimeout: 90_000, websocket: false },
+      ],
+    }).apis;
+    expect(apis.map(({ timeoutMs, bodyTimeoutMs, eventStreamTimeoutMs, websocket }) => ({ timeoutMs, bodyTimeoutMs, eventStreamTimeoutMs, websocket }))).toEqual([
+      { timeoutMs: 30_000, bodyTimeoutMs: 300_000, eventStreamTimeoutMs: 0, websocket: true },
+      // A config that relied on a long `timeout` for slow bodies is never cut sooner than before.
+      { timeoutMs: 600_000, bodyTimeoutMs: 600_000, eventStreamTimeoutMs: 0, websocket: true },
+      { timeoutMs: 5_000, bodyTimeoutMs: 0, eventStreamTimeoutMs: 90_000, websocket: false },
+    ]);
+  });
+
+  it('lets WebSocket handshakes come from baseURL\'s origin, or from the origins listed', () => {
+    expect(validateOptions(base).websocket.allowedOrigins).toEqual(['https://app.example.com']);
+    expect(validateOptions({ ...base, websocket: { allowedOrigins: ['https://App.Example.com:443', 'http://localhost:5173'] } }).websocket.allowedOrigins)
+      .toEqual(['https://app.example.com', 'http://localhost:5173']);
   });
 
   it('never freezes the objects the app passed in', () => {
