@@ -146,10 +146,14 @@ export async function startExample(config: ExampleConfig, options: StartOptions 
       ...(options.redisPrefix === undefined ? {} : { redisPrefix: options.redisPrefix }),
       logger,
     });
-    cleanup.push(() => bff.close());
-    // Stopped in reverse: the browsers' connections end before bff.close(), which waits for API calls in
-    // flight, so a call still waiting on (or streaming from) the upstream does not hold up the stop.
-    cleanup.push(stopServer);
+    // Stopped in reverse: the browsers' HTTP connections end first, so that bff.close(), which waits for API
+    // calls in flight, is not held up by one still waiting on the upstream; bff.close() closes the WebSockets
+    // (upgraded connections are no longer the server's to end); then the server stops.
+    cleanup.push(async () => {
+      server.closeAllConnections();
+      await bff.close();
+      await stopServer();
+    });
 
     const app = express();
     app.disable('x-powered-by');
@@ -162,6 +166,8 @@ export async function startExample(config: ExampleConfig, options: StartOptions 
       sendJson(res, 500, 'server_error', 'Unexpected failure.');
     }) satisfies ErrorRequestHandler);
     server.on('request', app);
+    // WebSockets under /api (the page's live feed at /api/live) go through the BFF too.
+    bff.attach(server);
 
     try {
       await bff.ready();

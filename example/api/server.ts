@@ -3,9 +3,11 @@
  * by the issuer (RS256, keys from the issuer's JWKS), for this API's audience, not expired. It never sees a cookie;
  * the BFF attaches the token.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { STATUS_CODES, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload } from 'jose';
+import { WebSocketServer, type WebSocket } from 'ws';
 
 export interface ExampleApiOptions {
   /** The issuer the tokens must name in `iss`, e.g. `https://TENANT.us.auth0.com/`. */
@@ -18,11 +20,23 @@ export interface ExampleApiOptions {
   port?: number;
   /** Default `127.0.0.1`: only the BFF on this machine calls it. */
   host?: string;
+  /** Milliseconds between two ticks of the live feed. Default 1,000. */
+  liveIntervalMs?: number;
 }
 
 export interface ExampleApi {
   url: string;
   close(): Promise<void>;
+}
+
+/** What the WebSocket at `/live` sends: a greeting, then a tick every `liveIntervalMs`. */
+export interface ExampleLiveMessage {
+  type: 'hello' | 'tick';
+  sub: string;
+  /** How many ticks this socket has sent. */
+  n: number;
+  /** ISO time the message was sent. */
+  at: string;
 }
 
 /** What `GET /data` answers. */
@@ -43,7 +57,8 @@ const BEARER = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/i;
 const KEY_SET_UNAVAILABLE = new Set(['ERR_JWKS_TIMEOUT', 'ERR_JOSE_GENERIC']);
 
 /**
- * Starts the example API on loopback. `GET /data` answers JSON about the caller; anything else is 404.
+ * Starts the example API on loopback. `GET /data` answers JSON about the caller; a WebSocket to `/live` (through
+ * the BFF: `/api/live`) sends a tick every second; anything else is 404. Both need a valid access token.
  *
  * @example
  * ```ts
@@ -65,6 +80,24 @@ export async function startExampleApi(options: ExampleApiOptions): Promise<Examp
     return payload;
   }
 
+  /** The caller's claims, or the error answer to give: RFC 6750 3.1. */
+  async function authenticate(req: IncomingMessage): Promise<{ claims: JWTPayload } | { status: number; challenge?: string; body: object }> {
+    const match = BEARER.exec(req.headers.authorization ?? '');
+    if (!match) {
+      // A request without credentials gets the challenge, but no error code.
+      return { status: 401, challenge: 'Bearer', body: { error: 'unauthorized', error_description: 'An access token is required (Authorization: Bearer).' } };
+    }
+    try {
+      return { claims: await verify(match[1] as string) };
+    } catch (error) {
+      if (error instanceof errors.JOSEError && !KEY_SET_UNAVAILABLE.has(error.code)) {
+        // The BFF renews the token and retries once when it sees invalid_token.
+        return { status: 401, challenge: 'Bearer error="invalid_token"', body: { error: 'invalid_token', error_description: 'The access token is not valid for this API.' } };
+      }
+      return { status: 503, body: { error: 'temporarily_unavailable', error_description: 'The issuer\'s signing keys could not be loaded.' } };
+    }
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://api.invalid').pathname;
     if (path !== '/data') return send(res, 404, { error: 'not_found', error_description: `No route ${path}.` });
@@ -73,23 +106,12 @@ export async function startExampleApi(options: ExampleApiOptions): Promise<Examp
       return send(res, 405, { error: 'method_not_allowed', error_description: 'Use GET.' });
     }
 
-    const match = BEARER.exec(req.headers.authorization ?? '');
-    if (!match) {
-      // RFC 6750 3.1: a request without credentials gets the challenge, but no error code.
-      res.setHeader('WWW-Authenticate', 'Bearer');
-      return send(res, 401, { error: 'unauthorized', error_description: 'An access token is required (Authorization: Bearer).' });
+    const auth = await authenticate(req);
+    if (!('claims' in auth)) {
+      if (auth.challenge) res.setHeader('WWW-Authenticate', auth.challenge);
+      return send(res, auth.status, auth.body);
     }
-    let claims: JWTPayload;
-    try {
-      claims = await verify(match[1] as string);
-    } catch (error) {
-      if (error instanceof errors.JOSEError && !KEY_SET_UNAVAILABLE.has(error.code)) {
-        // The BFF renews the token and retries once when it sees invalid_token.
-        res.setHeader('WWW-Authenticate', 'Bearer error="invalid_token"');
-        return send(res, 401, { error: 'invalid_token', error_description: 'The access token is not valid for this API.' });
-      }
-      return send(res, 503, { error: 'temporarily_unavailable', error_description: 'The issuer\'s signing keys could not be loaded.' });
-    }
+    const { claims } = auth;
 
     const data: ExampleApiData = {
       message: 'Hello from the example API. This answer needed a valid access token, which your browser never saw.',
@@ -105,6 +127,17 @@ export async function startExampleApi(options: ExampleApiOptions): Promise<Examp
   const server = createServer((req, res) => {
     handle(req, res).catch(() => send(res, 500, { error: 'server_error', error_description: 'Unexpected failure.' }));
   });
+  const live = new WebSocketServer({ noServer: true });
+  const liveIntervalMs = options.liveIntervalMs ?? 1_000;
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    const path = new URL(req.url ?? '/', 'http://api.invalid').pathname;
+    if (path !== '/live') return refuseUpgrade(socket, 404, undefined, { error: 'not_found', error_description: `No WebSocket at ${path}.` });
+    authenticate(req).then((auth) => {
+      if (!('claims' in auth)) return refuseUpgrade(socket, auth.status, auth.challenge, auth.body);
+      live.handleUpgrade(req, socket, head, (ws) => liveFeed(ws, String(auth.claims.sub), liveIntervalMs));
+    }, () => refuseUpgrade(socket, 500, undefined, { error: 'server_error', error_description: 'Unexpected failure.' }));
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
@@ -113,8 +146,30 @@ export async function startExampleApi(options: ExampleApiOptions): Promise<Examp
   const host = address.includes(':') ? `[${address}]` : address;
   return {
     url: `http://${host}:${port}`,
-    close: () => closeServer(server),
+    close: () => {
+      for (const ws of live.clients) ws.terminate();
+      live.close();
+      return closeServer(server);
+    },
   };
+}
+
+/** The live feed of one socket: a greeting, then a tick every interval, until either side closes. */
+function liveFeed(ws: WebSocket, sub: string, intervalMs: number): void {
+  let n = 0;
+  const message = (type: ExampleLiveMessage['type']): string => JSON.stringify({ type, sub, n, at: new Date().toISOString() } satisfies ExampleLiveMessage);
+  ws.send(message('hello'));
+  const timer = setInterval(() => {
+    n++;
+    ws.send(message('tick'));
+  }, intervalMs);
+  ws.on('close', () => clearInterval(timer));
+  ws.on('error', () => ws.terminate());
+}
+
+function refuseUpgrade(socket: Duplex, status: number, challenge: string | undefined, body: object): void {
+  const text = JSON.stringify(body);
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n${challenge ? `WWW-Authenticate: ${challenge}\r\n` : ''}Content-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
 }
 
 function send(res: ServerResponse, status: number, body: object): void {

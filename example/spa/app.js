@@ -10,6 +10,8 @@ let lastToken = null;
 /** Demo mode only: { username, password, accessTokenTtl }. */
 let demo = null;
 let reloadingUser = false;
+/** The live feed's WebSocket while one is open or opening, else null. */
+let live = null;
 
 const nowSeconds = () => Date.now() / 1000;
 
@@ -85,6 +87,8 @@ function render() {
   $('signed-out').hidden = signedIn;
   $('signed-in').hidden = !signedIn;
   $('api').hidden = !signedIn;
+  // Signed out, the panel stays while it tells why the feed ended.
+  $('live').hidden = !signedIn && $('live-status').dataset.state !== 'closed';
   $('demo').hidden = !signedIn || demo === null;
   $('demo-login').hidden = demo === null;
   if (demo) {
@@ -195,6 +199,58 @@ async function endAuth0Session(backchannel) {
   notice(`Auth0 ended ${body.ended} session(s), silently. The BFF's access token stays valid${until}; the next API call after that makes it try an exchange, which Auth0 refuses: 401 session_ended.`);
 }
 
+function liveStatus(state, text) {
+  const status = $('live-status');
+  status.dataset.state = state;
+  status.textContent = text;
+  $('live-toggle').textContent = state === 'open' || state === 'connecting' ? 'Disconnect' : 'Connect';
+}
+
+/**
+ * Opens the live feed through the BFF. Browsers send the session cookie and the page's Origin with the handshake;
+ * they show a script nothing of a refused one (close code 1006), so on 1006 the page asks /auth/user why.
+ */
+function connectLive() {
+  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/live`;
+  const socket = new WebSocket(url);
+  live = socket;
+  $('live-feed').replaceChildren();
+  liveStatus('connecting', 'Connecting...');
+  socket.addEventListener('open', () => liveStatus('open', 'Connected: the example API sends a tick every second.'));
+  socket.addEventListener('message', (event) => {
+    const message = JSON.parse(event.data);
+    const item = document.createElement('li');
+    item.textContent = `${message.type} #${message.n} for ${message.sub} at ${new Date(message.at).toLocaleTimeString()}`;
+    $('live-feed').prepend(item);
+    while ($('live-feed').children.length > 5) $('live-feed').lastElementChild.remove();
+  });
+  socket.addEventListener('close', (event) => {
+    if (live === socket) live = null;
+    const why = event.reason ? ` ${event.reason}` : '';
+    switch (event.code) {
+      case 4401:
+        liveStatus('closed', `Closed by the BFF (4401${why}): your session ended, so its live feed ended with it.`);
+        notice('Your session ended (logged out elsewhere, or timed out): the BFF closed the live feed.', { error: true });
+        void loadUser();
+        break;
+      case 1014:
+        liveStatus('closed', `Closed by the BFF (1014${why}): the API could not take the connection.`);
+        break;
+      case 1000:
+        liveStatus('closed', 'Disconnected.');
+        break;
+      default:
+        liveStatus('closed', `Closed (${event.code}${why}).`);
+        void loadUser();
+    }
+    render();
+  });
+}
+
+$('live-toggle').addEventListener('click', () => {
+  if (live) live.close(1000);
+  else connectLive();
+});
 $('call-api').addEventListener('click', () => void callApi());
 $('end-session').addEventListener('click', () => void endAuth0Session(false));
 $('end-session-backchannel').addEventListener('click', () => void endAuth0Session(true));

@@ -118,4 +118,27 @@ describe('the example in a browser', () => {
     const res = await page.request.get(`${example.url}/auth/user`);
     expect(res.status()).toBe(401);
   });
+
+  it('ends the live feed, visibly, when the user logs out in another tab', async () => {
+    await logIn();
+    await page.click('#live-toggle');
+    await page.waitForSelector('#live-status[data-state="open"]');
+    // The example API's greeting and ticks arrive through the BFF.
+    await page.waitForSelector('#live-feed li:text("for auth0|demo")');
+
+    const other = await page.context().newPage();
+    try {
+      await other.goto(example.url);
+      await other.waitForSelector('#user-name:text("Demo User")');
+      await other.click('#logout');
+      await other.waitForSelector('#signed-out:visible');
+      // The first tab made no request: the BFF closed its socket, and the page says so.
+      await page.waitForSelector('#live-status[data-state="closed"]');
+      expect(await page.textContent('#live-status')).toMatch(/4401 session_ended/);
+      await page.waitForSelector('#signed-out:visible');
+      expect(await page.isVisible('#live')).toBe(true);
+    } finally {
+      await other.close();
+    }
+  });
 });

@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { ExampleConfigError, readConfig } from '../../example/config.js';
 import { chooseClientAuthMethod, startExample, type ExampleLogger, type RunningExample } from '../../example/server.js';
 import { CookieJar, scriptedLogin, startLocalAuth0, type LocalAuth0 } from '../../src/local-auth0/index.js';
@@ -167,6 +168,19 @@ describe('the example in demo mode (no Auth0 tenant)', () => {
       expect(await res.json()).toMatchObject({ sub: 'auth0|demo', tokenExpiresAt: expect.any(Number), message: expect.any(String) });
     });
 
+    it('sends a live feed over a WebSocket at /live to a valid token, and refuses one without a token', async () => {
+      const ws = new WebSocket(`${example.apiUrl.replace(/^http/, 'ws')}/live`, { headers: { authorization: `Bearer ${await auth0.admin.sign(claims())}` } });
+      const first = await new Promise<string>((resolve, reject) => {
+        ws.once('message', (data) => resolve(String(data)));
+        ws.once('error', reject);
+      });
+      expect(JSON.parse(first)).toMatchObject({ type: 'hello', sub: 'auth0|demo', n: 0 });
+      ws.close();
+      const refused = new WebSocket(`${example.apiUrl.replace(/^http/, 'ws')}/live`);
+      const status = await new Promise<number>((resolve) => refused.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)));
+      expect(status).toBe(401);
+    });
+
     it('refuses a request without a token, without an error code (RFC 6750)', async () => {
       const res = await fetch(`${example.apiUrl}/data`);
       expect(res.status).toBe(401);
@@ -323,6 +337,23 @@ describe('the example against an Auth0 tenant (an emulator started separately), 
     expect(location.searchParams.get('post_logout_redirect_uri')).toBe(`${BASE_URL}/`);
     expect((await client.request(`${a.localUrl}/auth/user`)).status).toBe(401);
     expect(auth0.admin.sessions().filter((s) => s.sub === 'auth0|carol')).toEqual([]);
+  });
+
+  it('ends the live feed held by one replica when the user logs out through the other', async () => {
+    const [a, b] = replicas as [RunningExample, RunningExample];
+    const client = new Client();
+    await client.login(a.localUrl, BASE_URL, USER);
+    // The page's origin is BASE_URL, whichever replica the load balancer picked.
+    const ws = new WebSocket(`${a.localUrl.replace(/^http/, 'ws')}/api/live`, { origin: BASE_URL, headers: { cookie: client.jar.header(`${a.localUrl}/`) } });
+    const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+    const first = await new Promise<string>((resolve, reject) => {
+      ws.once('message', (data) => resolve(String(data)));
+      ws.once('error', reject);
+    });
+    expect(JSON.parse(first)).toMatchObject({ type: 'hello', sub: 'auth0|carol' });
+    const { logoutUrl } = await (await client.request(`${b.localUrl}/auth/user`)).json();
+    expect((await client.request(`${b.localUrl}${logoutUrl}`)).status).toBe(302);
+    expect(await closed).toBe(4401);
   });
 });
 
