@@ -23,6 +23,7 @@ import { loginThroughEmulator, mapLimit } from './lib/login.js';
 import { ROOT, canPin, freePort, startServer, type ServerProcess } from './lib/procs.js';
 import { monotonicUs, readProfile, selfTimeByArea, topCallers, topSelfTime } from './lib/profile.js';
 import { markdownTable, median, round, table } from './lib/stats.js';
+import { measureSessionEnd, measureWsThroughput, sessionEndRows, wsThroughputRows, type WsSessionEnd, type WsTarget } from './lib/websocket.js';
 
 // ---------------------------------------------------------------------------------------------------- settings
 const argv = process.argv.slice(2);
@@ -37,6 +38,12 @@ const settings = mode === 'quick'
   ? { rounds: 1, headToHeadRepeats: 1, warmupSec: 1, loadSec: 1, unloadedSec: 1, connections: 32, sessions: 20, memorySessions: 40, storms: [1, 20, 200], stormRepeats: 1, memoryLoginBudgetMs: 15_000, memorySettleMs: 1_000 }
   : { rounds: 7, headToHeadRepeats: 7, warmupSec: 5, loadSec: 5, unloadedSec: 3, connections: 32, sessions: 1000, memorySessions: 10_000, storms: [1, 20, 200], stormRepeats: 7, memoryLoginBudgetMs: 300_000, memorySettleMs: 10_000 };
 const profileSec = 15;
+// WebSockets: echo throughput rounds (direct and through the BFF alternate), and logout-to-close repeats.
+const wsSettings = mode === 'quick'
+  ? { rounds: 3, seconds: 3, sizes: [128, 16_384], connections: 4, inFlight: 32, sessionEndRepeats: 0, sessionEndSockets: 0 }
+  : mode === 'smoke'
+  ? { rounds: 1, seconds: 1, sizes: [128, 16_384], connections: 4, inFlight: 32, sessionEndRepeats: 1, sessionEndSockets: 5 }
+  : { rounds: 5, seconds: 5, sizes: [128, 16_384], connections: 4, inFlight: 32, sessionEndRepeats: 7, sessionEndSockets: 20 };
 
 const tool: LoadTool = process.env.BENCH_LOAD_TOOL === 'autocannon' || !wrkAvailable ? 'autocannon' : 'wrk';
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/12';
@@ -374,6 +381,19 @@ async function runStorms(upstreamUrl: string, stormPorts: number[]): Promise<Sto
   return results;
 }
 
+// ---------------------------------------------------------------------------------------------- session end
+/** Two BFF instances sharing Redis (on the storm ports, free again): sockets of one session on both, one logout. */
+async function runSessionEnd(upstreamUrl: string, ports: number[]): Promise<WsSessionEnd> {
+  const prefix = `${PREFIX}wsend:`;
+  const instances = await Promise.all(ports.slice(0, 2).map((port, i) => start(`session-end-bff-${i}`, 'bench/servers/lib-bff.ts', libraryEnv(port, upstreamUrl, prefix))));
+  try {
+    const urls = instances.map((s) => s.url) as [string, string];
+    return await measureSessionEnd(urls, (r) => loginThroughEmulator(urls[0], { username: `wsend${r}`, password: PASSWORD }), { repeats: wsSettings.sessionEndRepeats, sockets: wsSettings.sessionEndSockets }, say);
+  } finally {
+    await Promise.all(instances.map((s) => s.stop()));
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------- memory
 interface MemoryResult {
   sessions: number;
@@ -528,7 +548,7 @@ function memoryRows(m: MemoryResult): string[][] {
     ['Redis keys left after they ended', String(m.redisKeysLeftAfterEnd)]];
 }
 
-function targets(c: Record<string, ContestantResult>, h2h: HeadToHead, storms: StormResult[], m: MemoryResult) {
+function targets(c: Record<string, ContestantResult>, h2h: HeadToHead, storms: StormResult[], m: MemoryResult, end: WsSessionEnd) {
   const lib = c.library as ContestantResult;
   const biggest = Math.max(...settings.storms);
   const big = storms.filter((s) => s.requests === biggest && s.idpDelayMs === 0);
@@ -542,6 +562,7 @@ function targets(c: Record<string, ContestantResult>, h2h: HeadToHead, storms: S
     { target: `${biggest}-request storm answered within 2x the exchange latency (Auth0 on loopback)`, value: big.map((s) => `${s.instances}i: ${s.msToAllAnswered}/${s.exchangeMs} ms`).join('; '), pass: big.every((s) => s.msToAllAnswered <= 2 * s.exchangeMs) },
     { target: `  ... counting only what the expiry added (storm - same burst with a fresh token)`, value: big.map((s) => `${s.instances}i: ${s.msAddedByExpiry}/${s.exchangeMs} ms`).join('; '), pass: big.every((s) => s.msAddedByExpiry <= 2 * s.exchangeMs) },
     ...bigFar.length === 0 ? [] : [{ target: `${biggest}-request storm answered within 2x the exchange latency (Auth0 +${bigFar[0]?.idpDelayMs} ms)`, value: bigFar.map((s) => `${s.instances}i: ${s.msToAllAnswered}/${s.exchangeMs} ms`).join('; '), pass: bigFar.every((s) => s.msToAllAnswered <= 2 * s.exchangeMs) }],
+    { target: 'every WebSocket of a session closed (4401) within 1 s of its logout, on every instance', value: `${end.sameInstance.maxMs} / ${end.otherInstance.maxMs} ms`, pass: end.allClosedWith4401 && Math.max(end.sameInstance.maxMs, end.otherInstance.maxMs) < 1_000 },
     { target: '<= 4 KB Redis per session', value: m.redisBytesPerSession, pass: m.redisBytesPerSession <= 4096 },
     { target: `no heap growth after ${m.sessions} sessions end (< 1 MiB)`, value: m.heapGrowthBytes, pass: m.heapGrowthBytes < 1024 * 1024 },
   ];
@@ -578,6 +599,7 @@ async function main(): Promise<void> {
       ...Array.from({ length: settings.memorySessions }, (_, i) => ({ username: `m${i}`, password: PASSWORD })),
       ...Array.from({ length: 200 }, (_, i) => ({ username: `w${i}`, password: PASSWORD })),
       ...Array.from({ length: 20 }, (_, i) => ({ username: `storm${i}`, password: PASSWORD })),
+      ...Array.from({ length: wsSettings.sessionEndRepeats }, (_, i) => ({ username: `wsend${i}`, password: PASSWORD })),
     ],
     apis: [{ audience: AUDIENCE }],
     accessTokenTtl: ACCESS_TOKEN_TTL,
@@ -617,20 +639,27 @@ async function main(): Promise<void> {
     { key: 'library', label: `${libraryLabel}, 1 session`, url: `${library.url}/api/items`, cookieFile: writeCookieFile('library', libCookies.slice(0, 1)), pid: library.pid },
     { key: 'library1000Sessions', label: `${libraryLabel}, ${libCookies.length} sessions`, url: `${library.url}/api/items`, cookieFile: writeCookieFile('library-many', libCookies), pid: library.pid },
   ];
+  const wsTargets: [WsTarget, WsTarget] = [
+    { key: 'direct', label: 'direct to the upstream', url: `${upstream.url.replace(/^http/, 'ws')}/ws`, pid: upstream.pid },
+    { key: 'bff', label: libraryLabel, url: `${library.url.replace(/^http/, 'ws')}/api/ws`, cookie: libCookies[0] as string, origin: library.url, pid: library.pid },
+  ];
   if (mode === 'quick') {
     const quick = await measureContestants(contestants.filter((c) => ['direct', 'plainProxy', 'library', ...(settings.sessions > 1 ? ['library1000Sessions'] : [])].includes(c.key)));
     const h2h = await headToHead(contestantByKey(contestants, 'library'), contestantByKey(contestants, 'plainProxy'));
+    const ws = await measureWsThroughput(wsTargets, wsSettings, cpuMsOf, say);
     await Promise.all([plain.stop(), plainDefault.stop(), naive.stop(), library.stop()]);
-    process.stdout.write(`\n${table(contestantRows(quick))}\n\n${table(headToHeadRows(h2h))}\n`);
+    process.stdout.write(`\n${table(contestantRows(quick))}\n\n${table(headToHeadRows(h2h))}\n\n${table(wsThroughputRows(ws, ['direct', 'bff']))}\n`);
     return;
   }
   const results = await measureContestants(contestants);
   const h2h = await headToHead(contestantByKey(contestants, 'library'), contestantByKey(contestants, 'plainProxy'));
+  const wsThroughput = await measureWsThroughput(wsTargets, wsSettings, cpuMsOf, say);
   await Promise.all([plain.stop(), plainDefault.stop(), naive.stop(), library.stop()]);
 
   const storms = await runStorms(upstream.url, ports.storm);
+  const sessionEnd = await runSessionEnd(upstream.url, ports.storm);
   const memory = await measureMemory(upstream.url, ports.memory, naivePrefix);
-  const checked = targets(results, h2h, storms, memory);
+  const checked = targets(results, h2h, storms, memory, sessionEnd);
 
   const info = machine();
   const output = {
@@ -642,6 +671,7 @@ async function main(): Promise<void> {
     headToHead: h2h,
     storms,
     memory,
+    websocket: { throughput: wsThroughput, sessionEnd },
     targets: checked,
   };
   const file = join(resultsDir, mode === 'smoke' ? 'smoke.json' : 'latest.json');
@@ -649,7 +679,7 @@ async function main(): Promise<void> {
 
   const machineLine = `${info.nproc} cores (${info.cpuModel}), Node ${info.node}, ${info.os}, commit ${info.git.commit}${info.git.srcChanged ? ' + uncommitted changes in src/ or example/' : ''}, load average ${info.loadAverage.start} at start / ${info.loadAverage.end} at end; load generator ${info.loadGenerator}${info.pinned ? ' on core 0, servers on core 1' : ', not pinned'}; ${settings.rounds} rounds of ${settings.loadSec} s at ${settings.connections} connections + ${settings.unloadedSec} s at 1 connection, medians`;
   const targetRows = [['target', 'value', 'met'], ...checked.map((t) => [t.target, String(t.value), t.pass ? 'yes' : 'NO'])];
-  process.stdout.write(`\n${machineLine}\n\n${table(contestantRows(results))}\n\n${table(headToHeadRows(h2h))}\n\n${table(stormRows(storms))}\n\n${table(memoryRows(memory))}\n\n${table(targetRows)}\n\nwritten: ${file}\n`);
+  process.stdout.write(`\n${machineLine}\n\n${table(contestantRows(results))}\n\n${table(headToHeadRows(h2h))}\n\n${table(stormRows(storms))}\n\n${table(wsThroughputRows(wsThroughput, ['direct', 'bff']))}\n\n${table(sessionEndRows(sessionEnd))}\n\n${table(memoryRows(memory))}\n\n${table(targetRows)}\n\nwritten: ${file}\n`);
   if (mode === 'full') {
     updateBenchmarksMd([
       `Run ${output.generatedAt} (\`npm run bench\`, results in \`bench/results/latest.json\`).`,
@@ -661,6 +691,10 @@ async function main(): Promise<void> {
       markdownTable(headToHeadRows(h2h)),
       '',
       markdownTable(stormRows(storms)),
+      '',
+      markdownTable(wsThroughputRows(wsThroughput, ['direct', 'bff'])),
+      '',
+      markdownTable(sessionEndRows(sessionEnd)),
       '',
       markdownTable(memoryRows(memory)),
       '',

@@ -140,6 +140,7 @@ export function createBff(options: BffOptions): Bff {
     .sort((a, b) => b.mount.length - a.mount.length)
     .map((api) => new ApiProxy(api, config, sessions, tokens, realtime.streams));
   const external = config.session.external;
+  let closing: Promise<void> | undefined;
   const bff = function bff(req: Request, res: Response, next: NextFunction): void {
     // With the app's own express-session, remember its store so that logouts clear its entries too.
     if (external) sessions.adoptStore(req.sessionStore);
@@ -185,13 +186,14 @@ export function createBff(options: BffOptions): Bff {
     attach: { value: realtime.attach },
     ready: { value: async () => void (await idp.ready()) },
     close: {
-      value: async () => {
+      // Closing twice (an app's shutdown path and its error path) waits for the same close.
+      value: () => (closing ??= (async () => {
         await realtime.close();
         idp.close();
         sessions.close();
         await Promise.all(proxies.map((p) => p.close()));
         await backend.close();
-      },
+      })()),
     },
   });
   return bff;

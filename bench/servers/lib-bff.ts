@@ -67,6 +67,8 @@ if (admin) {
 }
 
 const server = app.listen(Number(env('PORT')), '127.0.0.1');
+// WebSockets under /api through the BFF (the bench measures them, and how fast they close at logout).
+bff.attach(server);
 process.on('SIGTERM', () => {
   server.close();
   void bff.close().then(() => redis.close()).finally(() => process.exit(0));

@@ -1,8 +1,9 @@
 /**
  * The bench upstream: a plain node:http server answering every request with the same ~1 KB of JSON,
- * keep-alive on. Env: PORT.
+ * keep-alive on, and echoing every WebSocket message (any path) back. Env: PORT.
  */
 import { createServer } from 'node:http';
+import { WebSocketServer } from 'ws';
 
 const items = Array.from({ length: 15 }, (_, i) => ({
   id: i + 1,
@@ -20,6 +21,11 @@ const server = createServer((req, res) => {
   res.end(body);
 });
 server.keepAliveTimeout = 60_000;
+const echo = new WebSocketServer({ noServer: true, perMessageDeflate: false });
+server.on('upgrade', (req, socket, head) => {
+  socket.on('error', () => socket.destroy());
+  echo.handleUpgrade(req, socket, head, (ws) => ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary })));
+});
 server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => {
   process.stdout.write(`upstream listening, body ${body.length} bytes\n`);
 });

@@ -1,9 +1,12 @@
 import { randomBytes } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
 import { createServer } from 'node:net';
+import express from 'express';
+import session from 'express-session';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketCloseCode } from '../../src/index.js';
-import { AUDIENCE, REDIS_CLIENT_MODES, startHarness, waitFor, type Harness } from '../support/harness.js';
+import { AUDIENCE, REDIS_CLIENT_MODES, SESSION_SECRET, startHarness, waitFor, type Harness } from '../support/harness.js';
 import { openSocket, opened, roundTrip } from '../support/ws-client.js';
 
 /** A port nothing listens on. */
@@ -322,5 +325,58 @@ describe('WebSockets with sessions in memory (one process)', () => {
     const { body } = await browser.user();
     await browser.request(body.logoutUrl);
     expect((await socket.closed).code).toBe(WebSocketCloseCode.SESSION_ENDED);
+  });
+});
+
+describe('WebSockets: the allowed origins, session.external, and closing the BFF', () => {
+  let h: Harness;
+  let external: Harness;
+  beforeAll(async () => {
+    // The list replaces the default (baseURL's origin): a SPA served from another origin.
+    h = await startHarness({ redis: false, bff: { websocket: { allowedOrigins: ['https://spa.example.test'] } } });
+    const appSession = session({ secret: SESSION_SECRET, resave: false, saveUninitialized: false, name: 'app.sid' });
+    external = await startHarness({
+      redis: true,
+      bff: { session: { external: true } },
+      app: (bff) => express().use(appSession).use(bff),
+      // Upgrades never reach Express: the app runs its session middleware on them before the BFF.
+      attach: (bff, server) => server.on('upgrade', (req, socket, head) => {
+        appSession(req as express.Request, {} as ServerResponse as express.Response, () => {
+          if (!bff.handleUpgrade(req, socket, head)) socket.destroy();
+        });
+      }),
+    });
+  });
+  afterAll(async () => {
+    await h?.close();
+    await external?.close();
+  });
+
+  it('accepts the origins listed in websocket.allowedOrigins, and only those', async () => {
+    const browser = h.browser();
+    await browser.login();
+    expect(await openSocket(browser, '/api/live')).toMatchObject({ kind: 'refused', status: 403 });
+    const socket = opened(await openSocket(browser, '/api/live', { origin: 'https://spa.example.test' }));
+    expect((await roundTrip(socket, 'hi')).data.toString()).toBe('hi');
+    socket.ws.close();
+  });
+
+  it('takes the session from the app\'s express-session (session.external) when the app runs it on the upgrade', async () => {
+    const browser = external.browser();
+    await browser.login();
+    expect(browser.jar.header(browser.url)).toMatch(/app\.sid=/);
+    const socket = opened(await openSocket(browser, '/api/live'));
+    expect(external.upstream.upgrades.at(-1)?.headers.authorization).toMatch(/^Bearer /);
+    const { body } = await browser.user();
+    await browser.request(body.logoutUrl);
+    expect((await socket.closed).code).toBe(WebSocketCloseCode.SESSION_ENDED);
+  });
+
+  it('closes its sockets with 1001 when the BFF closes', async () => {
+    const browser = h.browser();
+    await browser.login();
+    const socket = opened(await openSocket(browser, '/api/live', { origin: 'https://spa.example.test' }));
+    await h.bffs[0]?.close();
+    expect(await socket.closed).toMatchObject({ code: WebSocketCloseCode.GOING_AWAY, reason: 'bff_closing' });
   });
 });

@@ -101,6 +101,8 @@ export interface HarnessOptions {
   client?: Partial<LocalAuth0Client>;
   /** Builds the app around the BFF (default: `express().use(bff)` and a home page). */
   app?: (bff: Bff) => express.Express;
+  /** Routes WebSocket handshakes to the BFF (default: `bff.attach(server)`). */
+  attach?: (bff: Bff, server: Server) => void;
   /** Redis URL for the BFF (default REDIS_URL or the local server). */
   redisUrl?: string;
   /**
@@ -212,7 +214,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     const app = options.app ? options.app(bff) : express().use(bff);
     app.get('/', (_req, res) => void res.send('home'));
     server.on('request', app);
-    bff.attach(server);
+    if (options.attach) options.attach(bff, server);
+    else bff.attach(server);
     return bff;
   });
   await Promise.all(bffs.map((b) => b.ready()));
