@@ -42,7 +42,7 @@ const profileSec = 15;
 const wsSettings = mode === 'quick'
   ? { rounds: 3, seconds: 3, sizes: [128, 16_384], connections: 4, inFlight: 32, sessionEndRepeats: 0, sessionEndSockets: 0 }
   : mode === 'smoke'
-  ? { rounds: 1, seconds: 1, sizes: [128, 16_384], connections: 4, inFlight: 32, sessionEndRepeats: 1, sessionEndSockets: 5 }
+  ? { rounds: 1, seconds: 1, sizes: [128, 16_384], connections: 4, inFlight: 32, sessionEndRepeats: 1, sessionEndSockets: 20 }
   : { rounds: 5, seconds: 5, sizes: [128, 16_384], connections: 4, inFlight: 32, sessionEndRepeats: 7, sessionEndSockets: 20 };
 
 const tool: LoadTool = process.env.BENCH_LOAD_TOOL === 'autocannon' || !wrkAvailable ? 'autocannon' : 'wrk';

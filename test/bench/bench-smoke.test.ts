@@ -59,6 +59,16 @@ describe('npm run bench -- --smoke', () => {
     expect(results.storms.map((s: { requests: number; instances: number; idpDelayMs: number }) => `${s.requests}x${s.instances}+${s.idpDelayMs}`).sort())
       .toEqual(['1x1+0', '1x1+100', '1x2+0', '1x2+100', '200x1+0', '200x1+100', '200x2+0', '200x2+100', '20x1+0', '20x1+100', '20x2+0', '20x2+100']);
 
+    // WebSockets: echo throughput direct and through the BFF, and every socket closed with 4401 at logout, on both instances.
+    expect(results.websocket.throughput.map((t: { size: number }) => t.size)).toEqual([128, 16_384]);
+    for (const t of results.websocket.throughput) {
+      for (const key of ['direct', 'bff']) {
+        expect(t.targets[key].messagesPerSec, `${key} ${t.size} B`).toBeGreaterThan(0);
+        expect(t.targets[key].errors, `${key} ${t.size} B`).toBe(0);
+      }
+    }
+    expect(results.websocket.sessionEnd).toMatchObject({ allClosedWith4401: true, sameInstance: { maxMs: expect.any(Number) }, otherInstance: { maxMs: expect.any(Number) } });
+
     expect(results.memory.sessions).toBeGreaterThan(0);
     expect(results.memory.redisBytesPerSession).toBeGreaterThan(0);
     expect(Number.isFinite(results.memory.heapGrowthBytes)).toBe(true);

@@ -47,6 +47,7 @@ describe('event streams and long responses', () => {
         // Only the wait for the headers is short: a body may be quiet for longer.
         { mount: '/api', upstream, timeout: 300 },
         { mount: '/strict', upstream, timeout: 300, bodyTimeout: 300 },
+        { mount: '/feeds', upstream, timeout: 300, eventStreamTimeout: 300 },
       ],
     });
   });
@@ -78,6 +79,11 @@ describe('event streams and long responses', () => {
     // Event streams are not held to bodyTimeout (their own limit, eventStreamTimeout, is off by default).
     h.upstream.handler = quietThenEnd('text/event-stream', ': connected\n\n', QUIET_MS, 'data: later\n\n');
     expect(await readAll(await sse(browser, '/strict/events'))).toMatchObject({ text: ': connected\n\ndata: later\n\n' });
+    // ... unless it is set.
+    h.upstream.handler = quietThenEnd('text/event-stream', ': connected\n\n', QUIET_MS, 'data: later\n\n');
+    const limited = await readAll(await sse(browser, '/feeds/events'));
+    expect(limited.error).toBeDefined();
+    expect(limited.text).toBe(': connected\n\n');
   });
 
   it('ends an event stream and a download held by one instance when the session ends through the other', async () => {
@@ -122,5 +128,17 @@ describe('event streams and long responses', () => {
     const { error } = await read;
     expect(error).toBeDefined();
     expect(h.events).toContainEqual({ name: 'logout', payload: expect.objectContaining({ reason: 'idle_timeout' }) });
+  });
+
+  it('breaks streaming responses off when the BFF closes', async () => {
+    const browser = h.browser(1);
+    await browser.login();
+    h.upstream.handler = (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(': connected\n\n');
+    };
+    const read = readAll(await sse(browser, '/api/events'));
+    await h.bffs[1]?.close();
+    expect((await read).error).toBeDefined();
   });
 });

@@ -6,7 +6,8 @@ import session from 'express-session';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketCloseCode } from '../../src/index.js';
-import { AUDIENCE, REDIS_CLIENT_MODES, SESSION_SECRET, startHarness, waitFor, type Harness } from '../support/harness.js';
+import { createClient } from 'redis';
+import { AUDIENCE, REDIS_CLIENT_MODES, SESSION_SECRET, startHarness, waitFor, type Browser, type Harness } from '../support/harness.js';
 import { openSocket, opened, roundTrip } from '../support/ws-client.js';
 
 /** A port nothing listens on. */
@@ -64,6 +65,33 @@ describe('WebSockets through the BFF', () => {
     socket.ws.close(4000, 'bye');
     expect((await socket.closed).code).toBe(4000);
     await waitFor(() => h.upstream.sockets.at(-1)?.closeCode === 4000, 'the upstream sees the browser\'s close code');
+  });
+
+  it('passes compressed frames through when the browser and the upstream agree on permessage-deflate', async () => {
+    const browser = h.browser();
+    await browser.login();
+    const socket = opened(await openSocket(browser, '/api/deflate'));
+    expect(socket.ws.extensions).toContain('permessage-deflate');
+    const text = 'compress me '.repeat(10_000);
+    expect((await roundTrip(socket, text)).data.toString()).toBe(text);
+    socket.ws.close();
+  });
+
+  it('answers 503 JSON with Retry-After when the token cannot be renewed, and keeps the session', async () => {
+    const browser = h.browser();
+    await browser.login();
+    h.clock.advance(61_000);
+    h.auth0.admin.failTokenEndpoint({ status: 503 });
+    try {
+      const answer = await openSocket(browser, '/api/live');
+      expect(answer).toMatchObject({ kind: 'refused', status: 503 });
+      if (answer.kind !== 'refused') return;
+      expect(JSON.parse(answer.body).error).toBe('token_service_unavailable');
+      expect(answer.headers['retry-after']).toMatch(/^\d+$/);
+    } finally {
+      h.auth0.admin.reset();
+    }
+    expect((await browser.user()).status).toBe(200);
   });
 
   it('exchanges once for sockets opened at once with an expiring token', async () => {
@@ -181,6 +209,24 @@ describe('WebSockets through the BFF', () => {
     }
   });
 
+  it('cuts the browser\'s connection (1006) when the upstream breaks off in the middle of a frame', async () => {
+    const browser = h.browser();
+    await browser.login();
+    h.upstream.onSocket = (ws) => ws.on('message', () => {
+      const raw = (ws as unknown as { _socket: { write(b: Buffer): void; destroy(): void } })._socket;
+      // A binary frame announcing 4,096 bytes, of which 3 come.
+      raw.write(Buffer.from([0x82, 0x7e, 0x10, 0x00, 1, 2, 3]));
+      setTimeout(() => raw.destroy(), 50);
+    });
+    try {
+      const socket = opened(await openSocket(browser, '/api/live'));
+      socket.ws.send('break');
+      expect((await socket.closed).code).toBe(1006);
+    } finally {
+      h.upstream.onSocket = undefined;
+    }
+  });
+
   it('renews the token once when the upstream rejects it at the handshake', async () => {
     const browser = h.browser();
     await browser.login();
@@ -267,6 +313,10 @@ describe('WebSockets and session timeouts (no request needed)', () => {
 
     h.clock.advance(400_000);
     for (const s of pushes) s.ws.send('news');
+    // The browser's automatic pong to the upstream's ping is no activity of the user's either.
+    const pong = new Promise((resolve) => pushes[1]?.ws.once('pong', resolve));
+    pushes[1]?.ws.ping();
+    await pong;
     await waitFor(() => q.messages.length === 1 && a.messages.length === 1, 'the pushes arrive');
     await roundTrip(a, 'I am here');
 
@@ -289,10 +339,37 @@ describe('WebSockets and session timeouts (no request needed)', () => {
 
 describe.each(REDIS_CLIENT_MODES)('WebSockets across two instances sharing Redis ($mode)', ({ options }) => {
   let h: Harness;
+  let listener: ReturnType<typeof createClient>;
+  const signals: string[] = [];
   beforeAll(async () => {
     h = await startHarness({ redis: true, instances: 2, ...options });
+    listener = createClient({ url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' });
+    await listener.connect();
+    await listener.subscribe(`${h.prefix}session-ended`, (message) => void signals.push(message));
   });
-  afterAll(() => h?.close());
+  afterAll(async () => {
+    await listener?.close();
+    await h?.close();
+  });
+
+  /** The BFF session id inside the browser's signed cookie. */
+  const sessionIdOf = (browser: Browser): string => {
+    const value = decodeURIComponent(/(?:^|; )bff=([^;]+)/.exec(browser.jar.header(browser.url))?.[1] ?? '');
+    return value.slice(2, value.lastIndexOf('.'));
+  };
+
+  /** The BFF instances' subscribed connections (the harness names its clients after the test's prefix). */
+  async function subscriberIds(): Promise<string[]> {
+    const name = `bfftest-${h.prefix.split(':')[1]}`;
+    const list = String(await listener.duplicate().connect().then(async (c) => {
+      try {
+        return await c.sendCommand(['CLIENT', 'LIST', 'TYPE', 'pubsub']);
+      } finally {
+        await c.close();
+      }
+    }));
+    return list.split('\n').filter((line) => line.includes(` name=${name} `)).map((line) => /(?:^|\s)id=(\d+)/.exec(line)?.[1] as string);
+  }
 
   it('closes a socket held by one instance when the session ends through the other', async () => {
     const browser = h.browser(0);
@@ -301,6 +378,7 @@ describe.each(REDIS_CLIENT_MODES)('WebSockets across two instances sharing Redis
     const socket = opened(await openSocket(browser, '/api/live'));
     expect((await roundTrip(socket, 'via 1')).data.toString()).toBe('via 1');
     browser.use(0);
+    const id = sessionIdOf(browser);
     const { body } = await browser.user();
     const started = performance.now();
     await browser.request(body.logoutUrl);
@@ -308,6 +386,27 @@ describe.each(REDIS_CLIENT_MODES)('WebSockets across two instances sharing Redis
     expect(closed.code).toBe(WebSocketCloseCode.SESSION_ENDED);
     console.log(`[websocket] closed ${Math.round(closed.at - started)} ms after the logout request was sent to the other instance`);
     expect(closed.at - started).toBeLessThan(5_000);
+    // The signal carries a digest of the session, never its id (a bearer secret).
+    await waitFor(() => signals.length > 0, 'the signal went through Redis');
+    expect(id.length).toBeGreaterThan(20);
+    expect(signals.join(' ')).not.toContain(id);
+  });
+
+  it('closes a socket whose session ended unheard (its signal lost) once its subscription is back', async () => {
+    const browser = h.browser(0);
+    await browser.login();
+    const id = sessionIdOf(browser);
+    browser.use(1);
+    const socket = opened(await openSocket(browser, '/api/live'));
+    await waitFor(async () => (await subscriberIds()).length > 0, 'instance 1 subscribed');
+    // The session's records disappear without a signal, as if the instance had missed it...
+    await listener.duplicate().connect().then(async (c) => {
+      await c.del([`${h.prefix}tok:{${id}}`, `${h.prefix}sess:{${id}}`]);
+      // ...because its subscription dropped: node-redis reconnects it, and the instance checks its sessions.
+      for (const clientId of await subscriberIds()) await c.sendCommand(['CLIENT', 'KILL', 'ID', clientId]);
+      await c.close();
+    });
+    expect((await socket.closed).code).toBe(WebSocketCloseCode.SESSION_ENDED);
   });
 });
 

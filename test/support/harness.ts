@@ -62,6 +62,8 @@ export async function startUpstream(): Promise<Upstream> {
     });
   });
   const wss = new WebSocketServer({ noServer: true });
+  // Under a path with "deflate", the upstream agrees to compress (permessage-deflate) when the client offers it.
+  const deflating = new WebSocketServer({ noServer: true, perMessageDeflate: true });
   // Upgraded connections are no longer the server's to close: remember every connection, to end them all at close.
   const connections = new Set<Socket>();
   server.on('connection', (socket) => {
@@ -71,7 +73,7 @@ export async function startUpstream(): Promise<Upstream> {
   server.on('upgrade', (req, socket, head) => {
     upstream.upgrades.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: '' });
     if (upstream.upgradeHandler) return upstream.upgradeHandler(req, socket, head);
-    wss.handleUpgrade(req, socket, head, (ws) => {
+    (req.url?.includes('deflate') ? deflating : wss).handleUpgrade(req, socket, head, (ws) => {
       const entry: Upstream['sockets'][number] = { ws, url: req.url ?? '' };
       upstream.sockets.push(entry);
       ws.on('close', (code) => void (entry.closeCode = code));
@@ -82,8 +84,10 @@ export async function startUpstream(): Promise<Upstream> {
   await listen(server);
   upstream.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   upstream.close = async () => {
-    for (const client of wss.clients) client.terminate();
-    wss.close();
+    for (const server of [wss, deflating]) {
+      for (const client of server.clients) client.terminate();
+      server.close();
+    }
     for (const socket of connections) socket.destroy();
     await closeServer(server);
   };
@@ -168,11 +172,14 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     ...options.auth0,
   });
   const redisClients: RedisClient[] = [];
+  const prefixId = randomUUID();
   const connectRedis = async (): Promise<RedisClient> => {
     const cache = options.redisClientSideCache;
     const client = createClient({
       url: options.redisUrl ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
       socket: { connectTimeout: 2_000, reconnectStrategy: () => 100 },
+      // A test can find its own connections (and only those) in CLIENT LIST.
+      name: `bfftest-${prefixId}`,
       ...(cache ? { RESP: 3, clientSideCache: { maxEntries: 1_000, ...cache } } : {}),
     });
     client.on('error', () => {});
@@ -181,7 +188,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     return client as unknown as RedisClient;
   };
   const redis = options.redis ? await connectRedis() : undefined;
-  const prefix = `bfftest:${randomUUID()}:`;
+  const prefix = `bfftest:${prefixId}:`;
   const events: Harness['events'] = [];
   const logs: string[] = [];
   const logger = {
