@@ -151,6 +151,9 @@ export function validateOptions(options: BffOptions): BffConfig {
   if (typeof csrfHeader !== 'string' || !/^[A-Za-z0-9-]+$/.test(csrfHeader)) throw new BffConfigError('csrf.header', 'must be a header name such as "X-CSRF"');
   const csrfValue = nonEmptyString(options.csrf?.value ?? '1', 'csrf.value', 'the value the SPA sends, e.g. "1"');
 
+  if (options.websocket !== undefined && (options.websocket === null || typeof options.websocket !== 'object')) {
+    throw new BffConfigError('websocket', 'must be an object such as { allowedOrigins: ["https://app.example.com"] }');
+  }
   const allowedOrigins = readOrigins(options.websocket?.allowedOrigins, baseURL);
 
   const allowedReturnTo = (options.allowedReturnTo ?? ['/']).map((p, i) => pathOption(p, `allowedReturnTo[${i}]`));

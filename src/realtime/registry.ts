@@ -34,8 +34,12 @@ export interface StreamTracker {
   track(session: LoadedSession, audience: string, member: Closable): Tracked | undefined;
 }
 
-/** How long an ended session is remembered, for a connection that registers after the signal (a handshake in flight). */
-const REMEMBER_ENDED_MS = 120_000;
+/**
+ * How long, and how many, ended sessions are remembered: a long response registers when its answer begins, which
+ * may be after its session's end signal arrived (the signal can also overtake the store's reply to a session read).
+ */
+const REMEMBER_ENDED_MS = 60_000;
+const REMEMBER_ENDED_MAX = 10_000;
 
 /**
  * A one-way digest of a session id: what the session-end signal carries across instances (the id is a bearer
@@ -95,7 +99,7 @@ export class SessionConnections implements StreamTracker {
   end(digests: Iterable<string>): void {
     const now = performance.now();
     for (const [digest, at] of this.ended) {
-      if (now - at < REMEMBER_ENDED_MS) break;
+      if (now - at < REMEMBER_ENDED_MS && this.ended.size < REMEMBER_ENDED_MAX) break;
       this.ended.delete(digest);
     }
     for (const digest of digests) {

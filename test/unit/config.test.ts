@@ -85,6 +85,7 @@ describe('configuration', () => {
     [{ apis: [{ mount: '/api', upstream: 'http://127.0.0.1:1', bodyTimeout: -1 }] }, 'apis[0].bodyTimeout'],
     [{ apis: [{ mount: '/api', upstream: 'http://127.0.0.1:1', eventStreamTimeout: '60s' }] }, 'apis[0].eventStreamTimeout'],
     [{ apis: [{ mount: '/api', upstream: 'http://127.0.0.1:1', websocket: 'yes' }] }, 'apis[0].websocket'],
+    [{ websocket: true }, 'websocket'],
     [{ websocket: { allowedOrigins: [] } }, 'websocket.allowedOrigins'],
     [{ websocket: { allowedOrigins: 'https://app.example.com' } }, 'websocket.allowedOrigins'],
     [{ websocket: { allowedOrigins: ['https://app.example.com', 'https://app.example.com/path'] } }, 'websocket.allowedOrigins[1]'],
