@@ -74,7 +74,10 @@ export class UpgradeHandler {
     this.open(api, req, socket, head, connection).catch((error: unknown) => {
       connection.tracked?.remove();
       connection.handshake?.abort();
-      writeJsonError(socket, toBffError(error));
+      const failure = toBffError(error);
+      // By its class only, as for API calls: an unexpected error's message could carry anything.
+      if (failure.code === ErrorCode.SERVER_ERROR) this.config.logger.error('Unexpected failure while taking a WebSocket handshake', { error: String((error as Error)?.name) });
+      writeJsonError(socket, failure);
     });
     return true;
   };
