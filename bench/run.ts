@@ -71,8 +71,6 @@ const say = (message: string) => process.stderr.write(`[bench ${new Date().toISO
 // ---------------------------------------------------------------------------------------------------- resources
 const servers: ServerProcess[] = [];
 let auth0: LocalAuth0 | undefined;
-/** Keys of this DB that the bench did not write, seen at the start (the example's key prefix is its own). */
-let foreignKeysAtStart: Set<string> | undefined;
 const redis = createClient({ url: REDIS_URL });
 redis.on('error', (error: Error) => say(`redis: ${error.message}`));
 
@@ -105,6 +103,7 @@ function libraryEnv(port: number, upstreamUrl: string, prefix: string): Record<s
     REDIS_URL,
     SESSION_SECRET,
     BENCH_REDIS_PREFIX: prefix,
+    REDIS_PREFIX: prefix,
   };
 }
 
@@ -586,7 +585,6 @@ function updateBenchmarksMd(report: string): void {
 async function main(): Promise<void> {
   mkdirSync(resultsDir, { recursive: true });
   await redis.connect();
-  if (useExample) foreignKeysAtStart = new Set((await scanKeys('*')).filter((k) => !k.startsWith('bench:')));
   say(`${mode} run ${runId}: load generator ${tool}${canPin ? ', servers on core 1, load on core 0' : ', NOT pinned (taskset or a second core missing)'}; library server ${libraryScript}; Redis ${REDIS_URL} prefix ${PREFIX}; logs in ${logDir}`);
 
   const ports = { upstream: await freePort(), plain: await freePort(), plainDefault: await freePort(), naive: await freePort(), library: await freePort(), memory: await freePort(), storm: [await freePort(), await freePort()] };
@@ -739,12 +737,8 @@ try {
   await Promise.allSettled(servers.map((s) => s.stop()));
   await auth0?.stop().catch(() => {});
   if (redis.isOpen) {
-    // Everything the bench's own servers wrote, and whatever the example wrote under its own prefix in this DB.
+    // Everything this run's servers wrote (the example too, through REDIS_PREFIX), and nothing of anyone else's.
     await deleteKeys(await scanKeys(`${PREFIX}*`)).catch(() => {});
-    if (foreignKeysAtStart) {
-      const before = foreignKeysAtStart;
-      await deleteKeys((await scanKeys('*')).filter((k) => !k.startsWith('bench:') && !before.has(k))).catch(() => {});
-    }
     await redis.close().catch(() => {});
   }
   // The servers' logs (and the cookie files) stay only when something went wrong.

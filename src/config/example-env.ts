@@ -21,6 +21,8 @@ interface CommonConfig {
   readonly upstreamApiUrl: string | undefined;
   /** Undefined: sessions in memory (one process only). */
   readonly redisUrl: string | undefined;
+  /** Prefix of the BFF's Redis keys. Undefined: the library's default, `bff:`. */
+  readonly redisPrefix: string | undefined;
   readonly sessionSecret: string;
   readonly audience: string;
   /** Things worth telling the person who started the example (ignored variables, a generated secret). */
@@ -80,6 +82,7 @@ export function readConfig(env: Env): ExampleConfig {
   const baseURL = readBaseURL(get('BASE_URL'), problems);
   const upstreamApiUrl = readHttpUrl(get('UPSTREAM_API_URL'), 'UPSTREAM_API_URL', problems);
   const redisUrl = readRedisUrl(get('REDIS_URL'), problems);
+  const redisPrefix = get('REDIS_PREFIX');
   const issuer = readIssuer(get('ISSUER_URL'), get('AUTH0_DOMAIN'), problems);
   const audience = get('AUDIENCE');
   if (audience !== undefined && !URL.canParse(audience)) {
@@ -100,7 +103,7 @@ export function readConfig(env: Env): ExampleConfig {
     if (problems.length > 0) throw new ExampleConfigError(problems);
     return Object.freeze({
       mode: 'demo' as const,
-      port, baseURL, upstreamApiUrl, redisUrl, sessionSecret,
+      port, baseURL, upstreamApiUrl, redisUrl, redisPrefix, sessionSecret,
       audience: audience ?? DEMO_AUDIENCE,
       notices: Object.freeze(notices),
     });
@@ -124,7 +127,7 @@ export function readConfig(env: Env): ExampleConfig {
     clientId: clientId as string,
     clientSecret: clientSecret as string,
     audience: audience as string,
-    port, baseURL, upstreamApiUrl, redisUrl,
+    port, baseURL, upstreamApiUrl, redisUrl, redisPrefix,
     sessionSecret: sessionSecret as string,
     notices: Object.freeze(notices),
   });
@@ -158,6 +161,7 @@ export function exampleBffOptions(config: ExampleConfig, idp: IdpSettings, baseU
     audience: config.audience,
     baseURL,
     session: { secrets: [config.sessionSecret] },
+    ...(config.redisPrefix === undefined ? {} : { redisPrefix: config.redisPrefix }),
   };
 }
 

@@ -292,9 +292,9 @@ describe('the example against an Auth0 tenant (an emulator started separately), 
     });
     const env = {
       PORT: '0', BASE_URL, ISSUER_URL: auth0.issuer, CLIENT_ID: CLIENT.clientId, CLIENT_SECRET: CLIENT.clientSecret,
-      AUDIENCE, REDIS_URL, SESSION_SECRET,
+      AUDIENCE, REDIS_URL, SESSION_SECRET, REDIS_PREFIX: prefix,
     };
-    for (let i = 0; i < 2; i += 1) replicas.push(await startExample(readConfig(env), { redisPrefix: prefix, logger: quietLogger() }));
+    for (let i = 0; i < 2; i += 1) replicas.push(await startExample(readConfig(env), { logger: quietLogger() }));
   });
 
   afterAll(async () => {
@@ -328,6 +328,13 @@ describe('the example against an Auth0 tenant (an emulator started separately), 
 
     const api = await client.request(`${b.localUrl}/api/data`, { headers: { 'x-csrf': '1' } });
     expect(api.status).toBe(200);
+    // REDIS_PREFIX put the session's keys under the prefix both replicas share.
+    const redis = createClient({ url: REDIS_URL });
+    await redis.connect();
+    const keys: string[] = [];
+    for await (const batch of redis.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) keys.push(...batch);
+    await redis.close();
+    expect(keys.some((k) => k.startsWith(`${prefix}tok:`))).toBe(true);
     expect(await api.json()).toMatchObject({ sub: 'auth0|carol' });
 
     const logout = await client.request(`${b.localUrl}${body.logoutUrl}`);
