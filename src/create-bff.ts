@@ -16,10 +16,12 @@ import { loginAudience, type BffContext } from './routes/context.js';
 import { healthzRoute } from './routes/healthz.js';
 import { loginRoute } from './routes/login.js';
 import { logoutRoute } from './routes/logout.js';
+import { sessionsRoutes } from './routes/sessions.js';
 import { describeUser, userRoute, type BffUser } from './routes/user.js';
 import { createFieldCipher } from './session/encryption.js';
 import { createMemoryBackend } from './session/memory-backend.js';
 import { createRedisBackend } from './session/redis-backend.js';
+import { createSessionControl, type SessionControl } from './session/session-list.js';
 import { Sessions } from './session/sessions.js';
 import { TokenManager } from './tokens/token-manager.js';
 
@@ -36,8 +38,14 @@ export interface Bff {
   /**
    * Who is logged in on this request, without any token exchange: the `/auth/user` answer minus `logoutUrl`, or
    * undefined without a (live) session. Throws a `BffError` only for faults (`session_store_unavailable`).
+   * Counts as activity (rolls the idle expiry) unless `touch` is false.
    */
-  getUser(req: Request): Promise<BffUser | undefined>;
+  getUser(req: Request, options?: { touch?: boolean }): Promise<BffUser | undefined>;
+  /**
+   * The BFF sessions of a user, to list and to end (on every instance that shares the store): "log out my other
+   * devices". Ending one revokes its ORT at Auth0, which ends the Auth0 session behind it.
+   */
+  readonly sessions: SessionControl;
   /**
    * Takes a WebSocket handshake (an HTTP server's `upgrade` event, which Express never sees) when its URL is under
    * an API mount: checks its Origin (`websocket.allowedOrigins`) and session, and forwards it to the upstream with
@@ -106,6 +114,7 @@ export function createBff(options: BffOptions): Bff {
   const tokens = new TokenManager(config, idp, sessions, events);
   const realtime = createRealtime(config, sessions, tokens);
   const ctx: BffContext = { config, idp, sessions, tokens, events };
+  const sessionControl = createSessionControl(config, sessions, idp, events);
 
   const router = express.Router();
   const sessionMiddleware: RequestHandler = config.session.external
@@ -162,6 +171,11 @@ export function createBff(options: BffOptions): Bff {
   if (routes.backchannelLogout) {
     router.post(routes.backchannelLogout, formBody('32kb'), backchannelLogoutRoute(ctx));
   }
+  if (routes.sessions) {
+    const handlers = sessionsRoutes(ctx, sessionControl);
+    router.get(routes.sessions, handlers.list);
+    router.delete(`${routes.sessions}/:sessionRef`, handlers.end);
+  }
 
   Object.defineProperties(bff, {
     events: { value: events, enumerable: true },
@@ -172,10 +186,11 @@ export function createBff(options: BffOptions): Bff {
         return (await tokens.accessToken(loaded, { audience, scope: opts.scope })).token;
       },
     },
+    sessions: { value: sessionControl, enumerable: true },
     getUser: {
-      value: async (req: Request) => {
+      value: async (req: Request, opts: { touch?: boolean } = {}) => {
         try {
-          return describeUser((await sessions.loadRecord(req)).record, config);
+          return describeUser((await sessions.loadRecord(req, { touch: opts.touch !== false })).record, config);
         } catch (error) {
           if (error instanceof BffError && (error.code === ErrorCode.LOGIN_REQUIRED || error.code === ErrorCode.SESSION_ENDED)) return undefined;
           throw error;

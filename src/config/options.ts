@@ -49,8 +49,11 @@ export interface BffOptions {
   baseURL: string;
   /** Extra scopes; `openid` and `online_access` are always requested; `offline_access` is refused. Default `profile email`. */
   scope?: string | string[];
-  /** Route paths; `false` turns a route off. */
-  routes?: Partial<Record<'login' | 'callback' | 'user' | 'logout' | 'backchannelLogout' | 'healthz', string | false>>;
+  /**
+   * Route paths; `false` turns a route off. `sessions` (off by default; `true` is `/auth/sessions`) lets the SPA list
+   * the user's sessions and end the others.
+   */
+  routes?: Partial<Record<'login' | 'callback' | 'user' | 'logout' | 'backchannelLogout' | 'healthz', string | false>> & { sessions?: string | boolean };
   /** A connected node-redis client: sessions in Redis through connect-redis, and Redis-backed coordination across processes. Omit for memory (one process only). */
   redis?: RedisClient;
   /** Prefix of every Redis key the BFF writes. Default `bff:`. */

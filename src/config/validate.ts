@@ -13,7 +13,7 @@ export interface BffConfig {
   readonly audience: string | undefined;
   readonly baseURL: URL;
   readonly scope: string;
-  readonly routes: Readonly<Record<'login' | 'callback' | 'user' | 'logout' | 'backchannelLogout' | 'healthz', string | undefined>>;
+  readonly routes: Readonly<Record<'login' | 'callback' | 'user' | 'logout' | 'backchannelLogout' | 'healthz' | 'sessions', string | undefined>>;
   readonly redis: RedisClient | undefined;
   readonly redisPrefix: string;
   readonly redisCommandTimeoutMs: number;
@@ -67,6 +67,10 @@ const DEFAULT_ROUTES = {
   logout: '/auth/logout',
   backchannelLogout: '/auth/backchannel-logout',
   healthz: '/healthz',
+} as const;
+/** Routes that are off unless asked for (`true` gives this path). */
+const OPTIONAL_ROUTES = {
+  sessions: '/auth/sessions',
 } as const;
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
 
@@ -262,8 +266,14 @@ function readRoutes(routes: BffOptions['routes']): BffConfig['routes'] {
     const value = (routes as Record<string, unknown> | undefined)?.[name];
     result[name] = value === false ? undefined : pathOption(value ?? fallback, `routes.${name}`);
   }
+  for (const [name, path] of Object.entries(OPTIONAL_ROUTES)) {
+    const value = (routes as Record<string, unknown> | undefined)?.[name];
+    result[name] = value === undefined || value === false ? undefined : pathOption(value === true ? path : value, `routes.${name}`);
+  }
   for (const name of Object.keys(routes ?? {})) {
-    if (!(name in DEFAULT_ROUTES)) throw new BffConfigError(`routes.${name}`, `is not a route; known: ${Object.keys(DEFAULT_ROUTES).join(', ')}`);
+    if (!(name in DEFAULT_ROUTES) && !(name in OPTIONAL_ROUTES)) {
+      throw new BffConfigError(`routes.${name}`, `is not a route; known: ${[...Object.keys(DEFAULT_ROUTES), ...Object.keys(OPTIONAL_ROUTES)].join(', ')}`);
+    }
   }
   return result as BffConfig['routes'];
 }

@@ -1,7 +1,10 @@
 import { EventEmitter } from 'node:events';
 
-/** Why a BFF session ended. Every one of them is a full logout of the Auth0 session's BFF sessions. */
-export type LogoutReason = 'user' | 'session_ended' | 'backchannel' | 'absolute_timeout' | 'idle_timeout';
+/**
+ * Why a BFF session ended. Every one of them is a full logout of the Auth0 session's BFF sessions. `revoked`: the app
+ * ended it (`bff.sessions.end()`, or the user on the sessions route, "log out my other devices").
+ */
+export type LogoutReason = 'user' | 'session_ended' | 'backchannel' | 'absolute_timeout' | 'idle_timeout' | 'revoked';
 
 /**
  * What the BFF reports. Session ids appear only as `sessionRef`, a short one-way digest that is

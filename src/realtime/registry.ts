@@ -16,6 +16,8 @@ export interface WatchedSession {
   readonly sid: string | undefined;
   absoluteExpiresAt: number;
   idleExpiresAt: number;
+  /** The session's last recorded activity (epoch ms): decides when the idle expiry is rolled next. */
+  lastActiveAt: number;
   /** A re-check of the record is under way. */
   checking: boolean;
   /** Not before this time (epoch ms) is the record checked again after a failed check. */
@@ -77,7 +79,7 @@ export class SessionConnections implements StreamTracker {
       const { view } = session;
       watched = {
         id: session.id, digest, audience, sub: view.sub, sid: view.sid,
-        absoluteExpiresAt: view.absoluteExpiresAt, idleExpiresAt: view.idleExpiresAt,
+        absoluteExpiresAt: view.absoluteExpiresAt, idleExpiresAt: view.idleExpiresAt, lastActiveAt: view.lastActiveAt,
         checking: false, retryAt: 0, members: new Set(),
       };
       this.byDigest.set(digest, watched);

@@ -46,10 +46,12 @@ export class SessionWatch {
 
   /** The browser sent something over a connection of this session: roll its idle expiry when due. */
   activity(session: WatchedSession): void {
-    const next = Math.min(session.absoluteExpiresAt, this.config.clock() + this.config.session.idleTimeoutMs);
-    if (next - session.idleExpiresAt < this.rollInterval) return;
+    const now = this.config.clock();
+    if (now - session.lastActiveAt < this.rollInterval) return;
+    const next = Math.min(session.absoluteExpiresAt, now + this.config.session.idleTimeoutMs);
+    session.lastActiveAt = now;
     session.idleExpiresAt = next;
-    this.sessions.backend.touch(session.id, next).catch((error: unknown) => {
+    this.sessions.backend.touch(session.id, next, now).catch((error: unknown) => {
       this.config.logger.warn('Could not roll the session idle expiry', { session: sessionRef(session.id), error: String((error as Error)?.message) });
     });
   }
@@ -96,5 +98,6 @@ export class SessionWatch {
     }
     session.absoluteExpiresAt = view.absoluteExpiresAt;
     session.idleExpiresAt = Math.max(session.idleExpiresAt, view.idleExpiresAt);
+    session.lastActiveAt = Math.max(session.lastActiveAt, view.lastActiveAt);
   }
 }

@@ -5,6 +5,7 @@ import { BffError, ErrorCode } from '../errors.js';
 import { sendError } from '../http/json-error.js';
 import type { SessionRecord } from '../session/record.js';
 import { sessionRef } from '../session/sessions.js';
+import { shortUserAgent } from '../session/user-agent.js';
 import { accessTokenEntry } from '../tokens/token-manager.js';
 import { cookieValue } from '../session/session-cookie.js';
 import { loginAudience, type BffContext } from './context.js';
@@ -61,6 +62,8 @@ export function callbackRoute(ctx: BffContext) {
         createdAt: now,
         absoluteExpiresAt,
         idleExpiresAt,
+        lastActiveAt: now,
+        userAgent: shortUserAgent(req.headers['user-agent']),
         logoutId: randomBytes(16).toString('base64url'),
         refreshToken: answer.refreshToken,
         idToken: answer.idToken,

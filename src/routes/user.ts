@@ -1,5 +1,6 @@
 import type { Request, Response } from 'express';
 import type { BffConfig } from '../config/validate.js';
+import { BffError, ErrorCode } from '../errors.js';
 import { sendError, toBffError } from '../http/json-error.js';
 import type { SessionRecord } from '../session/record.js';
 import type { BffContext } from './context.js';
@@ -17,13 +18,19 @@ const PROTOCOL_CLAIMS = new Set(['iss', 'aud', 'exp', 'iat', 'nbf', 'nonce', 'at
 /**
  * GET /auth/user: who is logged in and until when, for the SPA. Never a token.
  * `logoutUrl` carries a value bound to this session, so a cross-site page cannot log the user out.
+ * `?touch=false` asks without counting as activity: a page polling whether its session is alive does not keep it
+ * alive (API calls, and this route without it, roll the idle expiry).
  */
 export function userRoute(ctx: BffContext) {
   const { config } = ctx;
   const logoutPath = config.routes.logout;
   return async function user(req: Request, res: Response): Promise<void> {
     try {
-      const { record } = await ctx.sessions.loadRecord(req);
+      const touch = (req.query as Record<string, unknown>).touch;
+      if (touch !== undefined && touch !== 'true' && touch !== 'false') {
+        throw new BffError(ErrorCode.INVALID_REQUEST, 'touch must be "true" or "false".');
+      }
+      const { record } = await ctx.sessions.loadRecord(req, { touch: touch !== 'false' });
       res.setHeader('Cache-Control', 'no-store');
       res.json({
         ...describeUser(record, config),

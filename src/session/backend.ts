@@ -1,5 +1,5 @@
 import type { Store } from 'express-session';
-import type { SessionRecord, SessionView, StoredSessionRecord, TokenUpdate } from './record.js';
+import type { SessionRecord, SessionSummary, SessionView, StoredSessionRecord, TokenUpdate } from './record.js';
 
 /**
  * Where sessions live: Redis (shared by every BFF process) or memory (one process).
@@ -28,8 +28,10 @@ export interface SessionBackend {
   readRecord(id: string): Promise<StoredSessionRecord | undefined>;
   /** Returns false when the record is gone (the session ended meanwhile): nothing is written then. */
   storeTokens(id: string, update: TokenUpdate): Promise<boolean>;
-  /** Rolls the idle expiry of a record that still exists. */
-  touch(id: string, idleExpiresAt: number): Promise<void>;
+  /** Rolls the idle expiry of a record that still exists, and records when that activity was. */
+  touch(id: string, idleExpiresAt: number, lastActiveAt: number): Promise<void>;
+  /** What a session list shows of each session (no token read), in the order asked; undefined for one that is gone. */
+  readSummaries(ids: readonly string[]): Promise<Array<SessionSummary | undefined>>;
 
   /** BFF session ids bound to an Auth0 session id, or to a user. */
   findSessions(selector: { sid?: string; sub?: string }): Promise<string[]>;

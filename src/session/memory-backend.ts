@@ -2,7 +2,7 @@ import session, { type SessionData } from 'express-session';
 import type { SessionBackend } from './backend.js';
 import type { FieldCipher } from './encryption.js';
 import {
-  EXPIRY_GRACE_MS, F, accessTokenField, decodeView, decodeRecord, encodeRecord, encodeUpdate,
+  EXPIRY_GRACE_MS, F, SUMMARY_FIELDS, accessTokenField, decodeSummary, decodeView, decodeRecord, encodeRecord, encodeUpdate,
   type SessionView, type StoredSessionRecord,
 } from './record.js';
 
@@ -101,7 +101,7 @@ export function createMemoryBackend(cipher: FieldCipher, idleTimeoutMs: number, 
   const viewOf = (id: string, audience: string): SessionView | undefined => {
     const fields = records.get(id);
     if (!fields) return undefined;
-    return decodeView([fields[F.sub], fields[F.sid], fields[F.absoluteExpiresAt], fields[F.idleExpiresAt], fields[accessTokenField(audience)]], cipher);
+    return decodeView([fields[F.sub], fields[F.sid], fields[F.absoluteExpiresAt], fields[F.idleExpiresAt], fields[F.lastActiveAt], fields[accessTokenField(audience)]], cipher);
   };
 
   return {
@@ -147,13 +147,18 @@ export function createMemoryBackend(cipher: FieldCipher, idleTimeoutMs: number, 
       sessions.expireAt(id, update.idleExpiresAt + EXPIRY_GRACE_MS);
       return true;
     },
-    touch: async (id, idleExpiresAt) => {
+    touch: async (id, idleExpiresAt, lastActiveAt) => {
       const fields = records.get(id);
       if (!fields) return;
       fields[F.idleExpiresAt] = String(idleExpiresAt);
+      fields[F.lastActiveAt] = String(lastActiveAt);
       records.expireAt(id, idleExpiresAt + EXPIRY_GRACE_MS);
       sessions.expireAt(id, idleExpiresAt + EXPIRY_GRACE_MS);
     },
+    readSummaries: async (ids) => ids.map((id) => {
+      const fields = records.get(id);
+      return fields ? decodeSummary(SUMMARY_FIELDS.map((name) => fields[name])) : undefined;
+    }),
     findSessions: async ({ sid, sub }) => {
       const key = sid !== undefined ? `sid:${sid}` : sub !== undefined ? `sub:${sub}` : undefined;
       return key === undefined ? [] : [...(indexes.get(key)?.keys() ?? [])];

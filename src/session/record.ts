@@ -21,6 +21,13 @@ export interface SessionRecord {
   readonly createdAt: number;
   readonly absoluteExpiresAt: number;
   readonly idleExpiresAt: number;
+  /**
+   * The last activity that rolled the idle expiry: at most once per touch interval (a write per request would cost
+   * the hot path), so it is accurate to that interval. Sessions stored before this field existed read 0 until then.
+   */
+  readonly lastActiveAt: number;
+  /** A short description of the browser that logged in ("Firefox 128 on Windows"), for session lists. */
+  readonly userAgent: string | undefined;
   /** A random value that binds the logout URL to this session (a cross-site page cannot know it). */
   readonly logoutId: string;
   readonly refreshToken: string | undefined;
@@ -41,8 +48,13 @@ export interface SessionView {
   readonly sid: string | undefined;
   readonly absoluteExpiresAt: number;
   readonly idleExpiresAt: number;
+  /** See {@link SessionRecord.lastActiveAt}: decides when the idle expiry is rolled next. */
+  readonly lastActiveAt: number;
   readonly accessToken: AccessTokenEntry | undefined;
 }
+
+/** What a session list shows of a record: no token is read or decrypted. */
+export type SessionSummary = Pick<SessionRecord, 'sub' | 'sid' | 'createdAt' | 'absoluteExpiresAt' | 'idleExpiresAt' | 'lastActiveAt' | 'userAgent'>;
 
 /** A successful exchange, written atomically into an existing record only. */
 export interface TokenUpdate {
@@ -53,6 +65,8 @@ export interface TokenUpdate {
   readonly idToken?: string;
   readonly claims?: Readonly<Record<string, unknown>>;
   readonly idleExpiresAt: number;
+  /** When the exchange was asked for: an API call (or the app) was active then. */
+  readonly lastActiveAt?: number;
 }
 
 /**
@@ -69,6 +83,8 @@ export const F = {
   createdAt: 'iat',
   absoluteExpiresAt: 'abs',
   idleExpiresAt: 'idle',
+  lastActiveAt: 'act',
+  userAgent: 'ua',
   logoutId: 'lid',
   refreshToken: 'rt',
   idToken: 'idt',
@@ -77,7 +93,8 @@ export const F = {
 } as const;
 
 export const accessTokenField = (audience: string): string => `at:${audience}`;
-export const VIEW_FIELDS = [F.sub, F.sid, F.absoluteExpiresAt, F.idleExpiresAt] as const;
+export const VIEW_FIELDS = [F.sub, F.sid, F.absoluteExpiresAt, F.idleExpiresAt, F.lastActiveAt] as const;
+export const SUMMARY_FIELDS = [F.sub, F.sid, F.createdAt, F.absoluteExpiresAt, F.idleExpiresAt, F.lastActiveAt, F.userAgent] as const;
 
 export function encodeAccessToken(entry: AccessTokenEntry, cipher: FieldCipher): string {
   return `${entry.refreshAt}|${entry.expiresAt}|${cipher.encrypt(entry.token)}|${entry.scope ?? ''}`;
@@ -103,7 +120,7 @@ export function decodeAccessToken(value: string | null | undefined, cipher: Fiel
  * a store hands them back; undefined when the record is gone.
  */
 export function decodeView(
-  [sub, sid, abs, idle, at]: ReadonlyArray<string | null | undefined>,
+  [sub, sid, abs, idle, act, at]: ReadonlyArray<string | null | undefined>,
   cipher: FieldCipher,
 ): SessionView | undefined {
   if (!sub || !abs) return undefined;
@@ -112,7 +129,23 @@ export function decodeView(
     sid: sid ?? undefined,
     absoluteExpiresAt: Number(abs),
     idleExpiresAt: Number(idle),
+    // A record from before `act` existed: 0 makes its next request record activity.
+    lastActiveAt: act ? Number(act) : 0,
     accessToken: decodeAccessToken(at, cipher),
+  };
+}
+
+/** A session list's view of a record from its `SUMMARY_FIELDS`, as a store hands them back; undefined when it is gone. */
+export function decodeSummary([sub, sid, iat, abs, idle, act, ua]: ReadonlyArray<string | null | undefined>): SessionSummary | undefined {
+  if (!sub || !abs) return undefined;
+  return {
+    sub,
+    sid: sid ?? undefined,
+    createdAt: Number(iat),
+    absoluteExpiresAt: Number(abs),
+    idleExpiresAt: Number(idle),
+    lastActiveAt: act ? Number(act) : Number(iat),
+    userAgent: ua ?? undefined,
   };
 }
 
@@ -122,10 +155,12 @@ export function encodeRecord(record: SessionRecord, cipher: FieldCipher): Record
     [F.createdAt]: String(record.createdAt),
     [F.absoluteExpiresAt]: String(record.absoluteExpiresAt),
     [F.idleExpiresAt]: String(record.idleExpiresAt),
+    [F.lastActiveAt]: String(record.lastActiveAt),
     [F.logoutId]: record.logoutId,
     [F.claims]: JSON.stringify(record.claims),
   };
   if (record.sid !== undefined) fields[F.sid] = record.sid;
+  if (record.userAgent !== undefined) fields[F.userAgent] = record.userAgent;
   if (record.refreshToken !== undefined) fields[F.refreshToken] = cipher.encrypt(record.refreshToken);
   if (record.idToken !== undefined) fields[F.idToken] = cipher.encrypt(record.idToken);
   if (record.scope !== undefined) fields[F.scope] = record.scope;
@@ -148,6 +183,8 @@ export function decodeRecord(fields: Record<string, string>, cipher: FieldCipher
     createdAt: Number(fields[F.createdAt]),
     absoluteExpiresAt: Number(fields[F.absoluteExpiresAt]),
     idleExpiresAt: Number(fields[F.idleExpiresAt]),
+    lastActiveAt: fields[F.lastActiveAt] ? Number(fields[F.lastActiveAt]) : 0,
+    userAgent: fields[F.userAgent],
     logoutId: fields[F.logoutId] ?? '',
     refreshToken: storedRefreshToken === undefined ? undefined : cipher.decrypt(storedRefreshToken),
     storedRefreshToken,
@@ -164,6 +201,7 @@ export function encodeUpdate(update: TokenUpdate, cipher: FieldCipher): Record<s
     [accessTokenField(update.audience)]: encodeAccessToken(update.accessToken, cipher),
     [F.idleExpiresAt]: String(update.idleExpiresAt),
   };
+  if (update.lastActiveAt !== undefined) fields[F.lastActiveAt] = String(update.lastActiveAt);
   if (update.idToken !== undefined) fields[F.idToken] = cipher.encrypt(update.idToken);
   if (update.claims !== undefined) fields[F.claims] = JSON.stringify(update.claims);
   return fields;

@@ -7,7 +7,7 @@ import type { SessionBackend } from './backend.js';
 import type { FieldCipher } from './encryption.js';
 import { createViewMemo } from './view-memo.js';
 import {
-  EXPIRY_GRACE_MS, F, VIEW_FIELDS, accessTokenField, decodeRecord, decodeView, encodeRecord, encodeUpdate,
+  EXPIRY_GRACE_MS, F, SUMMARY_FIELDS, VIEW_FIELDS, accessTokenField, decodeRecord, decodeSummary, decodeView, encodeRecord, encodeUpdate,
   type SessionRecord, type SessionView, type StoredSessionRecord, type TokenUpdate,
 } from './record.js';
 
@@ -33,7 +33,7 @@ return 1`;
 
 const TOUCH = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'idle', ARGV[2])
+redis.call('HSET', KEYS[1], 'idle', ARGV[2], 'act', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 redis.call('PEXPIRE', KEYS[2], ARGV[1])
 return 1`;
@@ -223,9 +223,13 @@ export function createRedisBackend(
       return Number(await script(STORE_TOKENS, [tokKey(id), sessKey(id)], args)) === 1;
     }),
 
-    touch: (id, idleExpiresAt) => run(async () => {
-      await script(TOUCH, [tokKey(id), sessKey(id)], [ttlUntil(idleExpiresAt), String(idleExpiresAt)]);
+    touch: (id, idleExpiresAt, lastActiveAt) => run(async () => {
+      await script(TOUCH, [tokKey(id), sessKey(id)], [ttlUntil(idleExpiresAt), String(idleExpiresAt), String(lastActiveAt)]);
     }),
+
+    // One HMGET per session, sent together (node-redis pipelines them; in a cluster each goes to its slot's node).
+    readSummaries: (ids) => run(async () =>
+      (await Promise.all(ids.map((id) => redis.hmGet(tokKey(id), [...SUMMARY_FIELDS])))).map((reply) => decodeSummary(reply))),
 
     findSessions: ({ sid, sub }) => run(async () => {
       const found = new Set<string>();

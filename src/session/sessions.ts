@@ -97,13 +97,17 @@ export class Sessions {
     return { id, view };
   }
 
-  /** The whole record of the request's session (claims, ID token), with the same checks as `load`. */
-  async loadRecord(req: Request): Promise<{ id: string; record: StoredSessionRecord }> {
+  /**
+   * The whole record of the request's session (claims, ID token), with the same checks as `load`. With
+   * `touch: false` the request does not count as activity (a probe of whether the session is alive must not keep
+   * it alive); a session past its lifetime still ends.
+   */
+  async loadRecord(req: Request, options: { touch?: boolean } = {}): Promise<{ id: string; record: StoredSessionRecord }> {
     const id = this.idOf(req);
     if (id === undefined) throw loginRequired();
     const record = await this.backend.readRecord(id);
     if (!record) throw loginRequired();
-    const ended = this.checkLifetimes(id, record);
+    const ended = this.checkLifetimes(id, record, options.touch !== false);
     if (ended) await ended;
     return { id, record };
   }
@@ -112,7 +116,7 @@ export class Sessions {
    * Ends a session past its idle or absolute lifetime (the returned promise rejects with session_ended), and
    * rolls a live one's idle expiry in the background when due. Synchronous for a live session: the hot path.
    */
-  private checkLifetimes(id: string, session: Pick<SessionView, 'sub' | 'sid' | 'absoluteExpiresAt' | 'idleExpiresAt'>): Promise<never> | undefined {
+  private checkLifetimes(id: string, session: Pick<SessionView, 'sub' | 'sid' | 'absoluteExpiresAt' | 'idleExpiresAt' | 'lastActiveAt'>, touch = true): Promise<never> | undefined {
     const now = this.config.clock();
     if (now >= session.absoluteExpiresAt || now >= session.idleExpiresAt) {
       const reason: LogoutReason = now >= session.absoluteExpiresAt ? 'absolute_timeout' : 'idle_timeout';
@@ -120,10 +124,10 @@ export class Sessions {
         throw sessionEnded(reason === 'absolute_timeout' ? 'The session reached its maximum lifetime.' : 'The session ended after a period of inactivity.');
       });
     }
-    // Capped by the absolute lifetime, a roll can stop moving anything: write only when it moves the expiry.
-    const idleExpiresAt = Math.min(session.absoluteExpiresAt, now + this.config.session.idleTimeoutMs);
-    if (idleExpiresAt - session.idleExpiresAt >= this.touchInterval) {
-      this.backend.touch(id, idleExpiresAt).catch((error: unknown) => {
+    // Activity is recorded (and the idle expiry rolled, never past the absolute lifetime) at most once per interval.
+    if (touch && now - session.lastActiveAt >= this.touchInterval) {
+      const idleExpiresAt = Math.min(session.absoluteExpiresAt, now + this.config.session.idleTimeoutMs);
+      this.backend.touch(id, idleExpiresAt, now).catch((error: unknown) => {
         this.config.logger.warn('Could not roll the session idle expiry', { session: sessionRef(id), error: String((error as Error)?.message) });
       });
     }

@@ -222,6 +222,7 @@ export class TokenManager {
       ...(answer.claims !== undefined ? { claims: answer.claims } : {}),
       // As Auth0 resets its own idle timer on an exchange; never past the absolute lifetime.
       idleExpiresAt: Math.min(record.absoluteExpiresAt, now + this.config.session.idleTimeoutMs),
+      lastActiveAt: now,
     };
     if (!(await this.sessions.backend.storeTokens(id, update))) throw sessionEnded('The session ended while its token was being renewed.');
     this.events.emit('refresh', { sub: record.sub, sid: record.sid, sessionRef: sessionRef(id), audience: target.audience, expiresIn: answer.expiresIn, durationMs });

@@ -89,6 +89,8 @@ describe.each(variants)('the %s session backend', (_name, variant) => {
     createdAt: now,
     absoluteExpiresAt: now + 7 * DAY,
     idleExpiresAt: now + IDLE_TIMEOUT,
+    lastActiveAt: now,
+    userAgent: 'Firefox 128 on Windows',
     logoutId: 'logout-id-1',
     refreshToken: 'ORT-plain-1',
     idToken: 'id.token.one',
@@ -138,6 +140,7 @@ describe.each(variants)('the %s session backend', (_name, variant) => {
       sid: 'auth0-sid-1',
       absoluteExpiresAt: record.absoluteExpiresAt,
       idleExpiresAt: record.idleExpiresAt,
+      lastActiveAt: record.lastActiveAt,
       accessToken: record.accessTokens[API],
     });
     expect((await backend.readView(id, OTHER_API))?.accessToken).toBeUndefined();
@@ -203,8 +206,22 @@ describe.each(variants)('the %s session backend', (_name, variant) => {
   it('rolls the idle expiry of a live session on touch', async () => {
     const id = randomUUID();
     await backend.createRecord(id, newRecord({ idleExpiresAt: now + HOUR }));
-    await backend.touch(id, now + 2 * HOUR);
-    expect((await backend.readView(id, API))?.idleExpiresAt).toBe(now + 2 * HOUR);
+    await backend.touch(id, now + 2 * HOUR, now + HOUR);
+    expect(await backend.readView(id, API)).toMatchObject({ idleExpiresAt: now + 2 * HOUR, lastActiveAt: now + HOUR });
+  });
+
+  it('lists what a session list shows of each session, in the order asked, without reading a token', async () => {
+    const first = randomUUID();
+    const second = randomUUID();
+    await backend.createRecord(first, newRecord());
+    await backend.createRecord(second, newRecord({ sid: undefined, userAgent: undefined, createdAt: now - HOUR, lastActiveAt: now - MINUTE }));
+
+    expect(await backend.readSummaries([second, randomUUID(), first])).toEqual([
+      { sub: 'auth0|alice', sid: undefined, createdAt: now - HOUR, absoluteExpiresAt: now + 7 * DAY, idleExpiresAt: now + IDLE_TIMEOUT, lastActiveAt: now - MINUTE, userAgent: undefined },
+      undefined,
+      { sub: 'auth0|alice', sid: 'auth0-sid-1', createdAt: now, absoluteExpiresAt: now + 7 * DAY, idleExpiresAt: now + IDLE_TIMEOUT, lastActiveAt: now, userAgent: 'Firefox 128 on Windows' },
+    ]);
+    expect(await backend.readSummaries([])).toEqual([]);
   });
 
   it('does not bring an ended session back when a late exchange stores its tokens or a late request touches it', async () => {
@@ -222,7 +239,7 @@ describe.each(variants)('the %s session backend', (_name, variant) => {
       claims: { sub: 'auth0|alice' },
       idleExpiresAt: now + IDLE_TIMEOUT,
     })).toBe(false);
-    await backend.touch(id, now + IDLE_TIMEOUT);
+    await backend.touch(id, now + IDLE_TIMEOUT, now);
 
     expect(await backend.readRecord(id)).toBeUndefined();
     expect(await backend.readView(id, API)).toBeUndefined();
@@ -375,6 +392,8 @@ const aliceRecord = (now: number, accessToken = 'AT-secret-value-1'): SessionRec
   createdAt: now,
   absoluteExpiresAt: now + 7 * DAY,
   idleExpiresAt: now + HOUR,
+  lastActiveAt: now,
+  userAgent: undefined,
   logoutId: 'logout-id-1',
   refreshToken: 'ORT-secret-value-1',
   idToken: 'header.id-token-secret-payload.signature',
@@ -479,7 +498,8 @@ describe('the Redis session backend', () => {
     ['readView', () => backend.readView('id-1', API)],
     ['readRecord', () => backend.readRecord('id-1')],
     ['storeTokens', () => backend.storeTokens('id-1', { audience: API, accessToken: record.accessTokens[API] as AccessTokenEntry, idleExpiresAt: now + HOUR })],
-    ['touch', () => backend.touch('id-1', now + HOUR)],
+    ['touch', () => backend.touch('id-1', now + HOUR, now)],
+    ['readSummaries', () => backend.readSummaries(['id-1'])],
     ['findSessions', () => backend.findSessions({ sid: 'auth0-sid-1' })],
     ['destroy', () => backend.destroy(['id-1'])],
     ['acquireLock', () => backend.acquireLock('id-1', 'owner', MINUTE)],

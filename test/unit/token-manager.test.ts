@@ -169,6 +169,8 @@ describe('the token manager', () => {
       createdAt: now,
       absoluteExpiresAt: now + 7 * DAY,
       idleExpiresAt: now + IDLE_TIMEOUT,
+      lastActiveAt: now,
+      userAgent: undefined,
       logoutId: randomUUID(),
       refreshToken: ORT,
       idToken: undefined,

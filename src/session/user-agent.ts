@@ -1,0 +1,39 @@
+/** The longest description kept: a session list shows a label, and Redis keeps every byte once per session. */
+const MAX_LENGTH = 48;
+
+/** Browser tokens, most specific first: Edge and Opera also say "Chrome", Chrome also says "Safari". */
+const BROWSERS: ReadonlyArray<readonly [RegExp, string]> = [
+  [/\bEdg(?:e|A|iOS)?\/(\d+)/, 'Edge'],
+  [/\b(?:OPR|Opera)\/(\d+)/, 'Opera'],
+  [/\bSamsungBrowser\/(\d+)/, 'Samsung Internet'],
+  [/\b(?:Firefox|FxiOS)\/(\d+)/, 'Firefox'],
+  [/\bHeadlessChrome\/(\d+)/, 'Headless Chrome'],
+  [/\b(?:Chrome|CriOS|Chromium)\/(\d+)/, 'Chrome'],
+  [/\bVersion\/(\d+)[\d.]* (?:Mobile\/\S+ )?Safari\//, 'Safari'],
+];
+
+/** Operating systems, most specific first: iOS and Android also say "like Mac OS X" and "Linux". */
+const SYSTEMS: ReadonlyArray<readonly [RegExp, string]> = [
+  [/\b(?:iPhone|iPad|iPod)\b/, 'iOS'],
+  [/\bAndroid\b/, 'Android'],
+  [/\bCrOS\b/, 'ChromeOS'],
+  [/\bWindows\b/, 'Windows'],
+  [/\bMac OS X\b|\bMacintosh\b/, 'macOS'],
+  [/\bLinux\b/, 'Linux'],
+];
+
+/**
+ * A short, human description of a `User-Agent` header for a list of sessions ("Firefox 128 on Windows"), or the
+ * header's first printable characters when it names no browser this knows. Undefined without a header. It is a
+ * label, never used to decide anything: the header is whatever the client sent.
+ */
+export function shortUserAgent(header: string | undefined): string | undefined {
+  if (typeof header !== 'string') return undefined;
+  const text = header.replace(/[^\x20-\x7e]+/g, ' ').trim();
+  if (text.length === 0) return undefined;
+  const browser = BROWSERS.find(([pattern]) => pattern.test(text));
+  const system = SYSTEMS.find(([pattern]) => pattern.test(text))?.[1];
+  if (browser === undefined) return text.slice(0, MAX_LENGTH);
+  const version = browser[0].exec(text)?.[1];
+  return `${browser[1]} ${version}${system === undefined ? '' : ` on ${system}`}`;
+}
