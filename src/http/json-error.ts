@@ -7,13 +7,7 @@ import type { Logger } from '../events/events.js';
  * An unexpected failure is logged by its class and code only: its message could carry anything.
  */
 export function sendError(res: Response, error: BffError, logger?: Logger): void {
-  if (logger && (error.code === ErrorCode.SERVER_ERROR || error.code === ErrorCode.CONFIGURATION_ERROR)) {
-    const cause = error.cause as { name?: unknown; code?: unknown } | undefined;
-    logger.error(error.code === ErrorCode.SERVER_ERROR ? 'Unexpected failure while answering a request' : error.message, {
-      error: String(cause?.name ?? error.name),
-      ...(cause?.code === undefined ? {} : { code: String(cause.code) }),
-    });
-  }
+  if (logger) logFailure(error, logger);
   if (res.headersSent) {
     // The answer has begun: the only honest signal left is to break the connection off.
     res.destroy(error);
@@ -29,4 +23,17 @@ export function sendError(res: Response, error: BffError, logger?: Logger): void
 export function toBffError(error: unknown): BffError {
   if (error instanceof BffError) return error;
   return new BffError(ErrorCode.SERVER_ERROR, 'The BFF failed unexpectedly.', { cause: error });
+}
+
+/**
+ * Logs what the operator must see of an error about to be answered: unexpected failures and configuration errors
+ * (by class and code: a message could carry anything). Faults of the network or of the user are not logged.
+ */
+export function logFailure(error: BffError, logger: Logger): void {
+  if ((error.code !== ErrorCode.SERVER_ERROR && error.code !== ErrorCode.CONFIGURATION_ERROR)) return;
+  const cause = error.cause as { name?: unknown; code?: unknown } | undefined;
+  logger.error(error.code === ErrorCode.SERVER_ERROR ? 'Unexpected failure while answering a request' : error.message, {
+    error: String(cause?.name ?? error.name),
+    ...(cause?.code === undefined ? {} : { code: String(cause.code) }),
+  });
 }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Request, Response } from 'express';
 import { ResponseBodyError, AuthorizationResponseError, ClientError } from 'openid-client';
 import { BffError, ErrorCode } from '../errors.js';
-import { sendError } from '../http/json-error.js';
+import { logFailure, sendError } from '../http/json-error.js';
 import type { SessionRecord } from '../session/record.js';
 import { sessionRef } from '../session/sessions.js';
 import { shortUserAgent } from '../session/user-agent.js';
@@ -14,13 +14,16 @@ import { bindingCookieName, digest, idpUnavailable, type LoginTransaction } from
 /**
  * GET /auth/callback: takes the pending login (single use), lets openid-client check state, PKCE, nonce and the
  * ID token, then starts a fresh session (a new id: no fixation) whose record holds the tokens server-side.
- * Any failure answers 400 (502 when Auth0 is unreachable) and creates no session.
+ * Any failure answers 400 (502 when Auth0 is unreachable) and creates no session. A silent login (`prompt=none`)
+ * instead always goes back to its `returnTo`, with `error` added when it failed; `returnTo` comes only from the
+ * server-side transaction, so a forged callback (no pending state bound to this browser) redirects nowhere.
  */
 export function callbackRoute(ctx: BffContext) {
   const { config } = ctx;
   const bindingName = bindingCookieName(config.session.cookieName);
 
   return async function callback(req: Request, res: Response): Promise<void> {
+    let transaction: LoginTransaction | undefined;
     try {
       const query = req.query as Record<string, unknown>;
       const state = query.state;
@@ -29,67 +32,104 @@ export function callbackRoute(ctx: BffContext) {
       }
       const stored = await ctx.sessions.backend.takeTransaction(state);
       if (stored === undefined) throw new BffError(ErrorCode.INVALID_REQUEST, 'No login is pending for this state (it expired, was used already, or was never started here).');
-      const transaction = JSON.parse(stored) as LoginTransaction;
+      const pending = JSON.parse(stored) as LoginTransaction;
       const binding = cookieValue(req.headers.cookie ?? '', bindingName);
-      if (binding === undefined || digest(binding) !== transaction.binding) {
+      if (binding === undefined || digest(binding) !== pending.binding) {
         throw new BffError(ErrorCode.INVALID_REQUEST, 'This login was started in another browser.');
       }
+      transaction = pending;
       if (typeof query.error === 'string') {
         const description = typeof query.error_description === 'string' ? `: ${query.error_description.slice(0, 200)}` : '';
-        throw new BffError(ErrorCode.LOGIN_FAILED, `Auth0 answered ${query.error.slice(0, 64)}${description}`);
+        throw new BffError(ErrorCode.LOGIN_FAILED, `Auth0 answered ${query.error.slice(0, 64)}${description}`, { cause: new AuthorizationError(query.error) });
       }
-
-      const currentUrl = new URL(req.originalUrl, config.baseURL);
-      const requestedAt = config.clock();
-      let answer;
-      try {
-        answer = await ctx.idp.exchangeCode(currentUrl, { codeVerifier: transaction.codeVerifier, state, nonce: transaction.nonce });
-      } catch (error) {
-        throw loginFailure(error);
-      }
-      const claims = answer.claims;
-      if (!claims || typeof claims.sub !== 'string') throw new BffError(ErrorCode.LOGIN_FAILED, 'Auth0 returned no ID token.');
-      if (answer.refreshToken === undefined) {
-        config.logger.warn('Login granted no refresh token: turn on "Allow Online Access" for the API; the session ends when its first access token does', { sub: claims.sub });
-      }
-
-      const now = config.clock();
-      const absoluteExpiresAt = now + config.session.absoluteTimeoutMs;
-      const idleExpiresAt = Math.min(absoluteExpiresAt, now + config.session.idleTimeoutMs);
-      const record: SessionRecord = {
-        sub: claims.sub,
-        sid: typeof claims.sid === 'string' ? claims.sid : undefined,
-        createdAt: now,
-        absoluteExpiresAt,
-        idleExpiresAt,
-        lastActiveAt: now,
-        userAgent: shortUserAgent(req.headers['user-agent']),
-        logoutId: randomBytes(16).toString('base64url'),
-        refreshToken: answer.refreshToken,
-        idToken: answer.idToken,
-        scope: answer.scope,
-        claims,
-        accessTokens: {
-          [loginAudience(config)]: accessTokenEntry(answer, requestedAt, config.tokens),
-        },
-      };
-
-      // The session this browser had before (another user, or the same one logging in again) ends here: its
-      // record would otherwise stay usable by whoever holds the old cookie.
-      const previous = ctx.sessions.idOf(req);
-      if (previous !== undefined) await ctx.sessions.backend.destroy([previous]);
-      await regenerate(req);
-      req.session.bff = { idleExpiresAt, absoluteExpiresAt };
-      await ctx.sessions.backend.createRecord(req.sessionID, record);
-      await save(req);
-      ctx.events.emit('login', { sub: record.sub, sid: record.sid, sessionRef: sessionRef(req.sessionID) });
+      await startSession(ctx, req, state, transaction);
       res.setHeader('Cache-Control', 'no-store');
-      const target = new URL(transaction.returnTo, config.baseURL);
-      res.redirect(302, target.origin === config.baseURL.origin ? target.href : new URL('/', config.baseURL).href);
+      res.redirect(302, returnUrl(transaction.returnTo, config.baseURL).href);
     } catch (error) {
-      sendError(res, error instanceof BffError ? error : idpUnavailable(error), config.logger);
+      const failure = error instanceof BffError ? error : idpUnavailable(error);
+      if (transaction?.silent !== true) return sendError(res, failure, config.logger);
+      // The SPA asked without showing a page: it learns the outcome from its own URL, never from an error page.
+      logFailure(failure, config.logger);
+      const target = returnUrl(transaction.returnTo, config.baseURL);
+      target.searchParams.set('error', silentErrorCode(failure));
+      res.setHeader('Cache-Control', 'no-store');
+      res.redirect(302, target.href);
     }
   };
+}
+
+/** Checks and exchanges the code, and starts the new session; any failure throws and creates nothing. */
+async function startSession(ctx: BffContext, req: Request, state: string, transaction: LoginTransaction): Promise<void> {
+  const { config } = ctx;
+  const currentUrl = new URL(req.originalUrl, config.baseURL);
+  const requestedAt = config.clock();
+  let answer;
+  try {
+    answer = await ctx.idp.exchangeCode(currentUrl, { codeVerifier: transaction.codeVerifier, state, nonce: transaction.nonce });
+  } catch (error) {
+    throw loginFailure(error);
+  }
+  const claims = answer.claims;
+  if (!claims || typeof claims.sub !== 'string') throw new BffError(ErrorCode.LOGIN_FAILED, 'Auth0 returned no ID token.');
+  if (answer.refreshToken === undefined) {
+    config.logger.warn('Login granted no refresh token: turn on "Allow Online Access" for the API; the session ends when its first access token does', { sub: claims.sub });
+  }
+
+  const now = config.clock();
+  const absoluteExpiresAt = now + config.session.absoluteTimeoutMs;
+  const idleExpiresAt = Math.min(absoluteExpiresAt, now + config.session.idleTimeoutMs);
+  const record: SessionRecord = {
+    sub: claims.sub,
+    sid: typeof claims.sid === 'string' ? claims.sid : undefined,
+    createdAt: now,
+    absoluteExpiresAt,
+    idleExpiresAt,
+    lastActiveAt: now,
+    userAgent: shortUserAgent(req.headers['user-agent']),
+    logoutId: randomBytes(16).toString('base64url'),
+    refreshToken: answer.refreshToken,
+    idToken: answer.idToken,
+    scope: answer.scope,
+    claims,
+    accessTokens: {
+      [loginAudience(config)]: accessTokenEntry(answer, requestedAt, config.tokens),
+    },
+  };
+
+  // The session this browser had before (another user, or the same one logging in again) ends here: its
+  // record would otherwise stay usable by whoever holds the old cookie.
+  const previous = ctx.sessions.idOf(req);
+  if (previous !== undefined) await ctx.sessions.backend.destroy([previous]);
+  await regenerate(req);
+  req.session.bff = { idleExpiresAt, absoluteExpiresAt };
+  await ctx.sessions.backend.createRecord(req.sessionID, record);
+  await save(req);
+  ctx.events.emit('login', { sub: record.sub, sid: record.sid, sessionRef: sessionRef(req.sessionID) });
+}
+
+/** Where the browser goes after the login: the transaction's `returnTo`, on this origin only. */
+function returnUrl(returnTo: string, baseURL: URL): URL {
+  const target = new URL(returnTo, baseURL);
+  return target.origin === baseURL.origin ? target : new URL('/', baseURL);
+}
+
+/** An error Auth0 put in the callback URL (`error=login_required`, ...). */
+class AuthorizationError extends Error {
+  constructor(readonly error: string) {
+    super(error);
+    this.name = 'AuthorizationError';
+  }
+}
+
+/**
+ * The `error` a silent login adds to `returnTo`: Auth0's own code when Auth0 refused (`login_required` when it has
+ * no session, `consent_required`, `interaction_required`, ...), else the BFF's error code (`idp_unavailable`, ...).
+ */
+function silentErrorCode(failure: BffError): string {
+  const cause = failure.cause;
+  const auth0 = cause instanceof AuthorizationError ? cause.error : cause instanceof AuthorizationResponseError || cause instanceof ResponseBodyError ? cause.error : undefined;
+  // Only an OAuth error code's characters (RFC 6749 4.1.2.1): it is put in a URL the SPA reads.
+  return typeof auth0 === 'string' && /^[a-z0-9_.-]{1,64}$/i.test(auth0) ? auth0 : failure.code;
 }
 
 /** A refusal by Auth0 or a token that does not check out is the login's fault (400); anything else is Auth0 being unreachable (502). */

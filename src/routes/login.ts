@@ -17,6 +17,8 @@ export interface LoginTransaction {
   readonly returnTo: string;
   /** Digest of the browser's binding cookie: a callback from another browser is refused (login CSRF). */
   readonly binding: string;
+  /** `prompt=none`: whatever the outcome, the browser goes back to `returnTo` (with `error` when it failed). */
+  readonly silent?: true;
 }
 
 const ALLOWED_VALUES: Record<string, (value: string) => boolean> = {
@@ -60,7 +62,7 @@ export function loginRoute(ctx: BffContext) {
       const state = oidc.randomState();
       const nonce = oidc.randomNonce();
       const codeVerifier = oidc.randomPKCECodeVerifier();
-      const transaction: LoginTransaction = { codeVerifier, nonce, returnTo, binding: digest(binding) };
+      const transaction: LoginTransaction = { codeVerifier, nonce, returnTo, binding: digest(binding), ...(extra.prompt === 'none' ? { silent: true } : {}) };
 
       const url = await ctx.idp.authorizationUrl({
         ...extra,
