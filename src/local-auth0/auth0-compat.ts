@@ -12,11 +12,13 @@
  * plus the admin handle's counters and token-endpoint failure modes.
  */
 import { Readable } from 'node:stream';
+import { decodeJwt } from 'jose';
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 
 import type { Counters, IssuedToken, TokenEndpointFaults } from './admin-state.js';
-import { readForm, sendJson, type Middleware } from './koa-helpers.js';
+import { readForm, sendJson, type Context, type Middleware } from './koa-helpers.js';
+import type { LocalAuth0Client } from './options.js';
 import { AUTH0_ROUTES, isOnlineRefreshToken } from './provider-config.js';
 import type { SessionRegistry } from './sessions.js';
 
@@ -30,6 +32,32 @@ interface Services {
   faults: TokenEndpointFaults;
   /** APIs whose ORTs Auth0 issues but refuses at the first exchange (`allow_online_access_with_ephemeral_sessions`). */
   ephemeralAudiences: ReadonlySet<string>;
+  clients: ReadonlyMap<string, Readonly<LocalAuth0Client>>;
+}
+
+/** The client a token request authenticates as: `client_id` in the form, HTTP Basic, or a client assertion's `sub`. */
+function clientIdOf(ctx: Context, form: URLSearchParams): string | undefined {
+  const named = form.get('client_id');
+  if (named) return named;
+  const basic = /^Basic (.+)$/i.exec(ctx.get('authorization'))?.[1];
+  if (basic) return decodeURIComponent(Buffer.from(basic, 'base64').toString('utf8').split(':')[0] ?? '');
+  const assertion = form.get('client_assertion');
+  if (!assertion) return undefined;
+  try {
+    const sub = decodeJwt(assertion).sub;
+    return typeof sub === 'string' ? sub : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether an exchange may name this API: Auth0 lets a refresh token ask for another API only when the
+ * application's refresh token policies list it, and otherwise ignores `audience` without an error.
+ */
+function policyAllows(client: Readonly<LocalAuth0Client> | undefined, audience: string): boolean {
+  const policies = client?.refreshTokenPolicies;
+  return policies === undefined || policies.some((policy) => policy.audience === audience);
 }
 
 const GRANT_NOT_ALLOWED = 'requested grant type is not allowed for this client';
@@ -88,7 +116,7 @@ function invalidGrantDescription(grantType: string, original: string | undefined
 }
 
 /** `/oauth/token`: failure modes, counters, and the Auth0 shape of answers. */
-export function tokenEndpoint({ registry, counters, faults, ephemeralAudiences }: Services): Middleware {
+export function tokenEndpoint({ registry, counters, faults, ephemeralAudiences, clients }: Services): Middleware {
   return async function auth0TokenEndpoint(ctx, next) {
     if (ctx.path !== AUTH0_ROUTES.token || ctx.method !== 'POST') return next();
 
@@ -98,7 +126,9 @@ export function tokenEndpoint({ registry, counters, faults, ephemeralAudiences }
       const audience = form.get('audience');
       if (form.get('grant_type') === 'refresh_token' && audience) {
         form.delete('audience');
-        form.set('resource', audience);
+        // Not in the refresh token policy: answered with a token for the refresh token's own (login) audience.
+        const clientId = clientIdOf(ctx, form);
+        if (policyAllows(clientId === undefined ? undefined : clients.get(clientId), audience)) form.set('resource', audience);
       }
       // The body stream is consumed: hand oidc-provider a fresh one with the same (possibly rewritten) form.
       const raw = Buffer.from(form.toString());

@@ -119,7 +119,7 @@ export async function startLocalAuth0(options: LocalAuth0Options): Promise<Local
   const ephemeralAudiences = new Set(
     [...resolved.apis.values()].filter((api) => api.allowOnlineAccessWithEphemeralSessions).map((api) => api.audience),
   );
-  const services = { registry, counters, faults, ephemeralAudiences };
+  const services = { registry, counters, faults, ephemeralAudiences, clients: resolved.clients };
   const managementTokens = new ManagementTokens(resolved.managementApiToken);
   provider.use(managementApiRoutes(resolved, managementTokens));
   provider.use(interactionRoutes(provider, resolved));

@@ -54,6 +54,13 @@ export interface LocalAuth0Client {
   jwks?: { keys: object[] };
   /** Rotation of classic (offline_access) refresh tokens. Online Refresh Tokens never rotate. Default false. */
   refreshTokenRotation?: boolean;
+  /**
+   * Auth0's refresh token policies (Multi-Resource Refresh Token): the other APIs an exchange may ask a token for
+   * with `audience`. An exchange for an API not listed is answered as Auth0 answers it: without an error, with a
+   * token for the login's audience. (Auth0's policies also list scopes; the emulator checks only the audience.)
+   * Default: every API that allows online access.
+   */
+  refreshTokenPolicies?: Array<{ audience: string }>;
 }
 
 /** A database-connection user. Any further property becomes a claim of the ID token and `/userinfo`. */
@@ -183,6 +190,10 @@ function resolveClient(input: LocalAuth0Client, path: string): LocalAuth0Client 
   }
   if (input.refreshTokenRotation !== undefined && typeof input.refreshTokenRotation !== 'boolean') {
     throw new TypeError(`"${path}.refreshTokenRotation" must be a boolean`);
+  }
+  const policies = input.refreshTokenPolicies;
+  if (policies !== undefined && (!Array.isArray(policies) || policies.some((p) => typeof p?.audience !== 'string' || p.audience.length === 0))) {
+    throw new TypeError(`"${path}.refreshTokenPolicies" must be an array of { audience } objects`);
   }
   if (input.name !== undefined) nonEmptyString(input.name, `${path}.name`);
   const grantTypes = input.grantTypes ?? ['authorization_code', 'refresh_token'];

@@ -71,6 +71,9 @@ async function startSession(ctx: BffContext, req: Request, state: string, transa
   }
   const claims = answer.claims;
   if (!claims || typeof claims.sub !== 'string') throw new BffError(ErrorCode.LOGIN_FAILED, 'Auth0 returned no ID token.');
+  const audience = loginAudience(config);
+  const mismatch = ctx.tokens.audiences.mismatch(answer.accessToken, audience);
+  if (mismatch) throw mismatch;
   if (answer.refreshToken === undefined) {
     config.logger.warn('Login granted no refresh token: turn on "Allow Online Access" for the API; the session ends when its first access token does', { sub: claims.sub });
   }
@@ -92,7 +95,7 @@ async function startSession(ctx: BffContext, req: Request, state: string, transa
     scope: answer.scope,
     claims,
     accessTokens: {
-      [loginAudience(config)]: accessTokenEntry(answer, requestedAt, config.tokens),
+      [audience]: accessTokenEntry(answer, requestedAt, config.tokens),
     },
   };
 

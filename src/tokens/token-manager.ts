@@ -6,6 +6,7 @@ import { classifyTokenFailure } from '../idp/failures.js';
 import type { IdpClient, TokenAnswer } from '../idp/idp-client.js';
 import type { AccessTokenEntry, StoredSessionRecord, TokenUpdate } from '../session/record.js';
 import { sessionEnded, sessionRef, type LoadedSession, type Sessions } from '../session/sessions.js';
+import { AudienceCheck } from './audience-check.js';
 import { backoffDelay, sleep } from './backoff.js';
 
 /** Which access token: the API's audience, and the scope to ask for when it must be exchanged. */
@@ -58,6 +59,8 @@ export class TokenManager {
   /** Tokens that a forced exchange produced (by their signature's tail): an upstream rejecting one of those gets no second try. */
   private readonly forced = new Set<string>();
   private readonly lockTtlMs: number;
+  /** Whether a token Auth0 issued is for the API it was asked for: checked when one is stored (login, exchange). */
+  readonly audiences: AudienceCheck;
 
   constructor(
     private readonly config: BffConfig,
@@ -66,6 +69,7 @@ export class TokenManager {
     private readonly events: BffEventEmitter,
   ) {
     this.lockTtlMs = config.tokens.exchangeDeadlineMs + config.tokens.attemptTimeoutMs + 1_000;
+    this.audiences = new AudienceCheck(config.logger);
   }
 
   /** A fresh access token for a loaded session: the stored one when it is not expiring, else one exchange. */
@@ -208,6 +212,13 @@ export class TokenManager {
   }
 
   private async store(id: string, record: StoredSessionRecord, target: TokenTarget, answer: TokenAnswer, requestedAt: number, durationMs: number): Promise<AccessTokenEntry> {
+    // A token for another API (Auth0's answer to an audience its refresh token policy lacks) is neither stored nor
+    // used, and ends nothing: the configuration is wrong, not the session.
+    const mismatch = this.audiences.mismatch(answer.accessToken, target.audience);
+    if (mismatch) {
+      this.events.emit('refresh_failed', { sub: record.sub, sid: record.sid, sessionRef: sessionRef(id), audience: target.audience, kind: 'configuration', error: 'audience_mismatch' });
+      throw mismatch;
+    }
     const now = this.config.clock();
     const accessToken = accessTokenEntry(answer, requestedAt, this.config.tokens);
     if (accessToken.refreshAt <= now) this.warnTooShort(target.audience, answer.expiresIn);

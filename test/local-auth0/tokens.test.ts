@@ -13,16 +13,26 @@ const ROTATING: LocalAuth0Client = {
   refreshTokenRotation: true,
 };
 
+/** An application whose refresh token policy lets an exchange ask for ONLINE_ONLY_API only (Auth0's MRRT). */
+const POLICY: LocalAuth0Client = {
+  clientId: 'policy',
+  clientSecret: 'policy-secret',
+  redirectUris: ['http://127.0.0.1:3002/callback'],
+  refreshTokenPolicies: [{ audience: ONLINE_ONLY_API }],
+};
+const THIRD_API = 'https://third.example.com';
+
 let auth0: LocalAuth0;
 
 beforeAll(async () => {
   auth0 = await startLocalAuth0({
-    clients: [BFF, ROTATING],
+    clients: [BFF, ROTATING, POLICY],
     users: [{ ...ALICE, 'https://example.com/roles': ['admin'] }],
     apis: [
       { audience: API, scopes: ['read:messages'] },
       { audience: ONLINE_ONLY_API, allowOfflineAccess: false },
       { audience: NO_REFRESH_API, allowOnlineAccess: false, allowOfflineAccess: false },
+      { audience: THIRD_API },
     ],
     accessTokenTtl: 30,
   });
@@ -175,3 +185,32 @@ describe('revocation of a classic refresh token', () => {
     expect(auth0.admin.sessions().map((s) => s.sid)).toContain(claimsOf(classic.tokens.id_token).sid);
   });
 });
+
+describe('refresh token policies (Multi-Resource Refresh Token)', () => {
+  it('give an exchange the token of an API the policy lists', async () => {
+    const { tokens } = await loginForTokens(auth0.issuer, { client: POLICY });
+    const response = await postForm(auth0.issuer, '/oauth/token', { grant_type: 'refresh_token', refresh_token: tokens.refresh_token!, audience: ONLINE_ONLY_API }, POLICY);
+    expect(response.status).toBe(200);
+    expect(claimsOf(response.body.access_token as string).aud).toBe(ONLINE_ONLY_API);
+  });
+
+  it('answer an exchange for an API the policy does not list as Auth0 does: no error, a token for the login\'s API', async () => {
+    const { tokens } = await loginForTokens(auth0.issuer, { client: POLICY });
+    for (const auth of ['basic', 'post'] as const) {
+      const response = await postForm(auth0.issuer, '/oauth/token', { grant_type: 'refresh_token', refresh_token: tokens.refresh_token!, audience: THIRD_API }, POLICY, auth);
+      expect(response.status).toBe(200);
+      expect(claimsOf(response.body.access_token as string).aud).toBe(API);
+    }
+  });
+
+  it('are not needed: without one, an exchange may ask for any API that allows online access', async () => {
+    const { tokens } = await loginForTokens(auth0.issuer);
+    const response = await postForm(auth0.issuer, '/oauth/token', { grant_type: 'refresh_token', refresh_token: tokens.refresh_token!, audience: THIRD_API });
+    expect(claimsOf(response.body.access_token as string).aud).toBe(THIRD_API);
+  });
+
+  it('are checked at startup', async () => {
+    await expect(startLocalAuth0({ clients: [{ ...POLICY, refreshTokenPolicies: [{ audience: '' }] }], users: [] })).rejects.toThrow('"clients[0].refreshTokenPolicies"');
+  });
+});
+
