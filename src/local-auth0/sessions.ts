@@ -35,7 +35,12 @@ export class SessionRegistry implements SessionGuard {
   constructor(
     private readonly store: MemoryStore,
     private readonly backchannel: BackchannelSender,
-    private readonly settings: { clock: () => number; idleTimeout: number; absoluteTimeout: number },
+    private readonly settings: {
+      clock: () => number;
+      idleTimeout: number;
+      absoluteTimeout: number;
+      users: ReadonlyArray<{ readonly sub: string; readonly session_expiry?: unknown }>;
+    },
   ) {
     store.setSessionGuard(this);
   }
@@ -127,7 +132,9 @@ export class SessionRegistry implements SessionGuard {
   }
 
   #expiry(lifetime: Lifetime): { idle: number; absolute: number } {
-    const absolute = lifetime.createdAt + this.settings.absoluteTimeout * 1000;
+    // A user's `session_expiry` claim (an enterprise IdP's session end, epoch seconds) caps the session, as on Auth0.
+    const idpEnd = this.settings.users.find((user) => user.sub === lifetime.accountId)?.session_expiry;
+    const absolute = Math.min(lifetime.createdAt + this.settings.absoluteTimeout * 1000, typeof idpEnd === 'number' ? idpEnd * 1000 : Infinity);
     return { idle: Math.min(lifetime.lastActiveAt + this.settings.idleTimeout * 1000, absolute), absolute };
   }
 

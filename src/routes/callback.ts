@@ -4,6 +4,7 @@ import { ResponseBodyError, AuthorizationResponseError, ClientError } from 'open
 import { BffError, ErrorCode } from '../errors.js';
 import { logFailure, sendError } from '../http/json-error.js';
 import type { SessionRecord } from '../session/record.js';
+import { sessionExpiryOf } from '../session/session-expiry.js';
 import { sessionRef } from '../session/sessions.js';
 import { shortUserAgent } from '../session/user-agent.js';
 import { accessTokenEntry } from '../tokens/token-manager.js';
@@ -79,7 +80,12 @@ async function startSession(ctx: BffContext, req: Request, state: string, transa
   }
 
   const now = config.clock();
-  const absoluteExpiresAt = now + config.session.absoluteTimeoutMs;
+  // An enterprise IdP's session end (session_expiry) caps the absolute lifetime: the BFF session never outlives it.
+  const idpSessionEnd = sessionExpiryOf(claims);
+  if (idpSessionEnd !== undefined && idpSessionEnd <= now) {
+    throw new BffError(ErrorCode.LOGIN_FAILED, 'The identity provider\'s session has already ended (session_expiry).');
+  }
+  const absoluteExpiresAt = Math.min(now + config.session.absoluteTimeoutMs, idpSessionEnd ?? Infinity);
   const idleExpiresAt = Math.min(absoluteExpiresAt, now + config.session.idleTimeoutMs);
   const record: SessionRecord = {
     sub: claims.sub,

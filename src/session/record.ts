@@ -67,6 +67,8 @@ export interface TokenUpdate {
   readonly idleExpiresAt: number;
   /** When the exchange was asked for: an API call (or the app) was active then. */
   readonly lastActiveAt?: number;
+  /** An earlier end that a new ID token's `session_expiry` set: the absolute lifetime only ever shrinks. */
+  readonly absoluteExpiresAt?: number;
 }
 
 /**
@@ -202,6 +204,7 @@ export function encodeUpdate(update: TokenUpdate, cipher: FieldCipher): Record<s
     [F.idleExpiresAt]: String(update.idleExpiresAt),
   };
   if (update.lastActiveAt !== undefined) fields[F.lastActiveAt] = String(update.lastActiveAt);
+  if (update.absoluteExpiresAt !== undefined) fields[F.absoluteExpiresAt] = String(update.absoluteExpiresAt);
   if (update.idToken !== undefined) fields[F.idToken] = cipher.encrypt(update.idToken);
   if (update.claims !== undefined) fields[F.claims] = JSON.stringify(update.claims);
   return fields;

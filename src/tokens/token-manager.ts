@@ -5,6 +5,7 @@ import type { BffEventEmitter } from '../events/events.js';
 import { classifyTokenFailure } from '../idp/failures.js';
 import type { IdpClient, TokenAnswer } from '../idp/idp-client.js';
 import type { AccessTokenEntry, StoredSessionRecord, TokenUpdate } from '../session/record.js';
+import { sessionExpiryOf } from '../session/session-expiry.js';
 import { sessionEnded, sessionRef, type LoadedSession, type Sessions } from '../session/sessions.js';
 import { AudienceCheck } from './audience-check.js';
 import { backoffDelay, sleep } from './backoff.js';
@@ -222,6 +223,9 @@ export class TokenManager {
     const now = this.config.clock();
     const accessToken = accessTokenEntry(answer, requestedAt, this.config.tokens);
     if (accessToken.refreshAt <= now) this.warnTooShort(target.audience, answer.expiresIn);
+    // An enterprise IdP's session end (a new ID token's session_expiry) may only bring the absolute lifetime forward.
+    const capped = sessionExpiryOf(answer.claims);
+    const absoluteExpiresAt = capped !== undefined && capped < record.absoluteExpiresAt ? capped : undefined;
     const update: TokenUpdate = {
       audience: target.audience,
       accessToken,
@@ -231,8 +235,9 @@ export class TokenManager {
         : {}),
       ...(answer.idToken !== undefined ? { idToken: answer.idToken } : {}),
       ...(answer.claims !== undefined ? { claims: answer.claims } : {}),
+      ...(absoluteExpiresAt === undefined ? {} : { absoluteExpiresAt }),
       // As Auth0 resets its own idle timer on an exchange; never past the absolute lifetime.
-      idleExpiresAt: Math.min(record.absoluteExpiresAt, now + this.config.session.idleTimeoutMs),
+      idleExpiresAt: Math.min(absoluteExpiresAt ?? record.absoluteExpiresAt, now + this.config.session.idleTimeoutMs),
       lastActiveAt: now,
     };
     if (!(await this.sessions.backend.storeTokens(id, update))) throw sessionEnded('The session ended while its token was being renewed.');

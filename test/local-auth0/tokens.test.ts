@@ -214,3 +214,18 @@ describe('refresh token policies (Multi-Resource Refresh Token)', () => {
   });
 });
 
+describe('session_expiry (an enterprise identity provider\'s session end)', () => {
+  it('is a claim of the user\'s ID tokens, and ends the emulated Auth0 session then', async () => {
+    const sessionExpiry = Math.floor(Date.now() / 1000) + 3600;
+    const tenant = await startLocalAuth0({ clients: [BFF], users: [{ ...ALICE, session_expiry: sessionExpiry }], apis: [{ audience: API }] });
+    try {
+      const { tokens } = await loginForTokens(tenant.issuer);
+      expect(claimsOf(tokens.id_token).session_expiry).toBe(sessionExpiry);
+      const refreshed = await refresh(tenant.issuer, tokens.refresh_token!);
+      expect(claimsOf(refreshed.body.id_token as string).session_expiry).toBe(sessionExpiry);
+      expect(tenant.admin.sessions()[0]?.expiresAt).toBe(sessionExpiry);
+    } finally {
+      await tenant.stop();
+    }
+  });
+});

@@ -224,6 +224,16 @@ describe.each(variants)('the %s session backend', (_name, variant) => {
     expect(await backend.readSummaries([])).toEqual([]);
   });
 
+  it('records the activity of an exchange, and an earlier absolute end that it brings', async () => {
+    const id = randomUUID();
+    await backend.createRecord(id, newRecord());
+    now += 10 * MINUTE;
+    await backend.storeTokens(id, { audience: API, accessToken: accessToken('AT-api-2'), idleExpiresAt: now + HOUR, lastActiveAt: now, absoluteExpiresAt: now + HOUR });
+
+    expect(await backend.readView(id, API)).toMatchObject({ absoluteExpiresAt: now + HOUR, idleExpiresAt: now + HOUR, lastActiveAt: now });
+    expect((await backend.readSummaries([id]))[0]).toMatchObject({ absoluteExpiresAt: now + HOUR, lastActiveAt: now });
+  });
+
   it('does not bring an ended session back when a late exchange stores its tokens or a late request touches it', async () => {
     const id = randomUUID();
     await storeSet(backend, id, { cookie: {}, bff: { idleExpiresAt: now + IDLE_TIMEOUT, absoluteExpiresAt: now + 7 * DAY } });

@@ -190,6 +190,20 @@ describe('the token manager', () => {
     return tokenManager.accessToken({ id, view }, { audience, scope }, rest);
   }
 
+  /** Publishes a new key at the fake's JWKS, and returns a function that signs Alice's ID tokens with it. */
+  async function idTokenSigner(): Promise<(claims: Record<string, unknown>) => Promise<string>> {
+    const { publicKey, privateKey } = await generateKeyPair('RS256');
+    auth0.jwks = { keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' }] };
+    return (claims) => new SignJWT(claims)
+      .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
+      .setIssuer(ISSUER)
+      .setAudience(CLIENT_ID)
+      .setSubject('auth0|alice')
+      .setIssuedAt()
+      .setExpirationTime('10m')
+      .sign(privateKey);
+  }
+
   /** Lets the access token of the login audience reach its renewal time. */
   async function letTokenExpire(id: string, audience = API): Promise<void> {
     const entry = (await backend.readRecord(id))?.accessTokens[audience];
@@ -448,16 +462,7 @@ describe('the token manager', () => {
     });
 
     it('stores a new ID token and its claims when the exchange returns one', async () => {
-      const { publicKey, privateKey } = await generateKeyPair('RS256');
-      auth0.jwks = { keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' }] };
-      const idToken = await new SignJWT({ sid: 'auth0-sid-1', name: 'Alice Renamed' })
-        .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
-        .setIssuer(ISSUER)
-        .setAudience(CLIENT_ID)
-        .setSubject('auth0|alice')
-        .setIssuedAt()
-        .setExpirationTime('10m')
-        .sign(privateKey);
+      const idToken = await (await idTokenSigner())({ sid: 'auth0-sid-1', name: 'Alice Renamed' });
       const id = await login();
       auth0.answer(tokens('AT-2', { id_token: idToken }));
       await letTokenExpire(id);
@@ -466,6 +471,26 @@ describe('the token manager', () => {
       const record = await backend.readRecord(id);
       expect(record?.idToken).toBe(idToken);
       expect(record?.claims).toMatchObject({ sub: 'auth0|alice', sid: 'auth0-sid-1', name: 'Alice Renamed' });
+    });
+
+    it('moves the absolute lifetime earlier when an exchange\'s ID token names an earlier session_expiry, never later', async () => {
+      const sign = await idTokenSigner();
+      const idToken = (sessionExpiry: number) => sign({ sid: 'auth0-sid-1', session_expiry: sessionExpiry });
+      const id = await login();
+      const loggedIn = (await backend.readRecord(id))!.absoluteExpiresAt;
+      const later = Math.floor(loggedIn / 1000) + 3600;
+      const earlier = Math.floor(now / 1000) + 2 * 3600;
+      auth0.answer(tokens('AT-2', { id_token: await idToken(later) }), tokens('AT-3', { id_token: await idToken(earlier) }));
+
+      await letTokenExpire(id);
+      await accessToken(id);
+      expect((await backend.readRecord(id))?.absoluteExpiresAt).toBe(loggedIn);
+
+      await letTokenExpire(id);
+      await accessToken(id);
+      const record = await backend.readRecord(id);
+      expect(record?.absoluteExpiresAt).toBe(earlier * 1000);
+      expect(record?.idleExpiresAt).toBeLessThanOrEqual(earlier * 1000);
     });
 
     it('ends a session that has no refresh token once its access token expires', async () => {
