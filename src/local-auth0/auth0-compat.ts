@@ -8,6 +8,8 @@
  *   a grant type the application does not allow 403 `unauthorized_client` (oidc-provider: 400 `invalid_request`);
  * - an ORT of an API with `allow_online_access_with_ephemeral_sessions` is refused at its first exchange;
  * - revoking an ORT ends the whole session, with back-channel logout;
+ * - an exchange for an API that the application's refresh token policies do not list gets, without an error, a
+ *   token for the login's audience (Multi-Resource Refresh Token);
  * - SSO at /authorize restarts the idle timer;
  * plus the admin handle's counters and token-endpoint failure modes.
  */

@@ -95,7 +95,9 @@ export const F = {
 } as const;
 
 export const accessTokenField = (audience: string): string => `at:${audience}`;
+/** The fields an API call reads (then the access token of its audience): see {@link decodeView}. */
 export const VIEW_FIELDS = [F.sub, F.sid, F.absoluteExpiresAt, F.idleExpiresAt, F.lastActiveAt] as const;
+/** The fields a session list reads: see {@link decodeSummary}. */
 export const SUMMARY_FIELDS = [F.sub, F.sid, F.createdAt, F.absoluteExpiresAt, F.idleExpiresAt, F.lastActiveAt, F.userAgent] as const;
 
 export function encodeAccessToken(entry: AccessTokenEntry, cipher: FieldCipher): string {
