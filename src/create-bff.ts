@@ -6,6 +6,7 @@ import type { BffOptions } from './config/options.js';
 import { validateOptions } from './config/validate.js';
 import { BffError, ErrorCode } from './errors.js';
 import { BffEventEmitter } from './events/events.js';
+import { Reporter } from './events/reporter.js';
 import { sendError } from './http/json-error.js';
 import { IdpClient } from './idp/idp-client.js';
 import { ApiProxy } from './proxy/api-proxy.js';
@@ -23,6 +24,9 @@ import { createMemoryBackend } from './session/memory-backend.js';
 import { createRedisBackend } from './session/redis-backend.js';
 import { createSessionControl, type SessionControl } from './session/session-list.js';
 import { Sessions } from './session/sessions.js';
+import { routeSpan } from './telemetry/spans.js';
+import { SPAN } from './telemetry/names.js';
+import { createTelemetry } from './telemetry/telemetry.js';
 import { TokenManager } from './tokens/token-manager.js';
 
 /** The middleware `createBff()` returns for `app.use()`, with the BFF's events and token access attached. */
@@ -108,13 +112,15 @@ export function createBff(options: BffOptions): Bff {
     config.logger.warn('Sessions are kept in memory: this serves one process only, and a restart logs everyone out. Pass a Redis client as `redis` for more.');
   }
   const events = new BffEventEmitter();
+  const telemetry = createTelemetry(config.telemetry, backend.countSessions);
+  const report = new Reporter(events, config.logger, telemetry);
   const idp = new IdpClient(config);
   idp.start();
-  const sessions = new Sessions(config, backend, events);
-  const tokens = new TokenManager(config, idp, sessions, events);
+  const sessions = new Sessions(config, backend, report);
+  const tokens = new TokenManager(config, idp, sessions, report);
   const realtime = createRealtime(config, sessions, tokens);
-  const ctx: BffContext = { config, idp, sessions, tokens, events };
-  const sessionControl = createSessionControl(config, sessions, idp, events);
+  const ctx: BffContext = { config, idp, sessions, tokens, report };
+  const sessionControl = createSessionControl(config, sessions, idp, report);
 
   const router = express.Router();
   const sessionMiddleware: RequestHandler = config.session.external
@@ -147,7 +153,7 @@ export function createBff(options: BffOptions): Bff {
   // The longest mount first: a call under `/api/billing` belongs to that API, not to an `/api` declared before it.
   const proxies = [...config.apis]
     .sort((a, b) => b.mount.length - a.mount.length)
-    .map((api) => new ApiProxy(api, config, sessions, tokens, realtime.streams));
+    .map((api) => new ApiProxy(api, config, sessions, tokens, realtime.streams, report, telemetry.proxy(api)));
   const external = config.session.external;
   let closing: Promise<void> | undefined;
   const bff = function bff(req: Request, res: Response, next: NextFunction): void {
@@ -159,17 +165,22 @@ export function createBff(options: BffOptions): Bff {
   } as Bff;
 
   const { routes } = config;
+  // A span for each of the routes that change sessions, when a tracer is there.
+  const span = (name: string): RequestHandler[] => {
+    const traced = routeSpan(telemetry.tracer, name);
+    return traced === undefined ? [] : [traced];
+  };
   if (routes.healthz) router.get(routes.healthz, healthzRoute(ctx));
   if (routes.login) router.get(routes.login, loginRoute(ctx));
-  if (routes.callback) router.get(routes.callback, sessionMiddleware, callbackRoute(ctx));
+  if (routes.callback) router.get(routes.callback, ...span(SPAN.LOGIN_CALLBACK), sessionMiddleware, callbackRoute(ctx));
   if (routes.user) router.get(routes.user, userRoute(ctx));
   if (routes.logout) {
     const logout = logoutRoute(ctx);
-    router.get(routes.logout, sessionMiddleware, logout);
-    router.post(routes.logout, formBody('4kb'), sessionMiddleware, logout);
+    router.get(routes.logout, ...span(SPAN.LOGOUT), sessionMiddleware, logout);
+    router.post(routes.logout, ...span(SPAN.LOGOUT), formBody('4kb'), sessionMiddleware, logout);
   }
   if (routes.backchannelLogout) {
-    router.post(routes.backchannelLogout, formBody('32kb'), backchannelLogoutRoute(ctx));
+    router.post(routes.backchannelLogout, ...span(SPAN.BACKCHANNEL_LOGOUT), formBody('32kb'), backchannelLogoutRoute(ctx));
   }
   if (routes.sessions) {
     const handlers = sessionsRoutes(ctx, sessionControl);
@@ -206,6 +217,7 @@ export function createBff(options: BffOptions): Bff {
         await realtime.close();
         idp.close();
         sessions.close();
+        report.close();
         await Promise.all(proxies.map((p) => p.close()));
         await backend.close();
       })()),

@@ -1,7 +1,9 @@
 export { createBff, type Bff } from './create-bff.js';
 export type { BffOptions, ApiOptions, RedisClient } from './config/options.js';
 export { BffError, BffConfigError, ErrorCode } from './errors.js';
-export type { BffEvents, BffEventName, Logger, LogoutReason } from './events/events.js';
+export type { BffEvents, BffEventName, BffOperation, LogoutReason } from './events/events.js';
+export type { Logger, LogLevel } from './events/logger.js';
+export type { TelemetryOptions } from './telemetry/providers.js';
 export type { BffUser } from './routes/user.js';
 export type { EndSessionsResult, SessionControl, SessionInfo } from './session/session-list.js';
 export { runDoctor, type DoctorInput, type DoctorReport, type Finding, type FindingStatus } from './doctor/doctor.js';

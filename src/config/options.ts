@@ -1,5 +1,6 @@
 import type { RedisClientType, RedisClusterType } from 'redis';
-import type { Logger } from '../events/events.js';
+import type { Logger, LogLevel } from '../events/logger.js';
+import type { TelemetryOptions } from '../telemetry/providers.js';
 
 /** A node-redis v6 client (or cluster). Connected by the app; the BFF never closes it. */
 export type RedisClient = RedisClientType<any, any, any, any, any> | RedisClusterType<any, any, any, any, any>;
@@ -123,7 +124,22 @@ export interface BffOptions {
   loginParameters?: string[];
   /** Accepted logout_token signing algorithms. Default RS256, RS384, RS512, PS256, ES256. */
   backchannelAlgorithms?: string[];
+  /**
+   * Where log lines go: `console`, pino, winston, bunyan or any `{ warn, error, info?, debug? }`. Default: stderr.
+   * pino and bunyan are called `(details, message)`, the others `(message, details)`: details stay structured.
+   */
   logger?: Logger;
+  /**
+   * The least severe level passed to the logger: `error`, `warn`, `info` or `debug` (what the BFF is doing: token
+   * exchanges, single-flight joins and lock waits, why each session ended). Default: everything for a logger
+   * with levels of its own (pino, winston, bunyan: its level decides), `info` for others (console).
+   */
+  logLevel?: LogLevel;
+  /**
+   * OpenTelemetry traces and metrics. Default: the global providers an OpenTelemetry SDK registers (start it
+   * before `createBff()`); without an SDK nothing is recorded and nothing costs. `false` turns it off.
+   */
+  telemetry?: false | TelemetryOptions;
   /** Milliseconds since the epoch; injectable for tests. */
   clock?: () => number;
   /** fetch used for every request to Auth0; injectable for tests. */

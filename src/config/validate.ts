@@ -1,5 +1,6 @@
 import { BffConfigError } from '../errors.js';
-import { defaultLogger, type Logger } from '../events/events.js';
+import { createLog, defaultLogger, defaultLogLevel, LOG_LEVELS, type Log, type LogLevel } from '../events/logger.js';
+import type { TelemetryOptions } from '../telemetry/providers.js';
 import type { BffOptions, RedisClient } from './options.js';
 import { parseEncryptionKeys } from '../session/encryption.js';
 
@@ -54,7 +55,9 @@ export interface BffConfig {
   };
   readonly loginParameters: readonly string[];
   readonly backchannelAlgorithms: readonly string[];
-  readonly logger: Logger;
+  /** The app's logger, wrapped once: level-filtered, called in its own argument order. */
+  readonly logger: Log;
+  readonly telemetry: TelemetryOptions | false;
   readonly clock: () => number;
   readonly fetch: typeof fetch;
 }
@@ -180,6 +183,9 @@ export function validateOptions(options: BffOptions): BffConfig {
 
   const logger = options.logger ?? defaultLogger;
   if (typeof logger?.warn !== 'function' || typeof logger?.error !== 'function') throw new BffConfigError('logger', 'must have warn() and error() methods (console fits)');
+  const logLevel: LogLevel = options.logLevel ?? defaultLogLevel(logger);
+  if (!LOG_LEVELS.includes(logLevel)) throw new BffConfigError('logLevel', `must be one of ${LOG_LEVELS.map((l) => `"${l}"`).join(', ')}`);
+  const telemetry = readTelemetry(options.telemetry);
   const clock = options.clock ?? Date.now;
   if (typeof clock !== 'function') throw new BffConfigError('clock', 'must be a function returning milliseconds since the epoch');
   const fetchImpl = options.fetch ?? globalThis.fetch;
@@ -216,10 +222,25 @@ export function validateOptions(options: BffOptions): BffConfig {
     tokens: { refreshMargin, clockSkewMs: Math.round(clockSkew * 1000), exchangeDeadlineMs, attemptTimeoutMs },
     loginParameters: [...(options.loginParameters ?? ['prompt', 'screen_hint', 'organization', 'login_hint'])],
     backchannelAlgorithms: [...(options.backchannelAlgorithms ?? ['RS256', 'RS384', 'RS512', 'PS256', 'ES256'])],
-    logger,
+    logger: createLog(logger, logLevel),
+    telemetry,
     clock,
     fetch: fetchImpl,
   });
+}
+
+function readTelemetry(value: unknown): TelemetryOptions | false {
+  if (value === undefined) return {};
+  if (value === false) return false;
+  if (value === null || typeof value !== 'object') throw new BffConfigError('telemetry', 'must be false or { tracerProvider?, meterProvider? }');
+  const { tracerProvider, meterProvider } = value as TelemetryOptions;
+  if (tracerProvider !== undefined && typeof tracerProvider?.getTracer !== 'function') {
+    throw new BffConfigError('telemetry.tracerProvider', 'must be an OpenTelemetry TracerProvider (with getTracer())');
+  }
+  if (meterProvider !== undefined && typeof meterProvider?.getMeter !== 'function') {
+    throw new BffConfigError('telemetry.meterProvider', 'must be an OpenTelemetry MeterProvider (with getMeter())');
+  }
+  return { ...(tracerProvider === undefined ? {} : { tracerProvider }), ...(meterProvider === undefined ? {} : { meterProvider }) };
 }
 
 function readIssuer(options: BffOptions): URL {
@@ -346,7 +367,7 @@ function nonNegativeNumber(value: unknown, option: string): number {
 
 /** Freezes the structures built here, never the app's own objects (logger, redis client, keys). */
 function freezeConfig(config: BffConfig): BffConfig {
-  for (const part of [config.session, config.routes, config.csrf, config.logout, config.tokens, config.clientAuth, config.websocket]) Object.freeze(part);
+  for (const part of [config.session, config.routes, config.csrf, config.logout, config.tokens, config.clientAuth, config.websocket, config.logger, config.telemetry]) Object.freeze(part);
   for (const list of [config.websocket.allowedOrigins, config.session.secrets, config.session.encryptionKeys, config.apis, config.allowedReturnTo, config.loginParameters, config.backchannelAlgorithms]) Object.freeze(list);
   if (config.userClaims) Object.freeze(config.userClaims);
   return Object.freeze(config);

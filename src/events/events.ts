@@ -6,17 +6,28 @@ import { EventEmitter } from 'node:events';
  */
 export type LogoutReason = 'user' | 'session_ended' | 'backchannel' | 'absolute_timeout' | 'idle_timeout' | 'revoked';
 
+/** What the BFF was doing when something failed. */
+export type BffOperation = 'api' | 'login' | 'callback' | 'user' | 'logout' | 'backchannel_logout' | 'sessions' | 'idle_roll';
+
 /**
- * What the BFF reports. Session ids appear only as `sessionRef`, a short one-way digest that is
- * stable per session (for correlating log lines) and useless as a cookie. No event carries a token.
+ * What the BFF reports, one event per happening. Session ids appear only as `sessionRef`, a short one-way digest
+ * that is stable per session (for correlating log lines) and useless as a cookie. No event carries a token.
  */
 export interface BffEvents {
   login: [{ sub: string; sid: string | undefined; sessionRef: string }];
   refresh: [{ sub: string; sid: string | undefined; sessionRef: string; audience: string; expiresIn: number; durationMs: number }];
   refresh_failed: [{ sub: string; sid: string | undefined; sessionRef: string; audience: string; kind: 'terminal' | 'transient' | 'configuration'; error: string; status?: number }];
+  /**
+   * One per logout, with the reason that started it. A back-channel logout that Auth0 sends because this BFF
+   * revoked the session itself finds nothing left to end and is not a second logout.
+   */
   logout: [{ reason: LogoutReason; sub: string | undefined; sid: string | undefined; sessions: number; revoked?: boolean }];
-  revocation_failed: [{ sub: string | undefined; sid: string | undefined; error: string }];
+  revocation_failed: [{ sub: string | undefined; sid: string | undefined; sessionRef: string; error: string; status?: number }];
   backchannel_logout_rejected: [{ error: string }];
+  /** An API call the upstream did not answer (`upstream_unavailable`, `upstream_timeout`), or broke off mid-answer. */
+  upstream_failed: [{ api: string; error: 'upstream_unavailable' | 'upstream_timeout'; cause: string; sessionRef: string | undefined; broken?: boolean }];
+  /** The session store (Redis) failed or did not answer in time; the request got 503, nobody was logged out. */
+  store_failed: [{ operation: BffOperation; cause: string; sessionRef: string | undefined }];
 }
 
 export type BffEventName = keyof BffEvents;
@@ -24,16 +35,4 @@ export type BffEventName = keyof BffEvents;
 /** A typed EventEmitter: `bff.events.on('logout', ({ reason }) => ...)`. */
 export class BffEventEmitter extends EventEmitter<BffEvents> {}
 
-/** Where the BFF writes its log lines; `console` fits. Messages never contain tokens or secrets. */
-export interface Logger {
-  debug?(message: string, details?: Record<string, unknown>): void;
-  info?(message: string, details?: Record<string, unknown>): void;
-  warn(message: string, details?: Record<string, unknown>): void;
-  error(message: string, details?: Record<string, unknown>): void;
-}
-
-/** Writes warnings and errors as single lines to stderr; quiet otherwise. */
-export const defaultLogger: Logger = {
-  warn: (message, details) => console.warn(`[express-ort-bff] ${message}${details ? ` ${JSON.stringify(details)}` : ''}`),
-  error: (message, details) => console.error(`[express-ort-bff] ${message}${details ? ` ${JSON.stringify(details)}` : ''}`),
-};
+export type { Logger } from './logger.js';

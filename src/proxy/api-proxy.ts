@@ -5,7 +5,9 @@ import { BffError, ErrorCode } from '../errors.js';
 import { sendError, toBffError } from '../http/json-error.js';
 import type { AccessTokenEntry } from '../session/record.js';
 import type { StreamTracker } from '../realtime/registry.js';
-import type { LoadedSession, Sessions } from '../session/sessions.js';
+import { causeName, type Reporter } from '../events/reporter.js';
+import { sessionRef, type LoadedSession, type Sessions } from '../session/sessions.js';
+import type { ProxyTelemetry } from '../telemetry/proxy-call.js';
 import type { TokenManager } from '../tokens/token-manager.js';
 import { ForwardHandler, type ForwardOutcome } from './forward.js';
 import { upstreamRequestHeaders } from './headers.js';
@@ -32,7 +34,10 @@ export class ApiProxy {
     private readonly sessions: Sessions,
     private readonly tokens: TokenManager,
     /** Long responses register here, to end with their session. */
-    private readonly streams: StreamTracker | undefined = undefined,
+    private readonly streams: StreamTracker | undefined,
+    private readonly report: Reporter,
+    /** Undefined without an OpenTelemetry SDK: then the calls cost nothing more than this field's check. */
+    private readonly telemetry: ProxyTelemetry | undefined,
   ) {
     this.pool = new Pool(api.upstream.origin, {
       connections: 128,
@@ -96,38 +101,54 @@ export class ApiProxy {
     // request replayed, when replaying cannot do harm.
     // An upstream that rejects every token (misconfigured on its side) costs one forced exchange, not one per call.
     const mayRetry = !hasBody && REPLAYABLE.has(req.method) && this.tokens.mayForce(first.token);
-    this.forward(req, res, path, session, first.token, hasBody, mayRetry, (outcome) => {
-      if (outcome.kind === 'failed') return this.fail(res, outcome.error);
-      if (outcome.kind !== 'retry') return;
+    this.forward(req, res, path, session, first.token, hasBody, mayRetry, 0, (outcome) => {
+      if (outcome.kind !== 'retry') return this.settled(res, outcome);
       Promise.resolve(this.tokens.accessToken(session, this.api, { force: true, rejected: first.token })).then(
-        (renewed) => this.forward(req, res, path, session, renewed.token, false, false, (last) => {
-          if (last.kind === 'failed') this.fail(res, last.error);
-        }),
+        (renewed) => this.forward(req, res, path, session, renewed.token, false, false, 1, (last) => this.settled(res, last)),
         (error: unknown) => this.fail(res, error),
       );
     });
   }
 
-  private forward(req: Request, res: Response, path: string, session: LoadedSession, token: string, hasBody: boolean, mayRetry: boolean, settle: (outcome: ForwardOutcome) => void): void {
+  private forward(req: Request, res: Response, path: string, session: LoadedSession, token: string, hasBody: boolean, mayRetry: boolean, resend: number, settle: (outcome: ForwardOutcome, status: number) => void): void {
+    const headers = upstreamRequestHeaders(req, token, this.forwarded);
+    const call = this.telemetry?.start(req.method, path, headers, resend);
+    const done = call === undefined ? settle : (outcome: ForwardOutcome, status: number) => {
+      call.end(status, outcome.kind === 'gone' ? 'aborted' : outcome.kind === 'failed' || outcome.kind === 'broken' ? causeName(outcome.error) : undefined);
+      settle(outcome, status);
+    };
     try {
       this.pool.dispatch(
         {
           path,
           method: req.method as Dispatcher.HttpMethod,
-          headers: upstreamRequestHeaders(req, token, this.forwarded),
+          headers,
           body: hasBody ? req : null,
           // An event stream (EventSource asks for one) may be quiet for as long as it likes, unless configured otherwise.
           bodyTimeout: req.headers.accept?.includes('text/event-stream') ? this.api.eventStreamTimeoutMs : null,
         },
-        new ForwardHandler(res, mayRetry, settle, this.streams, session, this.api.audience),
+        new ForwardHandler(res, mayRetry, done, this.streams, session, this.api.audience),
       );
     } catch (error) {
-      settle({ kind: 'failed', error: error as Error });
+      done({ kind: 'failed', error: error as Error }, 0);
     }
   }
 
+  /** An upstream request is over: a failure before the answer gets an error answer; one during it, a report. */
+  private settled(res: Response, outcome: ForwardOutcome): void {
+    if (outcome.kind === 'failed') this.fail(res, outcome.error);
+    else if (outcome.kind === 'broken') this.report.upstreamFailed(upstreamError(outcome.error), this.api.mount, this.sessionRefOf(res), true);
+  }
+
   private fail(res: Response, error: unknown): void {
-    sendError(res, upstreamError(error), this.config.logger);
+    const failure = upstreamError(error);
+    // The session's reference, for failures an operator looks into (not for 4xx answers, which are the caller's).
+    sendError(res, failure, this.report, { operation: 'api', api: this.api.mount, sessionRef: failure.status >= 500 ? this.sessionRefOf(res) : undefined });
+  }
+
+  private sessionRefOf(res: Response): string | undefined {
+    const id = this.sessions.idOf(res.req);
+    return id === undefined ? undefined : sessionRef(id);
   }
 
   close(): Promise<void> {

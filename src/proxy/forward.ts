@@ -32,11 +32,13 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   private browserGone = false;
   /** A long response, registered to end with its session. */
   private tracked: Tracked | undefined;
+  /** The upstream's status, once its answer began (0 before). */
+  private status = 0;
 
   constructor(
     private readonly res: ServerResponse,
     private readonly mayRetry: boolean,
-    private readonly settle: (outcome: ForwardOutcome) => void,
+    private readonly settle: (outcome: ForwardOutcome, status: number) => void,
     /** Where a long response registers, with its session (only those: an answer that arrives whole never does). */
     private readonly streams?: StreamTracker | undefined,
     private readonly session?: LoadedSession | undefined,
@@ -54,6 +56,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
     // Interim answers (100, 102, 103 Early Hints) are not the response: writing one would end the real one.
     if (statusCode < 200) return;
+    this.status = statusCode;
     if (this.mayRetry && statusCode === 401 && invalidToken(headers['www-authenticate'])) {
       this.retrying = true;
       return;
@@ -107,7 +110,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     this.settled = true;
     this.res.off('close', this.onClientClose);
     this.tracked?.remove();
-    this.settle(outcome);
+    this.settle(outcome, this.status);
   }
 
   private track(): void {

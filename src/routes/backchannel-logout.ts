@@ -75,8 +75,8 @@ export function backchannelLogoutRoute(ctx: BffContext) {
       res.status(200).end();
     } catch (error) {
       const failure = toBffError(error);
-      if (failure.code === ErrorCode.INVALID_REQUEST) ctx.events.emit('backchannel_logout_rejected', { error: failure.message });
-      sendError(res, failure, config.logger);
+      if (failure.code === ErrorCode.INVALID_REQUEST) ctx.report.backchannelRejected(failure.message);
+      sendError(res, failure, ctx.report, { operation: 'backchannel_logout' });
     }
   };
 }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Request, Response } from 'express';
 import { ResponseBodyError, AuthorizationResponseError, ClientError } from 'openid-client';
 import { BffError, ErrorCode } from '../errors.js';
-import { logFailure, sendError } from '../http/json-error.js';
+import { sendError } from '../http/json-error.js';
 import type { SessionRecord } from '../session/record.js';
 import { sessionExpiryOf } from '../session/session-expiry.js';
 import { sessionRef } from '../session/sessions.js';
@@ -48,9 +48,9 @@ export function callbackRoute(ctx: BffContext) {
       res.redirect(302, returnUrl(transaction.returnTo, config.baseURL).href);
     } catch (error) {
       const failure = error instanceof BffError ? error : idpUnavailable(error);
-      if (transaction?.silent !== true) return sendError(res, failure, config.logger);
+      if (transaction?.silent !== true) return sendError(res, failure, ctx.report, { operation: 'callback' });
       // The SPA asked without showing a page: it learns the outcome from its own URL, never from an error page.
-      logFailure(failure, config.logger);
+      ctx.report.requestFailed(failure, { operation: 'callback' });
       const target = returnUrl(transaction.returnTo, config.baseURL);
       target.searchParams.set('error', silentErrorCode(failure));
       res.setHeader('Cache-Control', 'no-store');
@@ -113,7 +113,7 @@ async function startSession(ctx: BffContext, req: Request, state: string, transa
   req.session.bff = { idleExpiresAt, absoluteExpiresAt };
   await ctx.sessions.backend.createRecord(req.sessionID, record);
   await save(req);
-  ctx.events.emit('login', { sub: record.sub, sid: record.sid, sessionRef: sessionRef(req.sessionID) });
+  ctx.report.login({ sub: record.sub, sid: record.sid, sessionRef: sessionRef(req.sessionID) });
 }
 
 /** Where the browser goes after the login: the transaction's `returnTo`, on this origin only. */

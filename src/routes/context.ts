@@ -1,5 +1,5 @@
 import type { BffConfig } from '../config/validate.js';
-import type { BffEventEmitter } from '../events/events.js';
+import type { Reporter } from '../events/reporter.js';
 import type { IdpClient } from '../idp/idp-client.js';
 import type { Sessions } from '../session/sessions.js';
 import type { TokenManager } from '../tokens/token-manager.js';
@@ -10,7 +10,7 @@ export interface BffContext {
   readonly idp: IdpClient;
   readonly sessions: Sessions;
   readonly tokens: TokenManager;
-  readonly events: BffEventEmitter;
+  readonly report: Reporter;
 }
 
 /** The key under which the login audience's access token is kept ('' when the BFF has no audience). */

@@ -88,7 +88,7 @@ export function loginRoute(ctx: BffContext) {
       res.setHeader('Cache-Control', 'no-store');
       res.redirect(302, url.href);
     } catch (error) {
-      sendError(res, error instanceof BffError ? error : idpUnavailable(error), config.logger);
+      sendError(res, error instanceof BffError ? error : idpUnavailable(error), ctx.report, { operation: 'login' });
     }
   };
 }

@@ -1,6 +1,7 @@
 import type { Request, Response } from 'express';
 import { BffError, ErrorCode } from '../errors.js';
 import { sendError, toBffError } from '../http/json-error.js';
+import { classifyTokenFailure } from '../idp/failures.js';
 import { sessionRef } from '../session/sessions.js';
 import type { BffContext } from './context.js';
 
@@ -22,18 +23,19 @@ export function logoutRoute(ctx: BffContext) {
         if (query.sid !== record.logoutId) {
           throw new BffError(ErrorCode.INVALID_REQUEST, 'This logout link is not bound to the current session; use logoutUrl from /auth/user.');
         }
+        // The BFF sessions end before the revocation: the back-channel logout Auth0 may send because of it then
+        // finds nothing left to end, and this stays one logout, reported once, as the user's.
+        const ended = await ctx.sessions.end({ id, sub: record.sub, sid: record.sid });
         let revoked = false;
         if (record.refreshToken !== undefined) {
           try {
             await ctx.idp.revoke(record.refreshToken);
             revoked = true;
           } catch (error) {
-            const reason = error instanceof Error ? error.name : 'unknown';
-            config.logger.warn('Could not revoke the refresh token at Auth0; the user is logged out locally', { session: sessionRef(id), error: reason });
-            ctx.events.emit('revocation_failed', { sub: record.sub, sid: record.sid, error: reason });
+            ctx.report.revocationFailed({ sub: record.sub, sid: record.sid, sessionRef: sessionRef(id) }, classifyTokenFailure(error));
           }
         }
-        await ctx.sessions.endAll({ id, sub: record.sub, sid: record.sid }, 'user', { revoked });
+        ctx.report.logout('user', ended, { revoked });
         await destroySession(req);
         clearCookie(res, ctx);
         const target = config.logout.idpLogout
@@ -54,7 +56,7 @@ export function logoutRoute(ctx: BffContext) {
       res.setHeader('Cache-Control', 'no-store');
       res.redirect(302, localReturn);
     } catch (error) {
-      sendError(res, toBffError(error), config.logger);
+      sendError(res, toBffError(error), ctx.report, { operation: 'logout' });
     }
   };
 }

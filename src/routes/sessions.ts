@@ -36,7 +36,7 @@ export function sessionsRoutes(ctx: BffContext, control: SessionControl) {
         res.setHeader('Cache-Control', 'no-store');
         res.json({ sessions });
       } catch (error) {
-        sendError(res, toBffError(error), config.logger);
+        sendError(res, toBffError(error), ctx.report, { operation: 'sessions' });
       }
     },
 
@@ -54,7 +54,7 @@ export function sessionsRoutes(ctx: BffContext, control: SessionControl) {
         res.setHeader('Cache-Control', 'no-store');
         res.json(result);
       } catch (error) {
-        sendError(res, toBffError(error), config.logger);
+        sendError(res, toBffError(error), ctx.report, { operation: 'sessions' });
       }
     },
   };

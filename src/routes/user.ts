@@ -37,7 +37,7 @@ export function userRoute(ctx: BffContext) {
         logoutUrl: logoutPath === undefined ? null : `${logoutPath}?sid=${encodeURIComponent(record.logoutId)}`,
       });
     } catch (error) {
-      sendError(res, toBffError(error), config.logger);
+      sendError(res, toBffError(error), ctx.report, { operation: 'user' });
     }
   };
 }

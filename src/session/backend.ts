@@ -46,5 +46,8 @@ export interface SessionBackend {
   /** Undoes rememberOnce (the work it guarded failed and may be retried). */
   forgetOnce(name: string): Promise<void>;
 
+  /** How many sessions are alive, where that is cheap to know (memory); Redis cannot count them without a scan. */
+  readonly countSessions?: (() => number) | undefined;
+
   close(): Promise<void>;
 }

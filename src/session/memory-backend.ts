@@ -194,6 +194,13 @@ export function createMemoryBackend(cipher: FieldCipher, idleTimeoutMs: number, 
     forgetOnce: async (name) => {
       once.delete(name);
     },
+    // Read when metrics are collected (about once a minute), not per request: a walk over the records is fine.
+    countSessions: () => {
+      const now = clock();
+      let live = 0;
+      for (const { value } of records.entries.values()) if (Number(value[F.idleExpiresAt]) > now && Number(value[F.absoluteExpiresAt]) > now) live++;
+      return live;
+    },
     close: async () => clearInterval(timer),
   };
 }

@@ -1,6 +1,7 @@
 import type { Request } from 'express';
 import type { BffConfig } from '../config/validate.js';
-import type { BffEventEmitter } from '../events/events.js';
+import type { Reporter } from '../events/reporter.js';
+import { classifyTokenFailure } from '../idp/failures.js';
 import type { IdpClient } from '../idp/idp-client.js';
 import type { SessionSummary } from './record.js';
 import { sessionRef, type Sessions } from './sessions.js';
@@ -73,7 +74,7 @@ const SESSION_REF = /^[\w-]{10}$/;
 export const isSessionRef = (value: unknown): value is string => typeof value === 'string' && SESSION_REF.test(value);
 
 /** The `bff.sessions` of a BFF. Reads the per-user index; reads no token except the ORT of a session it ends. */
-export function createSessionControl(config: BffConfig, sessions: Sessions, idp: IdpClient, events: BffEventEmitter): SessionControl {
+export function createSessionControl(config: BffConfig, sessions: Sessions, idp: IdpClient, report: Reporter): SessionControl {
   const { backend } = sessions;
 
   /** The user's sessions that still have a record, with their summaries. */
@@ -101,9 +102,7 @@ export function createSessionControl(config: BffConfig, sessions: Sessions, idp:
       await idp.revoke(ort.token);
       return true;
     } catch (error) {
-      const reason = error instanceof Error ? error.name : 'unknown';
-      config.logger.warn('Could not revoke the refresh token of an ended session at Auth0; it is ended here', { session: ref, error: reason });
-      events.emit('revocation_failed', { sub, sid: ort.sid, error: reason });
+      report.revocationFailed({ sub, sid: ort.sid, sessionRef: ref }, classifyTokenFailure(error));
       return false;
     }
   }

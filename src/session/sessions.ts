@@ -3,7 +3,8 @@ import type { Request } from 'express';
 import type { Store } from 'express-session';
 import type { BffConfig } from '../config/validate.js';
 import { BffError, ErrorCode } from '../errors.js';
-import type { BffEventEmitter, LogoutReason } from '../events/events.js';
+import type { LogoutReason } from '../events/events.js';
+import type { Ended, Reporter } from '../events/reporter.js';
 import type { SessionBackend } from './backend.js';
 import type { SessionView, StoredSessionRecord } from './record.js';
 import { sessionIdReader, type SessionIdReader } from './session-cookie.js';
@@ -44,7 +45,7 @@ export class Sessions {
   constructor(
     private readonly config: BffConfig,
     readonly backend: SessionBackend,
-    private readonly events: BffEventEmitter,
+    private readonly report: Reporter,
   ) {
     // Rolling the idle expiry is a write: do it at most once per interval, never on every request.
     this.touchInterval = Math.min(60_000, config.session.idleTimeoutMs / 10);
@@ -127,18 +128,23 @@ export class Sessions {
     // Activity is recorded (and the idle expiry rolled, never past the absolute lifetime) at most once per interval.
     if (touch && now - session.lastActiveAt >= this.touchInterval) {
       const idleExpiresAt = Math.min(session.absoluteExpiresAt, now + this.config.session.idleTimeoutMs);
-      this.backend.touch(id, idleExpiresAt, now).catch((error: unknown) => {
-        this.config.logger.warn('Could not roll the session idle expiry', { session: sessionRef(id), error: String((error as Error)?.message) });
-      });
+      this.backend.touch(id, idleExpiresAt, now).catch((error: unknown) => this.report.storeFailed(error, 'idle_roll', sessionRef(id)));
     }
     return undefined;
   }
 
   /**
    * A full logout: ends this BFF session and every other one bound to the same Auth0 session (or, given only a
-   * user, every session of that user). Returns how many sessions it ended.
+   * user, every session of that user), and reports it. Returns how many sessions it ended.
    */
-  async endAll(target: { id?: string; sub?: string | undefined; sid?: string | undefined }, reason: LogoutReason, extra?: { revoked?: boolean }): Promise<number> {
+  async endAll(target: EndTarget, reason: LogoutReason): Promise<number> {
+    const ended = await this.end(target);
+    this.report.logout(reason, ended);
+    return ended.sessions;
+  }
+
+  /** Ends the sessions as `endAll` does, without reporting the logout: the caller reports it once it is complete. */
+  async end(target: EndTarget): Promise<Ended> {
     const ids = new Set<string>(target.id === undefined ? [] : [target.id]);
     if (target.sid !== undefined) for (const id of await this.backend.findSessions({ sid: target.sid })) ids.add(id);
     else if (target.sub !== undefined && target.id === undefined) for (const id of await this.backend.findSessions({ sub: target.sub })) ids.add(id);
@@ -150,11 +156,15 @@ export class Sessions {
       // The app's store may be anything: a failure there leaves an entry without a record, which logs nobody in.
       await Promise.all([...ids].map((id) => new Promise<void>((resolve) => external.destroy(id, () => resolve()))));
     }
-    const sub = target.sub ?? ended[0]?.sub;
-    const sid = target.sid ?? ended[0]?.sid;
-    this.events.emit('logout', { reason, sub, sid, sessions: ended.length, ...(extra?.revoked === undefined ? {} : { revoked: extra.revoked }) });
-    return ended.length;
+    return { sessions: ended.length, sub: target.sub ?? ended[0]?.sub, sid: target.sid ?? ended[0]?.sid };
   }
+}
+
+/** Which sessions a logout ends: one BFF session and its Auth0 session's others (`sid`), or a user's (`sub` alone). */
+export interface EndTarget {
+  readonly id?: string;
+  readonly sub?: string | undefined;
+  readonly sid?: string | undefined;
 }
 
 export const loginRequired = (): BffError => new BffError(ErrorCode.LOGIN_REQUIRED, 'There is no session; log in first.');

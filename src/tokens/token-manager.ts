@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { BffConfig } from '../config/validate.js';
 import { BffError, ErrorCode } from '../errors.js';
-import type { BffEventEmitter } from '../events/events.js';
+import type { Renewal } from '../events/renewal.js';
+import type { Reporter } from '../events/reporter.js';
 import { classifyTokenFailure } from '../idp/failures.js';
 import type { IdpClient, TokenAnswer } from '../idp/idp-client.js';
 import type { AccessTokenEntry, StoredSessionRecord, TokenUpdate } from '../session/record.js';
@@ -67,7 +68,7 @@ export class TokenManager {
     private readonly config: BffConfig,
     private readonly idp: IdpClient,
     private readonly sessions: Sessions,
-    private readonly events: BffEventEmitter,
+    private readonly report: Reporter,
   ) {
     this.lockTtlMs = config.tokens.exchangeDeadlineMs + config.tokens.attemptTimeoutMs + 1_000;
     this.audiences = new AudienceCheck(config.logger);
@@ -80,12 +81,14 @@ export class TokenManager {
     const key = `${session.id} ${target.audience}`;
     const joined = this.inflight.get(key);
     if (joined) {
+      const renewal = this.report.renewal(sessionRef(session.id), target.audience, 'joined', options.force === true);
       // The exchange under way answers for this call too, unless it settles on the very token the upstream
       // refused (it found that token stored and fresh): then this call renews it itself.
-      if (!options.force || options.rejected === undefined) return joined;
-      return joined.then((entry) => (entry.token === options.rejected ? this.accessToken(session, target, options) : entry));
+      if (!options.force || options.rejected === undefined) return renewal.follow(joined);
+      return renewal.follow(joined.then((entry) => (entry.token === options.rejected ? this.accessToken(session, target, options) : entry)));
     }
-    let pending = this.exchangeOnce(session, target, options).finally(() => this.inflight.delete(key));
+    const renewal = this.report.renewal(sessionRef(session.id), target.audience, 'led', options.force === true);
+    let pending = renewal.run(() => this.exchangeOnce(session, target, options, renewal)).finally(() => this.inflight.delete(key));
     if (options.force) pending = pending.then((entry) => (this.rememberForced(entry.token), entry));
     this.inflight.set(key, pending);
     return pending;
@@ -123,7 +126,7 @@ export class TokenManager {
     });
   }
 
-  private async exchangeOnce(session: LoadedSession, target: TokenTarget, options: AccessTokenOptions): Promise<AccessTokenEntry> {
+  private async exchangeOnce(session: LoadedSession, target: TokenTarget, options: AccessTokenOptions, renewal: Renewal): Promise<AccessTokenEntry> {
     const { backend } = this.sessions;
     const deadline = performance.now() + this.config.tokens.exchangeDeadlineMs;
     const owner = randomUUID();
@@ -135,18 +138,25 @@ export class TokenManager {
           if (!record) throw sessionEnded('The session ended while its token was being renewed.');
           // Another process may have stored a fresh token between our read and our lock.
           const stored = record.accessTokens[target.audience];
-          if (this.isUsable(stored, stale, options)) return stored;
+          if (this.isUsable(stored, stale, options)) {
+            renewal.tookStored();
+            return stored;
+          }
           return await this.exchange(session.id, record, target, deadline);
         } finally {
           await backend.releaseLock(session.id, owner).catch(() => {});
         }
       }
       // Someone else is exchanging: take their result once it is stored.
+      renewal.waiting();
       while (performance.now() < deadline) {
         await sleep(POLL_MS);
         const view = await backend.readView(session.id, target.audience);
         if (!view) throw sessionEnded('The session ended while its token was being renewed.');
-        if (this.isUsable(view.accessToken, stale, options)) return view.accessToken;
+        if (this.isUsable(view.accessToken, stale, options)) {
+          renewal.tookStored();
+          return view.accessToken;
+        }
         if (await this.lock(session.id, owner)) {
           // The holder gave up without a token (a transient failure): our turn.
           await backend.releaseLock(session.id, owner);
@@ -175,7 +185,7 @@ export class TokenManager {
     const who = { sub: record.sub, sid: record.sid, sessionRef: ref, audience: target.audience };
     if (record.refreshToken === undefined) {
       // Login granted no ORT (the API does not "Allow Online Access"): nothing can renew the session.
-      this.config.logger.warn('The session has no refresh token; is "Allow Online Access" on for the API?', { session: ref });
+      this.config.logger.warn('The session has no refresh token; is "Allow Online Access" on for the API?', { sessionRef: ref });
       await this.sessions.endAll({ id, sub: record.sub, sid: record.sid }, 'session_ended');
       throw sessionEnded();
     }
@@ -194,15 +204,12 @@ export class TokenManager {
         answer = await this.idp.refresh(record.refreshToken, parameters, Math.min(this.config.tokens.attemptTimeoutMs, remaining));
       } catch (error) {
         const failure = classifyTokenFailure(error);
-        this.events.emit('refresh_failed', { ...who, kind: failure.kind, error: failure.error, ...(failure.status === undefined ? {} : { status: failure.status }) });
+        this.report.refreshFailed(who, failure, performance.now() - started);
         if (failure.kind === 'terminal') {
           await this.sessions.endAll({ id, sub: record.sub, sid: record.sid }, 'session_ended');
           throw sessionEnded();
         }
-        if (failure.kind === 'configuration') {
-          this.config.logger.error('Auth0 refused the token exchange: check the client credentials, audience and scopes', { error: failure.error, status: failure.status, audience: target.audience });
-          throw new BffError(ErrorCode.CONFIGURATION_ERROR, 'The BFF could not renew the access token because of its configuration.');
-        }
+        if (failure.kind === 'configuration') throw this.report.configurationError('The BFF could not renew the access token because of its configuration.');
         const wait = failure.retryAfter !== undefined ? failure.retryAfter * 1000 : backoffDelay(attempt);
         if (performance.now() + wait >= deadline) throw unavailable(Math.max(1, Math.ceil(wait / 1000)));
         await sleep(wait);
@@ -217,7 +224,7 @@ export class TokenManager {
     // used, and ends nothing: the configuration is wrong, not the session.
     const mismatch = this.audiences.mismatch(answer.accessToken, target.audience);
     if (mismatch) {
-      this.events.emit('refresh_failed', { sub: record.sub, sid: record.sid, sessionRef: sessionRef(id), audience: target.audience, kind: 'configuration', error: 'audience_mismatch' });
+      this.report.events.emit('refresh_failed', { sub: record.sub, sid: record.sid, sessionRef: sessionRef(id), audience: target.audience, kind: 'configuration', error: 'audience_mismatch' });
       throw mismatch;
     }
     const now = this.config.clock();
@@ -241,7 +248,7 @@ export class TokenManager {
       lastActiveAt: now,
     };
     if (!(await this.sessions.backend.storeTokens(id, update))) throw sessionEnded('The session ended while its token was being renewed.');
-    this.events.emit('refresh', { sub: record.sub, sid: record.sid, sessionRef: sessionRef(id), audience: target.audience, expiresIn: answer.expiresIn, durationMs });
+    this.report.refreshed({ sub: record.sub, sid: record.sid, sessionRef: sessionRef(id), audience: target.audience }, answer.expiresIn, durationMs);
     return accessToken;
   }
 }

@@ -38,13 +38,26 @@ describe.each(REDIS_CLIENT_MODES)('when Redis goes down and comes back ($mode)',
     const client = h.redis as unknown as { isReady: boolean };
     const { waitFor } = await import('../support/harness.js');
     await waitFor(() => !client.isReady, 'the client notices the outage');
+    h.events.length = 0;
+    h.logs.length = 0;
     const api = await browser.api('/api/items');
     expect(api.status).toBe(503);
     expect(await api.json()).toMatchObject({ error: 'session_store_unavailable' });
+    expect((await browser.api('/api/items')).status).toBe(503);
     const user = await browser.request('/auth/user');
     expect(user.status).toBe(503);
     expect((await browser.request('/healthz')).status).toBe(503);
     expect(browser.jar.header(browser.url)).toMatch(/bff=/);
+    // Every failure is an event; the log has one line per kind of failure, not one per request.
+    expect(h.events.filter((e) => e.name === 'store_failed').map((e) => e.payload)).toEqual([
+      { operation: 'api', cause: expect.any(String), sessionRef: expect.stringMatching(/^[\w-]{10}$/) },
+      { operation: 'api', cause: expect.any(String), sessionRef: expect.stringMatching(/^[\w-]{10}$/) },
+      { operation: 'user', cause: expect.any(String), sessionRef: undefined },
+    ]);
+    expect(h.logs.filter((l) => /session store failed/.test(l))).toEqual([
+      expect.stringMatching(/^warn .*"operation":"api".*"sessionRef":/),
+      expect.stringMatching(/^warn .*"operation":"user"/),
+    ]);
 
     relay.up();
     await waitFor(() => client.isReady, 'the client reconnects', 10_000);
@@ -145,6 +158,32 @@ describe('when Auth0 cannot be reached', () => {
       await h.close().catch(() => {});
     }
   });
+
+  it('reports a revocation Auth0 refuses with its HTTP status and error code, once', async () => {
+    // Auth0's revocation endpoint failing (a 503 with an OAuth error body), everything else answering.
+    const failingRevocation: typeof fetch = async (input, init) => {
+      const url = input instanceof Request ? input.url : String(input);
+      if (url.endsWith('/oauth/revoke')) {
+        return new Response(JSON.stringify({ error: 'temporarily_unavailable', error_description: 'try later' }), { status: 503, headers: { 'content-type': 'application/json' } });
+      }
+      return fetch(input, init);
+    };
+    const h = await startHarness({ redis: true, bff: { fetch: failingRevocation } });
+    try {
+      const browser = h.browser();
+      await browser.login();
+      const { body } = await browser.user();
+      expect((await browser.request(body.logoutUrl)).status).toBe(302);
+      expect((await browser.user()).status).toBe(401);
+      expect(h.events.filter((e) => e.name === 'revocation_failed').map((e) => e.payload)).toEqual([
+        { sub: expect.any(String), sid: expect.any(String), sessionRef: expect.any(String), error: 'http_503', status: 503 },
+      ]);
+      expect(h.logs.filter((l) => /revoke/.test(l))).toEqual([expect.stringMatching(/^warn .*"error":"http_503","status":503/)]);
+      expect(h.events.filter((e) => e.name === 'logout').map((e) => e.payload)).toEqual([expect.objectContaining({ reason: 'user', revoked: false })]);
+    } finally {
+      await h.close();
+    }
+  });
 });
 
 describe('configuration faults at the token endpoint', () => {
@@ -163,7 +202,10 @@ describe('configuration faults at the token endpoint', () => {
       const res = await browser.api('/api/items');
       expect(res.status).toBe(500);
       expect(await res.json()).toMatchObject({ error: 'configuration_error' });
-      expect(h.logs.some((l) => l.startsWith('error') && /client credentials/.test(l))).toBe(true);
+      // Logged once, where it was found, with what it takes to fix it (and never a token).
+      expect(h.logs.filter((l) => l.startsWith('error'))).toEqual([
+        expect.stringMatching(/client credentials.*"error":"access_denied","status":401,"audience":"https:\/\/api\.example\.test","sessionRef":"[\w-]{10}"/),
+      ]);
     } finally {
       h.auth0.admin.reset();
     }

@@ -191,7 +191,10 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const prefix = `bfftest:${prefixId}:`;
   const events: Harness['events'] = [];
   const logs: string[] = [];
+  // Debug lines reach `logs` only with `bff: { logLevel: 'debug' }` (a logger without levels gets info and up).
   const logger = {
+    debug: (m: string, d?: object) => logs.push(`debug ${m} ${d ? JSON.stringify(d) : ''}`),
+    info: (m: string, d?: object) => logs.push(`info ${m} ${d ? JSON.stringify(d) : ''}`),
     warn: (m: string, d?: object) => logs.push(`warn ${m} ${d ? JSON.stringify(d) : ''}`),
     error: (m: string, d?: object) => logs.push(`error ${m} ${d ? JSON.stringify(d) : ''}`),
   };
@@ -215,7 +218,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       tokens: { exchangeDeadline: 1_500, attemptTimeout: 500 },
       ...options.bff,
     });
-    for (const name of ['login', 'refresh', 'refresh_failed', 'logout', 'revocation_failed', 'backchannel_logout_rejected'] as const) {
+    for (const name of ['login', 'refresh', 'refresh_failed', 'logout', 'revocation_failed', 'backchannel_logout_rejected', 'upstream_failed', 'store_failed'] as const) {
       bff.events.on(name, (payload: unknown) => events.push({ name, payload }));
     }
     const app = options.app ? options.app(bff) : express().use(bff);
@@ -308,6 +311,15 @@ export function listen(server: Server): Promise<void> {
 export function closeServer(server: Server): Promise<void> {
   server.closeAllConnections();
   return new Promise((resolve) => server.close(() => resolve()));
+}
+
+/** A loopback port nobody listens on (taken and released): an upstream or issuer that is down. */
+export async function deadPort(): Promise<number> {
+  const server = createServer();
+  await listen(server);
+  const { port } = server.address() as AddressInfo;
+  await closeServer(server);
+  return port;
 }
 
 /** Waits for a condition, polling; fails with the message when it does not hold within the time. */

@@ -4,6 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { validateOptions, type BffConfig } from '../../src/config/validate.js';
 import { BffError, ErrorCode } from '../../src/errors.js';
 import { BffEventEmitter, type BffEventName, type BffEvents } from '../../src/events/events.js';
+import { Reporter } from '../../src/events/reporter.js';
 import { IdpClient } from '../../src/idp/idp-client.js';
 import type { SessionBackend } from '../../src/session/backend.js';
 import { plainCipher } from '../../src/session/encryption.js';
@@ -105,6 +106,7 @@ describe('the token manager', () => {
   let emitted: Array<{ name: BffEventName; payload: unknown }>;
   let config: BffConfig;
   let events: BffEventEmitter;
+  let report: Reporter;
   let backend: SessionBackend;
   let sessions: Sessions;
   let idp: IdpClient;
@@ -133,10 +135,11 @@ describe('the token manager', () => {
       events.on(name, (payload: unknown) => void emitted.push({ name, payload }));
     }
     backend = createMemoryBackend(plainCipher, IDLE_TIMEOUT, clock);
-    sessions = new Sessions(config, backend, events);
+    report = new Reporter(events, config.logger);
+    sessions = new Sessions(config, backend, report);
     idp = new IdpClient(config);
     await idp.ready();
-    manager = new TokenManager(config, idp, sessions, events);
+    manager = new TokenManager(config, idp, sessions, report);
   }
 
   beforeEach(async () => {
@@ -282,7 +285,7 @@ describe('the token manager', () => {
 
     it('renews earlier by the clock-skew allowance (tokens.clockSkew) for APIs whose clocks run ahead', async () => {
       config = validateOptions({ ...configOptions(), tokens: { clockSkew: 5 } });
-      const skewed = new TokenManager(config, idp, new Sessions(config, backend, events), events);
+      const skewed = new TokenManager(config, idp, new Sessions(config, backend, report), report);
       const id = await login();
       await letTokenExpire(id);
       auth0.answer(tokens('AT-2', { expires_in: 600 }));
@@ -291,7 +294,7 @@ describe('the token manager', () => {
 
     it('uses a token too short for its refresh margin once, in every process, and warns once, instead of exchanging again and again', async () => {
       const id = await login();
-      const other = new TokenManager(config, idp, new Sessions(config, backend, events), events);
+      const other = new TokenManager(config, idp, new Sessions(config, backend, report), report);
       const hold = deferred();
       // 2 s, less a second of rounding, less 0.2 s of margin and 1 s of skew allowance: due for renewal on arrival.
       const shortLived = (token: string): Answer => async (request) => {
@@ -334,7 +337,7 @@ describe('the token manager', () => {
 
     it('exchanges once when two BFF processes sharing the session store both find the token expiring', async () => {
       const id = await login();
-      const other = new TokenManager(config, idp, new Sessions(config, backend, events), events);
+      const other = new TokenManager(config, idp, new Sessions(config, backend, report), report);
       const hold = deferred();
       auth0.answer(async () => {
         await hold.promise;

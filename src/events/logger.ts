@@ -1,0 +1,70 @@
+/**
+ * Where the BFF writes its log lines. `console`, winston, pino and bunyan fit as they are; any object with these
+ * methods does. Messages and details never contain a token or a secret.
+ */
+export interface Logger {
+  debug?(message: string, details?: Record<string, unknown>): void;
+  info?(message: string, details?: Record<string, unknown>): void;
+  warn(message: string, details?: Record<string, unknown>): void;
+  error(message: string, details?: Record<string, unknown>): void;
+}
+
+/** The levels the BFF logs at, from the most to the least severe. */
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+export const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
+
+/** What the BFF logs through: every level present, below the threshold a no-op, arguments in the logger's order. */
+export type Log = Required<Logger>;
+
+type Write = (message: string, details?: Record<string, unknown>) => void;
+const ignore: Write = () => {};
+
+/**
+ * Wraps the app's logger once, at startup. The BFF's convention is `(message, details)` (console, winston);
+ * loggers that take the details object first (pino, bunyan) are recognised and called `(details, message)`,
+ * so that every detail arrives as a structured field. Levels below `level`, and levels the logger lacks, cost
+ * one call to an empty function.
+ */
+export function createLog(logger: Logger, level: LogLevel): Log {
+  const objectFirst = takesObjectFirst(logger);
+  const threshold = LOG_LEVELS.indexOf(level);
+  const method = (name: LogLevel): Write => {
+    const write = (logger as unknown as Record<string, unknown>)[name];
+    if (LOG_LEVELS.indexOf(name) > threshold || typeof write !== 'function') return ignore;
+    const call = write as (...args: unknown[]) => void;
+    if (objectFirst) return (message, details) => void call.call(logger, details ?? {}, message);
+    return (message, details) => void (details === undefined ? call.call(logger, message) : call.call(logger, message, details));
+  };
+  return { error: method('error'), warn: method('warn'), info: method('info'), debug: method('debug') };
+}
+
+/**
+ * The level at which the BFF filters when the app sets none: a logger with levels of its own (pino, winston,
+ * bunyan) gets everything and decides itself (its own level switches debug on); others (console) get info and up.
+ */
+export function defaultLogLevel(logger: Logger): LogLevel {
+  const l = logger as unknown as Record<string, unknown>;
+  return typeof l.isLevelEnabled === 'function' || typeof l.level === 'function' ? 'debug' : 'info';
+}
+
+/**
+ * pino (`levels: { values, labels }`) and bunyan (`streams` and `fields`) take `(details, message)`; called the
+ * other way round, pino drops the details and bunyan prints them into the message text.
+ */
+function takesObjectFirst(logger: Logger): boolean {
+  const l = logger as unknown as Record<string, unknown>;
+  const levels = l.levels as Record<string, unknown> | undefined;
+  if (levels !== null && typeof levels === 'object' && typeof levels.values === 'object' && typeof levels.labels === 'object') return true;
+  return Array.isArray(l.streams) && l.fields !== null && typeof l.fields === 'object';
+}
+
+const line = (level: string, message: string, details?: Record<string, unknown>): string =>
+  `[express-ort-bff] ${level}: ${message}${details ? ` ${JSON.stringify(details)}` : ''}`;
+
+/** One line per message on stderr, details as JSON. Used when the app passes no logger. */
+export const defaultLogger: Logger = {
+  debug: (message, details) => console.error(line('debug', message, details)),
+  info: (message, details) => console.error(line('info', message, details)),
+  warn: (message, details) => console.warn(line('warn', message, details)),
+  error: (message, details) => console.error(line('error', message, details)),
+};

@@ -1,0 +1,23 @@
+import { isSpanContextValid, propagation, trace, type Context } from '@opentelemetry/api';
+
+/**
+ * Puts the trace context of `ctx` (the proxied call's span) into the upstream request's headers, replacing any the
+ * browser sent. The app's propagator is used when one is registered (an SDK registers W3C Trace Context and
+ * Baggage by default); otherwise the W3C `traceparent` (and `tracestate`) headers are written here.
+ */
+export function injectTraceContext(ctx: Context, headers: Record<string, string | string[]>): void {
+  const fields = propagation.fields();
+  if (fields.length > 0) {
+    for (const field of fields) delete headers[field];
+    propagation.inject(ctx, headers);
+    return;
+  }
+  delete headers.traceparent;
+  delete headers.tracestate;
+  const span = trace.getSpanContext(ctx);
+  if (span === undefined || !isSpanContextValid(span)) return;
+  // W3C Trace Context, version 00: `00-<trace id>-<parent id>-<flags>`.
+  headers.traceparent = `00-${span.traceId}-${span.spanId}-${(span.traceFlags & 0xff).toString(16).padStart(2, '0')}`;
+  const state = span.traceState?.serialize();
+  if (state) headers.tracestate = state;
+}

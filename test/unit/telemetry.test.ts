@@ -1,0 +1,74 @@
+import { context, metrics, propagation, trace, TraceFlags, type SpanContext } from '@opentelemetry/api';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import { describe, expect, it } from 'vitest';
+import { RepeatFilter } from '../../src/events/repeats.js';
+import { injectTraceContext } from '../../src/telemetry/propagation.js';
+import { resolveProviders } from '../../src/telemetry/providers.js';
+import { redactQuery } from '../../src/telemetry/proxy-call.js';
+import { waitFor } from '../support/harness.js';
+
+// The tests run in order: first with the API alone (as an app without an SDK), then with providers registered.
+describe('deciding once whether OpenTelemetry is on', () => {
+  it('is off with @opentelemetry/api alone: no tracer, no meter, so the hot path makes no call at all', () => {
+    expect(resolveProviders({})).toEqual({ tracer: undefined, meter: undefined });
+  });
+
+  it('uses providers passed in, without any global registration', () => {
+    const { tracer, meter } = resolveProviders({ tracerProvider: new NodeTracerProvider(), meterProvider: new MeterProvider() });
+    expect(tracer).toBeDefined();
+    expect(meter).toBeDefined();
+  });
+
+  it('uses the providers an SDK registered globally, unless telemetry is false', () => {
+    new NodeTracerProvider().register();
+    metrics.setGlobalMeterProvider(new MeterProvider());
+    const { tracer, meter } = resolveProviders({});
+    expect(tracer).toBeDefined();
+    expect(meter).toBeDefined();
+    expect(resolveProviders(false)).toEqual({ tracer: undefined, meter: undefined });
+  });
+});
+
+describe('passing the trace context to the upstream', () => {
+  const span: SpanContext = { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', traceFlags: TraceFlags.SAMPLED };
+  const ctx = trace.setSpanContext(context.active(), span);
+
+  it('writes a W3C traceparent when the app registered no propagator, replacing the browser\'s and its tracestate', () => {
+    propagation.disable();
+    const headers: Record<string, string | string[]> = { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', tracestate: 'vendor=browser', accept: 'application/json' };
+    injectTraceContext(ctx, headers);
+    expect(headers).toEqual({ traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', accept: 'application/json' });
+  });
+
+  it('uses the registered propagator when there is one', () => {
+    new NodeTracerProvider().register(); // registers W3C Trace Context and Baggage
+    const headers: Record<string, string | string[]> = {};
+    injectTraceContext(ctx, headers);
+    expect(headers.traceparent).toBe('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01');
+  });
+});
+
+describe('the url.full of a proxied call', () => {
+  it.each([
+    ['/v1/items', '/v1/items'],
+    ['/v1/items?email=alice@example.com&flag', '/v1/items?email=REDACTED&flag'],
+    ['/search?q=a%20b&sig=abc&page=2', '/search?q=REDACTED&sig=REDACTED&page=REDACTED'],
+  ])('keeps the query keys of %s but none of its values', (path, expected) => {
+    expect(redactQuery(path)).toBe(expected);
+  });
+});
+
+describe('a fault that repeats', () => {
+  it('is logged once, then counted, and the count is logged when its window closes', async () => {
+    const filter = new RepeatFilter(50);
+    const summaries: number[] = [];
+    const admitted = Array.from({ length: 5 }, () => filter.admit('store:api:ECONNREFUSED', (held) => summaries.push(held)));
+    expect(admitted).toEqual([true, false, false, false, false]);
+    expect(filter.admit('store:user:ECONNREFUSED', () => {})).toBe(true);
+    await waitFor(() => summaries.length > 0, 'the window closes');
+    expect(summaries).toEqual([4]);
+    expect(filter.admit('store:api:ECONNREFUSED', () => {})).toBe(true);
+    filter.close();
+  });
+});
