@@ -15,6 +15,7 @@ import { startExampleApi } from './api/server.js';
 import { baseUrlOf, chooseClientAuthMethod, exampleBffOptions, type IdpSettings } from '../src/config/example-env.js';
 import type { ExampleConfig } from './config.js';
 import type { Demo } from './demo.js';
+import { startTelemetry } from './telemetry.js';
 
 /** Settings that are not part of the environment contract: for tests and embedding. */
 export interface StartOptions {
@@ -29,7 +30,7 @@ export interface StartOptions {
 }
 
 export interface ExampleLogger extends Logger {
-  info(message: string): void;
+  info(message: string, details?: Record<string, unknown>): void;
 }
 
 export interface RunningExample {
@@ -43,6 +44,8 @@ export interface RunningExample {
   demoLogin?: { username: string; password: string };
   /** The upstream behind `/api`. */
   apiUrl: string;
+  /** Where Prometheus scrapes the BFF's metrics (METRICS_PORT). */
+  metricsUrl?: string;
   bff: Bff;
   close(): Promise<void>;
 }
@@ -52,7 +55,8 @@ export { chooseClientAuthMethod };
 const SPA_DIR = fileURLToPath(new URL('./spa/', import.meta.url));
 
 export const consoleLogger: ExampleLogger = {
-  info: (message) => console.log(message),
+  debug: (message, details) => console.log(`debug: ${message}${details ? ` ${JSON.stringify(details)}` : ''}`),
+  info: (message, details) => console.log(`${message}${details ? ` ${JSON.stringify(details)}` : ''}`),
   warn: (message, details) => console.warn(`warn: ${message}${details ? ` ${JSON.stringify(details)}` : ''}`),
   error: (message, details) => console.error(`error: ${message}${details ? ` ${JSON.stringify(details)}` : ''}`),
 };
@@ -139,6 +143,10 @@ export async function startExample(config: ExampleConfig, options: StartOptions 
       redis = client as unknown as RedisClient;
     }
 
+    // OpenTelemetry starts before the BFF is created: the BFF looks for an SDK once, then.
+    const telemetry = await startTelemetry(config.telemetry, options.host);
+    if (telemetry) cleanup.push(() => telemetry.shutdown());
+
     const bff = createBff({
       ...exampleBffOptions(config, idp, baseURL),
       apis: [{ mount: '/api', upstream: apiUrl }],
@@ -182,6 +190,7 @@ export async function startExample(config: ExampleConfig, options: StartOptions 
       localUrl,
       ...(demo ? { auth0: demo.auth0, demoLogin: demo.login } : {}),
       apiUrl,
+      ...(telemetry?.metricsUrl === undefined ? {} : { metricsUrl: telemetry.metricsUrl }),
       bff,
       close,
     };

@@ -31,6 +31,9 @@ if (example.demoLogin && example.auth0) {
 }
 lines.push(`  API        ${example.apiUrl} (behind ${example.url}/api)`);
 lines.push(`  Sessions   ${config.redisUrl === undefined ? 'in memory' : 'in Redis'}`);
+if (example.metricsUrl) lines.push(`  Metrics    ${example.metricsUrl} (Prometheus)`);
+if (config.telemetry.otlpEndpoint) lines.push(`  Traces     ${config.telemetry.otlpEndpoint} (OTLP/HTTP)`);
+if (config.logLevel === 'debug') lines.push('  Logs       debug: token exchanges, lock waits and why each session ended');
 for (const notice of config.notices) lines.push(`  Note: ${notice}`);
 lines.push('  Ctrl-C stops it.', '');
 consoleLogger.info(lines.join('\n'));

@@ -9,6 +9,7 @@
  * tenant, so that nothing has to be set up to try it.
  */
 import { randomBytes } from 'node:crypto';
+import type { LogLevel } from '../events/logger.js';
 import type { BffOptions } from './options.js';
 
 /** Settings of both modes. */
@@ -25,8 +26,22 @@ interface CommonConfig {
   readonly redisPrefix: string | undefined;
   readonly sessionSecret: string;
   readonly audience: string;
+  /** The least severe level logged (LOG_LEVEL): `debug` tells what the BFF is doing. Default `info`. */
+  readonly logLevel: LogLevel;
+  /** OpenTelemetry: OTLP traces, Prometheus metrics; both off unless set. */
+  readonly telemetry: TelemetryConfig;
   /** Things worth telling the person who started the example (ignored variables, a generated secret). */
   readonly notices: readonly string[];
+}
+
+/** OpenTelemetry for the example (example/telemetry.ts starts it). */
+export interface TelemetryConfig {
+  /** OTEL_EXPORTER_OTLP_ENDPOINT: the collector's base URL (OTLP over HTTP); spans go to `<endpoint>/v1/traces`. */
+  readonly otlpEndpoint: string | undefined;
+  /** METRICS_PORT: the port of the Prometheus scrape endpoint, `/metrics`. */
+  readonly metricsPort: number | undefined;
+  /** OTEL_SERVICE_NAME: the `service.name` of what is recorded. */
+  readonly serviceName: string;
 }
 
 /** Demo mode: the local Auth0 emulator is the identity provider. */
@@ -84,6 +99,12 @@ export function readConfig(env: Env): ExampleConfig {
   const redisUrl = readRedisUrl(get('REDIS_URL'), problems);
   const redisPrefix = get('REDIS_PREFIX');
   const issuer = readIssuer(get('ISSUER_URL'), get('AUTH0_DOMAIN'), problems);
+  const logLevel = readLogLevel(get('LOG_LEVEL'), problems);
+  const telemetry: TelemetryConfig = Object.freeze({
+    otlpEndpoint: readOtlpEndpoint(get('OTEL_EXPORTER_OTLP_ENDPOINT'), problems),
+    metricsPort: readMetricsPort(get('METRICS_PORT'), problems),
+    serviceName: get('OTEL_SERVICE_NAME') ?? 'express-ort-bff-example',
+  });
   const audience = get('AUDIENCE');
   if (audience !== undefined && !URL.canParse(audience)) {
     problems.push(`AUDIENCE must be the Auth0 API identifier, an absolute URI such as "https://api.example.com" (got "${audience}")`);
@@ -103,7 +124,7 @@ export function readConfig(env: Env): ExampleConfig {
     if (problems.length > 0) throw new ExampleConfigError(problems);
     return Object.freeze({
       mode: 'demo' as const,
-      port, baseURL, upstreamApiUrl, redisUrl, redisPrefix, sessionSecret,
+      port, baseURL, upstreamApiUrl, redisUrl, redisPrefix, sessionSecret, logLevel, telemetry,
       audience: audience ?? DEMO_AUDIENCE,
       notices: Object.freeze(notices),
     });
@@ -127,7 +148,7 @@ export function readConfig(env: Env): ExampleConfig {
     clientId: clientId as string,
     clientSecret: clientSecret as string,
     audience: audience as string,
-    port, baseURL, upstreamApiUrl, redisUrl, redisPrefix,
+    port, baseURL, upstreamApiUrl, redisUrl, redisPrefix, logLevel, telemetry,
     sessionSecret: sessionSecret as string,
     notices: Object.freeze(notices),
   });
@@ -162,6 +183,7 @@ export function exampleBffOptions(config: ExampleConfig, idp: IdpSettings, baseU
     baseURL,
     session: { secrets: [config.sessionSecret] },
     ...(config.redisPrefix === undefined ? {} : { redisPrefix: config.redisPrefix }),
+    logLevel: config.logLevel,
   };
 }
 
@@ -185,6 +207,34 @@ function readPort(value: string | undefined, problems: string[]): number {
     return DEFAULT_PORT;
   }
   return port;
+}
+
+const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
+
+function readLogLevel(value: string | undefined, problems: string[]): LogLevel {
+  if (value === undefined) return 'info';
+  const level = value.toLowerCase() as LogLevel;
+  if (LOG_LEVELS.includes(level)) return level;
+  problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${value}")`);
+  return 'info';
+}
+
+function readMetricsPort(value: string | undefined, problems: string[]): number | undefined {
+  if (value === undefined) return undefined;
+  const port = /^\d{1,5}$/.test(value) ? Number(value) : NaN;
+  if (port >= 1 && port <= 65535) return port;
+  problems.push(`METRICS_PORT must be a port number between 1 and 65535 (got "${value}")`);
+  return undefined;
+}
+
+/** Plain http is fine here, unlike for the issuer: a collector (often a sidecar) receives no token or secret. */
+function readOtlpEndpoint(value: string | undefined, problems: string[]): string | undefined {
+  if (value === undefined) return undefined;
+  if (!URL.canParse(value) || !['http:', 'https:'].includes(new URL(value).protocol)) {
+    problems.push(`OTEL_EXPORTER_OTLP_ENDPOINT must be the collector's http(s) URL, such as "http://127.0.0.1:4318" (got "${value}")`);
+    return undefined;
+  }
+  return value;
 }
 
 function readBaseURL(value: string | undefined, problems: string[]): string | undefined {
