@@ -28,12 +28,12 @@ const ignore: Write = () => {};
 export function createLog(logger: Logger, level: LogLevel): Log {
   const objectFirst = takesObjectFirst(logger);
   const threshold = LOG_LEVELS.indexOf(level);
+  const methods = logger as unknown as Record<LogLevel, (...args: unknown[]) => void>;
   const method = (name: LogLevel): Write => {
-    const write = (logger as unknown as Record<string, unknown>)[name];
-    if (LOG_LEVELS.indexOf(name) > threshold || typeof write !== 'function') return ignore;
-    const call = write as (...args: unknown[]) => void;
-    if (objectFirst) return (message, details) => void call.call(logger, details ?? {}, message);
-    return (message, details) => void (details === undefined ? call.call(logger, message) : call.call(logger, message, details));
+    if (LOG_LEVELS.indexOf(name) > threshold || typeof methods[name] !== 'function') return ignore;
+    // Looked up at each call: pino swaps its level methods when its level changes at runtime.
+    if (objectFirst) return (message, details) => methods[name](details ?? {}, message);
+    return (message, details) => (details === undefined ? methods[name](message) : methods[name](message, details));
   };
   return { error: method('error'), warn: method('warn'), info: method('info'), debug: method('debug') };
 }

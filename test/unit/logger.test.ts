@@ -3,8 +3,8 @@ import { Writable } from 'node:stream';
 import bunyan from 'bunyan';
 import pino from 'pino';
 import winston from 'winston';
-import { describe, expect, it } from 'vitest';
-import { createLog, defaultLogLevel, type Logger, type LogLevel } from '../../src/events/logger.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createLog, defaultLogger, defaultLogLevel, type Logger, type LogLevel } from '../../src/events/logger.js';
 
 /** A stream that keeps every line written to it. */
 function lines(): { stream: Writable; lines: string[] } {
@@ -104,6 +104,16 @@ describe('logging through the app\'s logger', () => {
     expect(out.lines.join('\n')).toMatch(/Token exchange started \{ sessionRef: 'abc123' \}/);
   });
 
+  it('follows a pino logger whose level is changed at runtime', () => {
+    const out = lines();
+    const logger = pino({ level: 'info' }, out.stream);
+    const log = createLog(logger, defaultLogLevel(logger));
+    log.debug('before', {});
+    logger.level = 'debug';
+    log.debug('after', { sessionRef: 'abc123' });
+    expect(out.lines.map((l) => JSON.parse(l))).toEqual([expect.objectContaining({ msg: 'after', sessionRef: 'abc123' })]);
+  });
+
   it('filters by logLevel whatever the logger, and skips the levels a logger does not have', () => {
     const seen: string[] = [];
     const logger: Logger = { warn: (m) => void seen.push(`warn ${m}`), error: (m) => void seen.push(`error ${m}`) };
@@ -114,5 +124,22 @@ describe('logging through the app\'s logger', () => {
     log.error('e');
     createLog(logger, 'debug').debug('no debug method: nothing happens');
     expect(seen).toEqual(['error e']);
+  });
+});
+
+describe('the logger used when the app passes none', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('writes info and up to stderr, one line each with the details as JSON, and no debug line', () => {
+    const written: string[] = [];
+    for (const name of ['log', 'info', 'warn', 'error', 'debug'] as const) vi.spyOn(console, name).mockImplementation((line: string) => void written.push(`${name} ${line}`));
+    const log = createLog(defaultLogger, defaultLogLevel(defaultLogger));
+    log.debug('Token exchange started', { sessionRef: 'abc123' });
+    log.info('Loaded');
+    log.warn('The API could not be reached', { api: '/api' });
+    expect(written).toEqual([
+      'error [express-ort-bff] info: Loaded',
+      'warn [express-ort-bff] warn: The API could not be reached {"api":"/api"}',
+    ]);
   });
 });
