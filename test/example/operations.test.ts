@@ -79,7 +79,11 @@ describe('the example wired to Prometheus and an OTLP collector, logging at debu
     expect(scrape).toMatch(/^bff_logins_total\{.*\} 1$/m);
     expect(scrape).toMatch(/^http_client_request_duration_count\{.*bff_api="\/api".*http_response_status_code="200".*\} 1$/m);
     expect(scrape).toMatch(/^target_info\{.*service_name="example-under-test"/m);
+    expect(scrape).toMatch(/^http_client_request_duration_bucket\{.*bff_api="\/api".*le="\+Inf"\} 1$/m);
     expect(lines).toContainEqual(expect.stringMatching(/^debug Logged in \{"sessionRef":"[\w-]{10}","sub":"auth0\|demo"\}$/));
+    const user = (await (await get(`${example.url}/auth/user`)).json()) as { logoutUrl: string };
+    expect((await get(`${example.url}${user.logoutUrl}`)).status).toBe(302);
+    expect(await (await fetch(example.metricsUrl as string)).text()).toMatch(/^bff_logouts_total\{.*bff_logout_reason="user".*\} 1$/m);
 
     // The spans are sent in batches: stopping the example sends what is left.
     await example.close();

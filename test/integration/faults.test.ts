@@ -135,6 +135,7 @@ describe('when Auth0 cannot be reached', () => {
       expect(login.status).toBe(502);
       expect(await login.json()).toMatchObject({ error: 'idp_unavailable' });
       expect(logs.some((l) => /memory/.test(l))).toBe(true);
+      expect(logs).toContain('Auth0 could not be reached');
     } finally {
       await bff.close();
       await closeServer(server);

@@ -165,6 +165,7 @@ describe('the API proxy with transparent ORT exchange', () => {
     expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
     expect(await res.json()).toMatchObject({ error: 'token_service_unavailable' });
     expect(h.upstream.requests).toHaveLength(0);
+    expect(h.logs).toContainEqual(expect.stringMatching(/^warn Auth0 failed a token exchange; retrying .*"audience":"https:\/\/api\.example\.test","sessionRef":"[\w-]{10}"/));
     expect((await browser.user()).status).toBe(200);
     h.auth0.admin.reset();
     expect((await browser.api('/api/items')).status).toBe(200);

@@ -124,6 +124,7 @@ describe.each(REDIS_CLIENT_MODES)('every end of the Auth0 session is a full BFF 
     const empty = await fetch(`${h.urls[0]}/auth/backchannel-logout`, { method: 'POST' });
     expect(empty.status).toBe(400);
     expect((await browser.user()).status).toBe(200);
+    expect(h.logs).toContainEqual(expect.stringMatching(/^warn Refused a back-channel logout \{"error":"The logout_token/));
   });
 
   it('refuses a replayed logout token, on any instance', async () => {

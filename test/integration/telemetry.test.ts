@@ -56,6 +56,31 @@ describe('OpenTelemetry traces and metrics of the proxy and the token renewals',
     expect(valueOf(durations, { 'bff.api': '/api', 'http.response.status_code': 200, 'http.request.method': 'GET' })).toBeGreaterThanOrEqual(1);
   });
 
+  it('makes a second client span, with http.request.resend_count, for the call replayed after a renewed token', async () => {
+    const browser = h.browser();
+    await browser.login();
+    let calls = 0;
+    h.upstream.handler = (_req, res) => {
+      if (calls++ === 0) {
+        res.writeHead(401, { 'www-authenticate': 'Bearer error="invalid_token"' });
+        return void res.end();
+      }
+      res.end('{}');
+    };
+    const before = otel.spans('GET').length;
+    try {
+      expect((await browser.api('/api/items')).status).toBe(200);
+    } finally {
+      h.upstream.handler = undefined;
+    }
+    const [first, replay] = otel.spans('GET').slice(before);
+    expect(first?.attributes).toMatchObject({ 'http.response.status_code': 401, 'error.type': '401' });
+    expect(first?.attributes['http.request.resend_count']).toBeUndefined();
+    expect(replay?.attributes).toMatchObject({ 'http.response.status_code': 200, 'http.request.resend_count': 1 });
+    expect(otel.spans('bff.token.renewal').at(-1)?.attributes['bff.single_flight']).toBe('led');
+    expect(h.logs).toContainEqual(expect.stringMatching(/^debug Token exchange started: the API refused the access token/));
+  });
+
   it('records an upstream that cannot be reached: the span fails with its cause, and the failure is counted', async () => {
     const browser = h.browser();
     await browser.login();
@@ -90,6 +115,7 @@ describe('OpenTelemetry traces and metrics of the proxy and the token renewals',
     expect(valueOf(renewals, { 'bff.single_flight': 'led' }) - valueOf(renewalsBefore, { 'bff.single_flight': 'led' })).toBe(1);
     expect(valueOf(renewals, { 'bff.single_flight': 'joined' }) - valueOf(renewalsBefore, { 'bff.single_flight': 'joined' })).toBe(roles.length - 1);
     expect(valueOf(await otel.points('bff.token.exchange.duration'), { 'bff.exchange.outcome': 'success', 'bff.audience': AUDIENCE }) - exchangesBefore).toBe(1);
+    expect(h.logs.filter((l) => l.startsWith('debug Joined the token exchange under way'))).toHaveLength(roles.length - 1);
   });
 
   it('marks the request that waited for another process\'s exchange as waited', async () => {

@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import { BffError, ErrorCode } from '../../src/errors.js';
+import { BffEventEmitter, type BffEventName } from '../../src/events/events.js';
+import { createLog } from '../../src/events/logger.js';
+import { RepeatFilter } from '../../src/events/repeats.js';
+import { Reporter } from '../../src/events/reporter.js';
+import { waitFor } from '../support/harness.js';
+
+/** A reporter whose log lines and events are kept, with a short window for repeated faults. */
+function reporter(windowMs = 10_000) {
+  const lines: Array<{ level: string; message: string; details: Record<string, unknown> | undefined }> = [];
+  const line = (level: string) => (message: string, details?: Record<string, unknown>) => void lines.push({ level, message, details });
+  const events = new BffEventEmitter();
+  const emitted: Array<{ name: BffEventName; payload: unknown }> = [];
+  for (const name of ['logout', 'store_failed', 'upstream_failed'] as const) events.on(name, (payload: unknown) => void emitted.push({ name, payload }));
+  const log = createLog({ debug: line('debug'), info: line('info'), warn: line('warn'), error: line('error') }, 'debug');
+  return { report: new Reporter(events, log, undefined, new RepeatFilter(windowMs)), lines, emitted };
+}
+
+describe('the reporter', () => {
+  it('logs a fault that repeats once, then how many more there were, with every one an event', async () => {
+    const { report, lines, emitted } = reporter(50);
+    const down = new BffError(ErrorCode.SESSION_STORE_UNAVAILABLE, 'The session store failed.', { cause: Object.assign(new Error('connect'), { code: 'ECONNREFUSED' }) });
+    for (let i = 0; i < 3; i++) report.requestFailed(down, { operation: 'api', sessionRef: 'abc123' });
+    expect(emitted).toHaveLength(3);
+    expect(lines).toEqual([{ level: 'warn', message: expect.stringMatching(/^The session store failed/), details: { operation: 'api', cause: 'ECONNREFUSED', sessionRef: 'abc123' } }]);
+    await waitFor(() => lines.length === 2, 'the repeats are summarised');
+    expect(lines[1]).toEqual({ level: 'warn', message: expect.stringMatching(/\(2 more like it in the last 10 s\)$/), details: expect.objectContaining({ repeated: 2 }) });
+    report.close();
+  });
+
+  it('reports no logout for a logout that found no session left to end', () => {
+    const { report, lines, emitted } = reporter();
+    report.logout('backchannel', { sessions: 0, sub: 'auth0|alice', sid: 'sid-1' });
+    report.logout('user', { sessions: 1, sub: 'auth0|alice', sid: 'sid-1' }, { revoked: true });
+    expect(emitted).toEqual([{ name: 'logout', payload: { reason: 'user', sub: 'auth0|alice', sid: 'sid-1', sessions: 1, revoked: true } }]);
+    expect(lines.map((l) => l.message)).toEqual(['Logout found no session left to end: it ended already', 'Session ended: the user logged out']);
+  });
+
+  it('does not log a configuration error a second time when it is answered', () => {
+    const { report, lines } = reporter();
+    const error = report.configurationError('The BFF could not renew the access token because of its configuration.');
+    report.requestFailed(error, { operation: 'api' });
+    report.requestFailed(new BffError(ErrorCode.CONFIGURATION_ERROR, 'Something else is misconfigured.'), { operation: 'api' });
+    expect(lines).toEqual([{ level: 'error', message: 'Something else is misconfigured.', details: { operation: 'api' } }]);
+  });
+});
