@@ -1,6 +1,7 @@
 import { BffConfigError } from '../errors.js';
-import { createLog, defaultLogger, defaultLogLevel, LOG_LEVELS, type Log, type LogLevel } from '../events/logger.js';
+import type { Log } from '../events/logger.js';
 import type { TelemetryOptions } from '../telemetry/providers.js';
+import { readLogger, readTelemetry } from './observability.js';
 import type { BffOptions, RedisClient } from './options.js';
 import { parseEncryptionKeys } from '../session/encryption.js';
 
@@ -181,10 +182,7 @@ export function validateOptions(options: BffOptions): BffConfig {
   const userScopes = readScopes(options.scope);
   const scope = ['openid', 'online_access', ...userScopes.filter((x) => x !== 'openid' && x !== 'online_access')].join(' ');
 
-  const logger = options.logger ?? defaultLogger;
-  if (typeof logger?.warn !== 'function' || typeof logger?.error !== 'function') throw new BffConfigError('logger', 'must have warn() and error() methods (console fits)');
-  const logLevel: LogLevel = options.logLevel ?? defaultLogLevel(logger);
-  if (!LOG_LEVELS.includes(logLevel)) throw new BffConfigError('logLevel', `must be one of ${LOG_LEVELS.map((l) => `"${l}"`).join(', ')}`);
+  const logger = readLogger(options.logger, options.logLevel);
   const telemetry = readTelemetry(options.telemetry);
   const clock = options.clock ?? Date.now;
   if (typeof clock !== 'function') throw new BffConfigError('clock', 'must be a function returning milliseconds since the epoch');
@@ -222,25 +220,11 @@ export function validateOptions(options: BffOptions): BffConfig {
     tokens: { refreshMargin, clockSkewMs: Math.round(clockSkew * 1000), exchangeDeadlineMs, attemptTimeoutMs },
     loginParameters: [...(options.loginParameters ?? ['prompt', 'screen_hint', 'organization', 'login_hint'])],
     backchannelAlgorithms: [...(options.backchannelAlgorithms ?? ['RS256', 'RS384', 'RS512', 'PS256', 'ES256'])],
-    logger: createLog(logger, logLevel),
+    logger,
     telemetry,
     clock,
     fetch: fetchImpl,
   });
-}
-
-function readTelemetry(value: unknown): TelemetryOptions | false {
-  if (value === undefined) return {};
-  if (value === false) return false;
-  if (value === null || typeof value !== 'object') throw new BffConfigError('telemetry', 'must be false or { tracerProvider?, meterProvider? }');
-  const { tracerProvider, meterProvider } = value as TelemetryOptions;
-  if (tracerProvider !== undefined && typeof tracerProvider?.getTracer !== 'function') {
-    throw new BffConfigError('telemetry.tracerProvider', 'must be an OpenTelemetry TracerProvider (with getTracer())');
-  }
-  if (meterProvider !== undefined && typeof meterProvider?.getMeter !== 'function') {
-    throw new BffConfigError('telemetry.meterProvider', 'must be an OpenTelemetry MeterProvider (with getMeter())');
-  }
-  return { ...(tracerProvider === undefined ? {} : { tracerProvider }), ...(meterProvider === undefined ? {} : { meterProvider }) };
 }
 
 function readIssuer(options: BffOptions): URL {

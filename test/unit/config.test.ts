@@ -92,6 +92,10 @@ describe('configuration', () => {
     [{ websocket: { allowedOrigins: ['https://app.example.com/'] } }, 'websocket.allowedOrigins[0]'],
     [{ websocket: { allowedOrigins: ['http://app.example.com'] } }, 'websocket.allowedOrigins[0]'],
     [{ websocket: { allowedOrigins: ['*'] } }, 'websocket.allowedOrigins[0]'],
+    [{ logLevel: 'verbose' }, 'logLevel'],
+    [{ telemetry: true }, 'telemetry'],
+    [{ telemetry: { tracerProvider: {} } }, 'telemetry.tracerProvider'],
+    [{ telemetry: { meterProvider: 'prometheus' } }, 'telemetry.meterProvider'],
   ])('refuses %j, naming %s', (options, option) => {
     const error = errorOf(options as Record<string, unknown>);
     expect(error.option).toBe(option);
