@@ -9,6 +9,9 @@
  * Env: REDIS_URL (default redis://127.0.0.1:6379/12: a logical DB of its own; every key the bench's servers
  * write starts with bench:<run id>: and is deleted at the end), BENCH_LOAD_TOOL=wrk|autocannon (default: wrk when
  * installed), BENCH_LIBRARY_SERVER=example|bench (default: example/start.ts when it exists).
+ * BENCH_OTEL=1 with --quick adds the library with an OpenTelemetry SDK registered (the example's METRICS_PORT and
+ * OTEL_EXPORTER_OTLP_ENDPOINT, every span exported to a stand-in collector) next to the library without one
+ * (only @opentelemetry/api, as always), and loads the two head to head.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -20,6 +23,7 @@ import { createClient } from 'redis';
 import { startLocalAuth0, type LocalAuth0 } from '../src/local-auth0/index.js';
 import { runLoad, wrkAvailable, type LoadResult, type LoadTool } from './lib/load.js';
 import { loginThroughEmulator, mapLimit } from './lib/login.js';
+import { startOtlpSink, type OtlpSink } from './lib/otlp-sink.js';
 import { ROOT, canPin, freePort, startServer, type ServerProcess } from './lib/procs.js';
 import { monotonicUs, readProfile, selfTimeByArea, topCallers, topSelfTime } from './lib/profile.js';
 import { markdownTable, median, round, table } from './lib/stats.js';
@@ -56,6 +60,8 @@ const AUDIENCE = 'https://api.bench.example';
 const ACCESS_TOKEN_TTL = 3600;
 const PASSWORD = 'bench-password';
 const useExample = process.env.BENCH_LIBRARY_SERVER !== 'bench' && existsSync(join(ROOT, 'example/start.ts'));
+/** The library with an OpenTelemetry SDK as a further contestant (--quick, through the example's environment). */
+const withOtel = process.env.BENCH_OTEL === '1' && mode === 'quick';
 const libraryScript = useExample ? 'example/start.ts' : 'bench/servers/lib-bff.ts';
 const resultsDir = join(ROOT, 'bench/results');
 const logDir = mkdtempSync(join(tmpdir(), `express-ort-bff-bench-${runId}-`));
@@ -587,8 +593,9 @@ async function main(): Promise<void> {
   await redis.connect();
   say(`${mode} run ${runId}: load generator ${tool}${canPin ? ', servers on core 1, load on core 0' : ', NOT pinned (taskset or a second core missing)'}; library server ${libraryScript}; Redis ${REDIS_URL} prefix ${PREFIX}; logs in ${logDir}`);
 
-  const ports = { upstream: await freePort(), plain: await freePort(), plainDefault: await freePort(), naive: await freePort(), library: await freePort(), memory: await freePort(), storm: [await freePort(), await freePort()] };
-  const bffPorts = [ports.library, ports.memory, ...ports.storm];
+  if (withOtel && !useExample) throw new Error('BENCH_OTEL needs the example BFF (example/start.ts), which starts the OpenTelemetry SDK');
+  const ports = { upstream: await freePort(), plain: await freePort(), plainDefault: await freePort(), naive: await freePort(), library: await freePort(), libraryOtel: await freePort(), otelMetrics: await freePort(), memory: await freePort(), storm: [await freePort(), await freePort()] };
+  const bffPorts = [ports.library, ports.libraryOtel, ports.memory, ...ports.storm];
   const userCount = Math.max(settings.sessions, 1);
   auth0 = await startLocalAuth0({
     clients: [{ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: bffPorts.map((p) => `http://127.0.0.1:${p}/auth/callback`), postLogoutRedirectUris: bffPorts.map((p) => `http://127.0.0.1:${p}/`) }],
@@ -642,11 +649,15 @@ async function main(): Promise<void> {
     { key: 'bff', label: libraryLabel, url: `${library.url.replace(/^http/, 'ws')}/api/ws`, cookie: libCookies[0] as string, origin: library.url, pid: library.pid },
   ];
   if (mode === 'quick') {
-    const quick = await measureContestants(contestants.filter((c) => ['direct', 'plainProxy', 'library', ...(settings.sessions > 1 ? ['library1000Sessions'] : [])].includes(c.key)));
+    const otel = withOtel ? await startLibraryWithOtel(upstream.url, ports.libraryOtel, ports.otelMetrics) : undefined;
+    if (otel) contestants.push(otel.contestant);
+    const quick = await measureContestants(contestants.filter((c) => ['direct', 'plainProxy', 'library', 'libraryOtel', ...(settings.sessions > 1 ? ['library1000Sessions'] : [])].includes(c.key)));
     const h2h = await headToHead(contestantByKey(contestants, 'library'), contestantByKey(contestants, 'plainProxy'));
+    const h2hOtel = otel ? await headToHead(contestantByKey(contestants, 'library'), otel.contestant) : undefined;
     const ws = await measureWsThroughput(wsTargets, wsSettings, cpuMsOf, say);
-    await Promise.all([plain.stop(), plainDefault.stop(), naive.stop(), library.stop()]);
+    await Promise.all([plain.stop(), plainDefault.stop(), naive.stop(), library.stop(), otel?.stop()]);
     process.stdout.write(`\n${table(contestantRows(quick))}\n\n${table(headToHeadRows(h2h))}\n\n${table(wsThroughputRows(ws, ['direct', 'bff']))}\n`);
+    if (h2hOtel && otel) process.stdout.write(`\n${table(headToHeadRows(h2hOtel))}\n\n${otel.summary()}\n`);
     return;
   }
   const results = await measureContestants(contestants);
@@ -699,6 +710,32 @@ async function main(): Promise<void> {
       markdownTable(targetRows),
     ].join('\n'));
   }
+}
+
+/**
+ * The library (the example BFF) with the OpenTelemetry SDK started, as its README shows: metrics for Prometheus
+ * (recorded, never scraped here) and every span exported in batches over OTLP to a stand-in collector.
+ */
+async function startLibraryWithOtel(upstreamUrl: string, port: number, metricsPort: number): Promise<{ contestant: Contestant; stop(): Promise<void>; summary(): string }> {
+  const sink: OtlpSink = await startOtlpSink();
+  const server = await start('library-otel', libraryScript, {
+    ...libraryEnv(port, upstreamUrl, `${PREFIX}otel:`),
+    METRICS_PORT: String(metricsPort),
+    OTEL_EXPORTER_OTLP_ENDPOINT: sink.url,
+  });
+  const cookies = await loginMany(server.url, ['u0'], 1);
+  await expectOk(`${server.url}/api/items`, cookies[0]);
+  return {
+    contestant: { key: 'libraryOtel', label: `${useExample ? 'this library (example BFF, Redis)' : 'this library (Redis)'}, 1 session, OpenTelemetry SDK`, url: `${server.url}/api/items`, cookieFile: writeCookieFile('library-otel', cookies), pid: server.pid },
+    stop: async () => {
+      await server.stop();
+      await sink.close();
+    },
+    summary: () => {
+      const { requests, bytes } = sink.received();
+      return `OpenTelemetry SDK contestant: ${requests} OTLP exports received (${(bytes / 1024 / 1024).toFixed(1)} MiB of spans); metrics at http://127.0.0.1:${metricsPort}/metrics`;
+    },
+  };
 }
 
 async function profile(upstream: ServerProcess, port: number): Promise<void> {

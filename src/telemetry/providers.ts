@@ -16,7 +16,14 @@ export interface Providers {
   readonly meter: Meter | undefined;
 }
 
-const VERSION = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
+/** The package's version, for the instrumentation scope (none if the file is not where the package keeps it). */
+const VERSION = ((): string | undefined => {
+  try {
+    return (createRequire(import.meta.url)('../../package.json') as { version?: string }).version;
+  } catch {
+    return undefined;
+  }
+})();
 
 /**
  * Decided once, when the BFF is created: without an OpenTelemetry SDK (only `@opentelemetry/api`), tracing and
