@@ -249,9 +249,13 @@ describe('the API proxy with transparent ORT exchange', () => {
       res.write('{"partial":');
       setTimeout(() => res.socket?.destroy(), 20);
     };
+    const before = h.events.length;
     const res = await browser.api('/api/items');
     expect(res.status).toBe(200);
     await expect(res.text()).rejects.toThrow();
+    // The answer had begun: the operator still hears of it.
+    await waitFor(() => h.events.slice(before).some((e) => e.name === 'upstream_failed'), 'the broken answer is reported');
+    expect(h.events.slice(before).find((e) => e.name === 'upstream_failed')?.payload).toMatchObject({ api: '/api', error: 'upstream_unavailable', broken: true, sessionRef: expect.any(String) });
   });
 
   it('tells an app who is logged in through getUser, without exchanging', async () => {
