@@ -52,7 +52,7 @@ export class SessionWatch {
     session.lastActiveAt = now;
     session.idleExpiresAt = next;
     this.sessions.backend.touch(session.id, next, now).catch((error: unknown) => {
-      this.config.logger.warn('Could not roll the session idle expiry', { session: sessionRef(session.id), error: String((error as Error)?.message) });
+      this.config.logger.warn('Could not roll the session idle expiry', { sessionRef: sessionRef(session.id), error: String((error as Error)?.message) });
     });
   }
 
@@ -78,7 +78,7 @@ export class SessionWatch {
         // A store fault ends nobody's session: try again a little later.
         session.checking = false;
         session.retryAt = this.config.clock() + RETRY_MS;
-        this.config.logger.warn('Could not check the lifetime of a session with open connections', { session: sessionRef(session.id), error: String((error as Error)?.message) });
+        this.config.logger.warn('Could not check the lifetime of a session with open connections', { sessionRef: sessionRef(session.id), error: String((error as Error)?.message) });
       },
     );
   }
