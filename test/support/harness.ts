@@ -228,7 +228,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     else bff.attach(server);
     return bff;
   });
-  await Promise.all(bffs.map((b) => b.ready()));
+  // Discovery has the harness's 500 ms attempt timeout; on a loaded machine the first try may miss it, and the BFF
+  // tries again (each ready() call starts another attempt). A real failure still fails here, after 20 s.
+  await Promise.all(bffs.map((b) => readyWithin(b, 20_000)));
 
   return {
     auth0, upstream, clock, urls, bffs, servers, redis, redisClients, prefix, events, logs,
@@ -320,6 +322,18 @@ export async function deadPort(): Promise<number> {
   const { port } = server.address() as AddressInfo;
   await closeServer(server);
   return port;
+}
+
+async function readyWithin(bff: Bff, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await bff.ready();
+    } catch (error) {
+      if (Date.now() > until) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
 }
 
 /** Waits for a condition, polling; fails with the message when it does not hold within the time. */
