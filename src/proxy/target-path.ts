@@ -9,8 +9,10 @@ export function targetPath(basePath: string, url: string): string | undefined {
   const path = q < 0 ? url : url.slice(0, q);
   const query = q < 0 ? '' : url.slice(q);
   if (path.length === 0 || path[0] !== '/') return undefined;
-  // Raw control characters, spaces and backslashes (which some servers read as "/").
-  if (/[\u0000-\u0020\u007f\\]/.test(url)) return undefined;
+  // Raw control characters, spaces, backslashes (which some servers read as "/"), and `#`: a request target
+  // never carries a fragment (RFC 9112 3.2), and a server that drops one would resolve `/..#` to `/..`, above
+  // the base path, where the dot-segment check below sees no segment end.
+  if (/[\u0000-\u0020\u007f\\#]/.test(url)) return undefined;
   // Encoded slashes, backslashes, control characters and NUL change what the upstream sees as the path.
   if (/%(2f|5c|0[0-9a-f]|1[0-9a-f]|7f|25)/i.test(path) || /%(0[0-9a-f]|1[0-9a-f]|7f)/i.test(query)) return undefined;
   // Dot segments, plain or encoded, would climb out of the base path.
