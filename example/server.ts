@@ -15,6 +15,7 @@ import { startExampleApi } from './api/server.js';
 import { baseUrlOf, chooseClientAuthMethod, exampleBffOptions, type IdpSettings } from '../src/config/example-env.js';
 import type { ExampleConfig } from './config.js';
 import type { Demo } from './demo.js';
+import { ServerLifecycle } from './lifecycle.js';
 import { startTelemetry } from './telemetry.js';
 
 /** Settings that are not part of the environment contract: for tests and embedding. */
@@ -47,7 +48,16 @@ export interface RunningExample {
   /** Where Prometheus scrapes the BFF's metrics (METRICS_PORT). */
   metricsUrl?: string;
   bff: Bff;
-  close(): Promise<void>;
+  /**
+   * Stops everything it started. By default at once: calls still open are ended. With `gracePeriodMs`, it first
+   * stops accepting connections and lets the requests it accepted finish, for up to that long (what SIGTERM does).
+   */
+  close(options?: CloseOptions): Promise<void>;
+}
+
+export interface CloseOptions {
+  /** Milliseconds the requests in flight may take to finish before their connections are closed. Default 0. */
+  gracePeriodMs?: number;
 }
 
 export { chooseClientAuthMethod };
@@ -75,7 +85,9 @@ export const consoleLogger: ExampleLogger = {
 export async function startExample(config: ExampleConfig, options: StartOptions = {}): Promise<RunningExample> {
   const logger = options.logger ?? consoleLogger;
   const cleanup: Array<() => Promise<unknown>> = [];
-  const close = async () => {
+  let gracePeriodMs = 0;
+  const close = async (closeOptions: CloseOptions = {}) => {
+    gracePeriodMs = closeOptions.gracePeriodMs ?? 0;
     for (const step of cleanup.splice(0).reverse()) {
       await step().catch((error: unknown) => logger.warn(`while stopping: ${(error as Error).message}`));
     }
@@ -83,10 +95,11 @@ export async function startExample(config: ExampleConfig, options: StartOptions 
 
   try {
     // Listen first: with PORT=0 the base URL (and so the emulator's redirect URIs) depend on the port we get.
+    // Until the app is attached, requests get 503 JSON (not silence).
     const server = createServer();
+    const lifecycle = new ServerLifecycle(server);
     await listen(server, config.port, options.host, `PORT ${config.port}`);
-    let serverClosed: Promise<void> | undefined;
-    const stopServer = () => (serverClosed ??= closeServer(server));
+    const stopServer = () => lifecycle.stop(gracePeriodMs);
     cleanup.push(stopServer);
     const port = (server.address() as AddressInfo).port;
     const localUrl = `http://localhost:${port}`;
@@ -173,7 +186,7 @@ export async function startExample(config: ExampleConfig, options: StartOptions 
       logger.error('Unexpected error in the example', { error: (error as Error)?.message });
       sendJson(res, 500, 'server_error', 'Unexpected failure.');
     }) satisfies ErrorRequestHandler);
-    server.on('request', app);
+    lifecycle.serve(app);
     // WebSockets under /api (the page's live feed at /api/live) go through the BFF too.
     bff.attach(server);
 
@@ -238,9 +251,4 @@ function listen(server: Server, port: number, host: string | undefined, what: st
     });
     server.listen(port, host, () => resolve());
   });
-}
-
-function closeServer(server: Server): Promise<void> {
-  server.closeAllConnections();
-  return new Promise((resolve) => server.close(() => resolve()));
 }

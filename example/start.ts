@@ -1,5 +1,6 @@
 /**
- * `npm start`: reads the environment, starts the example, and stops it cleanly on Ctrl-C (SIGINT) or SIGTERM.
+ * `npm start`: reads the environment, starts the example, and stops it cleanly on Ctrl-C (SIGINT) or SIGTERM:
+ * no new connections, the requests already accepted answered (for up to SHUTDOWN_GRACE_MS), then exit 0.
  * With no environment at all it runs the demo: a local Auth0 emulator, no tenant needed.
  */
 import { ExampleConfigError, readConfig, type ExampleConfig } from './config.js';
@@ -39,6 +40,9 @@ lines.push('  Ctrl-C stops it.', '');
 consoleLogger.info(lines.join('\n'));
 
 let stopping = false;
+/** How long the requests in flight may take to finish once a stop is asked for. */
+const SHUTDOWN_GRACE_MS = 10_000;
+
 const stop = (signal: NodeJS.Signals) => {
   if (stopping) {
     // A second Ctrl-C: the user does not want to wait.
@@ -46,7 +50,7 @@ const stop = (signal: NodeJS.Signals) => {
   }
   stopping = true;
   consoleLogger.info(`${signal}: stopping...`);
-  example.close().then(
+  example.close({ gracePeriodMs: SHUTDOWN_GRACE_MS }).then(
     () => process.exit(0),
     (error: unknown) => {
       console.error(`Stopping failed: ${(error as Error).message}`);

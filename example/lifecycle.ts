@@ -1,0 +1,76 @@
+/**
+ * The example's HTTP server from the moment it listens to the moment it stops. It listens before the app exists
+ * (with PORT=0 the base URL depends on the port it gets), so until `serve()` every request gets a 503 JSON
+ * answer instead of waiting forever; and `stop()` lets the requests it accepted finish before it closes their
+ * connections.
+ */
+import type { RequestListener, Server, ServerResponse } from 'node:http';
+
+export class ServerLifecycle {
+  private handler: RequestListener = answerStarting;
+  /** Requests accepted and not yet answered (or given up by their browser). */
+  private readonly active = new Set<ServerResponse>();
+  private draining = false;
+  private whenIdle: (() => void) | undefined;
+  private stopped: Promise<void> | undefined;
+
+  constructor(private readonly server: Server) {
+    server.on('request', this.onRequest);
+  }
+
+  /** From now on requests go to `app`. */
+  serve(app: RequestListener): void {
+    this.handler = app;
+  }
+
+  /**
+   * Stops accepting connections and closes the idle ones at once; requests already accepted (also those that
+   * arrive meanwhile on their connections) get their real answer, with `Connection: close`, for up to `graceMs`.
+   * Then every connection left is closed. Calling it again returns the same stop.
+   */
+  stop(graceMs: number): Promise<void> {
+    return (this.stopped ??= this.drain(graceMs));
+  }
+
+  private readonly onRequest = (req: Parameters<RequestListener>[0], res: ServerResponse): void => {
+    if (this.draining) res.setHeader('Connection', 'close');
+    this.active.add(res);
+    res.once('close', () => {
+      this.active.delete(res);
+      if (this.active.size === 0) this.whenIdle?.();
+    });
+    this.handler(req, res);
+  };
+
+  private async drain(graceMs: number): Promise<void> {
+    this.draining = true;
+    // close() stops listening and ends the idle keep-alive connections; the callback waits for the rest.
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    // Browsers should not send another request on a connection that is about to be closed.
+    for (const res of this.active) if (!res.headersSent) res.setHeader('Connection', 'close');
+    if (graceMs > 0 && this.active.size > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, graceMs);
+        this.whenIdle = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    // Whatever is still open now is idle, or past the grace period.
+    this.server.closeAllConnections();
+    await closed;
+  }
+}
+
+/** What a request gets before the app is attached: a clear, retryable answer. */
+function answerStarting(_req: Parameters<RequestListener>[0], res: ServerResponse): void {
+  const body = JSON.stringify({ error: 'starting', error_description: 'The server is starting; try again in a moment.' });
+  res.writeHead(503, {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(body),
+    'Cache-Control': 'no-store',
+    'Retry-After': '1',
+  });
+  res.end(body);
+}
