@@ -1,0 +1,89 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { REDIS_CLIENT_MODES, startHarness, waitFor, type Browser, type Harness } from '../support/harness.js';
+import { startOwnRedis, type OwnRedis } from '../support/redis-server.js';
+
+const PERSISTENCE = [
+  { name: 'without persistence, killed', args: ['--save', '', '--appendonly', 'no'], signal: 'SIGKILL', keepsSessions: false },
+  { name: 'with an append-only file (appendfsync always), killed', args: ['--save', '', '--appendonly', 'yes', '--appendfsync', 'always'], signal: 'SIGKILL', keepsSessions: true },
+  { name: 'with RDB snapshots, shut down cleanly', args: ['--save', '3600 1', '--appendonly', 'no'], signal: 'SIGTERM', keepsSessions: true },
+] as const;
+
+const CASES = PERSISTENCE.flatMap((p) => REDIS_CLIENT_MODES.map((m) => ({ ...p, mode: m.mode, options: m.options })));
+
+/** API calls from every browser, one after another each, until stopped: what they were answered. */
+function traffic(browsers: Browser[]) {
+  const answers: Array<{ status: number; error: string; ms: number }> = [];
+  let running = true;
+  const loops = browsers.map(async (browser) => {
+    while (running) {
+      const started = performance.now();
+      const res = await browser.api('/api/items');
+      const body = (await res.json()) as { error?: string };
+      answers.push({ status: res.status, error: body.error ?? '', ms: performance.now() - started });
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  });
+  return { answers, stop: async () => { running = false; await Promise.all(loops); } };
+}
+
+describe.each(CASES)('when Redis is restarted during traffic, $name ($mode)', ({ args, signal, keepsSessions, options }) => {
+  let redis: OwnRedis | undefined;
+  let h: Harness | undefined;
+  afterEach(async () => {
+    await h?.close();
+    await redis?.close();
+  });
+
+  it(keepsSessions
+    ? 'answers 503 while it is away, then every session works again without a new login or a BFF restart'
+    : 'answers 503 while it is away, then 401 login_required for the lost sessions, and new logins work without a BFF restart', async () => {
+    redis = await startOwnRedis([...args]);
+    h = await startHarness({ redis: true, redisUrl: redis.url, instances: 2, ...options, bff: { redisCommandTimeout: 300 } });
+    const harness = h;
+    const browsers = [harness.browser(0), harness.browser(1), harness.browser(0)];
+    for (const b of browsers) await b.login();
+    for (const b of browsers) expect((await b.api('/api/items')).status).toBe(200);
+    const load = traffic(browsers);
+    await waitFor(() => load.answers.length >= 10, 'traffic flows');
+
+    await redis.kill(signal);
+    const clients = harness.redisClients as unknown as Array<{ isReady: boolean }>;
+    await waitFor(() => clients.every((c) => !c.isReady), 'the clients notice that Redis is gone');
+    const during = load.answers.length;
+    await waitFor(() => load.answers.length >= during + 10, 'calls are answered while Redis is away');
+    const away = load.answers.slice(during);
+    // Clear answers, quickly: not a hang, not a 500, not a logout.
+    for (const a of away) expect(a).toMatchObject({ status: 503, error: 'session_store_unavailable' });
+    expect(Math.max(...away.map((a) => a.ms))).toBeLessThan(2_000);
+    const user = await browsers[0]?.request('/auth/user');
+    expect(user?.status).toBe(503);
+    expect((await harness.browser(1).request('/healthz')).status).toBe(503);
+
+    await redis.start();
+    await waitFor(() => clients.every((c) => c.isReady), 'the clients reconnect by themselves', 15_000);
+    const back = load.answers.length;
+    await waitFor(() => load.answers.slice(back).filter((a) => a.status !== 503).length >= 10, 'calls are answered from Redis again', 15_000);
+    await load.stop();
+    const after = load.answers.slice(back).filter((a) => a.status !== 503);
+
+    // No answer at any point was a 5xx other than the store's 503.
+    expect(load.answers.filter((a) => a.status >= 500 && a.error !== 'session_store_unavailable')).toEqual([]);
+    if (keepsSessions) {
+      expect(after.every((a) => a.status === 200)).toBe(true);
+      for (const b of browsers) {
+        expect((await b.api('/api/items')).status).toBe(200);
+        expect((await b.user()).status).toBe(200);
+      }
+      expect(harness.events.filter((e) => e.name === 'logout')).toEqual([]);
+    } else {
+      // The sessions were only in the memory of the Redis that died: the browsers must log in again.
+      for (const a of after) expect(a).toMatchObject({ status: 401, error: 'login_required' });
+      const fresh = harness.browser(1);
+      await fresh.login();
+      expect((await fresh.api('/api/items')).status).toBe(200);
+      expect((await browsers[0]?.login())?.status).toBe(302);
+      expect((await browsers[0]?.api('/api/items'))?.status).toBe(200);
+    }
+    expect((await harness.browser(0).request('/healthz')).status).toBe(200);
+  });
+});
