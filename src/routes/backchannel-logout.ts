@@ -53,6 +53,9 @@ export function backchannelLogoutRoute(ctx: BffContext) {
         throw bad(`The logout_token did not verify: ${describe(error)}.`);
       }
 
+      // jose checks iat only against a maximum token age, which a logout token has none of: a token issued
+      // later than now (beyond the clock tolerance) is refused here, as an ID token's would be (Core 3.1.3.7).
+      if ((payload.iat as number) > config.clock() / 1000 + CLOCK_TOLERANCE_S) throw bad('The logout_token was issued in the future.');
       const events = payload.events as Record<string, unknown> | undefined;
       if (!events || typeof events !== 'object' || typeof events[EVENT] !== 'object' || events[EVENT] === null) throw bad('The logout_token lacks the back-channel logout event.');
       if ('nonce' in payload) throw bad('A logout_token must not contain a nonce.');

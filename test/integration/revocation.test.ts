@@ -97,6 +97,7 @@ describe.each(REDIS_CLIENT_MODES)('every end of the Auth0 session is a full BFF 
     ['a wrong audience', (c: object) => ({ ...c, aud: 'someone-else' })],
     ['a wrong issuer', (c: object) => ({ ...c, iss: 'https://evil.example/' })],
     ['an expired token', (c: object) => ({ ...c, iat: Math.floor(Date.now() / 1000) - 600, exp: Math.floor(Date.now() / 1000) - 300 })],
+    ['an iat an hour ahead', (c: object) => ({ ...c, iat: Math.floor(Date.now() / 1000) + 3600, exp: Math.floor(Date.now() / 1000) + 3720 })],
     ['a nonce', (c: object) => ({ ...c, nonce: 'n' })],
     ['no events claim', (c: Record<string, unknown>) => ({ ...c, events: undefined })],
     ['a wrong event', (c: object) => ({ ...c, events: { 'http://example.com/other': {} } })],
