@@ -94,5 +94,7 @@ export interface IssuedToken {
   online?: boolean;
   /** Epoch seconds (real time: token expiry is checked by the real clock, like on Auth0). */
   expiresAt: number;
+  /** Access tokens: epoch milliseconds when the emulator issued it. */
+  issuedAt?: number;
   value?: never;
 }

@@ -249,6 +249,7 @@ export function recordAccessTokens(provider: Provider, issued: IssuedToken[]): v
       ...(token.sid ? { sid: token.sid } : {}),
       ...(typeof token.aud === 'string' ? { audience: token.aud } : {}),
       expiresAt: token.exp ?? (token.iat ?? now) + (token.expiration ?? 0),
+      issuedAt: Date.now(),
     });
   };
   provider.on('access_token.issued', record);

@@ -86,11 +86,12 @@ describe('token endpoint failure modes', () => {
 
 describe('issued tokens', () => {
   it('lists access tokens, refresh tokens and codes without their values', async () => {
+    const before = Date.now();
     const { tokens } = await loginForTokens(auth0.issuer);
     const listed = auth0.admin.tokens();
     expect(listed).toEqual(
       expect.arrayContaining([
-        expect.objectContaining({ kind: 'access_token', clientId: 'bff', sub: 'auth0|alice', audience: API }),
+        expect.objectContaining({ kind: 'access_token', clientId: 'bff', sub: 'auth0|alice', audience: API, issuedAt: expect.any(Number) }),
         expect.objectContaining({ kind: 'refresh_token', clientId: 'bff', online: true }),
       ]),
     );
@@ -99,6 +100,8 @@ describe('issued tokens', () => {
       expect(token.expiresAt).toBeGreaterThan(Date.now() / 1000);
     }
     expect(JSON.stringify(listed)).not.toContain(tokens.refresh_token);
+    // This login's access token is the latest one.
+    expect(Math.max(...listed.map((t) => t.issuedAt ?? 0))).toBeGreaterThanOrEqual(before);
   });
 });
 
