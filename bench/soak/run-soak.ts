@@ -5,14 +5,13 @@
  * `npm run soak` runs it at full volume (bench/soak.ts); test/soak runs it at CI size.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient } from 'redis';
-import { Pool } from 'undici';
-import { loginThroughEmulator, mapLimit } from '../lib/login.js';
 import { freePort, startServer, type ServerProcess } from '../lib/procs.js';
 import { exchangeAccounting, type BffEvent } from './exchanges.js';
+import { drive, loginAll, logoutAll, newPool, PASSWORD, type Instance } from './traffic.js';
 
 export interface SoakSettings {
   /** Sessions calling at once, each its own user, spread over both instances. */
@@ -59,14 +58,8 @@ export interface SoakResult {
 
 const CLIENT_ID = 'soak-bff';
 const AUDIENCE = 'https://api.soak.example';
-const PASSWORD = 'soak-password';
 /** The most a heap may grow from before the sessions to after they ended, per instance. */
 const HEAP_GROWTH_LIMIT = 1024 * 1024;
-
-interface Instance {
-  server: ServerProcess;
-  pool: Pool;
-}
 
 /** Runs the soak; stops everything it started, whatever happens. */
 export async function runSoak(settings: SoakSettings): Promise<SoakResult> {
@@ -150,6 +143,7 @@ export async function runSoak(settings: SoakSettings): Promise<SoakResult> {
     const failedAtAuth0 = Object.entries(counts).filter(([outcome]) => outcome !== 'ok').reduce((sum, [, n]) => sum + (n ?? 0), 0);
     const growth = heapAfter.map((after, i) => after - (heapBefore[i] as number));
     const non2xx = load.calls - (load.byStatus[200] ?? 0);
+    const logLines = instances.flatMap(({ server }) => readFileSync(server.logFile, 'utf8').split('\n')).filter((line) => /^(warn|error|redis:)/.test(line));
 
     const figures: Record<string, number | string> = {
       sessions: sessions.length,
@@ -170,6 +164,7 @@ export async function runSoak(settings: SoakSettings): Promise<SoakResult> {
       'heap before / after, instance 2 (MiB)': `${mib(heapBefore[1])} / ${mib(heapAfter[1])}`,
       'logouts (user)': `${logoutEvents.filter((e) => e.reason === 'user').length}, failed: ${logoutFailures}`,
       'Redis keys left after everyone logged out': keysLeft.length,
+      'warnings and errors the instances logged': logLines.length === 0 ? 0 : `${logLines.length}, first: ${logLines[0]?.slice(0, 160)}`,
     };
     const checks: SoakCheck[] = [
       { name: 'every session called across at least two expiries', value: `min ${accounting.minExpiries}`, pass: accounting.minExpiries >= 2 },
@@ -199,81 +194,6 @@ export async function runSoak(settings: SoakSettings): Promise<SoakResult> {
   }
 }
 
-interface Session {
-  user: string;
-  cookie: string;
-}
-
-async function loginAll(instances: Instance[], count: number): Promise<Session[]> {
-  return mapLimit(Array.from({ length: count }, (_, i) => i), 8, async (i) => ({
-    user: `u${i}`,
-    cookie: await loginThroughEmulator((instances[i % 2] as Instance).server.url, { username: `u${i}`, password: PASSWORD }),
-  }));
-}
-
-interface LoadFigures {
-  calls: number;
-  gets: number;
-  posts: number;
-  byStatus: Record<number, number>;
-  networkErrors: number;
-  p50Ms: number;
-  p99Ms: number;
-  /** When each session's last call started (epoch ms), by user. */
-  lastCallAt: Map<string, number>;
-}
-
-/** Every session calls `/api/data` in turn on both instances, a GET twice, then a POST with a body. */
-async function drive(instances: Instance[], sessions: Session[], durationSec: number, thinkMs: number): Promise<LoadFigures> {
-  const figures: LoadFigures = { calls: 0, gets: 0, posts: 0, byStatus: {}, networkErrors: 0, p50Ms: 0, p99Ms: 0, lastCallAt: new Map() };
-  const latencies: number[] = [];
-  const until = performance.now() + durationSec * 1000;
-  await Promise.all(sessions.map(async (session, s) => {
-    // Start spread over one think time, as users would.
-    await sleep(Math.random() * thinkMs);
-    for (let n = s; performance.now() < until; n++) {
-      const post = n % 3 === 2;
-      const instance = instances[n % 2] as Instance;
-      figures.lastCallAt.set(session.user, Date.now());
-      const started = performance.now();
-      try {
-        const res = await instance.pool.request({
-          path: '/api/data', method: post ? 'POST' : 'GET',
-          headers: { cookie: session.cookie, 'x-csrf': '1', ...(post ? { 'content-type': 'application/json' } : {}) },
-          ...(post ? { body: JSON.stringify({ n, at: Date.now() }) } : {}),
-        });
-        await res.body.arrayBuffer();
-        figures.byStatus[res.statusCode] = (figures.byStatus[res.statusCode] ?? 0) + 1;
-      } catch {
-        figures.networkErrors++;
-      }
-      latencies.push(performance.now() - started);
-      figures.calls++;
-      if (post) figures.posts++;
-      else figures.gets++;
-      await sleep(Math.random() * 2 * thinkMs);
-    }
-  }));
-  latencies.sort((a, b) => a - b);
-  figures.p50Ms = latencies[Math.floor(latencies.length * 0.5)] ?? 0;
-  figures.p99Ms = latencies[Math.floor(latencies.length * 0.99)] ?? 0;
-  return figures;
-}
-
-/** Logs every session out through its logout URL; resolves to the number that failed. */
-async function logoutAll(instances: Instance[], sessions: Session[]): Promise<number> {
-  const outcomes = await mapLimit(sessions, 16, async (session, i) => {
-    const { pool } = instances[i % 2] as Instance;
-    const user = await pool.request({ path: '/auth/user', method: 'GET', headers: { cookie: session.cookie } });
-    const body = (await user.body.json()) as { logoutUrl?: string };
-    if (user.statusCode !== 200 || body.logoutUrl === undefined) return false;
-    const res = await pool.request({ path: body.logoutUrl, method: 'GET', headers: { cookie: session.cookie } });
-    await res.body.arrayBuffer();
-    return res.statusCode === 302;
-  });
-  return outcomes.filter((ok) => !ok).length;
-}
-
 async function drainEvents(instances: Instance[]): Promise<BffEvent[]> {
   const all: BffEvent[] = [];
   for (const { pool } of instances) {
@@ -281,10 +201,6 @@ async function drainEvents(instances: Instance[]): Promise<BffEvent[]> {
     all.push(...((await res.body.json()) as { events: BffEvent[] }).events);
   }
   return all.sort((a, b) => a.at - b.at);
-}
-
-function newPool(url: string, sessions: number): Pool {
-  return new Pool(url, { connections: Math.min(256, sessions) });
 }
 
 /**
@@ -297,7 +213,7 @@ async function quietHeaps(instances: Instance[], settings: SoakSettings): Promis
     await instance.pool.close();
     instance.pool = newPool(instance.server.url, settings.sessions);
   }
-  await sleep(settings.settleMs);
+  await new Promise((resolve) => setTimeout(resolve, settings.settleMs));
   const heaps: number[] = [];
   for (const { server } of instances) {
     if (settings.heapSnapshotDir !== undefined) await (await fetch(`${server.url}/__bench/heap-snapshot?dir=${encodeURIComponent(settings.heapSnapshotDir)}`, { method: 'POST' })).arrayBuffer();
@@ -315,5 +231,4 @@ async function scan(redis: { scanIterator(options: { MATCH: string; COUNT: numbe
   return keys;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const mib = (bytes: number | undefined) => ((bytes ?? 0) / 1024 / 1024).toFixed(2);
