@@ -20,6 +20,8 @@ export class RawHttpClient {
   private buffer: Buffer = Buffer.alloc(0);
   private closed = true;
   private waiter: (() => void) | undefined;
+  /** One request at a time: a second one sent meanwhile would be given the first one's answer. */
+  private busy = false;
 
   constructor(private readonly port: number, private readonly timeoutMs = 10_000) {}
 
@@ -35,12 +37,16 @@ export class RawHttpClient {
     const split = lines.some((line) => /[\r\n]/.test(line));
     const head = (lines[0] ?? '').startsWith('HEAD ');
     const reused = this.socket !== undefined && !this.closed;
+    if (this.busy) throw new Error('RawHttpClient sends one request at a time');
+    this.busy = true;
     try {
       return await this.exchange(request, head, split);
     } catch (error) {
       // A kept-alive connection the server closed just as the request went out: that request was never read.
-      if (reused && /closed without an answer \(0 bytes\)/.test((error as Error).message)) return this.exchange(request, head, split);
+      if (reused && /closed without an answer \(0 bytes\)/.test((error as Error).message)) return await this.exchange(request, head, split);
       throw error;
+    } finally {
+      this.busy = false;
     }
   }
 
