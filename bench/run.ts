@@ -24,7 +24,7 @@ import { startLocalAuth0, type LocalAuth0 } from '../src/local-auth0/index.js';
 import { runLoad, wrkAvailable, type LoadResult, type LoadTool } from './lib/load.js';
 import { loginThroughEmulator, mapLimit } from './lib/login.js';
 import { startOtlpSink, type OtlpSink } from './lib/otlp-sink.js';
-import { ROOT, canPin, freePort, startServer, type ServerProcess } from './lib/procs.js';
+import { ROOT, canPin, cpuMsOf, freePort, startServer, type ServerProcess } from './lib/procs.js';
 import { monotonicUs, readProfile, selfTimeByArea, topCallers, topSelfTime } from './lib/profile.js';
 import { markdownTable, median, round, table } from './lib/stats.js';
 import { measureSessionEnd, measureWsThroughput, sessionEndRows, wsThroughputRows, type WsSessionEnd, type WsTarget } from './lib/websocket.js';
@@ -142,18 +142,6 @@ interface Contestant {
   pid: number;
 }
 
-/** CPU time (user + system) a process has used so far, in ms; NaN where /proc cannot tell. */
-function cpuMsOf(pid: number): number {
-  try {
-    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th, in clock ticks.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
-  } catch {
-    return Number.NaN;
-  }
-}
-const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100;
 
 interface ContestantResult {
   label: string;

@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient } from 'redis';
-import { freePort, startServer, type ServerProcess } from '../lib/procs.js';
+import { cpuMsOf, freePort, startServer, type ServerProcess } from '../lib/procs.js';
 import { exchangeAccounting, type BffEvent } from './exchanges.js';
 import { drive, loginAll, logoutAll, newPool, PASSWORD, type Instance } from './traffic.js';
 
@@ -119,7 +119,12 @@ export async function runSoak(settings: SoakSettings): Promise<SoakResult> {
     say(`logging in ${settings.sessions} sessions`);
     const sessions = await loginAll(instances, settings.sessions);
     say(`calling for ${settings.durationSec} s`);
+    // CPU time does not depend on what else runs on the machine: it tells what the load itself costs.
+    const cpuBefore = [...servers.map((s) => cpuMsOf(s.pid)), process.cpuUsage()];
     const load = await drive(instances, sessions, settings.durationSec, settings.thinkMs);
+    const cores = servers.map((s, i) => (cpuMsOf(s.pid) - (cpuBefore[i] as number)) / (settings.durationSec * 1000));
+    const parentCpu = process.cpuUsage(cpuBefore[servers.length] as NodeJS.CpuUsage);
+    cores.push((parentCpu.user + parentCpu.system) / 1000 / (settings.durationSec * 1000));
     const upstreamStats = (await (await fetch(`${upstream.url}/__soak/stats`)).json()) as { accepted: number; expired: number; invalid: number; missing: number; latestExpiredByMs: number };
     const auth0SessionsBeforeLogout = (await auth0.get<{ live: number }>('/sessions')).live;
     const eventsOfRun = await drainEvents(instances);
@@ -150,6 +155,7 @@ export async function runSoak(settings: SoakSettings): Promise<SoakResult> {
       'calls (GET / POST)': `${load.calls} (${load.gets} / ${load.posts})`,
       'calls per second': Math.round(load.calls / settings.durationSec),
       'latency p50 / p99 (ms)': `${load.p50Ms.toFixed(1)} / ${load.p99Ms.toFixed(1)}`,
+      'CPU during the calls, in cores (Auth0 / API / BFF 1 / BFF 2 / users)': cores.map((c) => c.toFixed(2)).join(' / '),
       'answers by status': Object.entries(load.byStatus).map(([s, n]) => `${s}: ${n}`).join(', ') + (load.networkErrors ? `, network errors: ${load.networkErrors}` : ''),
       'non-2xx answers': non2xx + load.networkErrors,
       'wrong logouts': wrongLogouts,
@@ -160,8 +166,8 @@ export async function runSoak(settings: SoakSettings): Promise<SoakResult> {
       'sessions whose exchanges do not match their expiries': accounting.mismatched,
       'failed exchanges': failedAtAuth0,
       'tokens the upstream refused (expired / invalid / missing)': `${rejected} (${upstreamStats.expired} / ${upstreamStats.invalid} / ${upstreamStats.missing})`,
-      'heap before / after, instance 1 (MiB)': `${mib(heapBefore[0])} / ${mib(heapAfter[0])}`,
-      'heap before / after, instance 2 (MiB)': `${mib(heapBefore[1])} / ${mib(heapAfter[1])}`,
+      'heap without compiled code, before / after, instance 1 (MiB)': `${mib(heapBefore[0])} / ${mib(heapAfter[0])}`,
+      'heap without compiled code, before / after, instance 2 (MiB)': `${mib(heapBefore[1])} / ${mib(heapAfter[1])}`,
       'logouts (user)': `${logoutEvents.filter((e) => e.reason === 'user').length}, failed: ${logoutFailures}`,
       'Redis keys left after everyone logged out': keysLeft.length,
       'warnings and errors the instances logged': logLines.length === 0 ? 0 : `${logLines.length}, first: ${logLines[0]?.slice(0, 160)}`,
@@ -204,7 +210,8 @@ async function drainEvents(instances: Instance[]): Promise<BffEvent[]> {
 }
 
 /**
- * Each instance's heap after GC, with no connection open but the one asking: the load generator's connections
+ * Each instance's heap after GC, compiled code left out (it grows as functions get hot, up to the program's
+ * size), with no connection open but the one asking: the load generator's connections
  * are closed first, and the upstream closes the BFF's idle ones after a second, so that sockets a pool kept
  * open (bounded, and gone when idle) are not counted as growth. The instances get fresh pools for what follows.
  */
@@ -218,9 +225,9 @@ async function quietHeaps(instances: Instance[], settings: SoakSettings): Promis
   for (const { server } of instances) {
     if (settings.heapSnapshotDir !== undefined) await (await fetch(`${server.url}/__bench/heap-snapshot?dir=${encodeURIComponent(settings.heapSnapshotDir)}`, { method: 'POST' })).arrayBuffer();
     const res = await fetch(`${server.url}/__bench/heap`);
-    const { heapUsed, gc } = (await res.json()) as { heapUsed: number; gc: boolean };
+    const { heapUsedWithoutCode, gc } = (await res.json()) as { heapUsedWithoutCode: number; gc: boolean };
     if (!gc) throw new Error('the BFF instances must run with --expose-gc');
-    heaps.push(heapUsed);
+    heaps.push(heapUsedWithoutCode);
   }
   return heaps;
 }
