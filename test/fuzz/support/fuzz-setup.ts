@@ -139,7 +139,8 @@ export function useFuzzSession(bff: Partial<BffOptions> = {}, returnTo?: string)
   const session = {} as FuzzSession;
   beforeAll(async () => {
     // Access tokens that outlive the longest run: an exchange would be a change of state the fuzz did not make.
-    session.h = await startHarness({ redis: true, apis: apisUnderBasePath, bff, auth0: { accessTokenTtl: 3_600 } });
+    // The default token deadlines (the harness's short ones are for fault tests, and fail a start on a busy machine).
+    session.h = await startHarness({ redis: true, apis: apisUnderBasePath, bff: { tokens: {}, ...bff }, auth0: { accessTokenTtl: 3_600 } });
     session.browser = session.h.browser();
     await session.browser.login(returnTo);
     expect((await session.browser.api('/api/items')).status).toBe(200);
