@@ -59,17 +59,23 @@ if (admin) {
     bff.events.on(name, (payload: object) => void events.push({ name, at: Date.now(), ...payload }));
   }
   app.post('/__bench/events', (_req, res) => void res.json({ events: events.splice(0) }));
-  app.get('/__bench/heap', (_req, res) => {
+  app.get('/__bench/heap', async (_req, res) => {
     const gc = (globalThis as { gc?: () => void }).gc;
-    if (gc) for (let i = 0; i < 3; i++) gc();
+    // Between collections, let finalization callbacks run: AbortSignal.timeout() keeps its timer alive in a
+    // FinalizationRegistry until the signal is collected and the callback has run, which a GC alone never does.
+    if (gc) for (let i = 0; i < 3; i++) {
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
     const { heapUsed, heapTotal, rss, external, arrayBuffers } = process.memoryUsage();
     // Compiled code grows as functions get hot, bounded by the program's size: not what sessions leave behind.
     const code = getHeapSpaceStatistics().filter((space) => space.space_name.startsWith('code')).reduce((sum, space) => sum + space.space_used_size, 0);
     res.json({ gc: gc !== undefined, heapUsed, heapUsedWithoutCode: heapUsed - code, heapTotal, rss, external, arrayBuffers });
   });
   // A heap snapshot written to ?dir (for finding what a heap growth is made of); answers the file name.
-  app.post('/__bench/heap-snapshot', (req, res) => {
+  app.post('/__bench/heap-snapshot', async (req, res) => {
     (globalThis as { gc?: () => void }).gc?.();
+    await new Promise((resolve) => setTimeout(resolve, 20));
     res.json({ file: writeHeapSnapshot(`${String(req.query.dir ?? '.')}/bff-${Date.now()}.heapsnapshot`) });
   });
 }

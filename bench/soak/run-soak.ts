@@ -163,6 +163,8 @@ export async function runSoak(settings: SoakSettings): Promise<SoakResult> {
       'exchanges (Auth0 counted / BFF events)': `${exchangedAtAuth0} / ${reportedByBffs}`,
       'exchanges per session (min / median / max)': accounting.perSession,
       'second exchanges for one expiry': accounting.duplicates,
+      // A timed-out attempt is retried; Auth0 may still complete it, which shows as a second exchange above.
+      'exchange attempts the BFFs gave up on and retried (refresh_failed)': eventsOfRun.filter((e) => e.name === 'refresh_failed').length,
       'sessions whose exchanges do not match their expiries': accounting.mismatched,
       'failed exchanges': failedAtAuth0,
       'tokens the upstream refused (expired / invalid / missing)': `${rejected} (${upstreamStats.expired} / ${upstreamStats.invalid} / ${upstreamStats.missing})`,
