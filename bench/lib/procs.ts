@@ -59,6 +59,11 @@ export interface StartOptions {
   logDir: string;
   /** A path answering once the server is up (any HTTP status counts). Default `/`. */
   readyPath?: string;
+  /**
+   * What the ready path must answer, for servers started on a port chosen beforehand: another process on the
+   * machine may take that port first, and its answers must not be taken for this server's.
+   */
+  readyBody?: (body: string) => boolean;
 }
 
 export async function startServer(options: StartOptions): Promise<ServerProcess> {
@@ -83,8 +88,9 @@ export async function startServer(options: StartOptions): Promise<ServerProcess>
     if (exited) throw new Error(`${options.name} exited at start; its log (${logFile}):\n${tail(logFile)}`);
     try {
       const res = await fetch(`${url}${options.readyPath ?? '/'}`, { signal: AbortSignal.timeout(1_000) });
-      await res.arrayBuffer();
-      break;
+      const body = await res.text();
+      if (options.readyBody === undefined || options.readyBody(body)) break;
+      throw new Error(`${url}${options.readyPath ?? '/'} is not ${options.name} yet`);
     } catch {
       if (Date.now() > until) {
         child.kill('SIGKILL');

@@ -80,7 +80,7 @@ export async function runSoak(settings: SoakSettings): Promise<SoakResult> {
     await redis.connect();
     const users = Array.from({ length: settings.sessions }, (_, i) => `u${i}`);
     const emulator = await startServer({
-      name: 'soak-auth0', script: 'bench/soak/emulator.ts', port: adminPort, logDir, readyPath: '/sessions',
+      name: 'soak-auth0', script: 'bench/soak/emulator.ts', port: adminPort, logDir, readyPath: '/sessions', readyBody: (b) => b.startsWith('{"live":'),
       env: {
         ISSUER_PORT: String(issuerPort), CLIENT_ID, CLIENT_SECRET: clientSecret, REDIRECT_ORIGINS: ports.map((p) => `http://127.0.0.1:${p}`).join(','),
         USERS: users.join(','), PASSWORD, AUDIENCE, ACCESS_TOKEN_TTL: String(settings.tokenTtlSec),
@@ -92,11 +92,11 @@ export async function runSoak(settings: SoakSettings): Promise<SoakResult> {
       post: async <T>(path: string): Promise<T> => (await (await fetch(`${emulator.url}${path}`, { method: 'POST' })).json()) as T,
       resetCounts: async () => void (await (await fetch(`${emulator.url}/reset-counts`, { method: 'POST' })).arrayBuffer()),
     };
-    const upstream = await startServer({ name: 'soak-upstream', script: 'bench/soak/strict-upstream.ts', port: upstreamPort, env: { ISSUER_URL: issuer, AUDIENCE }, logDir, readyPath: '/__soak/stats' });
+    const upstream = await startServer({ name: 'soak-upstream', script: 'bench/soak/strict-upstream.ts', port: upstreamPort, env: { ISSUER_URL: issuer, AUDIENCE }, logDir, readyPath: '/__soak/stats', readyBody: (b) => b.startsWith('{"accepted":') });
     servers.push(upstream);
     for (const [i, port] of ports.entries()) {
       const server = await startServer({
-        name: `soak-bff-${i + 1}`, script: 'bench/servers/lib-bff.ts', port, logDir, nodeArgs: ['--expose-gc'], readyPath: '/__bench/ping',
+        name: `soak-bff-${i + 1}`, script: 'bench/servers/lib-bff.ts', port, logDir, nodeArgs: ['--expose-gc'], readyPath: '/__bench/ping', readyBody: (b) => b === 'pong',
         env: {
           BASE_URL: `http://127.0.0.1:${port}`, ISSUER_URL: issuer, CLIENT_ID, CLIENT_SECRET: clientSecret, AUDIENCE,
           UPSTREAM_API_URL: upstream.url, REDIS_URL: settings.redisUrl, SESSION_SECRET: sessionSecret, BENCH_REDIS_PREFIX: prefix, BENCH_ADMIN: '1',
