@@ -13,6 +13,12 @@ export class ServerLifecycle {
   private draining = false;
   private whenIdle: (() => void) | undefined;
   private stopped: Promise<void> | undefined;
+  private markClosed!: () => void;
+  /**
+   * Resolves once the server has closed entirely, after `stop()`: connections upgraded to WebSockets are no
+   * longer the HTTP server's to end, and hold this until whoever upgraded them closes them.
+   */
+  readonly closed = new Promise<void>((resolve) => (this.markClosed = resolve));
 
   constructor(private readonly server: Server) {
     server.on('request', this.onRequest);
@@ -26,7 +32,7 @@ export class ServerLifecycle {
   /**
    * Stops accepting connections and closes the idle ones at once; requests already accepted (also those that
    * arrive meanwhile on their connections) get their real answer, with `Connection: close`, for up to `graceMs`.
-   * Then every connection left is closed. Calling it again returns the same stop.
+   * Then every HTTP connection left is closed (see `closed` for the rest). Calling it again returns the same stop.
    */
   stop(graceMs: number): Promise<void> {
     return (this.stopped ??= this.drain(graceMs));
@@ -45,7 +51,7 @@ export class ServerLifecycle {
   private async drain(graceMs: number): Promise<void> {
     this.draining = true;
     // close() stops listening and ends the idle keep-alive connections; the callback waits for the rest.
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.close(() => this.markClosed());
     // Browsers should not send another request on a connection that is about to be closed.
     for (const res of this.active) if (!res.headersSent) res.setHeader('Connection', 'close');
     if (graceMs > 0 && this.active.size > 0) {
@@ -59,7 +65,6 @@ export class ServerLifecycle {
     }
     // Whatever is still open now is idle, or past the grace period.
     this.server.closeAllConnections();
-    await closed;
   }
 }
 

@@ -99,7 +99,10 @@ export async function startExample(config: ExampleConfig, options: StartOptions 
     const server = createServer();
     const lifecycle = new ServerLifecycle(server);
     await listen(server, config.port, options.host, `PORT ${config.port}`);
-    const stopServer = () => lifecycle.stop(gracePeriodMs);
+    const stopServer = async () => {
+      await lifecycle.stop(gracePeriodMs);
+      await lifecycle.closed;
+    };
     cleanup.push(stopServer);
     const port = (server.address() as AddressInfo).port;
     const localUrl = `http://localhost:${port}`;
@@ -167,13 +170,14 @@ export async function startExample(config: ExampleConfig, options: StartOptions 
       ...(options.redisPrefix === undefined ? {} : { redisPrefix: options.redisPrefix }),
       logger,
     });
-    // Stopped in reverse: the browsers' HTTP connections end first, so that bff.close(), which waits for API
-    // calls in flight, is not held up by one still waiting on the upstream; bff.close() closes the WebSockets
-    // (upgraded connections are no longer the server's to end); then the server stops.
+    // Stopped in reverse: the browsers' HTTP requests first (no new ones; those accepted are answered within the
+    // grace period, then their connections end), so that bff.close(), which waits for API calls in flight, is not
+    // held up by one still waiting on the upstream; bff.close() closes the WebSockets (upgraded connections are
+    // no longer the server's to end); then the server has stopped.
     cleanup.push(async () => {
-      server.closeAllConnections();
+      await lifecycle.stop(gracePeriodMs);
       await bff.close();
-      await stopServer();
+      await lifecycle.closed;
     });
 
     const app = express();
