@@ -8,6 +8,8 @@ const PERSISTENCE = [
   { name: 'with RDB snapshots, shut down cleanly', args: ['--save', '3600 1', '--appendonly', 'no'], signal: 'SIGTERM', keepsSessions: true },
 ] as const;
 
+const COMMAND_TIMEOUT_MS = 500;
+
 const CASES = PERSISTENCE.flatMap((p) => REDIS_CLIENT_MODES.map((m) => ({ ...p, mode: m.mode, options: m.options })));
 
 /** API calls from every browser, one after another each, until stopped: what they were answered. */
@@ -38,10 +40,12 @@ describe.each(CASES)('when Redis is restarted during traffic, $name ($mode)', ({
     ? 'answers 503 while it is away, then every session works again without a new login or a BFF restart'
     : 'answers 503 while it is away, then 401 login_required for the lost sessions, and new logins work without a BFF restart', async () => {
     redis = await startOwnRedis([...args]);
-    h = await startHarness({ redis: true, redisUrl: redis.url, instances: 2, ...options, bff: { redisCommandTimeout: 300 } });
+    // The default token deadlines: the harness's short ones are for Auth0 fault tests, and a login on a busy
+    // machine could miss them.
+    h = await startHarness({ redis: true, redisUrl: redis.url, instances: 2, ...options, bff: { redisCommandTimeout: COMMAND_TIMEOUT_MS, tokens: {} } });
     const harness = h;
     const browsers = [harness.browser(0), harness.browser(1), harness.browser(0)];
-    for (const b of browsers) await b.login();
+    for (const b of browsers) expect((await b.login()).status).toBe(302);
     for (const b of browsers) expect((await b.api('/api/items')).status).toBe(200);
     const load = traffic(browsers);
     await waitFor(() => load.answers.length >= 10, 'traffic flows');
@@ -54,7 +58,7 @@ describe.each(CASES)('when Redis is restarted during traffic, $name ($mode)', ({
     const away = load.answers.slice(during);
     // Clear answers, quickly: not a hang, not a 500, not a logout.
     for (const a of away) expect(a).toMatchObject({ status: 503, error: 'session_store_unavailable' });
-    expect(Math.max(...away.map((a) => a.ms))).toBeLessThan(2_000);
+    expect(Math.max(...away.map((a) => a.ms))).toBeLessThan(COMMAND_TIMEOUT_MS + 2_000);
     const user = await browsers[0]?.request('/auth/user');
     expect(user?.status).toBe(503);
     expect((await harness.browser(1).request('/healthz')).status).toBe(503);
@@ -71,7 +75,7 @@ describe.each(CASES)('when Redis is restarted during traffic, $name ($mode)', ({
     if (keepsSessions) {
       expect(after.every((a) => a.status === 200)).toBe(true);
       for (const b of browsers) {
-        expect((await b.api('/api/items')).status).toBe(200);
+        await waitFor(async () => (await b.api('/api/items')).status === 200, 'the session works as before');
         expect((await b.user()).status).toBe(200);
       }
       expect(harness.events.filter((e) => e.name === 'logout')).toEqual([]);
@@ -79,7 +83,7 @@ describe.each(CASES)('when Redis is restarted during traffic, $name ($mode)', ({
       // The sessions were only in the memory of the Redis that died: the browsers must log in again.
       for (const a of after) expect(a).toMatchObject({ status: 401, error: 'login_required' });
       const fresh = harness.browser(1);
-      await fresh.login();
+      expect((await fresh.login()).status).toBe(302);
       expect((await fresh.api('/api/items')).status).toBe(200);
       expect((await browsers[0]?.login())?.status).toBe(302);
       expect((await browsers[0]?.api('/api/items'))?.status).toBe(200);
