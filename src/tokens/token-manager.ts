@@ -117,13 +117,21 @@ export class TokenManager {
     return !options.force || (options.rejected !== undefined && entry.token !== options.rejected);
   }
 
-  private readonly warnedTooShort = new Set<string>();
-  private warnTooShort(audience: string, lifetime: number): void {
-    if (this.warnedTooShort.has(audience)) return;
-    this.warnedTooShort.add(audience);
-    this.config.logger.warn('Access tokens for this API live too short for the refresh margin and clock-skew allowance: every call renews one', {
-      audience, lifetimeSeconds: lifetime, clockSkewSeconds: this.config.tokens.clockSkewMs / 1000,
-    });
+  private readonly warnedDueOnArrival = new Set<string>();
+  /**
+   * Says once per API why a token arrived already due for renewal: its lifetime is shorter than the refresh margin
+   * and clock-skew allowance (then every call renews one), or Auth0 took longer to answer than the token stays
+   * usable (an overloaded BFF or Auth0).
+   */
+  private warnDueOnArrival(audience: string, entry: AccessTokenEntry, requestedAt: number, lifetime: number, durationMs: number): void {
+    const tooShort = entry.refreshAt <= requestedAt;
+    const kind = `${tooShort ? 'short' : 'slow'} ${audience}`;
+    if (this.warnedDueOnArrival.has(kind)) return;
+    this.warnedDueOnArrival.add(kind);
+    const details = { audience, lifetimeSeconds: lifetime, clockSkewSeconds: this.config.tokens.clockSkewMs / 1000, durationMs };
+    this.config.logger.warn(tooShort
+      ? 'Access tokens for this API live too short for the refresh margin and clock-skew allowance: every call renews one'
+      : 'Auth0 took longer to answer than the new access token stays usable: it arrived due for renewal', details);
   }
 
   private async exchangeOnce(session: LoadedSession, target: TokenTarget, options: AccessTokenOptions, renewal: Renewal): Promise<AccessTokenEntry> {
@@ -229,7 +237,7 @@ export class TokenManager {
     }
     const now = this.config.clock();
     const accessToken = accessTokenEntry(answer, requestedAt, this.config.tokens);
-    if (accessToken.refreshAt <= now) this.warnTooShort(target.audience, answer.expiresIn);
+    if (accessToken.refreshAt <= now) this.warnDueOnArrival(target.audience, accessToken, requestedAt, answer.expiresIn, durationMs);
     // An enterprise IdP's session end (a new ID token's session_expiry) may only bring the absolute lifetime forward.
     const capped = sessionExpiryOf(answer.claims);
     const absoluteExpiresAt = capped !== undefined && capped < record.absoluteExpiresAt ? capped : undefined;
