@@ -4,6 +4,7 @@ import express, { type NextFunction, type Request, type RequestHandler, type Res
 import session from 'express-session';
 import type { BffOptions } from './config/options.js';
 import { validateOptions } from './config/validate.js';
+import { DPoP } from './dpop/dpop.js';
 import { BffError, ErrorCode } from './errors.js';
 import { BffEventEmitter } from './events/events.js';
 import { Reporter } from './events/reporter.js';
@@ -114,7 +115,8 @@ export function createBff(options: BffOptions): Bff {
   const events = new BffEventEmitter();
   const telemetry = createTelemetry(config.telemetry, backend.countSessions);
   const report = new Reporter(events, config.logger, telemetry);
-  const idp = new IdpClient(config);
+  const dpop = config.dpop ? new DPoP(config.dpop.key, config.clock, config.logger) : undefined;
+  const idp = new IdpClient(config, dpop);
   idp.start();
   const sessions = new Sessions(config, backend, report);
   const tokens = new TokenManager(config, idp, sessions, report);
@@ -153,7 +155,7 @@ export function createBff(options: BffOptions): Bff {
   // The longest mount first: a call under `/api/billing` belongs to that API, not to an `/api` declared before it.
   const proxies = [...config.apis]
     .sort((a, b) => b.mount.length - a.mount.length)
-    .map((api) => new ApiProxy(api, config, sessions, tokens, realtime.streams, report, telemetry.proxy(api)));
+    .map((api) => new ApiProxy(api, config, sessions, tokens, realtime.streams, report, telemetry.proxy(api), dpop));
   const external = config.session.external;
   let closing: Promise<void> | undefined;
   const bff = function bff(req: Request, res: Response, next: NextFunction): void {

@@ -21,6 +21,11 @@ export const ErrorCode = {
   UPSTREAM_UNAVAILABLE: 'upstream_unavailable',
   /** 504: the upstream API did not answer in time. */
   UPSTREAM_TIMEOUT: 'upstream_timeout',
+  /**
+   * 503: the API asked for a DPoP nonce the BFF did not have yet, for a request that cannot be replayed (it has a
+   * body, or a method that is not idempotent). The API did not process it; send it again (the BFF has the nonce now).
+   */
+  UPSTREAM_NONCE_REQUIRED: 'upstream_nonce_required',
   /** 503: the session store (Redis) is not answering. Nobody is logged out because of it. */
   SESSION_STORE_UNAVAILABLE: 'session_store_unavailable',
   /** 500: the BFF is misconfigured (for example Auth0 rejects its client credentials). */
@@ -41,6 +46,7 @@ const STATUS: Record<ErrorCode, number> = {
   idp_unavailable: 502,
   upstream_unavailable: 502,
   upstream_timeout: 504,
+  upstream_nonce_required: 503,
   session_store_unavailable: 503,
   configuration_error: 500,
   server_error: 500,

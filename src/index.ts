@@ -1,5 +1,6 @@
 export { createBff, type Bff } from './create-bff.js';
 export type { BffOptions, ApiOptions, RedisClient } from './config/options.js';
+export type { DPoPOptions } from './dpop/options.js';
 export { BffError, BffConfigError, ErrorCode } from './errors.js';
 export type { BffEvents, BffEventName, BffOperation, LogoutReason } from './events/events.js';
 export type { Logger, LogLevel } from './events/logger.js';

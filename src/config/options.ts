@@ -1,6 +1,7 @@
 import type { RedisClientType, RedisClusterType } from 'redis';
 import type { Logger, LogLevel } from '../events/logger.js';
 import type { TelemetryOptions } from '../telemetry/providers.js';
+import type { DPoPOptions } from '../dpop/options.js';
 
 /** A node-redis v6 client (or cluster). Connected by the app; the BFF never closes it. */
 export type RedisClient = RedisClientType<any, any, any, any, any> | RedisClusterType<any, any, any, any, any>;
@@ -120,6 +121,12 @@ export interface BffOptions {
     /** Milliseconds one exchange attempt may take. Default 2,500. */
     attemptTimeout?: number;
   };
+  /**
+   * Sender-constrained tokens (DPoP, RFC 9449): token requests carry a proof made with this key, Auth0 binds the
+   * access tokens to it, and every proxied call carries `Authorization: DPoP` and a fresh proof. Default: off
+   * (Bearer tokens).
+   */
+  dpop?: DPoPOptions;
   /** Login parameters the browser may pass through `/auth/login?...`. Default prompt, screen_hint, organization, login_hint. */
   loginParameters?: string[];
   /** Accepted logout_token signing algorithms. Default RS256, RS384, RS512, PS256, ES256. */

@@ -3,6 +3,7 @@ import type { Log } from '../events/logger.js';
 import type { TelemetryOptions } from '../telemetry/providers.js';
 import { readLogger, readTelemetry } from './observability.js';
 import type { BffOptions, RedisClient } from './options.js';
+import { readDPoPOption, type DPoPConfig } from '../dpop/options.js';
 import { parseEncryptionKeys } from '../session/encryption.js';
 
 /** The validated, frozen configuration. No module but this one reads raw options. */
@@ -54,6 +55,8 @@ export interface BffConfig {
     readonly exchangeDeadlineMs: number;
     readonly attemptTimeoutMs: number;
   };
+  /** Sender-constrained tokens: the DPoP key, read once. Undefined: Bearer tokens. */
+  readonly dpop: DPoPConfig | undefined;
   readonly loginParameters: readonly string[];
   readonly backchannelAlgorithms: readonly string[];
   /** The app's logger, wrapped once: level-filtered, called in its own argument order. */
@@ -218,6 +221,7 @@ export function validateOptions(options: BffOptions): BffConfig {
     userClaims: options.userClaims === undefined ? undefined : [...options.userClaims],
     logout: { idpLogout: options.logout?.idpLogout ?? true, returnTo: logoutReturnTo, idTokenHint: options.logout?.idTokenHint === true },
     tokens: { refreshMargin, clockSkewMs: Math.round(clockSkew * 1000), exchangeDeadlineMs, attemptTimeoutMs },
+    dpop: readDPoPOption(options.dpop),
     loginParameters: [...(options.loginParameters ?? ['prompt', 'screen_hint', 'organization', 'login_hint'])],
     backchannelAlgorithms: [...(options.backchannelAlgorithms ?? ['RS256', 'RS384', 'RS512', 'PS256', 'ES256'])],
     logger,

@@ -27,7 +27,9 @@ export function classifyTokenFailure(error: unknown): ClassifiedFailure {
     if (error.error === 'mfa_required' || error.error === 'login_required' || error.error === 'interaction_required') {
       return { kind: 'terminal', error: error.error, status, retryAfter };
     }
-    if (status === 429 || status >= 500 || error.error === 'temporarily_unavailable' || error.error === 'too_many_requests') {
+    // openid-client already answered one use_dpop_nonce with the nonce; a second one (the nonce rotated between
+    // the two requests) is worth another try later, with the nonce it has now.
+    if (status === 429 || status >= 500 || error.error === 'temporarily_unavailable' || error.error === 'too_many_requests' || error.error === 'use_dpop_nonce') {
       return { kind: 'transient', error: error.error, status, retryAfter };
     }
     return { kind: 'configuration', error: error.error, status, retryAfter };

@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import * as oidc from 'openid-client';
 import { importJWK } from 'jose';
 import type { BffConfig } from '../config/validate.js';
+import type { DPoP } from '../dpop/dpop.js';
 
 /** The parts of a token endpoint answer the BFF keeps. */
 export interface TokenAnswer {
@@ -11,6 +12,8 @@ export interface TokenAnswer {
   readonly idToken: string | undefined;
   readonly scope: string | undefined;
   readonly claims: Record<string, unknown> | undefined;
+  /** DPoP: the thumbprint of the key the access token is bound to; undefined for a Bearer token. */
+  readonly jkt?: string | undefined;
 }
 
 /**
@@ -25,8 +28,13 @@ export class IdpClient {
   private closed = false;
   // Lets one call bound its own requests more tightly than the default timeout (an exchange's remaining deadline), in ms.
   private readonly callTimeout = new AsyncLocalStorage<number>();
+  /** With DPoP: openid-client's handle, made once the issuer is discovered. */
+  private tokenOptions: oidc.DPoPOptions | undefined;
 
-  constructor(private readonly config: BffConfig) {}
+  constructor(
+    private readonly config: BffConfig,
+    private readonly dpop?: DPoP,
+  ) {}
 
   /** Starts discovery; on failure it retries with backoff in the background until it works or close() is called. */
   start(): void {
@@ -94,6 +102,7 @@ export class IdpClient {
     // openid-client's own timeout (an AbortSignal.timeout per request) is off from here on: fetchWithin bounds
     // every request. (Discovery, once, cannot turn it off: it takes 0 as "time out at once".)
     configuration.timeout = 0;
+    if (this.dpop) this.tokenOptions = await this.dpop.tokenRequestOptions(configuration);
     return configuration;
   }
 
@@ -107,14 +116,15 @@ export class IdpClient {
       expectedState: checks.state,
       expectedNonce: checks.nonce,
       idTokenExpected: true,
-    });
-    return toAnswer(response);
+    }, undefined, this.tokenOptions);
+    return this.toAnswer(response, this.config.audience ?? '(default audience)');
   }
 
   /** One exchange attempt, given up after `timeoutMs` (a TimeoutError). */
   async refresh(refreshToken: string, parameters: Record<string, string>, timeoutMs: number): Promise<TokenAnswer> {
     const configuration = await this.ready();
-    return toAnswer(await this.callTimeout.run(timeoutMs, () => oidc.refreshTokenGrant(configuration, refreshToken, parameters)));
+    const response = await this.callTimeout.run(timeoutMs, () => oidc.refreshTokenGrant(configuration, refreshToken, parameters, this.tokenOptions));
+    return this.toAnswer(response, parameters.audience ?? this.config.audience ?? '(default audience)');
   }
 
   async revoke(refreshToken: string): Promise<void> {
@@ -134,6 +144,17 @@ export class IdpClient {
 
   get issuer(): string | undefined {
     return this.configuration?.serverMetadata().issuer;
+  }
+
+  private toAnswer(response: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers, audience: string): TokenAnswer {
+    const answer = toAnswer(response);
+    if (this.dpop === undefined) return answer;
+    // A DPoP token request may still get a Bearer token: Auth0 binds only for APIs with DPoP turned on.
+    if (response.token_type !== 'dpop') {
+      this.dpop.unboundToken(audience);
+      return answer;
+    }
+    return { ...answer, jkt: this.dpop.thumbprint };
   }
 }
 

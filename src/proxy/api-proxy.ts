@@ -1,6 +1,8 @@
 import type { Request, Response } from 'express';
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import type { BffConfig } from '../config/validate.js';
+import type { DPoP } from '../dpop/dpop.js';
+import type { UpstreamProofs } from '../dpop/upstream.js';
 import { BffError, ErrorCode } from '../errors.js';
 import { sendError, toBffError } from '../http/json-error.js';
 import type { AccessTokenEntry } from '../session/record.js';
@@ -27,6 +29,8 @@ export class ApiProxy {
   private readonly pool: Pool;
   private readonly basePath: string;
   private readonly forwarded: { proto: string; host: string; prefix: string };
+  /** With DPoP: the proofs of this API's calls. */
+  private readonly proofs: UpstreamProofs | undefined;
 
   constructor(
     private readonly api: Api,
@@ -38,6 +42,7 @@ export class ApiProxy {
     private readonly report: Reporter,
     /** Undefined without an OpenTelemetry SDK: then the calls cost nothing more than this field's check. */
     private readonly telemetry: ProxyTelemetry | undefined,
+    dpop?: DPoP,
   ) {
     this.pool = new Pool(api.upstream.origin, {
       connections: 128,
@@ -48,6 +53,7 @@ export class ApiProxy {
     });
     this.basePath = api.upstream.pathname.replace(/\/+$/, '');
     this.forwarded = { proto: config.baseURL.protocol.slice(0, -1), host: config.baseURL.host, prefix: api.mount };
+    this.proofs = dpop?.forUpstream(api.upstream.origin);
   }
 
   /** Whether a request URL (relative to where the BFF is mounted) belongs to this API: `<mount>`, `<mount>/...`, `<mount>?...`. */
@@ -101,21 +107,31 @@ export class ApiProxy {
     // request replayed, when replaying cannot do harm.
     // An upstream that rejects every token (misconfigured on its side) costs one forced exchange, not one per call.
     const mayRetry = !hasBody && REPLAYABLE.has(req.method) && this.tokens.mayForce(first.token);
-    this.forward(req, res, path, session, first.token, hasBody, mayRetry, 0, (outcome) => {
+    this.forward(req, res, path, session, first, hasBody, mayRetry, 0, (outcome) => {
       if (outcome.kind !== 'retry') return this.settled(res, outcome);
       Promise.resolve(this.tokens.accessToken(session, this.api, { force: true, rejected: first.token })).then(
-        (renewed) => this.forward(req, res, path, session, renewed.token, false, false, 1, (last) => this.settled(res, last)),
+        (renewed) => this.forward(req, res, path, session, renewed, false, false, 1, (last) => this.settled(res, last)),
         (error: unknown) => this.fail(res, error),
       );
     });
   }
 
-  private forward(req: Request, res: Response, path: string, session: LoadedSession, token: string, hasBody: boolean, mayRetry: boolean, resend: number, settle: (outcome: ForwardOutcome, status: number) => void): void {
-    const headers = upstreamRequestHeaders(req, token, this.forwarded);
+  private forward(req: Request, res: Response, path: string, session: LoadedSession, entry: AccessTokenEntry, hasBody: boolean, mayRetry: boolean, resend: number, settle: (outcome: ForwardOutcome, status: number) => void, nonceRetry = true): void {
+    const headers = upstreamRequestHeaders(req, entry.token, this.forwarded);
+    // A bound token (the token manager hands out only tokens of this key) goes with a fresh proof.
+    const proofs = entry.jkt === undefined ? undefined : this.proofs;
+    if (proofs !== undefined) proofs.authorize(headers, req.method, path, entry);
     const call = this.telemetry?.start(req.method, path, headers, resend);
     const done = call === undefined ? settle : (outcome: ForwardOutcome, status: number) => {
       call.end(status, outcome.kind === 'gone' ? 'aborted' : outcome.kind === 'failed' || outcome.kind === 'broken' ? causeName(outcome.error) : undefined);
       settle(outcome, status);
+    };
+    const finish = proofs === undefined ? done : (outcome: ForwardOutcome, status: number) => {
+      if (outcome.kind !== 'retry' || outcome.reason !== 'use_dpop_nonce') return done(outcome, status);
+      call?.end(status, undefined);
+      // Once, and like a token renewal only when replaying cannot do harm: a body was streamed away already.
+      if (nonceRetry && !hasBody && REPLAYABLE.has(req.method)) return this.forward(req, res, path, session, entry, false, mayRetry, resend + 1, settle, false);
+      settle({ kind: 'failed', error: nonceRequired() }, status);
     };
     try {
       this.pool.dispatch(
@@ -127,7 +143,7 @@ export class ApiProxy {
           // An event stream (EventSource asks for one) may be quiet for as long as it likes, unless configured otherwise.
           bodyTimeout: req.headers.accept?.includes('text/event-stream') ? this.api.eventStreamTimeoutMs : null,
         },
-        new ForwardHandler(res, mayRetry, done, this.streams, session, this.api.audience),
+        new ForwardHandler(res, mayRetry, finish, this.streams, session, this.api.audience, proofs?.rememberNonce),
       );
     } catch (error) {
       done({ kind: 'failed', error: error as Error }, 0);
@@ -155,6 +171,12 @@ export class ApiProxy {
     return this.pool.close();
   }
 }
+
+const nonceRequired = (): BffError => new BffError(
+  ErrorCode.UPSTREAM_NONCE_REQUIRED,
+  'The API asked for a DPoP nonce and did not process the request; it can be sent again now.',
+  { retryAfter: 0 },
+);
 
 function upstreamError(error: unknown): BffError {
   if (error instanceof BffError) return error;

@@ -2,13 +2,18 @@ import type { ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import type { StreamTracker, Tracked } from '../realtime/registry.js';
 import type { LoadedSession } from '../session/sessions.js';
+import { demandsNonce } from '../dpop/challenge.js';
 import { browserResponseHeaders } from './headers.js';
 
 /** How one upstream exchange ended. */
 export type ForwardOutcome =
   | { readonly kind: 'done' }
-  /** The upstream said the token is no good (401 invalid_token) and the request may be replayed: nothing was sent yet. */
-  | { readonly kind: 'retry' }
+  /**
+   * Nothing was sent to the browser yet, and the request may be sent again: the upstream said the token is no good
+   * (401 invalid_token, and the request may be replayed), or it wants a DPoP nonce (401 use_dpop_nonce; whether the
+   * request can be replayed is the caller's to decide).
+   */
+  | { readonly kind: 'retry'; readonly reason: 'invalid_token' | 'use_dpop_nonce' }
   /** Failed before anything reached the browser: the caller answers with an error. */
   | { readonly kind: 'failed'; readonly error: Error }
   /** Failed after the answer began: the browser's connection was broken off. */
@@ -23,7 +28,7 @@ export type ForwardOutcome =
 export class ForwardHandler implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | undefined;
   private started = false;
-  private retrying = false;
+  private retrying: 'invalid_token' | 'use_dpop_nonce' | undefined;
   private settled = false;
   /** The upstream's Content-Length, while no byte of the body was written: a body that arrives whole is sent whole. */
   private wholeLength = -1;
@@ -43,6 +48,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     private readonly streams?: StreamTracker | undefined,
     private readonly session?: LoadedSession | undefined,
     private readonly audience = '',
+    /** With a DPoP-bound token: takes the upstream's `DPoP-Nonce` from any answer. */
+    private readonly rememberNonce?: (nonce: string) => void,
   ) {
     res.once('close', this.onClientClose);
   }
@@ -57,8 +64,17 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     // Interim answers (100, 102, 103 Early Hints) are not the response: writing one would end the real one.
     if (statusCode < 200) return;
     this.status = statusCode;
+    if (this.rememberNonce !== undefined) {
+      const nonce = headers['dpop-nonce'];
+      if (typeof nonce === 'string') this.rememberNonce(nonce);
+      // RFC 9449 9: the API refused the request unprocessed; the nonce to use came with the refusal.
+      if (statusCode === 401 && nonce !== undefined && demandsNonce(headers['www-authenticate'])) {
+        this.retrying = 'use_dpop_nonce';
+        return;
+      }
+    }
     if (this.mayRetry && statusCode === 401 && invalidToken(headers['www-authenticate'])) {
-      this.retrying = true;
+      this.retrying = 'invalid_token';
       return;
     }
     this.res.writeHead(statusCode, browserResponseHeaders(headers));
@@ -88,7 +104,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
-    if (this.retrying) return this.finish({ kind: 'retry' });
+    if (this.retrying !== undefined) return this.finish({ kind: 'retry', reason: this.retrying });
     if (!this.ended) this.res.end();
     this.finish({ kind: 'done' });
   }
@@ -137,9 +153,9 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 }
 
-/** RFC 6750 3.1: the resource server says the access token is expired, revoked or otherwise invalid. */
+/** RFC 6750 3.1 (RFC 9449 7.1 for DPoP): the resource server says the access token is expired, revoked or otherwise invalid. */
 export function invalidToken(header: string | string[] | undefined): boolean {
   if (header === undefined) return false;
   const value = Array.isArray(header) ? header.join(', ') : header;
-  return /^\s*bearer\b/i.test(value) && /error\s*=\s*"?invalid_token"?/i.test(value);
+  return /^\s*(?:bearer|dpop)\b/i.test(value) && /error\s*=\s*"?invalid_token"?/i.test(value);
 }

@@ -3,7 +3,7 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 /** RFC 9110 7.6.1 hop-by-hop headers, plus what a proxy must never pass on from the browser. */
 const DROP_REQUEST = new Set([
   'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer',
-  'transfer-encoding', 'upgrade', 'host', 'cookie', 'authorization', 'expect', 'forwarded',
+  'transfer-encoding', 'upgrade', 'host', 'cookie', 'authorization', 'dpop', 'expect', 'forwarded',
   'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-prefix', 'x-forwarded-port',
   'x-forwarded-server', 'x-real-ip',
   // Some frameworks (Symfony, Zend, IIS) take the request path or method from these: the proxy's path checks

@@ -7,6 +7,8 @@ export interface AccessTokenEntry {
   /** When the token manager starts exchanging: expiresAt minus the refresh margin, fixed when stored. */
   readonly refreshAt: number;
   readonly scope: string | undefined;
+  /** DPoP: the thumbprint of the key the token is bound to (its `cnf.jkt`); undefined for a Bearer token. */
+  readonly jkt?: string | undefined;
 }
 
 /**
@@ -100,22 +102,28 @@ export const VIEW_FIELDS = [F.sub, F.sid, F.absoluteExpiresAt, F.idleExpiresAt, 
 /** The fields a session list reads: see {@link decodeSummary}. */
 export const SUMMARY_FIELDS = [F.sub, F.sid, F.createdAt, F.absoluteExpiresAt, F.idleExpiresAt, F.lastActiveAt, F.userAgent] as const;
 
+/** `refreshAt|expiresAt|token|scope`, led by `#jkt|` for a DPoP-bound token (entries stored before DPoP read as Bearer). */
 export function encodeAccessToken(entry: AccessTokenEntry, cipher: FieldCipher): string {
-  return `${entry.refreshAt}|${entry.expiresAt}|${cipher.encrypt(entry.token)}|${entry.scope ?? ''}`;
+  const bound = entry.jkt === undefined ? '' : `#${entry.jkt}|`;
+  return `${bound}${entry.refreshAt}|${entry.expiresAt}|${cipher.encrypt(entry.token)}|${entry.scope ?? ''}`;
 }
 
 export function decodeAccessToken(value: string | null | undefined, cipher: FieldCipher): AccessTokenEntry | undefined {
   if (!value) return undefined;
-  const a = value.indexOf('|');
+  // `#jkt|` leads a bound token's entry: `lead` is where it ends, -1 for a Bearer token's.
+  const bound = value.charCodeAt(0) === 35; /* # */
+  const lead = bound ? value.indexOf('|') : -1;
+  const a = value.indexOf('|', lead + 1);
   const b = value.indexOf('|', a + 1);
   const c = value.indexOf('|', b + 1);
-  if (a < 0 || b < 0 || c < 0) return undefined;
+  if (a < 0 || b < 0 || c < 0 || (bound && lead < 0)) return undefined;
   const scope = value.slice(c + 1);
   return {
-    refreshAt: Number(value.slice(0, a)),
+    refreshAt: Number(value.slice(lead + 1, a)),
     expiresAt: Number(value.slice(a + 1, b)),
     token: cipher.decrypt(value.slice(b + 1, c)),
     scope: scope === '' ? undefined : scope,
+    jkt: lead < 0 ? undefined : value.slice(1, lead),
   };
 }
 

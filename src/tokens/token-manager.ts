@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { BffConfig } from '../config/validate.js';
+import { fitsKey } from '../dpop/dpop.js';
 import { BffError, ErrorCode } from '../errors.js';
 import type { Renewal } from '../events/renewal.js';
 import type { Reporter } from '../events/reporter.js';
@@ -48,7 +49,7 @@ export function accessTokenEntry(answer: TokenAnswer, requestedAt: number, timin
   const lifetime = answer.expiresIn > 0 ? answer.expiresIn : 60;
   const expiresAt = requestedAt + (lifetime - 1) * 1000;
   const margin = Math.max(0, Math.min(lifetime, timing.refreshMargin(lifetime))) * 1000;
-  return { token: answer.accessToken, expiresAt, refreshAt: expiresAt - margin - timing.clockSkewMs, scope: answer.scope };
+  return { token: answer.accessToken, expiresAt, refreshAt: expiresAt - margin - timing.clockSkewMs, scope: answer.scope, jkt: answer.jkt };
 }
 
 /**
@@ -63,6 +64,8 @@ export class TokenManager {
   private readonly lockTtlMs: number;
   /** Whether a token Auth0 issued is for the API it was asked for: checked when one is stored (login, exchange). */
   readonly audiences: AudienceCheck;
+  /** The DPoP key's thumbprint: a stored token bound to another key is renewed before use. */
+  private readonly jkt: string | undefined;
 
   constructor(
     private readonly config: BffConfig,
@@ -72,12 +75,13 @@ export class TokenManager {
   ) {
     this.lockTtlMs = config.tokens.exchangeDeadlineMs + config.tokens.attemptTimeoutMs + 1_000;
     this.audiences = new AudienceCheck(config.logger);
+    this.jkt = config.dpop?.key.thumbprint;
   }
 
   /** A fresh access token for a loaded session: the stored one when it is not expiring, else one exchange. */
   accessToken(session: LoadedSession, target: TokenTarget, options: AccessTokenOptions = {}): AccessTokenEntry | Promise<AccessTokenEntry> {
     const current = session.view.accessToken;
-    if (!options.force && current !== undefined && this.config.clock() < current.refreshAt) return current;
+    if (!options.force && current !== undefined && this.config.clock() < current.refreshAt && fitsKey(current, this.jkt)) return current;
     const key = `${session.id} ${target.audience}`;
     const joined = this.inflight.get(key);
     if (joined) {
@@ -111,7 +115,7 @@ export class TokenManager {
    * make every waiter exchange again.
    */
   private isUsable(entry: AccessTokenEntry | undefined, stale: string | undefined, options: AccessTokenOptions): entry is AccessTokenEntry {
-    if (entry === undefined) return false;
+    if (entry === undefined || !fitsKey(entry, this.jkt)) return false;
     const now = this.config.clock();
     if (now >= entry.expiresAt || (now >= entry.refreshAt && entry.token === stale)) return false;
     return !options.force || (options.rejected !== undefined && entry.token !== options.rejected);

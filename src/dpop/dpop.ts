@@ -1,0 +1,77 @@
+import type * as oidc from 'openid-client';
+import type { Logger } from '../events/events.js';
+import type { DPoPKey } from './key.js';
+import { NonceCache } from './nonces.js';
+import { accessTokenHash, ProofSigner } from './proof.js';
+import { issuerRefusesAlgorithm, tokenEndpointHandle } from './token-endpoint.js';
+import { UpstreamProofs, type BoundToken } from './upstream.js';
+
+/**
+ * Sender-constrained tokens (RFC 9449) for one BFF: its key, the proofs of its token requests and API calls, and
+ * the nonces the APIs gave. Every instance of the BFF holds the same key, so that a token bound on one instance
+ * is usable on all of them.
+ */
+export class DPoP {
+  private readonly signer: ProofSigner;
+  /** The APIs' nonces (the token endpoint's are kept by openid-client's handle). */
+  private readonly nonces = new NonceCache();
+  /** `ath` per token entry: the hot path's entries are the same objects while a session's view is cached. */
+  private readonly athByEntry = new WeakMap<BoundToken, string>();
+  private readonly warnedUnbound = new Set<string>();
+
+  constructor(
+    readonly key: DPoPKey,
+    private readonly clock: () => number,
+    private readonly logger: Logger,
+  ) {
+    this.signer = new ProofSigner(key, clock);
+  }
+
+  /** The key's thumbprint: a token bound to it carries it as `cnf.jkt`. */
+  get thumbprint(): string {
+    return this.key.thumbprint;
+  }
+
+  /** Proofs for the calls to one upstream API, by its origin. */
+  forUpstream(origin: string): UpstreamProofs {
+    return new UpstreamProofs(origin, this.signer, this.nonces, this.athOf);
+  }
+
+  /** openid-client's options for every token request of a discovered issuer. */
+  async tokenRequestOptions(configuration: oidc.Configuration): Promise<oidc.DPoPOptions> {
+    if (issuerRefusesAlgorithm(configuration.serverMetadata(), this.key.alg)) {
+      this.logger.warn('The issuer does not list the DPoP key\'s algorithm in dpop_signing_alg_values_supported: token requests will fail', {
+        alg: this.key.alg, supported: configuration.serverMetadata().dpop_signing_alg_values_supported,
+      });
+    }
+    return { DPoP: await tokenEndpointHandle(configuration, this.key, this.clock) };
+  }
+
+  /**
+   * A token request carried a proof and Auth0 answered with a Bearer token: the API does not use DPoP (its
+   * sender-constraining setting is off). The token works as before, but is not bound: said once per API.
+   */
+  unboundToken(audience: string): void {
+    if (this.warnedUnbound.has(audience)) return;
+    this.warnedUnbound.add(audience);
+    this.logger.warn('DPoP is on, but Auth0 issued a Bearer token for this API: turn on DPoP for the API in Auth0 to bind its tokens', { audience });
+  }
+
+  private readonly athOf = (entry: BoundToken): string => {
+    let ath = this.athByEntry.get(entry);
+    if (ath === undefined) {
+      ath = accessTokenHash(entry.token);
+      this.athByEntry.set(entry, ath);
+    }
+    return ath;
+  };
+}
+
+/**
+ * Whether a stored token may be sent with the BFF's key (or without one): a Bearer token always, a bound token
+ * only with the key it is bound to. A token bound to another key (the key was changed, or DPoP turned off) must be
+ * renewed first: no API would accept it.
+ */
+export function fitsKey(entry: { readonly jkt?: string | undefined }, thumbprint: string | undefined): boolean {
+  return entry.jkt === undefined || entry.jkt === thumbprint;
+}

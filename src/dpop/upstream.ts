@@ -1,0 +1,39 @@
+import type { NonceCache } from './nonces.js';
+import type { ProofSigner } from './proof.js';
+
+/** What the proxy knows of the token it attaches. */
+export interface BoundToken {
+  readonly token: string;
+}
+
+/**
+ * DPoP for the calls to one upstream API: `Authorization: DPoP <token>` and a fresh proof per call for its
+ * method and URL, with the last nonce this API's origin gave. Synchronous: the key is imported once, the token's
+ * `ath` is computed once per token entry.
+ */
+export class UpstreamProofs {
+  constructor(
+    private readonly origin: string,
+    private readonly signer: ProofSigner,
+    private readonly nonces: NonceCache,
+    private readonly athOf: (entry: BoundToken) => string,
+  ) {}
+
+  /**
+   * Sets the credentials of a call to `path` (the upstream path with its query) in `headers`.
+   * `htu` is the upstream URL without its query (RFC 9449 4.2): what the API sees, not the browser's URL.
+   */
+  authorize(headers: Record<string, string | string[]>, method: string, path: string, entry: BoundToken): void {
+    const q = path.indexOf('?');
+    headers.authorization = `DPoP ${entry.token}`;
+    headers.dpop = this.signer.proof({
+      htm: method,
+      htu: this.origin + (q < 0 ? path : path.slice(0, q)),
+      ath: this.athOf(entry),
+      nonce: this.nonces.get(this.origin),
+    });
+  }
+
+  /** Remembers the `DPoP-Nonce` of any answer of this API: a challenge's, or a fresh one sent along with a success. */
+  readonly rememberNonce = (nonce: string): void => this.nonces.set(this.origin, nonce);
+}
