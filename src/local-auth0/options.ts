@@ -122,6 +122,13 @@ export interface LocalAuth0Options {
    * `read:resource_servers`. Default: none; `admin.issueManagementToken()` issues tokens at any time.
    */
   managementApiToken?: string;
+  /**
+   * DPoP (RFC 9449) at the token endpoint. A token request with a proof always gets an access token bound to its
+   * key (`token_type` DPoP, `cnf.jkt`), as an Auth0 API with DPoP allowed does. With `requireNonce` (default
+   * false), as Auth0 may, a proof without the current server nonce is refused with `use_dpop_nonce` and a
+   * `DPoP-Nonce` header.
+   */
+  dpop?: { requireNonce?: boolean };
 }
 
 /** The validated options, with every default applied. */
@@ -139,6 +146,7 @@ export interface ResolvedOptions {
   readonly clock: () => number;
   readonly logger: { warn(msg: string): void };
   readonly managementApiToken: string | undefined;
+  readonly dpopRequireNonce: boolean;
 }
 
 const DAY = 24 * 60 * 60;
@@ -297,6 +305,10 @@ export function resolveOptions(options: LocalAuth0Options): ResolvedOptions {
   const managementApiToken =
     options.managementApiToken === undefined ? undefined : nonEmptyString(options.managementApiToken, 'managementApiToken');
 
+  if (options.dpop !== undefined && (typeof options.dpop !== 'object' || options.dpop === null)) throw new TypeError('"dpop" must be an object');
+  const dpopRequireNonce = options.dpop?.requireNonce ?? false;
+  if (typeof dpopRequireNonce !== 'boolean') throw new TypeError('"dpop.requireNonce" must be a boolean');
+
   const idleTimeout = positiveInteger(options.idleTimeout, 'idleTimeout', 3 * DAY);
   const absoluteTimeout = positiveInteger(options.absoluteTimeout, 'absoluteTimeout', 7 * DAY);
 
@@ -314,5 +326,6 @@ export function resolveOptions(options: LocalAuth0Options): ResolvedOptions {
     clock,
     logger,
     managementApiToken,
+    dpopRequireNonce,
   });
 }

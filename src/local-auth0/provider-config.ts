@@ -170,6 +170,12 @@ export function providerConfiguration(
       userinfo: { enabled: true },
       revocation: { enabled: true, allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId },
       backchannelLogout: { enabled: true },
+      // DPoP-bound access tokens for any token request with a proof; server nonces (the secret derives them).
+      dPoP: {
+        enabled: true,
+        nonceSecret: randomBytes(32),
+        requireNonce: () => options.dpopRequireNonce,
+      },
       rpInitiatedLogout: {
         enabled: true,
         // /oidc/logout is answered by the emulator's own handler (Auth0 logs out without asking); these

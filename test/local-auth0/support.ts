@@ -81,8 +81,9 @@ export async function postForm(
   params: Record<string, string>,
   client: LocalAuth0Client = BFF,
   auth: 'basic' | 'post' = 'basic',
+  extraHeaders: Record<string, string> = {},
 ): Promise<{ status: number; headers: Headers; body: Record<string, unknown>; text: string }> {
-  const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
+  const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', ...extraHeaders };
   const form = new URLSearchParams(params);
   if (client.clientSecret && auth === 'basic') {
     const credentials = `${encodeURIComponent(client.clientId)}:${encodeURIComponent(client.clientSecret)}`;
