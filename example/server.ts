@@ -136,7 +136,13 @@ export async function startExample(config: ExampleConfig, options: StartOptions 
 
     let apiUrl = config.upstreamApiUrl;
     if (apiUrl === undefined) {
-      const api = await startExampleApi({ issuer: idp.issuer, audience: config.audience, ...(idp.jwksUri ? { jwksUri: idp.jwksUri } : {}) });
+      const api = await startExampleApi({
+        issuer: idp.issuer,
+        audience: config.audience,
+        ...(idp.jwksUri ? { jwksUri: idp.jwksUri } : {}),
+        // With DPoP on, the example API takes only tokens bound to the BFF's key, each call with its proof.
+        ...(config.dpopKey ? { dpop: true } : {}),
+      });
       cleanup.push(() => api.close());
       apiUrl = api.url;
     }

@@ -35,6 +35,7 @@ lines.push(`  Sessions   ${config.redisUrl === undefined ? 'in memory' : 'in Red
 if (example.metricsUrl) lines.push(`  Metrics    ${example.metricsUrl} (Prometheus)`);
 if (config.telemetry.otlpEndpoint) lines.push(`  Traces     ${config.telemetry.otlpEndpoint} (OTLP/HTTP)`);
 if (config.logLevel === 'debug') lines.push('  Logs       debug: token exchanges, lock waits and why each session ended');
+lines.push(`  Tokens     ${config.dpopKey === undefined ? 'Bearer' : 'DPoP-bound to the key in DPOP_PRIVATE_KEY'}`);
 for (const notice of config.notices) lines.push(`  Note: ${notice}`);
 lines.push('  Ctrl-C stops it.', '');
 consoleLogger.info(lines.join('\n'));

@@ -1,13 +1,15 @@
 /**
  * The example API: a resource server as Auth0 describes it. It trusts nothing but the access token: a JWT signed
  * by the issuer (RS256, keys from the issuer's JWKS), for this API's audience, not expired. It never sees a cookie;
- * the BFF attaches the token.
+ * the BFF attaches the token. With `dpop` on it takes only DPoP-bound tokens, each call with a proof of the key
+ * (./dpop.ts): a token copied out of the BFF is of no use without that key.
  */
 import { STATUS_CODES, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload } from 'jose';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { DPoPCheck, DPoPRefusal, PROOF_ALGORITHMS, type DPoPCheckOptions } from './dpop.js';
 
 export interface ExampleApiOptions {
   /** The issuer the tokens must name in `iss`, e.g. `https://TENANT.us.auth0.com/`. */
@@ -22,10 +24,14 @@ export interface ExampleApiOptions {
   host?: string;
   /** Milliseconds between two ticks of the live feed. Default 1,000. */
   liveIntervalMs?: number;
+  /** Take only DPoP-bound tokens, with a valid proof per call (`true`, or with options such as nonces). Default off: Bearer. */
+  dpop?: boolean | DPoPCheckOptions;
 }
 
 export interface ExampleApi {
   url: string;
+  /** With `dpop`: its checks (to rotate the nonce, to count nonce challenges). */
+  dpop?: DPoPCheck;
   close(): Promise<void>;
 }
 
@@ -52,7 +58,7 @@ export interface ExampleApiData {
   receivedAt: string;
 }
 
-const BEARER = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/i;
+const CREDENTIALS = /^(Bearer|DPoP) ([A-Za-z0-9\-._~+/]+=*)$/i;
 /** jose errors that mean "the keys could not be fetched", not "the token is bad". */
 const KEY_SET_UNAVAILABLE = new Set(['ERR_JWKS_TIMEOUT', 'ERR_JOSE_GENERIC']);
 
@@ -70,6 +76,8 @@ const KEY_SET_UNAVAILABLE = new Set(['ERR_JWKS_TIMEOUT', 'ERR_JOSE_GENERIC']);
 export async function startExampleApi(options: ExampleApiOptions): Promise<ExampleApi> {
   const jwksUri = new URL(options.jwksUri ?? new URL('.well-known/jwks.json', options.issuer).href);
   const keys = createRemoteJWKSet(jwksUri, { timeoutDuration: 5_000 });
+  // Made once the server listens: the proofs name its URL.
+  let dpop: DPoPCheck | undefined;
 
   async function verify(token: string): Promise<JWTPayload> {
     const { payload } = await jwtVerify(token, keys, {
@@ -80,21 +88,42 @@ export async function startExampleApi(options: ExampleApiOptions): Promise<Examp
     return payload;
   }
 
-  /** The caller's claims, or the error answer to give: RFC 6750 3.1. */
-  async function authenticate(req: IncomingMessage): Promise<{ claims: JWTPayload } | { status: number; challenge?: string; body: object }> {
-    const match = BEARER.exec(req.headers.authorization ?? '');
+  /**
+   * The caller's claims, or the error answer to give (RFC 6750 3.1; RFC 9449 7.1 with DPoP). `headers` go with
+   * either: a DPoP nonce, the challenge.
+   */
+  async function authenticate(req: IncomingMessage): Promise<{ claims: JWTPayload; headers: Record<string, string> } | { status: number; headers: Record<string, string>; body: object }> {
+    const scheme = dpop ? 'DPoP' : 'Bearer';
+    // RFC 9449 8: any answer may give the client the nonce to use next.
+    const headers: Record<string, string> = dpop?.currentNonce ? { 'DPoP-Nonce': dpop.currentNonce } : {};
+    const match = CREDENTIALS.exec(req.headers.authorization ?? '');
     if (!match) {
       // A request without credentials gets the challenge, but no error code.
-      return { status: 401, challenge: 'Bearer', body: { error: 'unauthorized', error_description: 'An access token is required (Authorization: Bearer).' } };
+      headers['WWW-Authenticate'] = dpop ? `DPoP algs="${PROOF_ALGORITHMS.join(' ')}"` : 'Bearer';
+      return { status: 401, headers, body: { error: 'unauthorized', error_description: `An access token is required (Authorization: ${scheme}).` } };
     }
+    const token = match[2] as string;
+    let claims: JWTPayload;
     try {
-      return { claims: await verify(match[1] as string) };
+      claims = await verify(token);
     } catch (error) {
       if (error instanceof errors.JOSEError && !KEY_SET_UNAVAILABLE.has(error.code)) {
         // The BFF renews the token and retries once when it sees invalid_token.
-        return { status: 401, challenge: 'Bearer error="invalid_token"', body: { error: 'invalid_token', error_description: 'The access token is not valid for this API.' } };
+        headers['WWW-Authenticate'] = `${scheme} error="invalid_token"`;
+        return { status: 401, headers, body: { error: 'invalid_token', error_description: 'The access token is not valid for this API.' } };
       }
-      return { status: 503, body: { error: 'temporarily_unavailable', error_description: 'The issuer\'s signing keys could not be loaded.' } };
+      return { status: 503, headers, body: { error: 'temporarily_unavailable', error_description: 'The issuer\'s signing keys could not be loaded.' } };
+    }
+    if (!dpop) return { claims, headers };
+    try {
+      // RFC 9449 7.2: a bound token sent as a Bearer token is refused like any other call without a proof.
+      if (match[1]!.toLowerCase() !== 'dpop') throw new DPoPRefusal('invalid_token', 'This API takes DPoP-bound tokens only (Authorization: DPoP).');
+      await dpop.verify(req, token, claims);
+      return { claims, headers };
+    } catch (error) {
+      if (!(error instanceof DPoPRefusal)) throw error;
+      headers['WWW-Authenticate'] = `DPoP error="${error.error}", error_description="${error.message}", algs="${PROOF_ALGORITHMS.join(' ')}"`;
+      return { status: 401, headers, body: { error: error.error, error_description: error.message } };
     }
   }
 
@@ -107,10 +136,8 @@ export async function startExampleApi(options: ExampleApiOptions): Promise<Examp
     }
 
     const auth = await authenticate(req);
-    if (!('claims' in auth)) {
-      if (auth.challenge) res.setHeader('WWW-Authenticate', auth.challenge);
-      return send(res, auth.status, auth.body);
-    }
+    for (const [name, value] of Object.entries(auth.headers)) res.setHeader(name, value);
+    if (!('claims' in auth)) return send(res, auth.status, auth.body);
     const { claims } = auth;
 
     const data: ExampleApiData = {
@@ -132,11 +159,11 @@ export async function startExampleApi(options: ExampleApiOptions): Promise<Examp
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
     const path = new URL(req.url ?? '/', 'http://api.invalid').pathname;
-    if (path !== '/live') return refuseUpgrade(socket, 404, undefined, { error: 'not_found', error_description: `No WebSocket at ${path}.` });
+    if (path !== '/live') return refuseUpgrade(socket, 404, {}, { error: 'not_found', error_description: `No WebSocket at ${path}.` });
     authenticate(req).then((auth) => {
-      if (!('claims' in auth)) return refuseUpgrade(socket, auth.status, auth.challenge, auth.body);
+      if (!('claims' in auth)) return refuseUpgrade(socket, auth.status, auth.headers, auth.body);
       live.handleUpgrade(req, socket, head, (ws) => liveFeed(ws, String(auth.claims.sub), liveIntervalMs));
-    }, () => refuseUpgrade(socket, 500, undefined, { error: 'server_error', error_description: 'Unexpected failure.' }));
+    }, () => refuseUpgrade(socket, 500, {}, { error: 'server_error', error_description: 'Unexpected failure.' }));
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -144,8 +171,12 @@ export async function startExampleApi(options: ExampleApiOptions): Promise<Examp
   });
   const { address, port } = server.address() as AddressInfo;
   const host = address.includes(':') ? `[${address}]` : address;
+  const url = `http://${host}:${port}`;
+  // htu names the URL the BFF called: this server's own origin.
+  dpop = options.dpop ? new DPoPCheck(url, options.dpop === true ? {} : options.dpop) : undefined;
   return {
-    url: `http://${host}:${port}`,
+    url,
+    ...(dpop ? { dpop } : {}),
     close: () => {
       for (const ws of live.clients) ws.terminate();
       live.close();
@@ -167,9 +198,10 @@ function liveFeed(ws: WebSocket, sub: string, intervalMs: number): void {
   ws.on('error', () => ws.terminate());
 }
 
-function refuseUpgrade(socket: Duplex, status: number, challenge: string | undefined, body: object): void {
+function refuseUpgrade(socket: Duplex, status: number, headers: Record<string, string>, body: object): void {
   const text = JSON.stringify(body);
-  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n${challenge ? `WWW-Authenticate: ${challenge}\r\n` : ''}Content-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
+  const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n${extra}Content-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
 }
 
 function send(res: ServerResponse, status: number, body: object): void {

@@ -10,6 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { LogLevel } from '../events/logger.js';
+import { DPoPKeyError, readDPoPKey } from '../dpop/key.js';
 import type { BffOptions } from './options.js';
 
 /** Settings of both modes. */
@@ -30,6 +31,8 @@ interface CommonConfig {
   readonly logLevel: LogLevel;
   /** OpenTelemetry: OTLP traces, Prometheus metrics; both off unless set. */
   readonly telemetry: TelemetryConfig;
+  /** DPOP_PRIVATE_KEY: the private JWK that binds access tokens (DPoP). Undefined: Bearer tokens. */
+  readonly dpopKey: JsonWebKey | undefined;
   /** Things worth telling the person who started the example (ignored variables, a generated secret). */
   readonly notices: readonly string[];
 }
@@ -105,6 +108,7 @@ export function readConfig(env: Env): ExampleConfig {
     metricsPort: readMetricsPort(get('METRICS_PORT'), problems),
     serviceName: get('OTEL_SERVICE_NAME') ?? 'express-ort-bff-example',
   });
+  const dpopKey = readDPoPPrivateKey(get('DPOP_PRIVATE_KEY'), problems);
   const audience = get('AUDIENCE');
   if (audience !== undefined && !URL.canParse(audience)) {
     problems.push(`AUDIENCE must be the Auth0 API identifier, an absolute URI such as "https://api.example.com" (got "${audience}")`);
@@ -124,7 +128,7 @@ export function readConfig(env: Env): ExampleConfig {
     if (problems.length > 0) throw new ExampleConfigError(problems);
     return Object.freeze({
       mode: 'demo' as const,
-      port, baseURL, upstreamApiUrl, redisUrl, redisPrefix, sessionSecret, logLevel, telemetry,
+      port, baseURL, upstreamApiUrl, redisUrl, redisPrefix, sessionSecret, logLevel, telemetry, dpopKey,
       audience: audience ?? DEMO_AUDIENCE,
       notices: Object.freeze(notices),
     });
@@ -148,7 +152,7 @@ export function readConfig(env: Env): ExampleConfig {
     clientId: clientId as string,
     clientSecret: clientSecret as string,
     audience: audience as string,
-    port, baseURL, upstreamApiUrl, redisUrl, redisPrefix, logLevel, telemetry,
+    port, baseURL, upstreamApiUrl, redisUrl, redisPrefix, logLevel, telemetry, dpopKey,
     sessionSecret: sessionSecret as string,
     notices: Object.freeze(notices),
   });
@@ -184,6 +188,7 @@ export function exampleBffOptions(config: ExampleConfig, idp: IdpSettings, baseU
     session: { secrets: [config.sessionSecret] },
     ...(config.redisPrefix === undefined ? {} : { redisPrefix: config.redisPrefix }),
     logLevel: config.logLevel,
+    ...(config.dpopKey === undefined ? {} : { dpop: { key: config.dpopKey } }),
   };
 }
 
@@ -296,6 +301,26 @@ function readRedisUrl(value: string | undefined, problems: string[]): string | u
     return undefined;
   }
   return value;
+}
+
+/** A private JWK as JSON. The value is a secret: no message quotes it. */
+function readDPoPPrivateKey(value: string | undefined, problems: string[]): JsonWebKey | undefined {
+  if (value === undefined) return undefined;
+  let jwk: unknown;
+  try {
+    jwk = JSON.parse(value);
+  } catch {
+    problems.push('DPOP_PRIVATE_KEY must be a private JWK as JSON, e.g. {"kty":"EC","crv":"P-256","x":"...","y":"...","d":"..."} (it is not valid JSON)');
+    return undefined;
+  }
+  try {
+    readDPoPKey(jwk);
+  } catch (error) {
+    if (!(error instanceof DPoPKeyError)) throw error;
+    problems.push(`DPOP_PRIVATE_KEY ${error.message}`);
+    return undefined;
+  }
+  return jwk as JsonWebKey;
 }
 
 function checkSecret(secret: string, problems: string[]): void {

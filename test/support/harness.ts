@@ -293,7 +293,7 @@ export class Browser {
   }
 
   /** Logs in through the emulator's form; returns the callback answer (a 302 on success). */
-  async login(returnTo?: string, user = USER): Promise<Response> {
+  async login(returnTo?: string, user: { username: string; password: string } = USER): Promise<Response> {
     const start = await this.request(`/auth/login${returnTo === undefined ? '' : `?returnTo=${encodeURIComponent(returnTo)}`}`);
     if (start.status !== 302) throw new Error(`login did not redirect: ${start.status} ${await start.text()}`);
     const { callbackUrl } = await scriptedLogin(start.headers.get('location') as string, user, { jar: this.jar, stopAt: `${this.url}/auth/callback` });
