@@ -98,8 +98,11 @@ export interface HarnessOptions {
   redis?: boolean;
   instances?: number;
   bff?: Partial<BffOptions>;
-  /** The proxied APIs, given the upstream's URL. Default: /api -> the upstream. */
-  apis?: (upstreamUrl: string) => BffOptions['apis'];
+  /**
+   * The proxied APIs, given the upstream's URL and the emulator (an API that checks its tokens needs the issuer).
+   * Default: /api -> the upstream.
+   */
+  apis?: (upstreamUrl: string, auth0: LocalAuth0) => BffOptions['apis'] | Promise<BffOptions['apis']>;
   auth0?: Partial<LocalAuth0Options>;
   /** Changes to the BFF's client registration at the emulator. */
   client?: Partial<LocalAuth0Client>;
@@ -199,6 +202,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     error: (m: string, d?: object) => logs.push(`error ${m} ${d ? JSON.stringify(d) : ''}`),
   };
 
+  const apis = options.apis ? await options.apis(upstream.url, auth0) : [{ mount: '/api', upstream: upstream.url }];
   const instanceRedis = await Promise.all(servers.map((_, i) =>
     redis && options.redisClientSideCache && i > 0 ? connectRedis() : Promise.resolve(redis)));
   const bffs = servers.map((server, i) => {
@@ -210,7 +214,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       // Every instance serves one public URL in production; here each has its own so the tests can reach it.
       baseURL: urls[i] as string,
       session: { secrets: [SESSION_SECRET] },
-      apis: options.apis ? options.apis(upstream.url) : [{ mount: '/api', upstream: upstream.url }],
+      apis,
       redis: instanceRedis[i],
       redisPrefix: prefix,
       clock: clock.now,
