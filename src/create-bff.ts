@@ -120,7 +120,7 @@ export function createBff(options: BffOptions): Bff {
   idp.start();
   const sessions = new Sessions(config, backend, report);
   const tokens = new TokenManager(config, idp, sessions, report);
-  const realtime = createRealtime(config, sessions, tokens);
+  const realtime = createRealtime(config, sessions, tokens, dpop);
   const ctx: BffContext = { config, idp, sessions, tokens, report };
   const sessionControl = createSessionControl(config, sessions, idp, report);
 

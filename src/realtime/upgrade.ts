@@ -2,10 +2,13 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Request } from 'express';
 import type { BffConfig } from '../config/validate.js';
+import type { DPoP } from '../dpop/dpop.js';
+import type { UpstreamProofs } from '../dpop/upstream.js';
 import { BffError, ErrorCode } from '../errors.js';
 import { toBffError } from '../http/json-error.js';
 import { browserResponseHeaders, upstreamRequestHeaders } from '../proxy/headers.js';
 import { targetPath } from '../proxy/target-path.js';
+import type { AccessTokenEntry } from '../session/record.js';
 import { sessionEnded, type Sessions } from '../session/sessions.js';
 import type { TokenManager } from '../tokens/token-manager.js';
 import { WebSocketCloseCode } from './close-codes.js';
@@ -50,6 +53,8 @@ class Connection implements Closable {
 export class UpgradeHandler {
   private readonly apis: readonly Api[];
   private readonly forwarded: { proto: string; host: string };
+  /** With DPoP: the proofs of each API's handshakes. */
+  private readonly proofs = new Map<Api, UpstreamProofs>();
 
   constructor(
     private readonly config: BffConfig,
@@ -57,10 +62,12 @@ export class UpgradeHandler {
     private readonly tokens: TokenManager,
     private readonly connections: SessionConnections,
     private readonly watch: SessionWatch,
+    dpop?: DPoP,
   ) {
     // The longest mount first, as for API calls.
     this.apis = config.apis.filter((api) => api.websocket).sort((a, b) => b.mount.length - a.mount.length);
     this.forwarded = { proto: config.baseURL.protocol.slice(0, -1), host: config.baseURL.host };
+    if (dpop) for (const api of this.apis) this.proofs.set(api, dpop.forUpstream(api.upstream.origin));
   }
 
   /** Takes the handshake when its URL is under a WebSocket-enabled API mount; false (socket untouched) otherwise. */
@@ -90,12 +97,16 @@ export class UpgradeHandler {
     connection.tracked = this.connections.track(session, api.audience, connection);
     if (connection.tracked === undefined) throw sessionEnded();
 
-    let token = (await this.tokens.accessToken(session, api)).token;
-    let answer = await this.upstream(api, req, path, token, connection);
+    let entry = await this.tokens.accessToken(session, api);
+    let answer = await this.upstream(api, req, path, entry, connection);
+    // As for API calls: a DPoP nonce the upstream asks for is sent with the handshake repeated once.
+    if (answer.kind === 'refused' && answer.nonceDemanded && entry.jkt !== undefined && !connection.closedWith) {
+      answer = await this.upstream(api, req, path, entry, connection);
+    }
     // As for API calls: a token the upstream rejects although it looked fresh is renewed once, and the handshake repeated.
-    if (answer.kind === 'refused' && answer.invalidToken && this.tokens.mayForce(token) && !connection.closedWith) {
-      token = (await this.tokens.accessToken(session, api, { force: true, rejected: token })).token;
-      answer = await this.upstream(api, req, path, token, connection);
+    if (answer.kind === 'refused' && answer.invalidToken && this.tokens.mayForce(entry.token) && !connection.closedWith) {
+      entry = await this.tokens.accessToken(session, api, { force: true, rejected: entry.token });
+      answer = await this.upstream(api, req, path, entry, connection);
     }
     if (connection.closedWith) {
       if (answer.kind === 'upgraded') answer.socket.destroy();
@@ -125,13 +136,19 @@ export class UpgradeHandler {
     return path;
   }
 
-  private upstream(api: Api, req: IncomingMessage, path: string, token: string, connection: Connection): Promise<UpstreamAnswer> {
+  private async upstream(api: Api, req: IncomingMessage, path: string, entry: AccessTokenEntry, connection: Connection): Promise<UpstreamAnswer> {
     // The browser's headers minus cookies, credentials and hop-by-hop ones (Sec-WebSocket-* and Origin pass on).
-    const headers = upstreamRequestHeaders(req, token, { ...this.forwarded, prefix: api.mount });
+    const headers = upstreamRequestHeaders(req, entry.token, { ...this.forwarded, prefix: api.mount });
     headers.connection = 'Upgrade';
     headers.upgrade = 'websocket';
+    // A bound token goes with a proof for the handshake's GET (htu: the upstream's http(s) URL).
+    const proofs = entry.jkt === undefined ? undefined : this.proofs.get(api);
+    proofs?.authorize(headers, 'GET', path, entry);
     connection.handshake = openUpstream(api.upstream, path, headers, api.timeoutMs);
-    return connection.handshake.answer;
+    const answer = await connection.handshake.answer;
+    const nonce = answer.kind === 'upgraded' ? answer.headers['dpop-nonce'] : answer.kind === 'refused' ? answer.dpopNonce : undefined;
+    if (proofs !== undefined && typeof nonce === 'string') proofs.rememberNonce(nonce);
+    return answer;
   }
 
   /** The upstream could not take the handshake: the browser gets an upgrade that closes at once with 1014 and why. */

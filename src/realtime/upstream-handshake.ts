@@ -1,13 +1,17 @@
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Duplex } from 'node:stream';
+import { demandsNonce } from '../dpop/challenge.js';
 import { invalidToken } from '../proxy/forward.js';
 
 /** How the upstream answered a forwarded handshake. */
 export type UpstreamAnswer =
   | { readonly kind: 'upgraded'; readonly headers: IncomingHttpHeaders; readonly socket: Duplex; readonly head: Buffer }
-  /** It answered, but not with 101; `invalidToken`: 401 with `error="invalid_token"` (RFC 6750). */
-  | { readonly kind: 'refused'; readonly status: number; readonly invalidToken: boolean }
+  /**
+   * It answered, but not with 101; `invalidToken`: 401 with `error="invalid_token"` (RFC 6750); `nonceDemanded`:
+   * 401 with `DPoP error="use_dpop_nonce"` (RFC 9449 9); `dpopNonce`: the DPoP-Nonce it gave.
+   */
+  | { readonly kind: 'refused'; readonly status: number; readonly invalidToken: boolean; readonly nonceDemanded?: boolean; readonly dpopNonce?: string | undefined }
   | { readonly kind: 'failed'; readonly reason: 'upstream_unavailable' | 'upstream_timeout' };
 
 export interface UpstreamHandshake {
@@ -48,14 +52,21 @@ export function openUpstream(origin: URL, path: string, headers: Record<string, 
   request.on('upgrade', (res, socket: Duplex, head: Buffer) => {
     if (settled || res.statusCode !== 101) {
       socket.destroy();
-      return settle({ kind: 'refused', status: res.statusCode ?? 502, invalidToken: false });
+      return settle({ kind: 'refused', status: res.statusCode ?? 502, invalidToken: false, dpopNonce: nonceOf(res.headers) });
     }
     upgraded = socket;
     settle({ kind: 'upgraded', headers: res.headers, socket, head });
   });
   request.on('response', (res) => {
     res.resume();
-    settle({ kind: 'refused', status: res.statusCode ?? 502, invalidToken: res.statusCode === 401 && invalidToken(res.headers['www-authenticate']) });
+    const challenge = res.headers['www-authenticate'];
+    settle({
+      kind: 'refused',
+      status: res.statusCode ?? 502,
+      invalidToken: res.statusCode === 401 && invalidToken(challenge),
+      nonceDemanded: res.statusCode === 401 && demandsNonce(challenge),
+      dpopNonce: nonceOf(res.headers),
+    });
     // The upstream said no: its connection is of no further use.
     res.once('end', () => request.destroy());
   });
@@ -69,4 +80,9 @@ export function openUpstream(origin: URL, path: string, headers: Record<string, 
       upgraded?.destroy();
     },
   };
+}
+
+function nonceOf(headers: IncomingHttpHeaders): string | undefined {
+  const nonce = headers['dpop-nonce'];
+  return typeof nonce === 'string' ? nonce : undefined;
 }

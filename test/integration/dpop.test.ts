@@ -8,7 +8,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startExampleApi, type ExampleApi } from '../../example/api/server.js';
 import { readDPoPKey } from '../../src/dpop/key.js';
 import { ProofSigner, accessTokenHash } from '../../src/dpop/proof.js';
-import { AUDIENCE, startHarness, type Harness } from '../support/harness.js';
+import { AUDIENCE, startHarness, waitFor, type Harness } from '../support/harness.js';
+import { openSocket, opened } from '../support/ws-client.js';
 
 const OTHER_AUDIENCE = 'https://other-api.example.test';
 const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' }) as JsonWebKey;
@@ -168,6 +169,20 @@ describe('DPoP-bound tokens over real HTTP', () => {
     const again = await post();
     expect(again.status).toBe(201);
     expect(await again.json()).toEqual({ created: '{"item":1}', nonce: 'fresh-nonce' });
+  });
+
+  it('opens a WebSocket to an API that takes only DPoP, answering its nonce challenge to the handshake', async () => {
+    const browser = h.browser(0);
+    await browser.login();
+    api.dpop!.rotateNonce();
+    api.dpop!.rotateNonce();
+    const before = api.dpop!.nonceChallenges;
+    const socket = opened(await openSocket(browser, '/api/live'));
+    await waitFor(() => socket.messages.length > 0, 'the live feed greets');
+    expect(JSON.parse(socket.messages[0]!.data.toString())).toMatchObject({ type: 'hello', sub: 'auth0|alice' });
+    expect(api.dpop!.nonceChallenges - before).toBe(1);
+    socket.ws.close();
+    await socket.closed;
   });
 
   it('signs each call for its method and upstream URL without the query, with ath of the token it carries', async () => {
