@@ -3,7 +3,7 @@
  *
  *   npm run bench                 full run (~6-8 min): writes bench/results/latest.json and updates BENCHMARKS.md
  *   npm run bench -- --smoke      seconds, for CI (also BENCH_SMOKE=1): writes bench/results/smoke.json
- *   npm run bench -- --quick      direct, plain proxy and library throughput only (about a minute), nothing written
+ *   npm run bench -- --quick      direct, plain proxy and library (Bearer and DPoP) throughput only (about a minute), nothing written
  *   npm run bench -- --profile    CPU profile of the library contestant under load, top self-time functions
  *
  * Env: REDIS_URL (default redis://127.0.0.1:6379/12: a logical DB of its own; every key the bench's servers
@@ -17,7 +17,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { Pool } from 'undici';
 import { createClient } from 'redis';
 import { startLocalAuth0, type LocalAuth0 } from '../src/local-auth0/index.js';
@@ -582,8 +582,8 @@ async function main(): Promise<void> {
   say(`${mode} run ${runId}: load generator ${tool}${canPin ? ', servers on core 1, load on core 0' : ', NOT pinned (taskset or a second core missing)'}; library server ${libraryScript}; Redis ${REDIS_URL} prefix ${PREFIX}; logs in ${logDir}`);
 
   if (withOtel && !useExample) throw new Error('BENCH_OTEL needs the example BFF (example/start.ts), which starts the OpenTelemetry SDK');
-  const ports = { upstream: await freePort(), plain: await freePort(), plainDefault: await freePort(), naive: await freePort(), library: await freePort(), libraryOtel: await freePort(), otelMetrics: await freePort(), memory: await freePort(), storm: [await freePort(), await freePort()] };
-  const bffPorts = [ports.library, ports.libraryOtel, ports.memory, ...ports.storm];
+  const ports = { upstream: await freePort(), plain: await freePort(), plainDefault: await freePort(), naive: await freePort(), library: await freePort(), libraryDpop: await freePort(), libraryOtel: await freePort(), otelMetrics: await freePort(), memory: await freePort(), storm: [await freePort(), await freePort()] };
+  const bffPorts = [ports.library, ports.libraryDpop, ports.libraryOtel, ports.memory, ...ports.storm];
   const userCount = Math.max(settings.sessions, 1);
   auth0 = await startLocalAuth0({
     clients: [{ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: bffPorts.map((p) => `http://127.0.0.1:${p}/auth/callback`), postLogoutRedirectUris: bffPorts.map((p) => `http://127.0.0.1:${p}/`) }],
@@ -602,12 +602,15 @@ async function main(): Promise<void> {
   if (mode === 'profile') return profile(upstream, ports.library);
 
   const naivePrefix = `${PREFIX}naive:`;
-  const [plain, plainDefault, naive, library] = await Promise.all([
+  // The same library with DPoP on: a proof signed per API call (the upstream does not check it: only the BFF's cost counts).
+  const dpopKey = JSON.stringify(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' }));
+  const [plain, plainDefault, naive, library, libraryDpop] = await Promise.all([
     start('plain-proxy', 'bench/servers/plain-proxy.ts', { PORT: String(ports.plain), UPSTREAM_API_URL: upstream.url }),
     start('plain-proxy-default', 'bench/servers/plain-proxy.ts', { PORT: String(ports.plainDefault), UPSTREAM_API_URL: upstream.url, HPM_AGENT: 'default' }),
     start('naive-bff', 'bench/servers/naive-bff.ts', { PORT: String(ports.naive), UPSTREAM_API_URL: upstream.url, REDIS_URL, SESSION_SECRET, BENCH_REDIS_PREFIX: naivePrefix }),
     start('library', libraryScript, libraryEnv(ports.library, upstream.url, `${PREFIX}lib:`)),
-  ]) as [ServerProcess, ServerProcess, ServerProcess, ServerProcess];
+    start('library-dpop', libraryScript, { ...libraryEnv(ports.libraryDpop, upstream.url, `${PREFIX}dpop:`), DPOP_PRIVATE_KEY: dpopKey }),
+  ]) as [ServerProcess, ServerProcess, ServerProcess, ServerProcess, ServerProcess];
 
   // Sessions: one for the naive BFF, one and then 1,000 for the library (through the emulator).
   const naiveLogin = await fetch(`${naive.url}/login`);
@@ -622,6 +625,8 @@ async function main(): Promise<void> {
   const libCookies = await loginMany(library.url, Array.from({ length: settings.sessions }, (_, i) => `u${i}`), 16);
   say(`  ${libCookies.length} logins in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   await mapLimit(libCookies, 16, (c) => expectOk(`${library.url}/api/items`, c));
+  const [dpopCookie] = await loginMany(libraryDpop.url, ['u0'], 1);
+  await expectOk(`${libraryDpop.url}/api/items`, dpopCookie);
   const libraryLabel = useExample ? 'this library (example BFF, Redis)' : 'this library (Redis)';
 
   const contestants: Contestant[] = [
@@ -631,6 +636,7 @@ async function main(): Promise<void> {
     { key: 'naiveBff', label: 'naive BFF (express-session + connect-redis + hpm keep-alive)', url: `${naive.url}/api/items`, cookieFile: writeCookieFile('naive', [naiveCookie]), pid: naive.pid },
     { key: 'library', label: `${libraryLabel}, 1 session`, url: `${library.url}/api/items`, cookieFile: writeCookieFile('library', libCookies.slice(0, 1)), pid: library.pid },
     { key: 'library1000Sessions', label: `${libraryLabel}, ${libCookies.length} sessions`, url: `${library.url}/api/items`, cookieFile: writeCookieFile('library-many', libCookies), pid: library.pid },
+    { key: 'libraryDpop', label: `${libraryLabel}, DPoP (an ES256 proof per call), 1 session`, url: `${libraryDpop.url}/api/items`, cookieFile: writeCookieFile('library-dpop', [dpopCookie as string]), pid: libraryDpop.pid },
   ];
   const wsTargets: [WsTarget, WsTarget] = [
     { key: 'direct', label: 'direct to the upstream', url: `${upstream.url.replace(/^http/, 'ws')}/ws`, pid: upstream.pid },
@@ -639,19 +645,22 @@ async function main(): Promise<void> {
   if (mode === 'quick') {
     const otel = withOtel ? await startLibraryWithOtel(upstream.url, ports.libraryOtel, ports.otelMetrics) : undefined;
     if (otel) contestants.push(otel.contestant);
-    const quick = await measureContestants(contestants.filter((c) => ['direct', 'plainProxy', 'library', 'libraryOtel', ...(settings.sessions > 1 ? ['library1000Sessions'] : [])].includes(c.key)));
+    const quick = await measureContestants(contestants.filter((c) => ['direct', 'plainProxy', 'library', 'libraryDpop', 'libraryOtel', ...(settings.sessions > 1 ? ['library1000Sessions'] : [])].includes(c.key)));
     const h2h = await headToHead(contestantByKey(contestants, 'library'), contestantByKey(contestants, 'plainProxy'));
+    const dpopH2h = await headToHead(contestantByKey(contestants, 'libraryDpop'), contestantByKey(contestants, 'library'));
     const h2hOtel = otel ? await headToHead(contestantByKey(contestants, 'library'), otel.contestant) : undefined;
     const ws = await measureWsThroughput(wsTargets, wsSettings, cpuMsOf, say);
-    await Promise.all([plain.stop(), plainDefault.stop(), naive.stop(), library.stop(), otel?.stop()]);
-    process.stdout.write(`\n${table(contestantRows(quick))}\n\n${table(headToHeadRows(h2h))}\n\n${table(wsThroughputRows(ws, ['direct', 'bff']))}\n`);
+    await Promise.all([plain.stop(), plainDefault.stop(), naive.stop(), library.stop(), libraryDpop.stop(), otel?.stop()]);
+    process.stdout.write(`\n${table(contestantRows(quick))}\n\n${table(headToHeadRows(h2h))}\n\n${table(headToHeadRows(dpopH2h))}\n\n${table(wsThroughputRows(ws, ['direct', 'bff']))}\n`);
     if (h2hOtel && otel) process.stdout.write(`\n${table(headToHeadRows(h2hOtel))}\n\n${otel.summary()}\n`);
     return;
   }
   const results = await measureContestants(contestants);
   const h2h = await headToHead(contestantByKey(contestants, 'library'), contestantByKey(contestants, 'plainProxy'));
+  // What a DPoP proof per call costs, measured the steadiest way: the same library with and without it, at once.
+  const dpopH2h = await headToHead(contestantByKey(contestants, 'libraryDpop'), contestantByKey(contestants, 'library'));
   const wsThroughput = await measureWsThroughput(wsTargets, wsSettings, cpuMsOf, say);
-  await Promise.all([plain.stop(), plainDefault.stop(), naive.stop(), library.stop()]);
+  await Promise.all([plain.stop(), plainDefault.stop(), naive.stop(), library.stop(), libraryDpop.stop()]);
 
   const storms = await runStorms(upstream.url, ports.storm);
   const sessionEnd = await runSessionEnd(upstream.url, ports.storm);
@@ -666,6 +675,7 @@ async function main(): Promise<void> {
     settings: { ...settings, libraryServer: libraryScript, upstreamBodyBytes: upstreamBody.byteLength, accessTokenTtl: ACCESS_TOKEN_TTL },
     contestants: results,
     headToHead: h2h,
+    headToHeadDpop: dpopH2h,
     storms,
     memory,
     websocket: { throughput: wsThroughput, sessionEnd },
@@ -676,7 +686,7 @@ async function main(): Promise<void> {
 
   const machineLine = `${info.nproc} cores (${info.cpuModel}), Node ${info.node}, ${info.os}, commit ${info.git.commit}${info.git.srcChanged ? ' + uncommitted changes in src/ or example/' : ''}, load average ${info.loadAverage.start} at start / ${info.loadAverage.end} at end; load generator ${info.loadGenerator}${info.pinned ? ' on core 0, servers on core 1' : ', not pinned'}; ${settings.rounds} rounds of ${settings.loadSec} s at ${settings.connections} connections + ${settings.unloadedSec} s at 1 connection, medians`;
   const targetRows = [['target', 'value', 'met'], ...checked.map((t) => [t.target, String(t.value), t.pass ? 'yes' : 'NO'])];
-  process.stdout.write(`\n${machineLine}\n\n${table(contestantRows(results))}\n\n${table(headToHeadRows(h2h))}\n\n${table(stormRows(storms))}\n\n${table(wsThroughputRows(wsThroughput, ['direct', 'bff']))}\n\n${table(sessionEndRows(sessionEnd))}\n\n${table(memoryRows(memory))}\n\n${table(targetRows)}\n\nwritten: ${file}\n`);
+  process.stdout.write(`\n${machineLine}\n\n${table(contestantRows(results))}\n\n${table(headToHeadRows(h2h))}\n\n${table(headToHeadRows(dpopH2h))}\n\n${table(stormRows(storms))}\n\n${table(wsThroughputRows(wsThroughput, ['direct', 'bff']))}\n\n${table(sessionEndRows(sessionEnd))}\n\n${table(memoryRows(memory))}\n\n${table(targetRows)}\n\nwritten: ${file}\n`);
   if (mode === 'full') {
     updateBenchmarksMd([
       `Run ${output.generatedAt} (\`npm run bench\`, results in \`bench/results/latest.json\`).`,
@@ -686,6 +696,8 @@ async function main(): Promise<void> {
       markdownTable(contestantRows(results)),
       '',
       markdownTable(headToHeadRows(h2h)),
+      '',
+      markdownTable(headToHeadRows(dpopH2h)),
       '',
       markdownTable(stormRows(storms)),
       '',
@@ -730,7 +742,11 @@ async function profile(upstream: ServerProcess, port: number): Promise<void> {
   // One file per thread (tsx's loader hooks run on their own thread): the main thread's is the largest.
   const dir = join(resultsDir, 'profiles', runId);
   mkdirSync(dir, { recursive: true });
-  const library = await start('library', libraryScript, libraryEnv(port, upstream.url, `${PREFIX}lib:`), {
+  // BENCH_PROFILE_DPOP=1: the library with DPoP on, to see what the proofs cost.
+  const dpop: Record<string, string> = process.env.BENCH_PROFILE_DPOP === '1'
+    ? { DPOP_PRIVATE_KEY: JSON.stringify(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' })) }
+    : {};
+  const library = await start('library', libraryScript, { ...libraryEnv(port, upstream.url, `${PREFIX}lib:`), ...dpop }, {
     nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`],
   });
   const cookies = await loginMany(library.url, Array.from({ length: Number(process.env.BENCH_PROFILE_SESSIONS ?? 100) }, (_, i) => `u${i}`), 16);

@@ -3,7 +3,7 @@
  * (PORT, BASE_URL, ISSUER_URL, CLIENT_ID, CLIENT_SECRET, AUDIENCE, UPSTREAM_API_URL, REDIS_URL, SESSION_SECRET).
  * The bench uses it while example/start.ts does not exist, and always for the storm and memory runs, where
  * BENCH_ADMIN=1 adds bench-only routes under /__bench (a movable clock, refresh timings, events, heap after GC).
- * BENCH_REDIS_PREFIX sets the Redis key prefix.
+ * BENCH_REDIS_PREFIX sets the Redis key prefix; DPOP_PRIVATE_KEY (a private JWK as JSON) turns DPoP on, as in the example.
  */
 import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
 import express from 'express';
@@ -33,6 +33,7 @@ const bff = createBff({
   redis: redis as unknown as RedisClient,
   redisPrefix: process.env.BENCH_REDIS_PREFIX ?? 'bff:',
   apis: [{ mount: '/api', upstream: env('UPSTREAM_API_URL') }],
+  ...(process.env.DPOP_PRIVATE_KEY ? { dpop: { key: JSON.parse(process.env.DPOP_PRIVATE_KEY) as JsonWebKey } } : {}),
   logger: { warn: (m) => console.error('warn', m), error: (m) => console.error('error', m) },
   ...(admin ? { clock: () => Date.now() + clockOffsetMs } : {}),
 });

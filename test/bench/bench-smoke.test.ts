@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const SMOKE = join(ROOT, 'bench/results/smoke.json');
-const CONTESTANTS = ['direct', 'plainProxy', 'plainProxyDefaults', 'naiveBff', 'library', 'library1000Sessions'];
+const CONTESTANTS = ['direct', 'plainProxy', 'plainProxyDefaults', 'naiveBff', 'library', 'library1000Sessions', 'libraryDpop'];
 
 function runSmoke(): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
@@ -47,6 +47,9 @@ describe('npm run bench -- --smoke', () => {
     // The library and the plain proxy loaded at the same time.
     expect(results.headToHead.contestants).toEqual(['library', 'plainProxy']);
     expect(results.headToHead.ratio).toBeGreaterThan(0);
+    // The library with DPoP on and off, loaded at the same time: what a proof per call costs.
+    expect(results.headToHeadDpop.contestants).toEqual(['libraryDpop', 'library']);
+    expect(results.headToHeadDpop.cpuRatio).toBeGreaterThan(0);
 
     expect(results.storms).toHaveLength(12);
     for (const storm of results.storms) {
