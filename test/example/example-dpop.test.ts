@@ -1,8 +1,11 @@
+import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExampleConfigError, readConfig } from '../../example/config.js';
 import { startExample, type RunningExample } from '../../example/server.js';
 import { exampleBffOptions } from '../../src/config/example-env.js';
+import { readDPoPKey } from '../../src/dpop/key.js';
 import { Browser } from '../support/harness.js';
 
 const privateJwk = () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
@@ -30,6 +33,15 @@ describe('DPOP_PRIVATE_KEY in the example\'s environment', () => {
     const config = readConfig({ DPOP_PRIVATE_KEY: JSON.stringify(jwk) });
     expect(config.dpopKey).toEqual(jwk);
     expect(exampleBffOptions(config, { issuer: 'http://127.0.0.1:1/', clientId: 'c', clientSecret: 's', clientAuthMethod: 'client_secret_post' }, 'http://localhost:3000').dpop).toEqual({ key: jwk });
+  });
+
+  it('takes the key the README\'s command makes', () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const script = /^node -e "(.*generateKeyPairSync.*)"$/m.exec(readme)?.[1];
+    expect(script).toBeDefined();
+    const printed = execFileSync(process.execPath, ['-e', script!], { encoding: 'utf8' }).trim();
+    const config = readConfig({ DPOP_PRIVATE_KEY: printed });
+    expect(readDPoPKey(config.dpopKey).alg).toBe('ES256');
   });
 
   it.each([

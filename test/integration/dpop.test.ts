@@ -237,3 +237,19 @@ describe('DPoP-bound tokens over real HTTP', () => {
     });
   });
 });
+
+describe('without DPoP', () => {
+  it('drops the browser\'s own DPoP header like its Authorization, and sends a Bearer token', async () => {
+    const h = await startHarness();
+    try {
+      const browser = h.browser();
+      await browser.login();
+      expect((await browser.api('/api/items', { headers: { dpop: 'from-the-browser', authorization: 'DPoP from-the-browser' } })).status).toBe(200);
+      const [seen] = h.upstream.requests;
+      expect(seen!.headers.dpop).toBeUndefined();
+      expect(seen!.headers.authorization).toMatch(/^Bearer /);
+    } finally {
+      await h.close();
+    }
+  });
+});
