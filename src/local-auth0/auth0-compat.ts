@@ -19,6 +19,7 @@ import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 
 import type { Counters, IssuedToken, TokenEndpointFaults } from './admin-state.js';
+import { clientCredentialsRefusal } from './client-credentials.js';
 import { readForm, sendJson, type Context, type Middleware } from './koa-helpers.js';
 import type { LocalAuth0Client } from './options.js';
 import { AUTH0_ROUTES, isOnlineRefreshToken } from './provider-config.js';
@@ -122,11 +123,15 @@ export function tokenEndpoint({ registry, counters, faults, ephemeralAudiences, 
   return async function auth0TokenEndpoint(ctx, next) {
     if (ctx.path !== AUTH0_ROUTES.token || ctx.method !== 'POST') return next();
 
-    // Auth0 names the API of a refresh with `audience`; oidc-provider reads RFC 8707 `resource`.
+    // Auth0 names the API of a refresh or a client-credentials grant with `audience`; oidc-provider reads RFC 8707 `resource`.
     if (ctx.is('application/x-www-form-urlencoded')) {
       const form = await readForm(ctx);
       const audience = form.get('audience');
-      if (form.get('grant_type') === 'refresh_token' && audience) {
+      const grantType = form.get('grant_type');
+      if (grantType === 'client_credentials' && audience) {
+        form.delete('audience');
+        form.set('resource', audience);
+      } else if (grantType === 'refresh_token' && audience) {
         form.delete('audience');
         // Not in the refresh token policy: answered with a token for the refresh token's own (login) audience.
         const clientId = clientIdOf(ctx, form);
@@ -180,6 +185,9 @@ export function tokenEndpoint({ registry, counters, faults, ephemeralAudiences, 
       if (body.refresh_token === oidc?.params?.refresh_token) delete body.refresh_token;
       const token = oidc?.entities.RefreshToken;
       if (isOnlineRefreshToken(token) && token?.sessionUid) registry.touch(token.sessionUid);
+    } else if (grantType === 'client_credentials' && ctx.status === 400) {
+      const refusal = clientCredentialsRefusal(ctx.status, body, oidc?.client?.grantTypeAllowed('client_credentials'));
+      if (refusal) sendJson(ctx, refusal.status, refusal.body);
     } else if (ctx.status === 400 && body?.error === 'invalid_grant') {
       sendJson(ctx, 403, { error: 'invalid_grant', error_description: invalidGrantDescription(grantType, body.error_description as string | undefined) });
     } else if (ctx.status === 400 && body?.error === 'invalid_request' && body.error_description === GRANT_NOT_ALLOWED) {
@@ -238,14 +246,14 @@ export function recordAccessTokens(provider: Provider, issued: IssuedToken[]): v
     exp?: number;
     iat?: number;
     expiration?: number;
-  }) => {
+  }, sub = token.accountId ?? '') => {
     const now = Math.floor(Date.now() / 1000);
     // A long-running demo issues tokens forever: forget the expired ones now and then.
     if (issued.length >= 1000) issued.splice(0, issued.length, ...issued.filter((t) => t.expiresAt > now));
     issued.push({
       kind: 'access_token',
       clientId: token.clientId ?? '',
-      sub: token.accountId ?? '',
+      sub,
       ...(token.sid ? { sid: token.sid } : {}),
       ...(typeof token.aud === 'string' ? { audience: token.aud } : {}),
       expiresAt: token.exp ?? (token.iat ?? now) + (token.expiration ?? 0),
@@ -254,4 +262,6 @@ export function recordAccessTokens(provider: Provider, issued: IssuedToken[]): v
   };
   provider.on('access_token.issued', record);
   provider.on('access_token.saved', record);
+  // An application's own token (client credentials): its subject is the application, as Auth0 writes it.
+  provider.on('client_credentials.issued', (token: Parameters<typeof record>[0]) => record(token, `${token.clientId ?? ''}@clients`));
 }

@@ -47,6 +47,7 @@ export type {
   BackchannelLogoutInitiator,
   LocalAuth0Api,
   LocalAuth0Client,
+  LocalAuth0ClientGrant,
   LocalAuth0GrantType,
   LocalAuth0Options,
   LocalAuth0User,

@@ -24,7 +24,8 @@ export const BACKCHANNEL_LOGOUT_INITIATORS: readonly BackchannelLogoutInitiator[
 ];
 
 /** The grants an application may use at the token endpoint (Auth0 "Grant Types"). */
-export type LocalAuth0GrantType = 'authorization_code' | 'refresh_token';
+export type LocalAuth0GrantType = 'authorization_code' | 'refresh_token' | 'client_credentials';
+const GRANT_TYPES: readonly LocalAuth0GrantType[] = ['authorization_code', 'refresh_token', 'client_credentials'];
 
 /** An application registered in the emulated tenant (Auth0 "Application"). */
 export interface LocalAuth0Client {
@@ -44,8 +45,10 @@ export interface LocalAuth0Client {
    */
   backchannelLogoutInitiators?: 'all' | BackchannelLogoutInitiator[];
   /**
-   * Auth0 "Grant Types". Default both. Without `refresh_token` no refresh token is issued and a refresh is
-   * refused with `unauthorized_client`, as on Auth0.
+   * Auth0 "Grant Types". Default `authorization_code` and `refresh_token`, and `client_credentials` for an
+   * application with `clientGrants`. Without `refresh_token` no refresh token is issued and a refresh is refused
+   * with `unauthorized_client`, as on Auth0; without `client_credentials`, a client-credentials grant is refused
+   * with `unauthorized_client` too.
    */
   grantTypes?: LocalAuth0GrantType[];
   /** Defaults to `client_secret_basic` with a secret, `none` without one. */
@@ -61,6 +64,20 @@ export interface LocalAuth0Client {
    * Default: every API that allows online access.
    */
   refreshTokenPolicies?: Array<{ audience: string }>;
+  /**
+   * Auth0 client grants: the APIs this application may get its own tokens for with the client-credentials grant,
+   * and the permissions it may have there (Dashboard: the API's Machine to Machine Applications tab). Default none:
+   * like Auth0, a confidential application has the grant type but is authorised for no API.
+   */
+  clientGrants?: LocalAuth0ClientGrant[];
+}
+
+/** One API an application is authorised for with client credentials. */
+export interface LocalAuth0ClientGrant {
+  /** The API's identifier; it must be one of `apis`. */
+  audience: string;
+  /** The permissions granted, a subset of the API's `scopes`. Default none. */
+  scopes?: string[];
 }
 
 /** A database-connection user. Any further property becomes a claim of the ID token and `/userinfo`. */
@@ -179,7 +196,7 @@ function urlList(value: unknown, path: string): string[] {
   return value.map((url, i) => absoluteUrl(url, `${path}[${i}]`));
 }
 
-function resolveClient(input: LocalAuth0Client, path: string): LocalAuth0Client {
+function resolveClient(input: LocalAuth0Client, path: string, apis: ReadonlyMap<string, Required<LocalAuth0Api>>): LocalAuth0Client {
   if (typeof input !== 'object' || input === null) throw new TypeError(`"${path}" must be an object`);
   const clientId = nonEmptyString(input.clientId, `${path}.clientId`);
   if (input.clientSecret !== undefined) nonEmptyString(input.clientSecret, `${path}.clientSecret`);
@@ -204,9 +221,21 @@ function resolveClient(input: LocalAuth0Client, path: string): LocalAuth0Client 
     throw new TypeError(`"${path}.refreshTokenPolicies" must be an array of { audience } objects`);
   }
   if (input.name !== undefined) nonEmptyString(input.name, `${path}.name`);
-  const grantTypes = input.grantTypes ?? ['authorization_code', 'refresh_token'];
-  if (!Array.isArray(grantTypes) || grantTypes.length === 0 || grantTypes.some((g) => g !== 'authorization_code' && g !== 'refresh_token')) {
-    throw new TypeError(`"${path}.grantTypes" must be a non-empty array of "authorization_code" and "refresh_token"`);
+  if (input.clientGrants !== undefined && !Array.isArray(input.clientGrants)) {
+    throw new TypeError(`"${path}.clientGrants" must be an array of { audience, scopes? }`);
+  }
+  const clientGrants = (input.clientGrants ?? []).map((grant, i) => resolveClientGrant(grant, `${path}.clientGrants[${i}]`, apis));
+  if (clientGrants.length > 0 && method === 'none') {
+    throw new TypeError(`"${path}.clientGrants" needs a confidential client: a public one cannot use client credentials`);
+  }
+  // Auth0 turns the client-credentials grant on for confidential applications; here it is on by default for those
+  // that have a client grant (an application authorised for no API could not use it anyway).
+  const grantTypes = input.grantTypes ?? ['authorization_code', 'refresh_token', ...(clientGrants.length > 0 ? ['client_credentials' as const] : [])];
+  if (!Array.isArray(grantTypes) || grantTypes.length === 0 || grantTypes.some((g) => !GRANT_TYPES.includes(g))) {
+    throw new TypeError(`"${path}.grantTypes" must be a non-empty array of ${GRANT_TYPES.map((g) => `"${g}"`).join(', ')}`);
+  }
+  if (grantTypes.includes('client_credentials') && method === 'none') {
+    throw new TypeError(`"${path}.grantTypes" may include "client_credentials" only for a confidential client`);
   }
   const initiators = input.backchannelLogoutInitiators ?? 'all';
   if (initiators !== 'all' && (!Array.isArray(initiators) || initiators.some((i) => !BACKCHANNEL_LOGOUT_INITIATORS.includes(i)))) {
@@ -225,7 +254,19 @@ function resolveClient(input: LocalAuth0Client, path: string): LocalAuth0Client 
       : {}),
     tokenEndpointAuthMethod: method,
     refreshTokenRotation: input.refreshTokenRotation ?? false,
+    clientGrants,
   };
+}
+
+function resolveClientGrant(input: LocalAuth0ClientGrant, path: string, apis: ReadonlyMap<string, Required<LocalAuth0Api>>): LocalAuth0ClientGrant {
+  if (typeof input !== 'object' || input === null) throw new TypeError(`"${path}" must be an object`);
+  const api = apis.get(nonEmptyString(input.audience, `${path}.audience`));
+  if (api === undefined) throw new TypeError(`"${path}.audience" must be the audience of one of "apis"`);
+  const scopes = input.scopes ?? [];
+  if (!Array.isArray(scopes) || scopes.some((scope) => typeof scope !== 'string' || !api.scopes.includes(scope))) {
+    throw new TypeError(`"${path}.scopes" must be an array of the API's scopes (${api.scopes.join(' ') || 'it has none'})`);
+  }
+  return Object.freeze({ audience: api.audience, scopes: Object.freeze([...scopes]) as string[] });
 }
 
 function resolveApi(input: LocalAuth0Api, path: string): Required<LocalAuth0Api> {
@@ -269,12 +310,19 @@ export function resolveOptions(options: LocalAuth0Options): ResolvedOptions {
     if (new URL(issuerUrl).pathname !== '/') throw new TypeError('"issuerUrl" must have the path "/"');
   }
 
+  // Before the clients: their client grants name APIs.
+  const apis = new Map<string, Required<LocalAuth0Api>>();
+  (options.apis ?? []).forEach((input, i) => {
+    const api = resolveApi(input, `apis[${i}]`);
+    apis.set(api.audience, Object.freeze(api));
+  });
+
   if (!Array.isArray(options.clients) || options.clients.length === 0) {
     throw new TypeError('"clients" must be a non-empty array');
   }
   const clients = new Map<string, LocalAuth0Client>();
   options.clients.forEach((input, i) => {
-    const client = resolveClient(input, `clients[${i}]`);
+    const client = resolveClient(input, `clients[${i}]`, apis);
     if (clients.has(client.clientId)) throw new TypeError(`"clients[${i}].clientId" is a duplicate: ${client.clientId}`);
     clients.set(client.clientId, Object.freeze(client));
   });
@@ -291,11 +339,6 @@ export function resolveOptions(options: LocalAuth0Options): ResolvedOptions {
     return Object.freeze({ ...input, username, sub });
   });
 
-  const apis = new Map<string, Required<LocalAuth0Api>>();
-  (options.apis ?? []).forEach((input, i) => {
-    const api = resolveApi(input, `apis[${i}]`);
-    apis.set(api.audience, Object.freeze(api));
-  });
 
   const clock = options.clock ?? Date.now;
   if (typeof clock !== 'function') throw new TypeError('"clock" must be a function returning epoch milliseconds');

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 
 import { errors, type Account, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 
+import { checkClientGrant, clientCredentialsClaims, isClientCredentials } from './client-credentials.js';
 import type { ResolvedOptions } from './options.js';
 import type { SigningKey } from './signing-key.js';
 import type { MemoryStore } from './store.js';
@@ -152,8 +153,16 @@ export function providerConfiguration(
     // Revoking one classic refresh token revokes that grant's tokens, not the grant of the session.
     revokeGrantPolicy: (ctx) => ctx.oidc.route !== 'revocation',
     extraTokenClaims: (_ctx, token) => ({ azp: token.clientId }),
+    formats: {
+      customizers: {
+        jwt: (_ctx, token, jwt) => {
+          if (token.kind === 'ClientCredentials') clientCredentialsClaims(jwt.payload as Record<string, unknown>, token.clientId!);
+        },
+      },
+    },
     ttl: {
       AccessToken: options.accessTokenTtl,
+      ClientCredentials: options.accessTokenTtl,
       AuthorizationCode: 60,
       IdToken: options.idTokenTtl,
       Interaction: 60 * 60,
@@ -167,6 +176,7 @@ export function providerConfiguration(
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     features: {
       devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
       userinfo: { enabled: true },
       revocation: { enabled: true, allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId },
       backchannelLogout: { enabled: true },
@@ -193,9 +203,10 @@ export function providerConfiguration(
         defaultResource: async (ctx, _client, oneOf) =>
           oneOf?.[0] ?? (ctx.oidc.route === 'authorization' ? (ctx.oidc.params?.audience as string | undefined) : undefined),
         useGrantedResource: async () => true,
-        async getResourceServerInfo(_ctx, indicator) {
+        async getResourceServerInfo(ctx, indicator, client) {
           const api = apis.get(indicator);
           if (!api) throw new errors.AccessDenied(`Service not found: ${indicator}`);
+          if (isClientCredentials(ctx)) checkClientGrant(ctx, client, api.audience, clients);
           return {
             scope: [...OIDC_SCOPES, ...api.scopes].join(' '),
             audience: api.audience,

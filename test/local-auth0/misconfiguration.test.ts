@@ -98,7 +98,7 @@ describe('back-channel logout initiators', () => {
 describe('the options of a misconfiguration', () => {
   it.each([
     [{ grantTypes: [] }, /"clients\[0\].grantTypes" must be a non-empty array/],
-    [{ grantTypes: ['client_credentials'] }, /"clients\[0\].grantTypes"/],
+    [{ grantTypes: ['password'] }, /"clients\[0\].grantTypes"/],
     [{ backchannelLogoutInitiators: ['everything'] }, /"clients\[0\].backchannelLogoutInitiators" must be "all" or an array of rp-logout/],
   ])('refuses the client option %j', async (option, message) => {
     await expect(startLocalAuth0({ clients: [{ ...BFF, ...(option as object) }], users: [] })).rejects.toThrow(message);
