@@ -28,6 +28,7 @@ import { Sessions } from './session/sessions.js';
 import { routeSpan } from './telemetry/spans.js';
 import { SPAN } from './telemetry/names.js';
 import { createTelemetry } from './telemetry/telemetry.js';
+import { ClientTokens } from './tokens/client-tokens.js';
 import { TokenManager } from './tokens/token-manager.js';
 
 /** The middleware `createBff()` returns for `app.use()`, with the BFF's events and token access attached. */
@@ -121,6 +122,7 @@ export function createBff(options: BffOptions): Bff {
   const sessions = new Sessions(config, backend, report);
   const tokens = new TokenManager(config, idp, sessions, report);
   const realtime = createRealtime(config, sessions, tokens, dpop);
+  const clientTokens = new ClientTokens(config, idp, backend, report);
   const ctx: BffContext = { config, idp, sessions, tokens, report };
   const sessionControl = createSessionControl(config, sessions, idp, report);
 
@@ -155,7 +157,7 @@ export function createBff(options: BffOptions): Bff {
   // The longest mount first: a call under `/api/billing` belongs to that API, not to an `/api` declared before it.
   const proxies = [...config.apis]
     .sort((a, b) => b.mount.length - a.mount.length)
-    .map((api) => new ApiProxy(api, config, sessions, tokens, realtime.streams, report, telemetry.proxy(api), dpop));
+    .map((api) => new ApiProxy(api, config, sessions, tokens, clientTokens, realtime.streams, report, telemetry.proxy(api), dpop));
   const external = config.session.external;
   let closing: Promise<void> | undefined;
   const bff = function bff(req: Request, res: Response, next: NextFunction): void {

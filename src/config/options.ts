@@ -6,6 +6,16 @@ import type { DPoPOptions } from '../dpop/options.js';
 /** A node-redis v6 client (or cluster). Connected by the app; the BFF never closes it. */
 export type RedisClient = RedisClientType<any, any, any, any, any> | RedisClusterType<any, any, any, any, any>;
 
+/**
+ * Which access token the proxy attaches for an API:
+ * - `user`: the logged-in user's; without a session the call gets 401 (the default);
+ * - `user-or-none`: the user's when there is a session, none otherwise (public endpoints that personalise);
+ * - `client`: the BFF application's own, from the client-credentials grant for the API's audience;
+ * - `user-or-client`: the user's when there is a session, the application's otherwise;
+ * - `none`: no token at all (a plain proxy, with the same path checks and header hygiene).
+ */
+export type TokenPolicy = 'user' | 'user-or-none' | 'client' | 'user-or-client' | 'none';
+
 /** One backend API behind the proxy: `<mount>/<rest>?q` goes to `<upstream>/<rest>?q`. */
 export interface ApiOptions {
   /** Mount path on the BFF, e.g. `/api`. */
@@ -14,8 +24,13 @@ export interface ApiOptions {
   upstream: string;
   /** Auth0 API identifier for this API's access tokens. Default: the BFF's `audience`. */
   audience?: string;
-  /** Scopes to ask for when exchanging the ORT for this API's token (may only narrow what login granted). */
+  /**
+   * Scopes to ask for: when exchanging the ORT for this API's token (may only narrow what login granted), and in
+   * the client-credentials grant (permissions the application was granted for the API).
+   */
   scope?: string;
+  /** Which token the upstream gets: `user` (default), `user-or-none`, `client`, `user-or-client` or `none`. See {@link TokenPolicy}. */
+  token?: TokenPolicy;
   /** Milliseconds to wait for the upstream's response headers, then 504. Default 30,000. */
   timeout?: number;
   /**

@@ -2,7 +2,7 @@ import { BffConfigError } from '../errors.js';
 import type { Log } from '../events/logger.js';
 import type { TelemetryOptions } from '../telemetry/providers.js';
 import { readLogger, readTelemetry } from './observability.js';
-import type { BffOptions, RedisClient } from './options.js';
+import type { BffOptions, RedisClient, TokenPolicy } from './options.js';
 import { readDPoPOption, type DPoPConfig } from '../dpop/options.js';
 import { parseEncryptionKeys } from '../session/encryption.js';
 
@@ -34,6 +34,7 @@ export interface BffConfig {
   readonly apis: ReadonlyArray<{
     readonly mount: string;
     readonly upstream: URL;
+    /** '' for an API whose policy is `none` and that names no audience (it never gets a token). */
     readonly audience: string;
     readonly scope: string | undefined;
     /** The wait for the response headers. */
@@ -43,6 +44,7 @@ export interface BffConfig {
     /** The same for event streams; 0: none. */
     readonly eventStreamTimeoutMs: number;
     readonly websocket: boolean;
+    readonly token: TokenPolicy;
   }>;
   readonly websocket: { readonly allowedOrigins: readonly string[] };
   readonly csrf: { readonly header: string; readonly value: string };
@@ -80,6 +82,8 @@ const OPTIONAL_ROUTES = {
   sessions: '/auth/sessions',
 } as const;
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
+const TOKEN_POLICIES: readonly TokenPolicy[] = ['user', 'user-or-none', 'client', 'user-or-client', 'none'];
+const USES_USER_TOKEN = new Set<TokenPolicy>(['user', 'user-or-none', 'user-or-client']);
 
 /** Reads every option once, applies the defaults, and throws a `BffConfigError` naming the first bad one. */
 export function validateOptions(options: BffOptions): BffConfig {
@@ -123,9 +127,12 @@ export function validateOptions(options: BffOptions): BffConfig {
   const idleTimeout = positiveNumber(s.idleTimeout ?? 3 * DAY, 'session.idleTimeout', 'seconds');
   const absoluteTimeout = positiveNumber(s.absoluteTimeout ?? 7 * DAY, 'session.absoluteTimeout', 'seconds');
 
-  const audienceForApis = (i: number, a: string | undefined): string => {
+  const audienceForApis = (i: number, a: string | undefined, token: TokenPolicy): string => {
     const value = a ?? audience;
-    if (value === undefined) throw new BffConfigError(`apis[${i}].audience`, 'is needed when the BFF has no default audience');
+    if (value === undefined) {
+      if (token === 'none') return '';
+      throw new BffConfigError(`apis[${i}].audience`, 'is needed when the BFF has no default audience');
+    }
     return nonEmptyString(value, `apis[${i}].audience`, 'an Auth0 API identifier');
   };
   if (options.apis !== undefined && !Array.isArray(options.apis)) throw new BffConfigError('apis', 'must be an array of { mount, upstream }');
@@ -134,16 +141,19 @@ export function validateOptions(options: BffOptions): BffConfig {
     if (mount === '/') throw new BffConfigError(`apis[${i}].mount`, 'must not be "/" (the auth routes live there); use e.g. "/api"');
     const timeoutMs = Math.ceil(positiveNumber(api.timeout ?? 30_000, `apis[${i}].timeout`, 'milliseconds'));
     if (api.websocket !== undefined && typeof api.websocket !== 'boolean') throw new BffConfigError(`apis[${i}].websocket`, 'must be true or false');
+    const token = api.token ?? 'user';
+    if (!TOKEN_POLICIES.includes(token)) throw new BffConfigError(`apis[${i}].token`, `must be one of ${TOKEN_POLICIES.map((p) => `"${p}"`).join(', ')}`);
     return Object.freeze({
       mount: mount.replace(/\/+$/, ''),
       upstream: httpUrl(api.upstream, `apis[${i}].upstream`),
-      audience: audienceForApis(i, api.audience),
+      audience: audienceForApis(i, api.audience, token),
       scope: api.scope === undefined ? undefined : nonEmptyString(api.scope, `apis[${i}].scope`, 'a space-separated scope list'),
       timeoutMs,
       // Before bodyTimeout existed, `timeout` bounded the gaps between body chunks too: never cut sooner than that.
       bodyTimeoutMs: Math.ceil(nonNegativeNumber(api.bodyTimeout ?? Math.max(300_000, timeoutMs), `apis[${i}].bodyTimeout`)),
       eventStreamTimeoutMs: Math.ceil(nonNegativeNumber(api.eventStreamTimeout ?? 0, `apis[${i}].eventStreamTimeout`)),
       websocket: api.websocket ?? true,
+      token,
     });
   });
   const mounts = new Set<string>();
@@ -151,7 +161,9 @@ export function validateOptions(options: BffOptions): BffConfig {
   for (const [i, api] of apis.entries()) {
     if (mounts.has(api.mount)) throw new BffConfigError(`apis[${i}].mount`, `"${api.mount}" is used twice`);
     mounts.add(api.mount);
-    // One access token is kept per audience: two APIs of one audience must ask for the same scopes.
+    // One user access token is kept per audience: two APIs of one audience must ask for the same scopes.
+    // (The application's own tokens are kept per audience and scope.)
+    if (!USES_USER_TOKEN.has(api.token)) continue;
     if (scopeByAudience.has(api.audience) && scopeByAudience.get(api.audience) !== api.scope) {
       throw new BffConfigError(`apis[${i}].scope`, `differs from another API with the audience "${api.audience}"; give both the same scope`);
     }

@@ -17,6 +17,10 @@ export interface BffEvents {
   login: [{ sub: string; sid: string | undefined; sessionRef: string }];
   refresh: [{ sub: string; sid: string | undefined; sessionRef: string; audience: string; expiresIn: number; durationMs: number }];
   refresh_failed: [{ sub: string; sid: string | undefined; sessionRef: string; audience: string; kind: 'terminal' | 'transient' | 'configuration'; error: string; status?: number }];
+  /** The BFF application got its own token for an API (client credentials). */
+  client_token: [{ audience: string; expiresIn: number; durationMs: number }];
+  /** Auth0 refused the application's own token (`configuration`) or did not answer (`transient`). Nobody is logged out. */
+  client_token_failed: [{ audience: string; kind: 'transient' | 'configuration'; error: string; status?: number }];
   /**
    * One per logout, with the reason that started it. A back-channel logout that Auth0 sends because this BFF
    * revoked the session itself finds nothing left to end and is not a second logout.

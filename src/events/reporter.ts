@@ -100,6 +100,22 @@ export class Reporter {
     }
   }
 
+  /** The BFF application got its own token for an API (client credentials). */
+  clientTokenIssued(audience: string, expiresIn: number, durationMs: number): void {
+    this.events.emit('client_token', { audience, expiresIn, durationMs });
+    this.log.debug('Application token issued', { audience, durationMs, expiresIn });
+  }
+
+  /**
+   * A client-credentials request failed. Transient failures are retried (then 503) and logged as exchange failures
+   * are; a refusal is logged by the caller, which knows when a run of them starts and ends.
+   */
+  clientTokenFailed(audience: string, kind: 'transient' | 'configuration', failure: Pick<ClassifiedFailure, 'error' | 'status'>): void {
+    const { error, status } = failure;
+    this.events.emit('client_token_failed', { audience, kind, error, ...(status === undefined ? {} : { status }) });
+    if (kind === 'transient') this.warnRepeated(`client-token:${error}:${status}`, 'Auth0 failed a client-credentials request; retrying within the exchange deadline, then 503', { audience, error, status });
+  }
+
   /** The error a configuration failure answers with; it is logged where it was found, so the answer logs nothing more. */
   configurationError(description: string): BffError {
     const error = new BffError(ErrorCode.CONFIGURATION_ERROR, description);

@@ -127,6 +127,13 @@ export class IdpClient {
     return this.toAnswer(response, parameters.audience ?? this.config.audience ?? '(default audience)');
   }
 
+  /** One client-credentials grant attempt (the application's own token for an API), given up after `timeoutMs`. */
+  async clientCredentials(parameters: Record<string, string>, timeoutMs: number): Promise<TokenAnswer> {
+    const configuration = await this.ready();
+    const response = await this.callTimeout.run(timeoutMs, () => oidc.clientCredentialsGrant(configuration, parameters, this.tokenOptions));
+    return this.toAnswer(response, parameters.audience ?? this.config.audience ?? '(default audience)');
+  }
+
   async revoke(refreshToken: string): Promise<void> {
     await oidc.tokenRevocation(await this.ready(), refreshToken, { token_type_hint: 'refresh_token' });
   }

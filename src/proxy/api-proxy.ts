@@ -10,10 +10,12 @@ import type { StreamTracker } from '../realtime/registry.js';
 import { causeName, type Reporter } from '../events/reporter.js';
 import { sessionRef, type LoadedSession, type Sessions } from '../session/sessions.js';
 import type { ProxyTelemetry } from '../telemetry/proxy-call.js';
+import type { ClientTokens } from '../tokens/client-tokens.js';
 import type { TokenManager } from '../tokens/token-manager.js';
 import { ForwardHandler, type ForwardOutcome } from './forward.js';
 import { upstreamRequestHeaders } from './headers.js';
 import { targetPath } from './target-path.js';
+import { optionalSession, tokenPlan, type TokenPlan } from './token-policy.js';
 
 type Api = BffConfig['apis'][number];
 
@@ -21,7 +23,8 @@ type Api = BffConfig['apis'][number];
 const REPLAYABLE = new Set(['GET', 'HEAD', 'OPTIONS', 'DELETE', 'PUT']);
 
 /**
- * `<mount>/<rest>?q` -> `<upstream>/<rest>?q` with the session's access token.
+ * `<mount>/<rest>?q` -> `<upstream>/<rest>?q` with the session's access token (or, by the API's token policy,
+ * the application's own token or none).
  * Checked in order: the anti-forgery header (403, upstream not called), a safe path (400), the session (401);
  * then a fresh token (one exchange at most), and the request streamed both ways over kept-alive connections.
  */
@@ -31,12 +34,14 @@ export class ApiProxy {
   private readonly forwarded: { proto: string; host: string; prefix: string };
   /** With DPoP: the proofs of this API's calls. */
   private readonly proofs: UpstreamProofs | undefined;
+  private readonly plan: TokenPlan;
 
   constructor(
     private readonly api: Api,
     private readonly config: BffConfig,
     private readonly sessions: Sessions,
     private readonly tokens: TokenManager,
+    clientTokens: ClientTokens,
     /** Long responses register here, to end with their session. */
     private readonly streams: StreamTracker | undefined,
     private readonly report: Reporter,
@@ -54,6 +59,7 @@ export class ApiProxy {
     this.basePath = api.upstream.pathname.replace(/\/+$/, '');
     this.forwarded = { proto: config.baseURL.protocol.slice(0, -1), host: config.baseURL.host, prefix: api.mount };
     this.proofs = dpop?.forUpstream(api.upstream.origin);
+    this.plan = tokenPlan(api, clientTokens);
   }
 
   /** Whether a request URL (relative to where the BFF is mounted) belongs to this API: `<mount>`, `<mount>/...`, `<mount>?...`. */
@@ -82,6 +88,8 @@ export class ApiProxy {
         throw new BffError(ErrorCode.INVALID_REQUEST, 'The API path is not allowed.');
       }
       path = target;
+      // The token policy was worked out once: an API that may be called without a session branches off here.
+      if (!this.plan.userRequired) return this.withoutRequiredSession(req, res, path);
       loaded = this.sessions.load(req, this.api.audience);
     } catch (error) {
       return this.fail(res, error);
@@ -101,26 +109,56 @@ export class ApiProxy {
     else this.send(req, res, path, session, token);
   }
 
-  private send(req: Request, res: Response, path: string, session: LoadedSession, first: AccessTokenEntry): void {
-    const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+  /** `user-or-none`, `user-or-client`, `client`, `none`: the user's token when there is a session and the policy uses it, else the application's or none. */
+  private withoutRequiredSession(req: Request, res: Response, path: string): void {
+    let session: LoadedSession | undefined | Promise<LoadedSession | undefined>;
+    try {
+      session = this.plan.userIfAny ? optionalSession(this.sessions, req, this.api.audience) : undefined;
+    } catch (error) {
+      return this.fail(res, error);
+    }
+    if (session instanceof Promise) session.then((found) => this.withOptionalSession(req, res, path, found), (error: unknown) => this.fail(res, error));
+    else this.withOptionalSession(req, res, path, session);
+  }
+
+  private withOptionalSession(req: Request, res: Response, path: string, session: LoadedSession | undefined): void {
+    if (session !== undefined) return this.withSession(req, res, path, session);
+    const client = this.plan.client;
+    if (client === undefined) return this.forward(req, res, path, undefined, undefined, hasBody(req), false, 0, (outcome) => this.settled(res, outcome));
+    const token = client.token();
+    if (token instanceof Promise) token.then((first) => this.send(req, res, path, undefined, first), (error: unknown) => this.fail(res, error));
+    else this.send(req, res, path, undefined, token);
+  }
+
+  /** Sends with the user's token (a session) or the application's (none), renewing it once if the upstream rejects it. */
+  private send(req: Request, res: Response, path: string, session: LoadedSession | undefined, first: AccessTokenEntry): void {
+    const withBody = hasBody(req);
     // A token the upstream rejects although it looked fresh (revoked, clock skew) is renewed once and the
     // request replayed, when replaying cannot do harm.
     // An upstream that rejects every token (misconfigured on its side) costs one forced exchange, not one per call.
-    const mayRetry = !hasBody && REPLAYABLE.has(req.method) && this.tokens.mayForce(first.token);
-    this.forward(req, res, path, session, first, hasBody, mayRetry, 0, (outcome) => {
+    const mayRetry = !withBody && REPLAYABLE.has(req.method)
+      && (session !== undefined ? this.tokens.mayForce(first.token) : this.plan.client!.mayRenew(first.token));
+    this.forward(req, res, path, session, first, withBody, mayRetry, 0, (outcome) => {
       if (outcome.kind !== 'retry') return this.settled(res, outcome);
-      Promise.resolve(this.tokens.accessToken(session, this.api, { force: true, rejected: first.token })).then(
+      const renewal = session !== undefined
+        ? this.tokens.accessToken(session, this.api, { force: true, rejected: first.token })
+        : this.plan.client!.renew(first.token);
+      Promise.resolve(renewal).then(
         (renewed) => this.forward(req, res, path, session, renewed, false, false, 1, (last) => this.settled(res, last)),
         (error: unknown) => this.fail(res, error),
       );
     });
   }
 
-  private forward(req: Request, res: Response, path: string, session: LoadedSession, entry: AccessTokenEntry, hasBody: boolean, mayRetry: boolean, resend: number, settle: (outcome: ForwardOutcome, status: number) => void, nonceRetry = true): void {
-    const headers = upstreamRequestHeaders(req, entry.token, this.forwarded);
+  /**
+   * `session`: a long response of a session ends with it; `entry`: the token, with a proof when it is bound. Without
+   * either (by the API's token policy) the call is not tracked, or goes without a token.
+   */
+  private forward(req: Request, res: Response, path: string, session: LoadedSession | undefined, entry: AccessTokenEntry | undefined, hasBody: boolean, mayRetry: boolean, resend: number, settle: (outcome: ForwardOutcome, status: number) => void, nonceRetry = true): void {
+    const headers = upstreamRequestHeaders(req, entry?.token, this.forwarded);
     // A bound token (the token manager hands out only tokens of this key) goes with a fresh proof.
-    const proofs = entry.jkt === undefined ? undefined : this.proofs;
-    if (proofs !== undefined) proofs.authorize(headers, req.method, path, entry);
+    const proofs = entry?.jkt === undefined ? undefined : this.proofs;
+    if (proofs !== undefined) proofs.authorize(headers, req.method, path, entry!);
     const call = this.telemetry?.start(req.method, path, headers, resend);
     const done = call === undefined ? settle : (outcome: ForwardOutcome, status: number) => {
       call.end(status, outcome.kind === 'gone' ? 'aborted' : outcome.kind === 'failed' || outcome.kind === 'broken' ? causeName(outcome.error) : undefined);
@@ -170,6 +208,10 @@ export class ApiProxy {
   close(): Promise<void> {
     return this.pool.close();
   }
+}
+
+function hasBody(req: Request): boolean {
+  return req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
 }
 
 const nonceRequired = (): BffError => new BffError(

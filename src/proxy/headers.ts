@@ -17,9 +17,9 @@ const DROP_RESPONSE = new Set([
 
 /**
  * The headers the upstream gets: the browser's own minus cookies, credentials and hop-by-hop headers, plus the
- * access token and X-Forwarded-* describing the BFF's public origin.
+ * access token (none for an API called without one) and X-Forwarded-* describing the BFF's public origin.
  */
-export function upstreamRequestHeaders(req: IncomingMessage, accessToken: string, forwarded: { proto: string; host: string; prefix: string }): Record<string, string | string[]> {
+export function upstreamRequestHeaders(req: IncomingMessage, accessToken: string | undefined, forwarded: { proto: string; host: string; prefix: string }): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   const source = req.headers;
   const named = connectionTokens(source.connection);
@@ -28,7 +28,7 @@ export function upstreamRequestHeaders(req: IncomingMessage, accessToken: string
     const value = source[name];
     if (value !== undefined) out[name] = value;
   }
-  out.authorization = `Bearer ${accessToken}`;
+  if (accessToken !== undefined) out.authorization = `Bearer ${accessToken}`;
   // Express's req.ip honours the app's 'trust proxy' setting; without that setting (the default) it is the
   // socket's address, and a bare IncomingMessage only knows the socket.
   const app = (req as { app?: { get?(setting: string): unknown } }).app;

@@ -1,5 +1,5 @@
 import type { Store } from 'express-session';
-import type { SessionRecord, SessionSummary, SessionView, StoredSessionRecord, TokenUpdate } from './record.js';
+import type { AccessTokenEntry, SessionRecord, SessionSummary, SessionView, StoredSessionRecord, TokenUpdate } from './record.js';
 
 /**
  * Where sessions live: Redis (shared by every BFF process) or memory (one process).
@@ -37,6 +37,11 @@ export interface SessionBackend {
   findSessions(selector: { sid?: string; sub?: string }): Promise<string[]>;
   /** Ends sessions; returns the records that still existed (for events). */
   destroy(ids: readonly string[]): Promise<StoredSessionRecord[]>;
+
+  /** The BFF application's own access token (client credentials) kept under `name`, shared by every process. */
+  readClientToken(name: string): Promise<AccessTokenEntry | undefined>;
+  /** Keeps it until it expires. */
+  storeClientToken(name: string, entry: AccessTokenEntry): Promise<void>;
 
   /** A lock with an owner and an expiry, for one exchange at a time across processes. */
   acquireLock(name: string, owner: string, ttlMs: number): Promise<boolean>;

@@ -2,7 +2,7 @@ import session, { type SessionData } from 'express-session';
 import type { SessionBackend } from './backend.js';
 import type { FieldCipher } from './encryption.js';
 import {
-  EXPIRY_GRACE_MS, F, SUMMARY_FIELDS, accessTokenField, decodeSummary, decodeView, decodeRecord, encodeRecord, encodeUpdate,
+  EXPIRY_GRACE_MS, F, SUMMARY_FIELDS, accessTokenField, decodeAccessToken, decodeSummary, decodeView, decodeRecord, encodeAccessToken, encodeRecord, encodeUpdate,
   type SessionView, type StoredSessionRecord,
 } from './record.js';
 
@@ -72,6 +72,7 @@ export function createMemoryBackend(cipher: FieldCipher, idleTimeoutMs: number, 
   const transactions = new ExpiringMap<string>(clock);
   const locks = new ExpiringMap<string>(clock);
   const once = new ExpiringMap<true>(clock);
+  const clientTokens = new ExpiringMap<string>(clock);
   const indexes = new Map<string, Map<string, number>>();
   const store = new MemorySessionStore(sessions, () => clock() + idleTimeoutMs);
 
@@ -89,7 +90,7 @@ export function createMemoryBackend(cipher: FieldCipher, idleTimeoutMs: number, 
     if (members.size === 0) indexes.delete(key);
   };
   const sweep = () => {
-    for (const map of [sessions, records, transactions, locks, once]) map.sweep();
+    for (const map of [sessions, records, transactions, locks, once, clientTokens]) map.sweep();
     const now = clock();
     for (const [key, members] of indexes) {
       for (const [member, exp] of members) if (exp <= now) members.delete(member);
@@ -177,6 +178,10 @@ export function createMemoryBackend(cipher: FieldCipher, idleTimeoutMs: number, 
         if (record) ended.push(record);
       }
       return ended;
+    },
+    readClientToken: async (name) => decodeAccessToken(clientTokens.get(name), cipher),
+    storeClientToken: async (name, entry) => {
+      clientTokens.set(name, encodeAccessToken(entry, cipher), entry.expiresAt);
     },
     acquireLock: async (name, owner, ttlMs) => {
       if (locks.get(name) !== undefined) return false;

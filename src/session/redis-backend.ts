@@ -7,7 +7,7 @@ import type { SessionBackend } from './backend.js';
 import type { FieldCipher } from './encryption.js';
 import { createViewMemo } from './view-memo.js';
 import {
-  EXPIRY_GRACE_MS, F, SUMMARY_FIELDS, VIEW_FIELDS, accessTokenField, decodeRecord, decodeSummary, decodeView, encodeRecord, encodeUpdate,
+  EXPIRY_GRACE_MS, F, SUMMARY_FIELDS, VIEW_FIELDS, accessTokenField, decodeAccessToken, decodeRecord, decodeSummary, decodeView, encodeAccessToken, encodeRecord, encodeUpdate,
   type SessionRecord, type SessionView, type StoredSessionRecord, type TokenUpdate,
 } from './record.js';
 
@@ -20,6 +20,7 @@ import {
  *   bff:idx:sid:<auth0 sid>, bff:idx:sub:<sub>   sorted sets of BFF session ids, scored by absolute expiry
  *   bff:tx:<state>  a pending login
  *   bff:once:<name> replay protection (back-channel logout jti)
+ *   bff:ctok:<name> the application's own access token for an API (client credentials), until it expires
  */
 
 // Writes only into a record that exists: a request that outlived its session cannot bring it back.
@@ -64,6 +65,7 @@ interface Commands {
   isReady?: boolean;
   isOpen?: boolean;
   hmGet(key: string, fields: string[]): Promise<Array<string | null>>;
+  get(key: string): Promise<string | null>;
   set(key: string, value: string, options?: object): Promise<string | null>;
   getDel(key: string): Promise<string | null>;
   zRange(key: string, min: number, max: number): Promise<string[]>;
@@ -250,6 +252,11 @@ export function createRedisBackend(
         if (record) ended.push(record);
       }
       return ended;
+    }),
+
+    readClientToken: (name) => run(async () => decodeAccessToken(await redis.get(`${prefix}ctok:${name}`), cipher)),
+    storeClientToken: (name, entry) => run(async () => {
+      await redis.set(`${prefix}ctok:${name}`, encodeAccessToken(entry, cipher), { expiration: { type: 'PX', value: Math.max(1, Math.ceil(entry.expiresAt - clock())) } });
     }),
 
     acquireLock: (name, owner, ttlMs) => run(async () =>

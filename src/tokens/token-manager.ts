@@ -11,6 +11,7 @@ import { sessionExpiryOf } from '../session/session-expiry.js';
 import { sessionEnded, sessionRef, type LoadedSession, type Sessions } from '../session/sessions.js';
 import { AudienceCheck } from './audience-check.js';
 import { backoffDelay, sleep } from './backoff.js';
+import { RenewedTokens } from './renewed-tokens.js';
 
 /** Which access token: the API's audience, and the scope to ask for when it must be exchanged. */
 export interface TokenTarget {
@@ -59,8 +60,8 @@ export function accessTokenEntry(answer: TokenAnswer, requestedAt: number, timin
  */
 export class TokenManager {
   private readonly inflight = new Map<string, Promise<AccessTokenEntry>>();
-  /** Tokens that a forced exchange produced (by their signature's tail): an upstream rejecting one of those gets no second try. */
-  private readonly forced = new Set<string>();
+  /** Tokens that a forced exchange produced: an upstream rejecting one of those gets no second try. */
+  private readonly forced = new RenewedTokens(1_000);
   private readonly lockTtlMs: number;
   /** Whether a token Auth0 issued is for the API it was asked for: checked when one is stored (login, exchange). */
   readonly audiences: AudienceCheck;
@@ -93,19 +94,14 @@ export class TokenManager {
     }
     const renewal = this.report.renewal(sessionRef(session.id), target.audience, 'led', options.force === true);
     let pending = renewal.run(() => this.exchangeOnce(session, target, options, renewal)).finally(() => this.inflight.delete(key));
-    if (options.force) pending = pending.then((entry) => (this.rememberForced(entry.token), entry));
+    if (options.force) pending = pending.then((entry) => (this.forced.add(entry.token), entry));
     this.inflight.set(key, pending);
     return pending;
   }
 
   /** Whether an upstream's rejection of this token may force an exchange: once per token a normal exchange gave. */
   mayForce(token: string): boolean {
-    return !this.forced.has(token.slice(-32));
-  }
-
-  private rememberForced(token: string): void {
-    if (this.forced.size >= 1_000) this.forced.clear();
-    this.forced.add(token.slice(-32));
+    return !this.forced.has(token);
   }
 
   /**

@@ -222,7 +222,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       tokens: { exchangeDeadline: 1_500, attemptTimeout: 500 },
       ...options.bff,
     });
-    for (const name of ['login', 'refresh', 'refresh_failed', 'logout', 'revocation_failed', 'backchannel_logout_rejected', 'upstream_failed', 'store_failed'] as const) {
+    for (const name of ['login', 'refresh', 'refresh_failed', 'client_token', 'client_token_failed', 'logout', 'revocation_failed', 'backchannel_logout_rejected', 'upstream_failed', 'store_failed'] as const) {
       bff.events.on(name, (payload: unknown) => events.push({ name, payload }));
     }
     const app = options.app ? options.app(bff) : express().use(bff);

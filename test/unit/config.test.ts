@@ -75,6 +75,9 @@ describe('configuration', () => {
     [{ audience: undefined, apis: [{ mount: '/api', upstream: 'http://127.0.0.1:1' }] }, 'apis[0].audience'],
     [{ apis: [{ mount: '/api', upstream: 'http://127.0.0.1:1' }, { mount: '/api', upstream: 'http://127.0.0.1:2' }] }, 'apis[1].mount'],
     [{ apis: [{ mount: '/a', upstream: 'http://127.0.0.1:1', scope: 'read' }, { mount: '/b', upstream: 'http://127.0.0.1:2', scope: 'write' }] }, 'apis[1].scope'],
+    [{ apis: [{ mount: '/api', upstream: 'http://127.0.0.1:1', token: 'anonymous' }] }, 'apis[0].token'],
+    [{ audience: undefined, apis: [{ mount: '/api', upstream: 'http://127.0.0.1:1', token: 'client' }] }, 'apis[0].audience'],
+    [{ apis: [{ mount: '/a', upstream: 'http://127.0.0.1:1', scope: 'read' }, { mount: '/b', upstream: 'http://127.0.0.1:2', scope: 'write', token: 'user-or-client' }] }, 'apis[1].scope'],
     [{ csrf: { header: 'bad header' } }, 'csrf.header'],
     [{ allowedReturnTo: ['//evil'] }, 'allowedReturnTo[0]'],
     [{ redis: {} }, 'redis'],
@@ -124,6 +127,24 @@ describe('configuration', () => {
     expect(validateOptions(base).websocket.allowedOrigins).toEqual(['https://app.example.com']);
     expect(validateOptions({ ...base, websocket: { allowedOrigins: ['https://App.Example.com:443', 'http://localhost:5173'] } }).websocket.allowedOrigins)
       .toEqual(['https://app.example.com', 'http://localhost:5173']);
+  });
+
+  it('gives every API the `user` token policy unless it names another', () => {
+    const config = validateOptions({ ...base, apis: [{ mount: '/api', upstream: 'http://127.0.0.1:1' }, { mount: '/app', upstream: 'http://127.0.0.1:1', token: 'client' }] });
+    expect(config.apis.map((api) => [api.mount, api.token])).toEqual([['/api', 'user'], ['/app', 'client']]);
+  });
+
+  it('needs no audience for an API called without a token', () => {
+    const config = validateOptions({ ...base, audience: undefined, apis: [{ mount: '/plain', upstream: 'http://127.0.0.1:1', token: 'none' }] });
+    expect(config.apis[0]).toMatchObject({ token: 'none', audience: '' });
+  });
+
+  it('lets an API with the application\'s token ask for other scopes than a user API of the same audience', () => {
+    const config = validateOptions({ ...base, apis: [
+      { mount: '/a', upstream: 'http://127.0.0.1:1', scope: 'read' },
+      { mount: '/b', upstream: 'http://127.0.0.1:2', scope: 'read:all', token: 'client' },
+    ] });
+    expect(config.apis.map((api) => api.scope)).toEqual(['read', 'read:all']);
   });
 
   it('never freezes the objects the app passed in', () => {

@@ -377,6 +377,20 @@ describe.each(variants)('the %s session backend', (_name, variant) => {
     expect(await backend.acquireLock('session-1', 'owner-c', MINUTE)).toBe(false);
   });
 
+  it('keeps the application\'s own token under its name until it expires, never in the clear when tokens are encrypted', async () => {
+    expect(await backend.readClientToken(API)).toBeUndefined();
+    const entry = accessToken('AT-client-secret-value', 150);
+    await backend.storeClientToken(API, entry);
+    expect(await backend.readClientToken(API)).toEqual(entry);
+    expect(await backend.readClientToken(OTHER_API)).toBeUndefined();
+    if (redis && variant.cipher !== plainCipher) {
+      const raw = await (redis as unknown as { get(key: string): Promise<string | null> }).get(`${prefix}ctok:${API}`);
+      expect(raw).not.toContain('AT-client-secret-value');
+    }
+    await letExpire(150, `ctok:${API}`);
+    expect(await backend.readClientToken(API)).toBeUndefined();
+  });
+
   it('remembers a name once: true the first time, false after', async () => {
     expect(await backend.rememberOnce('jti-1', MINUTE)).toBe(true);
     expect(await backend.rememberOnce('jti-1', MINUTE)).toBe(false);
@@ -515,6 +529,8 @@ describe('the Redis session backend', () => {
     ['acquireLock', () => backend.acquireLock('id-1', 'owner', MINUTE)],
     ['releaseLock', () => backend.releaseLock('id-1', 'owner')],
     ['rememberOnce', () => backend.rememberOnce('jti', MINUTE)],
+    ['readClientToken', () => backend.readClientToken(API)],
+    ['storeClientToken', () => backend.storeClientToken(API, record.accessTokens[API] as AccessTokenEntry)],
   ];
 
   it('answers every operation with session_store_unavailable once its client is closed', async () => {

@@ -1,0 +1,218 @@
+import { randomUUID } from 'node:crypto';
+import type { BffConfig } from '../config/validate.js';
+import { BffError, ErrorCode } from '../errors.js';
+import type { Reporter } from '../events/reporter.js';
+import { markLogged } from '../http/json-error.js';
+import { classifyTokenFailure, type ClassifiedFailure } from '../idp/failures.js';
+import type { IdpClient, TokenAnswer } from '../idp/idp-client.js';
+import type { SessionBackend } from '../session/backend.js';
+import type { AccessTokenEntry } from '../session/record.js';
+import { backoffDelay, sleep } from './backoff.js';
+import { RenewedTokens } from './renewed-tokens.js';
+import { accessTokenEntry } from './token-manager.js';
+
+const POLL_MS = 25;
+/** How long a refusal by Auth0 (credentials, client grant) is answered from memory instead of asking again. */
+export const REFUSAL_MEMORY_MS = 10_000;
+/** OpenID scopes mean nothing to the client-credentials grant (no user): Auth0 would refuse them as not granted. */
+const OIDC_SCOPES = new Set(['openid', 'profile', 'email', 'address', 'phone', 'offline_access', 'online_access']);
+
+/**
+ * The BFF application's own access tokens (the client-credentials grant), one per API audience and scope, for
+ * APIs whose token policy is `client` or `user-or-client`. A token is kept in this process and in the session
+ * store (Redis: shared by every process), and renewed at the same point as a user's token (`accessTokenEntry`):
+ * one exchange per expiry, across processes, under the store's lock.
+ */
+export class ClientTokens {
+  private readonly slots = new Map<string, ClientToken>();
+
+  constructor(
+    private readonly config: BffConfig,
+    private readonly idp: IdpClient,
+    private readonly backend: SessionBackend,
+    private readonly report: Reporter,
+  ) {}
+
+  /** The token of one API, made once when the proxy is built (the hot path then reads a field). APIs of one audience and scope share it. */
+  forApi(audience: string, scope: string | undefined): ClientToken {
+    const granted = scope?.split(/\s+/).filter((s) => s !== '' && !OIDC_SCOPES.has(s)).join(' ') || undefined;
+    const name = granted === undefined ? audience : `${audience} ${granted}`;
+    let slot = this.slots.get(name);
+    if (slot === undefined) this.slots.set(name, (slot = new ClientToken(name, audience, granted, this.config, this.idp, this.backend, this.report)));
+    return slot;
+  }
+}
+
+/** The application's token for one audience and scope. */
+export class ClientToken {
+  private current: AccessTokenEntry | undefined;
+  private pending: Promise<AccessTokenEntry> | undefined;
+  /** Auth0's last refusal, answered without asking again until `until`. */
+  private refused: { until: number; error: BffError } | undefined;
+  /** Whether the current run of refusals was logged (once, until a token is issued again). */
+  private reported = false;
+  private warnedTooShort = false;
+  /** Tokens that a renewal after a rejection produced: an upstream rejecting one of those gets no second renewal. */
+  private readonly renewed = new RenewedTokens(100);
+  private readonly parameters: Record<string, string>;
+  private readonly lockTtlMs: number;
+
+  constructor(
+    private readonly name: string,
+    readonly audience: string,
+    scope: string | undefined,
+    private readonly config: BffConfig,
+    private readonly idp: IdpClient,
+    private readonly backend: SessionBackend,
+    private readonly report: Reporter,
+  ) {
+    this.parameters = scope === undefined ? { audience } : { audience, scope };
+    this.lockTtlMs = config.tokens.exchangeDeadlineMs + config.tokens.attemptTimeoutMs + 1_000;
+  }
+
+  /** A fresh token: the one at hand when it is before its refresh point (the usual case), else one exchange at most. */
+  token(): AccessTokenEntry | Promise<AccessTokenEntry> {
+    const current = this.current;
+    if (current !== undefined && this.config.clock() < current.refreshAt) return current;
+    return this.obtain(undefined);
+  }
+
+  /** A token other than `rejected`, which the upstream refused although it looked fresh. */
+  renew(rejected: string): Promise<AccessTokenEntry> {
+    const current = this.current;
+    if (current !== undefined && current.token !== rejected && this.config.clock() < current.refreshAt) return Promise.resolve(current);
+    return this.obtain(rejected).then((entry) => {
+      this.renewed.add(entry.token);
+      return entry;
+    });
+  }
+
+  /** Whether an upstream's rejection of this token may renew it: once per token a normal exchange gave. */
+  mayRenew(token: string): boolean {
+    return !this.renewed.has(token);
+  }
+
+  /** One exchange under way per process: every call joins it (unless it settles on the very token to replace). */
+  private obtain(rejected: string | undefined): Promise<AccessTokenEntry> {
+    const refused = this.refused;
+    if (refused !== undefined && this.config.clock() < refused.until) return Promise.reject(refused.error);
+    const joined = this.pending;
+    if (joined !== undefined) {
+      return rejected === undefined ? joined : joined.then((entry) => (entry.token === rejected ? this.obtain(rejected) : entry));
+    }
+    const pending = this.obtainShared(rejected).finally(() => {
+      this.pending = undefined;
+    });
+    this.pending = pending;
+    return pending;
+  }
+
+  /**
+   * The token another process stored, when it is usable; else the store's lock and one exchange; else (another
+   * process holds the lock) its result once stored.
+   */
+  private async obtainShared(rejected: string | undefined): Promise<AccessTokenEntry> {
+    const deadline = performance.now() + this.config.tokens.exchangeDeadlineMs;
+    const owner = randomUUID();
+    const first = await this.backend.readClientToken(this.name);
+    if (this.usable(first, rejected, undefined)) return this.keep(first!);
+    // A token that differs from the one first seen was stored meanwhile: it is taken even inside its refresh
+    // margin (a token too short for the margin is inside it from the start).
+    const seen = first?.token;
+    while (performance.now() < deadline) {
+      if (await this.backend.acquireLock(this.name, owner, this.lockTtlMs)) {
+        try {
+          const stored = await this.backend.readClientToken(this.name);
+          if (this.usable(stored, rejected, seen)) return this.keep(stored!);
+          return this.keep(await this.exchange(deadline));
+        } finally {
+          await this.backend.releaseLock(this.name, owner).catch(() => {});
+        }
+      }
+      while (performance.now() < deadline) {
+        await sleep(POLL_MS);
+        const stored = await this.backend.readClientToken(this.name);
+        if (this.usable(stored, rejected, seen)) return this.keep(stored!);
+        if (await this.backend.acquireLock(this.name, owner, this.lockTtlMs)) {
+          // The holder gave up without a token (a transient failure): our turn.
+          await this.backend.releaseLock(this.name, owner);
+          break;
+        }
+      }
+    }
+    throw unavailable(1);
+  }
+
+  private usable(entry: AccessTokenEntry | undefined, rejected: string | undefined, seen: string | undefined): boolean {
+    if (entry === undefined || entry.token === rejected) return false;
+    const now = this.config.clock();
+    return now < entry.refreshAt || (now < entry.expiresAt && seen !== undefined && entry.token !== seen);
+  }
+
+  private keep(entry: AccessTokenEntry): AccessTokenEntry {
+    this.current = entry;
+    return entry;
+  }
+
+  /** The client-credentials grant, retried on transient failures within the deadline; a refusal is a configuration error. */
+  private async exchange(deadline: number): Promise<AccessTokenEntry> {
+    for (let attempt = 0; ; attempt++) {
+      const remaining = deadline - performance.now();
+      if (remaining <= 0) throw unavailable(1);
+      const started = performance.now();
+      const requestedAt = this.config.clock();
+      let answer: TokenAnswer;
+      try {
+        answer = await this.idp.clientCredentials(this.parameters, Math.min(this.config.tokens.attemptTimeoutMs, remaining));
+      } catch (error) {
+        const failure = classifyTokenFailure(error);
+        // Nothing here is about a user: a refusal (Auth0's `access_denied` included) means the BFF's registration.
+        const kind = failure.kind === 'transient' ? 'transient' : 'configuration';
+        this.report.clientTokenFailed(this.audience, kind, failure);
+        if (kind === 'configuration') throw this.refuse(failure);
+        const wait = failure.retryAfter !== undefined ? failure.retryAfter * 1000 : backoffDelay(attempt);
+        if (performance.now() + wait >= deadline) throw unavailable(Math.max(1, Math.ceil(wait / 1000)));
+        await sleep(wait);
+        continue;
+      }
+      return this.store(answer, requestedAt, Math.round(performance.now() - started));
+    }
+  }
+
+  private async store(answer: TokenAnswer, requestedAt: number, durationMs: number): Promise<AccessTokenEntry> {
+    const entry = accessTokenEntry(answer, requestedAt, this.config.tokens);
+    this.refused = undefined;
+    this.reported = false;
+    if (entry.refreshAt <= this.config.clock() && !this.warnedTooShort) {
+      this.warnedTooShort = true;
+      this.config.logger.warn('The application\'s tokens for this API live too short for the refresh margin and clock-skew allowance: every call renews one', {
+        audience: this.audience, lifetimeSeconds: answer.expiresIn, clockSkewSeconds: this.config.tokens.clockSkewMs / 1000,
+      });
+    }
+    try {
+      await this.backend.storeClientToken(this.name, entry);
+    } catch (error) {
+      // Auth0 issued it: use it here, even if the other processes cannot see it (they will get their own).
+      this.config.logger.warn('Could not share the application\'s token for this API through the session store', { audience: this.audience, error: String((error as Error)?.message) });
+    }
+    this.report.clientTokenIssued(this.audience, answer.expiresIn, durationMs);
+    return entry;
+  }
+
+  private refuse(failure: ClassifiedFailure): BffError {
+    if (!this.reported) {
+      this.reported = true;
+      this.config.logger.error(
+        'Auth0 refused the application\'s own token for this API: is the application authorised for the API (Auth0 Dashboard: APIs, the API, Machine to Machine Applications) with these permissions, and are its credentials right?',
+        { audience: this.audience, error: failure.error, status: failure.status, ...(this.parameters.scope === undefined ? {} : { scope: this.parameters.scope }) },
+      );
+    }
+    const error = new BffError(ErrorCode.CONFIGURATION_ERROR, 'The BFF could not get the access token for this API because of its configuration.');
+    markLogged(error);
+    this.refused = { until: this.config.clock() + REFUSAL_MEMORY_MS, error };
+    return error;
+  }
+}
+
+const unavailable = (retryAfter: number): BffError =>
+  new BffError(ErrorCode.TOKEN_SERVICE_UNAVAILABLE, 'Auth0 is not answering token requests right now; try again shortly.', { retryAfter });

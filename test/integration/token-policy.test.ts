@@ -1,0 +1,300 @@
+import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { CLIENT_ID, startHarness, USER, type Harness, type RecordedRequest } from '../support/harness.js';
+
+const OTHER_API = 'https://other-api.example.test';
+/** One upstream behind a mount per token policy, and a `client` API the application is not authorised for. */
+const MOUNTS = (upstream: string) => [
+  { mount: '/api', upstream },
+  { mount: '/public', upstream, token: 'user-or-none' as const },
+  { mount: '/app', upstream, token: 'client' as const },
+  { mount: '/mixed', upstream, token: 'user-or-client' as const },
+  { mount: '/plain', upstream, token: 'none' as const },
+  { mount: '/denied', upstream, token: 'client' as const, audience: OTHER_API },
+];
+const AUTHORISED = { client: { clientGrants: [{ audience: 'https://api.example.test' }] } };
+
+const clientGrants = (h: Harness) => h.auth0.admin.counts().token.client_credentials ?? { ok: 0, error: 0 };
+const refreshes = (h: Harness) => h.auth0.admin.counts().token.refresh_token?.ok ?? 0;
+
+async function claimsOf(h: Harness, seen: RecordedRequest | undefined, audience = 'https://api.example.test'): Promise<JWTPayload> {
+  const header = seen?.headers.authorization;
+  expect(header).toMatch(/^Bearer /);
+  const jwks = createRemoteJWKSet(new URL(`${h.auth0.issuer}.well-known/jwks.json`));
+  return (await jwtVerify((header as string).slice(7), jwks, { issuer: h.auth0.issuer, audience })).payload;
+}
+
+describe('a token policy per API', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ redis: true, apis: MOUNTS, ...AUTHORISED });
+  });
+  afterAll(() => h?.close());
+  beforeEach(() => {
+    h.upstream.handler = undefined;
+    h.upstream.requests.length = 0;
+    h.auth0.admin.reset();
+  });
+
+  describe('user-or-none', () => {
+    it('forwards a call without a session with no token and no cookie', async () => {
+      const res = await h.browser().api('/public/items?q=1', { headers: { cookie: 'bff=not-a-session; other=1', authorization: 'Bearer from-the-browser' } });
+      expect(res.status).toBe(200);
+      const [seen] = h.upstream.requests;
+      expect(seen?.url).toBe('/items?q=1');
+      expect(seen?.headers.authorization).toBeUndefined();
+      expect(seen?.headers.cookie).toBeUndefined();
+    });
+
+    it('forwards a logged-in call with the user\'s token', async () => {
+      const browser = h.browser();
+      await browser.login();
+      expect((await browser.api('/public/items')).status).toBe(200);
+      expect((await claimsOf(h, h.upstream.requests[0])).sub).toBe(USER.sub);
+      expect(h.upstream.requests[0]?.headers.cookie).toBeUndefined();
+    });
+
+    it('answers 401 session_ended on the call that finds the session over, then forwards the next ones as anonymous', async () => {
+      const browser = h.browser();
+      await browser.login();
+      await h.auth0.admin.endSession({ sub: USER.sub }, { backchannel: false });
+      h.clock.advance(61_000);
+      const ended = await browser.api('/public/items');
+      expect(ended.status).toBe(401);
+      expect(await ended.json()).toMatchObject({ error: 'session_ended' });
+      expect(h.upstream.requests).toHaveLength(0);
+      const next = await browser.api('/public/items');
+      expect(next.status).toBe(200);
+      expect(h.upstream.requests[0]?.headers.authorization).toBeUndefined();
+    });
+
+    it('forwards as anonymous a call whose cookie outlived a logout', async () => {
+      const browser = h.browser();
+      await browser.login();
+      const cookie = browser.jar.header(browser.url);
+      const { body } = await browser.user();
+      await browser.request(body.logoutUrl);
+      const res = await h.browser().api('/public/items', { headers: { cookie } });
+      expect(res.status).toBe(200);
+      expect(h.upstream.requests[0]?.headers.authorization).toBeUndefined();
+    });
+
+    it('answers 503 when Auth0 cannot renew the user\'s token, rather than quietly dropping the user', async () => {
+      const browser = h.browser();
+      await browser.login();
+      h.clock.advance(61_000);
+      h.auth0.admin.failTokenEndpoint({ status: 503 });
+      const res = await browser.api('/public/items');
+      expect(res.status).toBe(503);
+      expect(await res.json()).toMatchObject({ error: 'token_service_unavailable' });
+      expect(h.upstream.requests).toHaveLength(0);
+      h.auth0.admin.reset();
+      expect((await browser.api('/public/items')).status).toBe(200);
+      expect((await claimsOf(h, h.upstream.requests[0])).sub).toBe(USER.sub);
+    });
+  });
+
+  describe('client', () => {
+    it('forwards the application\'s own token, with or without a session, and never the browser\'s cookies', async () => {
+      const anonymous = await h.browser().api('/app/items');
+      expect(anonymous.status).toBe(200);
+      const browser = h.browser();
+      await browser.login();
+      expect((await browser.api('/app/items')).status).toBe(200);
+      for (const seen of h.upstream.requests) {
+        expect(await claimsOf(h, seen)).toMatchObject({ sub: `${CLIENT_ID}@clients`, gty: 'client-credentials', azp: CLIENT_ID });
+        expect(seen.headers.cookie).toBeUndefined();
+      }
+      expect(h.upstream.requests[0]?.headers.authorization).toBe(h.upstream.requests[1]?.headers.authorization);
+    });
+
+    it('exchanges once for twenty concurrent calls, keeps the token until its refresh point, then exchanges once again', async () => {
+      h.clock.advance(24 * 3600_000);
+      const before = clientGrants(h).ok;
+      const first = await Promise.all(Array.from({ length: 20 }, () => h.browser().api('/app/items')));
+      expect(first.map((r) => r.status)).toEqual(Array(20).fill(200));
+      expect(clientGrants(h).ok - before).toBe(1);
+      // 60 s tokens: expiry counted from the request less 1 s (59 s), renewed a refresh margin (6 s) and the
+      // clock-skew allowance (1 s) before that: at 52 s, like a user's token.
+      h.clock.advance(50_000);
+      expect((await h.browser().api('/app/items')).status).toBe(200);
+      expect(clientGrants(h).ok - before).toBe(1);
+      h.clock.advance(3_000);
+      const second = await Promise.all(Array.from({ length: 20 }, () => h.browser().api('/app/items')));
+      expect(second.map((r) => r.status)).toEqual(Array(20).fill(200));
+      expect(clientGrants(h).ok - before).toBe(2);
+      expect(new Set(h.upstream.requests.map((r) => r.headers.authorization)).size).toBe(2);
+    });
+
+    it('answers 503 token_service_unavailable with Retry-After when Auth0 fails transiently, logs nobody out, and recovers', async () => {
+      const browser = h.browser();
+      await browser.login();
+      h.clock.advance(24 * 3600_000);
+      h.auth0.admin.failTokenEndpoint({ status: 429, retryAfter: 30 });
+      const res = await browser.api('/app/items');
+      expect(res.status).toBe(503);
+      expect(res.headers.get('retry-after')).toBe('30');
+      expect(await res.json()).toMatchObject({ error: 'token_service_unavailable' });
+      expect(h.upstream.requests).toHaveLength(0);
+      expect(h.events.some((e) => e.name === 'client_token_failed' && (e.payload as { kind: string }).kind === 'transient')).toBe(true);
+      expect((await browser.user()).status).toBe(200);
+      h.auth0.admin.reset();
+      expect((await browser.api('/app/items')).status).toBe(200);
+    });
+
+    it('renews the token once and replays the call when the upstream says invalid_token', async () => {
+      let calls = 0;
+      h.upstream.handler = (_req, res) => {
+        calls++;
+        if (calls === 1) return void res.writeHead(401, { 'www-authenticate': 'Bearer error="invalid_token"' }).end();
+        res.end('{"second":true}');
+      };
+      const before = clientGrants(h).ok;
+      const res = await h.browser().api('/app/items');
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({ second: true });
+      expect(clientGrants(h).ok - before).toBe(1);
+      const [first, second] = h.upstream.requests;
+      expect(first?.headers.authorization).not.toBe(second?.headers.authorization);
+    });
+  });
+
+  describe('user-or-client', () => {
+    it('forwards the user\'s token with a session and the application\'s without one', async () => {
+      const browser = h.browser();
+      await browser.login();
+      expect((await browser.api('/mixed/items')).status).toBe(200);
+      expect((await h.browser().api('/mixed/items')).status).toBe(200);
+      expect((await claimsOf(h, h.upstream.requests[0])).sub).toBe(USER.sub);
+      expect(await claimsOf(h, h.upstream.requests[1])).toMatchObject({ sub: `${CLIENT_ID}@clients`, gty: 'client-credentials' });
+    });
+  });
+
+  describe('none', () => {
+    it('forwards without any token, with or without a session, and drops the browser\'s credentials', async () => {
+      const browser = h.browser();
+      await browser.login();
+      const refreshed = refreshes(h);
+      const granted = clientGrants(h).ok;
+      expect((await browser.api('/plain/items', { headers: { authorization: 'Bearer from-the-browser' } })).status).toBe(200);
+      expect((await h.browser().api('/plain/items')).status).toBe(200);
+      for (const seen of h.upstream.requests) {
+        expect(seen.headers.authorization).toBeUndefined();
+        expect(seen.headers.cookie).toBeUndefined();
+        expect(seen.headers['x-forwarded-prefix']).toBe('/plain');
+      }
+      expect(refreshes(h)).toBe(refreshed);
+      expect(clientGrants(h).ok).toBe(granted);
+    });
+
+    it('keeps the path checks', async () => {
+      const res = await h.browser().api('/plain/a%2fb');
+      expect(res.status).toBe(400);
+      expect(await res.json()).toMatchObject({ error: 'invalid_request' });
+      expect(h.upstream.requests).toHaveLength(0);
+    });
+  });
+
+  it.each(['/public', '/app', '/mixed', '/plain'])('keeps the anti-forgery check on %s, with and without a session', async (mount) => {
+    const browser = h.browser();
+    expect((await browser.request(`${mount}/items`)).status).toBe(403);
+    await browser.login();
+    const res = await browser.request(`${mount}/items`, { method: 'POST', body: '{}' });
+    expect(res.status).toBe(403);
+    expect(await res.json()).toMatchObject({ error: 'csrf_required' });
+    expect(h.upstream.requests).toHaveLength(0);
+  });
+
+  it('answers 500 configuration_error for an API the application is not authorised for, logs it once, asks Auth0 again only after a pause, and logs nobody out', async () => {
+    const browser = h.browser();
+    await browser.login();
+    const before = clientGrants(h).error;
+    const errorsBefore = h.logs.filter((l) => l.startsWith('error')).length;
+    const logoutsBefore = h.events.filter((e) => e.name === 'logout').length;
+    for (let i = 0; i < 3; i++) {
+      const res = await browser.api('/denied/items');
+      expect(res.status).toBe(500);
+      expect(await res.json()).toMatchObject({ error: 'configuration_error' });
+    }
+    expect(clientGrants(h).error - before).toBe(1);
+    h.clock.advance(10_001);
+    expect((await browser.api('/denied/items')).status).toBe(500);
+    expect(clientGrants(h).error - before).toBe(2);
+    const errors = h.logs.filter((l) => l.startsWith('error')).slice(errorsBefore);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toContain('Machine to Machine');
+    expect(errors[0]).toContain(OTHER_API);
+    expect(errors[0]).toContain('"status":403');
+    expect(h.upstream.requests).toHaveLength(0);
+    expect((await browser.user()).status).toBe(200);
+    expect((await browser.api('/api/items')).status).toBe(200);
+    expect(h.events.filter((e) => e.name === 'logout')).toHaveLength(logoutsBefore);
+  });
+
+  it('lets no token reach the browser or the log', async () => {
+    const browser = h.browser();
+    await browser.login();
+    const bodies = await Promise.all(['/public/x', '/app/x', '/mixed/x', '/plain/x', '/denied/x'].map(async (path) => (await browser.api(path)).text()));
+    const tokens = h.upstream.requests.flatMap((r) => (r.headers.authorization ? [(r.headers.authorization as string).slice(7)] : []));
+    expect(tokens.length).toBeGreaterThan(0);
+    for (const token of tokens) {
+      for (const text of [...bodies, ...h.logs]) expect(text).not.toContain(token.split('.')[2]);
+    }
+  });
+});
+
+describe('the application\'s token across two instances sharing Redis', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ redis: true, instances: 2, apis: MOUNTS, ...AUTHORISED });
+  });
+  afterAll(() => h?.close());
+
+  it('is exchanged once per expiry for concurrent calls on both instances', async () => {
+    const burst = () => Promise.all([0, 1].flatMap((instance) => Array.from({ length: 10 }, () => h.browser(instance).api('/app/items'))));
+    const first = await burst();
+    expect(first.map((r) => r.status)).toEqual(Array(20).fill(200));
+    expect(clientGrants(h).ok).toBe(1);
+    h.clock.advance(53_000);
+    const second = await burst();
+    expect(second.map((r) => r.status)).toEqual(Array(20).fill(200));
+    expect(clientGrants(h).ok).toBe(2);
+    expect(new Set(h.upstream.requests.map((r) => r.headers.authorization)).size).toBe(2);
+    expect(h.events.filter((e) => e.name === 'client_token')).toHaveLength(2);
+  });
+});
+
+describe('the application\'s token without Redis', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ apis: MOUNTS, ...AUTHORISED });
+  });
+  afterAll(() => h?.close());
+
+  it('is kept in memory and exchanged once for concurrent calls', async () => {
+    const answers = await Promise.all(Array.from({ length: 10 }, () => h.browser().api('/app/items')));
+    expect(answers.map((r) => r.status)).toEqual(Array(10).fill(200));
+    expect((await h.browser().api('/mixed/items')).status).toBe(200);
+    expect(clientGrants(h).ok).toBe(1);
+  });
+});
+
+describe('client credentials Auth0 refuses', () => {
+  it.each([
+    ['a wrong client secret (401 access_denied)', { bff: { clientSecret: 'not-the-secret-of-this-application' } }, undefined],
+    ['a grant type turned off (403 unauthorized_client)', {}, { status: 403, body: { error: 'unauthorized_client', error_description: 'Grant type \'client_credentials\' not allowed for the client.' } }],
+  ])('answer 500 configuration_error for %s', async (_name, options, failure) => {
+    const h = await startHarness({ apis: MOUNTS, ...AUTHORISED, ...options });
+    try {
+      if (failure) h.auth0.admin.failTokenEndpoint(failure);
+      const res = await h.browser().api('/app/items');
+      expect(res.status).toBe(500);
+      expect(await res.json()).toMatchObject({ error: 'configuration_error' });
+      expect(h.upstream.requests).toHaveLength(0);
+      expect(h.logs.filter((l) => l.startsWith('error'))).toHaveLength(1);
+      expect(h.events.find((e) => e.name === 'client_token_failed')?.payload).toMatchObject({ kind: 'configuration' });
+    } finally {
+      await h.close();
+    }
+  });
+});
