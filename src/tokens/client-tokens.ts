@@ -116,9 +116,9 @@ export class ClientToken {
     const owner = randomUUID();
     const first = await this.backend.readClientToken(this.name);
     if (this.usable(first, rejected, undefined)) return this.keep(first!);
-    // A token that differs from the one first seen was stored meanwhile: it is taken even inside its refresh
-    // margin (a token too short for the margin is inside it from the start).
-    const seen = first?.token;
+    // A token that differs from the one first seen ('' for none) was stored meanwhile: it is taken even inside
+    // its refresh margin (a token too short for the margin is inside it from the start).
+    const seen = first?.token ?? '';
     while (performance.now() < deadline) {
       if (await this.backend.acquireLock(this.name, owner, this.lockTtlMs)) {
         try {
@@ -143,6 +143,7 @@ export class ClientToken {
     throw unavailable(1);
   }
 
+  /** Before its refresh point; or, given what was `seen` first, stored since and not expired. Never the `rejected` one. */
   private usable(entry: AccessTokenEntry | undefined, rejected: string | undefined, seen: string | undefined): boolean {
     if (entry === undefined || entry.token === rejected) return false;
     const now = this.config.clock();

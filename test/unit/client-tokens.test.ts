@@ -1,0 +1,140 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { validateOptions, type BffConfig } from '../../src/config/validate.js';
+import { BffError, ErrorCode } from '../../src/errors.js';
+import { BffEventEmitter } from '../../src/events/events.js';
+import { Reporter } from '../../src/events/reporter.js';
+import { IdpClient } from '../../src/idp/idp-client.js';
+import type { SessionBackend } from '../../src/session/backend.js';
+import { plainCipher } from '../../src/session/encryption.js';
+import { createMemoryBackend } from '../../src/session/memory-backend.js';
+import { ClientTokens } from '../../src/tokens/client-tokens.js';
+
+const ISSUER = 'https://tenant.example/';
+const API = 'https://api.example.test';
+
+/** Auth0 at the fetch layer: discovery, and a token endpoint answering each request with `answer(form, n)`. */
+function fakeTenant(answer: (form: URLSearchParams, n: number) => Response | Promise<Response>) {
+  const requests: URLSearchParams[] = [];
+  const fetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    const url = String(input instanceof Request ? input.url : input);
+    if (url.endsWith('/.well-known/openid-configuration')) {
+      return Response.json({ issuer: ISSUER, authorization_endpoint: `${ISSUER}authorize`, token_endpoint: `${ISSUER}oauth/token`, jwks_uri: `${ISSUER}jwks` });
+    }
+    const form = new URLSearchParams(String(init?.body ?? ''));
+    requests.push(form);
+    return answer(form, requests.length);
+  };
+  return { requests, fetch: fetch as typeof globalThis.fetch };
+}
+const issued = (token: string, expiresIn = 3600) => Response.json({ access_token: token, token_type: 'Bearer', expires_in: expiresIn });
+
+describe('the application\'s own tokens', () => {
+  let now = 0;
+  let logs: string[];
+  let backend: SessionBackend;
+  let idps: IdpClient[];
+  let events: BffEventEmitter;
+
+  /** One BFF process: its config, Auth0 client and token store, over the shared backend. */
+  const process = (fetch: typeof globalThis.fetch): { tokens: ClientTokens; config: BffConfig } => {
+    const config = validateOptions({
+      issuer: ISSUER, clientId: 'bff', clientSecret: 'bff-secret', audience: API, baseURL: 'https://app.example',
+      session: { secrets: ['a-session-secret-of-at-least-32-characters'] },
+      clock: () => now, fetch,
+      logger: { warn: (m) => logs.push(`warn ${m}`), error: (m) => logs.push(`error ${m}`) },
+      tokens: { exchangeDeadline: 2_000, attemptTimeout: 500 },
+    });
+    const idp = new IdpClient(config);
+    idps.push(idp);
+    return { tokens: new ClientTokens(config, idp, backend, new Reporter(events, config.logger)), config };
+  };
+
+  /** Resolves once a process finds the lock taken: the other process is then waiting for it. */
+  const lockRefused = (): Promise<void> => new Promise((resolve) => {
+    const acquire = backend.acquireLock.bind(backend);
+    backend.acquireLock = async (...args) => {
+      const taken = await acquire(...args);
+      if (!taken) resolve();
+      return taken;
+    };
+  });
+
+  beforeEach(() => {
+    now = Date.now();
+    logs = [];
+    idps = [];
+    events = new BffEventEmitter();
+    backend = createMemoryBackend(plainCipher, 60_000, () => now);
+  });
+  afterEach(async () => {
+    for (const idp of idps) idp.close();
+    await backend.close();
+  });
+
+  it('asks for the API\'s permissions without OpenID scopes, and shares one token between APIs of one audience and scope', async () => {
+    const tenant = fakeTenant(() => issued('AT-app-1'));
+    const { tokens } = process(tenant.fetch);
+    const api = tokens.forApi(API, 'openid profile read:things');
+    expect(tokens.forApi(API, 'read:things')).toBe(api);
+    expect(tokens.forApi(API, undefined)).not.toBe(api);
+    expect((await api.token()).token).toBe('AT-app-1');
+    expect(Object.fromEntries(tenant.requests[0]!)).toMatchObject({ grant_type: 'client_credentials', audience: API, scope: 'read:things' });
+    await tokens.forApi(API, 'openid').token();
+    expect(tenant.requests[1]!.has('scope')).toBe(false);
+  });
+
+  it('takes its turn when the process holding the lock gives up without a token', async () => {
+    const otherWaiting = lockRefused();
+    const tenant = fakeTenant(async (_form, n) => {
+      if (n > 1) return issued('AT-app-2');
+      await otherWaiting;
+      return Response.json({ error: 'too_many_requests' }, { status: 429, headers: { 'retry-after': '60' } });
+    });
+    const [a, b] = [process(tenant.fetch), process(tenant.fetch)];
+    const [first, second] = await Promise.allSettled([a.tokens.forApi(API, undefined).token(), b.tokens.forApi(API, undefined).token()]);
+    expect(first).toMatchObject({ status: 'rejected', reason: { code: ErrorCode.TOKEN_SERVICE_UNAVAILABLE, retryAfter: 60 } });
+    expect(second).toMatchObject({ status: 'fulfilled', value: { token: 'AT-app-2' } });
+    expect(tenant.requests).toHaveLength(2);
+  });
+
+  it('takes a token another process stored while it waited, even one too short for the refresh margin, and warns once', async () => {
+    const otherWaiting = lockRefused();
+    const tenant = fakeTenant(async () => {
+      await otherWaiting;
+      return issued('AT-short', 2);
+    });
+    const [a, b] = [process(tenant.fetch), process(tenant.fetch)];
+    const [first, second] = await Promise.all([a.tokens.forApi(API, undefined).token(), b.tokens.forApi(API, undefined).token()]);
+    expect([first.token, second.token]).toEqual(['AT-short', 'AT-short']);
+    expect(tenant.requests).toHaveLength(1);
+    expect(logs.filter((l) => /too short/.test(l))).toHaveLength(1);
+  });
+
+  it('uses a token Auth0 issued even when the store cannot share it', async () => {
+    backend.storeClientToken = async () => {
+      throw new BffError(ErrorCode.SESSION_STORE_UNAVAILABLE, 'down');
+    };
+    const tenant = fakeTenant(() => issued('AT-app-1'));
+    const { tokens } = process(tenant.fetch);
+    const api = tokens.forApi(API, undefined);
+    expect((await api.token()).token).toBe('AT-app-1');
+    expect(api.token()).toMatchObject({ token: 'AT-app-1' });
+    expect(tenant.requests).toHaveLength(1);
+    expect(logs.some((l) => l.startsWith('warn') && /share/.test(l))).toBe(true);
+  });
+
+  it('answers at once, synchronously, while its token is before the refresh point', async () => {
+    const tenant = fakeTenant(() => issued('AT-app-1', 60));
+    const { tokens } = process(tenant.fetch);
+    const api = tokens.forApi(API, undefined);
+    await api.token();
+    // 60 s: expiry at 59 s from the request, refresh point 6 s (margin) + 1 s (clock skew) before it.
+    now += 51_000;
+    expect(api.token()).toMatchObject({ token: 'AT-app-1' });
+    now += 1_000;
+    const renewing = api.token();
+    expect(renewing).toBeInstanceOf(Promise);
+    await renewing;
+    expect(tenant.requests).toHaveLength(2);
+  });
+});
