@@ -9,12 +9,14 @@ import { BffError, ErrorCode } from './errors.js';
 import { BffEventEmitter } from './events/events.js';
 import { Reporter } from './events/reporter.js';
 import { sendError } from './http/json-error.js';
+import { requireSession, type RequireSessionOptions } from './guard/require-session.js';
+import { requestAccessToken, sessionOf, type BffSession } from './guard/request-session.js';
 import { IdpClient } from './idp/idp-client.js';
 import { ApiProxy } from './proxy/api-proxy.js';
 import { createRealtime } from './realtime/realtime.js';
 import { backchannelLogoutRoute } from './routes/backchannel-logout.js';
 import { callbackRoute } from './routes/callback.js';
-import { loginAudience, type BffContext } from './routes/context.js';
+import type { BffContext } from './routes/context.js';
 import { healthzRoute } from './routes/healthz.js';
 import { loginRoute } from './routes/login.js';
 import { logoutRoute } from './routes/logout.js';
@@ -80,6 +82,22 @@ export interface Bff {
    * ```
    */
   attach(server: Server): () => void;
+  /**
+   * A guard for the app's own API routes (served by the app, not proxied): the anti-forgery check and a live
+   * session, else a 403 or 401 JSON answer (never a redirect). The route then reads `bff.session(req)`.
+   * Declare such a route before `app.use(bff)` when its path is under an API's mount, or the proxy takes it.
+   *
+   * @example
+   * ```ts
+   * app.get('/api/local/profile', bff.requireSession(), async (req, res) => {
+   *   const { user, accessToken } = bff.session(req);
+   *   res.json({ name: user.name, orders: await fetchOrders(await accessToken()) });
+   * });
+   * ```
+   */
+  requireSession(options?: RequireSessionOptions): (req: Request, res: Response, next: NextFunction) => void;
+  /** What `requireSession()` found for this request: the user and `accessToken()`. Throws a TypeError if the guard did not run on it. */
+  session(req: object): BffSession;
   /** Resolves once the issuer's metadata is loaded. */
   ready(): Promise<void>;
   /**
@@ -194,13 +212,9 @@ export function createBff(options: BffOptions): Bff {
 
   Object.defineProperties(bff, {
     events: { value: events, enumerable: true },
-    getAccessToken: {
-      value: async (req: Request, opts: { audience?: string; scope?: string } = {}) => {
-        const audience = opts.audience ?? loginAudience(config);
-        const loaded = await sessions.load(req, audience);
-        return (await tokens.accessToken(loaded, { audience, scope: opts.scope })).token;
-      },
-    },
+    getAccessToken: { value: (req: Request, opts?: { audience?: string; scope?: string }) => requestAccessToken(ctx, req, opts) },
+    requireSession: { value: (opts?: RequireSessionOptions) => requireSession(ctx, opts) },
+    session: { value: sessionOf },
     sessions: { value: sessionControl, enumerable: true },
     getUser: {
       value: async (req: Request, opts: { touch?: boolean } = {}) => {

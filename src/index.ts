@@ -1,5 +1,5 @@
 export { createBff, type Bff } from './create-bff.js';
-export type { BffOptions, ApiOptions, RedisClient } from './config/options.js';
+export type { BffOptions, ApiOptions, RedisClient, TokenPolicy } from './config/options.js';
 export type { DPoPOptions } from './dpop/options.js';
 export { BffError, BffConfigError, ErrorCode } from './errors.js';
 export type { BffEvents, BffEventName, BffOperation, LogoutReason } from './events/events.js';
@@ -7,6 +7,8 @@ export type { Logger, LogLevel } from './events/logger.js';
 export type { TelemetryOptions } from './telemetry/providers.js';
 export type { BffUser } from './routes/user.js';
 export type { EndSessionsResult, SessionControl, SessionInfo } from './session/session-list.js';
+export type { BffSession } from './guard/request-session.js';
+export type { RequireSessionOptions } from './guard/require-session.js';
 export { runDoctor, type DoctorInput, type DoctorReport, type Finding, type FindingStatus } from './doctor/doctor.js';
 export { formatReport, formatReportJson } from './doctor/report.js';
 export { WebSocketCloseCode } from './realtime/close-codes.js';

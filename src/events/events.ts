@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 export type LogoutReason = 'user' | 'session_ended' | 'backchannel' | 'absolute_timeout' | 'idle_timeout' | 'revoked';
 
 /** What the BFF was doing when something failed. */
-export type BffOperation = 'api' | 'login' | 'callback' | 'user' | 'logout' | 'backchannel_logout' | 'sessions' | 'idle_roll';
+export type BffOperation = 'api' | 'login' | 'callback' | 'user' | 'logout' | 'backchannel_logout' | 'sessions' | 'idle_roll' | 'local_api';
 
 /**
  * What the BFF reports, one event per happening. Session ids appear only as `sessionRef`, a short one-way digest

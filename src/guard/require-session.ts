@@ -1,0 +1,43 @@
+import type { NextFunction, Request, Response } from 'express';
+import { BffConfigError, BffError, ErrorCode } from '../errors.js';
+import { sendError, toBffError } from '../http/json-error.js';
+import type { BffContext } from '../routes/context.js';
+import { describeUser } from '../routes/user.js';
+import { rememberSession } from './request-session.js';
+
+/** Options of `bff.requireSession()`. */
+export interface RequireSessionOptions {
+  /**
+   * Which calls must carry the anti-forgery header (`X-CSRF: 1`). `always` (the default), like every proxied
+   * call; `unsafe-methods` lets GET, HEAD and OPTIONS through without it, for a route that changes nothing and is
+   * reached by plain navigation (a link to a download), which cannot add a header. Other methods are checked.
+   */
+  csrf?: 'always' | 'unsafe-methods';
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * A guard for the app's own API routes: the proxy's anti-forgery check (403 `csrf_required`), then a live session
+ * (401 `login_required` or `session_ended`, JSON, never a redirect), whose user and access token the route then
+ * gets from `bff.session(req)`. Faults answer 503 as for proxied calls; nobody is logged out by them.
+ */
+export function requireSession(ctx: BffContext, options: RequireSessionOptions = {}): (req: Request, res: Response, next: NextFunction) => void {
+  if (options === null || typeof options !== 'object') throw new BffConfigError('requireSession(options)', 'must be an object, e.g. { csrf: "always" }');
+  const csrf = options.csrf ?? 'always';
+  if (csrf !== 'always' && csrf !== 'unsafe-methods') throw new BffConfigError('requireSession(options).csrf', 'must be "always" or "unsafe-methods"');
+  const { config } = ctx;
+  const { header, value } = config.csrf;
+  return function requireBffSession(req: Request, res: Response, next: NextFunction): void {
+    if (req.headers[header] !== value && (csrf === 'always' || !SAFE_METHODS.has(req.method))) {
+      return sendError(res, new BffError(ErrorCode.CSRF_REQUIRED, `API calls must carry the header ${header}: ${value}.`));
+    }
+    ctx.sessions.loadRecord(req).then(
+      ({ record }) => {
+        rememberSession(req, describeUser(record, config), ctx);
+        next();
+      },
+      (error: unknown) => sendError(res, toBffError(error), ctx.report, { operation: 'local_api' }),
+    );
+  };
+}
