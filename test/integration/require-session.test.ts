@@ -2,7 +2,7 @@ import express, { type Response } from 'express';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { BffConfigError, BffError, type Bff } from '../../src/index.js';
-import { AUDIENCE, startHarness, USER, type Harness } from '../support/harness.js';
+import { AUDIENCE, startHarness, USER, waitFor, type Harness } from '../support/harness.js';
 
 const OTHER_API = 'https://other-api.example.test';
 const refreshes = (h: Harness) => h.auth0.admin.counts().token.refresh_token?.ok ?? 0;
@@ -108,6 +108,20 @@ describe('the guard for the app\'s own API routes', () => {
     expect(await ended.json()).toMatchObject({ error: 'session_ended' });
     const after = await browser.api('/local/report');
     expect(await after.json()).toMatchObject({ error: 'login_required' });
+  });
+
+  it('counts a guarded call as activity: the idle timeout rolls', async () => {
+    const browser = h.browser();
+    await browser.login();
+    // Read behind the BFF's back: /auth/user would roll the idle expiry itself.
+    const id = decodeURIComponent(/bff=([^;]+)/.exec(browser.jar.header(browser.url))![1]!).slice(2).split('.')[0];
+    const storedIdle = async () => Number(await (h.redis as unknown as { hGet(k: string, f: string): Promise<string> }).hGet(`${h.prefix}tok:{${id}}`, 'idle'));
+    const idleExpiresAt = await storedIdle();
+    h.clock.advance(2 * 24 * 3600_000);
+    expect((await browser.api('/api/local/profile')).status).toBe(200);
+    await waitFor(async () => (await storedIdle()) > idleExpiresAt, 'the idle expiry rolls');
+    h.clock.advance(2 * 24 * 3600_000);
+    expect((await browser.api('/api/local/profile')).status).toBe(200);
   });
 
   it('hands the route session_ended when Auth0 ended the session and the token is renewed', async () => {

@@ -1,6 +1,7 @@
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { CLIENT_ID, startHarness, USER, type Harness, type RecordedRequest } from '../support/harness.js';
+import { CLIENT_ID, startHarness, USER, waitFor, type Harness, type RecordedRequest } from '../support/harness.js';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 
 const OTHER_API = 'https://other-api.example.test';
 /** One upstream behind a mount per token policy, and a `client` API the application is not authorised for. */
@@ -168,6 +169,18 @@ describe('a token policy per API', () => {
       expect((await claimsOf(h, h.upstream.requests[0])).sub).toBe(USER.sub);
       expect(await claimsOf(h, h.upstream.requests[1])).toMatchObject({ sub: `${CLIENT_ID}@clients`, gty: 'client-credentials' });
     });
+
+    it('never gives a user whose token cannot be renewed right now the application\'s token instead', async () => {
+      const browser = h.browser();
+      await browser.login();
+      expect((await h.browser().api('/mixed/items')).status).toBe(200);
+      h.clock.advance(61_000);
+      h.auth0.admin.failTokenEndpoint({ status: 503 });
+      const res = await browser.api('/mixed/items');
+      expect(res.status).toBe(503);
+      expect(await res.json()).toMatchObject({ error: 'token_service_unavailable' });
+      expect(h.upstream.requests).toHaveLength(1);
+    });
   });
 
   describe('none', () => {
@@ -296,5 +309,46 @@ describe('client credentials Auth0 refuses', () => {
     } finally {
       await h.close();
     }
+  });
+});
+
+describe('token policies while Redis is down', () => {
+  let h: Harness;
+  let relay: TcpProxy;
+  beforeAll(async () => {
+    const target = new URL(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+    relay = await startTcpProxy(Number(target.port || 6379), target.hostname);
+    h = await startHarness({ redis: true, redisUrl: `redis://127.0.0.1:${relay.port}`, apis: MOUNTS, ...AUTHORISED, bff: { redisCommandTimeout: 300 } });
+  });
+  afterAll(async () => {
+    relay?.up();
+    await h?.close();
+    await relay?.close();
+  });
+
+  it('answers a call with a session cookie 503, never as anonymous, and serves what needs no store', async () => {
+    const browser = h.browser();
+    await browser.login();
+    expect((await h.browser().api('/app/items')).status).toBe(200);
+    relay.down();
+    const client = h.redis as unknown as { isReady: boolean };
+    await waitFor(() => !client.isReady, 'the client notices the outage');
+    h.upstream.requests.length = 0;
+
+    const personal = await browser.api('/public/items');
+    expect(personal.status).toBe(503);
+    expect(await personal.json()).toMatchObject({ error: 'session_store_unavailable' });
+    expect((await browser.api('/mixed/items')).status).toBe(503);
+    expect(h.upstream.requests).toHaveLength(0);
+    // No cookie, the application's token still fresh in the process, no token at all: no store needed.
+    expect((await h.browser().api('/public/items')).status).toBe(200);
+    expect((await h.browser().api('/app/items')).status).toBe(200);
+    expect((await browser.api('/plain/items')).status).toBe(200);
+    expect(h.upstream.requests).toHaveLength(3);
+
+    relay.up();
+    await waitFor(() => client.isReady, 'the client reconnects', 10_000);
+    expect((await browser.api('/public/items')).status).toBe(200);
+    expect((await claimsOf(h, h.upstream.requests.at(-1))).sub).toBe(USER.sub);
   });
 });

@@ -123,6 +123,30 @@ describe('the application\'s own tokens', () => {
     expect(logs.some((l) => l.startsWith('warn') && /share/.test(l))).toBe(true);
   });
 
+  it('logs a refusal once per run of refusals, answers it from memory for 10 s, and logs again after a token was issued', async () => {
+    let refuse = true;
+    const tenant = fakeTenant(() => refuse
+      ? Response.json({ error: 'access_denied', error_description: 'Client is not authorized to access' }, { status: 403 })
+      : issued('AT-app-1', 60));
+    const { tokens } = process(tenant.fetch);
+    const api = tokens.forApi(API, undefined);
+    const refused = { code: ErrorCode.CONFIGURATION_ERROR, status: 500 };
+    await expect(api.token()).rejects.toMatchObject(refused);
+    await expect(api.token()).rejects.toMatchObject(refused);
+    expect(tenant.requests).toHaveLength(1);
+    now += 10_001;
+    await expect(api.token()).rejects.toMatchObject(refused);
+    expect(tenant.requests).toHaveLength(2);
+    expect(logs.filter((l) => l.startsWith('error'))).toHaveLength(1);
+    refuse = false;
+    now += 10_001;
+    await api.token();
+    refuse = true;
+    now += 60_000;
+    await expect(api.token()).rejects.toMatchObject(refused);
+    expect(logs.filter((l) => l.startsWith('error'))).toHaveLength(2);
+  });
+
   it('answers at once, synchronously, while its token is before the refresh point', async () => {
     const tenant = fakeTenant(() => issued('AT-app-1', 60));
     const { tokens } = process(tenant.fetch);
