@@ -10,7 +10,8 @@ export type RedisClient = RedisClientType<any, any, any, any, any> | RedisCluste
  * Which access token the proxy attaches for an API:
  * - `user`: the logged-in user's; without a session the call gets 401 (the default);
  * - `user-or-none`: the user's when there is a session, none otherwise (public endpoints that personalise);
- * - `client`: the BFF application's own, from the client-credentials grant for the API's audience;
+ * - `client`: the BFF application's own, from the client-credentials grant for the API's audience (anyone who can
+ *   reach the BFF calls the API with it, logged in or not: grant the application no more than visitors may do);
  * - `user-or-client`: the user's when there is a session, the application's otherwise;
  * - `none`: no token at all (a plain proxy, with the same path checks and header hygiene).
  */

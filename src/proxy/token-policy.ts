@@ -38,6 +38,8 @@ export function tokenPlan(api: Api, clientTokens: ClientTokens): TokenPlan {
  * Faults (the store not answering) are answered as faults: not knowing the user is not the same as no user.
  */
 export function optionalSession(sessions: Sessions, req: Request, audience: string): LoadedSession | undefined | Promise<LoadedSession | undefined> {
+  // The usual anonymous call (no cookie) costs no error object.
+  if (sessions.idOf(req) === undefined) return undefined;
   let loaded: LoadedSession | Promise<LoadedSession>;
   try {
     loaded = sessions.load(req, audience);
