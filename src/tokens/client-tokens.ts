@@ -13,7 +13,7 @@ import { accessTokenEntry } from './token-manager.js';
 
 const POLL_MS = 25;
 /** How long a refusal by Auth0 (credentials, client grant) is answered from memory instead of asking again. */
-export const REFUSAL_MEMORY_MS = 10_000;
+const REFUSAL_MEMORY_MS = 10_000;
 /** OpenID scopes mean nothing to the client-credentials grant (no user): Auth0 would refuse them as not granted. */
 const OIDC_SCOPES = new Set(['openid', 'profile', 'email', 'address', 'phone', 'offline_access', 'online_access']);
 
