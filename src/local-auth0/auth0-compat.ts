@@ -19,7 +19,6 @@ import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 
 import type { Counters, IssuedToken, TokenEndpointFaults } from './admin-state.js';
-import { clientCredentialsRefusal } from './client-credentials.js';
 import { readForm, sendJson, type Context, type Middleware } from './koa-helpers.js';
 import type { LocalAuth0Client } from './options.js';
 import { AUTH0_ROUTES, isOnlineRefreshToken } from './provider-config.js';
@@ -185,9 +184,9 @@ export function tokenEndpoint({ registry, counters, faults, ephemeralAudiences, 
       if (body.refresh_token === oidc?.params?.refresh_token) delete body.refresh_token;
       const token = oidc?.entities.RefreshToken;
       if (isOnlineRefreshToken(token) && token?.sessionUid) registry.touch(token.sessionUid);
-    } else if (grantType === 'client_credentials' && ctx.status === 400) {
-      const refusal = clientCredentialsRefusal(ctx.status, body, oidc?.client?.grantTypeAllowed('client_credentials'));
-      if (refusal) sendJson(ctx, refusal.status, refusal.body);
+    } else if (ctx.status === 400 && body?.error === 'access_denied' && grantType === 'client_credentials') {
+      // No client grant for the API, or a permission outside it: Auth0 answers 403.
+      sendJson(ctx, 403, { error: 'access_denied', error_description: body.error_description });
     } else if (ctx.status === 400 && body?.error === 'invalid_grant') {
       sendJson(ctx, 403, { error: 'invalid_grant', error_description: invalidGrantDescription(grantType, body.error_description as string | undefined) });
     } else if (ctx.status === 400 && body?.error === 'invalid_request' && body.error_description === GRANT_NOT_ALLOWED) {

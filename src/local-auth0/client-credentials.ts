@@ -3,7 +3,7 @@
  * an application gets a token for an API only through a "client grant" (Dashboard: the API's Machine to Machine
  * Applications tab), with the permissions of that grant when it asks for none; the JWT says who it is for with
  * `sub: <client_id>@clients` and `gty: client-credentials`. Refusals are 403 `access_denied` (no client grant, a
- * permission the grant lacks) or 403 `unauthorized_client` (the application has the grant type turned off).
+ * permission the grant lacks), mapped to that status in auth0-compat.ts with the other token endpoint answers.
  */
 import { errors, type Client, type KoaContextWithOIDC } from 'oidc-provider';
 
@@ -42,17 +42,4 @@ export function checkClientGrant(ctx: KoaContextWithOIDC, client: Client, audien
 export function clientCredentialsClaims(payload: Record<string, unknown>, clientId: string): void {
   payload.sub = `${clientId}@clients`;
   payload.gty = 'client-credentials';
-}
-
-/**
- * Auth0's status and wording for a refused client-credentials request, given oidc-provider's answer and whether the
- * (authenticated) client has the grant type; undefined when the answer stands as it is.
- */
-export function clientCredentialsRefusal(status: number, body: Record<string, unknown> | undefined, grantTypeAllowed: boolean | undefined): { status: number; body: Record<string, unknown> } | undefined {
-  if (status !== 400 || body === undefined) return undefined;
-  if (grantTypeAllowed === false) {
-    return { status: 403, body: { error: 'unauthorized_client', error_description: 'Grant type \'client_credentials\' not allowed for the client.' } };
-  }
-  if (body.error === 'access_denied') return { status: 403, body: { error: 'access_denied', error_description: body.error_description } };
-  return undefined;
 }

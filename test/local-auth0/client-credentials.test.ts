@@ -10,6 +10,8 @@ const M2M: LocalAuth0Client = {
   clientGrants: [{ audience: API, scopes: ['read:messages'] }],
 };
 const SPA: LocalAuth0Client = { clientId: 'spa', redirectUris: ['http://127.0.0.1:3002/callback'] };
+/** Authorised for the API, but with the Client Credentials grant type turned off. */
+const NO_GRANT_TYPE: LocalAuth0Client = { ...M2M, clientId: 'no-cc', grantTypes: ['authorization_code', 'refresh_token'] };
 
 let auth0: LocalAuth0;
 const grant = (params: Record<string, string>, client: LocalAuth0Client = M2M, auth: 'basic' | 'post' = 'post') =>
@@ -17,7 +19,7 @@ const grant = (params: Record<string, string>, client: LocalAuth0Client = M2M, a
 
 beforeAll(async () => {
   auth0 = await startLocalAuth0({
-    clients: [M2M, SPA],
+    clients: [M2M, SPA, NO_GRANT_TYPE],
     users: [ALICE],
     apis: [{ audience: API, scopes: ['read:messages', 'write:messages'] }, { audience: OTHER_API }],
     accessTokenTtl: 120,
@@ -71,10 +73,24 @@ describe('the client-credentials grant, as Auth0 answers it', () => {
     expect(response.body).toEqual({ error: 'access_denied', error_description: 'Unauthorized' });
   });
 
-  it('refuses a public application (no client credentials grant) with 403 unauthorized_client', async () => {
-    const response = await grant({ audience: API }, SPA);
-    expect(response.status).toBe(403);
-    expect(response.body.error).toBe('unauthorized_client');
+  it.each([['a public application', SPA], ['an application with the grant type turned off', NO_GRANT_TYPE]])(
+    'refuses %s with 403 unauthorized_client',
+    async (_name, client) => {
+      const response = await grant({ audience: API }, client);
+      expect(response.status).toBe(403);
+      expect(response.body).toEqual({ error: 'unauthorized_client', error_description: 'Grant type \'client_credentials\' not allowed for the client.' });
+    },
+  );
+
+  it('turns the grant type on by default only for an application with a client grant', async () => {
+    const other = await startLocalAuth0({ clients: [BFF], users: [ALICE], apis: [{ audience: API }] });
+    try {
+      const response = await postForm(other.issuer, '/oauth/token', { grant_type: 'client_credentials', audience: API }, BFF, 'post');
+      expect(response.status).toBe(403);
+      expect(response.body.error).toBe('unauthorized_client');
+    } finally {
+      await other.stop();
+    }
   });
 
   it('counts the requests and obeys the token endpoint\'s failure modes', async () => {
@@ -96,8 +112,10 @@ describe('client grant options', () => {
       .rejects.toThrow(message);
   });
 
-  it('refuse a client grant for a public application', async () => {
+  it('refuse a client grant or the client-credentials grant type for a public application', async () => {
     await expect(startLocalAuth0({ clients: [{ ...SPA, clientGrants: [{ audience: API }] }], users: [ALICE], apis: [{ audience: API }] }))
       .rejects.toThrow('"clients[0].clientGrants" needs a confidential client');
+    await expect(startLocalAuth0({ clients: [{ ...SPA, grantTypes: ['authorization_code', 'client_credentials'] }], users: [ALICE], apis: [{ audience: API }] }))
+      .rejects.toThrow('"clients[0].grantTypes" may include "client_credentials" only for a confidential client');
   });
 });
