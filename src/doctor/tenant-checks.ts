@@ -14,9 +14,13 @@ const GRANTS = ['authorization_code', 'refresh_token'] as const;
 /** The session ends that must reach the BFF (`rp-logout` and `idp-logout` are always on). */
 const INITIATORS = ['session-expired', 'session-revoked', 'password-changed', 'account-deleted'];
 
-/** The audiences the BFF asks tokens for: its default one and each API's. */
+/**
+ * The audiences the BFF asks users' tokens for (through the ORT): its default one and each API's whose token policy
+ * uses the user's token. APIs with the application's own token (`client`) or none need no online access.
+ */
 export function audiencesOf(config: BffConfig): string[] {
-  return [...new Set([config.audience, ...config.apis.map((api) => api.audience)].filter((a): a is string => a !== undefined))];
+  const userApis = config.apis.filter((api) => api.token === 'user' || api.token === 'user-or-none' || api.token === 'user-or-client');
+  return [...new Set([config.audience, ...userApis.map((api) => api.audience)].filter((a): a is string => a !== undefined))];
 }
 
 /** Each audience has an API that allows online access, without ephemeral sessions. */

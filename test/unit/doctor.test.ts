@@ -5,6 +5,8 @@ import { runDoctor } from '../../src/doctor/doctor.js';
 import { checkDiscovery } from '../../src/doctor/discovery-checks.js';
 import { scrubSecrets, type DoctorReport, type Finding } from '../../src/doctor/finding.js';
 import { managementApiBase } from '../../src/doctor/management-client.js';
+import { audiencesOf } from '../../src/doctor/tenant-checks.js';
+import { validateOptions } from '../../src/config/validate.js';
 import { formatReport } from '../../src/doctor/report.js';
 
 const ISSUER = new URL('https://tenant.example.com/');
@@ -174,5 +176,21 @@ describe('the command line', () => {
     expect(await runCommand(['doctor'], env, streams, broken)).toBe(1);
     expect(out.stdout).toMatch(/FAIL {2}Cannot read https:\/\/tenant\.example\.com\/\.well-known\/openid-configuration: fetch is broken/);
     expect(out.stdout).not.toContain('client-secret-value');
+  });
+});
+
+describe('the audiences the doctor checks', () => {
+  it('are those of the user\'s tokens: not an API with the application\'s own token or with none', () => {
+    const config = validateOptions({
+      issuer: ISSUER.href, clientId: 'bff', clientSecret: 'secret', audience: 'https://api.example.com', baseURL: 'https://app.example.com',
+      session: { secrets: ['a-session-secret-of-at-least-32-characters'] },
+      apis: [
+        { mount: '/api', upstream: 'https://api.internal.example.com' },
+        { mount: '/catalog', upstream: 'https://catalog.internal.example.com', audience: 'https://catalog.example.com', token: 'user-or-none' },
+        { mount: '/rates', upstream: 'https://rates.internal.example.com', audience: 'https://rates.example.com', token: 'client' },
+        { mount: '/status', upstream: 'https://status.internal.example.com', token: 'none' },
+      ],
+    });
+    expect(audiencesOf(config)).toEqual(['https://api.example.com', 'https://catalog.example.com']);
   });
 });
