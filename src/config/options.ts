@@ -45,7 +45,10 @@ export interface ApiOptions {
    * for no limit. A stream still ends when the browser leaves or the session ends.
    */
   eventStreamTimeout?: number;
-  /** Whether WebSocket handshakes under this mount are forwarded (see `bff.handleUpgrade`). Default true. */
+  /**
+   * Whether WebSocket handshakes under this mount are forwarded (see `bff.handleUpgrade`). Default true for the
+   * `user` token policy; APIs with another policy take none (true is refused for them).
+   */
   websocket?: boolean;
 }
 

@@ -143,6 +143,11 @@ export function validateOptions(options: BffOptions): BffConfig {
     if (api.websocket !== undefined && typeof api.websocket !== 'boolean') throw new BffConfigError(`apis[${i}].websocket`, 'must be true or false');
     const token = api.token ?? 'user';
     if (!TOKEN_POLICIES.includes(token)) throw new BffConfigError(`apis[${i}].token`, `must be one of ${TOKEN_POLICIES.map((p) => `"${p}"`).join(', ')}`);
+    // A WebSocket through the BFF lives and ends with the user's session, with the user's token: other policies
+    // would send that token where the API is set to get another, or none.
+    if (api.websocket === true && token !== 'user') {
+      throw new BffConfigError(`apis[${i}].websocket`, `must not be true with the token policy "${token}": WebSockets are forwarded only for APIs with the "user" policy`);
+    }
     return Object.freeze({
       mount: mount.replace(/\/+$/, ''),
       upstream: httpUrl(api.upstream, `apis[${i}].upstream`),
@@ -152,7 +157,7 @@ export function validateOptions(options: BffOptions): BffConfig {
       // Before bodyTimeout existed, `timeout` bounded the gaps between body chunks too: never cut sooner than that.
       bodyTimeoutMs: Math.ceil(nonNegativeNumber(api.bodyTimeout ?? Math.max(300_000, timeoutMs), `apis[${i}].bodyTimeout`)),
       eventStreamTimeoutMs: Math.ceil(nonNegativeNumber(api.eventStreamTimeout ?? 0, `apis[${i}].eventStreamTimeout`)),
-      websocket: api.websocket ?? true,
+      websocket: api.websocket ?? token === 'user',
       token,
     });
   });

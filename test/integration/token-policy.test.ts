@@ -2,6 +2,7 @@ import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CLIENT_ID, startHarness, USER, waitFor, type Harness, type RecordedRequest } from '../support/harness.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
+import { openSocket, opened } from '../support/ws-client.js';
 
 const OTHER_API = 'https://other-api.example.test';
 /** One upstream behind a mount per token policy, and a `client` API the application is not authorised for. */
@@ -206,6 +207,18 @@ describe('a token policy per API', () => {
       expect(await res.json()).toMatchObject({ error: 'invalid_request' });
       expect(h.upstream.requests).toHaveLength(0);
     });
+  });
+
+  it.each(['/public', '/app', '/mixed', '/plain'])('takes no WebSocket on %s: a socket lives with the user\'s session and token, so only `user` APIs forward one', async (mount) => {
+    const browser = h.browser();
+    await browser.login();
+    const upgrades = h.upstream.upgrades.length;
+    const refused = await openSocket(browser, `${mount}/live`);
+    expect(refused).toMatchObject({ kind: 'refused', status: 400 });
+    expect(h.upstream.upgrades).toHaveLength(upgrades);
+    const user = opened(await openSocket(browser, '/api/live'));
+    user.ws.close();
+    await user.closed;
   });
 
   it.each(['/public', '/app', '/mixed', '/plain'])('keeps the anti-forgery check on %s, with and without a session', async (mount) => {

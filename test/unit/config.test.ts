@@ -76,6 +76,7 @@ describe('configuration', () => {
     [{ apis: [{ mount: '/api', upstream: 'http://127.0.0.1:1' }, { mount: '/api', upstream: 'http://127.0.0.1:2' }] }, 'apis[1].mount'],
     [{ apis: [{ mount: '/a', upstream: 'http://127.0.0.1:1', scope: 'read' }, { mount: '/b', upstream: 'http://127.0.0.1:2', scope: 'write' }] }, 'apis[1].scope'],
     [{ apis: [{ mount: '/api', upstream: 'http://127.0.0.1:1', token: 'anonymous' }] }, 'apis[0].token'],
+    [{ apis: [{ mount: '/api', upstream: 'http://127.0.0.1:1', token: 'user-or-none', websocket: true }] }, 'apis[0].websocket'],
     [{ audience: undefined, apis: [{ mount: '/api', upstream: 'http://127.0.0.1:1', token: 'client' }] }, 'apis[0].audience'],
     [{ apis: [{ mount: '/a', upstream: 'http://127.0.0.1:1', scope: 'read' }, { mount: '/b', upstream: 'http://127.0.0.1:2', scope: 'write', token: 'user-or-client' }] }, 'apis[1].scope'],
     [{ csrf: { header: 'bad header' } }, 'csrf.header'],
@@ -129,9 +130,9 @@ describe('configuration', () => {
       .toEqual(['https://app.example.com', 'http://localhost:5173']);
   });
 
-  it('gives every API the `user` token policy unless it names another', () => {
+  it('gives every API the `user` token policy unless it names another, and WebSockets only with `user`', () => {
     const config = validateOptions({ ...base, apis: [{ mount: '/api', upstream: 'http://127.0.0.1:1' }, { mount: '/app', upstream: 'http://127.0.0.1:1', token: 'client' }] });
-    expect(config.apis.map((api) => [api.mount, api.token])).toEqual([['/api', 'user'], ['/app', 'client']]);
+    expect(config.apis.map((api) => [api.mount, api.token, api.websocket])).toEqual([['/api', 'user', true], ['/app', 'client', false]]);
   });
 
   it('needs no audience for an API called without a token', () => {
