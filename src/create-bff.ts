@@ -96,7 +96,10 @@ export interface Bff {
    * ```
    */
   requireSession(options?: RequireSessionOptions): (req: Request, res: Response, next: NextFunction) => void;
-  /** What `requireSession()` found for this request: the user and `accessToken()`. Throws a TypeError if the guard did not run on it. */
+  /**
+   * What `requireSession()` found for this request: the user and `accessToken()`. Throws a TypeError if the guard
+   * did not run on it. (`bff.sessions`, plural, lists and ends a user's sessions.)
+   */
   session(req: object): BffSession;
   /** Resolves once the issuer's metadata is loaded. */
   ready(): Promise<void>;

@@ -9,6 +9,7 @@ import type { SessionBackend } from '../session/backend.js';
 import type { AccessTokenEntry } from '../session/record.js';
 import { backoffDelay, sleep } from './backoff.js';
 import { RenewedTokens } from './renewed-tokens.js';
+import { tokenAudiences } from './audience-check.js';
 import { accessTokenEntry } from './token-manager.js';
 
 const POLL_MS = 25;
@@ -175,6 +176,12 @@ export class ClientToken {
         if (performance.now() + wait >= deadline) throw unavailable(Math.max(1, Math.ceil(wait / 1000)));
         await sleep(wait);
         continue;
+      }
+      // As for users' tokens: a token for another API is never stored nor sent (Auth0 gives the audience asked for).
+      const audiences = tokenAudiences(answer.accessToken);
+      if (audiences !== undefined && !audiences.includes(this.audience)) {
+        this.report.clientTokenFailed(this.audience, 'configuration', { error: 'audience_mismatch', status: undefined });
+        throw this.refuse({ kind: 'configuration', error: 'audience_mismatch', status: undefined, retryAfter: undefined });
       }
       return this.store(answer, requestedAt, Math.round(performance.now() - started));
     }

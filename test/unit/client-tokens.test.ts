@@ -147,6 +147,17 @@ describe('the application\'s own tokens', () => {
     expect(logs.filter((l) => l.startsWith('error'))).toHaveLength(2);
   });
 
+  it('never keeps a token for another API: a configuration error, and nothing stored', async () => {
+    const jwt = (aud: string) => `${Buffer.from('{"alg":"RS256"}').toString('base64url')}.${Buffer.from(JSON.stringify({ aud })).toString('base64url')}.c2ln`;
+    const tenant = fakeTenant(() => issued(jwt('https://another-api.example.test')));
+    const { tokens } = process(tenant.fetch);
+    await expect(tokens.forApi(API, undefined).token()).rejects.toMatchObject({ code: ErrorCode.CONFIGURATION_ERROR });
+    expect(await backend.readClientToken(API)).toBeUndefined();
+    expect(logs.filter((l) => l.startsWith('error'))).toHaveLength(1);
+    const right = fakeTenant(() => issued(jwt(API)));
+    expect((await process(right.fetch).tokens.forApi(API, undefined).token()).token).toBe(jwt(API));
+  });
+
   it('answers at once, synchronously, while its token is before the refresh point', async () => {
     const tenant = fakeTenant(() => issued('AT-app-1', 60));
     const { tokens } = process(tenant.fetch);
