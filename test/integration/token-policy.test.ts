@@ -1,5 +1,7 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { startExampleApi, type ExampleApi } from '../../example/api/server.js';
 import { CLIENT_ID, startHarness, USER, waitFor, type Harness, type RecordedRequest } from '../support/harness.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 import { openSocket, opened } from '../support/ws-client.js';
@@ -362,5 +364,34 @@ describe('token policies while Redis is down', () => {
     await waitFor(() => client.isReady, 'the client reconnects', 10_000);
     expect((await browser.api('/public/items')).status).toBe(200);
     expect((await claimsOf(h, h.upstream.requests.at(-1))).sub).toBe(USER.sub);
+  });
+});
+
+describe('the application\'s token with DPoP', () => {
+  let h: Harness;
+  let api: ExampleApi;
+  beforeAll(async () => {
+    const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' }) as JsonWebKey;
+    h = await startHarness({
+      redis: true,
+      ...AUTHORISED,
+      bff: { dpop: { key } },
+      auth0: { dpop: { requireNonce: true } },
+      apis: async (_upstreamUrl, auth0) => {
+        api = await startExampleApi({ issuer: auth0.issuer, audience: 'https://api.example.test', dpop: { nonces: true } });
+        return [{ mount: '/app', upstream: api.url, token: 'client' }];
+      },
+    });
+  });
+  afterAll(async () => {
+    await h?.close();
+    await api?.close();
+  });
+
+  it('is bound to the BFF\'s key, and each call proves it to an API that takes only DPoP', async () => {
+    const answers = await Promise.all([h.browser().api('/app/data'), h.browser().api('/app/data')]);
+    expect(answers.map((a) => a.status)).toEqual([200, 200]);
+    expect(await answers[0]!.json()).toMatchObject({ sub: `${CLIENT_ID}@clients` });
+    expect(clientGrants(h).ok).toBe(1);
   });
 });
