@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readConfig } from '../../example/config.js';
 import { startExample, type ExampleLogger, type RunningExample } from '../../example/server.js';
 import { CookieJar, scriptedLogin } from '../../src/local-auth0/index.js';
-import { closeServer, deadPort, listen } from '../support/harness.js';
+import { closeServer, freePort, listen } from '../support/harness.js';
 
 /** An OTLP/HTTP collector on loopback that keeps what it receives. */
 async function startCollector(): Promise<{ url: string; bodies: Array<{ path: string; body: string }>; server: Server }> {
@@ -52,7 +52,7 @@ describe('the example wired to Prometheus and an OTLP collector, logging at debu
 
   beforeAll(async () => {
     collector = await startCollector();
-    metricsPort = await deadPort();
+    metricsPort = await freePort();
     example = await startExample(readConfig({
       PORT: '0', LOG_LEVEL: 'debug', METRICS_PORT: String(metricsPort), OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_SERVICE_NAME: 'example-under-test',
     }), { logger, host: '127.0.0.1' });

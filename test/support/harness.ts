@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import express from 'express';
 import { createClient } from 'redis';
@@ -319,13 +319,33 @@ export function closeServer(server: Server): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()));
 }
 
-/** A loopback port nobody listens on (taken and released): an upstream or issuer that is down. */
-export async function deadPort(): Promise<number> {
+/** A loopback port that was free a moment ago, for a server a test starts on a port it must name. */
+export async function freePort(): Promise<number> {
   const server = createServer();
   await listen(server);
   const { port } = server.address() as AddressInfo;
   await closeServer(server);
   return port;
+}
+
+/** A loopback port nobody listens on: an upstream or issuer that is down. */
+export async function deadPort(): Promise<number> {
+  // Below the ephemeral range that every test server's port 0 draws from, so no server of a test running alongside
+  // can take it meanwhile (a port freed a moment ago could be handed out again at once).
+  // Not one of fetch's "bad ports" either (1, 7, 9, ...), which fetch refuses before connecting.
+  for (const port of [2, 3, 4, 5, 6, 8, 10, 12, 14, 16, 18]) if (await refusesConnections(port)) return port;
+  throw new Error('every candidate port below 1024 takes connections on 127.0.0.1: no dead port for the test');
+}
+
+function refusesConnections(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'ECONNREFUSED'));
+  });
 }
 
 async function readyWithin(bff: Bff, timeoutMs: number): Promise<void> {
