@@ -1,5 +1,6 @@
-import type { IncomingMessage, Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import session from 'express-session';
 import type { BffOptions } from './config/options.js';
@@ -21,7 +22,8 @@ import { healthzRoute } from './routes/healthz.js';
 import { loginRoute } from './routes/login.js';
 import { logoutRoute } from './routes/logout.js';
 import { sessionsRoutes } from './routes/sessions.js';
-import { describeUser, userRoute, type BffUser } from './routes/user.js';
+import type { BffUser } from './routes/bff-user.js';
+import { describeUser, userRoute } from './routes/user.js';
 import { createFieldCipher } from './session/encryption.js';
 import { createMemoryBackend } from './session/memory-backend.js';
 import { createRedisBackend } from './session/redis-backend.js';
@@ -33,22 +35,61 @@ import { createTelemetry } from './telemetry/telemetry.js';
 import { ClientTokens } from './tokens/client-tokens.js';
 import { TokenManager } from './tokens/token-manager.js';
 
-/** The middleware `createBff()` returns for `app.use()`, with the BFF's events and token access attached. */
+/**
+ * The middleware `createBff()` returns, for `app.use()` in an Express 4 or 5 app, with the BFF's events and token
+ * access attached.
+ *
+ * It is typed with Node's own request and response (`IncomingMessage`, `ServerResponse`), which the `Request` and
+ * `Response` of both Express majors extend: `app.use(bff)` and `bff.getAccessToken(req)` type-check with either
+ * major's type definitions, and the package's own declarations need none of them.
+ *
+ * @example
+ * ```ts
+ * app.use(bff); // /auth/*, /healthz and the API mounts; every other request goes on to the app
+ *
+ * app.get('/reports', async (req, res, next) => {
+ *   try {
+ *     const token = await bff.getAccessToken(req, { audience: 'https://reports.example.com' });
+ *     res.json(await fetchReports(token));
+ *   } catch (error) {
+ *     if (error instanceof BffError) res.status(error.status).json({ error: error.code });
+ *     else next(error);
+ *   }
+ * });
+ * ```
+ */
 export interface Bff {
-  (req: Request, res: Response, next: NextFunction): void;
-  /** Typed events: `login`, `refresh`, `refresh_failed`, `logout` (with its reason), `revocation_failed`, `backchannel_logout_rejected`. */
+  /**
+   * Answers the BFF's routes (login, callback, user, logout, back-channel logout, sessions, health) and proxies the
+   * API mounts; passes every other request on to `next`.
+   */
+  (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void): void;
+  /**
+   * Typed events: `login`, `refresh`, `refresh_failed`, `logout` (with its reason), `revocation_failed`,
+   * `backchannel_logout_rejected`. None carries a token.
+   *
+   * @example
+   * ```ts
+   * bff.events.on('logout', ({ reason, sub, sessions }) => audit.write({ event: 'logout', reason, sub, sessions }));
+   * ```
+   */
   readonly events: BffEventEmitter;
   /**
-   * A fresh access token for the request's session, for apps that call APIs themselves.
-   * Throws a `BffError` (`login_required`, `session_ended`, `token_service_unavailable`, ...).
+   * A fresh access token for the request's session, for apps that call APIs themselves: exchanged with the ORT
+   * when the stored one is expiring, once however many requests ask at the same time.
+   *
+   * @param req - The app's request (after express-session, with `session.external`).
+   * @param options - `audience` (default: the BFF's `audience`) and `scope` of the token.
+   * @throws BffError `login_required`, `session_ended`, `token_service_unavailable`, `session_store_unavailable`, ...
    */
-  getAccessToken(req: Request, options?: { audience?: string; scope?: string }): Promise<string>;
+  getAccessToken(req: IncomingMessage, options?: { audience?: string; scope?: string }): Promise<string>;
   /**
    * Who is logged in on this request, without any token exchange: the `/auth/user` answer minus `logoutUrl`, or
-   * undefined without a (live) session. Throws a `BffError` only for faults (`session_store_unavailable`).
-   * Counts as activity (rolls the idle expiry) unless `touch` is false.
+   * undefined without a (live) session. Counts as activity (rolls the idle expiry) unless `touch` is false.
+   *
+   * @throws BffError only for faults (`session_store_unavailable`).
    */
-  getUser(req: Request, options?: { touch?: boolean }): Promise<BffUser | undefined>;
+  getUser(req: IncomingMessage, options?: { touch?: boolean }): Promise<BffUser | undefined>;
   /**
    * The BFF sessions of a user, to list and to end (on every instance that shares the store): "log out my other
    * devices". Ending one revokes its ORT at Auth0, which ends the Auth0 session behind it.
@@ -215,14 +256,17 @@ export function createBff(options: BffOptions): Bff {
 
   Object.defineProperties(bff, {
     events: { value: events, enumerable: true },
-    getAccessToken: { value: (req: Request, opts?: { audience?: string; scope?: string }) => requestAccessToken(ctx, req, opts) },
+    getAccessToken: {
+      // `req` is the app's Express request (typed as Node's, see Bff): with session.external, express-session's.
+      value: (req: IncomingMessage, opts?: { audience?: string; scope?: string }) => requestAccessToken(ctx, req as Request, opts),
+    },
     requireSession: { value: (opts?: RequireSessionOptions) => requireSession(ctx, opts) },
     session: { value: sessionOf },
     sessions: { value: sessionControl, enumerable: true },
     getUser: {
-      value: async (req: Request, opts: { touch?: boolean } = {}) => {
+      value: async (req: IncomingMessage, opts: { touch?: boolean } = {}) => {
         try {
-          return describeUser((await sessions.loadRecord(req, { touch: opts.touch !== false })).record, config);
+          return describeUser((await sessions.loadRecord(req as Request, { touch: opts.touch !== false })).record, config);
         } catch (error) {
           if (error instanceof BffError && (error.code === ErrorCode.LOGIN_REQUIRED || error.code === ErrorCode.SESSION_ENDED)) return undefined;
           throw error;

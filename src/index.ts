@@ -1,11 +1,46 @@
+/**
+ * `express-ort-bff`: an Express backend-for-frontend middleware for Auth0 Online Refresh Tokens. {@link createBff}
+ * makes the middleware; the rest are the types of its options, events and errors.
+ *
+ * @example
+ * ```ts
+ * import express from 'express';
+ * import { createBff } from 'express-ort-bff';
+ *
+ * const bff = createBff({
+ *   domain: 'TENANT.us.auth0.com', clientId: process.env.AUTH0_CLIENT_ID!, clientSecret: process.env.AUTH0_CLIENT_SECRET!,
+ *   audience: 'https://api.example.com', baseURL: 'https://app.example.com',
+ *   session: { secrets: [process.env.SESSION_SECRET!] }, redis,
+ *   apis: [{ mount: '/api', upstream: 'https://api.internal.example.com' }],
+ * });
+ * express().use(bff).listen(3000);
+ * ```
+ *
+ * @module express-ort-bff
+ */
 export { createBff, type Bff } from './create-bff.js';
 export type { BffOptions, ApiOptions, RedisClient, TokenPolicy } from './config/options.js';
 export type { DPoPOptions } from './dpop/options.js';
 export { BffError, BffConfigError, ErrorCode } from './errors.js';
-export type { BffEvents, BffEventName, BffOperation, LogoutReason } from './events/events.js';
+export type {
+  BackchannelLogoutRejectedEvent,
+  BffEventEmitter,
+  BffEventName,
+  BffEvents,
+  BffOperation,
+  LoginEvent,
+  LogoutEvent,
+  LogoutReason,
+  RefreshEvent,
+  RefreshFailedEvent,
+  RevocationFailedEvent,
+  SessionEventBase,
+  StoreFailedEvent,
+  UpstreamFailedEvent,
+} from './events/events.js';
 export type { Logger, LogLevel } from './events/logger.js';
 export type { TelemetryOptions } from './telemetry/providers.js';
-export type { BffUser } from './routes/user.js';
+export type { BffUser } from './routes/bff-user.js';
 export type { EndSessionsResult, SessionControl, SessionInfo } from './session/session-list.js';
 export type { BffSession } from './guard/request-session.js';
 export type { RequireSessionOptions } from './guard/require-session.js';

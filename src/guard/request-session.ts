@@ -1,6 +1,6 @@
 import type { Request } from 'express';
 import { loginAudience, type BffContext } from '../routes/context.js';
-import type { BffUser } from '../routes/user.js';
+import type { BffUser } from '../routes/bff-user.js';
 
 /**
  * What `bff.requireSession()` found for a request, as `bff.session(req)` returns it: who is logged in (the

@@ -2,25 +2,7 @@
  * The mutable state that the admin handle reads and drives: request counters, the failure mode of the token
  * endpoint, and the access tokens issued (JWT access tokens are not stored by oidc-provider).
  */
-
-/** A failure mode for `/oauth/token`. */
-export type TokenEndpointFailure =
-  | { status: 503 }
-  | { status: 429; retryAfter: number }
-  | { delayMs: number }
-  | { status: number; body?: object };
-
-/** Counts of requests, as returned by `admin.counts()`. */
-export interface LocalAuth0Counts {
-  /** Token requests by `grant_type`, split by outcome (`ok` = HTTP 200). */
-  token: Record<string, Record<'ok' | 'error', number>>;
-  /** Revocation requests answered 200. */
-  revocations: number;
-  /** Back-channel logout tokens sent (answered or not). */
-  backchannelSent: number;
-  /** Requests to the logout endpoints (`/oidc/logout`, `/v2/logout`). */
-  endSession: number;
-}
+import type { LocalAuth0Counts, TokenEndpointFailure } from './types.js';
 
 /** Request counters. */
 export class Counters {
@@ -84,17 +66,3 @@ export class TokenEndpointFaults {
   }
 }
 
-/** An issued token, without its value, as listed by `admin.tokens()`. */
-export interface IssuedToken {
-  kind: 'access_token' | 'refresh_token' | 'authorization_code';
-  clientId: string;
-  sid?: string;
-  sub: string;
-  audience?: string;
-  online?: boolean;
-  /** Epoch seconds (real time: token expiry is checked by the real clock, like on Auth0). */
-  expiresAt: number;
-  /** Access tokens: epoch milliseconds when the emulator issued it. */
-  issuedAt?: number;
-  value?: never;
-}

@@ -2,52 +2,15 @@
  * The admin handle: what a test (or the demo) can see and do to the emulated tenant, the way an Auth0
  * administrator, an Action or an outage would.
  */
-import type { Counters, IssuedToken, LocalAuth0Counts, TokenEndpointFailure, TokenEndpointFaults } from './admin-state.js';
-import type { BackchannelDelivery, BackchannelSender } from './backchannel.js';
-import type { ManagementScope, ManagementTokens } from './management-api.js';
-import { BACKCHANNEL_LOGOUT_INITIATORS, type BackchannelLogoutInitiator } from './options.js';
+import type { Counters, TokenEndpointFaults } from './admin-state.js';
+import type { BackchannelSender } from './backchannel.js';
+import type { ManagementTokens } from './management-api.js';
+import { BACKCHANNEL_LOGOUT_INITIATORS } from './options.js';
 import { isOnlineRefreshToken } from './provider-config.js';
-import type { LocalAuth0Session, SessionRegistry } from './sessions.js';
+import type { SessionRegistry } from './sessions.js';
 import type { SigningKey } from './signing-key.js';
 import type { MemoryStore } from './store.js';
-
-/** Control of a running emulator. Times are epoch seconds. */
-export interface LocalAuth0Admin {
-  /** Requests counted since the start or the last {@link LocalAuth0Admin.resetCounts}. */
-  counts(): LocalAuth0Counts;
-  resetCounts(): void;
-  /** The live Auth0 sessions (idle and absolute lifetimes measured with the `clock` option). */
-  sessions(): LocalAuth0Session[];
-  /**
-   * Ends the matching sessions as an Auth0 administrator or an Action (`api.session.revoke`) would: their ORTs
-   * die and SSO ends. With `backchannel: true` (default false) logout tokens are sent to the sessions'
-   * applications subscribed to `initiator` (default `session-revoked`) and awaited. Resolves to the number of
-   * sessions ended.
-   */
-  endSession(
-    selector: { sid?: string; sub?: string },
-    options?: { backchannel?: boolean; initiator?: BackchannelLogoutInitiator },
-  ): Promise<number>;
-  /**
-   * Makes `/oauth/token` fail until {@link LocalAuth0Admin.reset} (or for `times` requests): `{ status: 503 }`,
-   * `{ status: 429, retryAfter }` (with `Retry-After` and a `too_many_requests` body), `{ delayMs }` (the real
-   * answer, late) or any `{ status, body }`.
-   */
-  failTokenEndpoint(mode: TokenEndpointFailure, options?: { times?: number }): void;
-  /** Clears the failure modes. */
-  reset(): void;
-  /** The tokens issued and still usable (access tokens: all issued, until they expire), without their values. */
-  tokens(): IssuedToken[];
-  /** Every back-channel logout delivery attempted. */
-  backchannelDeliveries(): BackchannelDelivery[];
-  /** Signs `claims` as given with the tenant's RS256 key (header `{ alg, kid, ...header }`), e.g. to forge logout tokens. */
-  sign(claims: object, header?: object): Promise<string>;
-  /**
-   * A bearer token for the Management API endpoints, with `scopes` (default `read:clients` and
-   * `read:resource_servers`), as an administrator would copy from the Dashboard's API Explorer.
-   */
-  issueManagementToken(options?: { scopes?: ManagementScope[] }): string;
-}
+import type { IssuedToken, LocalAuth0Admin } from './types.js';
 
 interface AdminServices {
   store: MemoryStore;

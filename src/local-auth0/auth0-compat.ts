@@ -18,11 +18,12 @@ import { decodeJwt } from 'jose';
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 
-import type { Counters, IssuedToken, TokenEndpointFaults } from './admin-state.js';
+import type { Counters, TokenEndpointFaults } from './admin-state.js';
 import { readForm, sendJson, type Context, type Middleware } from './koa-helpers.js';
 import type { LocalAuth0Client } from './options.js';
 import { AUTH0_ROUTES, isOnlineRefreshToken } from './provider-config.js';
 import type { SessionRegistry } from './sessions.js';
+import type { IssuedToken } from './types.js';
 
 const INVALID_REFRESH_TOKEN = 'Unknown or invalid refresh token.';
 /** The token request's form, read once by the emulator before oidc-provider reads its replayed copy. */

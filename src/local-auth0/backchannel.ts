@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto';
 
 import type { BackchannelLogoutInitiator } from './options.js';
 import type { SigningKey } from './signing-key.js';
+import type { BackchannelDelivery } from './types.js';
 
 /** Where an application receives logout tokens, and for which session ends. */
 export interface BackchannelTarget {
@@ -21,14 +22,6 @@ const EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 /** Auth0 waits 5 seconds for the application's answer. */
 const DELIVERY_TIMEOUT_MS = 5_000;
 
-/** One attempted delivery, as listed by `admin.backchannelDeliveries()`. */
-export interface BackchannelDelivery {
-  clientId: string;
-  uri: string;
-  /** The HTTP status answered by the client, or `'error'` when it could not be reached in time. */
-  status: number | 'error';
-  sid: string;
-}
 
 /** Signs and sends logout tokens, and remembers what happened. */
 export class BackchannelSender {

@@ -1,48 +1,26 @@
 /**
- * `express-ort-bff/local-auth0`: a local stand-in for an Auth0 tenant with Online Refresh Tokens enabled,
- * built on oidc-provider, for tests, demos and development without a tenant.
+ * `express-ort-bff/local-auth0`: a local stand-in for an Auth0 tenant with Online Refresh Tokens enabled, for
+ * tests, demos and development without a tenant. {@link startLocalAuth0} needs the optional peer dependency
+ * `oidc-provider`; {@link CookieJar} and {@link scriptedLogin} work without it.
  *
  * @example
  * ```ts
- * import { startLocalAuth0 } from 'express-ort-bff/local-auth0';
+ * import { startLocalAuth0, scriptedLogin } from 'express-ort-bff/local-auth0';
  *
  * const auth0 = await startLocalAuth0({
  *   clients: [{ clientId: 'bff', clientSecret: 's3cret', redirectUris: ['http://127.0.0.1:3000/auth/callback'] }],
  *   users: [{ username: 'alice', password: 'alice-pw', email: 'alice@example.com' }],
  *   apis: [{ audience: 'https://api.example.com' }],
  * });
- * console.log(auth0.issuer); // http://127.0.0.1:<port>/
+ * const { callbackUrl } = await scriptedLogin('http://127.0.0.1:3000/auth/login', { username: 'alice', password: 'alice-pw' });
  * await auth0.stop();
  * ```
+ *
+ * @module express-ort-bff/local-auth0
  */
-import { createServer, type RequestListener, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-
-import Provider from 'oidc-provider';
-
-import { createAdmin, type LocalAuth0Admin } from './admin.js';
-import { Counters, TokenEndpointFaults, type IssuedToken } from './admin-state.js';
-import {
-  authorizationActivity,
-  patchModels,
-  recordAccessTokens,
-  revocationEndpoint,
-  tokenEndpoint,
-} from './auth0-compat.js';
-import { BackchannelSender } from './backchannel.js';
-import { interactionRoutes } from './interactions.js';
-import { logoutRoutes } from './logout.js';
-import { ManagementTokens, managementApiRoutes } from './management-api.js';
 import { resolveOptions, type LocalAuth0Options } from './options.js';
-import { providerConfiguration } from './provider-config.js';
-import { SessionRegistry } from './sessions.js';
-import { createSigningKey } from './signing-key.js';
-import { MemoryStore } from './store.js';
+import type { LocalAuth0 } from './types.js';
 
-export type { LocalAuth0Admin } from './admin.js';
-export type { IssuedToken, LocalAuth0Counts, TokenEndpointFailure } from './admin-state.js';
-export type { BackchannelDelivery } from './backchannel.js';
-export type { ManagementScope } from './management-api.js';
 export type {
   BackchannelLogoutInitiator,
   LocalAuth0Api,
@@ -52,98 +30,67 @@ export type {
   LocalAuth0Options,
   LocalAuth0User,
 } from './options.js';
-export type { LocalAuth0Session } from './sessions.js';
+export type {
+  BackchannelDelivery,
+  IssuedToken,
+  LocalAuth0,
+  LocalAuth0Admin,
+  LocalAuth0Counts,
+  LocalAuth0Session,
+  ManagementScope,
+  TokenEndpointFailure,
+} from './types.js';
 export { CookieJar, scriptedLogin, type ScriptedLoginOptions, type ScriptedLoginResult } from './scripted-login.js';
 
-/** A running emulator. */
-export interface LocalAuth0 {
-  /** The issuer, e.g. `http://127.0.0.1:54321/` (trailing slash, like Auth0's `https://TENANT/`). */
-  issuer: string;
-  admin: LocalAuth0Admin;
-  /** Closes the HTTP server and its connections; the emulator's state is dropped. */
-  stop(): Promise<void>;
-}
+/** What to do when oidc-provider is missing: the one thing the emulator needs that the package does not install. */
+const MISSING_PROVIDER =
+  'startLocalAuth0() needs oidc-provider, an optional peer dependency of express-ort-bff. ' +
+  'Install it next to express-ort-bff: npm install --save-dev oidc-provider@^9';
 
-function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve(server.address() as AddressInfo);
-    });
-  });
-}
-
-function formatHost(host: string): string {
-  return host.includes(':') ? `[${host}]` : host;
+/**
+ * Loads the emulator, which imports oidc-provider. A static import would make the whole subpath fail to load
+ * without it, `CookieJar` and `scriptedLogin` included, with Node's bare "Cannot find package" error.
+ */
+async function loadEmulator(): Promise<typeof import('./emulator.js')> {
+  try {
+    return await import('./emulator.js');
+  } catch (error) {
+    // Only oidc-provider itself missing is the user's to install; a package missing inside it is another fault.
+    const { code, message } = error as { code?: unknown; message?: unknown };
+    if (code === 'ERR_MODULE_NOT_FOUND' && typeof message === 'string' && /['"]oidc-provider['"]/.test(message)) {
+      throw new Error(MISSING_PROVIDER, { cause: error });
+    }
+    throw error;
+  }
 }
 
 /**
- * Starts an emulated Auth0 tenant on `host:port` (default: a random port on 127.0.0.1).
+ * Starts an emulated Auth0 tenant on `host:port` (default: a random port on 127.0.0.1). Everything lives in
+ * memory, with a new RS256 signing key at each start; {@link LocalAuth0.stop} drops it all.
+ *
  * @throws TypeError for an invalid option, naming it (`"clients[0].redirectUris" must list at least one URL`).
+ * @throws Error saying what to install when oidc-provider is not installed.
+ *
+ * @example
+ * ```ts
+ * const auth0 = await startLocalAuth0({
+ *   clients: [{
+ *     clientId: 'bff', clientSecret: 's3cret',
+ *     redirectUris: ['http://127.0.0.1:3000/auth/callback'],
+ *     backchannelLogoutUri: 'http://127.0.0.1:3000/auth/backchannel-logout',
+ *   }],
+ *   users: [{ username: 'alice', password: 'alice-pw', name: 'Alice' }],
+ *   apis: [{ audience: 'https://api.example.com' }],
+ *   accessTokenTtl: 30,
+ * });
+ * const bff = createBff({ issuer: auth0.issuer, clientId: 'bff', clientSecret: 's3cret', ... });
+ * // later, end the Auth0 session as an administrator would, telling the BFF at once:
+ * await auth0.admin.endSession({ sub: 'auth0|alice' }, { backchannel: true });
+ * await auth0.stop();
+ * ```
  */
 export async function startLocalAuth0(options: LocalAuth0Options): Promise<LocalAuth0> {
   const resolved = resolveOptions(options);
-  const key = await createSigningKey();
-
-  // The issuer includes the port, so the server listens first and gets its handler once the provider exists.
-  let handler: RequestListener | undefined;
-  const server = createServer((req, res) => {
-    if (handler) handler(req, res);
-    else res.writeHead(503).end();
-  });
-  const address = await listen(server, resolved.port, resolved.host);
-  const issuer = resolved.issuerUrl ?? `http://${formatHost(resolved.host)}:${address.port}/`;
-
-  const store = new MemoryStore();
-  const counters = new Counters();
-  const faults = new TokenEndpointFaults();
-  const accessTokens: IssuedToken[] = [];
-  const backchannelTargets = new Map(
-    [...resolved.clients.values()].flatMap((client) =>
-      client.backchannelLogoutUri
-        ? [[client.clientId, { uri: client.backchannelLogoutUri, initiators: client.backchannelLogoutInitiators ?? 'all' }] as const]
-        : [],
-    ),
-  );
-  const backchannel = new BackchannelSender(issuer, key, backchannelTargets, resolved.logger);
-  const registry = new SessionRegistry(store, backchannel, resolved);
-
-  const provider = new Provider(issuer, providerConfiguration(resolved, key, store));
-  provider.proxy = false;
-  patchModels(provider, [...resolved.apis.values()].filter((api) => api.allowOnlineAccess).map((api) => api.audience));
-  recordAccessTokens(provider, accessTokens);
-  provider.on('server_error', (_ctx: unknown, error: Error) => {
-    resolved.logger.warn(`local-auth0: server error: ${error.stack ?? error.message}`);
-  });
-
-  const ephemeralAudiences = new Set(
-    [...resolved.apis.values()].filter((api) => api.allowOnlineAccessWithEphemeralSessions).map((api) => api.audience),
-  );
-  const services = { registry, counters, faults, ephemeralAudiences, clients: resolved.clients };
-  const managementTokens = new ManagementTokens(resolved.managementApiToken);
-  provider.use(managementApiRoutes(resolved, managementTokens));
-  provider.use(interactionRoutes(provider, resolved));
-  provider.use(logoutRoutes({ provider, options: resolved, registry, counters, key, issuer }));
-  provider.use(tokenEndpoint(services));
-  provider.use(revocationEndpoint(services));
-  provider.use(authorizationActivity(services));
-  handler = provider.callback();
-
-  let stopped: Promise<void> | undefined;
-  return {
-    issuer,
-    admin: createAdmin({ store, registry, counters, faults, backchannel, accessTokens, key, managementTokens }),
-    stop() {
-      stopped ??= new Promise<void>((resolve, reject) => {
-        server.closeAllConnections();
-        server.close((error) => (error ? reject(error) : resolve()));
-      }).finally(() => {
-        faults.clear();
-        store.clear();
-        provider.removeAllListeners();
-      });
-      return stopped;
-    },
-  };
+  const { startEmulator } = await loadEmulator();
+  return startEmulator(resolved);
 }

@@ -11,9 +11,8 @@ import { createHash, randomBytes } from 'node:crypto';
 
 import { sendJson, type Context, type Middleware } from './koa-helpers.js';
 import type { LocalAuth0Api, LocalAuth0Client, ResolvedOptions } from './options.js';
+import type { ManagementScope } from './types.js';
 
-/** The scopes the emulated Management API knows. */
-export type ManagementScope = 'read:clients' | 'read:client_keys' | 'read:resource_servers';
 const KNOWN_SCOPES: readonly ManagementScope[] = ['read:clients', 'read:client_keys', 'read:resource_servers'];
 /** The scopes of the configured token and of an issued one by default. */
 export const MANAGEMENT_SCOPES: readonly ManagementScope[] = ['read:clients', 'read:resource_servers'];

@@ -29,11 +29,13 @@ const GRANT_TYPES: readonly LocalAuth0GrantType[] = ['authorization_code', 'refr
 
 /** An application registered in the emulated tenant (Auth0 "Application"). */
 export interface LocalAuth0Client {
+  /** The application's Client ID. */
   clientId: string;
   /** Shown by the Management API. Default: the client id. */
   name?: string;
   /** Makes the client confidential; `client_secret_basic` and `client_secret_post` are both accepted, like Auth0. */
   clientSecret?: string;
+  /** Auth0 "Allowed Callback URLs": where `/authorize` may send the browser back with a code. */
   redirectUris: string[];
   /** Auth0 "Allowed Logout URLs". */
   postLogoutRedirectUris?: string[];
@@ -54,7 +56,10 @@ export interface LocalAuth0Client {
   /** Defaults to `client_secret_basic` with a secret, `none` without one. */
   tokenEndpointAuthMethod?: 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt' | 'none';
   /** Public keys of the client, for `private_key_jwt`. */
-  jwks?: { keys: object[] };
+  jwks?: {
+    /** Public JWKs, each with its `kid`. */
+    keys: object[];
+  };
   /** Rotation of classic (offline_access) refresh tokens. Online Refresh Tokens never rotate. Default false. */
   refreshTokenRotation?: boolean;
   /**
@@ -82,11 +87,15 @@ export interface LocalAuth0ClientGrant {
 
 /** A database-connection user. Any further property becomes a claim of the ID token and `/userinfo`. */
 export interface LocalAuth0User {
-  /** Default `auth0|<username>`. */
+  /** The user's id. Default `auth0|<username>`. */
   sub?: string;
+  /** What the login form asks for. */
   username: string;
+  /** What the login form checks. */
   password: string;
+  /** The `email` claim. */
   email?: string;
+  /** The `name` claim. */
   name?: string;
   [claim: string]: unknown;
 }
@@ -118,7 +127,9 @@ export interface LocalAuth0Options {
   host?: string;
   /** Default `http://127.0.0.1:<port>/` (with the trailing slash, like Auth0's `https://TENANT/`). Its path must be `/`. */
   issuerUrl?: string;
+  /** The applications of the tenant: at least one. */
   clients: LocalAuth0Client[];
+  /** The users who can log in (a database connection). */
   users: LocalAuth0User[];
   /** Known audiences. An `/authorize` request for any other audience fails like Auth0 ("Service not found"). */
   apis?: LocalAuth0Api[];
@@ -133,7 +144,10 @@ export interface LocalAuth0Options {
   /** Epoch milliseconds for the session idle/absolute checks (default `Date.now`): tests move it forward. */
   clock?: () => number;
   /** Where unexpected server errors and failed back-channel deliveries are reported. Default: silent. */
-  logger?: { warn(msg: string): void };
+  logger?: {
+    /** Receives one line per problem. */
+    warn(msg: string): void;
+  };
   /**
    * A bearer token the Management API endpoints accept, with the scopes `read:clients` and
    * `read:resource_servers`. Default: none; `admin.issueManagementToken()` issues tokens at any time.

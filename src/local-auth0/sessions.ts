@@ -11,16 +11,8 @@ import type { AdapterPayload } from 'oidc-provider';
 import type { BackchannelSender } from './backchannel.js';
 import type { BackchannelLogoutInitiator } from './options.js';
 import type { MemoryStore, SessionGuard } from './store.js';
+import type { LocalAuth0Session } from './types.js';
 
-/** One session as listed by `admin.sessions()`; times are epoch seconds of the emulator's clock. */
-export interface LocalAuth0Session {
-  sid: string;
-  sub: string;
-  clients: string[];
-  createdAt: number;
-  idleExpiresAt: number;
-  expiresAt: number;
-}
 
 interface Lifetime {
   accountId: string;

@@ -3,14 +3,8 @@ import type { BffConfig } from '../config/validate.js';
 import { BffError, ErrorCode } from '../errors.js';
 import { sendError, toBffError } from '../http/json-error.js';
 import type { SessionRecord } from '../session/record.js';
+import type { BffUser } from './bff-user.js';
 import type { BffContext } from './context.js';
-
-/** Who is logged in, as `/auth/user` and `bff.getUser()` tell it. Times are epoch seconds. Never a token. */
-export interface BffUser {
-  readonly user: { readonly sub: string; readonly [claim: string]: unknown };
-  readonly expiresAt: number;
-  readonly idleExpiresAt: number;
-}
 
 /** Claims about the token itself, not the user: never part of /auth/user. */
 const PROTOCOL_CLAIMS = new Set(['iss', 'aud', 'exp', 'iat', 'nbf', 'nonce', 'at_hash', 'c_hash', 's_hash', 'azp', 'auth_time', 'acr', 'amr', 'jti', 'sid', 'org_id']);
