@@ -19,7 +19,7 @@
  * @module express-ort-bff
  */
 export { createBff, type Bff } from './create-bff.js';
-export type { BffOptions, ApiOptions, RedisClient, TokenPolicy } from './config/options.js';
+export type { BffOptions, ApiOptions, PrivateJwk, RedisClient, TokenPolicy } from './config/options.js';
 export type { DPoPOptions } from './dpop/options.js';
 export { BffError, BffConfigError, ErrorCode } from './errors.js';
 export type {

@@ -1,3 +1,5 @@
+import type { webcrypto } from 'node:crypto';
+
 import type { RedisClientType, RedisClusterType } from 'redis';
 import type { Logger, LogLevel } from '../events/logger.js';
 import type { TelemetryOptions } from '../telemetry/providers.js';
@@ -16,6 +18,42 @@ export type RedisClient = RedisClientType<any, any, any, any, any> | RedisCluste
  * - `none`: no token at all (a plain proxy, with the same path checks and header hygiene).
  */
 export type TokenPolicy = 'user' | 'user-or-none' | 'client' | 'user-or-client' | 'none';
+
+/**
+ * A private JSON Web Key (RFC 7517) for `private_key_jwt`, with the `kid` Auth0 knows it by. The parameters are those
+ * of the key type (RSA: `n`, `e`, `d`, `p`, `q`, `dp`, `dq`, `qi`; EC: `crv`, `x`, `y`, `d`); Node's, jose's and the
+ * DOM's JWK types all fit.
+ */
+export interface PrivateJwk {
+  /** Key type: `RSA` or `EC`. */
+  kty?: string;
+  /** The key's id, sent as the assertion's `kid`. */
+  kid?: string;
+  /** The signing algorithm. Default `RS256`. */
+  alg?: string;
+  /** EC: the curve. */
+  crv?: string;
+  /** The private exponent (RSA) or private key (EC). */
+  d?: string;
+  /** RSA: the modulus. */
+  n?: string;
+  /** RSA: the public exponent. */
+  e?: string;
+  /** RSA: the first prime factor. */
+  p?: string;
+  /** RSA: the second prime factor. */
+  q?: string;
+  /** RSA: the first factor CRT exponent. */
+  dp?: string;
+  /** RSA: the second factor CRT exponent. */
+  dq?: string;
+  /** RSA: the first CRT coefficient. */
+  qi?: string;
+  /** EC: the x coordinate. */
+  x?: string;
+  /** EC: the y coordinate. */
+  y?: string;
+}
 
 /** One backend API behind the proxy: `<mount>/<rest>?q` goes to `<upstream>/<rest>?q`. */
 export interface ApiOptions {
@@ -52,18 +90,36 @@ export interface ApiOptions {
   websocket?: boolean;
 }
 
-/** Options of {@link createBff}. Validated once: a bad one throws a `BffConfigError` naming it. */
+/**
+ * Options of {@link createBff}. Validated once: a bad one throws a `BffConfigError` naming it.
+ *
+ * @example
+ * ```ts
+ * const options: BffOptions = {
+ *   domain: 'TENANT.us.auth0.com',
+ *   clientId: process.env.AUTH0_CLIENT_ID!,
+ *   clientSecret: process.env.AUTH0_CLIENT_SECRET!,
+ *   audience: 'https://api.example.com',
+ *   baseURL: 'https://app.example.com',
+ *   session: { secrets: [process.env.SESSION_SECRET!], encryptionKeys: [process.env.TOKEN_KEY!] },
+ *   redis,
+ *   apis: [{ mount: '/api', upstream: 'https://api.internal.example.com' }],
+ * };
+ * ```
+ */
 export interface BffOptions {
   /** Auth0 issuer URL, e.g. `https://TENANT.us.auth0.com/`. Plain http only for loopback hosts. */
   issuer?: string;
   /** Shorthand for `issuer`: `TENANT.us.auth0.com`. */
   domain?: string;
+  /** The Auth0 application's Client ID (a Regular Web Application). */
   clientId: string;
+  /** The application's Client Secret; required for `client_secret_post` and `client_secret_basic`. */
   clientSecret?: string;
   /** How the BFF authenticates to Auth0. Default `client_secret_post` with a secret. */
   clientAuthMethod?: 'client_secret_post' | 'client_secret_basic' | 'private_key_jwt';
   /** The private key (a `CryptoKey` or a private JWK object) for `private_key_jwt`. */
-  clientAssertionKey?: CryptoKey | JsonWebKey;
+  clientAssertionKey?: webcrypto.CryptoKey | PrivateJwk;
   /** The Auth0 API identifier whose access tokens the proxy attaches. */
   audience?: string;
   /** The BFF's public URL, e.g. `https://app.example.com`. The callback is `<baseURL><routes.callback>`. */
@@ -81,12 +137,21 @@ export interface BffOptions {
   redisPrefix?: string;
   /** Milliseconds one Redis command may take before the request gets 503 session_store_unavailable. Default 2,000. */
   redisCommandTimeout?: number;
+  /** The session: cookie, lifetimes, and where it lives. */
   session?: {
     /** Secrets that sign the session cookie; the first signs, all verify (rotation). Required unless `external`. */
     secrets?: string | string[];
     /** Cookie name. Default `__Host-bff` on https, `bff` on http. */
     cookieName?: string;
-    cookie?: { sameSite?: 'lax' | 'strict'; secure?: boolean; domain?: string };
+    /** Attributes of the session cookie. It is always HttpOnly, with `Path=/`. */
+    cookie?: {
+      /** Default `lax`. */
+      sameSite?: 'lax' | 'strict';
+      /** Default: `true` when `baseURL` is https. */
+      secure?: boolean;
+      /** The cookie's Domain. Default none (host-only; required for the `__Host-` prefix). */
+      domain?: string;
+    };
     /** Seconds without activity after which the session ends. Default 3 days (Auth0's default). */
     idleTimeout?: number;
     /** Seconds after login after which the session ends, whatever the activity. Default 7 days. */
@@ -110,11 +175,17 @@ export interface BffOptions {
     allowedOrigins?: string[];
   };
   /** Anti-forgery header every proxied request must carry. Default `X-CSRF: 1`. */
-  csrf?: { header?: string; value?: string };
+  csrf?: {
+    /** The header's name. Default `X-CSRF`. */
+    header?: string;
+    /** The value it must have. Default `1`. */
+    value?: string;
+  };
   /** Paths `returnTo` may name (prefixes; `/` allows every same-origin path). Default `['/']`. */
   allowedReturnTo?: string[];
   /** ID token claims `/auth/user` returns (besides `sub`). Default: all except protocol claims. */
   userClaims?: string[];
+  /** What `/auth/logout` does after the BFF's own logout. */
   logout?: {
     /** Redirect to Auth0's /oidc/logout after the local logout. Default true. */
     idpLogout?: boolean;
@@ -126,6 +197,7 @@ export interface BffOptions {
      */
     idTokenHint?: boolean;
   };
+  /** When access tokens are renewed, and how long an exchange may take. */
   tokens?: {
     /**
      * Seconds before expiry at which a token is renewed, given its lifetime: time for a proxied call to reach the

@@ -7,13 +7,11 @@ import type Provider from 'oidc-provider';
 import type { InteractionResults } from 'oidc-provider';
 
 import { readForm, type Context, type Middleware } from './koa-helpers.js';
+import { LOGIN_FORM_MARKER } from './login-form-marker.js';
 import type { ResolvedOptions } from './options.js';
 import { escapeHtml } from './provider-config.js';
 
 const ROUTE = /^\/interaction\/([A-Za-z0-9_-]+)(\/login)?$/;
-
-/** Marks the login form so that `scriptedLogin` (and a test) can find it. */
-export const LOGIN_FORM_MARKER = 'data-local-auth0-login';
 
 function loginPage(uid: string, view: { clientId: string; username: string; error?: string; signup: boolean }): string {
   const title = view.signup ? 'Sign up' : 'Log in';

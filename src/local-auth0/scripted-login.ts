@@ -4,7 +4,7 @@
  * Cookies are kept the way a browser keeps them (per host, honouring Path, Expires and Max-Age), in a
  * {@link CookieJar} that the caller can share with its own requests to the application.
  */
-import { LOGIN_FORM_MARKER } from './interactions.js';
+import { LOGIN_FORM_MARKER } from './login-form-marker.js';
 
 interface Cookie {
   name: string;
