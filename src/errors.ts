@@ -34,6 +34,7 @@ export const ErrorCode = {
   SERVER_ERROR: 'server_error',
 } as const;
 
+/** One of the {@link ErrorCode} values: the `error` field of every JSON error answer. */
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
 const STATUS: Record<ErrorCode, number> = {
@@ -55,13 +56,30 @@ const STATUS: Record<ErrorCode, number> = {
 /**
  * The one error class of this library: a stable `code` to catch by, the HTTP `status` it maps to,
  * and a description that is safe to show (it never contains a token or a secret).
+ *
+ * @example
+ * ```ts
+ * try {
+ *   token = await bff.getAccessToken(req);
+ * } catch (error) {
+ *   if (error instanceof BffError && error.code === ErrorCode.SESSION_ENDED) return res.redirect('/auth/login');
+ *   throw error;
+ * }
+ * ```
  */
 export class BffError extends Error {
+  /** What went wrong, one of {@link ErrorCode}: catch by this, not by the message. */
   readonly code: ErrorCode;
+  /** The HTTP status the BFF answers for this code. */
   readonly status: number;
   /** Seconds, for 503 answers that tell the client when to try again. */
   readonly retryAfter: number | undefined;
 
+  /**
+   * @param code - One of {@link ErrorCode}.
+   * @param description - Safe to show: never a token or a secret.
+   * @param options - The `cause`, and `retryAfter` seconds for 503 answers.
+   */
   constructor(code: ErrorCode, description: string, options?: { cause?: unknown; retryAfter?: number }) {
     super(description, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'BffError';
@@ -73,7 +91,12 @@ export class BffError extends Error {
 
 /** Thrown by `createBff()` and `startLocalAuth0()` for a bad option; the message names the option path. */
 export class BffConfigError extends TypeError {
+  /** The option's path, e.g. `session.secrets` or `apis[1].upstream`. */
   readonly option: string;
+  /**
+   * @param option - The option's path.
+   * @param message - What would be valid; the error's message is the path followed by it.
+   */
   constructor(option: string, message: string) {
     super(`${option} ${message}`);
     this.name = 'BffConfigError';
