@@ -1,7 +1,12 @@
 import { configDefaults, defineConfig } from 'vitest/config';
 
-/** The soak and the fuzz suite run once each, after everything else and not beside it (see `projects`). */
-const ONCE = ['test/soak/**', 'test/fuzz/**'];
+/**
+ * Test groups that CI runs once (on the recommended Node with Express 5) instead of on every Node and Express
+ * combination: slow, and not about the runtime or the framework. Each is a project of its own, run after `main`.
+ * A new heavy group (Redis Cluster, ...) gets a line here and a project below. `npm test` runs everything;
+ * `npm test -- --project main` leaves these out.
+ */
+const ONCE = ['test/fuzz/**', 'test/bench/**', 'test/soak/**'];
 
 export default defineConfig({
   test: {
@@ -12,12 +17,13 @@ export default defineConfig({
     hookTimeout: 30_000,
     // The machine is shared and has 2 cores: a bounded number of files at once keeps timings sane.
     maxWorkers: 2,
-    // `main` first; then the fuzz suite; then the soak alone, as its timings need the machine to itself. A CI
-    // matrix can run `--project main` on every Node/Express combination and `--project fuzz --project soak` once.
+    // `main` first; then the fuzz suite; then the benchmark smoke test; then the soak alone, as its timings need the
+    // machine to itself.
     projects: [
       { extends: true, test: { name: 'main', include: ['test/**/*.test.ts'], exclude: [...configDefaults.exclude, ...ONCE] } },
       { extends: true, test: { name: 'fuzz', include: ['test/fuzz/**/*.test.ts'], sequence: { groupOrder: 1 } } },
-      { extends: true, test: { name: 'soak', include: ['test/soak/**/*.test.ts'], sequence: { groupOrder: 2 } } },
+      { extends: true, test: { name: 'bench', include: ['test/bench/**/*.test.ts'], sequence: { groupOrder: 2 } } },
+      { extends: true, test: { name: 'soak', include: ['test/soak/**/*.test.ts'], sequence: { groupOrder: 3 } } },
     ],
   },
 });

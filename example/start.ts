@@ -31,7 +31,7 @@ if (example.demoLogin && example.auth0) {
   lines.push(`  Emulator   ${example.auth0.issuer}`);
 }
 lines.push(`  API        ${example.apiUrl} (behind ${example.url}/api)`);
-lines.push(`  Sessions   ${config.redisUrl === undefined ? 'in memory' : 'in Redis'}`);
+lines.push(`  Sessions   ${config.redisUrl === undefined ? 'in memory (set REDIS_URL to keep them in Redis)' : 'in Redis'}`);
 if (example.metricsUrl) lines.push(`  Metrics    ${example.metricsUrl} (Prometheus)`);
 if (config.telemetry.otlpEndpoint) lines.push(`  Traces     ${config.telemetry.otlpEndpoint} (OTLP/HTTP)`);
 if (config.logLevel === 'debug') lines.push('  Logs       debug: token exchanges, lock waits and why each session ended');

@@ -436,6 +436,14 @@ describe('npm start (example/start.ts)', () => {
     try {
       await expect.poll(() => out.text, { timeout: 20_000, interval: 50 }).toMatch(/Ctrl-C stops it/);
       expect(out.text).toMatch(/Log in as +demo \/ demo-password/);
+      // No warning a user cannot act on: sessions in memory come with what to set, and on Node 20 (past its end of
+      // life) oidc-provider's advice to upgrade is the only other one.
+      const warnings = out.text.split('\n').filter((line) => /warn/i.test(line));
+      expect(warnings).toEqual([
+        ...(process.versions.node.startsWith('20.') ? ['oidc-provider WARNING: Unsupported runtime. Use Node.js v22.x LTS, or a later LTS release.'] : []),
+        expect.stringMatching(/^warn: Sessions are kept in memory/),
+      ]);
+      expect(out.text).toMatch(/Sessions +in memory \(set REDIS_URL to keep them in Redis\)/);
       const url = /Open +(http:\/\/localhost:\d+)/.exec(out.text)?.[1] as string;
       expect((await fetch(`${url}/healthz`)).status).toBe(200);
       child.kill('SIGTERM');
