@@ -23,12 +23,14 @@ export type DoctorInput = (
        * The environment variables of the example (ISSUER_URL or AUTH0_DOMAIN, CLIENT_ID, CLIENT_SECRET, AUDIENCE,
        * BASE_URL, SESSION_SECRET, ...) and AUTH0_MANAGEMENT_TOKEN: what `npx express-ort-bff doctor` checks.
        */
-      env: Env;
+      env: Readonly<Record<string, string | undefined>>;
+      /** Not with `env`. */
       options?: never;
     }
   | {
       /** The options your app gives `createBff`. */
       options: BffOptions;
+      /** Not with `options`. */
       env?: never;
     }
 ) & {

@@ -16,10 +16,13 @@ export const SECTIONS = {
 
 export type Section = keyof typeof SECTIONS;
 
+/** One thing the doctor checked: what it found, and how to fix it unless it is fine. */
 export interface Finding {
   /** A stable name of the check, e.g. `api.online-access`; the same check may report once per API. */
   readonly id: string;
+  /** The part of the report it belongs to. */
   readonly section: Section;
+  /** `ok`, `warn` (works, but should change), `fail` (will not work) or `skip` (not checked). */
   readonly status: FindingStatus;
   /** One line: what was found. */
   readonly title: string;
@@ -33,14 +36,20 @@ export interface Finding {
 export interface DoctorReport {
   /** False when a finding failed (or, with `strict`, warned). */
   readonly ok: boolean;
+  /** How many findings have each status. */
   readonly counts: Readonly<Record<FindingStatus, number>>;
   /** What was checked (no secrets). */
   readonly target: {
+    /** The Auth0 issuer. */
     readonly issuer?: string;
+    /** The application's Client ID. */
     readonly clientId?: string;
+    /** The APIs the BFF asks tokens for. */
     readonly audiences?: readonly string[];
+    /** The BFF's public URL. */
     readonly baseURL?: string;
   };
+  /** Every finding, in report order. */
   readonly findings: readonly Finding[];
 }
 
