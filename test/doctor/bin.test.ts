@@ -34,7 +34,7 @@ beforeAll(async () => {
     `${PACKAGE}tsconfig.json`,
     JSON.stringify({
       extends: `${ROOT}tsconfig.build.json`,
-      compilerOptions: { rootDir: `${ROOT}src`, outDir: `${PACKAGE}dist`, declaration: false, sourceMap: false },
+      compilerOptions: { rootDir: `${ROOT}src`, outDir: `${PACKAGE}dist`, declaration: false, sourceMap: false, inlineSources: false },
       include: [],
       // The bin entry and what it imports; the file named by the bin field is checked below to be this one.
       files: [`${ROOT}src/doctor/cli.ts`],
