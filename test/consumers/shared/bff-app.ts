@@ -1,7 +1,7 @@
 /**
  * A realistic use of `express-ort-bff`, type-checked by every consumer combination against the packed package with
  * `skipLibCheck: false`: an app with Redis sessions and client-side caching, an API mount, a route that calls an
- * API itself, events, errors handled by code, and a second BFF on top of an app's own express-session.
+ * API itself, events, errors handled by code, a second BFF on top of an app's own express-session, and the doctor.
  */
 import express, { type ErrorRequestHandler } from 'express';
 import session from 'express-session';
@@ -11,10 +11,14 @@ import {
   BffError,
   ErrorCode,
   createBff,
+  formatReport,
+  runDoctor,
   type Bff,
   type BffEventEmitter,
   type BffOptions,
   type BffUser,
+  type DoctorReport,
+  type Finding,
   type LogoutEvent,
   type RedisClient,
 } from 'express-ort-bff';
@@ -88,4 +92,10 @@ export async function startApp(env: Record<string, string | undefined>): Promise
       await redis.close();
     },
   };
+}
+
+export async function checkSetup(options: BffOptions, managementToken: string | undefined): Promise<readonly Finding[]> {
+  const report: DoctorReport = await runDoctor({ options, ...(managementToken ? { managementToken } : {}), strict: true });
+  console.log(formatReport(report));
+  return report.findings.filter((finding) => finding.status === 'fail');
 }
