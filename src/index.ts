@@ -41,7 +41,7 @@ export type {
 export type { Logger, LogLevel } from './events/logger.js';
 export type { TelemetryOptions } from './telemetry/providers.js';
 export type { BffUser } from './routes/bff-user.js';
-export type { EndSessionsResult, SessionControl, SessionInfo } from './session/session-list.js';
+export type { EndSessionsResult, SessionControl, SessionInfo } from './session/session-control.js';
 export type { BffSession } from './guard/request-session.js';
 export type { RequireSessionOptions } from './guard/require-session.js';
 export { runDoctor, type DoctorInput, type DoctorReport, type Finding, type FindingStatus } from './doctor/doctor.js';

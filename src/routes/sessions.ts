@@ -1,7 +1,8 @@
 import type { Request, Response } from 'express';
 import { BffError, ErrorCode } from '../errors.js';
 import { sendError, toBffError } from '../http/json-error.js';
-import { isSessionRef, type SessionControl } from '../session/session-list.js';
+import type { SessionControl } from '../session/session-control.js';
+import { isSessionRef } from '../session/session-list.js';
 import { sessionRef } from '../session/sessions.js';
 import type { BffContext } from './context.js';
 
