@@ -68,7 +68,10 @@ export interface LocalAuth0Client {
    * token for the login's audience. (Auth0's policies also list scopes; the emulator checks only the audience.)
    * Default: every API that allows online access.
    */
-  refreshTokenPolicies?: Array<{ audience: string }>;
+  refreshTokenPolicies?: Array<{
+    /** An API the application may get tokens for with a refresh token. */
+    audience: string;
+  }>;
   /**
    * Auth0 client grants: the APIs this application may get its own tokens for with the client-credentials grant,
    * and the permissions it may have there (Dashboard: the API's Machine to Machine Applications tab). Default none:
