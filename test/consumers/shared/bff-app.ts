@@ -1,7 +1,8 @@
 /**
  * A realistic use of `express-ort-bff`, type-checked by every consumer combination against the packed package with
  * `skipLibCheck: false`: an app with Redis sessions and client-side caching, an API mount, a route that calls an
- * API itself, events, errors handled by code, a second BFF on top of an app's own express-session, and the doctor.
+ * API itself, "log out my other devices", WebSockets, events, errors handled by code, a second BFF on top of an
+ * app's own express-session, and the doctor.
  */
 import express, { type ErrorRequestHandler } from 'express';
 import session from 'express-session';
@@ -10,6 +11,7 @@ import {
   BffConfigError,
   BffError,
   ErrorCode,
+  WebSocketCloseCode,
   createBff,
   formatReport,
   runDoctor,
@@ -18,9 +20,11 @@ import {
   type BffOptions,
   type BffUser,
   type DoctorReport,
+  type EndSessionsResult,
   type Finding,
   type LogoutEvent,
   type RedisClient,
+  type SessionInfo,
 } from 'express-ort-bff';
 
 export async function startApp(env: Record<string, string | undefined>): Promise<{ close(): Promise<void> }> {
@@ -70,6 +74,13 @@ export async function startApp(env: Record<string, string | undefined>): Promise
       next(error);
     }
   });
+  app.post('/devices/logout-others', async (req, res) => {
+    const user = await bff.getUser(req, { touch: false });
+    if (!user) return void res.sendStatus(401);
+    const result: EndSessionsResult = await bff.sessions.end({ sub: user.user.sub, sessionRef: 'all', except: bff.sessions.refOf(req) });
+    const left: SessionInfo[] = await bff.sessions.list({ sub: user.user.sub });
+    res.json({ ended: result.ended, left: left.map((session) => session.userAgent ?? 'unknown browser') });
+  });
   const onError: ErrorRequestHandler = (error, _req, res, next) => {
     if (!(error instanceof BffError)) return next(error);
     if (error.retryAfter !== undefined) res.set('Retry-After', String(error.retryAfter));
@@ -84,9 +95,12 @@ export async function startApp(env: Record<string, string | undefined>): Promise
   app.use('/legacy', legacy);
 
   const server = app.listen(Number(env.PORT ?? 3000));
+  const detach = bff.attach(server); // WebSockets under /api, closed with WebSocketCloseCode.SESSION_ENDED at logout
+  console.log(`WebSockets close with ${WebSocketCloseCode.SESSION_ENDED} when their session ends`);
   await bff.ready();
   return {
     async close() {
+      detach();
       server.close();
       await bff.close();
       await redis.close();
