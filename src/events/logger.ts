@@ -3,9 +3,13 @@
  * methods does. Messages and details never contain a token or a secret.
  */
 export interface Logger {
+  /** What the BFF is doing: token exchanges, single-flight joins and lock waits, why each session ended. Optional. */
   debug?(message: string, details?: Record<string, unknown>): void;
+  /** Normal operation. Optional. */
   info?(message: string, details?: Record<string, unknown>): void;
+  /** Something to look at, with the service still working (a fault that was retried, a risky setting). */
   warn(message: string, details?: Record<string, unknown>): void;
+  /** A failure that reached a user (a 5xx answer) or a misconfiguration. */
   error(message: string, details?: Record<string, unknown>): void;
 }
 
