@@ -20,7 +20,7 @@
  */
 export { createBff, type Bff } from './create-bff.js';
 export type { BffOptions, ApiOptions, PrivateJwk, RedisClient, TokenPolicy } from './config/options.js';
-export type { DPoPOptions } from './dpop/options.js';
+export type { DPoPOptions } from './dpop/dpop-options.js';
 export { BffError, BffConfigError, ErrorCode } from './errors.js';
 export type {
   BackchannelLogoutRejectedEvent,

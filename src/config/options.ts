@@ -3,7 +3,7 @@ import type { webcrypto } from 'node:crypto';
 import type { RedisClientType, RedisClusterType } from 'redis';
 import type { Logger, LogLevel } from '../events/logger.js';
 import type { TelemetryOptions } from '../telemetry/providers.js';
-import type { DPoPOptions } from '../dpop/options.js';
+import type { DPoPOptions } from '../dpop/dpop-options.js';
 
 /** A node-redis v6 client (or cluster). Connected by the app; the BFF never closes it. */
 export type RedisClient = RedisClientType<any, any, any, any, any> | RedisClusterType<any, any, any, any, any>;
@@ -20,12 +20,12 @@ export type RedisClient = RedisClientType<any, any, any, any, any> | RedisCluste
 export type TokenPolicy = 'user' | 'user-or-none' | 'client' | 'user-or-client' | 'none';
 
 /**
- * A private JSON Web Key (RFC 7517) for `private_key_jwt`, with the `kid` Auth0 knows it by. The parameters are those
- * of the key type (RSA: `n`, `e`, `d`, `p`, `q`, `dp`, `dq`, `qi`; EC: `crv`, `x`, `y`, `d`); Node's, jose's and the
- * DOM's JWK types all fit.
+ * A private JSON Web Key (RFC 7517): `clientAssertionKey` for `private_key_jwt` (with the `kid` Auth0 knows it by),
+ * and DPoP's `key`. The parameters are those of the key type (RSA: `n`, `e`, `d`, `p`, `q`, `dp`, `dq`, `qi`; EC and
+ * OKP: `crv`, `x`, `y`, `d`); Node's, jose's and the DOM's JWK types all fit.
  */
 export interface PrivateJwk {
-  /** Key type: `RSA` or `EC`. */
+  /** Key type: `RSA`, `EC` or `OKP` (Ed25519). */
   kty?: string;
   /** The key's id, sent as the assertion's `kid`. */
   kid?: string;

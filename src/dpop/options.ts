@@ -1,15 +1,6 @@
 import { BffConfigError } from '../errors.js';
 import { DPoPKeyError, readDPoPKey, type DPoPKey } from './key.js';
 
-/** The `dpop` option: sender-constrained tokens (RFC 9449). */
-export interface DPoPOptions {
-  /**
-   * The BFF's private DPoP key, the same on every instance: a private JWK object (EC P-256 for ES256, P-384,
-   * P-521, or Ed25519) or a private `CryptoKey`. Its algorithm follows from the key.
-   */
-  key: JsonWebKey | CryptoKey;
-}
-
 /** The validated `dpop` option. */
 export interface DPoPConfig {
   readonly key: DPoPKey;
