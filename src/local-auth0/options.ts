@@ -162,7 +162,10 @@ export interface LocalAuth0Options {
    * false), as Auth0 may, a proof without the current server nonce is refused with `use_dpop_nonce` and a
    * `DPoP-Nonce` header.
    */
-  dpop?: { requireNonce?: boolean };
+  dpop?: {
+    /** Refuse a proof without the current server nonce, as Auth0 may. Default false. */
+    requireNonce?: boolean;
+  };
 }
 
 /** The validated options, with every default applied. */
