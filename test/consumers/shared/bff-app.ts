@@ -19,10 +19,12 @@ import {
   type BffEventEmitter,
   type BffOptions,
   type BffUser,
+  type DPoPOptions,
   type DoctorReport,
   type EndSessionsResult,
   type Finding,
   type LogoutEvent,
+  type PrivateJwk,
   type RedisClient,
   type SessionInfo,
 } from 'express-ort-bff';
@@ -32,6 +34,7 @@ export async function startApp(env: Record<string, string | undefined>): Promise
   redis.on('error', (error: Error) => console.warn('Redis:', error.message));
   await redis.connect();
   const client: RedisClient = redis;
+  const dpop: DPoPOptions | undefined = env.DPOP_PRIVATE_KEY ? { key: JSON.parse(env.DPOP_PRIVATE_KEY) as PrivateJwk } : undefined;
 
   const options: BffOptions = {
     domain: 'tenant.us.auth0.com',
@@ -43,6 +46,8 @@ export async function startApp(env: Record<string, string | undefined>): Promise
     redis: client,
     apis: [{ mount: '/api', upstream: 'https://api.internal.example.com', timeout: 10_000 }],
     logger: console,
+    logLevel: 'info',
+    ...(dpop ? { dpop } : {}),
   };
   let bff: Bff;
   try {
