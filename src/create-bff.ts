@@ -10,8 +10,9 @@ import { BffError, ErrorCode } from './errors.js';
 import { BffEventEmitter } from './events/events.js';
 import { Reporter } from './events/reporter.js';
 import { sendError } from './http/json-error.js';
-import { requireSession, type RequireSessionOptions } from './guard/require-session.js';
-import { requestAccessToken, sessionOf, type BffSession } from './guard/request-session.js';
+import type { BffSession, RequireSessionOptions } from './guard/guard-types.js';
+import { requireSession } from './guard/require-session.js';
+import { requestAccessToken, sessionOf } from './guard/request-session.js';
 import { IdpClient } from './idp/idp-client.js';
 import { ApiProxy } from './proxy/api-proxy.js';
 import { createRealtime } from './realtime/realtime.js';
@@ -137,7 +138,7 @@ export interface Bff {
    * });
    * ```
    */
-  requireSession(options?: RequireSessionOptions): (req: Request, res: Response, next: NextFunction) => void;
+  requireSession(options?: RequireSessionOptions): (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void) => void;
   /**
    * What `requireSession()` found for this request: the user and `accessToken()`. Throws a TypeError if the guard
    * did not run on it. (`bff.sessions`, plural, lists and ends a user's sessions.)
@@ -261,6 +262,7 @@ export function createBff(options: BffOptions): Bff {
       // `req` is the app's Express request (typed as Node's, see Bff): with session.external, express-session's.
       value: (req: IncomingMessage, opts?: { audience?: string; scope?: string }) => requestAccessToken(ctx, req as Request, opts),
     },
+    // Typed as Node's request and response in Bff, like the middleware itself: Express's extend them.
     requireSession: { value: (opts?: RequireSessionOptions) => requireSession(ctx, opts) },
     session: { value: sessionOf },
     sessions: { value: sessionControl, enumerable: true },

@@ -33,6 +33,8 @@ export type {
   LogoutReason,
   RefreshEvent,
   RefreshFailedEvent,
+  ClientTokenEvent,
+  ClientTokenFailedEvent,
   RevocationFailedEvent,
   SessionEventBase,
   StoreFailedEvent,
@@ -42,8 +44,7 @@ export type { Logger, LogLevel } from './events/logger.js';
 export type { TelemetryOptions } from './telemetry/providers.js';
 export type { BffUser } from './routes/bff-user.js';
 export type { EndSessionsResult, SessionControl, SessionInfo } from './session/session-control.js';
-export type { BffSession } from './guard/request-session.js';
-export type { RequireSessionOptions } from './guard/require-session.js';
+export type { BffSession, RequireSessionOptions } from './guard/guard-types.js';
 export { runDoctor, type DoctorInput, type DoctorReport, type Finding, type FindingStatus } from './doctor/doctor.js';
 export { formatReport, formatReportJson } from './doctor/report.js';
 export { WebSocketCloseCode } from './realtime/close-codes.js';

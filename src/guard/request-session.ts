@@ -1,19 +1,7 @@
 import type { Request } from 'express';
 import { loginAudience, type BffContext } from '../routes/context.js';
 import type { BffUser } from '../routes/bff-user.js';
-
-/**
- * What `bff.requireSession()` found for a request, as `bff.session(req)` returns it: who is logged in (the
- * `/auth/user` fields) and a way to the access token. Never a token otherwise.
- */
-export interface BffSession extends BffUser {
-  /**
-   * A fresh access token of the session for an API (default: the BFF's `audience`), exchanged only when it is
-   * expiring, with one exchange per expiry shared with the proxy and every other process. Rejects with a
-   * `BffError` (`session_ended`, `token_service_unavailable`, `configuration_error`, ...).
-   */
-  accessToken(options?: { audience?: string; scope?: string }): Promise<string>;
-}
+import type { BffSession } from './guard-types.js';
 
 /** The session of each request the guard let through; kept off the request object (no property to collide with). */
 const sessions = new WeakMap<object, BffSession>();

@@ -3,17 +3,8 @@ import { BffConfigError, BffError, ErrorCode } from '../errors.js';
 import { sendError, toBffError } from '../http/json-error.js';
 import type { BffContext } from '../routes/context.js';
 import { describeUser } from '../routes/user.js';
+import type { RequireSessionOptions } from './guard-types.js';
 import { rememberSession } from './request-session.js';
-
-/** Options of `bff.requireSession()`. */
-export interface RequireSessionOptions {
-  /**
-   * Which calls must carry the anti-forgery header (`X-CSRF: 1`). `always` (the default), like every proxied
-   * call; `unsafe-methods` lets GET, HEAD and OPTIONS through without it, for a route that changes nothing and is
-   * reached by plain navigation (a link to a download), which cannot add a header. Other methods are checked.
-   */
-  csrf?: 'always' | 'unsafe-methods';
-}
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
