@@ -1,12 +1,20 @@
 import type { webcrypto } from 'node:crypto';
 
-import type { RedisClientType, RedisClusterType } from 'redis';
+import type { RedisClientType, RedisCluster, RedisSentinelType } from 'redis';
 import type { Logger, LogLevel } from '../events/logger.js';
 import type { TelemetryOptions } from '../telemetry/providers.js';
 import type { DPoPOptions } from '../dpop/dpop-options.js';
 
-/** A node-redis v6 client (or cluster). Connected by the app; the BFF never closes it. */
-export type RedisClient = RedisClientType<any, any, any, any, any> | RedisClusterType<any, any, any, any, any>;
+/**
+ * A node-redis v6 client, whatever its modules, scripts, RESP version and type mapping: `createClient()`,
+ * `createCluster()` or `createSentinel()`. Connected by the app; the BFF never closes it.
+ * The cluster is typed by its class: `RedisClusterType<any, ...>` refuses a `createCluster()` result held in a
+ * variable (its `_handleAsk` parameter types do not line up with `any` modules).
+ */
+export type RedisClient =
+  | RedisClientType<any, any, any, any, any>
+  | RedisCluster<any, any, any, any, any>
+  | RedisSentinelType<any, any, any, any, any>;
 
 /**
  * Which access token the proxy attaches for an API:
@@ -130,11 +138,16 @@ export interface BffOptions {
    * Route paths; `false` turns a route off. `sessions` (off by default; `true` is `/auth/sessions`) lets the SPA list
    * the user's sessions and end the others.
    */
+<<<<<<< HEAD
   routes?: Partial<Record<'login' | 'callback' | 'user' | 'logout' | 'backchannelLogout' | 'healthz', string | false>> & {
     /** The routes that list and end the user's own sessions: off unless set; `true` is `/auth/sessions`. */
     sessions?: string | boolean;
   };
   /** A connected node-redis client: sessions in Redis through connect-redis, and Redis-backed coordination across processes. Omit for memory (one process only). */
+=======
+  routes?: Partial<Record<'login' | 'callback' | 'user' | 'logout' | 'backchannelLogout' | 'healthz', string | false>> & { sessions?: string | boolean };
+  /** A connected node-redis client (`createClient()`, `createCluster()` or `createSentinel()`): sessions in Redis through connect-redis, and Redis-backed coordination across processes. Omit for memory (one process only). */
+>>>>>>> 2168a6a (Accept every client node-redis returns as the redis option: a createCluster() result held in a variable and any createSentinel() client failed to type-check)
   redis?: RedisClient;
   /** Prefix of every Redis key the BFF writes. Default `bff:`. */
   redisPrefix?: string;

@@ -98,7 +98,7 @@ export function validateOptions(options: BffOptions): BffConfig {
 
   const routes = readRoutes(options.routes);
   if (options.redis !== undefined && (options.redis === null || typeof (options.redis as { sendCommand?: unknown }).sendCommand !== 'function')) {
-    throw new BffConfigError('redis', 'must be a node-redis v6 client (createClient() from "redis"), or be left out for in-memory sessions');
+    throw new BffConfigError('redis', 'must be a node-redis v6 client (createClient(), createCluster() or createSentinel() from "redis"), or be left out for in-memory sessions');
   }
   const redisPrefix = options.redisPrefix ?? 'bff:';
   if (typeof redisPrefix !== 'string') throw new BffConfigError('redisPrefix', 'must be a string, e.g. "bff:"');
