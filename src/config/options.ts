@@ -138,16 +138,11 @@ export interface BffOptions {
    * Route paths; `false` turns a route off. `sessions` (off by default; `true` is `/auth/sessions`) lets the SPA list
    * the user's sessions and end the others.
    */
-<<<<<<< HEAD
   routes?: Partial<Record<'login' | 'callback' | 'user' | 'logout' | 'backchannelLogout' | 'healthz', string | false>> & {
     /** The routes that list and end the user's own sessions: off unless set; `true` is `/auth/sessions`. */
     sessions?: string | boolean;
   };
-  /** A connected node-redis client: sessions in Redis through connect-redis, and Redis-backed coordination across processes. Omit for memory (one process only). */
-=======
-  routes?: Partial<Record<'login' | 'callback' | 'user' | 'logout' | 'backchannelLogout' | 'healthz', string | false>> & { sessions?: string | boolean };
   /** A connected node-redis client (`createClient()`, `createCluster()` or `createSentinel()`): sessions in Redis through connect-redis, and Redis-backed coordination across processes. Omit for memory (one process only). */
->>>>>>> 2168a6a (Accept every client node-redis returns as the redis option: a createCluster() result held in a variable and any createSentinel() client failed to type-check)
   redis?: RedisClient;
   /** Prefix of every Redis key the BFF writes. Default `bff:`. */
   redisPrefix?: string;

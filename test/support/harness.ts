@@ -118,6 +118,11 @@ export interface HarnessOptions {
    * Default: one plain client shared by the instances.
    */
   redisClientSideCache?: { ttl?: number };
+  /**
+   * Connects a Redis client of another kind (a cluster or Sentinel client of a topology the test started), given
+   * `redisClientSideCache`; implies `redis`. The harness then leaves the keys to that topology's owner.
+   */
+  redisConnect?: (options: { clientSideCache?: { ttl?: number } }) => Promise<RedisClient>;
 }
 
 /**
@@ -178,6 +183,11 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const prefixId = randomUUID();
   const connectRedis = async (): Promise<RedisClient> => {
     const cache = options.redisClientSideCache;
+    if (options.redisConnect) {
+      const client = await options.redisConnect(cache ? { clientSideCache: cache } : {});
+      redisClients.push(client);
+      return client;
+    }
     const client = createClient({
       url: options.redisUrl ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
       socket: { connectTimeout: 2_000, reconnectStrategy: () => 100 },
@@ -190,7 +200,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     redisClients.push(client as unknown as RedisClient);
     return client as unknown as RedisClient;
   };
-  const redis = options.redis ? await connectRedis() : undefined;
+  const redis = options.redis || options.redisConnect ? await connectRedis() : undefined;
   const prefix = `bfftest:${prefixId}:`;
   const events: Harness['events'] = [];
   const logs: string[] = [];
@@ -239,12 +249,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   return {
     auth0, upstream, clock, urls, bffs, servers, redis, redisClients, prefix, events, logs,
     browser: (instance = 0) => new Browser(urls, instance),
-    redisKeys: async () => {
-      if (!redis) return [];
-      const keys: string[] = [];
-      for await (const batch of (redis as unknown as { scanIterator(o: object): AsyncIterable<string[]> }).scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) keys.push(...batch);
-      return keys;
-    },
+    redisKeys: async () => (redis ? scanKeys(redis, `${prefix}*`) : []),
     close: async () => {
       // Browsers' connections first: a stream still open through the proxy ends with them, and the pools can close.
       // The BFFs close their WebSockets (which the servers no longer count as HTTP connections) before the servers stop.
@@ -254,7 +259,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       await upstream.close();
       await auth0.stop();
       if (redis) {
-        for (const client of redisClients) (client as unknown as { destroy(): void }).destroy();
+        for (const client of redisClients) void (client as unknown as { destroy(): unknown }).destroy();
+        if (options.redisConnect) return;
         // Clean up over a connection of our own: the BFF's may point at a relay a test has cut.
         const cleaner = createClient({ url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' });
         await cleaner.connect();
@@ -263,6 +269,18 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       }
     },
   };
+}
+
+/** Every key matching a pattern, on a plain client, a Sentinel client, or every master of a cluster. */
+export async function scanKeys(client: RedisClient, match: string): Promise<string[]> {
+  type Scanner = { scanIterator(o: object): AsyncIterable<string[]> };
+  const cluster = client as unknown as { masters?: unknown[]; nodeClient?(node: unknown): Promise<Scanner> };
+  const scanners = cluster.masters && cluster.nodeClient
+    ? await Promise.all(cluster.masters.map((m) => (cluster.nodeClient as (node: unknown) => Promise<Scanner>)(m)))
+    : [client as unknown as Scanner];
+  const keys: string[] = [];
+  for (const scanner of scanners) for await (const batch of scanner.scanIterator({ MATCH: match, COUNT: 500 })) keys.push(...batch);
+  return keys;
 }
 
 /** A scripted browser: a cookie jar and fetch, never following redirects by itself. */
