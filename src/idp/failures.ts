@@ -44,7 +44,7 @@ export function classifyTokenFailure(error: unknown): ClassifiedFailure {
     return { kind: 'configuration', error: challenge ?? `http_${status}`, status, retryAfter };
   }
   const nested = (error as { cause?: unknown } | undefined)?.cause;
-  if (isTimeout(error) || isTimeout(nested)) return { kind: 'transient', error: 'timeout', status: undefined, retryAfter: undefined };
+  if (isTimeoutFailure(error)) return { kind: 'transient', error: 'timeout', status: undefined, retryAfter: undefined };
   if (error instanceof ClientError) {
     const response = nested;
     if (response instanceof Response) {
@@ -69,7 +69,11 @@ export function parseRetryAfter(value: string | null | undefined, now = Date.now
   return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - now) / 1000));
 }
 
-function isTimeout(error: unknown): boolean {
-  const name = (error as { name?: string } | undefined)?.name;
-  return name === 'TimeoutError' || name === 'AbortError';
+/** A request to Auth0 that ran out of time (or was aborted), as itself or as the cause openid-client wraps. */
+export function isTimeoutFailure(error: unknown): boolean {
+  const timedOut = (e: unknown) => {
+    const name = (e as { name?: string } | undefined)?.name;
+    return name === 'TimeoutError' || name === 'AbortError';
+  };
+  return timedOut(error) || timedOut((error as { cause?: unknown } | undefined)?.cause);
 }

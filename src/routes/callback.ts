@@ -3,6 +3,7 @@ import type { Request, Response } from 'express';
 import { ResponseBodyError, AuthorizationResponseError, ClientError } from 'openid-client';
 import { BffError, ErrorCode } from '../errors.js';
 import { sendError } from '../http/json-error.js';
+import { isTimeoutFailure } from '../idp/failures.js';
 import type { SessionRecord } from '../session/record.js';
 import { sessionExpiryOf } from '../session/session-expiry.js';
 import { sessionRef } from '../session/sessions.js';
@@ -148,6 +149,8 @@ function loginFailure(error: unknown): BffError {
     return new BffError(ErrorCode.LOGIN_FAILED, `Auth0 refused the login: ${error.error}.`, { cause: error });
   }
   if (error instanceof AuthorizationResponseError) return new BffError(ErrorCode.LOGIN_FAILED, `Auth0 answered ${error.error}.`, { cause: error });
+  // openid-client reports a request that ran out of time as a ClientError too: Auth0 was slow, the login was fine.
+  if (isTimeoutFailure(error)) return idpUnavailable(error);
   if (error instanceof ClientError && !((error as { cause?: unknown }).cause instanceof Response)) {
     return new BffError(ErrorCode.LOGIN_FAILED, 'The login response did not pass validation.', { cause: error });
   }

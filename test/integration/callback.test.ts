@@ -108,10 +108,14 @@ describe('the login and callback routes', () => {
     expect(sessionCookieSet(res)).toBe(false);
   });
 
-  it('answers 502 when Auth0 cannot be reached for the code exchange, and creates no session', async () => {
+  it.each([
+    ['cannot be reached for the code exchange', { status: 503 }],
+    // Later than the harness's 500 ms attempt timeout.
+    ['answers the code exchange too late', { delayMs: 1_000 }],
+  ] as const)('answers 502 when Auth0 %s, and creates no session', async (_case, failure) => {
     const browser = h.browser();
     const callback = await callbackUrlFor(h, browser);
-    h.auth0.admin.failTokenEndpoint({ status: 503 });
+    h.auth0.admin.failTokenEndpoint(failure, { times: 1 });
     try {
       const res = await browser.request(callback);
       expect(res.status).toBe(502);
