@@ -7,7 +7,7 @@ import type { BffOptions } from './config/options.js';
 import { validateOptions } from './config/validate.js';
 import { DPoP } from './dpop/dpop.js';
 import { BffError, ErrorCode } from './errors.js';
-import { BffEventEmitter } from './events/events.js';
+import { BffEventEmitter, type BffOperation } from './events/events.js';
 import { Reporter } from './events/reporter.js';
 import { sendError } from './http/json-error.js';
 import type { BffSession, RequireSessionOptions } from './guard/guard-types.js';
@@ -191,11 +191,8 @@ export function createBff(options: BffOptions): Bff {
   const sessionControl = createSessionControl(config, sessions, idp, report);
 
   const router = express.Router();
-  const sessionMiddleware: RequestHandler = config.session.external
-    ? (req, res, next) => {
-        if (req.session) return next();
-        sendError(res, new BffError(ErrorCode.CONFIGURATION_ERROR, 'session.external is set, but no express-session middleware ran before the BFF.'));
-      }
+  const expressSession = config.session.external
+    ? undefined
     : session({
         store: backend.store,
         secret: [...config.session.secrets],
@@ -214,6 +211,12 @@ export function createBff(options: BffOptions): Bff {
           ...(config.session.domain === undefined ? {} : { domain: config.session.domain }),
         },
       });
+  const sessionMiddleware = (operation: BffOperation): RequestHandler => expressSession
+    ? storeFaultsAsJson(expressSession, report, operation)
+    : (req, res, next) => {
+        if (req.session) return next();
+        sendError(res, new BffError(ErrorCode.CONFIGURATION_ERROR, 'session.external is set, but no express-session middleware ran before the BFF.'));
+      };
 
   // API calls are matched first, by prefix, and skip express-session and the router: one cookie check and one
   // store read. Prefix matching also sends every path under a mount, dot segments included, to the proxy's own
@@ -240,12 +243,12 @@ export function createBff(options: BffOptions): Bff {
   };
   if (routes.healthz) router.get(routes.healthz, healthzRoute(ctx));
   if (routes.login) router.get(routes.login, loginRoute(ctx));
-  if (routes.callback) router.get(routes.callback, ...span(SPAN.LOGIN_CALLBACK), sessionMiddleware, callbackRoute(ctx));
+  if (routes.callback) router.get(routes.callback, ...span(SPAN.LOGIN_CALLBACK), sessionMiddleware('callback'), callbackRoute(ctx));
   if (routes.user) router.get(routes.user, userRoute(ctx));
   if (routes.logout) {
     const logout = logoutRoute(ctx);
-    router.get(routes.logout, ...span(SPAN.LOGOUT), sessionMiddleware, logout);
-    router.post(routes.logout, ...span(SPAN.LOGOUT), formBody('4kb'), sessionMiddleware, logout);
+    router.get(routes.logout, ...span(SPAN.LOGOUT), sessionMiddleware('logout'), logout);
+    router.post(routes.logout, ...span(SPAN.LOGOUT), formBody('4kb'), sessionMiddleware('logout'), logout);
   }
   if (routes.backchannelLogout) {
     router.post(routes.backchannelLogout, ...span(SPAN.BACKCHANNEL_LOGOUT), formBody('32kb'), backchannelLogoutRoute(ctx));
@@ -292,6 +295,19 @@ export function createBff(options: BffOptions): Bff {
     },
   });
   return bff;
+}
+
+/**
+ * express-session hands a store failure (Redis away during a failover) to `next(error)`, which would be the app's
+ * error page, a 500: the BFF's routes answer 503 session_store_unavailable JSON instead, and change nothing.
+ */
+function storeFaultsAsJson(middleware: RequestHandler, report: Reporter, operation: BffOperation): RequestHandler {
+  return (req, res, next) =>
+    middleware(req, res, (error?: unknown) => {
+      if (error === undefined || error === null) return next();
+      const failure = error instanceof BffError ? error : new BffError(ErrorCode.SESSION_STORE_UNAVAILABLE, 'The session store failed; try again shortly.', { cause: error });
+      sendError(res, failure, report, { operation });
+    });
 }
 
 /** A form body parser whose failures (too large, bad charset, malformed) answer 400 JSON instead of the app's error page. */

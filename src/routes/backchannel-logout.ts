@@ -68,13 +68,17 @@ export function backchannelLogoutRoute(ctx: BffContext) {
       if (!(await ctx.sessions.backend.rememberOnce(replayKey, Math.max(1_000, lifetimeMs)))) {
         throw bad('This logout_token was used already.');
       }
+      let ids: string[];
       try {
-        await ctx.sessions.endAll({ sid, sub }, 'backchannel');
+        ids = await ctx.sessions.find({ sid, sub });
       } catch (error) {
-        // The logout did not happen: the identity provider's retry of this same token must still be accepted.
+        // Nothing was ended: a 503, and the identity provider's retry of this same token must still be accepted.
         await ctx.sessions.backend.forgetOnce(replayKey).catch(() => {});
         throw error;
       }
+      // The Auth0 session is over: once its sessions are known, their end is done here, now or (should the store
+      // fail meanwhile) in the background. Asking Auth0 to send the token again would change nothing.
+      await ctx.sessions.endEventually({ sid, sub }, 'backchannel', { ids });
       res.status(200).end();
     } catch (error) {
       const failure = toBffError(error);

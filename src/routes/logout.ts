@@ -2,6 +2,7 @@ import type { Request, Response } from 'express';
 import { BffError, ErrorCode } from '../errors.js';
 import { sendError, toBffError } from '../http/json-error.js';
 import { classifyTokenFailure } from '../idp/failures.js';
+import type { Ended } from '../events/reporter.js';
 import { sessionRef } from '../session/sessions.js';
 import type { BffContext } from './context.js';
 
@@ -9,6 +10,9 @@ import type { BffContext } from './context.js';
  * GET|POST /auth/logout?sid=<logoutId from /auth/user>: revokes the ORT at Auth0 (which ends the Auth0 session,
  * and with it SSO for every app), ends every BFF session of that Auth0 session, clears the cookie, and sends the
  * browser to Auth0's /oidc/logout (or straight back to the app). A failed revocation still logs out locally.
+ * Once the ORT is revoked the logout has happened, whatever the session store does: the browser is answered as
+ * logged out even when the store is failing over or resharding, and the store is cleaned up when it answers again
+ * (DESIGN invariant 13). Without a revocation, a store failure changes nothing and answers 503.
  */
 export function logoutRoute(ctx: BffContext) {
   const { config } = ctx;
@@ -25,7 +29,16 @@ export function logoutRoute(ctx: BffContext) {
         }
         // The BFF sessions end before the revocation: the back-channel logout Auth0 may send because of it then
         // finds nothing left to end, and this stays one logout, reported once, as the user's.
-        const ended = await ctx.sessions.end({ id, sub: record.sub, sid: record.sid });
+        const ending = { id, sub: record.sub, sid: record.sid };
+        let ended: Ended | undefined;
+        let storeFailure: unknown;
+        try {
+          ended = await ctx.sessions.end(ending);
+        } catch (error) {
+          // The store is failing over or resharding: the logout goes on at Auth0, and decides below.
+          if (!(error instanceof BffError) || error.code !== ErrorCode.SESSION_STORE_UNAVAILABLE) throw error;
+          storeFailure = error;
+        }
         let revoked = false;
         if (record.refreshToken !== undefined) {
           try {
@@ -35,7 +48,11 @@ export function logoutRoute(ctx: BffContext) {
             ctx.report.revocationFailed({ sub: record.sub, sid: record.sid, sessionRef: sessionRef(id) }, classifyTokenFailure(error));
           }
         }
-        ctx.report.logout('user', ended, { revoked });
+        if (ended !== undefined) ctx.report.logout('user', ended, { revoked });
+        // Nothing at Auth0 keeps these sessions alive once the ORT is revoked (or there never was one): the logout
+        // has happened, and the store is told when it answers again. Otherwise nothing happened: 503.
+        else if (revoked || record.refreshToken === undefined) ctx.sessions.endLater(ending, 'user', { revoked });
+        else throw storeFailure;
         await destroySession(req);
         clearCookie(res, ctx);
         const target = config.logout.idpLogout

@@ -5,6 +5,8 @@ import { BffError, ErrorCode } from '../errors.js';
 import type { RedisClient } from '../config/options.js';
 import type { SessionBackend } from './backend.js';
 import type { FieldCipher } from './encryption.js';
+import { CREATE, DESTROY, INDEX_ADD, READ_RECORD, RELEASE, STORE_TOKENS, TOUCH } from './redis-scripts.js';
+import { retryingReplies } from './redis-retry.js';
 import { createViewMemo } from './view-memo.js';
 import {
   EXPIRY_GRACE_MS, F, SUMMARY_FIELDS, VIEW_FIELDS, accessTokenField, decodeAccessToken, decodeRecord, decodeSummary, decodeView, encodeAccessToken, encodeRecord, encodeUpdate,
@@ -23,44 +25,6 @@ import {
  *   bff:ctok:<name> the application's own access token for an API (client credentials), until it expires
  */
 
-// Writes only into a record that exists: a request that outlived its session cannot bring it back.
-const STORE_TOKENS = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if ARGV[3] ~= '' and (redis.call('HGET', KEYS[1], 'rt') or '') == ARGV[2] then redis.call('HSET', KEYS[1], 'rt', ARGV[3]) end
-for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-redis.call('PEXPIRE', KEYS[2], ARGV[1])
-return 1`;
-
-const TOUCH = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'idle', ARGV[2], 'act', ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-redis.call('PEXPIRE', KEYS[2], ARGV[1])
-return 1`;
-
-const CREATE = `
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-redis.call('PEXPIRE', KEYS[2], ARGV[1])
-return 1`;
-
-// An index keeps members until their absolute expiry; expired members are pruned whenever it is written.
-const INDEX_ADD = `
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
-local ttl = tonumber(ARGV[1]) - tonumber(ARGV[3])
-if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
-return 1`;
-
-const DESTROY = `
-local fields = redis.call('HGETALL', KEYS[1])
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-return fields`;
-
-const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
-
 interface Commands {
   isReady?: boolean;
   isOpen?: boolean;
@@ -76,19 +40,34 @@ interface Commands {
   sendCommand?(args: string[]): Promise<unknown>;
 }
 
-/** Session store for express-session whose keys carry the session id as a Redis Cluster hash tag. */
+type Callback = (err?: any, data?: any) => any;
+type Guard = <T>(operation: (deadline: number) => Promise<T>) => Promise<T>;
+
+/**
+ * Session store for express-session whose keys carry the session id as a Redis Cluster hash tag, and whose
+ * commands get the backend's deadline and retries (connect-redis alone would wait for node-redis's own timeout).
+ */
 class TaggedRedisStore extends RedisStore {
-  override get(sid: string, cb?: (err?: any, data?: any) => any) {
-    return super.get(`{${sid}}`, cb);
+  constructor(options: ConstructorParameters<typeof RedisStore>[0], private readonly guard: Guard) {
+    super(options);
   }
-  override set(sid: string, sess: SessionData, cb?: (err?: any, data?: any) => any) {
-    return super.set(`{${sid}}`, sess, cb);
+  override get(sid: string, cb?: Callback) {
+    return this.settle((deadline) => retryingReplies(deadline, () => super.get(`{${sid}}`)), cb);
   }
-  override touch(sid: string, sess: SessionData, cb?: (err?: any, data?: any) => any) {
-    return super.touch(`{${sid}}`, sess, cb);
+  override set(sid: string, sess: SessionData, cb?: Callback) {
+    return this.settle((deadline) => retryingReplies(deadline, () => super.set(`{${sid}}`, sess)), cb);
   }
-  override destroy(sid: string, cb?: (err?: any, data?: any) => any) {
-    return super.destroy(`{${sid}}`, cb);
+  override touch(sid: string, sess: SessionData, cb?: Callback) {
+    return this.settle((deadline) => retryingReplies(deadline, () => super.touch(`{${sid}}`, sess)), cb);
+  }
+  override destroy(sid: string, cb?: Callback) {
+    return this.settle((deadline) => retryingReplies(deadline, () => super.destroy(`{${sid}}`)), cb);
+  }
+  /** connect-redis answers through the callback when given one, else through the promise (it throws then). */
+  private settle(operation: (deadline: number) => Promise<unknown>, cb: Callback | undefined): Promise<unknown> {
+    const result = this.guard(operation);
+    if (!cb) return result;
+    return result.then((data) => cb(null, data), (error: unknown) => cb(error));
   }
 }
 
@@ -130,12 +109,16 @@ export function createRedisBackend(
   const storeFailure = (error: unknown): BffError =>
     error instanceof BffError ? error : new BffError(ErrorCode.SESSION_STORE_UNAVAILABLE, 'The session store failed; try again shortly.', { cause: error });
 
-  function run<T>(operation: () => Promise<T>): Promise<T> {
+  /**
+   * Runs one store operation within the command timeout. `operation` gets the deadline, so that the commands it
+   * sends can be retried while Redis answers that it did not run them (resharding, failover: see redis-retry.ts).
+   */
+  function run<T>(operation: (deadline: number) => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       ensureReady();
       const entry = { deadline: performance.now() + commandTimeoutMs, reject };
       pending.add(entry);
-      operation().then(
+      operation(entry.deadline).then(
         (value) => {
           pending.delete(entry);
           resolve(value);
@@ -147,19 +130,26 @@ export function createRedisBackend(
       );
     });
   }
-  async function script(source: string, keys: string[], args: string[]): Promise<unknown> {
+  /** Runs a script by its digest (loading it where a node does not know it yet), retried until `deadline`. */
+  function script(deadline: number, source: string, keys: string[], args: string[]): Promise<unknown> {
     let sha = shas.get(source);
     if (sha === undefined) {
       sha = createHash('sha1').update(source).digest('hex');
       shas.set(source, sha);
     }
-    try {
-      return await redis.evalSha(sha, { keys, arguments: args });
-    } catch (error) {
-      if (!String((error as Error)?.message).includes('NOSCRIPT')) throw error;
-      return redis.eval(source, { keys, arguments: args });
-    }
+    const digest = sha;
+    return retryingReplies(deadline, async () => {
+      try {
+        return await redis.evalSha(digest, { keys, arguments: args });
+      } catch (error) {
+        if (!String((error as Error)?.message).includes('NOSCRIPT')) throw error;
+        return redis.eval(source, { keys, arguments: args });
+      }
+    });
   }
+  /** One command, retried until `deadline` while Redis answers that it did not run it. */
+  const retried = <T>(deadline: number, send: () => Promise<T>): Promise<T> => retryingReplies(deadline, send);
+
   const ttlUntil = (at: number) => String(Math.max(1, Math.ceil(at + EXPIRY_GRACE_MS - clock())));
 
   const store = new TaggedRedisStore({
@@ -172,29 +162,33 @@ export function createRedisBackend(
       const idle = (sess as { bff?: { idleExpiresAt?: number } }).bff?.idleExpiresAt;
       return Math.max(1, Math.ceil(((idle ?? clock() + idleTimeoutMs) + EXPIRY_GRACE_MS - clock()) / 1000));
     },
-  });
+  }, run);
 
   return {
     kind: 'redis',
     store,
-    ping: () => run(async () => {
-      if (redis.ping) await redis.ping();
-      else await redis.sendCommand?.(['PING']);
+    // A cluster client answers PING from every master: healthy means all of them answer.
+    ping: () => run(async (deadline) => {
+      await retried(deadline, async () => {
+        if (redis.ping) await redis.ping();
+        else await redis.sendCommand?.(['PING']);
+      });
     }),
-    putTransaction: (state, value, ttlMs) => run(async () => {
-      await redis.set(`${prefix}tx:${state}`, value, { expiration: { type: 'PX', value: ttlMs } });
+    putTransaction: (state, value, ttlMs) => run(async (deadline) => {
+      await retried(deadline, () => redis.set(`${prefix}tx:${state}`, value, { expiration: { type: 'PX', value: ttlMs } }));
     }),
-    takeTransaction: (state) => run(async () => (await redis.getDel(`${prefix}tx:${state}`)) ?? undefined),
+    takeTransaction: (state) => run(async (deadline) => (await retried(deadline, () => redis.getDel(`${prefix}tx:${state}`))) ?? undefined),
 
-    createRecord: (id, record: SessionRecord) => run(async () => {
+    createRecord: (id, record: SessionRecord) => run(async (deadline) => {
       const now = String(clock());
+      const indexes = [...(record.sid === undefined ? [] : [indexKey('sid', record.sid)]), indexKey('sub', record.sub)];
       // The indexes first: a record that exists is always findable by a logout.
-      if (record.sid !== undefined) await script(INDEX_ADD, [indexKey('sid', record.sid)], [String(record.absoluteExpiresAt), id, now]);
-      await script(INDEX_ADD, [indexKey('sub', record.sub)], [String(record.absoluteExpiresAt), id, now]);
+      for (const index of indexes) await script(deadline, INDEX_ADD, [index], [String(record.absoluteExpiresAt), id, now]);
       const flat = Object.entries(encodeRecord(record, cipher)).flat();
-      await script(CREATE, [tokKey(id), sessKey(id)], [ttlUntil(Math.min(record.idleExpiresAt, record.absoluteExpiresAt)), ...flat]);
+      await script(deadline, CREATE, [tokKey(id), sessKey(id)], [ttlUntil(Math.min(record.idleExpiresAt, record.absoluteExpiresAt)), ...flat]);
     }),
 
+    // The hot path: one command, not retried (a single-key read never meets TRYAGAIN; a failover costs a 503).
     readView: (id, audience): Promise<SessionView | undefined> => run(async () => {
       const key = tokKey(id);
       const fields = [...VIEW_FIELDS, accessTokenField(audience)];
@@ -208,12 +202,12 @@ export function createRedisBackend(
 
     readViewNow: memo ? (id, audience) => (isReady() ? memo.get(id, audience) : undefined) : undefined,
 
-    readRecord: (id) => run(async () => {
-      const fields = (await script(`return redis.call('HGETALL', KEYS[1])`, [tokKey(id)], [])) as string[] | Record<string, string>;
+    readRecord: (id) => run(async (deadline) => {
+      const fields = (await script(deadline, READ_RECORD, [tokKey(id)], [])) as string[] | Record<string, string>;
       return decodeRecord(toObject(fields), cipher);
     }),
 
-    storeTokens: (id, update: TokenUpdate) => run(async () => {
+    storeTokens: (id, update: TokenUpdate) => run(async (deadline) => {
       const flat = Object.entries(encodeUpdate(update, cipher)).flat();
       const rotated = update.refreshToken;
       const args = [
@@ -222,53 +216,51 @@ export function createRedisBackend(
         rotated ? cipher.encrypt(rotated.next) : '',
         ...flat,
       ];
-      return Number(await script(STORE_TOKENS, [tokKey(id), sessKey(id)], args)) === 1;
+      return Number(await script(deadline, STORE_TOKENS, [tokKey(id), sessKey(id)], args)) === 1;
     }),
 
-    touch: (id, idleExpiresAt, lastActiveAt) => run(async () => {
-      await script(TOUCH, [tokKey(id), sessKey(id)], [ttlUntil(idleExpiresAt), String(idleExpiresAt), String(lastActiveAt)]);
+    touch: (id, idleExpiresAt, lastActiveAt) => run(async (deadline) => {
+      await script(deadline, TOUCH, [tokKey(id), sessKey(id)], [ttlUntil(idleExpiresAt), String(idleExpiresAt), String(lastActiveAt)]);
     }),
 
     // One HMGET per session, sent together (node-redis pipelines them; in a cluster each goes to its slot's node).
-    readSummaries: (ids) => run(async () =>
-      (await Promise.all(ids.map((id) => redis.hmGet(tokKey(id), [...SUMMARY_FIELDS])))).map((reply) => decodeSummary(reply))),
+    readSummaries: (ids) => run(async (deadline) =>
+      (await Promise.all(ids.map((id) => retried(deadline, () => redis.hmGet(tokKey(id), [...SUMMARY_FIELDS]))))).map((reply) => decodeSummary(reply))),
 
-    findSessions: ({ sid, sub }) => run(async () => {
-      const found = new Set<string>();
-      if (sid !== undefined) for (const id of await redis.zRange(indexKey('sid', sid), 0, -1)) found.add(id);
-      if (sub !== undefined && sid === undefined) for (const id of await redis.zRange(indexKey('sub', sub), 0, -1)) found.add(id);
-      return [...found];
+    findSessions: ({ sid, sub }) => run(async (deadline) => {
+      const index = sid !== undefined ? indexKey('sid', sid) : sub !== undefined ? indexKey('sub', sub) : undefined;
+      return index === undefined ? [] : [...new Set(await retried(deadline, () => redis.zRange(index, 0, -1)))];
     }),
 
-    destroy: (ids) => run(async () => {
+    destroy: (ids) => run(async (deadline) => {
       const ended: StoredSessionRecord[] = [];
       for (const id of ids) {
         memo?.forget(id);
-        const fields = toObject((await script(DESTROY, [tokKey(id), sessKey(id), lockKey(id)], [])) as string[] | Record<string, string>);
+        const fields = toObject((await script(deadline, DESTROY, [tokKey(id), sessKey(id), lockKey(id)], [])) as string[] | Record<string, string>);
         const record = decodeRecord(fields, cipher);
         const sid = fields[F.sid];
-        if (sid !== undefined) await redis.zRem(indexKey('sid', sid), [id]);
-        if (fields[F.sub] !== undefined) await redis.zRem(indexKey('sub', fields[F.sub]), [id]);
+        if (sid !== undefined) await retried(deadline, () => redis.zRem(indexKey('sid', sid), [id]));
+        if (fields[F.sub] !== undefined) await retried(deadline, () => redis.zRem(indexKey('sub', fields[F.sub] as string), [id]));
         if (record) ended.push(record);
       }
       return ended;
     }),
 
-    readClientToken: (name) => run(async () => decodeAccessToken(await redis.get(`${prefix}ctok:${name}`), cipher)),
-    storeClientToken: (name, entry) => run(async () => {
-      await redis.set(`${prefix}ctok:${name}`, encodeAccessToken(entry, cipher), { expiration: { type: 'PX', value: Math.max(1, Math.ceil(entry.expiresAt - clock())) } });
+    readClientToken: (name) => run(async (deadline) => decodeAccessToken(await retried(deadline, () => redis.get(`${prefix}ctok:${name}`)), cipher)),
+    storeClientToken: (name, entry) => run(async (deadline) => {
+      await retried(deadline, () => redis.set(`${prefix}ctok:${name}`, encodeAccessToken(entry, cipher), { expiration: { type: 'PX', value: Math.max(1, Math.ceil(entry.expiresAt - clock())) } }));
     }),
 
-    acquireLock: (name, owner, ttlMs) => run(async () =>
-      (await redis.set(lockKey(name), owner, { expiration: { type: 'PX', value: Math.ceil(ttlMs) }, condition: 'NX' })) === 'OK'),
-    releaseLock: (name, owner) => run(async () => {
-      await script(RELEASE, [lockKey(name)], [owner]);
+    acquireLock: (name, owner, ttlMs) => run(async (deadline) =>
+      (await retried(deadline, () => redis.set(lockKey(name), owner, { expiration: { type: 'PX', value: Math.ceil(ttlMs) }, condition: 'NX' }))) === 'OK'),
+    releaseLock: (name, owner) => run(async (deadline) => {
+      await script(deadline, RELEASE, [lockKey(name)], [owner]);
     }),
-    rememberOnce: (name, ttlMs) => run(async () =>
-      (await redis.set(`${prefix}once:${name}`, '1', { expiration: { type: 'PX', value: Math.max(1, Math.ceil(ttlMs)) }, condition: 'NX' })) === 'OK'),
+    rememberOnce: (name, ttlMs) => run(async (deadline) =>
+      (await retried(deadline, () => redis.set(`${prefix}once:${name}`, '1', { expiration: { type: 'PX', value: Math.max(1, Math.ceil(ttlMs)) }, condition: 'NX' }))) === 'OK'),
 
-    forgetOnce: (name) => run(async () => {
-      await (redis as unknown as { del(keys: string[]): Promise<number> }).del([`${prefix}once:${name}`]);
+    forgetOnce: (name) => run(async (deadline) => {
+      await retried(deadline, () => (redis as unknown as { del(keys: string[]): Promise<number> }).del([`${prefix}once:${name}`]));
     }),
 
     // The app owns the client: closing the BFF leaves it open.

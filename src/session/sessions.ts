@@ -6,6 +6,7 @@ import { BffError, ErrorCode } from '../errors.js';
 import type { LogoutReason } from '../events/events.js';
 import type { Ended, Reporter } from '../events/reporter.js';
 import type { SessionBackend } from './backend.js';
+import { BackgroundRetries } from './background-retries.js';
 import type { SessionView, StoredSessionRecord } from './record.js';
 import { sessionIdReader, type SessionIdReader } from './session-cookie.js';
 
@@ -41,6 +42,8 @@ export class Sessions {
   private externalStore: Store | undefined;
   /** Told the ids of sessions that ended (their connections close: src/realtime). */
   private readonly endListeners: Array<(ids: readonly string[]) => void> = [];
+  /** Logouts (and lock releases) the store has not taken yet, retried in the background. */
+  private readonly retries: BackgroundRetries;
 
   constructor(
     private readonly config: BffConfig,
@@ -50,11 +53,13 @@ export class Sessions {
     // Rolling the idle expiry is a write: do it at most once per interval, never on every request.
     this.touchInterval = Math.min(60_000, config.session.idleTimeoutMs / 10);
     this.sessionIds = sessionIdReader(config.session.cookieName, config.session.secrets);
+    this.retries = new BackgroundRetries(config.logger);
   }
 
   /** Stops background work. */
   close(): void {
     this.sessionIds.close();
+    this.retries.close();
   }
 
   /** Remembers the app's own session store (session.external), so that logouts can clear its entries too. */
@@ -137,28 +142,82 @@ export class Sessions {
    * A full logout: ends this BFF session and every other one bound to the same Auth0 session (or, given only a
    * user, every session of that user), and reports it. Returns how many sessions it ended.
    */
-  async endAll(target: EndTarget, reason: LogoutReason): Promise<number> {
+  async endAll(target: EndTarget, reason: LogoutReason, extra?: { revoked?: boolean }): Promise<number> {
     const ended = await this.end(target);
-    this.report.logout(reason, ended);
+    this.report.logout(reason, ended, extra);
     return ended.sessions;
   }
 
-  /** Ends the sessions as `endAll` does, without reporting the logout: the caller reports it once it is complete. */
-  async end(target: EndTarget): Promise<Ended> {
-    const ids = new Set<string>(target.id === undefined ? [] : [target.id]);
-    if (target.sid !== undefined) for (const id of await this.backend.findSessions({ sid: target.sid })) ids.add(id);
-    else if (target.sub !== undefined && target.id === undefined) for (const id of await this.backend.findSessions({ sub: target.sub })) ids.add(id);
-    const ended = await this.backend.destroy([...ids]);
-    this.sessionIds.forget(ids);
-    for (const listener of this.endListeners) listener([...ids]);
+  /**
+   * Ends the sessions as `endAll` does, without reporting the logout: the caller reports it once it is complete.
+   * Given `ids` (from `find`), ends those.
+   */
+  async end(target: EndTarget, ids?: readonly string[]): Promise<Ended> {
+    const found = new Set(ids ?? (await this.find(target)));
+    const ended = await this.backend.destroy([...found]);
+    this.sessionIds.forget(found);
+    for (const listener of this.endListeners) listener([...found]);
     const external = this.externalStore;
     if (external) {
       // The app's store may be anything: a failure there leaves an entry without a record, which logs nobody in.
-      await Promise.all([...ids].map((id) => new Promise<void>((resolve) => external.destroy(id, () => resolve()))));
+      await Promise.all([...found].map((id) => new Promise<void>((resolve) => external.destroy(id, () => resolve()))));
     }
     return { sessions: ended.length, sub: target.sub ?? ended[0]?.sub, sid: target.sid ?? ended[0]?.sid };
   }
+
+  /** The BFF session ids `end` would end: reads only. */
+  async find(target: EndTarget): Promise<string[]> {
+    const ids = new Set<string>(target.id === undefined ? [] : [target.id]);
+    if (target.sid !== undefined) for (const id of await this.backend.findSessions({ sid: target.sid })) ids.add(id);
+    else if (target.sub !== undefined && target.id === undefined) for (const id of await this.backend.findSessions({ sub: target.sub })) ids.add(id);
+    return [...ids];
+  }
+
+  /**
+   * `endAll` for sessions whose end is decided whatever the store does (their ORT was revoked, their Auth0 session
+   * is over): when the store fails, the end is retried in the background until it takes (see `endLater`), and this
+   * resolves to false instead of failing. Given `ids` (from `find`), the first attempt ends those.
+   */
+  async endEventually(target: EndTarget, reason: LogoutReason, extra?: { revoked?: boolean; ids?: readonly string[] }): Promise<boolean> {
+    try {
+      this.report.logout(reason, await this.end(target, extra?.ids), extra);
+      return true;
+    } catch (error) {
+      if (!isStoreFailure(error)) throw error;
+      this.endLater(target, reason, extra);
+      return false;
+    }
+  }
+
+  /**
+   * Ends the sessions in the background, once the store answers again, and reports the logout then. For a logout
+   * that has happened (the browser was answered) but that the store did not take.
+   */
+  endLater(target: EndTarget, reason: LogoutReason, extra?: { revoked?: boolean }): void {
+    this.config.logger.warn('The session store did not take a logout; retrying in the background', {
+      ...(target.id === undefined ? {} : { sessionRef: sessionRef(target.id) }),
+      reason,
+    });
+    // Re-finding is harmless: a session ended meanwhile is simply not found again. Up to 15 minutes: past that,
+    // the sessions end at their next exchange anyway (Auth0 refuses their ORT).
+    const revoked = extra?.revoked === undefined ? {} : { revoked: extra.revoked };
+    this.retries.add(`end ${target.id ?? ''} ${target.sid ?? ''} ${target.sub ?? ''}`, `a ${reason} logout`, () => this.endAll(target, reason, revoked), ENDS);
+  }
+
+  /**
+   * Gives an exchange lock back once the store answers again, if a release failed: a lock left behind would make
+   * every call of the session, in every process, wait for its expiry.
+   */
+  releaseLockLater(id: string, owner: string): void {
+    this.retries.add(`lock ${id} ${owner}`, 'an exchange lock release', () => this.backend.releaseLock(id, owner), LOCK_RELEASES);
+  }
 }
+
+const ENDS = { maxAgeMs: 15 * 60_000, baseDelayMs: 100, maxDelayMs: 5_000 };
+// A lock expires by itself within seconds: retry quickly, and not for longer than it could live.
+const LOCK_RELEASES = { maxAgeMs: 30_000, baseDelayMs: 50, maxDelayMs: 500 };
+
+const isStoreFailure = (error: unknown): boolean => error instanceof BffError && error.code === ErrorCode.SESSION_STORE_UNAVAILABLE;
 
 /** Which sessions a logout ends: one BFF session and its Auth0 session's others (`sid`), or a user's (`sub` alone). */
 export interface EndTarget {

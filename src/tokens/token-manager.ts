@@ -152,7 +152,7 @@ export class TokenManager {
           }
           return await this.exchange(session.id, record, target, deadline);
         } finally {
-          await backend.releaseLock(session.id, owner).catch(() => {});
+          await backend.releaseLock(session.id, owner).catch(() => this.sessions.releaseLockLater(session.id, owner));
         }
       }
       // Someone else is exchanging: take their result once it is stored.
@@ -167,7 +167,10 @@ export class TokenManager {
         }
         if (await this.lock(session.id, owner)) {
           // The holder gave up without a token (a transient failure): our turn.
-          await backend.releaseLock(session.id, owner);
+          await backend.releaseLock(session.id, owner).catch((error: unknown) => {
+            this.sessions.releaseLockLater(session.id, owner);
+            throw error;
+          });
           break;
         }
       }
@@ -183,7 +186,7 @@ export class TokenManager {
     } catch (error) {
       // A request the store answered too late may still have taken the lock: give it back (only if it is ours),
       // or every call of this session, in every process, would wait for it to expire.
-      backend.releaseLock(id, owner).catch(() => {});
+      backend.releaseLock(id, owner).catch(() => this.sessions.releaseLockLater(id, owner));
       throw error;
     }
   }
@@ -214,7 +217,8 @@ export class TokenManager {
         const failure = classifyTokenFailure(error);
         this.report.refreshFailed(who, failure, performance.now() - started);
         if (failure.kind === 'terminal') {
-          await this.sessions.endAll({ id, sub: record.sub, sid: record.sid }, 'session_ended');
+          // Auth0 refused the ORT for good: the session is over even if the store cannot be told right now.
+          await this.sessions.endEventually({ id, sub: record.sub, sid: record.sid }, 'session_ended');
           throw sessionEnded();
         }
         if (failure.kind === 'configuration') throw this.report.configurationError('The BFF could not renew the access token because of its configuration.');

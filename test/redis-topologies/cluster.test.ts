@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Browser, REDIS_CLIENT_MODES, startHarness, type Harness } from '../support/harness.js';
+import { Browser, REDIS_CLIENT_MODES, type Harness } from '../support/harness.js';
+import { startTopologyHarness } from './support/topology-harness.js';
 import { apiOnEvery, bffSessionId, exchanges } from './support/browsers.js';
 import { startRedisCluster, type RedisClusterSetup } from './support/redis-cluster.js';
 import { sharedScenarios } from './support/scenarios.js';
@@ -16,7 +17,7 @@ describe('on a Redis Cluster of 3 masters with a replica each', () => {
   describe.each(REDIS_CLIENT_MODES)('with sessions on every master ($mode)', ({ options }) => {
     let h: Harness;
     beforeAll(async () => {
-      h = await startHarness({ instances: 2, ...options, redisConnect: (o) => cluster.connect(o) });
+      h = await startTopologyHarness(cluster, options);
     });
     afterAll(() => h?.close());
 

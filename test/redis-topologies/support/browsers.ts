@@ -51,3 +51,27 @@ export const exchanges = (h: Harness): number => h.auth0.admin.counts().token.re
 /** The status of the same API call through every instance. */
 export const apiOnEvery = (h: Harness, b: Browser): Promise<number[]> =>
   Promise.all(h.urls.map((_, i) => fetch(`${h.urls[i]}/api/items`, { headers: { cookie: b.jar.header(b.url), 'x-csrf': '1' } }).then((r) => r.status)));
+
+/** Logs in, and answers the status the browser finally got: 302 from the callback, or the error of a step. */
+export async function attemptLogin(b: Browser): Promise<number> {
+  try {
+    return (await b.login()).status;
+  } catch (error) {
+    const refused = /login did not redirect: (\d+)/.exec(String((error as Error).message));
+    if (refused) return Number(refused[1]);
+    throw error;
+  }
+}
+
+/** Logs in and fails the test, with the answer, unless the callback ended in the app (302). */
+export async function loggedIn(b: Browser): Promise<Browser> {
+  const res = await b.login();
+  if (res.status !== 302) throw new Error(`login failed: ${res.status} ${await res.text()}`);
+  return b;
+}
+
+/** Two logged-in browsers with one Auth0 session (the second logged in through SSO): two BFF sessions, one sid. */
+export async function ssoPair(h: Harness, instances: [number, number] = [0, 1]): Promise<[Browser, Browser]> {
+  const browser = await loggedIn(h.browser(instances[0]));
+  return [browser, await loggedIn(ssoSibling(h, browser, instances[1]))];
+}

@@ -24,11 +24,32 @@ export interface RedisClusterSetup {
   connect(options?: { clientSideCache?: { ttl?: number } }): Promise<RedisClient>;
   /** The masters as the cluster reports them now (asked of a live node). */
   masters(): Promise<ClusterMaster[]>;
+  /** The port of the master that holds a key now (the cluster computes its slot). */
+  masterOf(key: string): Promise<number>;
+  /** The master that holds a key and its replica. */
+  homeOf(key: string): Promise<{ master: number; replica: RedisServer }>;
+  /** The nodes that are replicas now. */
+  replicaServers(): Promise<RedisServer[]>;
   /** A plain connection to one node (for CLUSTER and MIGRATE commands, and to look at its keys). */
   node(port: number): Promise<NodeConnection>;
+  /**
+   * Starts moving a slot to another master the way `redis-cli --cluster reshard` does (CLUSTER SETSLOT IMPORTING
+   * and MIGRATING, then MIGRATE of its keys, then SETSLOT NODE everywhere), one step at a time so that a test can
+   * act while the slot's keys are split between the two nodes.
+   */
+  migrateSlot(slot: number, toPort: number): Promise<SlotMigration>;
   /** Waits until every live node agrees the cluster is healthy and has a master for every slot. */
   waitHealthy(timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
+}
+
+export interface SlotMigration {
+  readonly fromPort: number;
+  readonly toPort: number;
+  /** Moves these keys of the slot (default: every key still on the source). */
+  moveKeys(keys?: string[]): Promise<void>;
+  /** Moves what is left and gives the slot to the target on every master. */
+  finish(): Promise<void>;
 }
 
 export type NodeConnection = ReturnType<typeof createClient> & { isOpen: boolean };
@@ -111,10 +132,60 @@ export async function startRedisCluster(): Promise<RedisClusterSetup> {
     throw new Error(`${(error as Error).message}\n${logs}`);
   }
 
+  const masterOf = async (key: string) => {
+    const current = await masters();
+    const slot = Number(await (await node(current[0]!.port)).sendCommand(['CLUSTER', 'KEYSLOT', key]));
+    const home = current.find((m) => m.slots.some(([a, z]) => slot >= a && slot <= z));
+    if (!home) throw new Error(`no master holds slot ${slot}`);
+    return home.port;
+  };
+
+  const migrateSlot = async (slot: number, toPort: number): Promise<SlotMigration> => {
+    const current = await masters();
+    const from = current.find((m) => m.slots.some(([a, z]) => slot >= a && slot <= z));
+    if (!from || from.port === toPort) throw new Error(`slot ${slot} is not on another master than ${toPort}`);
+    const idOf = async (port: number) => String(await (await node(port)).sendCommand(['CLUSTER', 'MYID']));
+    const [fromId, toId] = await Promise.all([idOf(from.port), idOf(toPort)]);
+    const source = await node(from.port);
+    await (await node(toPort)).sendCommand(['CLUSTER', 'SETSLOT', String(slot), 'IMPORTING', fromId]);
+    await source.sendCommand(['CLUSTER', 'SETSLOT', String(slot), 'MIGRATING', toId]);
+    const moveKeys = async (keys?: string[]) => {
+      const chosen = keys ?? ((await source.sendCommand(['CLUSTER', 'GETKEYSINSLOT', String(slot), '1000'])) as string[]);
+      if (chosen.length > 0) await source.sendCommand(['MIGRATE', '127.0.0.1', String(toPort), '', '0', '5000', 'KEYS', ...chosen]);
+    };
+    return {
+      fromPort: from.port,
+      toPort,
+      moveKeys,
+      async finish() {
+        await moveKeys();
+        // The target first, then the source, then the others (as redis-cli does).
+        for (const port of [toPort, from.port, ...current.map((m) => m.port).filter((p) => p !== toPort && p !== from.port)]) {
+          await (await node(port)).sendCommand(['CLUSTER', 'SETSLOT', String(slot), 'NODE', toId]);
+        }
+      },
+    };
+  };
+
+  const homeOf = async (key: string) => {
+    const master = await masterOf(key);
+    const port = (await masters()).find((m) => m.port === master)?.replicas[0];
+    const replica = nodes.find((n) => n.port === port);
+    if (!replica) throw new Error(`the master ${master} has no replica`);
+    return { master, replica };
+  };
+
   return {
     nodes,
     node,
     masters,
+    masterOf,
+    homeOf,
+    async replicaServers() {
+      const ports = new Set((await masters()).flatMap((m) => m.replicas));
+      return nodes.filter((n) => ports.has(n.port));
+    },
+    migrateSlot,
     waitHealthy,
     async connect(options = {}) {
       const cluster = createCluster({

@@ -16,6 +16,10 @@ export interface RedisSentinelSetup {
   connect(options?: { clientSideCache?: { ttl?: number } }): Promise<RedisClient>;
   /** The port of the master the Sentinels agree on now. */
   masterPort(): Promise<number>;
+  /** Where any key lives: the master and its replica. */
+  homeOf(key: string): Promise<{ master: number; replica: RedisServer }>;
+  /** The replica, while it is one. */
+  replicaServers(): Promise<RedisServer[]>;
   /** A plain connection to one server (to look at its keys and role). */
   node(port: number): Promise<ReturnType<typeof createClient>>;
   stop(): Promise<void>;
@@ -88,6 +92,12 @@ export async function startRedisSentinel(): Promise<RedisSentinelSetup> {
           return Number(port);
         }
         throw new Error('no Sentinel is running');
+      },
+      async homeOf() {
+        return { master: await setup.masterPort(), replica };
+      },
+      async replicaServers() {
+        return (await setup.masterPort()) === replica.port ? [] : [replica];
       },
       async connect(options = {}) {
         const sentinel = createSentinel({

@@ -18,6 +18,9 @@ export interface RedisServer {
   readonly exited: boolean;
   /** Sends a signal to this process only, and waits for it to exit. */
   kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Stops the process where it is (SIGSTOP), as a server that hangs; `resume` lets it go on (SIGCONT). */
+  pause(): void;
+  resume(): void;
 }
 
 const running = new Set<ChildProcess>();
@@ -108,8 +111,11 @@ async function spawnOn(port: number, dir: string, args: string[], sentinel: bool
     get exited() {
       return exited;
     },
+    pause: () => void child.kill('SIGSTOP'),
+    resume: () => void child.kill('SIGCONT'),
     async kill(signal = 'SIGTERM') {
       if (exited) return;
+      child.kill('SIGCONT');
       child.kill(signal);
       const stopped = await Promise.race([exit.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5_000).unref())]);
       if (!stopped) {

@@ -1,12 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { RedisClient } from '../../../src/index.js';
-import { REDIS_CLIENT_MODES, startHarness, USER, waitFor, type Harness } from '../../support/harness.js';
-import { apiOnEvery, bffCookie, exchanges, logoutToken, newestAuth0Sid, postLogoutToken, ssoSibling } from './browsers.js';
-
-/** What the shared scenarios need of a topology: new clients of the kind the README sets up. */
-export interface Topology {
-  connect(options?: { clientSideCache?: { ttl?: number } }): Promise<RedisClient>;
-}
+import { REDIS_CLIENT_MODES, USER, waitFor, type Harness } from '../../support/harness.js';
+import { startTopologyHarness, type Topology } from './topology-harness.js';
+import { apiOnEvery, bffCookie, exchanges, logoutToken, newestAuth0Sid, postLogoutToken, ssoPair } from './browsers.js';
 
 /**
  * The BFF's promises on a Redis topology, with two instances, with and without RESP3 client-side caching:
@@ -16,10 +11,8 @@ export function sharedScenarios(topology: () => Topology): void {
   describe.each(REDIS_CLIENT_MODES)('two BFF instances ($mode)', ({ options }) => {
     let h: Harness;
     beforeAll(async () => {
-      h = await startHarness({
-        instances: 2,
+      h = await startTopologyHarness(topology(), {
         ...options,
-        redisConnect: (connectOptions) => topology().connect(connectOptions),
         bff: { session: { secrets: ['test-session-secret-test-session-secret'], idleTimeout: 600, absoluteTimeout: 3_600 } },
       });
     });
@@ -38,10 +31,7 @@ export function sharedScenarios(topology: () => Topology): void {
     });
 
     it('ends every BFF session of the Auth0 session on user logout, on every instance', async () => {
-      const browser = h.browser(0);
-      await browser.login();
-      const sibling = ssoSibling(h, browser, 1);
-      await sibling.login();
+      const [browser, sibling] = await ssoPair(h, [0, 1]);
       expect(bffCookie(sibling)).not.toBe(bffCookie(browser));
       for (const b of [browser, sibling]) expect(await apiOnEvery(h, b)).toEqual([200, 200]);
       const cookies = [browser, sibling].map((b) => b.jar.header(b.url));
@@ -55,10 +45,7 @@ export function sharedScenarios(topology: () => Topology): void {
     });
 
     it('ends every BFF session of the Auth0 session on a back-channel logout by sid, on every instance', async () => {
-      const browser = h.browser(1);
-      await browser.login();
-      const sibling = ssoSibling(h, browser, 1);
-      await sibling.login();
+      const [browser, sibling] = await ssoPair(h, [1, 1]);
       for (const b of [browser, sibling]) expect(await apiOnEvery(h, b)).toEqual([200, 200]);
       await h.auth0.admin.endSession({ sid: newestAuth0Sid(h) }, { backchannel: true });
       expect(h.auth0.admin.backchannelDeliveries().at(-1)?.status).toBe(200);
@@ -111,10 +98,7 @@ export function sharedScenarios(topology: () => Topology): void {
     });
 
     it('finds a revocation at the next exchange and ends the Auth0 session\'s BFF sessions', async () => {
-      const browser = h.browser(0);
-      await browser.login();
-      const sibling = ssoSibling(h, browser, 1);
-      await sibling.login();
+      const [browser, sibling] = await ssoPair(h, [0, 1]);
       expect(await apiOnEvery(h, browser)).toEqual([200, 200]);
       // Ended at Auth0 without a back-channel logout: the BFF learns it when it next exchanges the ORT.
       await h.auth0.admin.endSession({ sid: newestAuth0Sid(h) });
@@ -155,4 +139,5 @@ export function sharedScenarios(topology: () => Topology): void {
       expect(h.events.at(-1)).toMatchObject({ name: 'logout', payload: { reason: 'absolute_timeout' } });
     });
   });
+
 }
