@@ -5,6 +5,7 @@ import { BffError, ErrorCode } from '../errors.js';
 import type { RedisClient } from '../config/options.js';
 import type { SessionBackend } from './backend.js';
 import type { FieldCipher } from './encryption.js';
+import { replicaWaiter } from './redis-replicas.js';
 import { CREATE, DESTROY, INDEX_ADD, READ_RECORD, RELEASE, STORE_TOKENS, TOUCH } from './redis-scripts.js';
 import { retryingReplies } from './redis-retry.js';
 import { createViewMemo } from './view-memo.js';
@@ -149,7 +150,8 @@ export function createRedisBackend(
   }
   /** One command, retried until `deadline` while Redis answers that it did not run it. */
   const retried = <T>(deadline: number, send: () => Promise<T>): Promise<T> => retryingReplies(deadline, send);
-
+  // Waits for a replica to have a new session's record (cluster and Sentinel clients only): see redis-replicas.ts.
+  const replicated = replicaWaiter(client, commandTimeoutMs);
   const ttlUntil = (at: number) => String(Math.max(1, Math.ceil(at + EXPIRY_GRACE_MS - clock())));
 
   const store = new TaggedRedisStore({
@@ -186,6 +188,7 @@ export function createRedisBackend(
       for (const index of indexes) await script(deadline, INDEX_ADD, [index], [String(record.absoluteExpiresAt), id, now]);
       const flat = Object.entries(encodeRecord(record, cipher)).flat();
       await script(deadline, CREATE, [tokKey(id), sessKey(id)], [ttlUntil(Math.min(record.idleExpiresAt, record.absoluteExpiresAt)), ...flat]);
+      await replicated?.([...indexes, tokKey(id)]);
     }),
 
     // The hot path: one command, not retried (a single-key read never meets TRYAGAIN; a failover costs a 503).

@@ -1,4 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { keySlot } from '../../src/session/redis-replicas.js';
 import { Browser, REDIS_CLIENT_MODES, type Harness } from '../support/harness.js';
 import { startTopologyHarness } from './support/topology-harness.js';
 import { apiOnEvery, bffSessionId, exchanges } from './support/browsers.js';
@@ -13,6 +15,16 @@ afterAll(() => cluster?.stop());
 
 describe('on a Redis Cluster of 3 masters with a replica each', () => {
   sharedScenarios(() => cluster);
+
+  it('computes the slot of a key as the cluster does (to wait for the replica of the right master)', async () => {
+    const keys = [
+      'bff:tok:{abc}', 'bff:idx:sid:x', 'plain', '', '{}', '{}{a}', 'a{}b', '{a', 'a}{b}', '{{a}}', 'x{a}y{b}', 'ünïcödé{ß}',
+      ...Array.from({ length: 200 }, (_, i) => `bff:sess:{${randomUUID()}}${i % 3 === 0 ? `:${i}` : ''}`),
+    ];
+    const node = await cluster.node((await cluster.masters())[0]!.port);
+    const expected = await Promise.all(keys.map(async (k) => Number(await node.sendCommand(['CLUSTER', 'KEYSLOT', k]))));
+    expect(keys.map(keySlot)).toEqual(expected);
+  });
 
   describe.each(REDIS_CLIENT_MODES)('with sessions on every master ($mode)', ({ options }) => {
     let h: Harness;

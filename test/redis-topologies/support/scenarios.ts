@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { REDIS_CLIENT_MODES, USER, waitFor, type Harness } from '../../support/harness.js';
 import { startTopologyHarness, type Topology } from './topology-harness.js';
-import { apiOnEvery, bffCookie, exchanges, logoutToken, newestAuth0Sid, postLogoutToken, ssoPair } from './browsers.js';
+import { apiOnEvery, attemptLogin, bffCookie, bffSessionId, exchanges, loggedIn, logoutToken, newestAuth0Sid, postLogoutToken, ssoPair } from './browsers.js';
 
 /**
  * The BFF's promises on a Redis topology, with two instances, with and without RESP3 client-side caching:
@@ -140,4 +140,37 @@ export function sharedScenarios(topology: () => Topology): void {
     });
   });
 
+  describe('a new session and the replicas', () => {
+    let h: Harness;
+    beforeAll(async () => {
+      h = await startTopologyHarness(topology());
+    });
+    afterAll(() => h?.close());
+
+    /** WAIT commands a server has run since it started (INFO commandstats). */
+    const waits = async (port: number) =>
+      Number(/cmdstat_wait:calls=(\d+)/.exec(String(await (await topology().node(port)).sendCommand(['INFO', 'commandstats'])))?.[1] ?? 0);
+
+    it('is on a replica by the time the login answers: a failover right after cannot log the user out', async () => {
+      const browser = await loggedIn(h.browser(0));
+      const record = `${h.prefix}tok:{${bffSessionId(browser)}}`;
+      const { master, replica } = await topology().homeOf(record);
+      expect(await waits(master)).toBeGreaterThan(0);
+      const onReplica = await topology().node(replica.port);
+      // A cluster replica answers reads of its master's keys only after READONLY; a Sentinel-watched one always.
+      await onReplica.sendCommand(['READONLY']).catch(() => {});
+      expect(await onReplica.exists(record)).toBe(1);
+    });
+
+    it('still logs in while every replica hangs, without waiting for them', async () => {
+      const replicas = await topology().replicaServers();
+      expect(replicas.length).toBeGreaterThan(0);
+      for (const r of replicas) r.pause();
+      try {
+        expect(await attemptLogin(h.browser(1))).toBe(302);
+      } finally {
+        for (const r of replicas) r.resume();
+      }
+    });
+  });
 }
