@@ -7,7 +7,7 @@ import type { SessionBackend } from './backend.js';
 import type { FieldCipher } from './encryption.js';
 import { replicaWaiter } from './redis-replicas.js';
 import { CREATE, DESTROY, INDEX_ADD, READ_RECORD, RELEASE, STORE_TOKENS, TOUCH } from './redis-scripts.js';
-import { retryingReplies } from './redis-retry.js';
+import { isRetryableReply, retryingReplies } from './redis-retry.js';
 import { createViewMemo } from './view-memo.js';
 import {
   EXPIRY_GRACE_MS, F, SUMMARY_FIELDS, VIEW_FIELDS, accessTokenField, decodeAccessToken, decodeRecord, decodeSummary, decodeView, encodeAccessToken, encodeRecord, encodeUpdate,
@@ -191,11 +191,15 @@ export function createRedisBackend(
       await replicated?.([...indexes, tokKey(id)]);
     }),
 
-    // The hot path: one command, not retried (a single-key read never meets TRYAGAIN; a failover costs a 503).
-    readView: (id, audience): Promise<SessionView | undefined> => run(async () => {
+    // The hot path: one command. It is retried only after Redis refused it (CLUSTERDOWN while a failover is agreed),
+    // which costs nothing while it answers.
+    readView: (id, audience): Promise<SessionView | undefined> => run(async (deadline) => {
       const key = tokKey(id);
       const fields = [...VIEW_FIELDS, accessTokenField(audience)];
-      const reply = await redis.hmGet(key, fields);
+      const reply = await redis.hmGet(key, fields).catch((error: unknown) => {
+        if (!isRetryableReply(error)) throw error;
+        return retried(deadline, () => redis.hmGet(key, fields));
+      });
       const decoded = decodeView(reply, cipher);
       if (decoded === undefined) return undefined;
       const view = Object.freeze(decoded);

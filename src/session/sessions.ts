@@ -206,16 +206,26 @@ export class Sessions {
 
   /**
    * Gives an exchange lock back once the store answers again, if a release failed: a lock left behind would make
-   * every call of the session, in every process, wait for its expiry.
+   * every call of the session, in every process, wait for its expiry. With `maybeLate` (a lock request the store
+   * did not answer in time), the request may still run when the client reconnects, after a first release: the
+   * release is then repeated for a while after the store answers again. Releasing a lock not held is harmless.
    */
-  releaseLockLater(id: string, owner: string): void {
-    this.retries.add(`lock ${id} ${owner}`, 'an exchange lock release', () => this.backend.releaseLock(id, owner), LOCK_RELEASES);
+  releaseLockLater(id: string, owner: string, maybeLate = false): void {
+    let releasedAt: number | undefined;
+    this.retries.add(`lock ${id} ${owner}`, 'an exchange lock release', async () => {
+      await this.backend.releaseLock(id, owner);
+      if (!maybeLate) return;
+      releasedAt ??= performance.now();
+      if (performance.now() - releasedAt < LATE_LOCK_WINDOW_MS) throw new Error('release again: the lock request may still run');
+    }, LOCK_RELEASES);
   }
 }
 
 const ENDS = { maxAgeMs: 15 * 60_000, baseDelayMs: 100, maxDelayMs: 5_000 };
 // A lock expires by itself within seconds: retry quickly, and not for longer than it could live.
-const LOCK_RELEASES = { maxAgeMs: 30_000, baseDelayMs: 50, maxDelayMs: 500 };
+const LOCK_RELEASES = { maxAgeMs: 30_000, baseDelayMs: 50, maxDelayMs: 250 };
+// node-redis sends commands that waited for a reconnection right after it: a late lock request runs then.
+const LATE_LOCK_WINDOW_MS = 2_000;
 
 const isStoreFailure = (error: unknown): boolean => error instanceof BffError && error.code === ErrorCode.SESSION_STORE_UNAVAILABLE;
 

@@ -184,9 +184,10 @@ export class TokenManager {
     try {
       return await backend.acquireLock(id, owner, this.lockTtlMs);
     } catch (error) {
-      // A request the store answered too late may still have taken the lock: give it back (only if it is ours),
-      // or every call of this session, in every process, would wait for it to expire.
-      backend.releaseLock(id, owner).catch(() => this.sessions.releaseLockLater(id, owner));
+      // A request the store answered too late may still have taken the lock, or still take it (a client that
+      // resends after reconnecting): give it back (only if it is ours), or every call of this session, in every
+      // process, would wait for it to expire.
+      this.sessions.releaseLockLater(id, owner, true);
       throw error;
     }
   }

@@ -36,6 +36,7 @@ describe.each(REDIS_CLIENT_MODES)('when a cluster master is killed during traffi
 
     await throughFailover(h, {
       browsers,
+      affected: browsers.filter((_, i) => homes[i] === victim.port),
       leaver: leaver!,
       kill: () => cluster.nodes.find((n) => n.port === victim.port)!.kill('SIGKILL'),
       failedOver: () => waitFor(async () => (await cluster.masters()).some((m) => m.port === victim.replicas[0]), 'the replica took over', 20_000),

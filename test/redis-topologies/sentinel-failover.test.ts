@@ -24,6 +24,7 @@ describe.each(REDIS_CLIENT_MODES)('when the Sentinel-watched master is killed du
     await leaver.login();
     await throughFailover(h, {
       browsers,
+      affected: browsers,
       leaver,
       kill: () => sentinel.master.kill('SIGKILL'),
       failedOver: () => waitFor(async () => (await sentinel.masterPort()) === sentinel.replica.port, 'the Sentinels promoted the replica', 20_000),

@@ -10,6 +10,8 @@ import { startTraffic } from './traffic.js';
  */
 export async function throughFailover(h: Harness, scenario: {
   browsers: Browser[];
+  /** Those of `browsers` whose session lives on the master that dies: the others must not notice anything. */
+  affected: Browser[];
   /** A logged-in browser whose session lives on the master that dies: it logs out during the failover. */
   leaver: Browser;
   kill(): Promise<void>;
@@ -33,9 +35,10 @@ export async function throughFailover(h: Harness, scenario: {
   }, 'every session works again', 20_000);
   await traffic.stop();
 
-  expect(traffic.unexpected()).toEqual([]);
-  // The failover was felt (or this test proves nothing).
+  expect(traffic.unexpected(), JSON.stringify(h.events.filter((e) => e.name === 'refresh_failed'))).toEqual([]);
+  // The failover was felt (or this test proves nothing), by the sessions on the master that died only.
   expect(traffic.answers.filter((a) => a.status === 503).length).toBeGreaterThan(0);
+  expect(traffic.answers.filter((a) => a.status !== 200 && !scenario.affected.includes(browsers[a.browser] as Browser))).toEqual([]);
   // A logout or a login in the failover window either happened or answered 503: never a 500.
   for (const status of during) expect([302, 503]).toContain(status);
   expect(h.events.filter((e) => e.name === 'logout' && (e.payload as { reason: string }).reason !== 'user')).toEqual([]);

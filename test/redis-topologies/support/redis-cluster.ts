@@ -74,6 +74,8 @@ export async function startRedisCluster(): Promise<RedisClusterSetup> {
         '--cluster-port', String(port + 10_000 <= 65_535 ? port + 10_000 : port - 10_000),
         // A replica may always take over, however long its master was away.
         '--cluster-replica-validity-factor', '0',
+        // The README's recommendation: while a master fails over, the other masters go on serving their slots.
+        '--cluster-require-full-coverage', 'no',
       ]));
     }
   } catch (error) {
@@ -188,13 +190,7 @@ export async function startRedisCluster(): Promise<RedisClusterSetup> {
     migrateSlot,
     waitHealthy,
     async connect(options = {}) {
-      const cluster = createCluster({
-        rootNodes: nodes.map((n) => ({ url: `redis://127.0.0.1:${n.port}` })),
-        defaults: { socket: { connectTimeout: 1_000, reconnectStrategy: () => 100 } },
-        // After a node's connection drops, ask the cluster for its new shape after 500 ms instead of 5 s.
-        topologyRefreshOnReconnectionAttemptStrategy: 500,
-        ...(options.clientSideCache ? { RESP: 3 as const, clientSideCache: { maxEntries: 1_000, ...options.clientSideCache } } : {}),
-      });
+      const cluster = createCluster(readmeClusterOptions(nodes.map((n) => `redis://127.0.0.1:${n.port}`), options.clientSideCache));
       cluster.on('error', () => {});
       await cluster.connect();
       clients.push(cluster as unknown as RedisClient);
@@ -206,6 +202,19 @@ export async function startRedisCluster(): Promise<RedisClusterSetup> {
       await Promise.all(nodes.map((n) => n.kill('SIGKILL')));
       await removeDir(dir);
     },
+  };
+}
+
+/**
+ * The client setup of the README's "Redis Cluster and Sentinel" section, as the tests use it: change one, change
+ * the other.
+ */
+export function readmeClusterOptions(urls: string[], clientSideCache?: { ttl?: number }) {
+  return {
+    rootNodes: urls.map((url) => ({ url })),
+    defaults: { socket: { connectTimeout: 2_000, reconnectStrategy: (retries: number) => Math.min(100 * 2 ** retries, 2_000) } },
+    topologyRefreshOnReconnectionAttemptStrategy: 1_000,
+    ...(clientSideCache ? { RESP: 3 as const, clientSideCache: { ttl: 5_000, maxEntries: 10_000, ...clientSideCache } } : {}),
   };
 }
 

@@ -100,13 +100,7 @@ export async function startRedisSentinel(): Promise<RedisSentinelSetup> {
         return (await setup.masterPort()) === replica.port ? [] : [replica];
       },
       async connect(options = {}) {
-        const sentinel = createSentinel({
-          name: MASTER_NAME,
-          sentinelRootNodes: sentinels.map((s) => ({ host: '127.0.0.1', port: s.port })),
-          nodeClientOptions: { socket: { connectTimeout: 1_000, reconnectStrategy: () => 100 } },
-          sentinelClientOptions: { socket: { connectTimeout: 1_000, reconnectStrategy: () => 100 } },
-          ...(options.clientSideCache ? { RESP: 3 as const, clientSideCache: { maxEntries: 1_000, ...options.clientSideCache } } : {}),
-        });
+        const sentinel = createSentinel(readmeSentinelOptions(sentinels.map((s) => ({ host: '127.0.0.1', port: s.port })), options.clientSideCache));
         sentinel.on('error', () => {});
         await sentinel.connect();
         clients.push(sentinel as unknown as RedisClient);
@@ -120,6 +114,18 @@ export async function startRedisSentinel(): Promise<RedisSentinelSetup> {
     await stopAll();
     throw new Error(`${(error as Error).message}\n${logs}`);
   }
+}
+
+/** The client setup of the README's "Redis Cluster and Sentinel" section, as the tests use it. */
+export function readmeSentinelOptions(sentinelRootNodes: Array<{ host: string; port: number }>, clientSideCache?: { ttl?: number }) {
+  const socket = { connectTimeout: 2_000, reconnectStrategy: (retries: number) => Math.min(100 * 2 ** retries, 2_000) };
+  return {
+    name: MASTER_NAME,
+    sentinelRootNodes,
+    nodeClientOptions: { socket },
+    sentinelClientOptions: { socket },
+    ...(clientSideCache ? { RESP: 3 as const, clientSideCache: { ttl: 5_000, maxEntries: 10_000, ...clientSideCache } } : {}),
+  };
 }
 
 /** A flat [k, v, k, v] reply (RESP2) or a map (RESP3) as an object. */

@@ -6,6 +6,8 @@ export interface Answer {
   /** The JSON `error` code of an error answer. */
   readonly error: string | undefined;
   readonly path: string;
+  /** Which browser (its index in the list given to `startTraffic`). */
+  readonly browser: number;
 }
 
 export interface Traffic {
@@ -29,9 +31,9 @@ export function startTraffic(browsers: Browser[], options: { pauseMs?: number } 
       try {
         const res = await call;
         const body = res.status >= 400 ? ((await res.json().catch(() => ({}))) as { error?: string }) : (await res.arrayBuffer(), {});
-        answers.push({ status: res.status, error: body.error, path });
+        answers.push({ status: res.status, error: body.error, path, browser: n });
       } catch (error) {
-        answers.push({ status: 0, error: String((error as Error).message), path });
+        answers.push({ status: 0, error: String((error as Error).message), path, browser: n });
       }
       await new Promise((r) => setTimeout(r, options.pauseMs ?? 5));
     }
