@@ -138,7 +138,7 @@ export async function runSoak(settings: SoakSettings): Promise<SoakResult> {
     const heapAfter = await quietHeaps(instances, settings);
     const keysLeft = await scan(redis, `${prefix}*`);
 
-    const accounting = exchangeAccounting(issued, load.lastCallAt, settings.tokenTtlSec);
+    const accounting = exchangeAccounting(issued, load.lastCallAt, settings.tokenTtlSec, eventsOfRun);
     const reportedByBffs = eventsOfRun.filter((e) => e.name === 'refresh').length;
     const issuedCount = Object.values(issued).reduce((sum, times) => sum + times.length, 0);
     const issuedAtAuth0 = (tokenCounts.authorization_code?.ok ?? 0) + (counts.ok ?? 0);
