@@ -7,6 +7,10 @@ describe('the soak\'s exchange accounting', () => {
   const usable = usableMs(TTL); // 2,500 ms: 5 s - 1 s (rounding) - 0.5 s (margin) - 1 s (skew)
   const refresh = (at: number, durationMs: number): BffEvent => ({ name: 'refresh', at, sub: 'auth0|u1', durationMs });
 
+  it('gives a token the usable life the BFF gives it', () => {
+    expect(usable).toBe(2_500);
+  });
+
   it('counts no second exchange when a slow exchange made the next one come soon after its token was issued', () => {
     // Exchange 1 asked at 2,500 and took 1,400 ms: Auth0 issued its token at 3,890. Exchange 2 asked at its refresh
     // point, 2,500 + 2,500 = 5,000, and was issued at 5,010: 1,120 ms after the previous token, one expiry apart.
