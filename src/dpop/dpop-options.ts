@@ -10,7 +10,7 @@ import type { PrivateJwk } from '../config/options.js';
 export interface DPoPOptions {
   /**
    * The BFF's private DPoP key, the same on every instance: a private JWK object (EC P-256 for ES256, P-384,
-   * P-521, or Ed25519) or a private `CryptoKey`. Its algorithm follows from the key.
+   * P-521, or Ed25519) or a private `CryptoKey` created with `extractable: true`. Its algorithm follows from the key.
    */
   key: PrivateJwk | webcrypto.CryptoKey;
 }

@@ -32,7 +32,7 @@ const EC_ALGORITHMS = { 'P-256': 'ES256', 'P-384': 'ES384', 'P-521': 'ES512' } a
 const SUPPORTED = 'an EC key on P-256 (ES256, what Auth0 documents), P-384 (ES384) or P-521 (ES512), or an Ed25519 key';
 
 /**
- * Reads a private DPoP key: a private JWK object, a private `CryptoKey` or a private `KeyObject`.
+ * Reads a private DPoP key: a private JWK object, a private extractable `CryptoKey` or a private `KeyObject`.
  * The algorithm follows from the key: ES256 for P-256 (the default Auth0 documents), ES384, ES512, Ed25519;
  * a JWK's `alg`, when given, must agree.
  * @throws DPoPKeyError saying what is wrong (a public key, a symmetric or RSA key, an unknown curve, bad JSON members).
@@ -87,7 +87,12 @@ export async function webCryptoKeyPair(key: DPoPKey): Promise<CryptoKeyPair> {
 
 function toKeyObject(input: unknown): KeyObject {
   if (input instanceof KeyObject) return checkPrivate(input);
-  if (isCryptoKey(input)) return checkPrivate(KeyObject.from(input));
+  if (isCryptoKey(input)) {
+    // Proofs are signed synchronously on every API call, with node:crypto; a CryptoKey made non-extractable cannot
+    // become a KeyObject without Node's DEP0204 (deprecated since Node 24.x, to be refused).
+    if (!input.extractable) throw new DPoPKeyError('is a CryptoKey that cannot be exported: pass the private JWK, a KeyObject, or a CryptoKey made with extractable: true');
+    return checkPrivate(KeyObject.from(input));
+  }
   if (typeof input === 'string') throw new DPoPKeyError('must be a private JWK object or a CryptoKey, not a string (parse the JSON first)');
   if (input === null || typeof input !== 'object' || Array.isArray(input)) throw new DPoPKeyError('must be a private JWK object or a private CryptoKey');
   const jwk = input as { kty?: unknown; crv?: unknown; d?: unknown };

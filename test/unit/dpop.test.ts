@@ -28,11 +28,16 @@ describe('the DPoP key', () => {
     expect(readDPoPKey(generateKeyPairSync('ed25519').privateKey.export({ format: 'jwk' })).alg).toBe('Ed25519');
   });
 
-  it('reads a private CryptoKey that cannot be exported, and a KeyObject', async () => {
+  it('reads a private CryptoKey and a KeyObject', async () => {
     const jwk = ecJwk();
-    const cryptoKey = await crypto.subtle.importKey('jwk', jwk, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign']);
+    const cryptoKey = await crypto.subtle.importKey('jwk', jwk, { name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign']);
     expect(readDPoPKey(cryptoKey).thumbprint).toBe(readDPoPKey(jwk).thumbprint);
     expect(readDPoPKey(KeyObject.from(cryptoKey)).alg).toBe('ES256');
+  });
+
+  it('refuses a CryptoKey that cannot be exported (Node deprecates reading one), saying what to pass instead', async () => {
+    const cryptoKey = await crypto.subtle.importKey('jwk', ecJwk(), { name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign']);
+    expect(() => readDPoPKey(cryptoKey)).toThrow(/cannot be exported: pass the private JWK, a KeyObject, or a CryptoKey made with extractable: true/);
   });
 
   it.each([
