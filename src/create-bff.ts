@@ -10,10 +10,13 @@ import { BffError, ErrorCode } from './errors.js';
 import { BffEventEmitter, type BffOperation } from './events/events.js';
 import { Reporter } from './events/reporter.js';
 import { sendError } from './http/json-error.js';
+import { routesWithJsonErrors } from './http/route-errors.js';
 import type { BffSession, RequireSessionOptions } from './guard/guard-types.js';
 import { requireSession } from './guard/require-session.js';
 import { requestAccessToken, sessionOf } from './guard/request-session.js';
 import { IdpClient } from './idp/idp-client.js';
+import type { RequestListenerApp } from './entry/entry-types.js';
+import { wrapApp } from './entry/wrap.js';
 import { ApiProxy } from './proxy/api-proxy.js';
 import { createRealtime } from './realtime/realtime.js';
 import { backchannelLogoutRoute } from './routes/backchannel-logout.js';
@@ -126,6 +129,23 @@ export interface Bff {
    */
   attach(server: Server): () => void;
   /**
+   * The faster entry: a request listener for `http.createServer()` that answers the BFF's API calls and routes
+   * before Express runs, and hands every other request to `app` unchanged. API calls skip Express's per-request
+   * work, which is most of what they cost under `app.use(bff)`; answers, error shapes, headers, events and limits
+   * are the same. The BFF's routes see the app's settings ('trust proxy', 'etag', 'x-powered-by', ...), but not
+   * the app's middleware: what must run on every request (a request logger, security headers) belongs in front
+   * of the listener. Serves the BFF at the server's root, as `app.use(bff)` without a path does. Not with
+   * `session.external` (the app's own express-session runs inside Express): then use `app.use(bff)`.
+   *
+   * @example
+   * ```ts
+   * const app = express(); // the app's own routes and pages, without app.use(bff)
+   * const server = http.createServer(bff.wrap(app)).listen(3000);
+   * bff.attach(server); // WebSockets, as with app.use(bff)
+   * ```
+   */
+  wrap(app: RequestListenerApp): (req: IncomingMessage, res: ServerResponse) => void;
+  /**
    * A guard for the app's own API routes (served by the app, not proxied): the anti-forgery check and a live
    * session, else a 403 or 401 JSON answer (never a redirect). The route then reads `bff.session(req)`.
    * Declare such a route before `app.use(bff)` when its path is under an API's mount, or the proxy takes it.
@@ -191,6 +211,8 @@ export function createBff(options: BffOptions): Bff {
   const sessionControl = createSessionControl(config, sessions, idp, report);
 
   const router = express.Router();
+  // Under both entries, what Express's router hands to `next(error)` is answered as the BFF's JSON.
+  const bffRoutes = routesWithJsonErrors(router as unknown as Parameters<typeof routesWithJsonErrors>[0], config.routes, report) as RequestHandler;
   const expressSession = config.session.external
     ? undefined
     : session({
@@ -232,7 +254,7 @@ export function createBff(options: BffOptions): Bff {
     if (external) sessions.adoptStore(req.sessionStore);
     const url = req.url;
     for (const proxy of proxies) if (proxy.matches(url)) return void proxy.handle(req, res);
-    router(req, res, next);
+    bffRoutes(req, res, next);
   } as Bff;
 
   const { routes } = config;
@@ -280,6 +302,7 @@ export function createBff(options: BffOptions): Bff {
       },
     },
     handleUpgrade: { value: realtime.handleUpgrade },
+    wrap: { value: (app: RequestListenerApp) => wrapApp({ proxies, router: bffRoutes, routes, external }, app) },
     attach: { value: realtime.attach },
     ready: { value: async () => void (await idp.ready()) },
     close: {

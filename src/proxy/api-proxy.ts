@@ -1,4 +1,4 @@
-import type { Request, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import type { BffConfig } from '../config/validate.js';
 import type { DPoP } from '../dpop/dpop.js';
@@ -18,6 +18,9 @@ import { targetPath } from './target-path.js';
 import { optionalSession, tokenPlan, type TokenPlan } from './token-policy.js';
 
 type Api = BffConfig['apis'][number];
+
+/** A request an HTTP server received: Node types `url` and `method` as optional for client-side messages only. */
+type ServerRequest = IncomingMessage & { url: string; method: string };
 
 /** Methods a repeated request cannot change anything with (RFC 9110 9.2.2), when they carry no body. */
 const REPLAYABLE = new Set(['GET', 'HEAD', 'OPTIONS', 'DELETE', 'PUT']);
@@ -74,7 +77,8 @@ export class ApiProxy {
    * Synchronous from the request to the upstream dispatch when the session and its token are at hand (the usual
    * case): a promise is only waited on for a round trip to Redis or an exchange.
    */
-  readonly handle = (req: Request, res: Response): void => {
+  readonly handle = (request: IncomingMessage, res: ServerResponse): void => {
+    const req = request as ServerRequest;
     let path: string;
     let loaded: LoadedSession | Promise<LoadedSession>;
     try {
@@ -98,7 +102,7 @@ export class ApiProxy {
     else this.withSession(req, res, path, loaded);
   };
 
-  private withSession(req: Request, res: Response, path: string, session: LoadedSession): void {
+  private withSession(req: ServerRequest, res: ServerResponse, path: string, session: LoadedSession): void {
     let token: AccessTokenEntry | Promise<AccessTokenEntry>;
     try {
       token = this.tokens.accessToken(session, this.api);
@@ -110,7 +114,7 @@ export class ApiProxy {
   }
 
   /** `user-or-none`, `user-or-client`, `client`, `none`: the user's token when there is a session and the policy uses it, else the application's or none. */
-  private withoutRequiredSession(req: Request, res: Response, path: string): void {
+  private withoutRequiredSession(req: ServerRequest, res: ServerResponse, path: string): void {
     let session: LoadedSession | undefined | Promise<LoadedSession | undefined>;
     try {
       session = this.plan.userIfAny ? optionalSession(this.sessions, req, this.api.audience) : undefined;
@@ -121,7 +125,7 @@ export class ApiProxy {
     else this.withOptionalSession(req, res, path, session);
   }
 
-  private withOptionalSession(req: Request, res: Response, path: string, session: LoadedSession | undefined): void {
+  private withOptionalSession(req: ServerRequest, res: ServerResponse, path: string, session: LoadedSession | undefined): void {
     if (session !== undefined) return this.withSession(req, res, path, session);
     const client = this.plan.client;
     if (client === undefined) return this.forward(req, res, path, undefined, undefined, hasBody(req), false, 0, (outcome) => this.settled(res, outcome));
@@ -131,7 +135,7 @@ export class ApiProxy {
   }
 
   /** Sends with the user's token (a session) or the application's (none), renewing it once if the upstream rejects it. */
-  private send(req: Request, res: Response, path: string, session: LoadedSession | undefined, first: AccessTokenEntry): void {
+  private send(req: ServerRequest, res: ServerResponse, path: string, session: LoadedSession | undefined, first: AccessTokenEntry): void {
     const withBody = hasBody(req);
     // A token the upstream rejects although it looked fresh (revoked, clock skew) is renewed once and the
     // request replayed, when replaying cannot do harm.
@@ -154,7 +158,7 @@ export class ApiProxy {
    * `session`: a long response of a session ends with it; `entry`: the token, with a proof when it is bound. Without
    * either (by the API's token policy) the call is not tracked, or goes without a token.
    */
-  private forward(req: Request, res: Response, path: string, session: LoadedSession | undefined, entry: AccessTokenEntry | undefined, hasBody: boolean, mayRetry: boolean, resend: number, settle: (outcome: ForwardOutcome, status: number) => void, nonceRetry = true): void {
+  private forward(req: ServerRequest, res: ServerResponse, path: string, session: LoadedSession | undefined, entry: AccessTokenEntry | undefined, hasBody: boolean, mayRetry: boolean, resend: number, settle: (outcome: ForwardOutcome, status: number) => void, nonceRetry = true): void {
     const headers = upstreamRequestHeaders(req, entry?.token, this.forwarded);
     // A bound token (the token manager hands out only tokens of this key) goes with a fresh proof.
     const proofs = entry?.jkt === undefined ? undefined : this.proofs;
@@ -189,18 +193,18 @@ export class ApiProxy {
   }
 
   /** An upstream request is over: a failure before the answer gets an error answer; one during it, a report. */
-  private settled(res: Response, outcome: ForwardOutcome): void {
+  private settled(res: ServerResponse, outcome: ForwardOutcome): void {
     if (outcome.kind === 'failed') this.fail(res, outcome.error);
     else if (outcome.kind === 'broken') this.report.upstreamFailed(upstreamError(outcome.error), this.api.mount, this.sessionRefOf(res), true);
   }
 
-  private fail(res: Response, error: unknown): void {
+  private fail(res: ServerResponse, error: unknown): void {
     const failure = upstreamError(error);
     // The session's reference, for failures an operator looks into (not for 4xx answers, which are the caller's).
     sendError(res, failure, this.report, { operation: 'api', api: this.api.mount, sessionRef: failure.status >= 500 ? this.sessionRefOf(res) : undefined });
   }
 
-  private sessionRefOf(res: Response): string | undefined {
+  private sessionRefOf(res: ServerResponse): string | undefined {
     const id = this.sessions.idOf(res.req);
     return id === undefined ? undefined : sessionRef(id);
   }
@@ -210,7 +214,7 @@ export class ApiProxy {
   }
 }
 
-function hasBody(req: Request): boolean {
+function hasBody(req: ServerRequest): boolean {
   return req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
 }
 

@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { clientAddress } from './client-address.js';
 
 /** RFC 9110 7.6.1 hop-by-hop headers, plus what a proxy must never pass on from the browser. */
 const DROP_REQUEST = new Set([
@@ -29,11 +30,7 @@ export function upstreamRequestHeaders(req: IncomingMessage, accessToken: string
     if (value !== undefined) out[name] = value;
   }
   if (accessToken !== undefined) out.authorization = `Bearer ${accessToken}`;
-  // Express's req.ip honours the app's 'trust proxy' setting; without that setting (the default) it is the
-  // socket's address, and a bare IncomingMessage only knows the socket.
-  const app = (req as { app?: { get?(setting: string): unknown } }).app;
-  const remote = app?.get?.('trust proxy') ? ((req as { ip?: string }).ip ?? req.socket.remoteAddress) : req.socket.remoteAddress;
-  out['x-forwarded-for'] = remote ?? 'unknown';
+  out['x-forwarded-for'] = clientAddress(req) ?? 'unknown';
   out['x-forwarded-proto'] = forwarded.proto;
   out['x-forwarded-host'] = forwarded.host;
   out['x-forwarded-prefix'] = forwarded.prefix;

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import type { Request } from 'express';
 import type { Store } from 'express-session';
 import type { BffConfig } from '../config/validate.js';
@@ -73,8 +74,11 @@ export class Sessions {
   }
 
   /** The session id the request carries, if its cookie is genuine. No store access. */
-  idOf(req: Request): string | undefined {
-    if (this.config.session.external) return req.session?.bff ? req.sessionID : undefined;
+  idOf(req: IncomingMessage): string | undefined {
+    if (this.config.session.external) {
+      const own = req as Request;
+      return own.session?.bff ? own.sessionID : undefined;
+    }
     return this.sessionIds.read(req.headers.cookie);
   }
 
@@ -83,7 +87,7 @@ export class Sessions {
    * Throws 401 login_required without one; a session past its idle or absolute lifetime is ended (with every
    * session of its Auth0 session) and answers 401 session_ended.
    */
-  load(req: Request, audience: string): LoadedSession | Promise<LoadedSession> {
+  load(req: IncomingMessage, audience: string): LoadedSession | Promise<LoadedSession> {
     const id = this.idOf(req);
     if (id === undefined) throw loginRequired();
     // A view the backend holds as current comes back synchronously: no await on the hot path.
@@ -108,7 +112,7 @@ export class Sessions {
    * `touch: false` the request does not count as activity (a probe of whether the session is alive must not keep
    * it alive); a session past its lifetime still ends.
    */
-  async loadRecord(req: Request, options: { touch?: boolean } = {}): Promise<{ id: string; record: StoredSessionRecord }> {
+  async loadRecord(req: IncomingMessage, options: { touch?: boolean } = {}): Promise<{ id: string; record: StoredSessionRecord }> {
     const id = this.idOf(req);
     if (id === undefined) throw loginRequired();
     const record = await this.backend.readRecord(id);

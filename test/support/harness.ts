@@ -106,8 +106,16 @@ export interface HarnessOptions {
   auth0?: Partial<LocalAuth0Options>;
   /** Changes to the BFF's client registration at the emulator. */
   client?: Partial<LocalAuth0Client>;
-  /** Builds the app around the BFF (default: `express().use(bff)` and a home page). */
+  /**
+   * Builds the app around the BFF (default: `express().use(bff)`, or a bare `express()` under the `wrap` entry; a
+   * home page is added).
+   */
   app?: (bff: Bff) => express.Express;
+  /**
+   * How the server reaches the BFF: `app.use(bff)` ('use') or `http.createServer(bff.wrap(app))` ('wrap'; with
+   * session.external, which wrap refuses, the app itself). Default: {@link TEST_ENTRY}.
+   */
+  entry?: Entry;
   /** Routes WebSocket handshakes to the BFF (default: `bff.attach(server)`). */
   attach?: (bff: Bff, server: Server) => void;
   /** Redis URL for the BFF (default REDIS_URL or the local server). */
@@ -124,6 +132,14 @@ export interface HarnessOptions {
    */
   redisConnect?: (options: { clientSideCache?: { ttl?: number } }) => Promise<RedisClient>;
 }
+
+export type Entry = 'use' | 'wrap';
+
+/**
+ * The entry the harness serves the BFF through unless a test names one: BFF_TEST_ENTRY, which vitest's `wrap`
+ * project sets to run the proxy, session and fault tests again through `bff.wrap(app)`; else `app.use(bff)`.
+ */
+export const TEST_ENTRY: Entry = process.env.BFF_TEST_ENTRY === 'wrap' ? 'wrap' : 'use';
 
 /**
  * Both ways an app may connect to Redis: a plain client, and RESP3 client-side caching (the README's setup), where
@@ -235,9 +251,10 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     for (const name of ['login', 'refresh', 'refresh_failed', 'client_token', 'client_token_failed', 'logout', 'revocation_failed', 'backchannel_logout_rejected', 'upstream_failed', 'store_failed'] as const) {
       bff.events.on(name, (payload: unknown) => events.push({ name, payload }));
     }
-    const app = options.app ? options.app(bff) : express().use(bff);
+    const entry = options.entry ?? TEST_ENTRY;
+    const app = options.app ? options.app(bff) : entry === 'wrap' ? express() : express().use(bff);
     app.get('/', (_req, res) => void res.send('home'));
-    server.on('request', app);
+    server.on('request', entry === 'wrap' && options.bff?.session?.external !== true ? bff.wrap(app) : app);
     if (options.attach) options.attach(bff, server);
     else bff.attach(server);
     return bff;

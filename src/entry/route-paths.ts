@@ -1,0 +1,20 @@
+import type { BffConfig } from '../config/validate.js';
+
+/**
+ * Whether a request URL may be one of the BFF's routes (login, callback, user, logout, back-channel logout,
+ * sessions, health), for `bff.wrap(app)` to hand it to the BFF's router. The test is generous, never strict: the
+ * router matches case-insensitively, with or without a trailing slash, and `<sessions>/<ref>`, so any path that
+ * starts with a route's path (in any case) goes to it; what the router does not take goes on to the app.
+ */
+export function routePathMatcher(routes: BffConfig['routes']): (url: string) => boolean {
+  const paths = Object.values(routes).filter((path): path is string => path !== undefined).map((path) => path.toLowerCase());
+  // Every route path is absolute ('/auth/login'): a URL whose first two characters start no route is the app's,
+  // which settles the usual request for a page or an asset without lowercasing it.
+  const starts = new Set(paths.map((path) => path.slice(0, 2)));
+  return (url) => {
+    if (!starts.has(url.slice(0, 2).toLowerCase())) return false;
+    const query = url.indexOf('?');
+    const path = (query === -1 ? url : url.slice(0, query)).toLowerCase();
+    return paths.some((route) => path.startsWith(route));
+  };
+}

@@ -1,0 +1,43 @@
+import type { IncomingMessage } from 'node:http';
+
+/**
+ * Express's compiled 'trust proxy' setting (`app.get('trust proxy fn')`): whether the address at `hop` (0 is the
+ * socket's peer, 1 the last X-Forwarded-For entry, ...) is a proxy of the app's own.
+ */
+export type TrustProxy = (address: string, hop: number) => boolean;
+
+/** Where `bff.wrap(app)` leaves the app's trust setting on a request it answers without Express (only when set). */
+export const WRAPPED_TRUST = Symbol('express-ort-bff.trust-proxy');
+
+interface ExpressApp {
+  get?(setting: string): unknown;
+}
+
+/** The app's 'trust proxy' setting as Express compiled it, or undefined when it is off (Express's default). */
+export function appTrust(app: unknown): TrustProxy | undefined {
+  const get = (app as ExpressApp | undefined)?.get;
+  if (typeof get !== 'function' || !get.call(app, 'trust proxy')) return undefined;
+  const trust = get.call(app, 'trust proxy fn');
+  return typeof trust === 'function' ? (trust as TrustProxy) : undefined;
+}
+
+/**
+ * The browser's address as the app sees it (what Express's `req.ip` gives): the socket's peer; with 'trust proxy',
+ * the X-Forwarded-For entries are walked from the nearest, and the first address not trusted is the client's (the
+ * farthest one when every hop is trusted). Under `app.use(bff)` the app is the request's; under `bff.wrap(app)`,
+ * the wrapped app's.
+ */
+export function clientAddress(req: IncomingMessage): string | undefined {
+  const peer = req.socket.remoteAddress;
+  const trust = appTrust((req as { app?: unknown }).app) ?? (req as { [WRAPPED_TRUST]?: TrustProxy })[WRAPPED_TRUST];
+  if (trust === undefined || peer === undefined) return peer;
+  const header = req.headers['x-forwarded-for'];
+  if (!header) return peer;
+  const hops = (Array.isArray(header) ? header.join(',') : header).split(',');
+  let address = peer;
+  for (let hop = 0; hop < hops.length; hop++) {
+    if (!trust(address, hop)) return address;
+    address = (hops[hops.length - 1 - hop] as string).trim();
+  }
+  return address;
+}
