@@ -4,7 +4,10 @@
  * The bench uses it while example/start.ts does not exist, and always for the storm and memory runs, where
  * BENCH_ADMIN=1 adds bench-only routes under /__bench (a movable clock, refresh timings, events, heap after GC).
  * BENCH_REDIS_PREFIX sets the Redis key prefix; DPOP_PRIVATE_KEY (a private JWK as JSON) turns DPoP on, as in the example.
+ * BENCH_ENTRY picks how the BFF meets the app: `use` (default) `app.use(bff)` and `app.listen`; `wrap`
+ * `http.createServer(bff.wrap(app))`, where the BFF answers its routes and API calls before Express runs.
  */
+import { createServer, type RequestListener } from 'node:http';
 import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
 import express from 'express';
 import { createClient } from 'redis';
@@ -16,6 +19,8 @@ const env = (name: string): string => {
   return value;
 };
 const admin = process.env.BENCH_ADMIN === '1';
+const entry = process.env.BENCH_ENTRY ?? 'use';
+if (entry !== 'use' && entry !== 'wrap') throw new Error(`BENCH_ENTRY must be use or wrap, not ${entry}`);
 let clockOffsetMs = 0;
 
 // The client the example and README recommend: RESP3 with client-side caching of the session read.
@@ -41,7 +46,7 @@ await bff.ready();
 
 const app = express();
 app.disable('x-powered-by');
-app.use(bff);
+if (entry === 'use') app.use(bff);
 app.get('/', (_req, res) => void res.send('bff'));
 
 if (admin) {
@@ -81,7 +86,10 @@ if (admin) {
   });
 }
 
-const server = app.listen(Number(env('PORT')), '127.0.0.1');
+// TODO(wrap): drop the cast once bff.wrap lands
+const server = entry === 'wrap'
+  ? createServer((bff as unknown as { wrap(app: RequestListener): RequestListener }).wrap(app)).listen(Number(env('PORT')), '127.0.0.1')
+  : app.listen(Number(env('PORT')), '127.0.0.1');
 // WebSockets under /api through the BFF (the bench measures them, and how fast they close at logout).
 bff.attach(server);
 process.on('SIGTERM', () => {
