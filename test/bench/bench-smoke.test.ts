@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const SMOKE = join(ROOT, 'bench/results/smoke.json');
-const CONTESTANTS = ['direct', 'plainProxy', 'plainProxyDefaults', 'naiveBff', 'library', 'library1000Sessions', 'libraryDpop'];
+const CONTESTANTS = ['direct', 'ceiling', 'plainProxy', 'plainProxyDefaults', 'naiveBff', 'library', 'library1000Sessions', 'libraryDpop'];
 
 function runSmoke(): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
@@ -34,7 +34,7 @@ describe('npm run bench -- --smoke', () => {
     expect(Object.keys(results.contestants).sort()).toEqual([...CONTESTANTS].sort());
     for (const key of CONTESTANTS) {
       const c = results.contestants[key];
-      for (const field of ['rps', 'p50Ms', 'p99Ms', 'unloadedP50Ms', 'vsDirect', 'vsPlainProxy']) {
+      for (const field of ['rps', 'p50Ms', 'p99Ms', 'unloadedP50Ms', 'vsDirect', 'vsPlainProxy', 'vsCeiling', 'p99VsCeiling', 'unloadedVsCeilingMs']) {
         expect(Number.isFinite(c[field]), `${key}.${field} = ${c[field]}`).toBe(true);
       }
       expect(c.rps, key).toBeGreaterThan(0);
@@ -43,6 +43,10 @@ describe('npm run bench -- --smoke', () => {
     }
     expect(results.contestants.direct.vsDirect).toBe(1);
     expect(results.contestants.plainProxy.vsPlainProxy).toBe(1);
+    expect(results.contestants.ceiling.vsCeiling).toBe(1);
+    expect(results.contestants.ceiling.unloadedVsCeilingMs).toBe(0);
+    // The targets include how close the library comes to the ceiling.
+    expect(results.targets.map((t: { target: string }) => t.target)).toEqual(expect.arrayContaining([expect.stringMatching(/req\/s >= 0\.9x ceiling/)]));
 
     // The library and the plain proxy loaded at the same time.
     expect(results.headToHead.contestants).toEqual(['library', 'plainProxy']);
