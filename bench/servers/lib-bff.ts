@@ -7,7 +7,7 @@
  * BENCH_ENTRY picks how the BFF meets the app: `use` (default) `app.use(bff)` and `app.listen`; `wrap`
  * `http.createServer(bff.wrap(app))`, where the BFF answers its routes and API calls before Express runs.
  */
-import { createServer, type RequestListener } from 'node:http';
+import { createServer } from 'node:http';
 import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
 import express from 'express';
 import { createClient } from 'redis';
@@ -86,9 +86,8 @@ if (admin) {
   });
 }
 
-// TODO(wrap): drop the cast once bff.wrap lands
 const server = entry === 'wrap'
-  ? createServer((bff as unknown as { wrap(app: RequestListener): RequestListener }).wrap(app)).listen(Number(env('PORT')), '127.0.0.1')
+  ? createServer(bff.wrap(app)).listen(Number(env('PORT')), '127.0.0.1')
   : app.listen(Number(env('PORT')), '127.0.0.1');
 // WebSockets under /api through the BFF (the bench measures them, and how fast they close at logout).
 bff.attach(server);
