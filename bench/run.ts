@@ -12,7 +12,8 @@
  *
  * Env: REDIS_URL (default redis://127.0.0.1:6379/12: a logical DB of its own; every key the bench's servers
  * write starts with bench:<run id>: and is deleted at the end), BENCH_LOAD_TOOL=wrk|autocannon (default: wrk when
- * installed), BENCH_LIBRARY_SERVER=example|bench (default: example/start.ts when it exists).
+ * installed), BENCH_LIBRARY_SERVER=example|bench (default: example/start.ts when it exists), BENCH_KEEP_LOGS=1 (keep
+ * the servers' logs of a run that passed).
  * BENCH_OTEL=1 with --quick adds the library with an OpenTelemetry SDK registered (the example's METRICS_PORT and
  * OTEL_EXPORTER_OTLP_ENDPOINT, every span exported to a stand-in collector) next to the library without one
  * (only @opentelemetry/api, as always), and loads the two head to head.
@@ -830,6 +831,6 @@ try {
     await redis.close().catch(() => {});
   }
   // The servers' logs (and the cookie files) stay only when something went wrong.
-  if (exitCode === 0) rmSync(logDir, { recursive: true, force: true });
+  if (exitCode === 0 && process.env.BENCH_KEEP_LOGS !== '1') rmSync(logDir, { recursive: true, force: true });
 }
 process.exit(exitCode);
