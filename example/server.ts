@@ -155,8 +155,9 @@ export async function startExample(config: ExampleConfig, options: StartOptions 
         // Client-side caching (Redis 6+): the session read on every API call is answered from this process's
         // memory until Redis says the session changed (an exchange, a roll of the idle expiry, a logout on any
         // instance). The ttl bounds how long a read is trusted when no invalidation can arrive (a hung connection).
+        // FIFO eviction: node-redis's default, LRU, moves the entry on every read, a cost on every API call.
         RESP: 3,
-        clientSideCache: { ttl: 5_000, maxEntries: 10_000 },
+        clientSideCache: { ttl: 5_000, maxEntries: 10_000, evictPolicy: 'FIFO' },
       });
       // node-redis reconnects by itself; without a listener an 'error' event would crash the process.
       client.on('error', (error: Error) => logger.warn(`Redis: ${error.message}`));

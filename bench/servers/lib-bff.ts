@@ -24,7 +24,7 @@ if (entry !== 'use' && entry !== 'wrap') throw new Error(`BENCH_ENTRY must be us
 let clockOffsetMs = 0;
 
 // The client the example and README recommend: RESP3 with client-side caching of the session read.
-const redis = createClient({ url: env('REDIS_URL'), RESP: 3, clientSideCache: { ttl: 5_000, maxEntries: 10_000 } });
+const redis = createClient({ url: env('REDIS_URL'), RESP: 3, clientSideCache: { ttl: 5_000, maxEntries: 10_000, evictPolicy: 'FIFO' } });
 redis.on('error', (error: Error) => console.error('redis:', error.message));
 await redis.connect();
 

@@ -209,7 +209,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       socket: { connectTimeout: 2_000, reconnectStrategy: () => 100 },
       // A test can find its own connections (and only those) in CLIENT LIST.
       name: `bfftest-${prefixId}`,
-      ...(cache ? { RESP: 3, clientSideCache: { maxEntries: 1_000, ...cache } } : {}),
+      ...(cache ? { RESP: 3, clientSideCache: { maxEntries: 1_000, evictPolicy: 'FIFO', ...cache } } : {}),
     });
     client.on('error', () => {});
     await client.connect();

@@ -10,7 +10,7 @@ type RedisOption = BffOptions['redis'];
 const accept = (redis: RedisOption): RedisOption => redis;
 
 const client = createClient({ url: 'redis://127.0.0.1:6379' });
-const cachingClient = createClient({ RESP: 3, clientSideCache: { ttl: 5_000, maxEntries: 10_000 } });
+const cachingClient = createClient({ RESP: 3, clientSideCache: { ttl: 5_000, maxEntries: 10_000, evictPolicy: 'FIFO' } });
 const resp2Client = createClient({ RESP: 2 });
 const typedClient: RedisClientType = createClient();
 accept(client);

@@ -30,7 +30,7 @@ import {
 } from 'express-ort-bff';
 
 export async function startApp(env: Record<string, string | undefined>): Promise<{ close(): Promise<void> }> {
-  const redis = createClient({ url: env.REDIS_URL, RESP: 3, clientSideCache: { ttl: 5_000, maxEntries: 10_000 } });
+  const redis = createClient({ url: env.REDIS_URL, RESP: 3, clientSideCache: { ttl: 5_000, maxEntries: 10_000, evictPolicy: 'FIFO' } });
   redis.on('error', (error: Error) => console.warn('Redis:', error.message));
   await redis.connect();
   const client: RedisClient = redis;
