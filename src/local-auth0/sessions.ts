@@ -13,7 +13,6 @@ import type { BackchannelLogoutInitiator } from './options.js';
 import type { MemoryStore, SessionGuard } from './store.js';
 import type { LocalAuth0Session } from './types.js';
 
-
 interface Lifetime {
   accountId: string;
   createdAt: number;
@@ -23,6 +22,8 @@ interface Lifetime {
 /** The live sessions, their lifetimes, and how they end. */
 export class SessionRegistry implements SessionGuard {
   readonly #lifetimes = new Map<string, Lifetime>();
+  /** Each user's `session_expiry` claim, by `sub`: a session's lifetime is checked on every read of it. */
+  readonly #idpSessionEnds: ReadonlyMap<string, unknown>;
 
   constructor(
     private readonly store: MemoryStore,
@@ -34,6 +35,7 @@ export class SessionRegistry implements SessionGuard {
       users: ReadonlyArray<{ readonly sub: string; readonly session_expiry?: unknown }>;
     },
   ) {
+    this.#idpSessionEnds = new Map(settings.users.map((user) => [user.sub, user.session_expiry]));
     store.setSessionGuard(this);
   }
 
@@ -125,7 +127,7 @@ export class SessionRegistry implements SessionGuard {
 
   #expiry(lifetime: Lifetime): { idle: number; absolute: number } {
     // A user's `session_expiry` claim (an enterprise IdP's session end, epoch seconds) caps the session, as on Auth0.
-    const idpEnd = this.settings.users.find((user) => user.sub === lifetime.accountId)?.session_expiry;
+    const idpEnd = this.#idpSessionEnds.get(lifetime.accountId);
     const absolute = Math.min(lifetime.createdAt + this.settings.absoluteTimeout * 1000, typeof idpEnd === 'number' ? idpEnd * 1000 : Infinity);
     return { idle: Math.min(lifetime.lastActiveAt + this.settings.idleTimeout * 1000, absolute), absolute };
   }

@@ -123,8 +123,12 @@ class ModelAdapter implements Adapter {
   }
 
   private findWhere(predicate: (payload: AdapterPayload) => boolean): AdapterPayload | undefined {
-    for (const [, payload] of this.store.entries(this.name)) {
-      if (predicate(payload)) return payload;
+    // The predicate first, then the read (expiry and the session guard) of the match only: reading every record
+    // made a token request cost as much as all sessions, and 10,000 logins in a row slowed to a crawl.
+    for (const [id, entry] of this.store.model(this.name)) {
+      if (!predicate(entry.payload)) continue;
+      const payload = this.store.read(this.name, id);
+      if (payload) return payload;
     }
     return undefined;
   }
