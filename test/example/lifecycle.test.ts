@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { connect, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Agent } from 'undici';
 import { describe, expect, it } from 'vitest';
@@ -8,6 +8,7 @@ import { readConfig } from '../../example/config.js';
 import { startExample, type ExampleLogger } from '../../example/server.js';
 import { loginThroughEmulator } from '../../bench/lib/login.js';
 import { freePort } from '../../bench/lib/procs.js';
+import { refusesConnections } from '../support/harness.js';
 import { closeServer, listen, waitFor } from '../support/harness.js';
 
 const SESSION_SECRET = 'lifecycle-test-session-secret-0123456789';
@@ -162,14 +163,3 @@ describe('npm start, stopped with SIGTERM under load', () => {
     }
   }, 60_000);
 });
-
-function refusesConnections(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(false);
-    });
-    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'ECONNREFUSED'));
-  });
-}

@@ -372,7 +372,8 @@ export async function deadPort(): Promise<number> {
   throw new Error('every candidate port below 1024 takes connections on 127.0.0.1: no dead port for the test');
 }
 
-function refusesConnections(port: number): Promise<boolean> {
+/** Whether nothing listens on a loopback port: a connection to it is refused. */
+export function refusesConnections(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1');
     socket.once('connect', () => {
