@@ -5,6 +5,8 @@
  *   npm run bench -- --smoke      seconds, for CI (also BENCH_SMOKE=1): writes bench/results/smoke.json
  *   npm run bench -- --quick      direct, ceiling, plain proxy and library (example, app.use() form, DPoP) throughput only (a few minutes), nothing written
  *   npm run bench -- --profile    CPU profile of the library contestant under load, top self-time functions
+ *   npm run bench -- --memory     the memory run alone (BENCH_MEMORY_SESSIONS, default 10,000; BENCH_HEAP_SNAPSHOTS=<dir>
+ *                                 writes heap snapshots at the baseline, with the sessions live and after they ended)
  *
  * Every mode runs the ceiling (bench/servers/ceiling.ts: bare node:http + undici, a static token, nothing else) and
  * reports each contestant against it ("x ceiling", "p99 x ceiling") as well as against the plain express proxy.
@@ -27,6 +29,7 @@ import { Pool } from 'undici';
 import { createClient } from 'redis';
 import { startLocalAuth0, type LocalAuth0 } from '../src/local-auth0/index.js';
 import { runLoad, wrkAvailable, type LoadResult, type LoadTool } from './lib/load.js';
+import { gcPauses, gcRows, logSize } from './lib/gc-trace.js';
 import { loginThroughEmulator, mapLimit } from './lib/login.js';
 import { startOtlpSink, type OtlpSink } from './lib/otlp-sink.js';
 import { ROOT, canPin, cpuMsOf, freePort, startServer, type ServerProcess } from './lib/procs.js';
@@ -36,19 +39,24 @@ import { measureSessionEnd, measureWsThroughput, sessionEndRows, wsThroughputRow
 
 // ---------------------------------------------------------------------------------------------------- settings
 const argv = process.argv.slice(2);
-const mode: 'full' | 'smoke' | 'profile' | 'quick' = argv.includes('--profile')
+const mode: 'full' | 'smoke' | 'profile' | 'quick' | 'memory' = argv.includes('--profile')
   ? 'profile'
   : argv.includes('--quick') ? 'quick'
+  : argv.includes('--memory') ? 'memory'
   : argv.includes('--smoke') || process.env.BENCH_SMOKE === '1' ? 'smoke' : 'full';
 // --quick: direct, the plain proxy and the library only, no storms or memory, nothing written: for iterating on the hot path.
 const settings = mode === 'quick'
   ? { rounds: 4, headToHeadRepeats: 3, warmupSec: 3, loadSec: 4, unloadedSec: 2, connections: 32, sessions: Number(process.env.BENCH_QUICK_SESSIONS ?? 1), memorySessions: 0, storms: [], stormRepeats: 0, memoryLoginBudgetMs: 0, memorySettleMs: 0 }
   : mode === 'smoke'
   ? { rounds: 1, headToHeadRepeats: 1, warmupSec: 1, loadSec: 1, unloadedSec: 1, connections: 32, sessions: 20, memorySessions: 40, storms: [1, 20, 200], stormRepeats: 1, memoryLoginBudgetMs: 15_000, memorySettleMs: 1_000 }
-  : { rounds: 7, headToHeadRepeats: 7, warmupSec: 5, loadSec: 5, unloadedSec: 3, connections: 32, sessions: 1000, memorySessions: 10_000, storms: [1, 20, 200], stormRepeats: 7, memoryLoginBudgetMs: 300_000, memorySettleMs: 10_000 };
+  // --memory: only the memory run, of BENCH_MEMORY_SESSIONS sessions (10,000 as in a full run); with
+  // BENCH_HEAP_SNAPSHOTS=<dir>, heap snapshots at the baseline, with the sessions live, and after they ended.
+  : mode === 'memory'
+  ? { rounds: 0, headToHeadRepeats: 0, warmupSec: 0, loadSec: 0, unloadedSec: 0, connections: 0, sessions: 0, memorySessions: Number(process.env.BENCH_MEMORY_SESSIONS ?? 10_000), storms: [], stormRepeats: 0, memoryLoginBudgetMs: 300_000, memorySettleMs: 65_000 }
+  : { rounds: 7, headToHeadRepeats: 7, warmupSec: 5, loadSec: 5, unloadedSec: 3, connections: 32, sessions: 1000, memorySessions: 10_000, storms: [1, 20, 200], stormRepeats: 7, memoryLoginBudgetMs: 300_000, memorySettleMs: 65_000 };
 const profileSec = 15;
 // WebSockets: echo throughput rounds (direct and through the BFF alternate), and logout-to-close repeats.
-const wsSettings = mode === 'quick'
+const wsSettings = mode === 'quick' || mode === 'memory'
   ? { rounds: 3, seconds: 3, sizes: [128, 16_384], connections: 4, inFlight: 32, sessionEndRepeats: 0, sessionEndSockets: 0 }
   : mode === 'smoke'
   ? { rounds: 1, seconds: 1, sizes: [128, 16_384], connections: 4, inFlight: 32, sessionEndRepeats: 1, sessionEndSockets: 20 }
@@ -446,7 +454,15 @@ async function redisUsage(keys: string[]): Promise<Map<string, number>> {
 async function measureMemory(upstreamUrl: string, port: number, naivePrefix: string): Promise<MemoryResult> {
   const prefix = `${PREFIX}mem:`;
   const bff = await start('memory-bff', 'bench/servers/lib-bff.ts', { ...libraryEnv(port, upstreamUrl, prefix), BENCH_ADMIN: '1' }, { nodeArgs: ['--expose-gc'] });
-  const heap = async () => ((await (await fetch(`${bff.url}/__bench/heap`)).json()) as { heapUsed: number }).heapUsed;
+  // After GC, compiled code left out (as the soak measures it): code grows as functions get hot, up to the
+  // program's size, which is not what sessions leave behind (it was ~1 MiB of a 3,000-session run's growth).
+  const heap = async () => ((await (await fetch(`${bff.url}/__bench/heap`)).json()) as { heapUsedWithoutCode: number }).heapUsedWithoutCode;
+  const snapshotDir = process.env.BENCH_HEAP_SNAPSHOTS;
+  const snapshot = async (label: string) => {
+    if (snapshotDir === undefined) return;
+    const { file } = (await (await fetch(`${bff.url}/__bench/heap-snapshot?dir=${encodeURIComponent(snapshotDir)}`, { method: 'POST' })).json()) as { file: string };
+    say(`memory: heap snapshot (${label}) ${file}`);
+  };
   const api = (cookie: string) => fetch(`${bff.url}/api/items`, { headers: { cookie, 'x-csrf': '1' } }).then(async (r) => {
     await r.arrayBuffer();
     if (r.status !== 200) throw new Error(`memory BFF answered ${r.status}`);
@@ -468,6 +484,7 @@ async function measureMemory(upstreamUrl: string, port: number, naivePrefix: str
     await mapLimit(warm, 16, logout);
   }
   const heapBaselineBytes = await heap();
+  await snapshot('baseline');
 
   say(`memory: logging in ${settings.memorySessions} sessions (at most ${settings.memoryLoginBudgetMs / 1000} s)`);
   const t0 = performance.now();
@@ -476,6 +493,7 @@ async function measureMemory(upstreamUrl: string, port: number, naivePrefix: str
   const loginSeconds = (performance.now() - t0) / 1000;
   await mapLimit(cookies, 32, api);
   const heapLiveBytes = await heap();
+  await snapshot('sessions live');
 
   const keys = await scanKeys(`${prefix}*`);
   const usage = await redisUsage(keys);
@@ -489,9 +507,12 @@ async function measureMemory(upstreamUrl: string, port: number, naivePrefix: str
 
   await mapLimit(cookies, 16, logout);
   const heapJustAfterEndBytes = await heap();
-  // Whatever the last requests left to timers (keep-alive sockets, Redis deadlines) is given time to go before the measure.
+  // Whatever the last requests left to timers (keep-alive sockets, Redis deadlines) is given time to go before the
+  // measure, and in full runs more than the minute for which a process remembers ended sessions (src/realtime:
+  // a WebSocket whose handshake finishes after its session's end is refused).
   await new Promise((r) => setTimeout(r, settings.memorySettleMs));
   const heapAfterEndBytes = await heap();
+  await snapshot('after the sessions ended');
   const left = await scanKeys(`${prefix}*`);
   await deleteKeys(left);
   await bff.stop();
@@ -564,7 +585,7 @@ function memoryRows(m: MemoryResult): string[][] {
     ['sessions measured', String(m.sessions)],
     ['Redis bytes per session (this library)', `${m.redisBytesPerSession} B (${m.redisKeysPerSession} keys: ${Object.entries(m.redisBytesByKind).map(([k, v]) => `${k} ${v} B`).join(', ')})`],
     ['Redis bytes per session (naive BFF)', `${m.naiveBffRedisBytesPerSession} B`],
-    ['BFF heap growth with the sessions live', kib(m.heapLiveGrowthBytes)],
+    ['BFF heap growth with the sessions live (after GC, compiled code left out)', kib(m.heapLiveGrowthBytes)],
     ['BFF heap growth right after they ended', kib(m.heapJustAfterEndBytes - m.heapBaselineBytes)],
     [`BFF heap growth after they ended, ${settings.memorySettleMs / 1000} s later`, kib(m.heapGrowthBytes)],
     ['Redis keys left after they ended', String(m.redisKeysLeftAfterEnd)]];
@@ -652,6 +673,11 @@ async function main(): Promise<void> {
 
   const upstream = await start('upstream', 'bench/servers/upstream.ts', { PORT: String(ports.upstream) });
   if (mode === 'profile') return profile(upstream, ports.library);
+  if (mode === 'memory') {
+    const memory = await measureMemory(upstream.url, ports.memory, `${PREFIX}naive:`);
+    process.stdout.write(`\n${table(memoryRows(memory))}\n`);
+    return;
+  }
 
   const naivePrefix = `${PREFIX}naive:`;
   // The same library with DPoP on: a proof signed per API call (the upstream does not check it: only the BFF's cost counts).
@@ -807,8 +833,10 @@ async function profile(upstream: ServerProcess, port: number): Promise<void> {
   const dpop: Record<string, string> = process.env.BENCH_PROFILE_DPOP === '1'
     ? { DPOP_PRIVATE_KEY: JSON.stringify(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' })) }
     : {};
+  // BENCH_PROFILE_TRACE_GC=1: GC pauses under the same load, of the library and then of the ceiling.
+  const traceGc = process.env.BENCH_PROFILE_TRACE_GC === '1';
   const library = await start('library', libraryScript, { ...libraryEnv(port, upstream.url, `${PREFIX}lib:`), ...dpop }, {
-    nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`],
+    nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`, ...traceGc ? ['--trace-gc'] : []],
   });
   const cookies = await loginMany(library.url, Array.from({ length: Number(process.env.BENCH_PROFILE_SESSIONS ?? 100) }, (_, i) => `u${i}`), 16);
   // BENCH_PROFILE_LOAD_SESSIONS: load only the first N of the sessions logged in (what many idle sessions cost the others).
@@ -818,9 +846,12 @@ async function profile(upstream: ServerProcess, port: number): Promise<void> {
   say(`profiling the library for ${profileSec} s at ${settings.connections} connections`);
   // Only the samples taken under load count: start-up and logins are left out.
   const fromUs = monotonicUs();
+  const gcFrom = traceGc ? logSize(library.logFile) : 0;
   const load = await runLoad({ url: `${library.url}/api/items`, connections: settings.connections, durationSec: profileSec, cookieFile, tool });
   const window = { fromUs, toUs: monotonicUs() };
+  const gc = traceGc ? gcRows(`library under the profiler, p99 ${load.p99Ms.toFixed(2)} ms`, gcPauses(library.logFile, gcFrom, profileSec), profileSec) : undefined;
   await library.stop();
+  const ceilingGc = traceGc ? await ceilingGcPauses(upstream) : undefined;
   const file = readdirSync(dir).map((f) => join(dir, f)).sort((a, b) => statSync(b).size - statSync(a).size)[0] as string;
   const loaded = readProfile(file, window);
   const { totalMs, top } = topSelfTime(loaded, 30);
@@ -829,6 +860,19 @@ async function profile(upstream: ServerProcess, port: number): Promise<void> {
   const callers = top.filter((t) => !t.name.startsWith('(')).slice(0, 12)
     .map((t) => `${t.name} (${t.percent.toFixed(1)}%)\n${topCallers(loaded, t.name).map((c) => `    ${c.percent.toFixed(1)}%  < ${c.chain}`).join('\n')}`);
   process.stdout.write(`\n${Math.round(load.rps)} req/s under the profiler (p50 ${load.p50Ms.toFixed(2)} ms); profile ${file} (${(totalMs / 1000).toFixed(1)} s under load)\n\n${table(areas)}\n\n${table(rows)}\n\nwho calls the top functions:\n${callers.join('\n')}\n`);
+  if (gc && ceilingGc) process.stdout.write(`\n${table(gc)}\n\n${table(ceilingGc)}\n`);
+}
+
+/** The ceiling's GC pauses under the profile's load (without a profiler: it has nothing of its own to profile). */
+async function ceilingGcPauses(upstream: ServerProcess): Promise<string[][]> {
+  const ceiling = await start('ceiling', 'bench/servers/ceiling.ts', { PORT: String(await freePort()), UPSTREAM_API_URL: upstream.url }, { nodeArgs: ['--trace-gc'] });
+  const url = `${ceiling.url}/api/items`;
+  await runLoad({ url, connections: settings.connections, durationSec: 3, tool });
+  const from = logSize(ceiling.logFile);
+  const load = await runLoad({ url, connections: settings.connections, durationSec: profileSec, tool });
+  const rows = gcRows(`ceiling, p99 ${load.p99Ms.toFixed(2)} ms`, gcPauses(ceiling.logFile, from, profileSec), profileSec);
+  await ceiling.stop();
+  return rows;
 }
 
 let exitCode = 0;

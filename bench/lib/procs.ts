@@ -57,7 +57,10 @@ export interface StartOptions {
   core?: number;
   nodeArgs?: string[];
   logDir: string;
-  /** A path answering once the server is up (any HTTP status counts). Default `/`. */
+  /**
+   * A path answering once the server is up (any HTTP status below 500 counts: the example answers 503 while it
+   * starts, before the BFF is attached). Default `/`.
+   */
   readyPath?: string;
   /**
    * What the ready path must answer, for servers started on a port chosen beforehand: another process on the
@@ -89,6 +92,7 @@ export async function startServer(options: StartOptions): Promise<ServerProcess>
     try {
       const res = await fetch(`${url}${options.readyPath ?? '/'}`, { signal: AbortSignal.timeout(1_000) });
       const body = await res.text();
+      if (res.status >= 500) throw new Error(`${options.name} is still starting (${res.status})`);
       if (options.readyBody === undefined || options.readyBody(body)) break;
       throw new Error(`${url}${options.readyPath ?? '/'} is not ${options.name} yet`);
     } catch {

@@ -2,7 +2,8 @@
  * This library in Redis mode: `app.use(createBff({...}))`, the same env contract as example/start.ts
  * (PORT, BASE_URL, ISSUER_URL, CLIENT_ID, CLIENT_SECRET, AUDIENCE, UPSTREAM_API_URL, REDIS_URL, SESSION_SECRET).
  * The bench uses it while example/start.ts does not exist, and always for the storm and memory runs, where
- * BENCH_ADMIN=1 adds bench-only routes under /__bench (a movable clock, refresh timings, events, heap after GC).
+ * BENCH_ADMIN=1 adds bench-only routes under /__bench (a movable clock, refresh timings, heap after GC, and with
+ * BENCH_EVENTS=1 the BFF's events).
  * BENCH_REDIS_PREFIX sets the Redis key prefix; DPOP_PRIVATE_KEY (a private JWK as JSON) turns DPoP on, as in the example.
  * BENCH_ENTRY picks how the BFF meets the app: `use` (default) `app.use(bff)` and `app.listen`; `wrap`
  * `http.createServer(bff.wrap(app))`, where the BFF answers its routes and API calls before Express runs.
@@ -59,12 +60,15 @@ if (admin) {
   });
   // Exchange durations (ms) seen since the last call.
   app.post('/__bench/refreshes', (_req, res) => void res.json({ durationsMs: refreshes.splice(0) }));
-  // The BFF's events since the last call, each with the time it was emitted (for the soak's accounting).
-  const events: Array<Record<string, unknown>> = [];
-  for (const name of ['login', 'refresh', 'refresh_failed', 'logout', 'revocation_failed'] as const) {
-    bff.events.on(name, (payload: object) => void events.push({ name, at: Date.now(), ...payload }));
+  // With BENCH_EVENTS=1 (the soak), the BFF's events since the last call, each with the time it was emitted (for
+  // the soak's accounting). Off otherwise: kept until asked for, they would be counted as the BFF's heap.
+  if (process.env.BENCH_EVENTS === '1') {
+    const events: Array<Record<string, unknown>> = [];
+    for (const name of ['login', 'refresh', 'refresh_failed', 'logout', 'revocation_failed'] as const) {
+      bff.events.on(name, (payload: object) => void events.push({ name, at: Date.now(), ...payload }));
+    }
+    app.post('/__bench/events', (_req, res) => void res.json({ events: events.splice(0) }));
   }
-  app.post('/__bench/events', (_req, res) => void res.json({ events: events.splice(0) }));
   app.get('/__bench/heap', async (_req, res) => {
     const gc = (globalThis as { gc?: () => void }).gc;
     // Between collections, let finalization callbacks run: AbortSignal.timeout() keeps its timer alive in a

@@ -99,7 +99,7 @@ export async function runSoak(settings: SoakSettings): Promise<SoakResult> {
         name: `soak-bff-${i + 1}`, script: 'bench/servers/lib-bff.ts', port, logDir, nodeArgs: ['--expose-gc'], readyPath: '/__bench/ping', readyBody: (b) => b === 'pong',
         env: {
           BASE_URL: `http://127.0.0.1:${port}`, ISSUER_URL: issuer, CLIENT_ID, CLIENT_SECRET: clientSecret, AUDIENCE,
-          UPSTREAM_API_URL: upstream.url, REDIS_URL: settings.redisUrl, SESSION_SECRET: sessionSecret, BENCH_REDIS_PREFIX: prefix, BENCH_ADMIN: '1',
+          UPSTREAM_API_URL: upstream.url, REDIS_URL: settings.redisUrl, SESSION_SECRET: sessionSecret, BENCH_REDIS_PREFIX: prefix, BENCH_ADMIN: '1', BENCH_EVENTS: '1',
         },
       });
       servers.push(server);

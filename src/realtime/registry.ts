@@ -58,11 +58,18 @@ export class SessionConnections implements StreamTracker {
   private readonly digestById = new Map<string, string>();
   /** Digests of sessions that ended lately, with when (monotonic ms), oldest first. */
   private readonly ended = new Map<string, number>();
+  /** Forgets ended sessions once they are old enough, also when no other session ends after them. */
+  private pruneTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly onFirst: () => void) {}
 
   get size(): number {
     return this.byDigest.size;
+  }
+
+  /** How many ended sessions are remembered now. */
+  get endedRemembered(): number {
+    return this.ended.size;
   }
 
   sessions(): IterableIterator<WatchedSession> {
@@ -100,10 +107,7 @@ export class SessionConnections implements StreamTracker {
   /** The sessions ended: closes their connections with 4401, and refuses new ones for a while. */
   end(digests: Iterable<string>): void {
     const now = performance.now();
-    for (const [digest, at] of this.ended) {
-      if (now - at < REMEMBER_ENDED_MS && this.ended.size < REMEMBER_ENDED_MAX) break;
-      this.ended.delete(digest);
-    }
+    this.prune(now);
     for (const digest of digests) {
       this.ended.delete(digest);
       this.ended.set(digest, now);
@@ -112,6 +116,27 @@ export class SessionConnections implements StreamTracker {
       this.forget(watched);
       for (const member of watched.members) member.close(WebSocketCloseCode.SESSION_ENDED, 'session_ended');
     }
+    this.schedulePrune();
+  }
+
+  private prune(now: number): void {
+    for (const [digest, at] of this.ended) {
+      if (now - at < REMEMBER_ENDED_MS && this.ended.size < REMEMBER_ENDED_MAX) break;
+      this.ended.delete(digest);
+    }
+  }
+
+  /** After the oldest remembered end is old enough (a second later, so that ends close together go at once). */
+  private schedulePrune(): void {
+    if (this.pruneTimer !== undefined) return;
+    const oldest = this.ended.values().next();
+    if (oldest.done) return;
+    this.pruneTimer = setTimeout(() => {
+      this.pruneTimer = undefined;
+      this.prune(performance.now());
+      this.schedulePrune();
+    }, Math.max(0, oldest.value + REMEMBER_ENDED_MS - performance.now()) + 1_000);
+    this.pruneTimer.unref();
   }
 
   /** Closes every connection (the BFF is shutting down). */
@@ -119,6 +144,8 @@ export class SessionConnections implements StreamTracker {
     const all = [...this.byDigest.values()];
     this.byDigest.clear();
     this.digestById.clear();
+    clearTimeout(this.pruneTimer);
+    this.pruneTimer = undefined;
     for (const watched of all) for (const member of watched.members) member.close(code, reason);
   }
 
