@@ -159,7 +159,7 @@ export class ApiProxy {
    * either (by the API's token policy) the call is not tracked, or goes without a token.
    */
   private forward(req: ServerRequest, res: ServerResponse, path: string, session: LoadedSession | undefined, entry: AccessTokenEntry | undefined, hasBody: boolean, mayRetry: boolean, resend: number, settle: (outcome: ForwardOutcome, status: number) => void, nonceRetry = true): void {
-    const headers = upstreamRequestHeaders(req, entry?.token, this.forwarded);
+    const headers = upstreamRequestHeaders(req, entry, this.forwarded);
     // A bound token (the token manager hands out only tokens of this key) goes with a fresh proof.
     const proofs = entry?.jkt === undefined ? undefined : this.proofs;
     if (proofs !== undefined) proofs.authorize(headers, req.method, path, entry!);

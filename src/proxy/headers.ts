@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { AccessTokenEntry } from '../session/record.js';
 import { clientAddress } from './client-address.js';
 
 /** RFC 9110 7.6.1 hop-by-hop headers, plus what a proxy must never pass on from the browser. */
@@ -20,7 +21,7 @@ const DROP_RESPONSE = new Set([
  * The headers the upstream gets: the browser's own minus cookies, credentials and hop-by-hop headers, plus the
  * access token (none for an API called without one) and X-Forwarded-* describing the BFF's public origin.
  */
-export function upstreamRequestHeaders(req: IncomingMessage, accessToken: string | undefined, forwarded: { proto: string; host: string; prefix: string }): Record<string, string | string[]> {
+export function upstreamRequestHeaders(req: IncomingMessage, accessToken: AccessTokenEntry | undefined, forwarded: { proto: string; host: string; prefix: string }): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   const source = req.headers;
   const named = connectionTokens(source.connection);
@@ -29,12 +30,27 @@ export function upstreamRequestHeaders(req: IncomingMessage, accessToken: string
     const value = source[name];
     if (value !== undefined) out[name] = value;
   }
-  if (accessToken !== undefined) out.authorization = `Bearer ${accessToken}`;
+  if (accessToken !== undefined) out.authorization = bearer(accessToken);
   out['x-forwarded-for'] = clientAddress(req) ?? 'unknown';
   out['x-forwarded-proto'] = forwarded.proto;
   out['x-forwarded-host'] = forwarded.host;
   out['x-forwarded-prefix'] = forwarded.prefix;
   return out;
+}
+
+/**
+ * `Bearer <token>`, made once per token entry: the entry of a session's token is the same object from call to call
+ * (src/session/view-memo.ts), and undici checks every byte of a header value, which a value joined anew per call
+ * would first have to be copied flat for.
+ */
+const bearers = new WeakMap<AccessTokenEntry, string>();
+function bearer(entry: AccessTokenEntry): string {
+  let value = bearers.get(entry);
+  if (value === undefined) {
+    value = `Bearer ${entry.token}`;
+    bearers.set(entry, value);
+  }
+  return value;
 }
 
 /** The upstream's response headers minus hop-by-hop ones (the BFF frames the response to the browser itself). */

@@ -138,7 +138,7 @@ export class UpgradeHandler {
 
   private async upstream(api: Api, req: IncomingMessage, path: string, entry: AccessTokenEntry, connection: Connection): Promise<UpstreamAnswer> {
     // The browser's headers minus cookies, credentials and hop-by-hop ones (Sec-WebSocket-* and Origin pass on).
-    const headers = upstreamRequestHeaders(req, entry.token, { ...this.forwarded, prefix: api.mount });
+    const headers = upstreamRequestHeaders(req, entry, { ...this.forwarded, prefix: api.mount });
     headers.connection = 'Upgrade';
     headers.upgrade = 'websocket';
     // A bound token goes with a proof for the handshake's GET (htu: the upstream's http(s) URL).
