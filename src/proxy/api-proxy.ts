@@ -12,6 +12,7 @@ import { sessionRef, type LoadedSession, type Sessions } from '../session/sessio
 import type { ProxyTelemetry } from '../telemetry/proxy-call.js';
 import type { ClientTokens } from '../tokens/client-tokens.js';
 import type { TokenManager } from '../tokens/token-manager.js';
+import { AnswerDeadlines } from './answer-deadlines.js';
 import { ForwardHandler, type ForwardOutcome } from './forward.js';
 import { upstreamRequestHeaders } from './headers.js';
 import { targetPath } from './target-path.js';
@@ -38,6 +39,7 @@ export class ApiProxy {
   /** With DPoP: the proofs of this API's calls. */
   private readonly proofs: UpstreamProofs | undefined;
   private readonly plan: TokenPlan;
+  private readonly deadlines: AnswerDeadlines | undefined;
 
   constructor(
     private readonly api: Api,
@@ -52,10 +54,14 @@ export class ApiProxy {
     private readonly telemetry: ProxyTelemetry | undefined,
     dpop?: DPoP,
   ) {
+    // The wait for headers kept apart from the pool (see AnswerDeadlines) whenever the body's limit is not shorter:
+    // the pool then runs one timer per connection with the body's delay, which bounds the headers too, later.
+    const separate = api.bodyTimeoutMs === 0 || api.bodyTimeoutMs >= api.timeoutMs;
+    this.deadlines = separate ? new AnswerDeadlines(api.timeoutMs) : undefined;
     this.pool = new Pool(api.upstream.origin, {
       connections: 128,
       keepAliveTimeout: 30_000,
-      headersTimeout: api.timeoutMs,
+      headersTimeout: separate ? api.bodyTimeoutMs : api.timeoutMs,
       bodyTimeout: api.bodyTimeoutMs,
       connectTimeout: Math.min(api.timeoutMs, 10_000),
     });
@@ -185,7 +191,7 @@ export class ApiProxy {
           // An event stream (EventSource asks for one) may be quiet for as long as it likes, unless configured otherwise.
           bodyTimeout: req.headers.accept?.includes('text/event-stream') ? this.api.eventStreamTimeoutMs : null,
         },
-        new ForwardHandler(res, mayRetry, finish, this.streams, session, this.api.audience, proofs?.rememberNonce),
+        new ForwardHandler(res, mayRetry, finish, this.streams, session, this.api.audience, proofs?.rememberNonce, this.deadlines),
       );
     } catch (error) {
       done({ kind: 'failed', error: error as Error }, 0);
@@ -210,6 +216,7 @@ export class ApiProxy {
   }
 
   close(): Promise<void> {
+    // The deadlines' timer stays: calls still in flight keep their limit while the pool waits for them.
     return this.pool.close();
   }
 }

@@ -1,8 +1,9 @@
 import type { ServerResponse } from 'node:http';
-import type { Dispatcher } from 'undici';
+import { errors as undiciErrors, type Dispatcher } from 'undici';
 import type { StreamTracker, Tracked } from '../realtime/registry.js';
 import type { LoadedSession } from '../session/sessions.js';
 import { demandsNonce } from '../dpop/challenge.js';
+import type { AnswerDeadlines, WaitingCall } from './answer-deadlines.js';
 import { browserResponseHeaders } from './headers.js';
 
 /** How one upstream exchange ended. */
@@ -25,7 +26,7 @@ export type ForwardOutcome =
  * Streams one upstream answer straight into the browser's response, with backpressure both ways: undici's
  * low-level dispatch API, without a Readable per answer, a pipeline, or an AbortController per request.
  */
-export class ForwardHandler implements Dispatcher.DispatchHandler {
+export class ForwardHandler implements Dispatcher.DispatchHandler, WaitingCall {
   private controller: Dispatcher.DispatchController | undefined;
   private started = false;
   private retrying: 'invalid_token' | 'use_dpop_nonce' | undefined;
@@ -35,10 +36,17 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   private ended = false;
   /** This handler ended the upstream request because the browser went away. */
   private browserGone = false;
+  /** The wait for the answer ended before the request was sent: it is aborted as soon as it starts. */
+  private late = false;
   /** A long response, registered to end with its session. */
   private tracked: Tracked | undefined;
   /** The upstream's status, once its answer began (0 before). */
   private status = 0;
+  /** With `deadlines`: this call's place in its API's wait for answers (see AnswerDeadlines). */
+  waitDeadline = 0;
+  waitPrev: WaitingCall | undefined = undefined;
+  waitNext: WaitingCall | undefined = undefined;
+  waiting = false;
 
   constructor(
     private readonly res: ServerResponse,
@@ -50,19 +58,30 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     private readonly audience = '',
     /** With a DPoP-bound token: takes the upstream's `DPoP-Nonce` from any answer. */
     private readonly rememberNonce?: (nonce: string) => void,
+    /** Where the wait for the answer to begin is bounded, when the pool does not bound it itself. */
+    private readonly deadlines?: AnswerDeadlines,
   ) {
     res.once('close', this.onClientClose);
+    deadlines?.enter(this);
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
-    // Gone while the request waited (for a session read, an exchange, a free connection).
+    // Gone while the request waited (for a session read, an exchange, a free connection), or waited too long.
     if (this.res.destroyed) this.abortForBrowser(controller);
+    else if (this.late) controller.abort(answerTimeout());
+  }
+
+  /** The upstream did not begin to answer within the API's `timeout`: the same failure as undici's own headers timeout. */
+  answerLate(): void {
+    if (this.controller === undefined) this.late = true;
+    else if (!this.controller.aborted) this.controller.abort(answerTimeout());
   }
 
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
     // Interim answers (100, 102, 103 Early Hints) are not the response: writing one would end the real one.
     if (statusCode < 200) return;
+    this.deadlines?.leave(this);
     this.status = statusCode;
     if (this.rememberNonce !== undefined) {
       const nonce = headers['dpop-nonce'];
@@ -124,6 +143,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   private finish(outcome: ForwardOutcome): void {
     if (this.settled) return;
     this.settled = true;
+    this.deadlines?.leave(this);
     this.res.off('close', this.onClientClose);
     this.tracked?.remove();
     this.settle(outcome, this.status);
@@ -159,3 +179,5 @@ export function invalidToken(header: string | string[] | undefined): boolean {
   const value = Array.isArray(header) ? header.join(', ') : header;
   return /^\s*(?:bearer|dpop)\b/i.test(value) && /error\s*=\s*"?invalid_token"?/i.test(value);
 }
+
+const answerTimeout = (): Error => new undiciErrors.HeadersTimeoutError('The upstream did not begin to answer in time');
