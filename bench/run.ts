@@ -5,6 +5,8 @@
  *   npm run bench -- --smoke      seconds, for CI (also BENCH_SMOKE=1): writes bench/results/smoke.json
  *   npm run bench -- --quick      direct, ceiling, plain proxy and library (example, app.use() form, DPoP) throughput only (a few minutes), nothing written
  *   npm run bench -- --profile    CPU profile of the library contestant under load, top self-time functions
+ *   npm run bench -- --ab         the example of the working tree against the example at BENCH_AB_REF (default HEAD),
+ *                                 side by side with the ceiling, alternating rounds, and loaded at the same time
  *   npm run bench -- --memory     the memory run alone (BENCH_MEMORY_SESSIONS, default 10,000; BENCH_HEAP_SNAPSHOTS=<dir>
  *                                 writes heap snapshots at the baseline, with the sessions live and after they ended)
  *
@@ -21,7 +23,7 @@
  * (only @opentelemetry/api, as always), and loads the two head to head.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
@@ -39,16 +41,20 @@ import { measureSessionEnd, measureWsThroughput, sessionEndRows, wsThroughputRow
 
 // ---------------------------------------------------------------------------------------------------- settings
 const argv = process.argv.slice(2);
-const mode: 'full' | 'smoke' | 'profile' | 'quick' | 'memory' = argv.includes('--profile')
+const mode: 'full' | 'smoke' | 'profile' | 'quick' | 'memory' | 'ab' = argv.includes('--profile')
   ? 'profile'
   : argv.includes('--quick') ? 'quick'
   : argv.includes('--memory') ? 'memory'
+  : argv.includes('--ab') ? 'ab'
   : argv.includes('--smoke') || process.env.BENCH_SMOKE === '1' ? 'smoke' : 'full';
 // --quick: direct, the plain proxy and the library only, no storms or memory, nothing written: for iterating on the hot path.
 const settings = mode === 'quick'
   ? { rounds: 4, headToHeadRepeats: 3, warmupSec: 3, loadSec: 4, unloadedSec: 2, connections: 32, sessions: Number(process.env.BENCH_QUICK_SESSIONS ?? 1), memorySessions: 0, storms: [], stormRepeats: 0, memoryLoginBudgetMs: 0, memorySettleMs: 0 }
   : mode === 'smoke'
   ? { rounds: 1, headToHeadRepeats: 1, warmupSec: 1, loadSec: 1, unloadedSec: 1, connections: 32, sessions: 20, memorySessions: 40, storms: [1, 20, 200], stormRepeats: 1, memoryLoginBudgetMs: 15_000, memorySettleMs: 1_000 }
+  // --ab: the example of the working tree against the example of BENCH_AB_REF (default HEAD), with the ceiling.
+  : mode === 'ab'
+  ? { rounds: 7, headToHeadRepeats: 5, warmupSec: 3, loadSec: 4, unloadedSec: 2, connections: 32, sessions: 1, memorySessions: 0, storms: [], stormRepeats: 0, memoryLoginBudgetMs: 0, memorySettleMs: 0 }
   // --memory: only the memory run, of BENCH_MEMORY_SESSIONS sessions (10,000 as in a full run); with
   // BENCH_HEAP_SNAPSHOTS=<dir>, heap snapshots at the baseline, with the sessions live, and after they ended.
   : mode === 'memory'
@@ -56,7 +62,7 @@ const settings = mode === 'quick'
   : { rounds: 7, headToHeadRepeats: 7, warmupSec: 5, loadSec: 5, unloadedSec: 3, connections: 32, sessions: 1000, memorySessions: 10_000, storms: [1, 20, 200], stormRepeats: 7, memoryLoginBudgetMs: 300_000, memorySettleMs: 65_000 };
 const profileSec = 15;
 // WebSockets: echo throughput rounds (direct and through the BFF alternate), and logout-to-close repeats.
-const wsSettings = mode === 'quick' || mode === 'memory'
+const wsSettings = mode === 'quick' || mode === 'memory' || mode === 'ab'
   ? { rounds: 3, seconds: 3, sizes: [128, 16_384], connections: 4, inFlight: 32, sessionEndRepeats: 0, sessionEndSockets: 0 }
   : mode === 'smoke'
   ? { rounds: 1, seconds: 1, sizes: [128, 16_384], connections: 4, inFlight: 32, sessionEndRepeats: 1, sessionEndSockets: 20 }
@@ -673,6 +679,7 @@ async function main(): Promise<void> {
 
   const upstream = await start('upstream', 'bench/servers/upstream.ts', { PORT: String(ports.upstream) });
   if (mode === 'profile') return profile(upstream, ports.library);
+  if (mode === 'ab') return compareWithRef(upstream, ports);
   if (mode === 'memory') {
     const memory = await measureMemory(upstream.url, ports.memory, `${PREFIX}naive:`);
     process.stdout.write(`\n${table(memoryRows(memory))}\n`);
@@ -796,6 +803,51 @@ async function main(): Promise<void> {
       '',
       markdownTable(targetTable),
     ].join('\n'));
+  }
+}
+
+/**
+ * `--ab`: the example as the working tree has it, against the same example at another commit (a git worktree of
+ * BENCH_AB_REF, default HEAD, sharing this checkout's node_modules), side by side in one run: the way to tell
+ * whether a change to the hot path helps, on a machine whose speed moves more from run to run than most changes
+ * do. Rounds alternate between them (with the ceiling, the plain proxy and the upstream alone), and the two are
+ * also loaded at the same time, which compares their CPU per request under exactly the same conditions.
+ */
+async function compareWithRef(upstream: ServerProcess, ports: { ceiling: number; plain: number; library: number; libraryUse: number }): Promise<void> {
+  const ref = process.env.BENCH_AB_REF ?? 'HEAD';
+  const commit = spawnSync('git', ['rev-parse', '--short', ref], { cwd: ROOT, encoding: 'utf8' }).stdout.trim();
+  if (!commit) throw new Error(`BENCH_AB_REF ${ref} is not a commit here`);
+  const tree = mkdtempSync(join(tmpdir(), 'express-ort-bff-ab-'));
+  const git = (...args: string[]) => {
+    const result = spawnSync('git', args, { cwd: ROOT, encoding: 'utf8' });
+    if (result.status !== 0) throw new Error(`git ${args.join(' ')}: ${result.stderr}`);
+  };
+  git('worktree', 'add', '--detach', tree, commit);
+  try {
+    symlinkSync(join(ROOT, 'node_modules'), join(tree, 'node_modules'), 'dir');
+    const [ceiling, plain, library, before] = await Promise.all([
+      start('ceiling', 'bench/servers/ceiling.ts', { PORT: String(ports.ceiling), UPSTREAM_API_URL: upstream.url }),
+      start('plain-proxy', 'bench/servers/plain-proxy.ts', { PORT: String(ports.plain), UPSTREAM_API_URL: upstream.url }),
+      start('library', libraryScript, libraryEnv(ports.library, upstream.url, `${PREFIX}lib:`)),
+      start(`library-${commit}`, join(tree, libraryScript), libraryEnv(ports.libraryUse, upstream.url, `${PREFIX}ref:`)),
+    ]);
+    const [cookie] = await loginMany(library.url, ['u0'], 1);
+    const [refCookie] = await loginMany(before.url, ['u0'], 1);
+    await expectOk(`${library.url}/api/items`, cookie);
+    await expectOk(`${before.url}/api/items`, refCookie);
+    const contestants: Contestant[] = [
+      { key: 'direct', label: 'direct to upstream (the limit)', url: `${upstream.url}/items`, pid: upstream.pid },
+      { key: 'ceiling', label: 'ceiling: bare node:http + undici, static token', url: `${ceiling.url}/api/items`, pid: ceiling.pid },
+      { key: 'plainProxy', label: 'express + http-proxy-middleware, static token (keep-alive agent)', url: `${plain.url}/api/items`, pid: plain.pid },
+      { key: 'library', label: `${libraryScript}, working tree`, url: `${library.url}/api/items`, cookieFile: writeCookieFile('library', [cookie as string]), pid: library.pid },
+      { key: 'libraryRef', label: `${libraryScript} at ${commit}`, url: `${before.url}/api/items`, cookieFile: writeCookieFile('library-ref', [refCookie as string]), pid: before.pid },
+    ];
+    const results = await measureContestants(contestants);
+    const h2h = await headToHead(contestantByKey(contestants, 'library'), contestantByKey(contestants, 'libraryRef'));
+    await Promise.all([ceiling.stop(), plain.stop(), library.stop(), before.stop()]);
+    process.stdout.write(`\n${table(contestantRows(results))}\n\n${table(headToHeadRows(h2h))}\n`);
+  } finally {
+    git('worktree', 'remove', '--force', tree);
   }
 }
 
