@@ -2,12 +2,16 @@
  * Contestant "ceiling": the least any proxy adding a token can do. A bare node:http server (no Express, no
  * session, no checks) forwards `/api/*` through undici's dispatch API with a static Authorization header and
  * streams the answer back. It is the reference the library is measured against: as fast as a proxy reasonably
- * gets on this stack, so it must stay well written, never a straw man. Env: PORT, UPSTREAM_API_URL.
+ * gets on this stack, so it must stay well written, never a straw man. Env: PORT, UPSTREAM_API_URL,
+ * CEILING_TOKEN_BYTES (optional).
  */
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Pool, type Dispatcher } from 'undici';
 
-const AUTHORIZATION = 'Bearer static-bench-token';
+// CEILING_TOKEN_BYTES: a static token of that many bytes instead (a real access token is about 900), to measure
+// what a token's size costs a proxy (`BENCHMARKS.md`, "What is left").
+const tokenBytes = Number(process.env.CEILING_TOKEN_BYTES ?? 0);
+const AUTHORIZATION = `Bearer ${tokenBytes > 0 ? 'x'.repeat(tokenBytes) : 'static-bench-token'}`;
 const MOUNT = '/api';
 // The same upstream pool settings as the library's, so the two differ only in what runs per request.
 const pool = new Pool(process.env.UPSTREAM_API_URL as string, { connections: 128, keepAliveTimeout: 30_000 });
