@@ -722,9 +722,7 @@ async function main(): Promise<void> {
   const libraryLabel = useExample ? 'this library (example BFF, Redis)' : 'this library (Redis)';
 
   const contestants: Contestant[] = [
-    { key: 'direct', label: 'direct to upstream (the limit)', url: `${upstream.url}/items`, pid: upstream.pid },
-    { key: 'ceiling', label: 'ceiling: bare node:http + undici, static token', url: `${ceiling.url}/api/items`, pid: ceiling.pid },
-    { key: 'plainProxy', label: 'express + http-proxy-middleware, static token (keep-alive agent)', url: `${plain.url}/api/items`, pid: plain.pid },
+    ...references(upstream, ceiling, plain),
     { key: 'plainProxyDefaults', label: 'the same with hpm defaults (Connection: close upstream)', url: `${plainDefault.url}/api/items`, pid: plainDefault.pid },
     { key: 'naiveBff', label: 'naive BFF (express-session + connect-redis + hpm keep-alive)', url: `${naive.url}/api/items`, cookieFile: writeCookieFile('naive', [naiveCookie]), pid: naive.pid },
     { key: 'library', label: `${libraryLabel}, 1 session`, url: `${library.url}/api/items`, cookieFile: writeCookieFile('library', libCookies.slice(0, 1)), pid: library.pid },
@@ -806,6 +804,15 @@ async function main(): Promise<void> {
   }
 }
 
+/** What every contestant is measured against: the upstream alone, the ceiling and the plain express proxy. */
+function references(upstream: ServerProcess, ceiling: ServerProcess, plain: ServerProcess): Contestant[] {
+  return [
+    { key: 'direct', label: 'direct to upstream (the limit)', url: `${upstream.url}/items`, pid: upstream.pid },
+    { key: 'ceiling', label: 'ceiling: bare node:http + undici, static token', url: `${ceiling.url}/api/items`, pid: ceiling.pid },
+    { key: 'plainProxy', label: 'express + http-proxy-middleware, static token (keep-alive agent)', url: `${plain.url}/api/items`, pid: plain.pid },
+  ];
+}
+
 /**
  * `--ab`: the example as the working tree has it, against the same example at another commit (a git worktree of
  * BENCH_AB_REF, default HEAD, sharing this checkout's node_modules), side by side in one run: the way to tell
@@ -836,9 +843,7 @@ async function compareWithRef(upstream: ServerProcess, ports: { ceiling: number;
     await expectOk(`${library.url}/api/items`, cookie);
     await expectOk(`${before.url}/api/items`, refCookie);
     const contestants: Contestant[] = [
-      { key: 'direct', label: 'direct to upstream (the limit)', url: `${upstream.url}/items`, pid: upstream.pid },
-      { key: 'ceiling', label: 'ceiling: bare node:http + undici, static token', url: `${ceiling.url}/api/items`, pid: ceiling.pid },
-      { key: 'plainProxy', label: 'express + http-proxy-middleware, static token (keep-alive agent)', url: `${plain.url}/api/items`, pid: plain.pid },
+      ...references(upstream, ceiling, plain),
       { key: 'library', label: `${libraryScript}, working tree`, url: `${library.url}/api/items`, cookieFile: writeCookieFile('library', [cookie as string]), pid: library.pid },
       { key: 'libraryRef', label: `${libraryScript} at ${commit}`, url: `${before.url}/api/items`, cookieFile: writeCookieFile('library-ref', [refCookie as string]), pid: before.pid },
     ];
