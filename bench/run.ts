@@ -7,6 +7,7 @@
  *   npm run bench -- --profile    CPU profile of the library contestant under load, top self-time functions
  *   npm run bench -- --ab         the example of the working tree against the example at BENCH_AB_REF (default HEAD),
  *                                 side by side with the ceiling, alternating rounds, and loaded at the same time
+ *   npm run bench -- --gc         the example and the ceiling under --trace-gc, alternating rounds: p99 and GC pauses
  *   npm run bench -- --memory     the memory run alone (BENCH_MEMORY_SESSIONS, default 10,000; BENCH_HEAP_SNAPSHOTS=<dir>
  *                                 writes heap snapshots at the baseline, with the sessions live and after they ended)
  *
@@ -31,7 +32,7 @@ import { Pool } from 'undici';
 import { createClient } from 'redis';
 import { startLocalAuth0, type LocalAuth0 } from '../src/local-auth0/index.js';
 import { runLoad, wrkAvailable, type LoadResult, type LoadTool } from './lib/load.js';
-import { gcPauses, gcRows, logSize } from './lib/gc-trace.js';
+import { gcPauseLists, gcPauses, gcRows, logSize, summarize } from './lib/gc-trace.js';
 import { loginThroughEmulator, mapLimit } from './lib/login.js';
 import { startOtlpSink, type OtlpSink } from './lib/otlp-sink.js';
 import { ROOT, canPin, cpuMsOf, freePort, startServer, type ServerProcess } from './lib/procs.js';
@@ -41,8 +42,9 @@ import { measureSessionEnd, measureWsThroughput, sessionEndRows, wsThroughputRow
 
 // ---------------------------------------------------------------------------------------------------- settings
 const argv = process.argv.slice(2);
-const mode: 'full' | 'smoke' | 'profile' | 'quick' | 'memory' | 'ab' = argv.includes('--profile')
+const mode: 'full' | 'smoke' | 'profile' | 'quick' | 'memory' | 'ab' | 'gc' = argv.includes('--profile')
   ? 'profile'
+  : argv.includes('--gc') ? 'gc'
   : argv.includes('--quick') ? 'quick'
   : argv.includes('--memory') ? 'memory'
   : argv.includes('--ab') ? 'ab'
@@ -53,7 +55,7 @@ const settings = mode === 'quick'
   : mode === 'smoke'
   ? { rounds: 1, headToHeadRepeats: 1, warmupSec: 1, loadSec: 1, unloadedSec: 1, connections: 32, sessions: 20, memorySessions: 40, storms: [1, 20, 200], stormRepeats: 1, memoryLoginBudgetMs: 15_000, memorySettleMs: 1_000 }
   // --ab: the example of the working tree against the example of BENCH_AB_REF (default HEAD), with the ceiling.
-  : mode === 'ab'
+  : mode === 'ab' || mode === 'gc'
   ? { rounds: 7, headToHeadRepeats: 5, warmupSec: 3, loadSec: 4, unloadedSec: 2, connections: 32, sessions: 1, memorySessions: 0, storms: [], stormRepeats: 0, memoryLoginBudgetMs: 0, memorySettleMs: 0 }
   // --memory: only the memory run, of BENCH_MEMORY_SESSIONS sessions (10,000 as in a full run); with
   // BENCH_HEAP_SNAPSHOTS=<dir>, heap snapshots at the baseline, with the sessions live, and after they ended.
@@ -62,7 +64,7 @@ const settings = mode === 'quick'
   : { rounds: 7, headToHeadRepeats: 7, warmupSec: 5, loadSec: 5, unloadedSec: 3, connections: 32, sessions: 1000, memorySessions: 10_000, storms: [1, 20, 200], stormRepeats: 7, memoryLoginBudgetMs: 300_000, memorySettleMs: 65_000 };
 const profileSec = 15;
 // WebSockets: echo throughput rounds (direct and through the BFF alternate), and logout-to-close repeats.
-const wsSettings = mode === 'quick' || mode === 'memory' || mode === 'ab'
+const wsSettings = mode === 'quick' || mode === 'memory' || mode === 'ab' || mode === 'gc'
   ? { rounds: 3, seconds: 3, sizes: [128, 16_384], connections: 4, inFlight: 32, sessionEndRepeats: 0, sessionEndSockets: 0 }
   : mode === 'smoke'
   ? { rounds: 1, seconds: 1, sizes: [128, 16_384], connections: 4, inFlight: 32, sessionEndRepeats: 1, sessionEndSockets: 20 }
@@ -680,6 +682,7 @@ async function main(): Promise<void> {
   const upstream = await start('upstream', 'bench/servers/upstream.ts', { PORT: String(ports.upstream) });
   if (mode === 'profile') return profile(upstream, ports.library);
   if (mode === 'ab') return compareWithRef(upstream, ports);
+  if (mode === 'gc') return compareGc(upstream, ports);
   if (mode === 'memory') {
     const memory = await measureMemory(upstream.url, ports.memory, `${PREFIX}naive:`);
     process.stdout.write(`\n${table(memoryRows(memory))}\n`);
@@ -930,6 +933,46 @@ async function ceilingGcPauses(upstream: ServerProcess): Promise<string[][]> {
   const rows = gcRows(`ceiling, p99 ${load.p99Ms.toFixed(2)} ms`, gcPauses(ceiling.logFile, from, profileSec), profileSec);
   await ceiling.stop();
   return rows;
+}
+
+/**
+ * `--gc`: what a p99 is often made of. The library (the example) and the ceiling, each under `node --trace-gc` and
+ * nothing else (no profiler, which allocates and slows the collector), loaded in alternating rounds as the other
+ * modes load them; per contestant the round-by-round p99 and the pauses of every kind of collection, over all rounds.
+ */
+async function compareGc(upstream: ServerProcess, ports: { ceiling: number; library: number }): Promise<void> {
+  const traced = { nodeArgs: ['--trace-gc'] };
+  const [ceiling, library] = await Promise.all([
+    start('ceiling', 'bench/servers/ceiling.ts', { PORT: String(ports.ceiling), UPSTREAM_API_URL: upstream.url }, traced),
+    // BENCH_GC_NODE_ARGS: more node options for the library's process, to try what changes its collections.
+    start('library', libraryScript, libraryEnv(ports.library, upstream.url, `${PREFIX}lib:`), { nodeArgs: [...traced.nodeArgs, ...(process.env.BENCH_GC_NODE_ARGS ?? '').split(' ').filter(Boolean)] }),
+  ]);
+  const [cookie] = await loginMany(library.url, ['u0'], 1);
+  await expectOk(`${library.url}/api/items`, cookie);
+  const contestants = [
+    { key: 'ceiling', server: ceiling, url: `${ceiling.url}/api/items`, cookieFile: undefined },
+    { key: 'library', server: library, url: `${library.url}/api/items`, cookieFile: writeCookieFile('library', [cookie as string]) },
+  ];
+  const seen = new Map(contestants.map((c) => [c.key, { p99s: [] as number[], rps: [] as number[], pauses: new Map<string, number[]>() }]));
+  for (const c of contestants) await runLoad({ url: c.url, connections: settings.connections, durationSec: settings.warmupSec, cookieFile: c.cookieFile, tool });
+  for (let r = 0; r < settings.rounds; r++) {
+    for (const c of r % 2 ? [...contestants].reverse() : contestants) {
+      const from = logSize(c.server.logFile);
+      const load = await runLoad({ url: c.url, connections: settings.connections, durationSec: settings.loadSec, cookieFile: c.cookieFile, tool });
+      const mine = seen.get(c.key)!;
+      mine.p99s.push(load.p99Ms);
+      mine.rps.push(load.rps);
+      for (const [kind, pauses] of gcPauseLists(c.server.logFile, from)) mine.pauses.set(kind, [...(mine.pauses.get(kind) ?? []), ...pauses]);
+      say(`round ${r + 1}/${settings.rounds} ${c.key.padEnd(8)} ${Math.round(load.rps)} req/s  p99 ${load.p99Ms.toFixed(2)} ms`);
+    }
+  }
+  await Promise.all([ceiling.stop(), library.stop()]);
+  const seconds = settings.rounds * settings.loadSec;
+  for (const c of contestants) {
+    const mine = seen.get(c.key)!;
+    const label = `${c.key}: ${Math.round(median(mine.rps))} req/s, p99 ${median(mine.p99s).toFixed(2)} ms (medians of ${settings.rounds} rounds)`;
+    process.stdout.write(`\n${table(gcRows(label, summarize(mine.pauses, seconds), seconds))}\n`);
+  }
 }
 
 let exitCode = 0;
