@@ -6,6 +6,8 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 
 export const ROOT = new URL('../../', import.meta.url).pathname;
+/** Imported by every server after tsx: source maps off, as in production (see the file). */
+const PRODUCTION_RUNTIME = join(ROOT, 'bench/lib/production-runtime.ts');
 
 /** Pinning needs taskset and two cores (servers on core 1, the load generator on core 0). */
 export const canPin = cpus().length >= 2 && spawnSync('taskset', ['-c', '0', 'true']).status === 0;
@@ -72,7 +74,7 @@ export interface StartOptions {
 export async function startServer(options: StartOptions): Promise<ServerProcess> {
   const logFile = join(options.logDir, `${options.name}.log`);
   const log = createWriteStream(logFile);
-  const [command, args] = pinned(options.core, process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', options.script]);
+  const [command, args] = pinned(options.core, process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', '--import', PRODUCTION_RUNTIME, options.script]);
   const child: ChildProcess = spawn(command, args, {
     cwd: ROOT,
     env: { ...process.env, NODE_ENV: 'production', ...options.env, PORT: String(options.port) },
