@@ -27,6 +27,27 @@ describe('the session cookie read on the API fast path', () => {
     expect(cookieValue('bff.tx=1; bff=2', 'bff')).toBe('2');
     expect(cookieValue('bff.tx=1', 'bff')).toBeUndefined();
     expect(cookieValue(' bff = 3 ', 'bff')).toBe('3');
+    expect(cookieValue('\tbff\t=4', 'bff')).toBe('4');
+    expect(cookieValue('bff x=5; bffx=6; bff', 'bff')).toBeUndefined();
+    expect(cookieValue('x=1;bff=;bff=7', 'bff')).toBe('');
+  });
+
+  it('reads a Cookie header the way splitting it on ";" and trimming each name would', () => {
+    // What the reader must agree with, on headers built from the characters that matter to it.
+    const reference = (header: string, name: string): string | undefined => {
+      for (const part of header.split(';')) {
+        const eq = part.indexOf('=');
+        if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+      }
+      return undefined;
+    };
+    const pieces = ['bff', 'b', 'x', '=', ';', ' ', '\t', '\u00a0', 'ff', '1', '%3D'];
+    let seed = 7;
+    const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % pieces.length;
+    for (let i = 0; i < 20_000; i++) {
+      const header = Array.from({ length: 1 + (i % 12) }, () => pieces[next()]).join('');
+      expect(cookieValue(header, 'bff'), JSON.stringify(header)).toBe(reference(header, 'bff'));
+    }
   });
 });
 
