@@ -973,6 +973,10 @@ async function compareGc(upstream: ServerProcess, ports: { ceiling: number; libr
     const label = `${c.key}: ${Math.round(median(mine.rps))} req/s, p99 ${median(mine.p99s).toFixed(2)} ms (medians of ${settings.rounds} rounds)`;
     process.stdout.write(`\n${table(gcRows(label, summarize(mine.pauses, seconds), seconds))}\n`);
   }
+  // The rounds ran in pairs, seconds apart: the ratio the ceiling target takes, round by round.
+  const [ceilingRuns, libraryRuns] = [seen.get('ceiling')!, seen.get('library')!];
+  const ratios = libraryRuns.p99s.map((p99, r) => p99 / (ceilingRuns.p99s[r] as number));
+  process.stdout.write(`\np99 library / ceiling, per round: ${ratios.map((x) => x.toFixed(2)).join(' ')}; median ${median(ratios).toFixed(2)}\n`);
 }
 
 let exitCode = 0;
