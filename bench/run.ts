@@ -893,7 +893,8 @@ async function profile(upstream: ServerProcess, port: number): Promise<void> {
   const dpop: Record<string, string> = process.env.BENCH_PROFILE_DPOP === '1'
     ? { DPOP_PRIVATE_KEY: JSON.stringify(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' })) }
     : {};
-  // BENCH_PROFILE_TRACE_GC=1: GC pauses under the same load, of the library and then of the ceiling.
+  // BENCH_PROFILE_TRACE_GC=1: GC pauses under the same load, of the library and then of the ceiling. The library's
+  // run under the profiler, which slows its collections: `--gc` compares the two without one.
   const traceGc = process.env.BENCH_PROFILE_TRACE_GC === '1';
   const library = await start('library', libraryScript, { ...libraryEnv(port, upstream.url, `${PREFIX}lib:`), ...dpop }, {
     nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`, ...traceGc ? ['--trace-gc'] : []],
