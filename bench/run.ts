@@ -22,6 +22,9 @@
  * BENCH_OTEL=1 with --quick adds the library with an OpenTelemetry SDK registered (the example's METRICS_PORT and
  * OTEL_EXPORTER_OTLP_ENDPOINT, every span exported to a stand-in collector) next to the library without one
  * (only @opentelemetry/api, as always), and loads the two head to head.
+ * Every server runs the JavaScript tsc compiles from src/, example/ and bench/servers/ (into
+ * node_modules/.cache/express-ort-bff-bench), with plain `node`, as a deployment runs the built package;
+ * BENCH_RUNTIME=tsx runs their TypeScript through tsx instead (source maps off), as the bench did before.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -35,6 +38,7 @@ import { runLoad, wrkAvailable, type LoadResult, type LoadTool } from './lib/loa
 import { gcPauseLists, gcPauses, gcRows, logSize, summarize } from './lib/gc-trace.js';
 import { loginThroughEmulator, mapLimit } from './lib/login.js';
 import { startOtlpSink, type OtlpSink } from './lib/otlp-sink.js';
+import { compile, type Runtime } from './lib/compiled.js';
 import { ROOT, canPin, cpuMsOf, freePort, startServer, type ServerProcess } from './lib/procs.js';
 import { monotonicUs, readProfile, selfTimeByArea, topCallers, topSelfTime } from './lib/profile.js';
 import { markdownTable, median, round, table } from './lib/stats.js';
@@ -85,6 +89,10 @@ const useExample = process.env.BENCH_LIBRARY_SERVER !== 'bench' && existsSync(jo
 const withOtel = process.env.BENCH_OTEL === '1' && mode === 'quick';
 const libraryScript = useExample ? 'example/start.ts' : 'bench/servers/lib-bff.ts';
 const resultsDir = join(ROOT, 'bench/results');
+/** Compiled JavaScript (the default) or tsx; set in main(), before any server starts. */
+const runtimeKind: Runtime['kind'] = process.env.BENCH_RUNTIME === 'tsx' ? 'tsx' : 'compiled';
+const compiledDir = join(ROOT, 'node_modules/.cache/express-ort-bff-bench');
+let runtime: Runtime = { kind: 'tsx' };
 const logDir = mkdtempSync(join(tmpdir(), `express-ort-bff-bench-${runId}-`));
 
 const loadAtStart = round(loadavg()[0] as number, 2);
@@ -111,9 +119,9 @@ async function deleteKeys(keys: string[]): Promise<void> {
   for (let i = 0; i < keys.length; i += 500) await redis.del(keys.slice(i, i + 500));
 }
 
-async function start(name: string, script: string, env: Record<string, string>, extra: { nodeArgs?: string[]; readyPath?: string } = {}): Promise<ServerProcess> {
+async function start(name: string, script: string, env: Record<string, string>, extra: { nodeArgs?: string[]; readyPath?: string; runtime?: Runtime } = {}): Promise<ServerProcess> {
   const port = Number(env.PORT);
-  const server = await startServer({ name, script, port, env, core: 1, logDir, ...extra });
+  const server = await startServer({ name, script, port, env, core: 1, logDir, runtime, ...extra });
   servers.push(server);
   return server;
 }
@@ -556,6 +564,8 @@ function machine() {
     os: `${process.platform} ${release()}`,
     pinned: canPin,
     loadGenerator: tool,
+    // How the servers ran: the JavaScript tsc compiled (as a deployment runs it), or their TypeScript through tsx.
+    runtime: runtimeKind,
     // The library measured is the working tree: its commit, and whether src/ had changes on top.
     git: gitAtStart,
     // Other work on the machine skews the numbers: the 1-minute load average when the run started and ended.
@@ -660,6 +670,11 @@ function updateBenchmarksMd(report: string): void {
 async function main(): Promise<void> {
   mkdirSync(resultsDir, { recursive: true });
   await redis.connect();
+  if (runtimeKind === 'compiled') {
+    const t0 = performance.now();
+    runtime = compile(ROOT, join(compiledDir, 'working-tree'));
+    say(`compiled src/, example/ and bench/servers/ with tsc in ${((performance.now() - t0) / 1000).toFixed(1)} s; the servers run that JavaScript`);
+  }
   say(`${mode} run ${runId}: load generator ${tool}${canPin ? ', servers on core 1, load on core 0' : ', NOT pinned (taskset or a second core missing)'}; library server ${libraryScript}; Redis ${REDIS_URL} prefix ${PREFIX}; logs in ${logDir}`);
 
   if (withOtel && !useExample) throw new Error('BENCH_OTEL needs the example BFF (example/start.ts), which starts the OpenTelemetry SDK');
@@ -779,7 +794,7 @@ async function main(): Promise<void> {
   const file = join(resultsDir, mode === 'smoke' ? 'smoke.json' : 'latest.json');
   writeFileSync(file, `${JSON.stringify(output, null, 2)}\n`);
 
-  const machineLine = `${info.nproc} cores (${info.cpuModel}), Node ${info.node}, ${info.os}, commit ${info.git.commit}${info.git.srcChanged ? ' + uncommitted changes in src/ or example/' : ''}, load average ${info.loadAverage.start} at start / ${info.loadAverage.end} at end; load generator ${info.loadGenerator}${info.pinned ? ' on core 0, servers on core 1' : ', not pinned'}; ${settings.rounds} rounds of ${settings.loadSec} s at ${settings.connections} connections + ${settings.unloadedSec} s at 1 connection, medians`;
+  const machineLine = `${info.nproc} cores (${info.cpuModel}), Node ${info.node}, ${info.os}, commit ${info.git.commit}${info.git.srcChanged ? ' + uncommitted changes in src/ or example/' : ''}, load average ${info.loadAverage.start} at start / ${info.loadAverage.end} at end; servers run ${info.runtime === 'compiled' ? 'as JavaScript compiled by tsc' : 'through tsx'}; load generator ${info.loadGenerator}${info.pinned ? ' on core 0, servers on core 1' : ', not pinned'}; ${settings.rounds} rounds of ${settings.loadSec} s at ${settings.connections} connections + ${settings.unloadedSec} s at 1 connection, medians`;
   const targetTable = targetRows(checked);
   process.stdout.write(`\n${machineLine}\n\n${table(contestantRows(results))}\n\n${table(headToHeadRows(h2h))}\n\n${table(headToHeadRows(dpopH2h))}\n\n${table(stormRows(storms))}\n\n${table(wsThroughputRows(wsThroughput, ['direct', 'bff']))}\n\n${table(sessionEndRows(sessionEnd))}\n\n${table(memoryRows(memory))}\n\n${table(targetTable)}\n\nwritten: ${file}\n`);
   if (mode === 'full') {
@@ -835,11 +850,12 @@ async function compareWithRef(upstream: ServerProcess, ports: { ceiling: number;
   git('worktree', 'add', '--detach', tree, commit);
   try {
     symlinkSync(join(ROOT, 'node_modules'), join(tree, 'node_modules'), 'dir');
+    const refRuntime = runtimeKind === 'compiled' ? compile(tree, join(compiledDir, `ref-${commit}`)) : runtime;
     const [ceiling, plain, library, before] = await Promise.all([
       start('ceiling', 'bench/servers/ceiling.ts', { PORT: String(ports.ceiling), UPSTREAM_API_URL: upstream.url }),
       start('plain-proxy', 'bench/servers/plain-proxy.ts', { PORT: String(ports.plain), UPSTREAM_API_URL: upstream.url }),
       start('library', libraryScript, libraryEnv(ports.library, upstream.url, `${PREFIX}lib:`)),
-      start(`library-${commit}`, join(tree, libraryScript), libraryEnv(ports.libraryUse, upstream.url, `${PREFIX}ref:`)),
+      start(`library-${commit}`, join(tree, libraryScript), libraryEnv(ports.libraryUse, upstream.url, `${PREFIX}ref:`), { runtime: refRuntime }),
     ]);
     const [cookie] = await loginMany(library.url, ['u0'], 1);
     const [refCookie] = await loginMany(before.url, ['u0'], 1);

@@ -4,6 +4,7 @@ import { createWriteStream, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
+import { compiledScript, type Runtime } from './compiled.js';
 
 export const ROOT = new URL('../../', import.meta.url).pathname;
 /** Imported by every server after tsx: source maps off, as in production (see the file). */
@@ -52,8 +53,13 @@ export interface ServerProcess {
 
 export interface StartOptions {
   name: string;
-  /** Script path relative to the repository root, run with `node --import tsx`. */
+  /**
+   * Script path relative to the repository root (or absolute), run with `node --import tsx`, or with the
+   * `compiled` runtime, the JavaScript tsc compiled from it with plain `node`.
+   */
   script: string;
+  /** Default: tsx. */
+  runtime?: Runtime;
   port: number;
   env: Record<string, string>;
   core?: number;
@@ -74,7 +80,9 @@ export interface StartOptions {
 export async function startServer(options: StartOptions): Promise<ServerProcess> {
   const logFile = join(options.logDir, `${options.name}.log`);
   const log = createWriteStream(logFile);
-  const [command, args] = pinned(options.core, process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', '--import', PRODUCTION_RUNTIME, options.script]);
+  const runtime = options.runtime ?? { kind: 'tsx' };
+  const entry = runtime.kind === 'compiled' ? [compiledScript(runtime, options.script)] : ['--import', 'tsx', '--import', PRODUCTION_RUNTIME, options.script];
+  const [command, args] = pinned(options.core, process.execPath, [...(options.nodeArgs ?? []), ...entry]);
   const child: ChildProcess = spawn(command, args, {
     cwd: ROOT,
     env: { ...process.env, NODE_ENV: 'production', ...options.env, PORT: String(options.port) },

@@ -79,7 +79,12 @@ export function selfTimeByArea({ profile }: LoadedProfile): Array<{ area: string
   return [...areas].map(([area, hits]) => ({ area, percent: (hits / total) * 100 })).sort((a, b) => b.percent - a.percent);
 }
 
-function areaOf(url: string, name: string): string {
+/** A compiled bench server's file as the checkout names it (see lib/compiled.ts): not a package of node_modules. */
+const COMPILED = /^(?:file:\/\/)?.*\/node_modules\/\.cache\/express-ort-bff-bench\/[^/]+\//;
+const inCheckout = (url: string): string => url.replace(COMPILED, '/');
+
+function areaOf(compiledUrl: string, name: string): string {
+  const url = inCheckout(compiledUrl);
   if (!url) return name === '(idle)' ? '(idle)' : name === '(garbage collector)' ? '(garbage collector)' : '(native / program)';
   const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (nm) return nm[1] as string;
@@ -90,7 +95,8 @@ function areaOf(url: string, name: string): string {
   return url;
 }
 
-function shorten(url: string): string {
+function shorten(compiledUrl: string): string {
+  const url = inCheckout(compiledUrl);
   const nm = url.lastIndexOf('node_modules/');
   if (nm >= 0) return url.slice(nm + 'node_modules/'.length);
   const src = url.search(/\/(src|bench|example)\//);

@@ -31,6 +31,9 @@ describe('npm run bench -- --smoke', () => {
     const results = JSON.parse(readFileSync(SMOKE, 'utf8'));
     expect(results.mode).toBe('smoke');
     expect(results.machine).toMatchObject({ nproc: expect.any(Number), cpuModel: expect.any(String), node: process.version });
+    // The servers ran the JavaScript tsc compiled, as a deployment runs the built package, not TypeScript through tsx.
+    expect(results.machine.runtime).toBe('compiled');
+    expect(output).toMatch(/compiled src\/, example\/ and bench\/servers\/ with tsc/);
     expect(Object.keys(results.contestants).sort()).toEqual([...CONTESTANTS].sort());
     for (const key of CONTESTANTS) {
       const c = results.contestants[key];
