@@ -22,8 +22,8 @@
  * BENCH_OTEL=1 with --quick adds the library with an OpenTelemetry SDK registered (the example's METRICS_PORT and
  * OTEL_EXPORTER_OTLP_ENDPOINT, every span exported to a stand-in collector) next to the library without one
  * (only @opentelemetry/api, as always), and loads the two head to head.
- * Every server runs the JavaScript tsc compiles from src/, example/ and bench/servers/ (into
- * node_modules/.cache/express-ort-bff-bench), with plain `node`, as a deployment runs the built package;
+ * Every server runs the JavaScript tsc compiles from src/, example/ and bench/servers/ (into a directory of the run
+ * under node_modules/.cache/express-ort-bff-bench, removed at its end), with plain `node`, as a deployment runs the built package;
  * BENCH_RUNTIME=tsx runs their TypeScript through tsx instead (source maps off), as the bench did before.
  */
 import { spawnSync } from 'node:child_process';
@@ -91,7 +91,8 @@ const libraryScript = useExample ? 'example/start.ts' : 'bench/servers/lib-bff.t
 const resultsDir = join(ROOT, 'bench/results');
 /** Compiled JavaScript (the default) or tsx; set in main(), before any server starts. */
 const runtimeKind: Runtime['kind'] = process.env.BENCH_RUNTIME === 'tsx' ? 'tsx' : 'compiled';
-const compiledDir = join(ROOT, 'node_modules/.cache/express-ort-bff-bench');
+// One directory per run (another run may be going on), removed at the end.
+const compiledDir = join(ROOT, 'node_modules/.cache/express-ort-bff-bench', runId);
 let runtime: Runtime = { kind: 'tsx' };
 const logDir = mkdtempSync(join(tmpdir(), `express-ort-bff-bench-${runId}-`));
 
@@ -1010,6 +1011,7 @@ try {
     await deleteKeys(await scanKeys(`${PREFIX}*`)).catch(() => {});
     await redis.close().catch(() => {});
   }
+  rmSync(compiledDir, { recursive: true, force: true });
   // The servers' logs (and the cookie files) stay only when something went wrong.
   if (exitCode === 0 && process.env.BENCH_KEEP_LOGS !== '1') rmSync(logDir, { recursive: true, force: true });
 }
