@@ -89,10 +89,11 @@ const useExample = process.env.BENCH_LIBRARY_SERVER !== 'bench' && existsSync(jo
 const withOtel = process.env.BENCH_OTEL === '1' && mode === 'quick';
 const libraryScript = useExample ? 'example/start.ts' : 'bench/servers/lib-bff.ts';
 const resultsDir = join(ROOT, 'bench/results');
-/** Compiled JavaScript (the default) or tsx; set in main(), before any server starts. */
+/** How the servers run: the JavaScript tsc compiled (the default), or their TypeScript through tsx. */
 const runtimeKind: Runtime['kind'] = process.env.BENCH_RUNTIME === 'tsx' ? 'tsx' : 'compiled';
 // One directory per run (another run may be going on), removed at the end.
 const compiledDir = join(ROOT, 'node_modules/.cache/express-ort-bff-bench', runId);
+/** The servers' runtime; the compiled one is made in main(), before any server starts. */
 let runtime: Runtime = { kind: 'tsx' };
 const logDir = mkdtempSync(join(tmpdir(), `express-ort-bff-bench-${runId}-`));
 
