@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { compiledScript, type Runtime } from './compiled.js';
 
 export const ROOT = new URL('../../', import.meta.url).pathname;
-/** Imported by every server after tsx: source maps off, as in production (see the file). */
+/** Imported after tsx by every server that runs through tsx: source maps off, as in production (see the file). */
 const PRODUCTION_RUNTIME = join(ROOT, 'bench/lib/production-runtime.ts');
 
 /** Pinning needs taskset and two cores (servers on core 1, the load generator on core 0). */
