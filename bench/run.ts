@@ -472,8 +472,8 @@ async function redisUsage(keys: string[]): Promise<Map<string, number>> {
 async function measureMemory(upstreamUrl: string, port: number, naivePrefix: string): Promise<MemoryResult> {
   const prefix = `${PREFIX}mem:`;
   const bff = await start('memory-bff', 'bench/servers/lib-bff.ts', { ...libraryEnv(port, upstreamUrl, prefix), BENCH_ADMIN: '1' }, { nodeArgs: ['--expose-gc'] });
-  // After GC, compiled code left out (as the soak measures it): code grows as functions get hot, up to the
-  // program's size, which is not what sessions leave behind (it was ~1 MiB of a 3,000-session run's growth).
+  // After GC, compiled code left out (as the soak measures it; see lib-bff.ts): code grows as functions get hot, up
+  // to the program's size, which is not what sessions leave behind (it was ~1 MiB of a 3,000-session run's growth).
   const heap = async () => ((await (await fetch(`${bff.url}/__bench/heap`)).json()) as { heapUsedWithoutCode: number }).heapUsedWithoutCode;
   const snapshotDir = process.env.BENCH_HEAP_SNAPSHOTS;
   const snapshot = async (label: string) => {
@@ -501,6 +501,11 @@ async function measureMemory(upstreamUrl: string, port: number, naivePrefix: str
     await mapLimit(warm, 16, async (c) => { for (let i = 0; i < 3; i++) await api(c); });
     await mapLimit(warm, 16, logout);
   }
+  // The baseline is taken after the same wait as the measure after the sessions end, so that what requests leave
+  // to timers has run its course in both: node-redis gives every command a 5 s AbortSignal.timeout whose timer
+  // stays after the command is done, and a process remembers ended sessions for a minute. (Taken right after the
+  // warm-up, the baseline was about 0.8 MiB higher, and the growth read that much lower.)
+  await new Promise((r) => setTimeout(r, settings.memorySettleMs));
   const heapBaselineBytes = await heap();
   await snapshot('baseline');
 

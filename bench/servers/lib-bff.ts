@@ -9,7 +9,7 @@
  * `http.createServer(bff.wrap(app))`, where the BFF answers its routes and API calls before Express runs.
  */
 import { createServer } from 'node:http';
-import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
+import { getHeapCodeStatistics, writeHeapSnapshot } from 'node:v8';
 import express from 'express';
 import { createClient } from 'redis';
 import { createBff, type RedisClient } from '../../src/index.js';
@@ -79,8 +79,12 @@ if (admin) {
     }
     const { heapUsed, heapTotal, rss, external, arrayBuffers } = process.memoryUsage();
     // Compiled code grows as functions get hot, bounded by the program's size: not what sessions leave behind.
-    const code = getHeapSpaceStatistics().filter((space) => space.space_name.startsWith('code')).reduce((sum, space) => sum + space.space_used_size, 0);
-    res.json({ gc: gc !== undefined, heapUsed, heapUsedWithoutCode: heapUsed - code, heapTotal, rss, external, arrayBuffers });
+    // All of it, as V8 counts it: the machine code with its metadata, and the bytecode with its. Leaving out only
+    // the code space (a seventh of that at start-up) counted about 0.4 MiB of freshly optimised code as growth
+    // over a 10,000-session run.
+    const code = getHeapCodeStatistics();
+    const compiled = code.code_and_metadata_size + code.bytecode_and_metadata_size;
+    res.json({ gc: gc !== undefined, heapUsed, heapUsedWithoutCode: heapUsed - compiled, heapTotal, rss, external, arrayBuffers });
   });
   // A heap snapshot written to ?dir (for finding what a heap growth is made of); answers the file name.
   app.post('/__bench/heap-snapshot', async (req, res) => {
