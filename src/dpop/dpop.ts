@@ -15,8 +15,6 @@ export class DPoP {
   private readonly signer: ProofSigner;
   /** The APIs' nonces (the token endpoint's are kept by openid-client's handle). */
   private readonly nonces = new NonceCache();
-  /** `ath` per token entry: the hot path's entries are the same objects while a session's view is cached. */
-  private readonly athByEntry = new WeakMap<BoundToken, string>();
   private readonly warnedUnbound = new Set<string>();
 
   constructor(
@@ -34,7 +32,7 @@ export class DPoP {
 
   /** Proofs for the calls to one upstream API, by its origin. */
   forUpstream(origin: string): UpstreamProofs {
-    return new UpstreamProofs(origin, this.signer, this.nonces, this.athOf);
+    return new UpstreamProofs(origin, this.signer, this.nonces, athOf);
   }
 
   /** openid-client's options for every token request of a discovered issuer. */
@@ -56,15 +54,21 @@ export class DPoP {
     this.warnedUnbound.add(audience);
     this.logger.warn('DPoP is on, but Auth0 issued a Bearer token for this API: turn on DPoP for the API in Auth0 to bind its tokens', { audience });
   }
+}
 
-  private readonly athOf = (entry: BoundToken): string => {
-    let ath = this.athByEntry.get(entry);
-    if (ath === undefined) {
-      ath = accessTokenHash(entry.token);
-      this.athByEntry.set(entry, ath);
-    }
-    return ath;
-  };
+/**
+ * `ath` (the token's hash a proof carries), worked out once per token entry and kept on it, as the proxy keeps the
+ * `Authorization` value (src/proxy/headers.ts): the hot path's entries are the same objects while a session's view
+ * is cached, and a WeakMap's table would keep the size of its busiest moment after the entries are gone.
+ * Not enumerable: the entry looks the same to everything else.
+ */
+const ATH = Symbol('express-ort-bff.dpop-ath');
+function athOf(entry: BoundToken): string {
+  const held = (entry as { [ATH]?: string })[ATH];
+  if (held !== undefined) return held;
+  const ath = accessTokenHash(entry.token);
+  Object.defineProperty(entry, ATH, { value: ath });
+  return ath;
 }
 
 /**

@@ -3,6 +3,7 @@ import { calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, jwtVerify }
 import { describe, expect, it } from 'vitest';
 import { validateOptions } from '../../src/config/validate.js';
 import { demandsNonce, parseChallenges } from '../../src/dpop/challenge.js';
+import { DPoP } from '../../src/dpop/dpop.js';
 import { readDPoPKey } from '../../src/dpop/key.js';
 import { NonceCache } from '../../src/dpop/nonces.js';
 import { accessTokenHash, ProofSigner } from '../../src/dpop/proof.js';
@@ -94,6 +95,24 @@ describe('a DPoP proof', () => {
     const { payload, protectedHeader } = await jwtVerify(proof, EmbeddedJWK, { typ: 'dpop+jwt', currentDate: new Date(now) });
     expect(protectedHeader).toEqual({ typ: 'dpop+jwt', alg: 'ES256', jwk: key.publicJwk });
     expect(payload).toEqual({ jti: expect.stringMatching(/^[0-9a-f-]{36}$/), htm: 'GET', htu: 'https://api.example.com/items/7', iat: Math.floor(now / 1000), ath: createHash('sha256').update(token).digest('base64url') });
+  });
+
+  it('on an API call, carries the ath of the token entry it is given, call after call, and a renewed entry\'s, leaving the entry as it was', async () => {
+    const proofs = new DPoP(key, () => now, { warn() {}, error() {} }).forUpstream('https://api.example.com');
+    const first = { token: 'first-token', expiresAt: 2, refreshAt: 1, scope: undefined, jkt: key.thumbprint };
+    const renewed = { token: 'renewed-token', expiresAt: 4, refreshAt: 3, scope: undefined, jkt: key.thumbprint };
+    const athSent = async (entry: typeof first) => {
+      const headers: Record<string, string | string[]> = {};
+      proofs.authorize(headers, 'GET', '/items?x=1', entry);
+      expect(headers.authorization).toBe(`DPoP ${entry.token}`);
+      return (await jwtVerify(headers.dpop as string, EmbeddedJWK, { currentDate: new Date(now) })).payload.ath;
+    };
+
+    expect(await athSent(first)).toBe(accessTokenHash('first-token'));
+    expect(await athSent(first)).toBe(accessTokenHash('first-token'));
+    expect(await athSent(renewed)).toBe(accessTokenHash('renewed-token'));
+    expect(JSON.stringify(first)).toBe(JSON.stringify({ token: 'first-token', expiresAt: 2, refreshAt: 1, jkt: key.thumbprint }));
+    expect(first).toEqual({ token: 'first-token', expiresAt: 2, refreshAt: 1, scope: undefined, jkt: key.thumbprint });
   });
 
   it('never carries the private key, and gets a new jti every time', () => {
