@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import * as oidc from 'openid-client';
 import { importJWK } from 'jose';
 import type { BffConfig } from '../config/validate.js';
@@ -26,8 +25,8 @@ export class IdpClient {
   private loading: Promise<oidc.Configuration> | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private closed = false;
-  // Lets one call bound its own requests more tightly than the default timeout (an exchange's remaining deadline), in ms.
-  private readonly callTimeout = new AsyncLocalStorage<number>();
+  /** What the configuration of a single call is made from (see `within`), kept at discovery. */
+  private callParts: { server: oidc.ServerMetadata; client: oidc.ClientMetadata; auth: oidc.ClientAuth } | undefined;
   /** With DPoP: openid-client's handle, made once the issuer is discovered. */
   private tokenOptions: oidc.DPoPOptions | undefined;
 
@@ -92,18 +91,39 @@ export class IdpClient {
     } else {
       clientAuth = auth.method === 'client_secret_basic' ? oidc.ClientSecretBasic(auth.secret) : oidc.ClientSecretPost(auth.secret);
     }
-    const customFetch: oidc.CustomFetch = (url, options) =>
-      fetchWithin(config.fetch, url, options as RequestInit, this.callTimeout.getStore() ?? config.tokens.attemptTimeoutMs);
     const configuration = await oidc.discovery(config.issuer, config.clientId, undefined, clientAuth, {
       execute: config.issuer.protocol === 'http:' ? [oidc.allowInsecureRequests] : [],
       timeout: config.tokens.attemptTimeoutMs / 1000,
-      [oidc.customFetch]: customFetch,
+      [oidc.customFetch]: this.boundedFetch(config.tokens.attemptTimeoutMs),
     });
     // openid-client's own timeout (an AbortSignal.timeout per request) is off from here on: fetchWithin bounds
     // every request. (Discovery, once, cannot turn it off: it takes 0 as "time out at once".)
     configuration.timeout = 0;
+    this.callParts = { server: configuration.serverMetadata(), client: configuration.clientMetadata(), auth: clientAuth };
     if (this.dpop) this.tokenOptions = await this.dpop.tokenRequestOptions(configuration);
     return configuration;
+  }
+
+  /** The configured fetch, each request given up after `timeoutMs`. */
+  private boundedFetch(timeoutMs: number): oidc.CustomFetch {
+    return (url, options) => fetchWithin(this.config.fetch, url, options as RequestInit, timeoutMs);
+  }
+
+  /**
+   * The discovered configuration for one call whose requests must each end within `timeoutMs` (an exchange's
+   * remaining deadline): a copy with a fetch of its own, so that calls at the same time keep their own limits.
+   * Not an AsyncLocalStorage around the call: on Node 20 and 22 its first use turns promise hooks on in the whole
+   * process for good, and every promise and await of the app costs more from then on (BENCHMARKS.md).
+   */
+  private async within(timeoutMs: number): Promise<oidc.Configuration> {
+    await this.ready();
+    const { server, client, auth } = this.callParts!;
+    // The constructor copies what it is given: the parts stay as discovery left them.
+    const call = new oidc.Configuration(server, this.config.clientId, client, auth);
+    if (this.config.issuer.protocol === 'http:') oidc.allowInsecureRequests(call);
+    call[oidc.customFetch] = this.boundedFetch(timeoutMs);
+    call.timeout = 0;
+    return call;
   }
 
   async authorizationUrl(parameters: Record<string, string>): Promise<URL> {
@@ -122,15 +142,13 @@ export class IdpClient {
 
   /** One exchange attempt, given up after `timeoutMs` (a TimeoutError). */
   async refresh(refreshToken: string, parameters: Record<string, string>, timeoutMs: number): Promise<TokenAnswer> {
-    const configuration = await this.ready();
-    const response = await this.callTimeout.run(timeoutMs, () => oidc.refreshTokenGrant(configuration, refreshToken, parameters, this.tokenOptions));
+    const response = await oidc.refreshTokenGrant(await this.within(timeoutMs), refreshToken, parameters, this.tokenOptions);
     return this.toAnswer(response, parameters.audience ?? this.config.audience ?? '(default audience)');
   }
 
   /** One client-credentials grant attempt (the application's own token for an API), given up after `timeoutMs`. */
   async clientCredentials(parameters: Record<string, string>, timeoutMs: number): Promise<TokenAnswer> {
-    const configuration = await this.ready();
-    const response = await this.callTimeout.run(timeoutMs, () => oidc.clientCredentialsGrant(configuration, parameters, this.tokenOptions));
+    const response = await oidc.clientCredentialsGrant(await this.within(timeoutMs), parameters, this.tokenOptions);
     return this.toAnswer(response, parameters.audience ?? this.config.audience ?? '(default audience)');
   }
 

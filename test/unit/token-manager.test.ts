@@ -1,3 +1,4 @@
+import { createHook, executionAsyncResource } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -50,6 +51,16 @@ const never: Answer = ({ signal }) => new Promise<Response>((_resolve, reject) =
 const connectionRefused: Answer = () => {
   throw new TypeError('fetch failed', { cause: new Error('connect ECONNREFUSED 203.0.113.1:443') });
 };
+
+/**
+ * Whether promise hooks are on in this process. On, every promise is an async resource of its own (a callback
+ * runs with its promise as the current resource) and every promise and await costs more; off (Node's default),
+ * they are not. On Node 20 and 22 the first AsyncLocalStorage.run() turns them on for good.
+ */
+async function promiseHooksOn(): Promise<boolean> {
+  const promise = Promise.resolve().then(() => [executionAsyncResource()]);
+  return (await promise)[0] === promise;
+}
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve!: () => void;
@@ -683,6 +694,24 @@ describe('the token manager', () => {
       expect(await backend.readRecord(id)).toMatchObject({ refreshToken: ORT });
     });
 
+    it('bounds each attempt without turning on async hooks, which would slow every promise of the app from then on', async () => {
+      // The detector itself: an async hook with an init callback turns promise hooks on, and off again.
+      expect(await promiseHooksOn()).toBe(false);
+      const probe = createHook({ init() {} }).enable();
+      expect(await promiseHooksOn()).toBe(true);
+      probe.disable();
+      expect(await promiseHooksOn()).toBe(false);
+
+      const id = await login();
+      auth0.answer(never, tokens('AT-2'));
+      await letTokenExpire(id);
+      expect((await accessToken(id)).token).toBe('AT-2');
+
+      // The first attempt was given up on its own timeout, so each attempt had its limit.
+      expect(auth0.requests[0]?.signal?.aborted).toBe(true);
+      expect(await promiseHooksOn()).toBe(false);
+    });
+
     it('lets go of an answered attempt at once: its timeout never fires afterwards', async () => {
       const id = await login();
       auth0.answer(tokens('AT-2'));
@@ -711,6 +740,23 @@ describe('the token manager', () => {
       expect((await accessToken(id)).token).toBe('AT-2');
       expect(auth0.requests).toHaveLength(2);
       expect(eventsNamed('refresh_failed')).toEqual([expect.objectContaining({ kind: 'transient', status: 503 })]);
+    });
+
+    it('gives up an attempt when the deadline comes, even when its own timeout is longer', async () => {
+      idp.close();
+      await backend.close();
+      await start({ exchangeDeadline: 1_000, attemptTimeout: 10_000 });
+      const id = await login();
+      auth0.otherwise = never;
+      await letTokenExpire(id);
+
+      const started = performance.now();
+      const error = await failure(accessToken(id));
+
+      expect(error.code).toBe('token_service_unavailable');
+      // Far below the attempt timeout: the request was aborted at the deadline, not left to run for 10 s.
+      expect(performance.now() - started).toBeLessThan(5_000);
+      expect(auth0.requests.map((r) => r.signal?.aborted)).toEqual([true]);
     });
 
     it('reaches Auth0 with an attempt timeout that is not a whole number of milliseconds', async () => {
