@@ -1,6 +1,8 @@
 /**
  * The bench upstream: a plain node:http server answering every request with the same ~1 KB of JSON,
- * keep-alive on, and echoing every WebSocket message (any path) back. Env: PORT.
+ * keep-alive on, and echoing every WebSocket message (any path) back. The first request with a given
+ * `X-Bench-Reject-Token` value is answered 401 invalid_token (the same request sent again is answered as usual), so
+ * that the bench can make a BFF renew a token once before it is measured, as every BFF in production does. Env: PORT.
  */
 import { createServer } from 'node:http';
 import { WebSocketServer } from 'ws';
@@ -14,9 +16,19 @@ const items = Array.from({ length: 15 }, (_, i) => ({
 const body = Buffer.from(JSON.stringify({ ok: true, generatedBy: 'express-ort-bff bench upstream', items }));
 const headers = { 'content-type': 'application/json', 'content-length': String(body.length) };
 
+const rejected = new Set<string>();
+const invalidToken = { 'www-authenticate': 'Bearer error="invalid_token"', 'content-type': 'application/json' };
+
 const server = createServer((req, res) => {
   // Drain any request body, then answer; the connection stays open (HTTP/1.1 keep-alive).
   req.resume();
+  const reject = req.headers['x-bench-reject-token'];
+  if (typeof reject === 'string' && !rejected.has(reject)) {
+    rejected.add(reject);
+    res.writeHead(401, invalidToken);
+    res.end('{"error":"invalid_token"}');
+    return;
+  }
   res.writeHead(200, headers);
   res.end(body);
 });
