@@ -8,6 +8,8 @@
  *   npm run bench -- --ab         the example of the working tree against the example at BENCH_AB_REF (default HEAD),
  *                                 side by side with the ceiling, alternating rounds, and loaded at the same time
  *   npm run bench -- --gc         the example and the ceiling under --trace-gc, alternating rounds: p99 and GC pauses
+ *   npm run bench -- --spread     several processes of the example and of the ceiling (BENCH_SPREAD_PROCESSES, default 3),
+ *                                 each loaded in turn every round: how far identical processes differ
  *   npm run bench -- --memory     the memory run alone (BENCH_MEMORY_SESSIONS, default 10,000; BENCH_HEAP_SNAPSHOTS=<dir>
  *                                 writes heap snapshots at the baseline, with the sessions live and after they ended)
  *
@@ -46,9 +48,10 @@ import { measureSessionEnd, measureWsThroughput, sessionEndRows, wsThroughputRow
 
 // ---------------------------------------------------------------------------------------------------- settings
 const argv = process.argv.slice(2);
-const mode: 'full' | 'smoke' | 'profile' | 'quick' | 'memory' | 'ab' | 'gc' = argv.includes('--profile')
+const mode: 'full' | 'smoke' | 'profile' | 'quick' | 'memory' | 'ab' | 'gc' | 'spread' = argv.includes('--profile')
   ? 'profile'
   : argv.includes('--gc') ? 'gc'
+  : argv.includes('--spread') ? 'spread'
   : argv.includes('--quick') ? 'quick'
   : argv.includes('--memory') ? 'memory'
   : argv.includes('--ab') ? 'ab'
@@ -59,7 +62,7 @@ const settings = mode === 'quick'
   : mode === 'smoke'
   ? { rounds: 1, headToHeadRepeats: 1, warmupSec: 1, loadSec: 1, unloadedSec: 1, connections: 32, sessions: 20, memorySessions: 40, storms: [1, 20, 200], stormRepeats: 1, memoryLoginBudgetMs: 15_000, memorySettleMs: 1_000 }
   // --ab: the example of the working tree against the example of BENCH_AB_REF (default HEAD), with the ceiling.
-  : mode === 'ab' || mode === 'gc'
+  : mode === 'ab' || mode === 'gc' || mode === 'spread'
   ? { rounds: 7, headToHeadRepeats: 5, warmupSec: 3, loadSec: 4, unloadedSec: 2, connections: 32, sessions: 1, memorySessions: 0, storms: [], stormRepeats: 0, memoryLoginBudgetMs: 0, memorySettleMs: 0 }
   // --memory: only the memory run, of BENCH_MEMORY_SESSIONS sessions (10,000 as in a full run); with
   // BENCH_HEAP_SNAPSHOTS=<dir>, heap snapshots at the baseline, with the sessions live, and after they ended.
@@ -67,8 +70,9 @@ const settings = mode === 'quick'
   ? { rounds: 0, headToHeadRepeats: 0, warmupSec: 0, loadSec: 0, unloadedSec: 0, connections: 0, sessions: 0, memorySessions: Number(process.env.BENCH_MEMORY_SESSIONS ?? 10_000), storms: [], stormRepeats: 0, memoryLoginBudgetMs: 300_000, memorySettleMs: 65_000 }
   : { rounds: 7, headToHeadRepeats: 7, warmupSec: 5, loadSec: 5, unloadedSec: 3, connections: 32, sessions: 1000, memorySessions: 10_000, storms: [1, 20, 200], stormRepeats: 7, memoryLoginBudgetMs: 300_000, memorySettleMs: 65_000 };
 const profileSec = 15;
+const spreadProcesses = Math.max(1, Number(process.env.BENCH_SPREAD_PROCESSES ?? 3));
 // WebSockets: echo throughput rounds (direct and through the BFF alternate), and logout-to-close repeats.
-const wsSettings = mode === 'quick' || mode === 'memory' || mode === 'ab' || mode === 'gc'
+const wsSettings = mode === 'quick' || mode === 'memory' || mode === 'ab' || mode === 'gc' || mode === 'spread'
   ? { rounds: 3, seconds: 3, sizes: [128, 16_384], connections: 4, inFlight: 32, sessionEndRepeats: 0, sessionEndSockets: 0 }
   : mode === 'smoke'
   ? { rounds: 1, seconds: 1, sizes: [128, 16_384], connections: 4, inFlight: 32, sessionEndRepeats: 1, sessionEndSockets: 20 }
@@ -701,8 +705,9 @@ async function main(): Promise<void> {
   say(`${mode} run ${runId}: load generator ${tool}${canPin ? ', servers on core 1, load on core 0' : ', NOT pinned (taskset or a second core missing)'}; library server ${libraryScript}; Redis ${REDIS_URL} prefix ${PREFIX}; logs in ${logDir}`);
 
   if (withOtel && !useExample) throw new Error('BENCH_OTEL needs the example BFF (example/start.ts), which starts the OpenTelemetry SDK');
-  const ports = { upstream: await freePort(), ceiling: await freePort(), plain: await freePort(), plainDefault: await freePort(), naive: await freePort(), library: await freePort(), libraryUse: await freePort(), libraryDpop: await freePort(), libraryOtel: await freePort(), otelMetrics: await freePort(), memory: await freePort(), storm: [await freePort(), await freePort()] };
-  const bffPorts = [ports.library, ports.libraryUse, ports.libraryDpop, ports.libraryOtel, ports.memory, ...ports.storm];
+  const ports = { upstream: await freePort(), ceiling: await freePort(), plain: await freePort(), plainDefault: await freePort(), naive: await freePort(), library: await freePort(), libraryUse: await freePort(), libraryDpop: await freePort(), libraryOtel: await freePort(), otelMetrics: await freePort(), memory: await freePort(), storm: [await freePort(), await freePort()], spread: [] as number[], spreadCeilings: [] as number[] };
+  for (let i = 0; mode === 'spread' && i < spreadProcesses; i++) ports.spread.push(await freePort()), ports.spreadCeilings.push(await freePort());
+  const bffPorts = [ports.library, ports.libraryUse, ports.libraryDpop, ports.libraryOtel, ports.memory, ...ports.storm, ...ports.spread];
   const userCount = Math.max(settings.sessions, 1);
   auth0 = await startLocalAuth0({
     clients: [{ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: bffPorts.map((p) => `http://127.0.0.1:${p}/auth/callback`), postLogoutRedirectUris: bffPorts.map((p) => `http://127.0.0.1:${p}/`) }],
@@ -721,6 +726,7 @@ async function main(): Promise<void> {
   if (mode === 'profile') return profile(upstream, ports.library);
   if (mode === 'ab') return compareWithRef(upstream, ports);
   if (mode === 'gc') return compareGc(upstream, ports);
+  if (mode === 'spread') return compareSpread(upstream, ports);
   if (mode === 'memory') {
     const memory = await measureMemory(upstream.url, ports.memory, `${PREFIX}naive:`);
     process.stdout.write(`\n${table(memoryRows(memory))}\n`);
@@ -1020,6 +1026,55 @@ async function compareGc(upstream: ServerProcess, ports: { ceiling: number; libr
   const [ceilingRuns, libraryRuns] = [seen.get('ceiling')!, seen.get('library')!];
   const ratios = libraryRuns.p99s.map((p99, r) => p99 / (ceilingRuns.p99s[r] as number));
   process.stdout.write(`\np99 library / ceiling, per round: ${ratios.map((x) => x.toFixed(2)).join(' ')}; median ${median(ratios).toFixed(2)}\n`);
+}
+
+/**
+ * `--spread`: the same code in several processes. `spreadProcesses` ceilings and as many examples, started alike
+ * (each example logged in and made to renew its token once), every process loaded by itself in every round, in an
+ * order that turns from round to round, as the other modes load their contestants. Per process the medians over
+ * the rounds; then the example's req/s over the ceiling's, taken over the processes' medians. Identical example
+ * processes have been seen to run at one of two speeds for their whole life (BENCHMARKS.md, "Two speeds of the
+ * same process"), and every other mode measures one process of each: one draw.
+ */
+async function compareSpread(upstream: ServerProcess, ports: { spread: number[]; spreadCeilings: number[] }): Promise<void> {
+  const ceilings = await Promise.all(ports.spreadCeilings.map((port, i) => start(`ceiling-${i + 1}`, 'bench/servers/ceiling.ts', { PORT: String(port), UPSTREAM_API_URL: upstream.url })));
+  const libraries = await Promise.all(ports.spread.map((port, i) => start(`library-${i + 1}`, libraryScript, libraryEnv(port, upstream.url, `${PREFIX}spread${i + 1}:`))));
+  const contestants: Array<{ key: string; kind: 'ceiling' | 'library'; pid: number; url: string; cookieFile?: string }> =
+    ceilings.map((s) => ({ key: s.name, kind: 'ceiling', pid: s.pid, url: `${s.url}/api/items` }));
+  for (const library of libraries) {
+    const [cookie] = await loginMany(library.url, ['u0'], 1);
+    await renewOnce(library.url, cookie);
+    contestants.push({ key: library.name, kind: 'library', pid: library.pid, url: `${library.url}/api/items`, cookieFile: writeCookieFile(library.name, [cookie as string]) });
+  }
+  for (const c of contestants) await runLoad({ url: c.url, connections: settings.connections, durationSec: settings.warmupSec, cookieFile: c.cookieFile, tool });
+  const seen = new Map(contestants.map((c) => [c.key, { rps: [] as number[], p99s: [] as number[], cpu: [] as number[] }]));
+  for (let r = 0; r < settings.rounds; r++) {
+    for (const c of contestants.map((_, i) => contestants[(i + r) % contestants.length]!)) {
+      const cpuBefore = cpuMsOf(c.pid);
+      const load = await runLoad({ url: c.url, connections: settings.connections, durationSec: settings.loadSec, cookieFile: c.cookieFile, tool });
+      const cpu = ((cpuMsOf(c.pid) - cpuBefore) * 1000) / Math.max(1, load.requests);
+      const mine = seen.get(c.key)!;
+      mine.rps.push(load.rps);
+      mine.p99s.push(load.p99Ms);
+      mine.cpu.push(cpu);
+      say(`round ${r + 1}/${settings.rounds} ${c.key.padEnd(10)} ${Math.round(load.rps)} req/s  p99 ${load.p99Ms.toFixed(2)} ms  CPU ${cpu.toFixed(1)} us/req${load.errors ? `  ERRORS ${load.errors}` : ''}`);
+    }
+  }
+  await Promise.all([...ceilings, ...libraries].map((s) => s.stop()));
+  const medians = contestants.map((c) => {
+    const mine = seen.get(c.key)!;
+    return { ...c, rps: median(mine.rps), p99Ms: median(mine.p99s), cpuUs: median(mine.cpu) };
+  });
+  const ceilingRps = median(medians.filter((m) => m.kind === 'ceiling').map((m) => m.rps));
+  const ceilingP99 = median(medians.filter((m) => m.kind === 'ceiling').map((m) => m.p99Ms));
+  const rows = [
+    ['process', 'req/s', 'x ceiling', 'p99 ms', 'p99 x ceiling', 'CPU us/req'],
+    ...medians.map((m) => [m.key, String(Math.round(m.rps)), (m.rps / ceilingRps).toFixed(3), m.p99Ms.toFixed(2), (m.p99Ms / ceilingP99).toFixed(2), m.cpuUs.toFixed(1)]),
+  ];
+  const libraryRps = median(medians.filter((m) => m.kind === 'library').map((m) => m.rps));
+  const libraryP99 = median(medians.filter((m) => m.kind === 'library').map((m) => m.p99Ms));
+  process.stdout.write(`\nmedians of ${settings.rounds} rounds per process; "x ceiling" against the median of the ceiling processes' medians\n\n${table(rows)}\n\n`
+    + `example / ceiling over the processes' medians: req/s ${(libraryRps / ceilingRps).toFixed(3)}, p99 ${(libraryP99 / ceilingP99).toFixed(2)}\n`);
 }
 
 let exitCode = 0;
