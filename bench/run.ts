@@ -10,6 +10,9 @@
  *   npm run bench -- --gc         the example and the ceiling under --trace-gc, alternating rounds: p99 and GC pauses
  *   npm run bench -- --spread     several processes of the example and of the ceiling (BENCH_SPREAD_PROCESSES, default 3),
  *                                 each loaded in turn every round: how far identical processes differ
+ *   npm run bench -- --instructions  instructions per proxied call under valgrind's callgrind: the example, the ceiling,
+ *                                 and the ceiling sending what the example sends (BENCH_INSTRUCTIONS_USE=1 adds the
+ *                                 app.use() form): counts, not times, so the same in a busy run as in a quiet one
  *   npm run bench -- --memory     the memory run alone (BENCH_MEMORY_SESSIONS, default 10,000; BENCH_HEAP_SNAPSHOTS=<dir>
  *                                 writes heap snapshots at the baseline, with the sessions live and after they ended)
  *
@@ -42,16 +45,18 @@ import { loginThroughEmulator, mapLimit } from './lib/login.js';
 import { startOtlpSink, type OtlpSink } from './lib/otlp-sink.js';
 import { compile, type Runtime } from './lib/compiled.js';
 import { ROOT, canPin, cpuMsOf, freePort, startServer, type ServerProcess } from './lib/procs.js';
+import { callgrindWrapper, dumpCounts, sendCalls, valgrindAvailable, zeroCounts } from './lib/instructions.js';
 import { monotonicUs, readProfile, selfTimeByArea, topCallers, topSelfTime } from './lib/profile.js';
 import { markdownTable, median, round, table } from './lib/stats.js';
 import { measureSessionEnd, measureWsThroughput, sessionEndRows, wsThroughputRows, type WsSessionEnd, type WsTarget } from './lib/websocket.js';
 
 // ---------------------------------------------------------------------------------------------------- settings
 const argv = process.argv.slice(2);
-const mode: 'full' | 'smoke' | 'profile' | 'quick' | 'memory' | 'ab' | 'gc' | 'spread' = argv.includes('--profile')
+const mode: 'full' | 'smoke' | 'profile' | 'quick' | 'memory' | 'ab' | 'gc' | 'spread' | 'instructions' = argv.includes('--profile')
   ? 'profile'
   : argv.includes('--gc') ? 'gc'
   : argv.includes('--spread') ? 'spread'
+  : argv.includes('--instructions') ? 'instructions'
   : argv.includes('--quick') ? 'quick'
   : argv.includes('--memory') ? 'memory'
   : argv.includes('--ab') ? 'ab'
@@ -62,7 +67,7 @@ const settings = mode === 'quick'
   : mode === 'smoke'
   ? { rounds: 1, headToHeadRepeats: 1, warmupSec: 1, loadSec: 1, unloadedSec: 1, connections: 32, sessions: 20, memorySessions: 40, storms: [1, 20, 200], stormRepeats: 1, memoryLoginBudgetMs: 15_000, memorySettleMs: 1_000 }
   // --ab: the example of the working tree against the example of BENCH_AB_REF (default HEAD), with the ceiling.
-  : mode === 'ab' || mode === 'gc' || mode === 'spread'
+  : mode === 'ab' || mode === 'gc' || mode === 'spread' || mode === 'instructions'
   ? { rounds: 7, headToHeadRepeats: 5, warmupSec: 3, loadSec: 4, unloadedSec: 2, connections: 32, sessions: 1, memorySessions: 0, storms: [], stormRepeats: 0, memoryLoginBudgetMs: 0, memorySettleMs: 0 }
   // --memory: only the memory run, of BENCH_MEMORY_SESSIONS sessions (10,000 as in a full run); with
   // BENCH_HEAP_SNAPSHOTS=<dir>, heap snapshots at the baseline, with the sessions live, and after they ended.
@@ -71,8 +76,21 @@ const settings = mode === 'quick'
   : { rounds: 7, headToHeadRepeats: 7, warmupSec: 5, loadSec: 5, unloadedSec: 3, connections: 32, sessions: 1000, memorySessions: 10_000, storms: [1, 20, 200], stormRepeats: 7, memoryLoginBudgetMs: 300_000, memorySettleMs: 65_000 };
 const profileSec = 15;
 const spreadProcesses = Math.max(1, Number(process.env.BENCH_SPREAD_PROCESSES ?? 3));
+// --instructions: calls before counting, then windows of calls, each counted on its own, until the last `settled`
+// windows agree within `tolerance` (under valgrind the counts keep falling for the first 20,000-30,000 calls), at
+// most `maxWindows`.
+const instructionSettings = {
+  warmupCalls: Number(process.env.BENCH_INSTRUCTIONS_WARMUP ?? 10_000),
+  calls: Number(process.env.BENCH_INSTRUCTIONS_CALLS ?? 2_000),
+  settled: 3,
+  tolerance: 0.03,
+  maxWindows: Number(process.env.BENCH_INSTRUCTIONS_MAX_WINDOWS ?? 20),
+  concurrency: 8,
+  // The app.use() form executes about three times the example's instructions: minutes more under valgrind.
+  useForm: process.env.BENCH_INSTRUCTIONS_USE === '1',
+};
 // WebSockets: echo throughput rounds (direct and through the BFF alternate), and logout-to-close repeats.
-const wsSettings = mode === 'quick' || mode === 'memory' || mode === 'ab' || mode === 'gc' || mode === 'spread'
+const wsSettings = mode === 'quick' || mode === 'memory' || mode === 'ab' || mode === 'gc' || mode === 'spread' || mode === 'instructions'
   ? { rounds: 3, seconds: 3, sizes: [128, 16_384], connections: 4, inFlight: 32, sessionEndRepeats: 0, sessionEndSockets: 0 }
   : mode === 'smoke'
   ? { rounds: 1, seconds: 1, sizes: [128, 16_384], connections: 4, inFlight: 32, sessionEndRepeats: 1, sessionEndSockets: 20 }
@@ -125,7 +143,7 @@ async function deleteKeys(keys: string[]): Promise<void> {
   for (let i = 0; i < keys.length; i += 500) await redis.del(keys.slice(i, i + 500));
 }
 
-async function start(name: string, script: string, env: Record<string, string>, extra: { nodeArgs?: string[]; readyPath?: string; runtime?: Runtime } = {}): Promise<ServerProcess> {
+async function start(name: string, script: string, env: Record<string, string>, extra: { nodeArgs?: string[]; readyPath?: string; runtime?: Runtime; wrapper?: string[]; readyTimeoutMs?: number } = {}): Promise<ServerProcess> {
   const port = Number(env.PORT);
   const server = await startServer({ name, script, port, env, core: 1, logDir, runtime, ...extra });
   servers.push(server);
@@ -705,7 +723,7 @@ async function main(): Promise<void> {
   say(`${mode} run ${runId}: load generator ${tool}${canPin ? ', servers on core 1, load on core 0' : ', NOT pinned (taskset or a second core missing)'}; library server ${libraryScript}; Redis ${REDIS_URL} prefix ${PREFIX}; logs in ${logDir}`);
 
   if (withOtel && !useExample) throw new Error('BENCH_OTEL needs the example BFF (example/start.ts), which starts the OpenTelemetry SDK');
-  const ports = { upstream: await freePort(), ceiling: await freePort(), plain: await freePort(), plainDefault: await freePort(), naive: await freePort(), library: await freePort(), libraryUse: await freePort(), libraryDpop: await freePort(), libraryOtel: await freePort(), otelMetrics: await freePort(), memory: await freePort(), storm: [await freePort(), await freePort()], spread: [] as number[], spreadCeilings: [] as number[] };
+  const ports = { upstream: await freePort(), ceiling: await freePort(), plain: await freePort(), plainDefault: await freePort(), naive: await freePort(), library: await freePort(), libraryUse: await freePort(), libraryDpop: await freePort(), libraryOtel: await freePort(), otelMetrics: await freePort(), memory: await freePort(), storm: [await freePort(), await freePort()], spread: [] as number[], spreadCeilings: [] as number[], ceilingSame: await freePort() };
   for (let i = 0; mode === 'spread' && i < spreadProcesses; i++) ports.spread.push(await freePort()), ports.spreadCeilings.push(await freePort());
   const bffPorts = [ports.library, ports.libraryUse, ports.libraryDpop, ports.libraryOtel, ports.memory, ...ports.storm, ...ports.spread];
   const userCount = Math.max(settings.sessions, 1);
@@ -727,6 +745,7 @@ async function main(): Promise<void> {
   if (mode === 'ab') return compareWithRef(upstream, ports);
   if (mode === 'gc') return compareGc(upstream, ports);
   if (mode === 'spread') return compareSpread(upstream, ports);
+  if (mode === 'instructions') return compareInstructions(upstream, ports);
   if (mode === 'memory') {
     const memory = await measureMemory(upstream.url, ports.memory, `${PREFIX}naive:`);
     process.stdout.write(`\n${table(memoryRows(memory))}\n`);
@@ -1075,6 +1094,65 @@ async function compareSpread(upstream: ServerProcess, ports: { spread: number[];
   const libraryP99 = median(medians.filter((m) => m.kind === 'library').map((m) => m.p99Ms));
   process.stdout.write(`\nmedians of ${settings.rounds} rounds per process; "x ceiling" against the median of the ceiling processes' medians\n\n${table(rows)}\n\n`
     + `example / ceiling over the processes' medians: req/s ${(libraryRps / ceilingRps).toFixed(3)}, p99 ${(libraryP99 / ceilingP99).toFixed(2)}\n`);
+}
+
+/**
+ * `--instructions`: each server alone under callgrind, on the bench's upstream: warmed up, then the instructions of
+ * windows of calls counted, per call, until the last few agree (`instructionSettings`); their median is the count.
+ * Contestants: the example (and with BENCH_INSTRUCTIONS_USE=1 the app.use() form), the ceiling, and the ceiling
+ * sending what the example sends (a token of the example's token's size and the four X-Forwarded-* headers) and
+ * sent what the example is sent (the session cookie): the difference between that one and the example is the
+ * library's own work. See bench/lib/instructions.ts for what a count leaves out.
+ */
+async function compareInstructions(upstream: ServerProcess, ports: { ceiling: number; ceilingSame: number; library: number; libraryUse: number }): Promise<void> {
+  if (!valgrindAvailable()) throw new Error('--instructions needs valgrind (Debian package valgrind: apt-get install valgrind)');
+  const { warmupCalls, calls, settled, tolerance, maxWindows, concurrency, useForm } = instructionSettings;
+  say(`instructions: ${warmupCalls} calls to warm up, then windows of ${calls} calls (${concurrency} at a time) until ${settled} in a row agree within ${tolerance * 100} %; every server runs under valgrind, one at a time`);
+  const rows: Array<{ label: string; perCall: number[]; count: number; settled: boolean }> = [];
+  const spread = (counts: number[]) => (Math.max(...counts) - Math.min(...counts)) / Math.min(...counts);
+  const measure = async (label: string, name: string, script: string, env: Record<string, string>, session: boolean, cookie?: string): Promise<string | undefined> => {
+    const outFile = join(logDir, `${name}.callgrind`);
+    const t0 = performance.now();
+    const server = await start(name, script, env, { wrapper: callgrindWrapper(outFile), readyTimeoutMs: 600_000 });
+    let sessionCookie = cookie;
+    if (session) {
+      [sessionCookie] = await loginMany(server.url, ['u0'], 1);
+      await renewOnce(server.url, sessionCookie);
+    }
+    const headers = { 'x-csrf': '1', ...(sessionCookie ? { cookie: sessionCookie } : {}) };
+    const url = `${server.url}/api/items`;
+    await sendCalls(url, { count: warmupCalls, concurrency, headers });
+    const perCall: number[] = [];
+    while (perCall.length < maxWindows && (perCall.length < settled || spread(perCall.slice(-settled)) > tolerance)) {
+      zeroCounts(server.pid);
+      await sendCalls(url, { count: calls, concurrency, headers });
+      perCall.push(dumpCounts(server.pid, outFile) / calls);
+    }
+    await server.stop();
+    const last = perCall.slice(-settled);
+    rows.push({ label, perCall, count: median(last), settled: spread(last) <= tolerance });
+    say(`  ${label}: ${perCall.map((n) => Math.round(n).toLocaleString('en-US')).join(', ')} instructions per call (${((performance.now() - t0) / 1000).toFixed(0)} s under valgrind)`);
+    return sessionCookie;
+  };
+  const cookie = await measure(useExample ? 'library (example, bff.wrap)' : 'library (bench server)', 'library', libraryScript, libraryEnv(ports.library, upstream.url, `${PREFIX}lib:`), true);
+  const authorization = await fetch(`${upstream.url}/__bench/authorization`).then((r) => r.json() as Promise<{ bytes: number }>);
+  const tokenBytes = authorization.bytes - 'Bearer '.length;
+  if (useForm) await measure('library, app.use()', 'library-use', 'bench/servers/lib-bff.ts', { ...libraryEnv(ports.libraryUse, upstream.url, `${PREFIX}use:`), BENCH_ENTRY: 'use' }, true);
+  await measure('ceiling', 'ceiling', 'bench/servers/ceiling.ts', { PORT: String(ports.ceiling), UPSTREAM_API_URL: upstream.url }, false);
+  await measure(`ceiling sending what the example sends (${tokenBytes}-byte token, X-Forwarded-*, cookie in)`, 'ceiling-same', 'bench/servers/ceiling.ts', {
+    PORT: String(ports.ceilingSame), UPSTREAM_API_URL: upstream.url, CEILING_TOKEN_BYTES: String(tokenBytes), CEILING_FORWARDED: '1',
+  }, false, cookie);
+  const ceiling = rows.find((r) => r.label === 'ceiling')!.count;
+  const same = rows.find((r) => r.label.startsWith('ceiling sending'))!.count;
+  const example = rows[0]!.count;
+  const thousands = (n: number) => (n / 1000).toFixed(1);
+  process.stdout.write(`\ninstructions per call, in thousands, user space only: the median of the last ${settled} windows of ${calls} calls (their range; * = they did not agree within ${tolerance * 100} % in ${maxWindows} windows)\n\n${table([
+    ['server', 'per call', 'last windows', 'windows', 'x ceiling', 'minus ceiling'],
+    ...rows.map((r) => {
+      const last = r.perCall.slice(-settled);
+      return [r.label, `${thousands(r.count)}${r.settled ? '' : '*'}`, `${thousands(Math.min(...last))}-${thousands(Math.max(...last))}`, String(r.perCall.length), (r.count / ceiling).toFixed(3), thousands(r.count - ceiling)];
+    }),
+  ])}\n\nthe example over the ceiling sending what it sends: ${(example / same).toFixed(3)} (${thousands(example - same)} thousand instructions per call are the library's own work)\n`);
 }
 
 let exitCode = 0;

@@ -75,6 +75,10 @@ export interface StartOptions {
    * machine may take that port first, and its answers must not be taken for this server's.
    */
   readyBody?: (body: string) => boolean;
+  /** A command the server runs under (`valgrind --tool=callgrind ...`), between the pinning and node. */
+  wrapper?: string[];
+  /** How long the server may take to answer its ready path. Default 60 s. */
+  readyTimeoutMs?: number;
 }
 
 export async function startServer(options: StartOptions): Promise<ServerProcess> {
@@ -82,7 +86,10 @@ export async function startServer(options: StartOptions): Promise<ServerProcess>
   const log = createWriteStream(logFile);
   const runtime = options.runtime ?? { kind: 'tsx' };
   const entry = runtime.kind === 'compiled' ? [compiledScript(runtime, options.script)] : ['--import', 'tsx', '--import', PRODUCTION_RUNTIME, options.script];
-  const [command, args] = pinned(options.core, process.execPath, [...(options.nodeArgs ?? []), ...entry]);
+  const node = [process.execPath, ...(options.nodeArgs ?? []), ...entry];
+  const [command, args] = options.wrapper === undefined || options.wrapper.length === 0
+    ? pinned(options.core, node[0] as string, node.slice(1))
+    : pinned(options.core, options.wrapper[0] as string, [...options.wrapper.slice(1), ...node]);
   const child: ChildProcess = spawn(command, args, {
     cwd: ROOT,
     env: { ...process.env, NODE_ENV: 'production', ...options.env, PORT: String(options.port) },
@@ -96,11 +103,12 @@ export async function startServer(options: StartOptions): Promise<ServerProcess>
     resolve();
   }));
   const url = `http://127.0.0.1:${options.port}`;
-  const until = Date.now() + 60_000;
+  const readyTimeoutMs = options.readyTimeoutMs ?? 60_000;
+  const until = Date.now() + readyTimeoutMs;
   for (;;) {
     if (exited) throw new Error(`${options.name} exited at start; its log (${logFile}):\n${tail(logFile)}`);
     try {
-      const res = await fetch(`${url}${options.readyPath ?? '/'}`, { signal: AbortSignal.timeout(1_000) });
+      const res = await fetch(`${url}${options.readyPath ?? '/'}`, { signal: AbortSignal.timeout(readyTimeoutMs > 60_000 ? 10_000 : 1_000) });
       const body = await res.text();
       if (res.status >= 500) throw new Error(`${options.name} is still starting (${res.status})`);
       if (options.readyBody === undefined || options.readyBody(body)) break;
@@ -108,7 +116,7 @@ export async function startServer(options: StartOptions): Promise<ServerProcess>
     } catch {
       if (Date.now() > until) {
         child.kill('SIGKILL');
-        throw new Error(`${options.name} did not answer within 60 s; its log (${logFile}):\n${tail(logFile)}`);
+        throw new Error(`${options.name} did not answer within ${readyTimeoutMs / 1000} s; its log (${logFile}):\n${tail(logFile)}`);
       }
       await new Promise((r) => setTimeout(r, 100));
     }

@@ -3,7 +3,7 @@
  * session, no checks) forwards `/api/*` through undici's dispatch API with a static Authorization header and
  * streams the answer back. It is the reference the library is measured against: as fast as a proxy reasonably
  * gets on this stack, so it must stay well written, never a straw man. Env: PORT, UPSTREAM_API_URL,
- * CEILING_TOKEN_BYTES (optional).
+ * CEILING_TOKEN_BYTES and CEILING_FORWARDED (optional).
  */
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Pool, type Dispatcher } from 'undici';
@@ -13,6 +13,10 @@ import { Pool, type Dispatcher } from 'undici';
 const tokenBytes = Number(process.env.CEILING_TOKEN_BYTES ?? 0);
 const AUTHORIZATION = `Bearer ${tokenBytes > 0 ? 'x'.repeat(tokenBytes) : 'static-bench-token'}`;
 const MOUNT = '/api';
+// CEILING_FORWARDED=1: also the four X-Forwarded-* headers the library sends, so that with CEILING_TOKEN_BYTES set
+// to the library's token size this proxy sends the upstream what the library sends (`npm run bench -- --instructions`).
+const FORWARDED = process.env.CEILING_FORWARDED === '1';
+const FORWARDED_HOST = `127.0.0.1:${process.env.PORT}`;
 // The same upstream pool settings as the library's, so the two differ only in what runs per request.
 const pool = new Pool(process.env.UPSTREAM_API_URL as string, { connections: 128, keepAliveTimeout: 30_000 });
 
@@ -102,6 +106,12 @@ function forward(req: IncomingMessage, res: ServerResponse): void {
   const rest = url.slice(MOUNT.length);
   const headers = withoutHopByHop(req.headers, DROP_REQUEST);
   headers.authorization = AUTHORIZATION;
+  if (FORWARDED) {
+    headers['x-forwarded-for'] = req.socket.remoteAddress ?? 'unknown';
+    headers['x-forwarded-proto'] = 'http';
+    headers['x-forwarded-host'] = FORWARDED_HOST;
+    headers['x-forwarded-prefix'] = MOUNT;
+  }
   const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
   try {
     pool.dispatch({

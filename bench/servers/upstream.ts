@@ -2,7 +2,9 @@
  * The bench upstream: a plain node:http server answering every request with the same ~1 KB of JSON,
  * keep-alive on, and echoing every WebSocket message (any path) back. The first request with a given
  * `X-Bench-Reject-Token` value is answered 401 invalid_token (the same request sent again is answered as usual), so
- * that the bench can make a BFF renew a token once before it is measured, as every BFF in production does. Env: PORT.
+ * that the bench can make a BFF renew a token once before it is measured, as every BFF in production does.
+ * `GET /__bench/authorization` (asked directly, not through a proxy) answers the size of the last call's Authorization
+ * header: how big the token a BFF sends is. Env: PORT.
  */
 import { createServer } from 'node:http';
 import { WebSocketServer } from 'ws';
@@ -19,9 +21,18 @@ const headers = { 'content-type': 'application/json', 'content-length': String(b
 const rejected = new Set<string>();
 const invalidToken = { 'www-authenticate': 'Bearer error="invalid_token"', 'content-type': 'application/json' };
 
+/** The size of the last Authorization header a call brought, answered at GET /__bench/authorization. */
+let authorizationBytes = 0;
+
 const server = createServer((req, res) => {
   // Drain any request body, then answer; the connection stays open (HTTP/1.1 keep-alive).
   req.resume();
+  if (req.url === '/__bench/authorization') {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ bytes: authorizationBytes }));
+    return;
+  }
+  authorizationBytes = req.headers.authorization?.length ?? 0;
   const reject = req.headers['x-bench-reject-token'];
   if (typeof reject === 'string' && !rejected.has(reject)) {
     rejected.add(reject);
