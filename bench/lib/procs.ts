@@ -105,10 +105,12 @@ export async function startServer(options: StartOptions): Promise<ServerProcess>
   const url = `http://127.0.0.1:${options.port}`;
   const readyTimeoutMs = options.readyTimeoutMs ?? 60_000;
   const until = Date.now() + readyTimeoutMs;
+  // A server given longer to start (under valgrind) is also given longer to answer its first requests.
+  const attemptMs = readyTimeoutMs > 60_000 ? 10_000 : 1_000;
   for (;;) {
     if (exited) throw new Error(`${options.name} exited at start; its log (${logFile}):\n${tail(logFile)}`);
     try {
-      const res = await fetch(`${url}${options.readyPath ?? '/'}`, { signal: AbortSignal.timeout(readyTimeoutMs > 60_000 ? 10_000 : 1_000) });
+      const res = await fetch(`${url}${options.readyPath ?? '/'}`, { signal: AbortSignal.timeout(attemptMs) });
       const body = await res.text();
       if (res.status >= 500) throw new Error(`${options.name} is still starting (${res.status})`);
       if (options.readyBody === undefined || options.readyBody(body)) break;
