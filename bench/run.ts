@@ -1110,7 +1110,8 @@ async function compareInstructions(upstream: ServerProcess, ports: { ceiling: nu
   say(`instructions: ${warmupCalls} calls to warm up, then windows of ${calls} calls (${concurrency} at a time) until ${settled} in a row agree within ${tolerance * 100} %; every server runs under valgrind, one at a time`);
   const rows: Array<{ label: string; perCall: number[]; count: number; settled: boolean }> = [];
   const spread = (counts: number[]) => (Math.max(...counts) - Math.min(...counts)) / Math.min(...counts);
-  const measure = async (label: string, name: string, script: string, env: Record<string, string>, session: boolean, cookie?: string): Promise<string | undefined> => {
+  // The count of one server, and the session cookie it was called with.
+  const measure = async (label: string, name: string, script: string, env: Record<string, string>, session: boolean, cookie?: string): Promise<{ count: number; cookie: string | undefined }> => {
     const outFile = join(logDir, `${name}.callgrind`);
     const t0 = performance.now();
     const server = await start(name, script, env, { wrapper: callgrindWrapper(outFile), readyTimeoutMs: 600_000 });
@@ -1130,21 +1131,19 @@ async function compareInstructions(upstream: ServerProcess, ports: { ceiling: nu
     }
     await server.stop();
     const last = perCall.slice(-settled);
-    rows.push({ label, perCall, count: median(last), settled: spread(last) <= tolerance });
+    const count = median(last);
+    rows.push({ label, perCall, count, settled: spread(last) <= tolerance });
     say(`  ${label}: ${perCall.map((n) => Math.round(n).toLocaleString('en-US')).join(', ')} instructions per call (${((performance.now() - t0) / 1000).toFixed(0)} s under valgrind)`);
-    return sessionCookie;
+    return { count, cookie: sessionCookie };
   };
-  const cookie = await measure(useExample ? 'library (example, bff.wrap)' : 'library (bench server)', 'library', libraryScript, libraryEnv(ports.library, upstream.url, `${PREFIX}lib:`), true);
+  const example = await measure(useExample ? 'library (example, bff.wrap)' : 'library (bench server)', 'library', libraryScript, libraryEnv(ports.library, upstream.url, `${PREFIX}lib:`), true);
   const authorization = await fetch(`${upstream.url}/__bench/authorization`).then((r) => r.json() as Promise<{ bytes: number }>);
   const tokenBytes = authorization.bytes - 'Bearer '.length;
   if (useForm) await measure('library, app.use()', 'library-use', 'bench/servers/lib-bff.ts', { ...libraryEnv(ports.libraryUse, upstream.url, `${PREFIX}use:`), BENCH_ENTRY: 'use' }, true);
-  await measure('ceiling', 'ceiling', 'bench/servers/ceiling.ts', { PORT: String(ports.ceiling), UPSTREAM_API_URL: upstream.url }, false);
-  await measure(`ceiling sending what the example sends (${tokenBytes}-byte token, X-Forwarded-*, cookie in)`, 'ceiling-same', 'bench/servers/ceiling.ts', {
+  const { count: ceiling } = await measure('ceiling', 'ceiling', 'bench/servers/ceiling.ts', { PORT: String(ports.ceiling), UPSTREAM_API_URL: upstream.url }, false);
+  const { count: same } = await measure(`ceiling sending what the example sends (${tokenBytes}-byte token, X-Forwarded-*, cookie in)`, 'ceiling-same', 'bench/servers/ceiling.ts', {
     PORT: String(ports.ceilingSame), UPSTREAM_API_URL: upstream.url, CEILING_TOKEN_BYTES: String(tokenBytes), CEILING_FORWARDED: '1',
-  }, false, cookie);
-  const ceiling = rows.find((r) => r.label === 'ceiling')!.count;
-  const same = rows.find((r) => r.label.startsWith('ceiling sending'))!.count;
-  const example = rows[0]!.count;
+  }, false, example.cookie);
   const thousands = (n: number) => (n / 1000).toFixed(1);
   process.stdout.write(`\ninstructions per call, in thousands, user space only: the median of the last ${settled} windows of ${calls} calls (their range; * = they did not agree within ${tolerance * 100} % in ${maxWindows} windows)\n\n${table([
     ['server', 'per call', 'last windows', 'windows', 'x ceiling', 'minus ceiling'],
@@ -1152,7 +1151,7 @@ async function compareInstructions(upstream: ServerProcess, ports: { ceiling: nu
       const last = r.perCall.slice(-settled);
       return [r.label, `${thousands(r.count)}${r.settled ? '' : '*'}`, `${thousands(Math.min(...last))}-${thousands(Math.max(...last))}`, String(r.perCall.length), (r.count / ceiling).toFixed(3), thousands(r.count - ceiling)];
     }),
-  ])}\n\nthe example over the ceiling sending what it sends: ${(example / same).toFixed(3)} (${thousands(example - same)} thousand instructions per call are the library's own work)\n`);
+  ])}\n\nthe example over the ceiling sending what it sends: ${(example.count / same).toFixed(3)} (${thousands(example.count - same)} thousand instructions per call are the library's own work)\n`);
 }
 
 let exitCode = 0;
