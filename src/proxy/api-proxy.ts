@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import type { BffConfig } from '../config/validate.js';
 import type { DPoP } from '../dpop/dpop.js';
@@ -85,10 +85,13 @@ export class ApiProxy {
    */
   readonly handle = (request: IncomingMessage, res: ServerResponse): void => {
     const req = request as ServerRequest;
+    // Read once and passed on: `req.headers` is a getter, and in an app whose requests also go through Express
+    // (whose requests have prototypes of their own) every read of it is a megamorphic lookup.
+    const headers = req.headers;
     let path: string;
     let loaded: LoadedSession | Promise<LoadedSession>;
     try {
-      if (req.headers[this.config.csrf.header] !== this.config.csrf.value) {
+      if (headers[this.config.csrf.header] !== this.config.csrf.value) {
         throw new BffError(ErrorCode.CSRF_REQUIRED, `API calls must carry the header ${this.config.csrf.header}: ${this.config.csrf.value}.`);
       }
       let rest = req.url.slice(this.api.mount.length);
@@ -99,62 +102,62 @@ export class ApiProxy {
       }
       path = target;
       // The token policy was worked out once: an API that may be called without a session branches off here.
-      if (!this.plan.userRequired) return this.withoutRequiredSession(req, res, path);
-      loaded = this.sessions.load(req, this.api.audience);
+      if (!this.plan.userRequired) return this.withoutRequiredSession(req, headers, res, path);
+      loaded = this.sessions.load(req, this.api.audience, headers);
     } catch (error) {
       return this.fail(res, error);
     }
-    if (loaded instanceof Promise) loaded.then((session) => this.withSession(req, res, path, session), (error: unknown) => this.fail(res, error));
-    else this.withSession(req, res, path, loaded);
+    if (loaded instanceof Promise) loaded.then((session) => this.withSession(req, headers, res, path, session), (error: unknown) => this.fail(res, error));
+    else this.withSession(req, headers, res, path, loaded);
   };
 
-  private withSession(req: ServerRequest, res: ServerResponse, path: string, session: LoadedSession): void {
+  private withSession(req: ServerRequest, headers: IncomingHttpHeaders, res: ServerResponse, path: string, session: LoadedSession): void {
     let token: AccessTokenEntry | Promise<AccessTokenEntry>;
     try {
       token = this.tokens.accessToken(session, this.api);
     } catch (error) {
       return this.fail(res, error);
     }
-    if (token instanceof Promise) token.then((first) => this.send(req, res, path, session, first), (error: unknown) => this.fail(res, error));
-    else this.send(req, res, path, session, token);
+    if (token instanceof Promise) token.then((first) => this.send(req, headers, res, path, session, first), (error: unknown) => this.fail(res, error));
+    else this.send(req, headers, res, path, session, token);
   }
 
   /** `user-or-none`, `user-or-client`, `client`, `none`: the user's token when there is a session and the policy uses it, else the application's or none. */
-  private withoutRequiredSession(req: ServerRequest, res: ServerResponse, path: string): void {
+  private withoutRequiredSession(req: ServerRequest, headers: IncomingHttpHeaders, res: ServerResponse, path: string): void {
     let session: LoadedSession | undefined | Promise<LoadedSession | undefined>;
     try {
-      session = this.plan.userIfAny ? optionalSession(this.sessions, req, this.api.audience) : undefined;
+      session = this.plan.userIfAny ? optionalSession(this.sessions, req, this.api.audience, headers) : undefined;
     } catch (error) {
       return this.fail(res, error);
     }
-    if (session instanceof Promise) session.then((found) => this.withOptionalSession(req, res, path, found), (error: unknown) => this.fail(res, error));
-    else this.withOptionalSession(req, res, path, session);
+    if (session instanceof Promise) session.then((found) => this.withOptionalSession(req, headers, res, path, found), (error: unknown) => this.fail(res, error));
+    else this.withOptionalSession(req, headers, res, path, session);
   }
 
-  private withOptionalSession(req: ServerRequest, res: ServerResponse, path: string, session: LoadedSession | undefined): void {
-    if (session !== undefined) return this.withSession(req, res, path, session);
+  private withOptionalSession(req: ServerRequest, headers: IncomingHttpHeaders, res: ServerResponse, path: string, session: LoadedSession | undefined): void {
+    if (session !== undefined) return this.withSession(req, headers, res, path, session);
     const client = this.plan.client;
-    if (client === undefined) return this.forward(req, res, path, undefined, undefined, hasBody(req), false, 0, (outcome) => this.settled(res, outcome));
+    if (client === undefined) return this.forward(req, headers, res, path, undefined, undefined, hasBody(headers), false, 0, (outcome) => this.settled(res, outcome));
     const token = client.token();
-    if (token instanceof Promise) token.then((first) => this.send(req, res, path, undefined, first), (error: unknown) => this.fail(res, error));
-    else this.send(req, res, path, undefined, token);
+    if (token instanceof Promise) token.then((first) => this.send(req, headers, res, path, undefined, first), (error: unknown) => this.fail(res, error));
+    else this.send(req, headers, res, path, undefined, token);
   }
 
   /** Sends with the user's token (a session) or the application's (none), renewing it once if the upstream rejects it. */
-  private send(req: ServerRequest, res: ServerResponse, path: string, session: LoadedSession | undefined, first: AccessTokenEntry): void {
-    const withBody = hasBody(req);
+  private send(req: ServerRequest, headers: IncomingHttpHeaders, res: ServerResponse, path: string, session: LoadedSession | undefined, first: AccessTokenEntry): void {
+    const withBody = hasBody(headers);
     // A token the upstream rejects although it looked fresh (revoked, clock skew) is renewed once and the
     // request replayed, when replaying cannot do harm.
     // An upstream that rejects every token (misconfigured on its side) costs one forced exchange, not one per call.
     const mayRetry = !withBody && REPLAYABLE.has(req.method)
       && (session !== undefined ? this.tokens.mayForce(first.token) : this.plan.client!.mayRenew(first.token));
-    this.forward(req, res, path, session, first, withBody, mayRetry, 0, (outcome) => {
+    this.forward(req, headers, res, path, session, first, withBody, mayRetry, 0, (outcome) => {
       if (outcome.kind !== 'retry') return this.settled(res, outcome);
       const renewal = session !== undefined
         ? this.tokens.accessToken(session, this.api, { force: true, rejected: first.token })
         : this.plan.client!.renew(first.token);
       Promise.resolve(renewal).then(
-        (renewed) => this.forward(req, res, path, session, renewed, false, false, 1, (last) => this.settled(res, last)),
+        (renewed) => this.forward(req, headers, res, path, session, renewed, false, false, 1, (last) => this.settled(res, last)),
         (error: unknown) => this.fail(res, error),
       );
     });
@@ -164,8 +167,8 @@ export class ApiProxy {
    * `session`: a long response of a session ends with it; `entry`: the token, with a proof when it is bound. Without
    * either (by the API's token policy) the call is not tracked, or goes without a token.
    */
-  private forward(req: ServerRequest, res: ServerResponse, path: string, session: LoadedSession | undefined, entry: AccessTokenEntry | undefined, hasBody: boolean, mayRetry: boolean, resend: number, settle: (outcome: ForwardOutcome, status: number) => void, nonceRetry = true): void {
-    const headers = upstreamRequestHeaders(req, entry, this.forwarded);
+  private forward(req: ServerRequest, incoming: IncomingHttpHeaders, res: ServerResponse, path: string, session: LoadedSession | undefined, entry: AccessTokenEntry | undefined, hasBody: boolean, mayRetry: boolean, resend: number, settle: (outcome: ForwardOutcome, status: number) => void, nonceRetry = true): void {
+    const headers = upstreamRequestHeaders(req, entry, this.forwarded, incoming);
     // A bound token (the token manager hands out only tokens of this key) goes with a fresh proof.
     const proofs = entry?.jkt === undefined ? undefined : this.proofs;
     if (proofs !== undefined) proofs.authorize(headers, req.method, path, entry!);
@@ -178,7 +181,7 @@ export class ApiProxy {
       if (outcome.kind !== 'retry' || outcome.reason !== 'use_dpop_nonce') return done(outcome, status);
       call?.end(status, undefined);
       // Once, and like a token renewal only when replaying cannot do harm: a body was streamed away already.
-      if (nonceRetry && !hasBody && REPLAYABLE.has(req.method)) return this.forward(req, res, path, session, entry, false, mayRetry, resend + 1, settle, false);
+      if (nonceRetry && !hasBody && REPLAYABLE.has(req.method)) return this.forward(req, incoming, res, path, session, entry, false, mayRetry, resend + 1, settle, false);
       settle({ kind: 'failed', error: nonceRequired() }, status);
     };
     try {
@@ -189,7 +192,7 @@ export class ApiProxy {
           headers,
           body: hasBody ? req : null,
           // An event stream (EventSource asks for one) may be quiet for as long as it likes, unless configured otherwise.
-          bodyTimeout: req.headers.accept?.includes('text/event-stream') ? this.api.eventStreamTimeoutMs : null,
+          bodyTimeout: incoming.accept?.includes('text/event-stream') ? this.api.eventStreamTimeoutMs : null,
         },
         new ForwardHandler(res, mayRetry, finish, this.streams, session, this.api.audience, proofs?.rememberNonce, this.deadlines),
       );
@@ -221,8 +224,9 @@ export class ApiProxy {
   }
 }
 
-function hasBody(req: ServerRequest): boolean {
-  return req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+function hasBody(headers: IncomingHttpHeaders): boolean {
+  const length = headers['content-length'];
+  return headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
 const nonceRequired = (): BffError => new BffError(

@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 
 /**
  * Express's compiled 'trust proxy' setting (`app.get('trust proxy fn')`): whether the address at `hop` (0 is the
@@ -27,11 +27,11 @@ export function appTrust(app: unknown): TrustProxy | undefined {
  * farthest one when every hop is trusted). Under `app.use(bff)` the app is the request's; under `bff.wrap(app)`,
  * the wrapped app's.
  */
-export function clientAddress(req: IncomingMessage): string | undefined {
+export function clientAddress(req: IncomingMessage, headers: IncomingHttpHeaders = req.headers): string | undefined {
   const peer = req.socket.remoteAddress;
   const trust = appTrust((req as { app?: unknown }).app) ?? (req as { [WRAPPED_TRUST]?: TrustProxy })[WRAPPED_TRUST];
   if (trust === undefined || peer === undefined) return peer;
-  const header = req.headers['x-forwarded-for'];
+  const header = headers['x-forwarded-for'];
   if (!header) return peer;
   const hops = (Array.isArray(header) ? header.join(',') : header).split(',');
   let address = peer;

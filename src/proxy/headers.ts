@@ -21,9 +21,8 @@ const DROP_RESPONSE = new Set([
  * The headers the upstream gets: the browser's own minus cookies, credentials and hop-by-hop headers, plus the
  * access token (none for an API called without one) and X-Forwarded-* describing the BFF's public origin.
  */
-export function upstreamRequestHeaders(req: IncomingMessage, accessToken: AccessTokenEntry | undefined, forwarded: { proto: string; host: string; prefix: string }): Record<string, string | string[]> {
+export function upstreamRequestHeaders(req: IncomingMessage, accessToken: AccessTokenEntry | undefined, forwarded: { proto: string; host: string; prefix: string }, source: IncomingHttpHeaders = req.headers): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
-  const source = req.headers;
   const named = connectionTokens(source.connection);
   for (const name in source) {
     if (DROP_REQUEST.has(name) || (named !== undefined && named.has(name))) continue;
@@ -31,7 +30,7 @@ export function upstreamRequestHeaders(req: IncomingMessage, accessToken: Access
     if (value !== undefined) out[name] = value;
   }
   if (accessToken !== undefined) out.authorization = bearer(accessToken);
-  out['x-forwarded-for'] = clientAddress(req) ?? 'unknown';
+  out['x-forwarded-for'] = clientAddress(req, source) ?? 'unknown';
   out['x-forwarded-proto'] = forwarded.proto;
   out['x-forwarded-host'] = forwarded.host;
   out['x-forwarded-prefix'] = forwarded.prefix;

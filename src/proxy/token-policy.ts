@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { BffConfig } from '../config/validate.js';
 import { BffError, ErrorCode } from '../errors.js';
 import type { LoadedSession, Sessions } from '../session/sessions.js';
@@ -37,12 +37,12 @@ export function tokenPlan(api: Api, clientTokens: ClientTokens): TokenPlan {
  * getting anonymous answers; the session is destroyed with that answer, and the next call is anonymous.
  * Faults (the store not answering) are answered as faults: not knowing the user is not the same as no user.
  */
-export function optionalSession(sessions: Sessions, req: IncomingMessage, audience: string): LoadedSession | undefined | Promise<LoadedSession | undefined> {
+export function optionalSession(sessions: Sessions, req: IncomingMessage, audience: string, headers: IncomingHttpHeaders = req.headers): LoadedSession | undefined | Promise<LoadedSession | undefined> {
   // The usual anonymous call (no cookie) costs no error object.
-  if (sessions.idOf(req) === undefined) return undefined;
+  if (sessions.idOf(req, headers) === undefined) return undefined;
   let loaded: LoadedSession | Promise<LoadedSession>;
   try {
-    loaded = sessions.load(req, audience);
+    loaded = sessions.load(req, audience, headers);
   } catch (error) {
     return anonymousIfNoSession(error);
   }

@@ -53,9 +53,14 @@ export function sessionIdReader(name: string, secrets: readonly string[], option
   const capacity = options.capacity ?? 10_000;
   let current = new Map<string, string>();
   let previous = new Map<string, string>();
+  // The cookie value read last and its id: a client's calls come one after another, and comparing a value with
+  // the last one costs less than hashing it for a Map lookup.
+  let lastRaw: string | undefined;
+  let lastId: string | undefined;
   const timer = setInterval(() => {
     previous = current;
     current = new Map();
+    lastRaw = lastId = undefined;
   }, options.rotateMs ?? 60_000);
   timer.unref();
 
@@ -64,17 +69,21 @@ export function sessionIdReader(name: string, secrets: readonly string[], option
       if (!cookieHeader) return undefined;
       const raw = cookieValue(cookieHeader, name);
       if (raw === undefined) return undefined;
+      if (raw === lastRaw) return lastId;
       let id = current.get(raw);
-      if (id !== undefined) return id;
-      id = previous.get(raw) ?? readSignedSessionId(`${name}=${raw}`, name, secrets);
-      if (id !== undefined) {
+      if (id === undefined) {
+        id = previous.get(raw) ?? readSignedSessionId(`${name}=${raw}`, name, secrets);
+        if (id === undefined) return undefined;
         if (current.size >= capacity) current.clear();
         current.set(raw, id);
       }
+      lastRaw = raw;
+      lastId = id;
       return id;
     },
     forget(ids) {
       for (const id of ids) {
+        if (id === lastId) lastRaw = lastId = undefined;
         for (const secret of secrets) {
           const signed = `s:${id}.${sign(id, secret)}`;
           for (const raw of [encodeURIComponent(signed), signed]) {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Request } from 'express';
 import type { Store } from 'express-session';
 import type { BffConfig } from '../config/validate.js';
@@ -73,22 +73,25 @@ export class Sessions {
     this.endListeners.push(listener);
   }
 
-  /** The session id the request carries, if its cookie is genuine. No store access. */
-  idOf(req: IncomingMessage): string | undefined {
+  /**
+   * The session id the request carries, if its cookie is genuine. No store access. `headers`: the request's, when
+   * the caller has them at hand (`req.headers` is a getter, and not a cheap one in an app that also runs Express).
+   */
+  idOf(req: IncomingMessage, headers: IncomingHttpHeaders = req.headers): string | undefined {
     if (this.config.session.external) {
       const own = req as Request;
       return own.session?.bff ? own.sessionID : undefined;
     }
-    return this.sessionIds.read(req.headers.cookie);
+    return this.sessionIds.read(headers.cookie);
   }
 
   /**
    * The logged-in session of a request, read in one round trip (or none) with the access token for `audience`.
    * Throws 401 login_required without one; a session past its idle or absolute lifetime is ended (with every
-   * session of its Auth0 session) and answers 401 session_ended.
+   * session of its Auth0 session) and answers 401 session_ended. `headers` as for `idOf`.
    */
-  load(req: IncomingMessage, audience: string): LoadedSession | Promise<LoadedSession> {
-    const id = this.idOf(req);
+  load(req: IncomingMessage, audience: string, headers: IncomingHttpHeaders = req.headers): LoadedSession | Promise<LoadedSession> {
+    const id = this.idOf(req, headers);
     if (id === undefined) throw loginRequired();
     // A view the backend holds as current comes back synchronously: no await on the hot path.
     const now = this.backend.readViewNow?.(id, audience);
