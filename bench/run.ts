@@ -45,7 +45,7 @@ import { loginThroughEmulator, mapLimit } from './lib/login.js';
 import { startOtlpSink, type OtlpSink } from './lib/otlp-sink.js';
 import { compile, type Runtime } from './lib/compiled.js';
 import { ROOT, canPin, cpuMsOf, freePort, startServer, type ServerProcess } from './lib/procs.js';
-import { callgrindWrapper, dumpCounts, sendCalls, valgrindAvailable, zeroCounts } from './lib/instructions.js';
+import { callgrindWrapper, dumpCounts, functionCounts, sendCalls, valgrindAvailable, zeroCounts } from './lib/instructions.js';
 import { monotonicUs, readProfile, selfTimeByArea, topCallers, topSelfTime } from './lib/profile.js';
 import { markdownTable, median, round, table } from './lib/stats.js';
 import { measureSessionEnd, measureWsThroughput, sessionEndRows, wsThroughputRows, type WsSessionEnd, type WsTarget } from './lib/websocket.js';
@@ -88,6 +88,8 @@ const instructionSettings = {
   concurrency: 8,
   // The app.use() form executes about three times the example's instructions: minutes more under valgrind.
   useForm: process.env.BENCH_INSTRUCTIONS_USE === '1',
+  // Also where the instructions go, by function: the example's against the ceiling's sending what it sends.
+  functions: process.env.BENCH_INSTRUCTIONS_FUNCTIONS === '1',
 };
 // WebSockets: echo throughput rounds (direct and through the BFF alternate), and logout-to-close repeats.
 const wsSettings = mode === 'quick' || mode === 'memory' || mode === 'ab' || mode === 'gc' || mode === 'spread' || mode === 'instructions'
@@ -1106,15 +1108,20 @@ async function compareSpread(upstream: ServerProcess, ports: { spread: number[];
  */
 async function compareInstructions(upstream: ServerProcess, ports: { ceiling: number; ceilingSame: number; library: number; libraryUse: number }): Promise<void> {
   if (!valgrindAvailable()) throw new Error('--instructions needs valgrind (Debian package valgrind: apt-get install valgrind)');
-  const { warmupCalls, calls, settled, tolerance, maxWindows, concurrency, useForm } = instructionSettings;
+  const { warmupCalls, calls, settled, tolerance, maxWindows, concurrency, useForm, functions } = instructionSettings;
   say(`instructions: ${warmupCalls} calls to warm up, then windows of ${calls} calls (${concurrency} at a time) until ${settled} in a row agree within ${tolerance * 100} %; every server runs under valgrind, one at a time`);
   const rows: Array<{ label: string; perCall: number[]; count: number; settled: boolean }> = [];
   const spread = (counts: number[]) => (Math.max(...counts) - Math.min(...counts)) / Math.min(...counts);
   // The count of one server, and the session cookie it was called with.
-  const measure = async (label: string, name: string, script: string, env: Record<string, string>, session: boolean, cookie?: string): Promise<{ count: number; cookie: string | undefined }> => {
+  const measure = async (label: string, name: string, script: string, env: Record<string, string>, session: boolean, cookie?: string): Promise<{ count: number; cookie: string | undefined; byFunction?: Map<string, number> }> => {
     const outFile = join(logDir, `${name}.callgrind`);
     const t0 = performance.now();
-    const server = await start(name, script, env, { wrapper: callgrindWrapper(outFile), readyTimeoutMs: 600_000 });
+    const server = await start(name, script, env, {
+      wrapper: callgrindWrapper(outFile, { perInstruction: functions }),
+      // V8 names the code it compiles in /tmp/perf-<pid>.map.
+      nodeArgs: functions ? ['--perf-basic-prof'] : [],
+      readyTimeoutMs: 600_000,
+    });
     let sessionCookie = cookie;
     if (session) {
       [sessionCookie] = await loginMany(server.url, ['u0'], 1);
@@ -1124,24 +1131,30 @@ async function compareInstructions(upstream: ServerProcess, ports: { ceiling: nu
     const url = `${server.url}/api/items`;
     await sendCalls(url, { count: warmupCalls, concurrency, headers });
     const perCall: number[] = [];
+    let lastDump = '';
     while (perCall.length < maxWindows && (perCall.length < settled || spread(perCall.slice(-settled)) > tolerance)) {
       zeroCounts(server.pid);
       await sendCalls(url, { count: calls, concurrency, headers });
-      perCall.push(dumpCounts(server.pid, outFile) / calls);
+      const dumped = dumpCounts(server.pid, outFile);
+      perCall.push(dumped.instructions / calls);
+      lastDump = dumped.file;
     }
     await server.stop();
+    const perfMap = `/tmp/perf-${server.pid}.map`;
+    const byFunction = functions ? functionCounts(readFileSync(lastDump, 'utf8'), readFileSync(perfMap, 'utf8'), calls) : undefined;
+    if (functions) rmSync(perfMap, { force: true });
     const last = perCall.slice(-settled);
     const count = median(last);
     rows.push({ label, perCall, count, settled: spread(last) <= tolerance });
     say(`  ${label}: ${perCall.map((n) => Math.round(n).toLocaleString('en-US')).join(', ')} instructions per call (${((performance.now() - t0) / 1000).toFixed(0)} s under valgrind)`);
-    return { count, cookie: sessionCookie };
+    return { count, cookie: sessionCookie, byFunction };
   };
   const example = await measure(useExample ? 'library (example, bff.wrap)' : 'library (bench server)', 'library', libraryScript, libraryEnv(ports.library, upstream.url, `${PREFIX}lib:`), true);
   const authorization = await fetch(`${upstream.url}/__bench/authorization`).then((r) => r.json() as Promise<{ bytes: number }>);
   const tokenBytes = authorization.bytes - 'Bearer '.length;
   if (useForm) await measure('library, app.use()', 'library-use', 'bench/servers/lib-bff.ts', { ...libraryEnv(ports.libraryUse, upstream.url, `${PREFIX}use:`), BENCH_ENTRY: 'use' }, true);
   const { count: ceiling } = await measure('ceiling', 'ceiling', 'bench/servers/ceiling.ts', { PORT: String(ports.ceiling), UPSTREAM_API_URL: upstream.url }, false);
-  const { count: same } = await measure(`ceiling sending what the example sends (${tokenBytes}-byte token, X-Forwarded-*, cookie in)`, 'ceiling-same', 'bench/servers/ceiling.ts', {
+  const { count: same, byFunction: sameByFunction } = await measure(`ceiling sending what the example sends (${tokenBytes}-byte token, X-Forwarded-*, cookie in)`, 'ceiling-same', 'bench/servers/ceiling.ts', {
     PORT: String(ports.ceilingSame), UPSTREAM_API_URL: upstream.url, CEILING_TOKEN_BYTES: String(tokenBytes), CEILING_FORWARDED: '1',
   }, false, example.cookie);
   const thousands = (n: number) => (n / 1000).toFixed(1);
@@ -1152,6 +1165,25 @@ async function compareInstructions(upstream: ServerProcess, ports: { ceiling: nu
       return [r.label, `${thousands(r.count)}${r.settled ? '' : '*'}`, `${thousands(Math.min(...last))}-${thousands(Math.max(...last))}`, String(r.perCall.length), (r.count / ceiling).toFixed(3), thousands(r.count - ceiling)];
     }),
   ])}\n\nthe example over the ceiling sending what it sends: ${(example.count / same).toFixed(3)} (${thousands(example.count - same)} thousand instructions per call are the library's own work)\n`);
+  if (example.byFunction !== undefined && sameByFunction !== undefined) printFunctionDifferences(example.byFunction, sameByFunction, calls);
+}
+
+/**
+ * BENCH_INSTRUCTIONS_FUNCTIONS=1: the functions whose instructions differ most between the example and the ceiling
+ * sending what it sends, in each one's last window. Inlining differs from process to process (a function inlined
+ * into its caller counts as the caller), so a difference of a few hundred in one function may be where the JIT
+ * put it rather than work; the V8 builtins (property lookups, string hashing, Map and Set) are never inlined.
+ */
+function printFunctionDifferences(example: Map<string, number>, same: Map<string, number>, calls: number): void {
+  const names = [...new Set([...example.keys(), ...same.keys()])];
+  const diff = (name: string) => (example.get(name) ?? 0) - (same.get(name) ?? 0);
+  const round = (n: number) => Math.round(n).toLocaleString('en-US');
+  const own = [...example].filter(([name]) => /(^| )(src|example)\//.test(name)).reduce((sum, [, n]) => sum + n, 0);
+  process.stdout.write(`\ninstructions per call by function, the last window of ${calls} calls of each (self cost: what ran in the function's own code); the 30 largest differences either way\n\n${table([
+    ['function', 'example', 'ceiling sending the same', 'difference'],
+    ...names.sort((a, b) => Math.abs(diff(b)) - Math.abs(diff(a))).slice(0, 30)
+      .map((name) => [name.slice(0, 110), round(example.get(name) ?? 0), round(same.get(name) ?? 0), round(diff(name))]),
+  ])}\n\nthe example's own JavaScript (src/ and example/, with what the JIT inlined into it): ${round(own)} instructions per call\n`);
 }
 
 let exitCode = 0;
