@@ -69,6 +69,23 @@ describe('the verified-cookie cache of the API fast path', () => {
     reader.close();
   });
 
+  it('tells apart two sessions whose cookies end alike, read one after the other', async () => {
+    const { sessionIdReader } = await import('../../src/session/session-cookie.js');
+    const reader = sessionIdReader('bff', [NEW]);
+    const cookie = (id: string) => `bff=${encodeURIComponent(sign(id, NEW))}`;
+    const first = cookie('session-0');
+    // Another session's cookie of the same length and last character: only a full comparison tells them apart.
+    const id = Array.from({ length: 2000 }, (_, i) => `session-${i + 1}`).find((other) => {
+      const value = cookie(other);
+      return value.length === first.length && value.at(-1) === first.at(-1);
+    });
+    expect(id).toBeDefined();
+    expect(reader.read(first)).toBe('session-0');
+    expect(reader.read(cookie(id!))).toBe(id);
+    expect(reader.read(first)).toBe('session-0');
+    reader.close();
+  });
+
   it('still verifies a cookie after what it remembered of the session was dropped', async () => {
     const { sessionIdReader } = await import('../../src/session/session-cookie.js');
     const reader = sessionIdReader('bff', [NEW, OLD], { rotateMs: 20 });
