@@ -1140,9 +1140,12 @@ async function compareInstructions(upstream: ServerProcess, ports: { ceiling: nu
       lastDump = dumped.file;
     }
     await server.stop();
-    const perfMap = `/tmp/perf-${server.pid}.map`;
-    const byFunction = functions ? functionCounts(readFileSync(lastDump, 'utf8'), readFileSync(perfMap, 'utf8'), calls) : undefined;
-    if (functions) rmSync(perfMap, { force: true });
+    let byFunction: Map<string, number> | undefined;
+    if (functions) {
+      const perfMap = `/tmp/perf-${server.pid}.map`;
+      byFunction = functionCounts(readFileSync(lastDump, 'utf8'), readFileSync(perfMap, 'utf8'), calls);
+      rmSync(perfMap, { force: true });
+    }
     const last = perCall.slice(-settled);
     const count = median(last);
     rows.push({ label, perCall, count, settled: spread(last) <= tolerance });
