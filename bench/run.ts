@@ -1175,18 +1175,18 @@ async function compareInstructions(upstream: ServerProcess, ports: { ceiling: nu
  * BENCH_INSTRUCTIONS_FUNCTIONS=1: the functions whose instructions differ most between the example and the ceiling
  * sending what it sends, in each one's last window. Inlining differs from process to process (a function inlined
  * into its caller counts as the caller), so a difference of a few hundred in one function may be where the JIT
- * put it rather than work; the V8 builtins (property lookups, string hashing, Map and Set) are never inlined.
+ * put it rather than work; V8's builtins (property lookups, string hashing, Map and Set lookups) stay calls of their own.
  */
 function printFunctionDifferences(example: Map<string, number>, same: Map<string, number>, calls: number): void {
   const names = [...new Set([...example.keys(), ...same.keys()])];
   const diff = (name: string) => (example.get(name) ?? 0) - (same.get(name) ?? 0);
-  const round = (n: number) => Math.round(n).toLocaleString('en-US');
+  const whole = (n: number) => Math.round(n).toLocaleString('en-US');
   const own = [...example].filter(([name]) => /(^| )(src|example)\//.test(name)).reduce((sum, [, n]) => sum + n, 0);
   process.stdout.write(`\ninstructions per call by function, the last window of ${calls} calls of each (self cost: what ran in the function's own code); the 30 largest differences either way\n\n${table([
     ['function', 'example', 'ceiling sending the same', 'difference'],
     ...names.sort((a, b) => Math.abs(diff(b)) - Math.abs(diff(a))).slice(0, 30)
-      .map((name) => [name.slice(0, 110), round(example.get(name) ?? 0), round(same.get(name) ?? 0), round(diff(name))]),
-  ])}\n\nthe example's own JavaScript (src/ and example/, with what the JIT inlined into it): ${round(own)} instructions per call\n`);
+      .map((name) => [name.slice(0, 110), whole(example.get(name) ?? 0), whole(same.get(name) ?? 0), whole(diff(name))]),
+  ])}\n\nthe example's own JavaScript (src/ and example/, with what the JIT inlined into it): ${whole(own)} instructions per call\n`);
 }
 
 let exitCode = 0;
