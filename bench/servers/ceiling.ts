@@ -47,7 +47,8 @@ class Relay implements Dispatcher.DispatchHandler {
   private wholeLength = -1;
 
   constructor(private readonly res: ServerResponse) {
-    res.once('close', this.onClientClose);
+    // `on`: the end of the answer takes it off, and a response closes once (`once` wraps it in two more objects).
+    res.on('close', this.onClientClose);
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {

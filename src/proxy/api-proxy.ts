@@ -9,7 +9,7 @@ import type { AccessTokenEntry } from '../session/record.js';
 import type { StreamTracker } from '../realtime/registry.js';
 import { causeName, type Reporter } from '../events/reporter.js';
 import { sessionRef, type LoadedSession, type Sessions } from '../session/sessions.js';
-import type { ProxyTelemetry } from '../telemetry/proxy-call.js';
+import type { ProxyCall, ProxyTelemetry } from '../telemetry/proxy-call.js';
 import type { ClientTokens } from '../tokens/client-tokens.js';
 import type { TokenManager } from '../tokens/token-manager.js';
 import { AnswerDeadlines } from './answer-deadlines.js';
@@ -107,9 +107,16 @@ export class ApiProxy {
     } catch (error) {
       return this.fail(res, error);
     }
-    if (loaded instanceof Promise) loaded.then((session) => this.withSession(req, headers, res, path, session), (error: unknown) => this.fail(res, error));
+    if (loaded instanceof Promise) this.afterSessionRead(req, headers, res, path, loaded);
     else this.withSession(req, headers, res, path, loaded);
   };
+
+  // The callbacks of the waits (a session read, an exchange) are made in functions of their own: a function that
+  // makes a closure over its arguments allocates a context for them on every call, also when it takes the
+  // synchronous path and never makes the closure.
+  private afterSessionRead(req: ServerRequest, headers: IncomingHttpHeaders, res: ServerResponse, path: string, loaded: Promise<LoadedSession>): void {
+    loaded.then((session) => this.withSession(req, headers, res, path, session), (error: unknown) => this.fail(res, error));
+  }
 
   private withSession(req: ServerRequest, headers: IncomingHttpHeaders, res: ServerResponse, path: string, session: LoadedSession): void {
     let token: AccessTokenEntry | Promise<AccessTokenEntry>;
@@ -118,8 +125,12 @@ export class ApiProxy {
     } catch (error) {
       return this.fail(res, error);
     }
-    if (token instanceof Promise) token.then((first) => this.send(req, headers, res, path, session, first), (error: unknown) => this.fail(res, error));
+    if (token instanceof Promise) this.afterExchange(req, headers, res, path, session, token);
     else this.send(req, headers, res, path, session, token);
+  }
+
+  private afterExchange(req: ServerRequest, headers: IncomingHttpHeaders, res: ServerResponse, path: string, session: LoadedSession | undefined, token: Promise<AccessTokenEntry>): void {
+    token.then((first) => this.send(req, headers, res, path, session, first), (error: unknown) => this.fail(res, error));
   }
 
   /** `user-or-none`, `user-or-client`, `client`, `none`: the user's token when there is a session and the policy uses it, else the application's or none. */
@@ -139,7 +150,7 @@ export class ApiProxy {
     const client = this.plan.client;
     if (client === undefined) return this.forward(req, headers, res, path, undefined, undefined, hasBody(headers), false, 0, (outcome) => this.settled(res, outcome));
     const token = client.token();
-    if (token instanceof Promise) token.then((first) => this.send(req, headers, res, path, undefined, first), (error: unknown) => this.fail(res, error));
+    if (token instanceof Promise) this.afterExchange(req, headers, res, path, undefined, token);
     else this.send(req, headers, res, path, undefined, token);
   }
 
@@ -167,23 +178,14 @@ export class ApiProxy {
    * `session`: a long response of a session ends with it; `entry`: the token, with a proof when it is bound. Without
    * either (by the API's token policy) the call is not tracked, or goes without a token.
    */
-  private forward(req: ServerRequest, incoming: IncomingHttpHeaders, res: ServerResponse, path: string, session: LoadedSession | undefined, entry: AccessTokenEntry | undefined, hasBody: boolean, mayRetry: boolean, resend: number, settle: (outcome: ForwardOutcome, status: number) => void, nonceRetry = true): void {
+  private forward(req: ServerRequest, incoming: IncomingHttpHeaders, res: ServerResponse, path: string, session: LoadedSession | undefined, entry: AccessTokenEntry | undefined, hasBody: boolean, mayRetry: boolean, resend: number, settle: Settle, nonceRetry = true): void {
     const headers = upstreamRequestHeaders(req, entry, this.forwarded, incoming);
     // A bound token (the token manager hands out only tokens of this key) goes with a fresh proof.
     const proofs = entry?.jkt === undefined ? undefined : this.proofs;
     if (proofs !== undefined) proofs.authorize(headers, req.method, path, entry!);
     const call = this.telemetry?.start(req.method, path, headers, resend);
-    const done = call === undefined ? settle : (outcome: ForwardOutcome, status: number) => {
-      call.end(status, outcome.kind === 'gone' ? 'aborted' : outcome.kind === 'failed' || outcome.kind === 'broken' ? causeName(outcome.error) : undefined);
-      settle(outcome, status);
-    };
-    const finish = proofs === undefined ? done : (outcome: ForwardOutcome, status: number) => {
-      if (outcome.kind !== 'retry' || outcome.reason !== 'use_dpop_nonce') return done(outcome, status);
-      call?.end(status, undefined);
-      // Once, and like a token renewal only when replaying cannot do harm: a body was streamed away already.
-      if (nonceRetry && !hasBody && REPLAYABLE.has(req.method)) return this.forward(req, incoming, res, path, session, entry, false, mayRetry, resend + 1, settle, false);
-      settle({ kind: 'failed', error: nonceRequired() }, status);
-    };
+    const done = call === undefined ? settle : endingSpan(call, settle);
+    const finish = proofs === undefined ? done : this.nonceRetrying(req, incoming, res, path, session, entry, hasBody, mayRetry, resend, settle, nonceRetry, call, done);
     try {
       this.pool.dispatch(
         {
@@ -199,6 +201,17 @@ export class ApiProxy {
     } catch (error) {
       done({ kind: 'failed', error: error as Error }, 0);
     }
+  }
+
+  /** With DPoP: an answer that asks for a nonce sends the request again with one, once (see `forward`). */
+  private nonceRetrying(req: ServerRequest, incoming: IncomingHttpHeaders, res: ServerResponse, path: string, session: LoadedSession | undefined, entry: AccessTokenEntry | undefined, hasBody: boolean, mayRetry: boolean, resend: number, settle: Settle, nonceRetry: boolean, call: ProxyCall | undefined, done: Settle): Settle {
+    return (outcome, status) => {
+      if (outcome.kind !== 'retry' || outcome.reason !== 'use_dpop_nonce') return done(outcome, status);
+      call?.end(status, undefined);
+      // Once, and like a token renewal only when replaying cannot do harm: a body was streamed away already.
+      if (nonceRetry && !hasBody && REPLAYABLE.has(req.method)) return this.forward(req, incoming, res, path, session, entry, false, mayRetry, resend + 1, settle, false);
+      settle({ kind: 'failed', error: nonceRequired() }, status);
+    };
   }
 
   /** An upstream request is over: a failure before the answer gets an error answer; one during it, a report. */
@@ -222,6 +235,17 @@ export class ApiProxy {
     // The deadlines' timer stays: calls still in flight keep their limit while the pool waits for them.
     return this.pool.close();
   }
+}
+
+/** How a forwarded call reports how it ended, with the upstream's status (0 when it never answered). */
+type Settle = (outcome: ForwardOutcome, status: number) => void;
+
+/** `settle`, ending the call's span first. */
+function endingSpan(call: ProxyCall, settle: Settle): Settle {
+  return (outcome, status) => {
+    call.end(status, outcome.kind === 'gone' ? 'aborted' : outcome.kind === 'failed' || outcome.kind === 'broken' ? causeName(outcome.error) : undefined);
+    settle(outcome, status);
+  };
 }
 
 function hasBody(headers: IncomingHttpHeaders): boolean {

@@ -22,6 +22,9 @@ export type ForwardOutcome =
   /** The browser went away first and the upstream request was ended: there is nobody left to answer. */
   | { readonly kind: 'gone' };
 
+/** The outcome of every call that went well: one object, not one per call. */
+const DONE: ForwardOutcome = Object.freeze({ kind: 'done' });
+
 /**
  * Streams one upstream answer straight into the browser's response, with backpressure both ways: undici's
  * low-level dispatch API, without a Readable per answer, a pipeline, or an AbortController per request.
@@ -61,7 +64,9 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, WaitingCall {
     /** Where the wait for the answer to begin is bounded, when the pool does not bound it itself. */
     private readonly deadlines?: AnswerDeadlines,
   ) {
-    res.once('close', this.onClientClose);
+    // `on`, not `once`: `finish` takes it off, and a response closes once; `once` would wrap it in two more
+    // objects per call.
+    res.on('close', this.onClientClose);
     deadlines?.enter(this);
   }
 
@@ -125,7 +130,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, WaitingCall {
   onResponseEnd(): void {
     if (this.retrying !== undefined) return this.finish({ kind: 'retry', reason: this.retrying });
     if (!this.ended) this.res.end();
-    this.finish({ kind: 'done' });
+    this.finish(DONE);
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {

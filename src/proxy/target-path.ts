@@ -1,3 +1,10 @@
+// What the checks below look for, made once: a regular expression literal in a function is a new object each
+// time the function runs (an API call's garbage).
+const RAW_UNSAFE = /[\u0000-\u0020\u007f\\#]/;
+const ENCODED_UNSAFE_IN_PATH = /%(2f|5c|0[0-9a-f]|1[0-9a-f]|7f|25)/i;
+const ENCODED_UNSAFE_IN_QUERY = /%(0[0-9a-f]|1[0-9a-f]|7f)/i;
+const DOT_SEGMENT = /\/(?:\.|%2e){1,2}(?:\/|;|$)/i;
+
 /**
  * The upstream path for `<mount><rest>`: the upstream's base path plus `rest`, refusing anything that could
  * leave it. The connection pool is bound to the upstream's origin, so no other host is reachable at all; these
@@ -12,12 +19,12 @@ export function targetPath(basePath: string, url: string): string | undefined {
   // Raw control characters, spaces, backslashes (which some servers read as "/"), and `#`: a request target
   // never carries a fragment (RFC 9112 3.2), and a server that drops one would resolve `/..#` to `/..`, above
   // the base path, where the dot-segment check below sees no segment end.
-  if (/[\u0000-\u0020\u007f\\#]/.test(url)) return undefined;
+  if (RAW_UNSAFE.test(url)) return undefined;
   // Encoded slashes, backslashes, control characters and NUL change what the upstream sees as the path.
-  if (/%(2f|5c|0[0-9a-f]|1[0-9a-f]|7f|25)/i.test(path) || /%(0[0-9a-f]|1[0-9a-f]|7f)/i.test(query)) return undefined;
+  if (ENCODED_UNSAFE_IN_PATH.test(path) || ENCODED_UNSAFE_IN_QUERY.test(query)) return undefined;
   // Dot segments, plain or encoded, would climb out of the base path.
   // `..;` too: Tomcat, Jetty and Spring read it as `..`.
-  if (/\/(?:\.|%2e){1,2}(?:\/|;|$)/i.test(path)) return undefined;
+  if (DOT_SEGMENT.test(path)) return undefined;
   // `//host/...` after a base path is still a path, but some upstream routers treat it as a host: refuse it.
   if (path.startsWith('//')) return undefined;
   return `${basePath}${path === '/' && basePath !== '' ? '' : path}${query}`;

@@ -5,16 +5,27 @@
  */
 export class RenewedTokens {
   private readonly tails = new Set<string>();
+  /**
+   * The token asked about last and the answer: asked on every API call, mostly about the token of the call
+   * before (the same string), which then costs neither a cut-off tail nor hashing it.
+   */
+  private lastAsked = '';
+  private lastAnswer = false;
 
   constructor(private readonly max: number) {}
 
   has(token: string): boolean {
-    // Asked on every API call, and almost always empty: no tail to cut then.
-    return this.tails.size > 0 && this.tails.has(token.slice(-32));
+    // Almost always empty: no tail to cut then.
+    if (this.tails.size === 0) return false;
+    if (token === this.lastAsked) return this.lastAnswer;
+    this.lastAnswer = this.tails.has(token.slice(-32));
+    this.lastAsked = token;
+    return this.lastAnswer;
   }
 
   add(token: string): void {
     if (this.tails.size >= this.max) this.tails.clear();
     this.tails.add(token.slice(-32));
+    this.lastAsked = '';
   }
 }

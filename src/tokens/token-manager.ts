@@ -26,6 +26,9 @@ export interface AccessTokenOptions {
   readonly rejected?: string;
 }
 
+/** The options of a call that passes none: one object, not a new `{}` per API call. */
+const NO_OPTIONS: AccessTokenOptions = Object.freeze({});
+
 const POLL_MS = 25;
 
 /** What decides a token's refresh point (`config.tokens`). */
@@ -80,7 +83,7 @@ export class TokenManager {
   }
 
   /** A fresh access token for a loaded session: the stored one when it is not expiring, else one exchange. */
-  accessToken(session: LoadedSession, target: TokenTarget, options: AccessTokenOptions = {}): AccessTokenEntry | Promise<AccessTokenEntry> {
+  accessToken(session: LoadedSession, target: TokenTarget, options: AccessTokenOptions = NO_OPTIONS): AccessTokenEntry | Promise<AccessTokenEntry> {
     const current = session.view.accessToken;
     if (!options.force && current !== undefined && this.config.clock() < current.refreshAt && fitsKey(current, this.jkt)) return current;
     const key = `${session.id} ${target.audience}`;
