@@ -69,6 +69,21 @@ describe('the verified-cookie cache of the API fast path', () => {
     reader.close();
   });
 
+  it('reads the session cookie among others, and a header like the last one but for a forged value is refused', async () => {
+    const { sessionIdReader } = await import('../../src/session/session-cookie.js');
+    const reader = sessionIdReader('bff', [NEW]);
+    const good = encodeURIComponent(sign('abc123', NEW));
+    const forged = `${good.slice(0, -2)}${good.at(-2) === 'A' ? 'B' : 'A'}${good.at(-1)}`;
+    expect(reader.read(`theme=dark; bff=${good}`)).toBe('abc123');
+    expect(reader.read(`theme=dark; bff=${good}`)).toBe('abc123');
+    // Same length and last character as the header just read: only the full comparison tells them apart.
+    expect(reader.read(`theme=dark; bff=${forged}`)).toBeUndefined();
+    expect(reader.read(`bff=${good}; theme=light`)).toBe('abc123');
+    expect(reader.read(`bff=${forged}; theme=light`)).toBeUndefined();
+    expect(reader.read('theme=dark')).toBeUndefined();
+    reader.close();
+  });
+
   it('tells apart two sessions whose cookies end alike, read one after the other', async () => {
     const { sessionIdReader } = await import('../../src/session/session-cookie.js');
     const reader = sessionIdReader('bff', [NEW]);
