@@ -13,6 +13,8 @@
  *   npm run bench -- --instructions  instructions per proxied call under valgrind's callgrind: the example, the ceiling,
  *                                 and the ceiling sending what the example sends (BENCH_INSTRUCTIONS_USE=1 adds the
  *                                 app.use() form): counts, not times, so the same in a busy run as in a quiet one
+ *   npm run bench -- --allocations  bytes allocated per proxied call, by function, from V8's sampling heap profiler:
+ *                                 the example, the ceiling, and the ceiling sending what the example sends
  *   npm run bench -- --memory     the memory run alone (BENCH_MEMORY_SESSIONS, default 10,000; BENCH_HEAP_SNAPSHOTS=<dir>
  *                                 writes heap snapshots at the baseline, with the sessions live and after they ended)
  *
@@ -43,7 +45,8 @@ import { runLoad, wrkAvailable, type LoadResult, type LoadTool } from './lib/loa
 import { gcPauseLists, gcPauses, gcRows, logSize, summarize } from './lib/gc-trace.js';
 import { loginThroughEmulator, mapLimit } from './lib/login.js';
 import { startOtlpSink, type OtlpSink } from './lib/otlp-sink.js';
-import { compile, type Runtime } from './lib/compiled.js';
+import { compile, compiledScript, type Runtime } from './lib/compiled.js';
+import { byFunction, isOwnCode, readProfile as readAllocationProfile, waitForFile, type Allocations } from './lib/allocations.js';
 import { ROOT, canPin, cpuMsOf, freePort, startServer, type ServerProcess } from './lib/procs.js';
 import { callgrindWrapper, dumpCounts, functionCounts, sendCalls, valgrindAvailable, zeroCounts } from './lib/instructions.js';
 import { monotonicUs, readProfile, selfTimeByArea, topCallers, topSelfTime } from './lib/profile.js';
@@ -52,8 +55,9 @@ import { measureSessionEnd, measureWsThroughput, sessionEndRows, wsThroughputRow
 
 // ---------------------------------------------------------------------------------------------------- settings
 const argv = process.argv.slice(2);
-const mode: 'full' | 'smoke' | 'profile' | 'quick' | 'memory' | 'ab' | 'gc' | 'spread' | 'instructions' = argv.includes('--profile')
+const mode: 'full' | 'smoke' | 'profile' | 'quick' | 'memory' | 'ab' | 'gc' | 'spread' | 'instructions' | 'allocations' = argv.includes('--profile')
   ? 'profile'
+  : argv.includes('--allocations') ? 'allocations'
   : argv.includes('--gc') ? 'gc'
   : argv.includes('--spread') ? 'spread'
   : argv.includes('--instructions') ? 'instructions'
@@ -67,7 +71,7 @@ const settings = mode === 'quick'
   : mode === 'smoke'
   ? { rounds: 1, headToHeadRepeats: 1, warmupSec: 1, loadSec: 1, unloadedSec: 1, connections: 32, sessions: 20, memorySessions: 40, storms: [1, 20, 200], stormRepeats: 1, memoryLoginBudgetMs: 15_000, memorySettleMs: 1_000 }
   // --ab: the example of the working tree against the example of BENCH_AB_REF (default HEAD), with the ceiling.
-  : mode === 'ab' || mode === 'gc' || mode === 'spread' || mode === 'instructions'
+  : mode === 'ab' || mode === 'gc' || mode === 'spread' || mode === 'instructions' || mode === 'allocations'
   ? { rounds: 7, headToHeadRepeats: 5, warmupSec: 3, loadSec: 4, unloadedSec: 2, connections: 32, sessions: 1, memorySessions: 0, storms: [], stormRepeats: 0, memoryLoginBudgetMs: 0, memorySettleMs: 0 }
   // --memory: only the memory run, of BENCH_MEMORY_SESSIONS sessions (10,000 as in a full run); with
   // BENCH_HEAP_SNAPSHOTS=<dir>, heap snapshots at the baseline, with the sessions live, and after they ended.
@@ -91,8 +95,14 @@ const instructionSettings = {
   // Also where the instructions go, by function: the example's against the ceiling's sending what it sends.
   functions: process.env.BENCH_INSTRUCTIONS_FUNCTIONS === '1',
 };
+// --allocations: calls before sampling (the JIT settles), then the calls sampled, `concurrency` at a time.
+const allocationSettings = {
+  warmupCalls: Number(process.env.BENCH_ALLOCATIONS_WARMUP ?? 20_000),
+  calls: Number(process.env.BENCH_ALLOCATIONS_CALLS ?? 20_000),
+  concurrency: 8,
+};
 // WebSockets: echo throughput rounds (direct and through the BFF alternate), and logout-to-close repeats.
-const wsSettings = mode === 'quick' || mode === 'memory' || mode === 'ab' || mode === 'gc' || mode === 'spread' || mode === 'instructions'
+const wsSettings = mode === 'quick' || mode === 'memory' || mode === 'ab' || mode === 'gc' || mode === 'spread' || mode === 'instructions' || mode === 'allocations'
   ? { rounds: 3, seconds: 3, sizes: [128, 16_384], connections: 4, inFlight: 32, sessionEndRepeats: 0, sessionEndSockets: 0 }
   : mode === 'smoke'
   ? { rounds: 1, seconds: 1, sizes: [128, 16_384], connections: 4, inFlight: 32, sessionEndRepeats: 1, sessionEndSockets: 20 }
@@ -748,6 +758,7 @@ async function main(): Promise<void> {
   if (mode === 'gc') return compareGc(upstream, ports);
   if (mode === 'spread') return compareSpread(upstream, ports);
   if (mode === 'instructions') return compareInstructions(upstream, ports);
+  if (mode === 'allocations') return compareAllocations(upstream, ports);
   if (mode === 'memory') {
     const memory = await measureMemory(upstream.url, ports.memory, `${PREFIX}naive:`);
     process.stdout.write(`\n${table(memoryRows(memory))}\n`);
@@ -1099,6 +1110,19 @@ async function compareSpread(upstream: ServerProcess, ports: { spread: number[];
 }
 
 /**
+ * What the counting modes send a server: its API URL, and the headers of a call, with the session cookie of a user
+ * logged in there (who has renewed the token once) when `session`, or `cookie` as given.
+ */
+async function callsTo(server: ServerProcess, session: boolean, cookie: string | undefined): Promise<{ url: string; headers: Record<string, string>; cookie: string | undefined }> {
+  let sessionCookie = cookie;
+  if (session) {
+    [sessionCookie] = await loginMany(server.url, ['u0'], 1);
+    await renewOnce(server.url, sessionCookie);
+  }
+  return { url: `${server.url}/api/items`, headers: { 'x-csrf': '1', ...(sessionCookie ? { cookie: sessionCookie } : {}) }, cookie: sessionCookie };
+}
+
+/**
  * `--instructions`: each server alone under callgrind, on the bench's upstream: warmed up, then the instructions of
  * windows of calls counted, per call, until the last few agree (`instructionSettings`); their median is the count.
  * Contestants: the example (and with BENCH_INSTRUCTIONS_USE=1 the app.use() form), the ceiling, and the ceiling
@@ -1122,13 +1146,7 @@ async function compareInstructions(upstream: ServerProcess, ports: { ceiling: nu
       nodeArgs: functions ? ['--perf-basic-prof'] : [],
       readyTimeoutMs: 600_000,
     });
-    let sessionCookie = cookie;
-    if (session) {
-      [sessionCookie] = await loginMany(server.url, ['u0'], 1);
-      await renewOnce(server.url, sessionCookie);
-    }
-    const headers = { 'x-csrf': '1', ...(sessionCookie ? { cookie: sessionCookie } : {}) };
-    const url = `${server.url}/api/items`;
+    const { url, headers, cookie: sessionCookie } = await callsTo(server, session, cookie);
     await sendCalls(url, { count: warmupCalls, concurrency, headers });
     const perCall: number[] = [];
     let lastDump = '';
@@ -1187,6 +1205,68 @@ function printFunctionDifferences(example: Map<string, number>, same: Map<string
     ...names.sort((a, b) => Math.abs(diff(b)) - Math.abs(diff(a))).slice(0, 30)
       .map((name) => [name.slice(0, 110), whole(example.get(name) ?? 0), whole(same.get(name) ?? 0), whole(diff(name))]),
   ])}\n\nthe example's own JavaScript (src/ and example/, with what the JIT inlined into it): ${whole(own)} instructions per call\n`);
+}
+
+/**
+ * `--allocations`: each server by itself with the allocation probe loaded (bench/servers/allocation-probe.ts), given
+ * `warmupCalls`, then sampled over `calls`: the bytes it allocated per call, and the functions whose bytes differ
+ * most between the example and the ceiling sending what it sends.
+ */
+async function compareAllocations(upstream: ServerProcess, ports: { ceiling: number; ceilingSame: number; library: number }): Promise<void> {
+  if (runtime.kind !== 'compiled') throw new Error('--allocations loads its probe into compiled servers: run it without BENCH_RUNTIME=tsx');
+  const { warmupCalls, calls, concurrency } = allocationSettings;
+  say(`allocations: ${warmupCalls} calls to warm up, then ${calls} calls sampled (${concurrency} at a time), one server at a time`);
+  // BENCH_ALLOCATIONS_NODE_ARGS: more node options for every server measured; `--no-turbo-inlining` gives each
+  // function its own allocations, where optimized code would fold an inlined function's into its caller's.
+  const probe = [...(process.env.BENCH_ALLOCATIONS_NODE_ARGS ?? '').split(' ').filter(Boolean), '--import', compiledScript(runtime, 'bench/servers/allocation-probe.ts')];
+  const measure = async (name: string, script: string, env: Record<string, string>, session: boolean, cookie?: string): Promise<Allocations & { cookie: string | undefined }> => {
+    const file = join(logDir, `${name}.heapprofile`);
+    const server = await start(name, script, { ...env, BENCH_ALLOCATION_PROFILE: file }, { nodeArgs: probe });
+    const { url, headers, cookie: sessionCookie } = await callsTo(server, session, cookie);
+    await sendCalls(url, { count: warmupCalls, concurrency, headers });
+    process.kill(server.pid, 'SIGUSR2');
+    await waitForFile(`${file}.started`, 30_000);
+    await sendCalls(url, { count: calls, concurrency, headers });
+    process.kill(server.pid, 'SIGUSR2');
+    await waitForFile(file, 60_000);
+    await server.stop();
+    return { ...byFunction(readAllocationProfile(file), calls), cookie: sessionCookie };
+  };
+  const example = await measure('library', libraryScript, libraryEnv(ports.library, upstream.url, `${PREFIX}lib:`), true);
+  const authorization = await fetch(`${upstream.url}/__bench/authorization`).then((r) => r.json() as Promise<{ bytes: number }>);
+  const tokenBytes = authorization.bytes - 'Bearer '.length;
+  const ceiling = await measure('ceiling', 'bench/servers/ceiling.ts', { PORT: String(ports.ceiling), UPSTREAM_API_URL: upstream.url }, false);
+  const same = await measure('ceiling-same', 'bench/servers/ceiling.ts', {
+    PORT: String(ports.ceilingSame), UPSTREAM_API_URL: upstream.url, CEILING_TOKEN_BYTES: String(tokenBytes), CEILING_FORWARDED: '1',
+  }, false, example.cookie);
+  const bytes = (n: number) => Math.round(n).toLocaleString('en-US');
+  const rows: Array<[string, number]> = [
+    [useExample ? 'library (example, bff.wrap)' : 'library (bench server)', example.perCall],
+    ['ceiling', ceiling.perCall],
+    [`ceiling sending what the example sends (${tokenBytes}-byte token, X-Forwarded-*, cookie in)`, same.perCall],
+  ];
+  process.stdout.write(`
+bytes allocated per call (sampled every ${process.env.BENCH_ALLOCATION_INTERVAL ?? 1024} bytes on average, over ${calls} calls)
+
+${table([
+    ['server', 'bytes per call', 'x ceiling', 'minus ceiling'],
+    ...rows.map(([label, n]) => [label, bytes(n), (n / ceiling.perCall).toFixed(3), bytes(n - ceiling.perCall)]),
+  ])}
+`);
+  const names = [...new Set([...example.byFunction.keys(), ...same.byFunction.keys()])];
+  const diff = (name: string) => (example.byFunction.get(name) ?? 0) - (same.byFunction.get(name) ?? 0);
+  const own = [...example.byFunction].filter(([name]) => isOwnCode(name)).reduce((sum, [, n]) => sum + n, 0);
+  process.stdout.write(`
+bytes per call by function (self: allocated in the function's own code, or in what V8 inlined into it); the 30 largest differences either way
+
+${table([
+    ['function', 'example', 'ceiling sending the same', 'difference'],
+    ...names.sort((a, b) => Math.abs(diff(b)) - Math.abs(diff(a))).slice(0, 30)
+      .map((name) => [name.slice(0, 110), bytes(example.byFunction.get(name) ?? 0), bytes(same.byFunction.get(name) ?? 0), bytes(diff(name))]),
+  ])}
+
+the example over the ceiling sending what it sends: ${bytes(example.perCall - same.perCall)} bytes per call; allocated in the example's own JavaScript (src/ and example/): ${bytes(own)}
+`);
 }
 
 let exitCode = 0;
