@@ -141,8 +141,12 @@ export class ApiProxy {
     } catch (error) {
       return this.fail(res, error);
     }
-    if (session instanceof Promise) session.then((found) => this.withOptionalSession(req, headers, res, path, found), (error: unknown) => this.fail(res, error));
+    if (session instanceof Promise) this.afterOptionalSessionRead(req, headers, res, path, session);
     else this.withOptionalSession(req, headers, res, path, session);
+  }
+
+  private afterOptionalSessionRead(req: ServerRequest, headers: IncomingHttpHeaders, res: ServerResponse, path: string, session: Promise<LoadedSession | undefined>): void {
+    session.then((found) => this.withOptionalSession(req, headers, res, path, found), (error: unknown) => this.fail(res, error));
   }
 
   private withOptionalSession(req: ServerRequest, headers: IncomingHttpHeaders, res: ServerResponse, path: string, session: LoadedSession | undefined): void {
