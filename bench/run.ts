@@ -1123,6 +1123,19 @@ async function callsTo(server: ServerProcess, session: boolean, cookie: string |
 }
 
 /**
+ * The ceiling sending the upstream what the example sends (a token of the example's token's size, as the bench
+ * upstream saw it, and the four X-Forwarded-* headers): its environment, and its name in the tables.
+ */
+async function sameSendingCeiling(upstream: ServerProcess, port: number): Promise<{ env: Record<string, string>; label: string }> {
+  const authorization = await fetch(`${upstream.url}/__bench/authorization`).then((r) => r.json() as Promise<{ bytes: number }>);
+  const tokenBytes = authorization.bytes - 'Bearer '.length;
+  return {
+    env: { PORT: String(port), UPSTREAM_API_URL: upstream.url, CEILING_TOKEN_BYTES: String(tokenBytes), CEILING_FORWARDED: '1' },
+    label: `ceiling sending what the example sends (${tokenBytes}-byte token, X-Forwarded-*, cookie in)`,
+  };
+}
+
+/**
  * `--instructions`: each server alone under callgrind, on the bench's upstream: warmed up, then the instructions of
  * windows of calls counted, per call, until the last few agree (`instructionSettings`); their median is the count.
  * Contestants: the example (and with BENCH_INSTRUCTIONS_USE=1 the app.use() form), the ceiling, and the ceiling
@@ -1171,13 +1184,10 @@ async function compareInstructions(upstream: ServerProcess, ports: { ceiling: nu
     return { count, cookie: sessionCookie, byFunction };
   };
   const example = await measure(useExample ? 'library (example, bff.wrap)' : 'library (bench server)', 'library', libraryScript, libraryEnv(ports.library, upstream.url, `${PREFIX}lib:`), true);
-  const authorization = await fetch(`${upstream.url}/__bench/authorization`).then((r) => r.json() as Promise<{ bytes: number }>);
-  const tokenBytes = authorization.bytes - 'Bearer '.length;
+  const sameSending = await sameSendingCeiling(upstream, ports.ceilingSame);
   if (useForm) await measure('library, app.use()', 'library-use', 'bench/servers/lib-bff.ts', { ...libraryEnv(ports.libraryUse, upstream.url, `${PREFIX}use:`), BENCH_ENTRY: 'use' }, true);
   const { count: ceiling } = await measure('ceiling', 'ceiling', 'bench/servers/ceiling.ts', { PORT: String(ports.ceiling), UPSTREAM_API_URL: upstream.url }, false);
-  const { count: same, byFunction: sameByFunction } = await measure(`ceiling sending what the example sends (${tokenBytes}-byte token, X-Forwarded-*, cookie in)`, 'ceiling-same', 'bench/servers/ceiling.ts', {
-    PORT: String(ports.ceilingSame), UPSTREAM_API_URL: upstream.url, CEILING_TOKEN_BYTES: String(tokenBytes), CEILING_FORWARDED: '1',
-  }, false, example.cookie);
+  const { count: same, byFunction: sameByFunction } = await measure(sameSending.label, 'ceiling-same', 'bench/servers/ceiling.ts', sameSending.env, false, example.cookie);
   const thousands = (n: number) => (n / 1000).toFixed(1);
   process.stdout.write(`\ninstructions per call, in thousands, user space only: the median of the last ${settled} windows of ${calls} calls (their range; * = they did not agree within ${tolerance * 100} % in ${maxWindows} windows)\n\n${table([
     ['server', 'per call', 'last windows', 'windows', 'x ceiling', 'minus ceiling'],
@@ -1196,15 +1206,29 @@ async function compareInstructions(upstream: ServerProcess, ports: { ceiling: nu
  * put it rather than work; V8's builtins (property lookups, string hashing, Map and Set lookups) stay calls of their own.
  */
 function printFunctionDifferences(example: Map<string, number>, same: Map<string, number>, calls: number): void {
+  const { table: differences, own } = functionDifferences(example, same);
+  process.stdout.write(`\ninstructions per call by function, the last window of ${calls} calls of each (self cost: what ran in the function's own code); the 30 largest differences either way\n\n${differences}\n\nthe example's own JavaScript (src/ and example/, with what the JIT inlined into it): ${wholeNumber(own)} instructions per call\n`);
+}
+
+/** A count per call, rounded, with thousands separated. */
+const wholeNumber = (n: number): string => Math.round(n).toLocaleString('en-US');
+
+/**
+ * The 30 functions whose per-call figures differ most, either way, between the example and the ceiling sending the
+ * same, as a table; and the example's total in its own code (src/ and example/).
+ */
+function functionDifferences(example: Map<string, number>, same: Map<string, number>): { table: string; own: number } {
   const names = [...new Set([...example.keys(), ...same.keys()])];
   const diff = (name: string) => (example.get(name) ?? 0) - (same.get(name) ?? 0);
-  const whole = (n: number) => Math.round(n).toLocaleString('en-US');
-  const own = [...example].filter(([name]) => /(^| )(src|example)\//.test(name)).reduce((sum, [, n]) => sum + n, 0);
-  process.stdout.write(`\ninstructions per call by function, the last window of ${calls} calls of each (self cost: what ran in the function's own code); the 30 largest differences either way\n\n${table([
-    ['function', 'example', 'ceiling sending the same', 'difference'],
-    ...names.sort((a, b) => Math.abs(diff(b)) - Math.abs(diff(a))).slice(0, 30)
-      .map((name) => [name.slice(0, 110), whole(example.get(name) ?? 0), whole(same.get(name) ?? 0), whole(diff(name))]),
-  ])}\n\nthe example's own JavaScript (src/ and example/, with what the JIT inlined into it): ${whole(own)} instructions per call\n`);
+  const own = [...example].filter(([name]) => isOwnCode(name)).reduce((sum, [, n]) => sum + n, 0);
+  return {
+    table: table([
+      ['function', 'example', 'ceiling sending the same', 'difference'],
+      ...names.sort((a, b) => Math.abs(diff(b)) - Math.abs(diff(a))).slice(0, 30)
+        .map((name) => [name.slice(0, 110), wholeNumber(example.get(name) ?? 0), wholeNumber(same.get(name) ?? 0), wholeNumber(diff(name))]),
+    ]),
+    own,
+  };
 }
 
 /**
@@ -1233,39 +1257,29 @@ async function compareAllocations(upstream: ServerProcess, ports: { ceiling: num
     return { ...byFunction(readAllocationProfile(file), calls), cookie: sessionCookie };
   };
   const example = await measure('library', libraryScript, libraryEnv(ports.library, upstream.url, `${PREFIX}lib:`), true);
-  const authorization = await fetch(`${upstream.url}/__bench/authorization`).then((r) => r.json() as Promise<{ bytes: number }>);
-  const tokenBytes = authorization.bytes - 'Bearer '.length;
+  const sameSending = await sameSendingCeiling(upstream, ports.ceilingSame);
   const ceiling = await measure('ceiling', 'bench/servers/ceiling.ts', { PORT: String(ports.ceiling), UPSTREAM_API_URL: upstream.url }, false);
-  const same = await measure('ceiling-same', 'bench/servers/ceiling.ts', {
-    PORT: String(ports.ceilingSame), UPSTREAM_API_URL: upstream.url, CEILING_TOKEN_BYTES: String(tokenBytes), CEILING_FORWARDED: '1',
-  }, false, example.cookie);
-  const bytes = (n: number) => Math.round(n).toLocaleString('en-US');
+  const same = await measure('ceiling-same', 'bench/servers/ceiling.ts', sameSending.env, false, example.cookie);
   const rows: Array<[string, number]> = [
     [useExample ? 'library (example, bff.wrap)' : 'library (bench server)', example.perCall],
     ['ceiling', ceiling.perCall],
-    [`ceiling sending what the example sends (${tokenBytes}-byte token, X-Forwarded-*, cookie in)`, same.perCall],
+    [sameSending.label, same.perCall],
   ];
   process.stdout.write(`
 bytes allocated per call (sampled every ${process.env.BENCH_ALLOCATION_INTERVAL ?? 1024} bytes on average, over ${calls} calls)
 
 ${table([
     ['server', 'bytes per call', 'x ceiling', 'minus ceiling'],
-    ...rows.map(([label, n]) => [label, bytes(n), (n / ceiling.perCall).toFixed(3), bytes(n - ceiling.perCall)]),
+    ...rows.map(([label, n]) => [label, wholeNumber(n), (n / ceiling.perCall).toFixed(3), wholeNumber(n - ceiling.perCall)]),
   ])}
 `);
-  const names = [...new Set([...example.byFunction.keys(), ...same.byFunction.keys()])];
-  const diff = (name: string) => (example.byFunction.get(name) ?? 0) - (same.byFunction.get(name) ?? 0);
-  const own = [...example.byFunction].filter(([name]) => isOwnCode(name)).reduce((sum, [, n]) => sum + n, 0);
+  const { table: differences, own } = functionDifferences(example.byFunction, same.byFunction);
   process.stdout.write(`
 bytes per call by function (self: allocated in the function's own code, or in what V8 inlined into it); the 30 largest differences either way
 
-${table([
-    ['function', 'example', 'ceiling sending the same', 'difference'],
-    ...names.sort((a, b) => Math.abs(diff(b)) - Math.abs(diff(a))).slice(0, 30)
-      .map((name) => [name.slice(0, 110), bytes(example.byFunction.get(name) ?? 0), bytes(same.byFunction.get(name) ?? 0), bytes(diff(name))]),
-  ])}
+${differences}
 
-the example over the ceiling sending what it sends: ${bytes(example.perCall - same.perCall)} bytes per call; allocated in the example's own JavaScript (src/ and example/): ${bytes(own)}
+the example over the ceiling sending what it sends: ${wholeNumber(example.perCall - same.perCall)} bytes per call; allocated in the example's own JavaScript (src/ and example/): ${wholeNumber(own)}
 `);
 }
 
