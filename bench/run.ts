@@ -8,13 +8,15 @@
  *   npm run bench -- --ab         the example of the working tree against the example at BENCH_AB_REF (default HEAD),
  *                                 side by side with the ceiling, alternating rounds, and loaded at the same time
  *   npm run bench -- --gc         the example and the ceiling under --trace-gc, alternating rounds: p99 and GC pauses
- *   npm run bench -- --spread     several processes of the example and of the ceiling (BENCH_SPREAD_PROCESSES, default 3),
+ *   npm run bench -- --spread     several processes of the example, of the ceiling and of the ceiling sending what the
+ *                                 example sends beside an app (BENCH_SPREAD_PROCESSES, default 3 of each),
  *                                 each loaded in turn every round: how far identical processes differ
  *   npm run bench -- --instructions  instructions per proxied call under valgrind's callgrind: the example, the ceiling,
- *                                 and the ceiling sending what the example sends (BENCH_INSTRUCTIONS_USE=1 adds the
- *                                 app.use() form): counts, not times, so the same in a busy run as in a quiet one
+ *                                 the ceiling sending what the example sends, and that one in a process that also
+ *                                 runs an app (BENCH_INSTRUCTIONS_USE=1 adds the app.use() form): counts,
+ *                                 not times, so the same in a busy run as in a quiet one
  *   npm run bench -- --allocations  bytes allocated per proxied call, by function, from V8's sampling heap profiler:
- *                                 the example, the ceiling, and the ceiling sending what the example sends
+ *                                 the same servers
  *   npm run bench -- --memory     the memory run alone (BENCH_MEMORY_SESSIONS, default 10,000; BENCH_HEAP_SNAPSHOTS=<dir>
  *                                 writes heap snapshots at the baseline, with the sessions live and after they ended)
  *
@@ -735,8 +737,8 @@ async function main(): Promise<void> {
   say(`${mode} run ${runId}: load generator ${tool}${canPin ? ', servers on core 1, load on core 0' : ', NOT pinned (taskset or a second core missing)'}; library server ${libraryScript}; Redis ${REDIS_URL} prefix ${PREFIX}; logs in ${logDir}`);
 
   if (withOtel && !useExample) throw new Error('BENCH_OTEL needs the example BFF (example/start.ts), which starts the OpenTelemetry SDK');
-  const ports = { upstream: await freePort(), ceiling: await freePort(), plain: await freePort(), plainDefault: await freePort(), naive: await freePort(), library: await freePort(), libraryUse: await freePort(), libraryDpop: await freePort(), libraryOtel: await freePort(), otelMetrics: await freePort(), memory: await freePort(), storm: [await freePort(), await freePort()], spread: [] as number[], spreadCeilings: [] as number[], ceilingSame: await freePort() };
-  for (let i = 0; mode === 'spread' && i < spreadProcesses; i++) ports.spread.push(await freePort()), ports.spreadCeilings.push(await freePort());
+  const ports = { upstream: await freePort(), ceiling: await freePort(), plain: await freePort(), plainDefault: await freePort(), naive: await freePort(), library: await freePort(), libraryUse: await freePort(), libraryDpop: await freePort(), libraryOtel: await freePort(), otelMetrics: await freePort(), memory: await freePort(), storm: [await freePort(), await freePort()], spread: [] as number[], spreadCeilings: [] as number[], spreadApps: [] as number[], ceilingSame: await freePort(), ceilingApp: await freePort() };
+  for (let i = 0; mode === 'spread' && i < spreadProcesses; i++) ports.spread.push(await freePort()), ports.spreadCeilings.push(await freePort()), ports.spreadApps.push(await freePort());
   const bffPorts = [ports.library, ports.libraryUse, ports.libraryDpop, ports.libraryOtel, ports.memory, ...ports.storm, ...ports.spread];
   const userCount = Math.max(settings.sessions, 1);
   auth0 = await startLocalAuth0({
@@ -1061,22 +1063,32 @@ async function compareGc(upstream: ServerProcess, ports: { ceiling: number; libr
 }
 
 /**
- * `--spread`: the same code in several processes. `spreadProcesses` ceilings and as many examples, started alike
- * (each example logged in and made to renew its token once), every process loaded by itself in every round, in an
+ * `--spread`: the same code in several processes. `spreadProcesses` ceilings, as many examples and as many ceilings
+ * sending what the examples send in a process that also runs an app, started alike (each example logged
+ * in and made to renew its token once), every process loaded by itself in every round, in an
  * order that turns from round to round, as the other modes load their contestants. Per process the medians over
  * the rounds; then the example's req/s over the ceiling's, taken over the processes' medians. Identical example
  * processes have been seen to run at one of two speeds for their whole life (BENCHMARKS.md, "Two speeds of the
  * same process"), and every other mode measures one process of each: one draw.
  */
-async function compareSpread(upstream: ServerProcess, ports: { spread: number[]; spreadCeilings: number[] }): Promise<void> {
+async function compareSpread(upstream: ServerProcess, ports: { spread: number[]; spreadCeilings: number[]; spreadApps: number[] }): Promise<void> {
   const ceilings = await Promise.all(ports.spreadCeilings.map((port, i) => start(`ceiling-${i + 1}`, 'bench/servers/ceiling.ts', { PORT: String(port), UPSTREAM_API_URL: upstream.url })));
   const libraries = await Promise.all(ports.spread.map((port, i) => start(`library-${i + 1}`, libraryScript, libraryEnv(port, upstream.url, `${PREFIX}spread${i + 1}:`))));
-  const contestants: Array<{ key: string; kind: 'ceiling' | 'library'; pid: number; url: string; cookieFile?: string }> =
+  const contestants: Array<{ key: string; kind: 'ceiling' | 'library' | 'app'; pid: number; url: string; cookieFile?: string }> =
     ceilings.map((s) => ({ key: s.name, kind: 'ceiling', pid: s.pid, url: `${s.url}/api/items` }));
   for (const library of libraries) {
     const [cookie] = await loginMany(library.url, ['u0'], 1);
     await renewOnce(library.url, cookie);
     contestants.push({ key: library.name, kind: 'library', pid: library.pid, url: `${library.url}/api/items`, cookieFile: writeCookieFile(library.name, [cookie as string]) });
+  }
+  // As many of the ceiling sending what the examples send, in a process that also runs an app, sent
+  // an example's cookie: where a proxy that is part of an app stands, before any of the library's work.
+  // (The port given is not used: each gets its own.)
+  const sameSending = await sameSendingCeiling(upstream, 0);
+  const apps = await Promise.all(ports.spreadApps.map((port, i) => start(`app-ceiling-${i + 1}`, 'bench/servers/ceiling.ts', inAnAppsProcess(sameSending, port).env)));
+  for (const app of apps) {
+    await visitApp(app);
+    contestants.push({ key: app.name, kind: 'app', pid: app.pid, url: `${app.url}/api/items`, cookieFile: contestants.find((c) => c.kind === 'library')?.cookieFile });
   }
   for (const c of contestants) await runLoad({ url: c.url, connections: settings.connections, durationSec: settings.warmupSec, cookieFile: c.cookieFile, tool });
   const seen = new Map(contestants.map((c) => [c.key, { rps: [] as number[], p99s: [] as number[], cpu: [] as number[] }]));
@@ -1092,7 +1104,7 @@ async function compareSpread(upstream: ServerProcess, ports: { spread: number[];
       say(`round ${r + 1}/${settings.rounds} ${c.key.padEnd(10)} ${Math.round(load.rps)} req/s  p99 ${load.p99Ms.toFixed(2)} ms  CPU ${cpu.toFixed(1)} us/req${load.errors ? `  ERRORS ${load.errors}` : ''}`);
     }
   }
-  await Promise.all([...ceilings, ...libraries].map((s) => s.stop()));
+  await Promise.all([...ceilings, ...libraries, ...apps].map((s) => s.stop()));
   const medians = contestants.map((c) => {
     const mine = seen.get(c.key)!;
     return { ...c, rps: median(mine.rps), p99Ms: median(mine.p99s), cpuUs: median(mine.cpu) };
@@ -1105,8 +1117,11 @@ async function compareSpread(upstream: ServerProcess, ports: { spread: number[];
   ];
   const libraryRps = median(medians.filter((m) => m.kind === 'library').map((m) => m.rps));
   const libraryP99 = median(medians.filter((m) => m.kind === 'library').map((m) => m.p99Ms));
-  process.stdout.write(`\nmedians of ${settings.rounds} rounds per process; "x ceiling" against the median of the ceiling processes' medians\n\n${table(rows)}\n\n`
-    + `example / ceiling over the processes' medians: req/s ${(libraryRps / ceilingRps).toFixed(3)}, p99 ${(libraryP99 / ceilingP99).toFixed(2)}\n`);
+  const appRps = median(medians.filter((m) => m.kind === 'app').map((m) => m.rps));
+  const appP99 = median(medians.filter((m) => m.kind === 'app').map((m) => m.p99Ms));
+  process.stdout.write(`\nmedians of ${settings.rounds} rounds per process; "x ceiling" against the median of the ceiling processes' medians; app-ceiling: the ${sameSending.label}, in a process that also runs an app (Express routes, Redis, fetch, log lines)\n\n${table(rows)}\n\n`
+    + `example / ceiling over the processes' medians: req/s ${(libraryRps / ceilingRps).toFixed(3)}, p99 ${(libraryP99 / ceilingP99).toFixed(2)}\n`
+    + `app-ceiling / ceiling: req/s ${(appRps / ceilingRps).toFixed(3)}, p99 ${(appP99 / ceilingP99).toFixed(2)}; example / app-ceiling: req/s ${(libraryRps / appRps).toFixed(3)}, p99 ${(libraryP99 / appP99).toFixed(2)}\n`);
 }
 
 /**
@@ -1126,7 +1141,7 @@ async function callsTo(server: ServerProcess, session: boolean, cookie: string |
  * The ceiling sending the upstream what the example sends (a token of the example's token's size, as the bench
  * upstream saw it, and the four X-Forwarded-* headers): its environment, and its name in the tables.
  */
-async function sameSendingCeiling(upstream: ServerProcess, port: number): Promise<{ env: Record<string, string>; label: string }> {
+async function sameSendingCeiling(upstream: ServerProcess, port: number): Promise<CeilingVariant> {
   const authorization = await fetch(`${upstream.url}/__bench/authorization`).then((r) => r.json() as Promise<{ bytes: number }>);
   const tokenBytes = authorization.bytes - 'Bearer '.length;
   return {
@@ -1136,21 +1151,50 @@ async function sameSendingCeiling(upstream: ServerProcess, port: number): Promis
 }
 
 /**
+ * That ceiling in a process that also runs an app (CEILING_APP of bench/servers/ceiling.ts: Express routes, log
+ * lines, Redis, fetch), as the example's process runs the BFF's routes, its Redis client and its calls to Auth0:
+ * before it is measured, `visitApp` calls the app as a browser would. No proxied call goes through the app.
+ */
+function inAnAppsProcess(sameSending: CeilingVariant, port: number): CeilingVariant {
+  return {
+    env: { ...sameSending.env, PORT: String(port), CEILING_APP: '1', REDIS_URL },
+    label: 'the same, in a process that also runs an app',
+  };
+}
+
+interface CeilingVariant {
+  readonly env: Record<string, string>;
+  readonly label: string;
+}
+
+/** Ten requests to the app of a ceiling started with CEILING_APP: its JSON route, and its 404. */
+async function visitApp(server: ServerProcess): Promise<void> {
+  for (let i = 0; i < 5; i++) {
+    for (const [path, status] of [['/health', 200], ['/nothing-here', 404]] as const) {
+      const res = await fetch(`${server.url}${path}`);
+      await res.text();
+      if (res.status !== status) throw new Error(`${server.name}: ${path} answered ${res.status}, not ${status}: is CEILING_APP on?`);
+    }
+  }
+}
+
+/**
  * `--instructions`: each server alone under callgrind, on the bench's upstream: warmed up, then the instructions of
  * windows of calls counted, per call, until the last few agree (`instructionSettings`); their median is the count.
- * Contestants: the example (and with BENCH_INSTRUCTIONS_USE=1 the app.use() form), the ceiling, and the ceiling
+ * Contestants: the example (and with BENCH_INSTRUCTIONS_USE=1 the app.use() form), the ceiling, the ceiling
  * sending what the example sends (a token of the example's token's size and the four X-Forwarded-* headers) and
- * sent what the example is sent (the session cookie): the difference between that one and the example is the
- * library's own work. See bench/lib/instructions.ts for what a count leaves out.
+ * sent what the example is sent (the session cookie), and that one in a process that also runs an app, as the
+ * example's does: the difference between the last and the example is the library's own work. See
+ * bench/lib/instructions.ts for what a count leaves out.
  */
-async function compareInstructions(upstream: ServerProcess, ports: { ceiling: number; ceilingSame: number; library: number; libraryUse: number }): Promise<void> {
+async function compareInstructions(upstream: ServerProcess, ports: { ceiling: number; ceilingSame: number; ceilingApp: number; library: number; libraryUse: number }): Promise<void> {
   if (!valgrindAvailable()) throw new Error('--instructions needs valgrind (Debian package valgrind: apt-get install valgrind)');
   const { warmupCalls, calls, settled, tolerance, maxWindows, concurrency, useForm, functions } = instructionSettings;
   say(`instructions: ${warmupCalls} calls to warm up, then windows of ${calls} calls (${concurrency} at a time) until ${settled} in a row agree within ${tolerance * 100} %; every server runs under valgrind, one at a time`);
   const rows: Array<{ label: string; perCall: number[]; count: number; settled: boolean }> = [];
   const spread = (counts: number[]) => (Math.max(...counts) - Math.min(...counts)) / Math.min(...counts);
   // The count of one server, and the session cookie it was called with.
-  const measure = async (label: string, name: string, script: string, env: Record<string, string>, session: boolean, cookie?: string): Promise<{ count: number; cookie: string | undefined; byFunction?: Map<string, number> }> => {
+  const measure = async (label: string, name: string, script: string, env: Record<string, string>, session: boolean, cookie?: string, app = false): Promise<{ count: number; cookie: string | undefined; byFunction?: Map<string, number> }> => {
     const outFile = join(logDir, `${name}.callgrind`);
     const t0 = performance.now();
     const server = await start(name, script, env, {
@@ -1159,6 +1203,7 @@ async function compareInstructions(upstream: ServerProcess, ports: { ceiling: nu
       nodeArgs: functions ? ['--perf-basic-prof'] : [],
       readyTimeoutMs: 600_000,
     });
+    if (app) await visitApp(server);
     const { url, headers, cookie: sessionCookie } = await callsTo(server, session, cookie);
     await sendCalls(url, { count: warmupCalls, concurrency, headers });
     const perCall: number[] = [];
@@ -1188,6 +1233,8 @@ async function compareInstructions(upstream: ServerProcess, ports: { ceiling: nu
   if (useForm) await measure('library, app.use()', 'library-use', 'bench/servers/lib-bff.ts', { ...libraryEnv(ports.libraryUse, upstream.url, `${PREFIX}use:`), BENCH_ENTRY: 'use' }, true);
   const { count: ceiling } = await measure('ceiling', 'ceiling', 'bench/servers/ceiling.ts', { PORT: String(ports.ceiling), UPSTREAM_API_URL: upstream.url }, false);
   const { count: same, byFunction: sameByFunction } = await measure(sameSending.label, 'ceiling-same', 'bench/servers/ceiling.ts', sameSending.env, false, example.cookie);
+  const inApp = inAnAppsProcess(sameSending, ports.ceilingApp);
+  const { count: app, byFunction: appByFunction } = await measure(inApp.label, 'ceiling-app', 'bench/servers/ceiling.ts', inApp.env, false, example.cookie, true);
   const thousands = (n: number) => (n / 1000).toFixed(1);
   process.stdout.write(`\ninstructions per call, in thousands, user space only: the median of the last ${settled} windows of ${calls} calls (their range; * = they did not agree within ${tolerance * 100} % in ${maxWindows} windows)\n\n${table([
     ['server', 'per call', 'last windows', 'windows', 'x ceiling', 'minus ceiling'],
@@ -1195,8 +1242,13 @@ async function compareInstructions(upstream: ServerProcess, ports: { ceiling: nu
       const last = r.perCall.slice(-settled);
       return [r.label, `${thousands(r.count)}${r.settled ? '' : '*'}`, `${thousands(Math.min(...last))}-${thousands(Math.max(...last))}`, String(r.perCall.length), (r.count / ceiling).toFixed(3), thousands(r.count - ceiling)];
     }),
-  ])}\n\nthe example over the ceiling sending what it sends: ${(example.count / same).toFixed(3)} (${thousands(example.count - same)} thousand instructions per call are the library's own work)\n`);
+  ])}\n\nthe example over the ceiling sending what it sends: ${(example.count / same).toFixed(3)} (${thousands(example.count - same)} thousand instructions per call more)\n`
+    + `the example over that ceiling in a process that also runs an app: ${(example.count / app).toFixed(3)} (${thousands(example.count - app)} thousand more: the library's own work)\n`);
   if (example.byFunction !== undefined && sameByFunction !== undefined) printFunctionDifferences(example.byFunction, sameByFunction, calls);
+  if (appByFunction !== undefined && sameByFunction !== undefined) {
+    const { table: differences } = functionDifferences(appByFunction, sameByFunction, ['the same, in an app\'s process', 'the same, by itself']);
+    process.stdout.write(`\nwhat an app in the same process did to the ceiling's proxied calls, in instructions per call by function\n\n${differences}\n`);
+  }
 }
 
 /**
@@ -1217,13 +1269,13 @@ const wholeNumber = (n: number): string => Math.round(n).toLocaleString('en-US')
  * The 30 functions whose per-call figures differ most, either way, between the example and the ceiling sending the
  * same, as a table; and the example's total in its own code (src/ and example/).
  */
-function functionDifferences(example: Map<string, number>, same: Map<string, number>): { table: string; own: number } {
+function functionDifferences(example: Map<string, number>, same: Map<string, number>, columns = ['example', 'ceiling sending the same']): { table: string; own: number } {
   const names = [...new Set([...example.keys(), ...same.keys()])];
   const diff = (name: string) => (example.get(name) ?? 0) - (same.get(name) ?? 0);
   const own = [...example].filter(([name]) => isOwnCode(name)).reduce((sum, [, n]) => sum + n, 0);
   return {
     table: table([
-      ['function', 'example', 'ceiling sending the same', 'difference'],
+      ['function', ...columns, 'difference'],
       ...names.sort((a, b) => Math.abs(diff(b)) - Math.abs(diff(a))).slice(0, 30)
         .map((name) => [name.slice(0, 110), wholeNumber(example.get(name) ?? 0), wholeNumber(same.get(name) ?? 0), wholeNumber(diff(name))]),
     ]),
@@ -1236,16 +1288,17 @@ function functionDifferences(example: Map<string, number>, same: Map<string, num
  * `warmupCalls`, then sampled over `calls`: the bytes it allocated per call, and the functions whose bytes differ
  * most between the example and the ceiling sending what it sends.
  */
-async function compareAllocations(upstream: ServerProcess, ports: { ceiling: number; ceilingSame: number; library: number }): Promise<void> {
+async function compareAllocations(upstream: ServerProcess, ports: { ceiling: number; ceilingSame: number; ceilingApp: number; library: number }): Promise<void> {
   if (runtime.kind !== 'compiled') throw new Error('--allocations loads its probe into compiled servers: run it without BENCH_RUNTIME=tsx');
   const { warmupCalls, calls, concurrency } = allocationSettings;
   say(`allocations: ${warmupCalls} calls to warm up, then ${calls} calls sampled (${concurrency} at a time), one server at a time`);
   // BENCH_ALLOCATIONS_NODE_ARGS: more node options for every server measured; `--no-turbo-inlining` gives each
   // function its own allocations, where optimized code would fold an inlined function's into its caller's.
   const probe = [...(process.env.BENCH_ALLOCATIONS_NODE_ARGS ?? '').split(' ').filter(Boolean), '--import', compiledScript(runtime, 'bench/servers/allocation-probe.ts')];
-  const measure = async (name: string, script: string, env: Record<string, string>, session: boolean, cookie?: string): Promise<Allocations & { cookie: string | undefined }> => {
+  const measure = async (name: string, script: string, env: Record<string, string>, session: boolean, cookie?: string, app = false): Promise<Allocations & { cookie: string | undefined }> => {
     const file = join(logDir, `${name}.heapprofile`);
     const server = await start(name, script, { ...env, BENCH_ALLOCATION_PROFILE: file }, { nodeArgs: probe });
+    if (app) await visitApp(server);
     const { url, headers, cookie: sessionCookie } = await callsTo(server, session, cookie);
     await sendCalls(url, { count: warmupCalls, concurrency, headers });
     process.kill(server.pid, 'SIGUSR2');
@@ -1260,10 +1313,13 @@ async function compareAllocations(upstream: ServerProcess, ports: { ceiling: num
   const sameSending = await sameSendingCeiling(upstream, ports.ceilingSame);
   const ceiling = await measure('ceiling', 'bench/servers/ceiling.ts', { PORT: String(ports.ceiling), UPSTREAM_API_URL: upstream.url }, false);
   const same = await measure('ceiling-same', 'bench/servers/ceiling.ts', sameSending.env, false, example.cookie);
+  const inApp = inAnAppsProcess(sameSending, ports.ceilingApp);
+  const app = await measure('ceiling-app', 'bench/servers/ceiling.ts', inApp.env, false, example.cookie, true);
   const rows: Array<[string, number]> = [
     [useExample ? 'library (example, bff.wrap)' : 'library (bench server)', example.perCall],
     ['ceiling', ceiling.perCall],
     [sameSending.label, same.perCall],
+    [inApp.label, app.perCall],
   ];
   process.stdout.write(`
 bytes allocated per call (sampled every ${process.env.BENCH_ALLOCATION_INTERVAL ?? 1024} bytes on average, over ${calls} calls)
@@ -1279,7 +1335,7 @@ bytes per call by function (self: allocated in the function's own code, or in wh
 
 ${differences}
 
-the example over the ceiling sending what it sends: ${wholeNumber(example.perCall - same.perCall)} bytes per call; allocated in the example's own JavaScript (src/ and example/): ${wholeNumber(own)}
+the example over the ceiling sending what it sends: ${wholeNumber(example.perCall - same.perCall)} bytes per call; over that ceiling in a process that also runs an app: ${wholeNumber(example.perCall - app.perCall)}; allocated in the example's own JavaScript (src/ and example/): ${wholeNumber(own)}
 `);
 }
 

@@ -3,7 +3,7 @@
  * session, no checks) forwards `/api/*` through undici's dispatch API with a static Authorization header and
  * streams the answer back. It is the reference the library is measured against: as fast as a proxy reasonably
  * gets on this stack, so it must stay well written, never a straw man. Env: PORT, UPSTREAM_API_URL,
- * CEILING_TOKEN_BYTES and CEILING_FORWARDED (optional).
+ * CEILING_TOKEN_BYTES, CEILING_FORWARDED and CEILING_APP with REDIS_URL (optional).
  */
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Pool, type Dispatcher } from 'undici';
@@ -17,6 +17,16 @@ const MOUNT = '/api';
 // to the library's token size this proxy sends the upstream what the library sends (`npm run bench -- --instructions`).
 const FORWARDED = process.env.CEILING_FORWARDED === '1';
 const FORWARDED_HOST = `127.0.0.1:${process.env.PORT}`;
+// CEILING_APP=1: what is not under /api goes to an app in the same process (bench/servers/beside-app.ts: Express,
+// log lines, Redis at REDIS_URL, fetch), as when the proxy is part of the app it serves. No proxied call goes
+// through it. Loaded only then: the ceiling itself stays a process with nothing but the proxy.
+const app = process.env.CEILING_APP === '1'
+  ? await (await import('./beside-app.js')).besideApp({
+    redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    key: `ceiling-app:${process.pid}:nothing`,
+    fetchUrl: process.env.UPSTREAM_API_URL as string,
+  })
+  : undefined;
 // The same upstream pool settings as the library's, so the two differ only in what runs per request.
 const pool = new Pool(process.env.UPSTREAM_API_URL as string, { connections: 128, keepAliveTimeout: 30_000 });
 
@@ -101,6 +111,7 @@ function forward(req: IncomingMessage, res: ServerResponse): void {
   const url = req.url ?? '/';
   const next = url.charCodeAt(MOUNT.length);
   if (!url.startsWith(MOUNT) || !(Number.isNaN(next) || next === 47 /* / */ || next === 63 /* ? */)) {
+    if (app !== undefined) return app(req, res);
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
     return;
   }
