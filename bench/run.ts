@@ -1244,7 +1244,7 @@ async function compareInstructions(upstream: ServerProcess, ports: { ceiling: nu
     }),
   ])}\n\nthe example over the ceiling sending what it sends: ${(example.count / same).toFixed(3)} (${thousands(example.count - same)} thousand instructions per call more)\n`
     + `the example over that ceiling in a process that also runs an app: ${(example.count / app).toFixed(3)} (${thousands(example.count - app)} thousand more: the library's own work)\n`);
-  if (example.byFunction !== undefined && sameByFunction !== undefined) printFunctionDifferences(example.byFunction, sameByFunction, calls);
+  if (example.byFunction !== undefined && appByFunction !== undefined) printFunctionDifferences(example.byFunction, appByFunction, calls);
   if (appByFunction !== undefined && sameByFunction !== undefined) {
     const { table: differences } = functionDifferences(appByFunction, sameByFunction, ['the same, in an app\'s process', 'the same, by itself']);
     process.stdout.write(`\nwhat an app in the same process did to the ceiling's proxied calls, in instructions per call by function\n\n${differences}\n`);
@@ -1253,7 +1253,7 @@ async function compareInstructions(upstream: ServerProcess, ports: { ceiling: nu
 
 /**
  * BENCH_INSTRUCTIONS_FUNCTIONS=1: the functions whose instructions differ most between the example and the ceiling
- * sending what it sends, in each one's last window. Inlining differs from process to process (a function inlined
+ * sending what it sends in a process that also runs an app (the library's own work), in each one's last window. Inlining differs from process to process (a function inlined
  * into its caller counts as the caller), so a difference of a few hundred in one function may be where the JIT
  * put it rather than work; V8's builtins (property lookups, string hashing, Map and Set lookups) stay calls of their own.
  */
@@ -1266,10 +1266,11 @@ function printFunctionDifferences(example: Map<string, number>, same: Map<string
 const wholeNumber = (n: number): string => Math.round(n).toLocaleString('en-US');
 
 /**
- * The 30 functions whose per-call figures differ most, either way, between the example and the ceiling sending the
- * same, as a table; and the example's total in its own code (src/ and example/).
+ * The 30 functions whose per-call figures differ most, either way, between two servers (by default the example and
+ * the ceiling sending the same in an app's process), as a table; and the first one's total in the example's own
+ * code (src/ and example/).
  */
-function functionDifferences(example: Map<string, number>, same: Map<string, number>, columns = ['example', 'ceiling sending the same']): { table: string; own: number } {
+function functionDifferences(example: Map<string, number>, same: Map<string, number>, columns = ['example', 'ceiling sending the same, in an app\'s process']): { table: string; own: number } {
   const names = [...new Set([...example.keys(), ...same.keys()])];
   const diff = (name: string) => (example.get(name) ?? 0) - (same.get(name) ?? 0);
   const own = [...example].filter(([name]) => isOwnCode(name)).reduce((sum, [, n]) => sum + n, 0);
@@ -1286,7 +1287,7 @@ function functionDifferences(example: Map<string, number>, same: Map<string, num
 /**
  * `--allocations`: each server by itself with the allocation probe loaded (bench/servers/allocation-probe.ts), given
  * `warmupCalls`, then sampled over `calls`: the bytes it allocated per call, and the functions whose bytes differ
- * most between the example and the ceiling sending what it sends.
+ * most between the example and the ceiling sending what it sends in an app's process.
  */
 async function compareAllocations(upstream: ServerProcess, ports: { ceiling: number; ceilingSame: number; ceilingApp: number; library: number }): Promise<void> {
   if (runtime.kind !== 'compiled') throw new Error('--allocations loads its probe into compiled servers: run it without BENCH_RUNTIME=tsx');
@@ -1329,7 +1330,7 @@ ${table([
     ...rows.map(([label, n]) => [label, wholeNumber(n), (n / ceiling.perCall).toFixed(3), wholeNumber(n - ceiling.perCall)]),
   ])}
 `);
-  const { table: differences, own } = functionDifferences(example.byFunction, same.byFunction);
+  const { table: differences, own } = functionDifferences(example.byFunction, app.byFunction);
   process.stdout.write(`
 bytes per call by function (self: allocated in the function's own code, or in what V8 inlined into it); the 30 largest differences either way
 
