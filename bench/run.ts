@@ -1109,19 +1109,22 @@ async function compareSpread(upstream: ServerProcess, ports: { spread: number[];
     const mine = seen.get(c.key)!;
     return { ...c, rps: median(mine.rps), p99Ms: median(mine.p99s), cpuUs: median(mine.cpu) };
   });
-  const ceilingRps = median(medians.filter((m) => m.kind === 'ceiling').map((m) => m.rps));
-  const ceilingP99 = median(medians.filter((m) => m.kind === 'ceiling').map((m) => m.p99Ms));
+  // The median over one kind's processes of their medians.
+  const overKind = (kind: 'ceiling' | 'library' | 'app') => {
+    const mine = medians.filter((m) => m.kind === kind);
+    return { rps: median(mine.map((m) => m.rps)), p99Ms: median(mine.map((m) => m.p99Ms)) };
+  };
+  const ceiling = overKind('ceiling');
   const rows = [
     ['process', 'req/s', 'x ceiling', 'p99 ms', 'p99 x ceiling', 'CPU us/req'],
-    ...medians.map((m) => [m.key, String(Math.round(m.rps)), (m.rps / ceilingRps).toFixed(3), m.p99Ms.toFixed(2), (m.p99Ms / ceilingP99).toFixed(2), m.cpuUs.toFixed(1)]),
+    ...medians.map((m) => [m.key, String(Math.round(m.rps)), (m.rps / ceiling.rps).toFixed(3), m.p99Ms.toFixed(2), (m.p99Ms / ceiling.p99Ms).toFixed(2), m.cpuUs.toFixed(1)]),
   ];
-  const libraryRps = median(medians.filter((m) => m.kind === 'library').map((m) => m.rps));
-  const libraryP99 = median(medians.filter((m) => m.kind === 'library').map((m) => m.p99Ms));
-  const appRps = median(medians.filter((m) => m.kind === 'app').map((m) => m.rps));
-  const appP99 = median(medians.filter((m) => m.kind === 'app').map((m) => m.p99Ms));
+  const library = overKind('library');
+  const inApp = overKind('app');
+  const ratio = (a: { rps: number; p99Ms: number }, b: { rps: number; p99Ms: number }) => `req/s ${(a.rps / b.rps).toFixed(3)}, p99 ${(a.p99Ms / b.p99Ms).toFixed(2)}`;
   process.stdout.write(`\nmedians of ${settings.rounds} rounds per process; "x ceiling" against the median of the ceiling processes' medians; app-ceiling: the ${sameSending.label}, in a process that also runs an app (Express routes, Redis, fetch, log lines)\n\n${table(rows)}\n\n`
-    + `example / ceiling over the processes' medians: req/s ${(libraryRps / ceilingRps).toFixed(3)}, p99 ${(libraryP99 / ceilingP99).toFixed(2)}\n`
-    + `app-ceiling / ceiling: req/s ${(appRps / ceilingRps).toFixed(3)}, p99 ${(appP99 / ceilingP99).toFixed(2)}; example / app-ceiling: req/s ${(libraryRps / appRps).toFixed(3)}, p99 ${(libraryP99 / appP99).toFixed(2)}\n`);
+    + `example / ceiling over the processes' medians: ${ratio(library, ceiling)}\n`
+    + `app-ceiling / ceiling: ${ratio(inApp, ceiling)}; example / app-ceiling: ${ratio(library, inApp)}\n`);
 }
 
 /**
