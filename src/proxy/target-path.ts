@@ -20,11 +20,14 @@ export function targetPath(basePath: string, url: string): string | undefined {
   // never carries a fragment (RFC 9112 3.2), and a server that drops one would resolve `/..#` to `/..`, above
   // the base path, where the dot-segment check below sees no segment end.
   if (RAW_UNSAFE.test(url)) return undefined;
+  // The checks below look for a `%` or, in the path, a `.`: most API paths have neither, and a search for one
+  // character costs a small part of three regular expressions.
+  const encoded = url.includes('%');
   // Encoded slashes, backslashes, control characters and NUL change what the upstream sees as the path.
-  if (ENCODED_UNSAFE_IN_PATH.test(path) || ENCODED_UNSAFE_IN_QUERY.test(query)) return undefined;
+  if (encoded && (ENCODED_UNSAFE_IN_PATH.test(path) || ENCODED_UNSAFE_IN_QUERY.test(query))) return undefined;
   // Dot segments, plain or encoded, would climb out of the base path.
   // `..;` too: Tomcat, Jetty and Spring read it as `..`.
-  if (DOT_SEGMENT.test(path)) return undefined;
+  if ((encoded || path.includes('.')) && DOT_SEGMENT.test(path)) return undefined;
   // `//host/...` after a base path is still a path, but some upstream routers treat it as a host: refuse it.
   if (path.startsWith('//')) return undefined;
   return `${basePath}${path === '/' && basePath !== '' ? '' : path}${query}`;
