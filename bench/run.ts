@@ -7,7 +7,7 @@
  *   npm run bench -- --profile    CPU profile of the library contestant under load, top self-time functions
  *   npm run bench -- --ab         the example of the working tree against the example at BENCH_AB_REF (default HEAD),
  *                                 side by side with the ceiling, alternating rounds, and loaded at the same time
- *   npm run bench -- --gc         the example and the ceiling under --trace-gc, alternating rounds: p99 and GC pauses
+ *   npm run bench -- --gc         the example, the ceiling and the ceiling in an app's process under --trace-gc, rounds in turn: p99 and GC pauses
  *   npm run bench -- --spread     several processes of the example, of the ceiling and of the ceiling sending what the
  *                                 example sends beside an app (BENCH_SPREAD_PROCESSES, default 3 of each),
  *                                 each loaded in turn every round: how far identical processes differ
@@ -707,6 +707,24 @@ function ceilingTargets(c: Record<string, ContestantResult>): Array<{ target: st
   return out;
 }
 
+/**
+ * The example against the ceiling sending what it sends in a process that also runs an app, round by round as the
+ * ceiling ratios: how much of the distance to the ceiling is the library's own work. Not a target of its own.
+ */
+function againstAppCeiling(c: Record<string, ContestantResult>): { vsAppCeiling: number; p99VsAppCeiling: number } {
+  const lib = c.library as ContestantResult;
+  const app = c.appCeiling as ContestantResult;
+  const ratio = (value: (r: ContestantResult['rounds'][number]) => number) => round(median(lib.rounds.map((r, i) => value(r) / value(app.rounds[i]!))));
+  return { vsAppCeiling: ratio((r) => r.rps), p99VsAppCeiling: ratio((r) => r.p99Ms) };
+}
+
+function inAnAppRows(x: { vsAppCeiling: number; p99VsAppCeiling: number }): string[][] {
+  const name = `library${useExample ? ' (example)' : ''}`;
+  return [[`${name} against the ceiling sending what it sends in an app's process (per-round medians; not a target)`, 'value'],
+    ['req/s, library / that ceiling', x.vsAppCeiling.toFixed(3)],
+    ['p99 at 32 connections, library / that ceiling', x.p99VsAppCeiling.toFixed(3)]];
+}
+
 function targetRows(checked: Array<{ target: string; value: unknown; pass: boolean }>): string[][] {
   return [['target', 'value', 'met'], ...checked.map((t) => [t.target, String(t.value), t.pass ? 'yes' : 'NO'])];
 }
@@ -797,6 +815,12 @@ async function main(): Promise<void> {
   say(`  ${libCookies.length} logins in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   await mapLimit(libCookies, 16, (c) => expectOk(`${library.url}/api/items`, c));
   await renewOnce(library.url, libCookies[0]);
+  // The ceiling sending what the example sends (the token's size is that of the call just made), in a process that
+  // also runs an app: where a proxy that is part of an app stands before any of the library's work (BENCHMARKS.md,
+  // "A proxy in an app's process").
+  const appCeiling = await start('app-ceiling', 'bench/servers/ceiling.ts', inAnAppsProcess(await sameSendingCeiling(upstream, 0), ports.ceilingApp).env);
+  await visitApp(appCeiling);
+  await expectOk(`${appCeiling.url}/api/items`);
   const [dpopCookie] = await loginMany(libraryDpop.url, ['u0'], 1);
   await expectOk(`${libraryDpop.url}/api/items`, dpopCookie);
   await renewOnce(libraryDpop.url, dpopCookie);
@@ -804,11 +828,14 @@ async function main(): Promise<void> {
   if (libraryUse) await renewOnce(libraryUse.url, useCookie);
   const libraryLabel = useExample ? 'this library (example BFF, Redis)' : 'this library (Redis)';
 
+  const libraryCookieFile = writeCookieFile('library', libCookies.slice(0, 1));
   const contestants: Contestant[] = [
     ...references(upstream, ceiling, plain),
+    // Sent the example's cookie, as the example is.
+    { key: 'appCeiling', label: 'ceiling sending what the example sends, in a process that also runs an app', url: `${appCeiling.url}/api/items`, cookieFile: libraryCookieFile, pid: appCeiling.pid },
     { key: 'plainProxyDefaults', label: 'the same with hpm defaults (Connection: close upstream)', url: `${plainDefault.url}/api/items`, pid: plainDefault.pid },
     { key: 'naiveBff', label: 'naive BFF (express-session + connect-redis + hpm keep-alive)', url: `${naive.url}/api/items`, cookieFile: writeCookieFile('naive', [naiveCookie]), pid: naive.pid },
-    { key: 'library', label: `${libraryLabel}, 1 session`, url: `${library.url}/api/items`, cookieFile: writeCookieFile('library', libCookies.slice(0, 1)), pid: library.pid },
+    { key: 'library', label: `${libraryLabel}, 1 session`, url: `${library.url}/api/items`, cookieFile: libraryCookieFile, pid: library.pid },
     ...libraryUse ? [{ key: 'libraryUse', label: 'this library, app.use() (Redis), 1 session', url: `${libraryUse.url}/api/items`, cookieFile: writeCookieFile('library-use', [useCookie as string]), pid: libraryUse.pid }] : [],
     { key: 'library1000Sessions', label: `${libraryLabel}, ${libCookies.length} sessions`, url: `${library.url}/api/items`, cookieFile: writeCookieFile('library-many', libCookies), pid: library.pid },
     { key: 'libraryDpop', label: `${libraryLabel}, DPoP (an ES256 proof per call), 1 session`, url: `${libraryDpop.url}/api/items`, cookieFile: writeCookieFile('library-dpop', [dpopCookie as string]), pid: libraryDpop.pid },
@@ -820,13 +847,13 @@ async function main(): Promise<void> {
   if (mode === 'quick') {
     const otel = withOtel ? await startLibraryWithOtel(upstream.url, ports.libraryOtel, ports.otelMetrics) : undefined;
     if (otel) contestants.push(otel.contestant);
-    const quick = await measureContestants(contestants.filter((c) => ['direct', 'ceiling', 'plainProxy', 'library', 'libraryUse', 'libraryDpop', 'libraryOtel', ...(settings.sessions > 1 ? ['library1000Sessions'] : [])].includes(c.key)));
+    const quick = await measureContestants(contestants.filter((c) => ['direct', 'ceiling', 'appCeiling', 'plainProxy', 'library', 'libraryUse', 'libraryDpop', 'libraryOtel', ...(settings.sessions > 1 ? ['library1000Sessions'] : [])].includes(c.key)));
     const h2h = await headToHead(contestantByKey(contestants, 'library'), contestantByKey(contestants, 'plainProxy'));
     const dpopH2h = await headToHead(contestantByKey(contestants, 'libraryDpop'), contestantByKey(contestants, 'library'));
     const h2hOtel = otel ? await headToHead(contestantByKey(contestants, 'library'), otel.contestant) : undefined;
     const ws = await measureWsThroughput(wsTargets, wsSettings, cpuMsOf, say);
-    await Promise.all([ceiling.stop(), plain.stop(), plainDefault.stop(), naive.stop(), library.stop(), libraryUse?.stop(), libraryDpop.stop(), otel?.stop()]);
-    process.stdout.write(`\n${table(contestantRows(quick))}\n\n${table(targetRows(ceilingTargets(quick)))}\n\n${table(headToHeadRows(h2h))}\n\n${table(headToHeadRows(dpopH2h))}\n\n${table(wsThroughputRows(ws, ['direct', 'bff']))}\n`);
+    await Promise.all([ceiling.stop(), appCeiling.stop(), plain.stop(), plainDefault.stop(), naive.stop(), library.stop(), libraryUse?.stop(), libraryDpop.stop(), otel?.stop()]);
+    process.stdout.write(`\n${table(contestantRows(quick))}\n\n${table(targetRows(ceilingTargets(quick)))}\n\n${table(inAnAppRows(againstAppCeiling(quick)))}\n\n${table(headToHeadRows(h2h))}\n\n${table(headToHeadRows(dpopH2h))}\n\n${table(wsThroughputRows(ws, ['direct', 'bff']))}\n`);
     if (h2hOtel && otel) process.stdout.write(`\n${table(headToHeadRows(h2hOtel))}\n\n${otel.summary()}\n`);
     return;
   }
@@ -835,7 +862,8 @@ async function main(): Promise<void> {
   // What a DPoP proof per call costs, measured the steadiest way: the same library with and without it, at once.
   const dpopH2h = await headToHead(contestantByKey(contestants, 'libraryDpop'), contestantByKey(contestants, 'library'));
   const wsThroughput = await measureWsThroughput(wsTargets, wsSettings, cpuMsOf, say);
-  await Promise.all([ceiling.stop(), plain.stop(), plainDefault.stop(), naive.stop(), library.stop(), libraryUse?.stop(), libraryDpop.stop()]);
+  await Promise.all([ceiling.stop(), appCeiling.stop(), plain.stop(), plainDefault.stop(), naive.stop(), library.stop(), libraryUse?.stop(), libraryDpop.stop()]);
+  const inApp = againstAppCeiling(results);
 
   const storms = await runStorms(upstream.url, ports.storm);
   const sessionEnd = await runSessionEnd(upstream.url, ports.storm);
@@ -849,6 +877,7 @@ async function main(): Promise<void> {
     machine: info,
     settings: { ...settings, libraryServer: libraryScript, upstreamBodyBytes: upstreamBody.byteLength, accessTokenTtl: ACCESS_TOKEN_TTL },
     contestants: results,
+    againstAppCeiling: inApp,
     headToHead: h2h,
     headToHeadDpop: dpopH2h,
     storms,
@@ -861,7 +890,7 @@ async function main(): Promise<void> {
 
   const machineLine = `${info.nproc} cores (${info.cpuModel}), Node ${info.node}, ${info.os}, commit ${info.git.commit}${info.git.srcChanged ? ' + uncommitted changes in src/ or example/' : ''}, load average ${info.loadAverage.start} at start / ${info.loadAverage.end} at end; servers run ${info.runtime === 'compiled' ? 'as JavaScript compiled by tsc' : 'through tsx'}; load generator ${info.loadGenerator}${info.pinned ? ' on core 0, servers on core 1' : ', not pinned'}; ${settings.rounds} rounds of ${settings.loadSec} s at ${settings.connections} connections + ${settings.unloadedSec} s at 1 connection, medians`;
   const targetTable = targetRows(checked);
-  process.stdout.write(`\n${machineLine}\n\n${table(contestantRows(results))}\n\n${table(headToHeadRows(h2h))}\n\n${table(headToHeadRows(dpopH2h))}\n\n${table(stormRows(storms))}\n\n${table(wsThroughputRows(wsThroughput, ['direct', 'bff']))}\n\n${table(sessionEndRows(sessionEnd))}\n\n${table(memoryRows(memory))}\n\n${table(targetTable)}\n\nwritten: ${file}\n`);
+  process.stdout.write(`\n${machineLine}\n\n${table(contestantRows(results))}\n\n${table(inAnAppRows(inApp))}\n\n${table(headToHeadRows(h2h))}\n\n${table(headToHeadRows(dpopH2h))}\n\n${table(stormRows(storms))}\n\n${table(wsThroughputRows(wsThroughput, ['direct', 'bff']))}\n\n${table(sessionEndRows(sessionEnd))}\n\n${table(memoryRows(memory))}\n\n${table(targetTable)}\n\nwritten: ${file}\n`);
   if (mode === 'full') {
     updateBenchmarksMd([
       `Run ${output.generatedAt} (\`npm run bench\`, results in \`bench/results/latest.json\`).`,
@@ -869,6 +898,8 @@ async function main(): Promise<void> {
       `Machine: ${machineLine}.`,
       '',
       markdownTable(contestantRows(results)),
+      '',
+      markdownTable(inAnAppRows(inApp)),
       '',
       markdownTable(headToHeadRows(h2h)),
       '',
@@ -1019,47 +1050,60 @@ async function ceilingGcPauses(upstream: ServerProcess): Promise<string[][]> {
 }
 
 /**
- * `--gc`: what a p99 is often made of. The library (the example) and the ceiling, each under `node --trace-gc` and
- * nothing else (no profiler, which allocates and slows the collector), loaded in alternating rounds as the other
- * modes load them; per contestant the round-by-round p99 and the pauses of every kind of collection, over all rounds.
+ * `--gc`: what a p99 is often made of. The library (the example), the ceiling, and the ceiling sending what the
+ * example sends in a process that also runs an app (a proxy in an app's process, before any of the library's work),
+ * each under `node --trace-gc` and nothing else (no profiler, which allocates and slows the collector), loaded in
+ * rounds in an order that turns, as the other modes load them; per contestant the round-by-round p99 and the
+ * pauses of every kind of collection, over all rounds.
  */
-async function compareGc(upstream: ServerProcess, ports: { ceiling: number; library: number }): Promise<void> {
+async function compareGc(upstream: ServerProcess, ports: { ceiling: number; ceilingApp: number; library: number }): Promise<void> {
   const traced = { nodeArgs: ['--trace-gc'] };
-  const [ceiling, library] = await Promise.all([
+  const app = inAnAppsProcess(await sameSendingCeiling(upstream, 0), ports.ceilingApp);
+  const [ceiling, inApp, library] = await Promise.all([
     start('ceiling', 'bench/servers/ceiling.ts', { PORT: String(ports.ceiling), UPSTREAM_API_URL: upstream.url }, traced),
+    start('app-ceiling', 'bench/servers/ceiling.ts', app.env, traced),
     // BENCH_GC_NODE_ARGS: more node options for the library's process, to try what changes its collections.
     start('library', libraryScript, libraryEnv(ports.library, upstream.url, `${PREFIX}lib:`), { nodeArgs: [...traced.nodeArgs, ...(process.env.BENCH_GC_NODE_ARGS ?? '').split(' ').filter(Boolean)] }),
   ]);
   const [cookie] = await loginMany(library.url, ['u0'], 1);
   await renewOnce(library.url, cookie);
+  await visitApp(inApp);
+  const cookieFile = writeCookieFile('library', [cookie as string]);
   const contestants = [
     { key: 'ceiling', server: ceiling, url: `${ceiling.url}/api/items`, cookieFile: undefined },
-    { key: 'library', server: library, url: `${library.url}/api/items`, cookieFile: writeCookieFile('library', [cookie as string]) },
+    { key: 'app-ceiling', server: inApp, url: `${inApp.url}/api/items`, cookieFile },
+    { key: 'library', server: library, url: `${library.url}/api/items`, cookieFile },
   ];
-  const seen = new Map(contestants.map((c) => [c.key, { p99s: [] as number[], rps: [] as number[], pauses: new Map<string, number[]>() }]));
+  const seen = new Map(contestants.map((c) => [c.key, { p50s: [] as number[], p99s: [] as number[], rps: [] as number[], pauses: new Map<string, number[]>() }]));
   for (const c of contestants) await runLoad({ url: c.url, connections: settings.connections, durationSec: settings.warmupSec, cookieFile: c.cookieFile, tool });
   for (let r = 0; r < settings.rounds; r++) {
-    for (const c of r % 2 ? [...contestants].reverse() : contestants) {
+    for (const c of contestants.map((_, i) => contestants[(i + r) % contestants.length]!)) {
       const from = logSize(c.server.logFile);
       const load = await runLoad({ url: c.url, connections: settings.connections, durationSec: settings.loadSec, cookieFile: c.cookieFile, tool });
       const mine = seen.get(c.key)!;
+      mine.p50s.push(load.p50Ms);
       mine.p99s.push(load.p99Ms);
       mine.rps.push(load.rps);
       for (const [kind, pauses] of gcPauseLists(c.server.logFile, from)) mine.pauses.set(kind, [...(mine.pauses.get(kind) ?? []), ...pauses]);
-      say(`round ${r + 1}/${settings.rounds} ${c.key.padEnd(8)} ${Math.round(load.rps)} req/s  p99 ${load.p99Ms.toFixed(2)} ms`);
+      say(`round ${r + 1}/${settings.rounds} ${c.key.padEnd(11)} ${Math.round(load.rps)} req/s  p50 ${load.p50Ms.toFixed(2)} ms  p99 ${load.p99Ms.toFixed(2)} ms`);
     }
   }
-  await Promise.all([ceiling.stop(), library.stop()]);
+  await Promise.all([ceiling.stop(), inApp.stop(), library.stop()]);
   const seconds = settings.rounds * settings.loadSec;
   for (const c of contestants) {
     const mine = seen.get(c.key)!;
     const label = `${c.key}: ${Math.round(median(mine.rps))} req/s, p99 ${median(mine.p99s).toFixed(2)} ms (medians of ${settings.rounds} rounds)`;
     process.stdout.write(`\n${table(gcRows(label, summarize(mine.pauses, seconds), seconds))}\n`);
   }
-  // The rounds ran in pairs, seconds apart: the ratio the ceiling target takes, round by round.
-  const [ceilingRuns, libraryRuns] = [seen.get('ceiling')!, seen.get('library')!];
-  const ratios = libraryRuns.p99s.map((p99, r) => p99 / (ceilingRuns.p99s[r] as number));
-  process.stdout.write(`\np99 library / ceiling, per round: ${ratios.map((x) => x.toFixed(2)).join(' ')}; median ${median(ratios).toFixed(2)}\n`);
+  // The rounds ran seconds apart: the ratios the ceiling target takes, round by round.
+  // A p99 that moves with the p50 is the same latency shifted (less throughput); one that moves alone is a tail.
+  const libraryRuns = seen.get('library')!;
+  for (const against of ['ceiling', 'app-ceiling']) {
+    for (const [name, of] of [['p50', (x: typeof libraryRuns) => x.p50s], ['p99', (x: typeof libraryRuns) => x.p99s]] as const) {
+      const ratios = of(libraryRuns).map((v, r) => v / (of(seen.get(against)!)[r] as number));
+      process.stdout.write(`${against === 'ceiling' && name === 'p50' ? '\n' : ''}${name} library / ${against}, per round: ${ratios.map((x) => x.toFixed(2)).join(' ')}; median ${median(ratios).toFixed(2)}\n`);
+    }
+  }
 }
 
 /**
@@ -1234,7 +1278,7 @@ async function compareInstructions(upstream: ServerProcess, ports: { ceiling: nu
   const example = await measure(useExample ? 'library (example, bff.wrap)' : 'library (bench server)', 'library', libraryScript, libraryEnv(ports.library, upstream.url, `${PREFIX}lib:`), true);
   const sameSending = await sameSendingCeiling(upstream, ports.ceilingSame);
   if (useForm) await measure('library, app.use()', 'library-use', 'bench/servers/lib-bff.ts', { ...libraryEnv(ports.libraryUse, upstream.url, `${PREFIX}use:`), BENCH_ENTRY: 'use' }, true);
-  const { count: ceiling } = await measure('ceiling', 'ceiling', 'bench/servers/ceiling.ts', { PORT: String(ports.ceiling), UPSTREAM_API_URL: upstream.url }, false);
+  const { count: ceiling, byFunction: ceilingByFunction } = await measure('ceiling', 'ceiling', 'bench/servers/ceiling.ts', { PORT: String(ports.ceiling), UPSTREAM_API_URL: upstream.url }, false);
   const { count: same, byFunction: sameByFunction } = await measure(sameSending.label, 'ceiling-same', 'bench/servers/ceiling.ts', sameSending.env, false, example.cookie);
   const inApp = inAnAppsProcess(sameSending, ports.ceilingApp);
   const { count: app, byFunction: appByFunction } = await measure(inApp.label, 'ceiling-app', 'bench/servers/ceiling.ts', inApp.env, false, example.cookie, true);
@@ -1251,6 +1295,10 @@ async function compareInstructions(upstream: ServerProcess, ports: { ceiling: nu
   if (appByFunction !== undefined && sameByFunction !== undefined) {
     const { table: differences } = functionDifferences(appByFunction, sameByFunction, ['the same, in an app\'s process', 'the same, by itself']);
     process.stdout.write(`\nwhat an app in the same process did to the ceiling's proxied calls, in instructions per call by function\n\n${differences}\n`);
+  }
+  if (sameByFunction !== undefined && ceilingByFunction !== undefined) {
+    const { table: differences } = functionDifferences(sameByFunction, ceilingByFunction, ['ceiling sending what the example sends', 'ceiling']);
+    process.stdout.write(`\nwhat sending what the example sends (its token, X-Forwarded-*, the cookie in) did to the ceiling's calls, in instructions per call by function\n\n${differences}\n`);
   }
 }
 

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const SMOKE = join(ROOT, 'bench/results/smoke.json');
-const CONTESTANTS = ['direct', 'ceiling', 'plainProxy', 'plainProxyDefaults', 'naiveBff', 'library', 'library1000Sessions', 'libraryDpop'];
+const CONTESTANTS = ['direct', 'ceiling', 'appCeiling', 'plainProxy', 'plainProxyDefaults', 'naiveBff', 'library', 'library1000Sessions', 'libraryDpop'];
 
 function runSmoke(): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
@@ -48,6 +48,10 @@ describe('npm run bench -- --smoke', () => {
     expect(results.contestants.plainProxy.vsPlainProxy).toBe(1);
     expect(results.contestants.ceiling.vsCeiling).toBe(1);
     expect(results.contestants.ceiling.unloadedVsCeilingMs).toBe(0);
+    // And against the ceiling sending what it sends, in a process that also runs an app.
+    expect(results.againstAppCeiling.vsAppCeiling).toBeGreaterThan(0);
+    expect(results.againstAppCeiling.p99VsAppCeiling).toBeGreaterThan(0);
+    expect(output).toMatch(/req\/s, library \/ that ceiling +\d/);
     // The targets include how close the library comes to the ceiling.
     expect(results.targets.map((t: { target: string }) => t.target)).toEqual(expect.arrayContaining([expect.stringMatching(/req\/s >= 0\.9x ceiling/)]));
 
