@@ -1098,10 +1098,12 @@ async function compareGc(upstream: ServerProcess, ports: { ceiling: number; ceil
   // The rounds ran seconds apart: the ratios the ceiling target takes, round by round.
   // A p99 that moves with the p50 is the same latency shifted (less throughput); one that moves alone is a tail.
   const libraryRuns = seen.get('library')!;
+  process.stdout.write('\n');
   for (const against of ['ceiling', 'app-ceiling']) {
-    for (const [name, of] of [['p50', (x: typeof libraryRuns) => x.p50s], ['p99', (x: typeof libraryRuns) => x.p99s]] as const) {
-      const ratios = of(libraryRuns).map((v, r) => v / (of(seen.get(against)!)[r] as number));
-      process.stdout.write(`${against === 'ceiling' && name === 'p50' ? '\n' : ''}${name} library / ${against}, per round: ${ratios.map((x) => x.toFixed(2)).join(' ')}; median ${median(ratios).toFixed(2)}\n`);
+    const theirs = seen.get(against)!;
+    for (const [name, mine, base] of [['p50', libraryRuns.p50s, theirs.p50s], ['p99', libraryRuns.p99s, theirs.p99s]] as const) {
+      const ratios = mine.map((v, r) => v / (base[r] as number));
+      process.stdout.write(`${name} library / ${against}, per round: ${ratios.map((x) => x.toFixed(2)).join(' ')}; median ${median(ratios).toFixed(2)}\n`);
     }
   }
 }
