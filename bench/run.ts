@@ -14,7 +14,9 @@
  *   npm run bench -- --instructions  instructions per proxied call under valgrind's callgrind: the example, the ceiling,
  *                                 the ceiling sending what the example sends, and that one in a process that also
  *                                 runs an app (BENCH_INSTRUCTIONS_USE=1 adds the app.use() form): counts,
- *                                 not times, so the same in a busy run as in a quiet one
+ *                                 not times, so the same in a busy run as in a quiet one; BENCH_INSTRUCTIONS_SESSIONS=N
+ *                                 instead counts what serving N requests (logins, /auth/user calls, an app's) costs
+ *                                 a process's proxied calls
  *   npm run bench -- --allocations  bytes allocated per proxied call, by function, from V8's sampling heap profiler:
  *                                 the same servers
  *   npm run bench -- --memory     the memory run alone (BENCH_MEMORY_SESSIONS, default 10,000; BENCH_HEAP_SNAPSHOTS=<dir>
@@ -36,7 +38,7 @@
  * BENCH_RUNTIME=tsx runs their TypeScript through tsx instead (source maps off), as the bench did before.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
@@ -96,6 +98,9 @@ const instructionSettings = {
   useForm: process.env.BENCH_INSTRUCTIONS_USE === '1',
   // Also where the instructions go, by function: the example's against the ceiling's sending what it sends.
   functions: process.env.BENCH_INSTRUCTIONS_FUNCTIONS === '1',
+  // Above 1: only the example, twice: with one user logged in, and with this many logged in (the calls are still
+  // one user's), to count what the other sessions' logins did to the calls.
+  sessions: Math.max(1, Number(process.env.BENCH_INSTRUCTIONS_SESSIONS ?? 1)),
 };
 // --allocations: calls before sampling (the JIT settles), then the calls sampled, `concurrency` at a time.
 const allocationSettings = {
@@ -120,6 +125,8 @@ const SESSION_SECRET = randomBytes(24).toString('hex');
 const AUDIENCE = 'https://api.bench.example';
 const ACCESS_TOKEN_TTL = 3600;
 const PASSWORD = 'bench-password';
+/** The BFF's route that tells the SPA who is logged in (the example's default). */
+const userRoute = '/auth/user';
 const useExample = process.env.BENCH_LIBRARY_SERVER !== 'bench' && existsSync(join(ROOT, 'example/start.ts'));
 /** The library with an OpenTelemetry SDK as a further contestant (--quick, through the example's environment). */
 const withOtel = process.env.BENCH_OTEL === '1' && mode === 'quick';
@@ -758,7 +765,7 @@ async function main(): Promise<void> {
   const ports = { upstream: await freePort(), ceiling: await freePort(), plain: await freePort(), plainDefault: await freePort(), naive: await freePort(), library: await freePort(), libraryUse: await freePort(), libraryDpop: await freePort(), libraryOtel: await freePort(), otelMetrics: await freePort(), memory: await freePort(), storm: [await freePort(), await freePort()], spread: [] as number[], spreadCeilings: [] as number[], spreadApps: [] as number[], ceilingSame: await freePort(), ceilingApp: await freePort() };
   for (let i = 0; mode === 'spread' && i < spreadProcesses; i++) ports.spread.push(await freePort()), ports.spreadCeilings.push(await freePort()), ports.spreadApps.push(await freePort());
   const bffPorts = [ports.library, ports.libraryUse, ports.libraryDpop, ports.libraryOtel, ports.memory, ...ports.storm, ...ports.spread];
-  const userCount = Math.max(settings.sessions, 1);
+  const userCount = Math.max(settings.sessions, instructionSettings.sessions, 1);
   auth0 = await startLocalAuth0({
     clients: [{ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: bffPorts.map((p) => `http://127.0.0.1:${p}/auth/callback`), postLogoutRedirectUris: bffPorts.map((p) => `http://127.0.0.1:${p}/`) }],
     users: [
@@ -819,7 +826,9 @@ async function main(): Promise<void> {
   // also runs an app: where a proxy that is part of an app stands before any of the library's work (BENCHMARKS.md,
   // "A proxy in an app's process").
   const appCeiling = await start('app-ceiling', 'bench/servers/ceiling.ts', inAnAppsProcess(await sameSendingCeiling(upstream, 0), ports.ceilingApp).env);
-  await visitApp(appCeiling);
+  // Its app called as many times as the example was logged in to: what a process has served costs its proxied
+  // calls, 7-11 % more instructions after 1,000 requests (BENCHMARKS.md, "What a process has served costs its API calls").
+  await visitApp(appCeiling, settings.sessions > 1 ? settings.sessions : 0);
   await expectOk(`${appCeiling.url}/api/items`);
   const [dpopCookie] = await loginMany(libraryDpop.url, ['u0'], 1);
   await expectOk(`${libraryDpop.url}/api/items`, dpopCookie);
@@ -1175,12 +1184,13 @@ async function compareSpread(upstream: ServerProcess, ports: { spread: number[];
 
 /**
  * What the counting modes send a server: its API URL, and the headers of a call, with the session cookie of a user
- * logged in there (who has renewed the token once) when `session`, or `cookie` as given.
+ * logged in there (who has renewed the token once) when `session`, or `cookie` as given. With `sessions` above 1,
+ * that many users log in, and the calls are the first one's.
  */
-async function callsTo(server: ServerProcess, session: boolean, cookie: string | undefined): Promise<{ url: string; headers: Record<string, string>; cookie: string | undefined }> {
+async function callsTo(server: ServerProcess, session: boolean, cookie: string | undefined, sessions = 1): Promise<{ url: string; headers: Record<string, string>; cookie: string | undefined }> {
   let sessionCookie = cookie;
   if (session) {
-    [sessionCookie] = await loginMany(server.url, ['u0'], 1);
+    [sessionCookie] = await loginMany(server.url, Array.from({ length: sessions }, (_, i) => `u${i}`), Math.min(sessions, 16));
     await renewOnce(server.url, sessionCookie);
   }
   return { url: `${server.url}/api/items`, headers: { 'x-csrf': '1', ...(sessionCookie ? { cookie: sessionCookie } : {}) }, cookie: sessionCookie };
@@ -1216,8 +1226,12 @@ interface CeilingVariant {
   readonly label: string;
 }
 
-/** Ten requests to the app of a ceiling started with CEILING_APP: its JSON route, and its 404. */
-async function visitApp(server: ServerProcess): Promise<void> {
+/**
+ * Ten requests to the app of a ceiling started with CEILING_APP: its JSON route, and its 404; then `more` requests
+ * to its JSON route, 16 at a time (as the bench logs users in): a process that has served that many requests of
+ * its app, as the example's has served its logins (BENCHMARKS.md, "What a process has served costs its API calls").
+ */
+async function visitApp(server: ServerProcess, more = 0): Promise<void> {
   for (let i = 0; i < 5; i++) {
     for (const [path, status] of [['/health', 200], ['/nothing-here', 404]] as const) {
       const res = await fetch(`${server.url}${path}`);
@@ -1225,6 +1239,7 @@ async function visitApp(server: ServerProcess): Promise<void> {
       if (res.status !== status) throw new Error(`${server.name}: ${path} answered ${res.status}, not ${status}: is CEILING_APP on?`);
     }
   }
+  if (more > 0) await sendCalls(`${server.url}/health`, { count: more, concurrency: 16, headers: {} });
 }
 
 /**
@@ -1236,14 +1251,15 @@ async function visitApp(server: ServerProcess): Promise<void> {
  * example's does: the difference between the last and the example is the library's own work. See
  * bench/lib/instructions.ts for what a count leaves out.
  */
-async function compareInstructions(upstream: ServerProcess, ports: { ceiling: number; ceilingSame: number; ceilingApp: number; library: number; libraryUse: number }): Promise<void> {
+async function compareInstructions(upstream: ServerProcess, ports: { ceiling: number; ceilingSame: number; ceilingApp: number; library: number; libraryUse: number; libraryDpop: number }): Promise<void> {
   if (!valgrindAvailable()) throw new Error('--instructions needs valgrind (Debian package valgrind: apt-get install valgrind)');
-  const { warmupCalls, calls, settled, tolerance, maxWindows, concurrency, useForm, functions } = instructionSettings;
+  const { warmupCalls, calls, settled, tolerance, maxWindows, concurrency, useForm, functions, sessions } = instructionSettings;
   say(`instructions: ${warmupCalls} calls to warm up, then windows of ${calls} calls (${concurrency} at a time) until ${settled} in a row agree within ${tolerance * 100} %; every server runs under valgrind, one at a time`);
   const rows: Array<{ label: string; perCall: number[]; count: number; settled: boolean }> = [];
   const spread = (counts: number[]) => (Math.max(...counts) - Math.min(...counts)) / Math.min(...counts);
   // The count of one server, and the session cookie it was called with.
-  const measure = async (label: string, name: string, script: string, env: Record<string, string>, session: boolean, cookie?: string, app = false): Promise<{ count: number; cookie: string | undefined; byFunction?: Map<string, number> }> => {
+  const measure = async (label: string, name: string, script: string, env: Record<string, string>, calledWith: { session?: boolean; cookie?: string; app?: boolean; appRequests?: number; sessions?: number; userRouteCalls?: number }): Promise<{ count: number; cookie: string | undefined; byFunction?: Map<string, number> }> => {
+    const { session = false, cookie, app = false, appRequests = 0, sessions: loggedIn = 1, userRouteCalls = 0 } = calledWith;
     const outFile = join(logDir, `${name}.callgrind`);
     const t0 = performance.now();
     const server = await start(name, script, env, {
@@ -1252,8 +1268,12 @@ async function compareInstructions(upstream: ServerProcess, ports: { ceiling: nu
       nodeArgs: functions ? ['--perf-basic-prof'] : [],
       readyTimeoutMs: 600_000,
     });
-    if (app) await visitApp(server);
-    const { url, headers, cookie: sessionCookie } = await callsTo(server, session, cookie);
+    if (app) await visitApp(server, appRequests);
+    const loginsFrom = performance.now();
+    const { url, headers, cookie: sessionCookie } = await callsTo(server, session, cookie, loggedIn);
+    if (loggedIn > 1) say(`  ${label}: ${loggedIn} users logged in in ${((performance.now() - loginsFrom) / 1000).toFixed(0)} s`);
+    // The calls a browser makes to the BFF's own routes between API calls, logins' worth of them (16 at a time, as the logins).
+    if (userRouteCalls > 0) await sendCalls(`${server.url}${userRoute}`, { count: userRouteCalls, concurrency: 16, headers });
     await sendCalls(url, { count: warmupCalls, concurrency, headers });
     const perCall: number[] = [];
     let lastDump = '';
@@ -1267,9 +1287,11 @@ async function compareInstructions(upstream: ServerProcess, ports: { ceiling: nu
     await server.stop();
     let byFunction: Map<string, number> | undefined;
     if (functions) {
-      const perfMap = `/tmp/perf-${server.pid}.map`;
+      // Moved next to the dumps, which it names: kept with them by BENCH_KEEP_LOGS=1.
+      const perfMap = join(logDir, `${name}.perf.map`);
+      copyFileSync(`/tmp/perf-${server.pid}.map`, perfMap);
+      rmSync(`/tmp/perf-${server.pid}.map`, { force: true });
       byFunction = functionCounts(readFileSync(lastDump, 'utf8'), readFileSync(perfMap, 'utf8'), calls);
-      rmSync(perfMap, { force: true });
     }
     const last = perCall.slice(-settled);
     const count = median(last);
@@ -1277,13 +1299,23 @@ async function compareInstructions(upstream: ServerProcess, ports: { ceiling: nu
     say(`  ${label}: ${perCall.map((n) => Math.round(n).toLocaleString('en-US')).join(', ')} instructions per call (${((performance.now() - t0) / 1000).toFixed(0)} s under valgrind)`);
     return { count, cookie: sessionCookie, byFunction };
   };
-  const example = await measure(useExample ? 'library (example, bff.wrap)' : 'library (bench server)', 'library', libraryScript, libraryEnv(ports.library, upstream.url, `${PREFIX}lib:`), true);
+  const exampleLabel = useExample ? 'library (example, bff.wrap)' : 'library (bench server)';
+  const example = await measure(exampleLabel, 'library', libraryScript, libraryEnv(ports.library, upstream.url, `${PREFIX}lib:`), { session: true });
+  if (sessions > 1) {
+    const many = await measure(`${exampleLabel}, ${sessions} users logged in`, 'library-sessions', libraryScript, libraryEnv(ports.libraryUse, upstream.url, `${PREFIX}sessions:`), { session: true, sessions });
+    const userCalls = await measure(`${exampleLabel}, one user, who called ${userRoute} ${sessions} times`, 'library-user-calls', libraryScript, libraryEnv(ports.libraryDpop, upstream.url, `${PREFIX}user-calls:`), { session: true, userRouteCalls: sessions });
+    // The same for a proxy that does none of the library's work: the one in an app's process, its app called 10 times (as always), then N times.
+    const inApp = inAnAppsProcess(await sameSendingCeiling(upstream, ports.ceilingSame), ports.ceilingApp);
+    const app = await measure(inApp.label, 'ceiling-app', 'bench/servers/ceiling.ts', inApp.env, { cookie: example.cookie, app: true });
+    const appServed = await measure(`the same, its app called ${sessions} times`, 'ceiling-app-served', 'bench/servers/ceiling.ts', { ...inApp.env, PORT: String(ports.ceiling) }, { cookie: example.cookie, app: true, appRequests: sessions });
+    return printLoggedIn(rows, { one: example, many, userCalls, app, appServed });
+  }
   const sameSending = await sameSendingCeiling(upstream, ports.ceilingSame);
-  if (useForm) await measure('library, app.use()', 'library-use', 'bench/servers/lib-bff.ts', { ...libraryEnv(ports.libraryUse, upstream.url, `${PREFIX}use:`), BENCH_ENTRY: 'use' }, true);
-  const { count: ceiling, byFunction: ceilingByFunction } = await measure('ceiling', 'ceiling', 'bench/servers/ceiling.ts', { PORT: String(ports.ceiling), UPSTREAM_API_URL: upstream.url }, false);
-  const { count: same, byFunction: sameByFunction } = await measure(sameSending.label, 'ceiling-same', 'bench/servers/ceiling.ts', sameSending.env, false, example.cookie);
+  if (useForm) await measure('library, app.use()', 'library-use', 'bench/servers/lib-bff.ts', { ...libraryEnv(ports.libraryUse, upstream.url, `${PREFIX}use:`), BENCH_ENTRY: 'use' }, { session: true });
+  const { count: ceiling, byFunction: ceilingByFunction } = await measure('ceiling', 'ceiling', 'bench/servers/ceiling.ts', { PORT: String(ports.ceiling), UPSTREAM_API_URL: upstream.url }, {});
+  const { count: same, byFunction: sameByFunction } = await measure(sameSending.label, 'ceiling-same', 'bench/servers/ceiling.ts', sameSending.env, { cookie: example.cookie });
   const inApp = inAnAppsProcess(sameSending, ports.ceilingApp);
-  const { count: app, byFunction: appByFunction } = await measure(inApp.label, 'ceiling-app', 'bench/servers/ceiling.ts', inApp.env, false, example.cookie, true);
+  const { count: app, byFunction: appByFunction } = await measure(inApp.label, 'ceiling-app', 'bench/servers/ceiling.ts', inApp.env, { cookie: example.cookie, app: true });
   const thousands = (n: number) => (n / 1000).toFixed(1);
   process.stdout.write(`\ninstructions per call, in thousands, user space only: the median of the last ${settled} windows of ${calls} calls (their range; * = they did not agree within ${tolerance * 100} % in ${maxWindows} windows)\n\n${table([
     ['server', 'per call', 'last windows', 'windows', 'x ceiling', 'minus ceiling'],
@@ -1302,6 +1334,44 @@ async function compareInstructions(upstream: ServerProcess, ports: { ceiling: nu
     const { table: differences } = functionDifferences(sameByFunction, ceilingByFunction, ['ceiling sending what the example sends', 'ceiling']);
     process.stdout.write(`\nwhat sending what the example sends (its token, X-Forwarded-*, the cookie in) did to the ceiling's calls, in instructions per call by function\n\n${differences}\n`);
   }
+}
+
+/**
+ * BENCH_INSTRUCTIONS_SESSIONS=N: whether what a process served before costs its API calls, and whether that is the
+ * library's. The instructions of one user's calls in a process where only that user logged in; in one where N users
+ * did (and then sat idle); in one where only that user logged in and then called the user route N times (sessions
+ * held, or requests served); and the same for the proxy in an app's process, its app called 10 times (as in every
+ * `--instructions` run), and N times. With BENCH_INSTRUCTIONS_FUNCTIONS=1, where they differ, by function.
+ */
+function printLoggedIn(rows: Array<{ label: string; perCall: number[]; count: number; settled: boolean }>, counts: { one: InstructionCount; many: InstructionCount; userCalls: InstructionCount; app: InstructionCount; appServed: InstructionCount }): void {
+  const { calls, settled, tolerance, sessions } = instructionSettings;
+  const { one, many, userCalls, app, appServed } = counts;
+  const over = (other: InstructionCount, base: InstructionCount) => `${(other.count / base.count).toFixed(3)} (${wholeNumber(other.count - base.count)} instructions per call more)`;
+  process.stdout.write(`\ninstructions per call, user space only: the median of the last ${settled} windows of ${calls} calls (* = they did not agree within ${tolerance * 100} %)\n\n${table([
+    ['server', 'per call', 'last windows', 'windows'],
+    ...rows.map((r) => {
+      const last = r.perCall.slice(-settled);
+      return [r.label, `${wholeNumber(r.count)}${r.settled ? '' : '*'}`, `${wholeNumber(Math.min(...last))}-${wholeNumber(Math.max(...last))}`, String(r.perCall.length)];
+    }),
+  ])}\n\nthe example with ${sessions} users logged in, over one user: ${over(many, one)}\n`
+    + `the example with one user who called ${userRoute} ${sessions} times, over one user: ${over(userCalls, one)}\n`
+    + `the proxy in an app's process, its app called ${sessions} times, over 10 times: ${over(appServed, app)}\n`
+    + `the example with ${sessions} users logged in, over that proxy whose app was called ${sessions} times: ${over(many, appServed)}\n`);
+  const differences: Array<[InstructionCount, InstructionCount, string]> = [
+    [many, one, `the other users' logins did to one user's API calls`],
+    [userCalls, one, `the calls to ${userRoute} did to one user's API calls`],
+    [appServed, app, `the app's ${sessions} requests did to the proxied calls of the proxy in its process`],
+  ];
+  for (const [after, before, title] of differences) {
+    if (after.byFunction === undefined || before.byFunction === undefined) continue;
+    const { table: rowsByFunction } = functionDifferences(after.byFunction, before.byFunction, ['after', 'before']);
+    process.stdout.write(`\nwhat ${title}, in instructions per call by function\n\n${rowsByFunction}\n`);
+  }
+}
+
+interface InstructionCount {
+  readonly count: number;
+  readonly byFunction?: Map<string, number>;
 }
 
 /**

@@ -63,7 +63,7 @@ export function totalInstructions(dump: string): number {
  * inlined into another counts as that other one. Names are as `functionName` shortens them.
  */
 export function functionCounts(dump: string, perfMap: string, calls: number): Map<string, number> {
-  const code = readPerfMap(perfMap);
+  const name = namer(perfMap);
   const counts = new Map<string, number>();
   let fn = '';
   let object = '';
@@ -78,15 +78,59 @@ export function functionCounts(dump: string, perfMap: string, calls: number): Ma
     else if (line.startsWith('ob=')) object = line.slice(3);
     else if (line.startsWith('calls=')) skipNext = true;
     else if (line.startsWith('0x')) {
-      const space = line.indexOf(' ');
-      const cost = Number(line.slice(space + 1).split(' ')[0]);
-      // Callgrind names code it has no symbol for by its first address.
-      const name = fn.startsWith('0x') ? code(Number.parseInt(line.slice(2, space), 16)) ?? `${fn} [${basename(object)}]` : `${fn} [${basename(object)}]`;
-      const key = functionName(name);
+      const { address, cost } = costLine(line);
+      const key = name(fn, object, address);
       counts.set(key, (counts.get(key) ?? 0) + cost / calls);
     }
   }
   return counts;
+}
+
+/**
+ * Who calls the functions `callee` matches, from a dump like `functionCounts`'s: per (callee, caller) pair, the
+ * instructions per call spent in the callee and what it called (callgrind's inclusive cost of those calls), the
+ * caller named as `functionCounts` names it. A function inlined into another counts as that other one.
+ */
+export function callerCounts(dump: string, perfMap: string, calls: number, callee: RegExp): Map<string, number> {
+  const name = namer(perfMap);
+  const counts = new Map<string, number>();
+  let fn = '';
+  let object = '';
+  // The next call's callee, and its object (callgrind's `cob=`, given only where it differs from the caller's).
+  let calledObject: string | undefined;
+  let called: string | undefined;
+  let inclusiveNext = false;
+  for (const line of dump.split('\n')) {
+    if (inclusiveNext) {
+      inclusiveNext = false;
+      if (called !== undefined && line.startsWith('0x')) {
+        const { address, cost } = costLine(line);
+        const key = `${functionName(`${called} [${basename(calledObject ?? object)}]`)} < ${name(fn, object, address)}`;
+        counts.set(key, (counts.get(key) ?? 0) + cost / calls);
+      }
+      calledObject = undefined;
+    } else if (line.startsWith('fn=')) fn = line.slice(3);
+    else if (line.startsWith('ob=')) object = line.slice(3);
+    else if (line.startsWith('cob=')) calledObject = line.slice(4);
+    else if (line.startsWith('cfn=')) called = callee.test(line.slice(4)) ? line.slice(4) : undefined;
+    else if (line.startsWith('calls=')) inclusiveNext = true;
+  }
+  return counts;
+}
+
+/** A cost line of a dump written with `--dump-instr=yes --compress-pos=no`: the instruction's address, and its count. */
+function costLine(line: string): { address: number; cost: number } {
+  const space = line.indexOf(' ');
+  return { address: Number.parseInt(line.slice(2, space), 16), cost: Number(line.slice(space + 1).split(' ')[0]) };
+}
+
+/**
+ * The name, as `functionName` shortens it, of the function an instruction ran in: callgrind's, or where callgrind
+ * has no symbol (it names such code by its first address), the perf map's.
+ */
+function namer(perfMap: string): (fn: string, object: string, address: number) => string {
+  const code = readPerfMap(perfMap);
+  return (fn, object, address) => functionName((fn.startsWith('0x') ? code(address) : undefined) ?? `${fn} [${basename(object)}]`);
 }
 
 /** Looks an address up in a V8 perf map; where pieces of code were made at the same place, the latest. */

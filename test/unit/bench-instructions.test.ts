@@ -1,7 +1,7 @@
 import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { functionCounts, functionName, sendCalls, totalInstructions } from '../../bench/lib/instructions.js';
+import { callerCounts, functionCounts, functionName, sendCalls, totalInstructions } from '../../bench/lib/instructions.js';
 import { ROOT } from '../../bench/lib/procs.js';
 
 // The end of a callgrind output file as callgrind_control --dump writes it (valgrind 3.19).
@@ -63,6 +63,47 @@ describe('bench instruction counts', () => {
       'onRequest example/lifecycle.js:45': 5,
       // No code named there: callgrind's own name for it, and its object.
       '0x0000000030000000 [???]': 2,
+    });
+  });
+
+  it('counts who calls a function: the inclusive cost of each caller\'s calls, the caller named from the perf map', () => {
+    const dump = [
+      'events: Ir',
+      'ob=/usr/bin/node',
+      'fn=Builtins_KeyedLoadIC',
+      '0x1100 30',
+      'cfn=Builtins_LoadIC_Megamorphic',
+      'calls=1 0x1000',
+      '0x1104 90',
+      'ob=???',
+      'fn=0x0000000020000000',
+      '0x20000000 40',
+      'cob=/usr/bin/node',
+      'cfn=Builtins_LoadIC_Megamorphic',
+      'calls=2 0x1000',
+      '0x20000014 400',
+      'cfn=Builtins_StringEqual',
+      'calls=1 0x1200',
+      '0x20000018 70',
+      // Another piece of code, in the same callgrind function: named by its own address.
+      'cob=/usr/bin/node',
+      'cfn=Builtins_LoadIC_Megamorphic',
+      'calls=1 0x1000',
+      '0x20000044 200',
+      // A line of the function's own cost after a call is not a call's.
+      '0x20000048 1000',
+      'totals: 1830',
+      '',
+    ].join('\n');
+    const perfMap = [
+      '20000000 30 JS:*handle src/proxy/api-proxy.js:74:14',
+      '20000040 10 JS:*onRequest example/lifecycle.js:45:17',
+      '',
+    ].join('\n');
+    expect(Object.fromEntries(callerCounts(dump, perfMap, 2, /Megamorphic/))).toEqual({
+      'Builtins_LoadIC_Megamorphic [node] < Builtins_KeyedLoadIC [node]': 45,
+      'Builtins_LoadIC_Megamorphic [node] < handle src/proxy/api-proxy.js:74': 200,
+      'Builtins_LoadIC_Megamorphic [node] < onRequest example/lifecycle.js:45': 100,
     });
   });
 
