@@ -98,8 +98,9 @@ const instructionSettings = {
   useForm: process.env.BENCH_INSTRUCTIONS_USE === '1',
   // Also where the instructions go, by function: the example's against the ceiling's sending what it sends.
   functions: process.env.BENCH_INSTRUCTIONS_FUNCTIONS === '1',
-  // Above 1: only the example, twice: with one user logged in, and with this many logged in (the calls are still
-  // one user's), to count what the other sessions' logins did to the calls.
+  // Above 1: instead of the usual servers, what serving this many requests before costs one user's calls: the
+  // example after this many logins, and after this many calls to /auth/user; the proxy in an app's process after
+  // this many of its app's requests (`printLoggedIn`).
   sessions: Math.max(1, Number(process.env.BENCH_INSTRUCTIONS_SESSIONS ?? 1)),
 };
 // --allocations: calls before sampling (the JIT settles), then the calls sampled, `concurrency` at a time.
@@ -1306,7 +1307,7 @@ async function compareInstructions(upstream: ServerProcess, ports: { ceiling: nu
     const userCalls = await measure(`${exampleLabel}, one user, who called ${userRoute} ${sessions} times`, 'library-user-calls', libraryScript, libraryEnv(ports.libraryDpop, upstream.url, `${PREFIX}user-calls:`), { session: true, userRouteCalls: sessions });
     // The same for a proxy that does none of the library's work: the one in an app's process, its app called 10 times (as always), then N times.
     const inApp = inAnAppsProcess(await sameSendingCeiling(upstream, ports.ceilingSame), ports.ceilingApp);
-    const app = await measure(inApp.label, 'ceiling-app', 'bench/servers/ceiling.ts', inApp.env, { cookie: example.cookie, app: true });
+    const app = await measure('ceiling sending what the example sends, in a process that also runs an app', 'ceiling-app', 'bench/servers/ceiling.ts', inApp.env, { cookie: example.cookie, app: true });
     const appServed = await measure(`the same, its app called ${sessions} times`, 'ceiling-app-served', 'bench/servers/ceiling.ts', { ...inApp.env, PORT: String(ports.ceiling) }, { cookie: example.cookie, app: true, appRequests: sessions });
     return printLoggedIn(rows, { one: example, many, userCalls, app, appServed });
   }
