@@ -100,7 +100,7 @@ const instructionSettings = {
   functions: process.env.BENCH_INSTRUCTIONS_FUNCTIONS === '1',
   // Above 1: instead of the usual servers, what serving this many requests before costs one user's calls: the
   // example after this many logins, and after this many calls to /auth/user; the proxy in an app's process after
-  // this many of its app's requests (`printLoggedIn`).
+  // this many of its app's requests (`printServed`).
   sessions: Math.max(1, Number(process.env.BENCH_INSTRUCTIONS_SESSIONS ?? 1)),
 };
 // --allocations: calls before sampling (the JIT settles), then the calls sampled, `concurrency` at a time.
@@ -1256,7 +1256,7 @@ async function compareInstructions(upstream: ServerProcess, ports: { ceiling: nu
   if (!valgrindAvailable()) throw new Error('--instructions needs valgrind (Debian package valgrind: apt-get install valgrind)');
   const { warmupCalls, calls, settled, tolerance, maxWindows, concurrency, useForm, functions, sessions } = instructionSettings;
   say(`instructions: ${warmupCalls} calls to warm up, then windows of ${calls} calls (${concurrency} at a time) until ${settled} in a row agree within ${tolerance * 100} %; every server runs under valgrind, one at a time`);
-  const rows: Array<{ label: string; perCall: number[]; count: number; settled: boolean }> = [];
+  const rows: WindowedCount[] = [];
   const spread = (counts: number[]) => (Math.max(...counts) - Math.min(...counts)) / Math.min(...counts);
   // The count of one server, and the session cookie it was called with.
   const measure = async (label: string, name: string, script: string, env: Record<string, string>, calledWith: { session?: boolean; cookie?: string; app?: boolean; appRequests?: number; sessions?: number; userRouteCalls?: number }): Promise<{ count: number; cookie: string | undefined; byFunction?: Map<string, number> }> => {
@@ -1309,7 +1309,7 @@ async function compareInstructions(upstream: ServerProcess, ports: { ceiling: nu
     const inApp = inAnAppsProcess(await sameSendingCeiling(upstream, ports.ceilingSame), ports.ceilingApp);
     const app = await measure('ceiling sending what the example sends, in a process that also runs an app', 'ceiling-app', 'bench/servers/ceiling.ts', inApp.env, { cookie: example.cookie, app: true });
     const appServed = await measure(`the same, its app called ${sessions} times`, 'ceiling-app-served', 'bench/servers/ceiling.ts', { ...inApp.env, PORT: String(ports.ceiling) }, { cookie: example.cookie, app: true, appRequests: sessions });
-    return printLoggedIn(rows, { one: example, many, userCalls, app, appServed });
+    return printServed(rows, { one: example, many, userCalls, app, appServed });
   }
   const sameSending = await sameSendingCeiling(upstream, ports.ceilingSame);
   if (useForm) await measure('library, app.use()', 'library-use', 'bench/servers/lib-bff.ts', { ...libraryEnv(ports.libraryUse, upstream.url, `${PREFIX}use:`), BENCH_ENTRY: 'use' }, { session: true });
@@ -1320,10 +1320,7 @@ async function compareInstructions(upstream: ServerProcess, ports: { ceiling: nu
   const thousands = (n: number) => (n / 1000).toFixed(1);
   process.stdout.write(`\ninstructions per call, in thousands, user space only: the median of the last ${settled} windows of ${calls} calls (their range; * = they did not agree within ${tolerance * 100} % in ${maxWindows} windows)\n\n${table([
     ['server', 'per call', 'last windows', 'windows', 'x ceiling', 'minus ceiling'],
-    ...rows.map((r) => {
-      const last = r.perCall.slice(-settled);
-      return [r.label, `${thousands(r.count)}${r.settled ? '' : '*'}`, `${thousands(Math.min(...last))}-${thousands(Math.max(...last))}`, String(r.perCall.length), (r.count / ceiling).toFixed(3), thousands(r.count - ceiling)];
-    }),
+    ...rows.map((r) => [...windowCells(r, thousands), (r.count / ceiling).toFixed(3), thousands(r.count - ceiling)]),
   ])}\n\nthe example over the ceiling sending what it sends: ${(example.count / same).toFixed(3)} (${thousands(example.count - same)} thousand instructions per call more)\n`
     + `the example over that ceiling in a process that also runs an app: ${(example.count / app).toFixed(3)} (${thousands(example.count - app)} thousand more: the library's own work)\n`);
   if (example.byFunction !== undefined && appByFunction !== undefined) printFunctionDifferences(example.byFunction, appByFunction, calls);
@@ -1344,16 +1341,13 @@ async function compareInstructions(upstream: ServerProcess, ports: { ceiling: nu
  * held, or requests served); and the same for the proxy in an app's process, its app called 10 times (as in every
  * `--instructions` run), and N times. With BENCH_INSTRUCTIONS_FUNCTIONS=1, where they differ, by function.
  */
-function printLoggedIn(rows: Array<{ label: string; perCall: number[]; count: number; settled: boolean }>, counts: { one: InstructionCount; many: InstructionCount; userCalls: InstructionCount; app: InstructionCount; appServed: InstructionCount }): void {
+function printServed(rows: readonly WindowedCount[], counts: { one: InstructionCount; many: InstructionCount; userCalls: InstructionCount; app: InstructionCount; appServed: InstructionCount }): void {
   const { calls, settled, tolerance, sessions } = instructionSettings;
   const { one, many, userCalls, app, appServed } = counts;
   const over = (other: InstructionCount, base: InstructionCount) => `${(other.count / base.count).toFixed(3)} (${wholeNumber(other.count - base.count)} instructions per call more)`;
   process.stdout.write(`\ninstructions per call, user space only: the median of the last ${settled} windows of ${calls} calls (* = they did not agree within ${tolerance * 100} %)\n\n${table([
     ['server', 'per call', 'last windows', 'windows'],
-    ...rows.map((r) => {
-      const last = r.perCall.slice(-settled);
-      return [r.label, `${wholeNumber(r.count)}${r.settled ? '' : '*'}`, `${wholeNumber(Math.min(...last))}-${wholeNumber(Math.max(...last))}`, String(r.perCall.length)];
-    }),
+    ...rows.map((r) => windowCells(r, wholeNumber)),
   ])}\n\nthe example with ${sessions} users logged in, over one user: ${over(many, one)}\n`
     + `the example with one user who called ${userRoute} ${sessions} times, over one user: ${over(userCalls, one)}\n`
     + `the proxy in an app's process, its app called ${sessions} times, over 10 times: ${over(appServed, app)}\n`
@@ -1373,6 +1367,20 @@ function printLoggedIn(rows: Array<{ label: string; perCall: number[]; count: nu
 interface InstructionCount {
   readonly count: number;
   readonly byFunction?: Map<string, number>;
+}
+
+/** One server's count in `--instructions`: every window's count per call, their settled median, and whether they settled. */
+interface WindowedCount {
+  readonly label: string;
+  readonly perCall: number[];
+  readonly count: number;
+  readonly settled: boolean;
+}
+
+/** A row's first cells: the server, its count (* when its windows did not settle), the last windows' range, and how many windows. */
+function windowCells(row: WindowedCount, format: (n: number) => string): string[] {
+  const last = row.perCall.slice(-instructionSettings.settled);
+  return [row.label, `${format(row.count)}${row.settled ? '' : '*'}`, `${format(Math.min(...last))}-${format(Math.max(...last))}`, String(row.perCall.length)];
 }
 
 /**
