@@ -16,6 +16,7 @@ import { AnswerDeadlines } from './answer-deadlines.js';
 import { ForwardHandler, type ForwardOutcome } from './forward.js';
 import { upstreamRequestHeaders } from './headers.js';
 import { targetPath } from './target-path.js';
+import { settleObjectLayouts } from './object-layouts.js';
 import { optionalSession, tokenPlan, type TokenPlan } from './token-policy.js';
 
 type Api = BffConfig['apis'][number];
@@ -58,6 +59,8 @@ export class ApiProxy {
     // the pool then runs one timer per connection with the body's delay, which bounds the headers too, later.
     const separate = api.bodyTimeoutMs === 0 || api.bodyTimeoutMs >= api.timeoutMs;
     this.deadlines = separate ? new AnswerDeadlines(api.timeoutMs) : undefined;
+    // Before any call: else a garbage collection at the wrong moment can make every call's objects dictionaries.
+    settleObjectLayouts();
     this.pool = new Pool(api.upstream.origin, {
       connections: 128,
       keepAliveTimeout: 30_000,
