@@ -10,9 +10,9 @@ import { ForwardHandler } from './forward.js';
  *
  * Why: V8 fixes how many fields a class's objects hold inline once seven of them were made ("slack tracking"), from
  * the fields the earlier ones got by then. A full garbage collection while none of them is alive forgets those
- * fields. If it falls between a process's sixth request and its seventh (a few requests after a start, health
- * checks say, and V8 collects before the next), the layout is settled with no field inline, for the life of the
- * process:
+ * fields. If it falls between a process's sixth request and its seventh (six requests after a start, then a few
+ * quiet seconds: V8's memory reducer collects in a quiet process), the layout is settled with no field inline, for
+ * the life of the process:
  * - a class that adds fields under computed keys past the twelfth field outside the object (Node's
  *   `ServerResponse`, undici's `Request`: `this[kHandler] = handler`) then turns every such object into a
  *   dictionary, which every read and write of it pays for (in the bench, 15-18 thousand instructions more per
