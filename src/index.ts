@@ -20,6 +20,7 @@
  */
 export { createBff, type Bff } from './create-bff.js';
 export type { RequestListenerApp } from './entry/entry-types.js';
+export { serverOptions, type AppServerOptions } from './entry/server-options.js';
 export type { BffOptions, ApiOptions, PrivateJwk, RedisClient, TokenPolicy } from './config/options.js';
 export type { DPoPOptions } from './dpop/dpop-options.js';
 export { BffError, BffConfigError, ErrorCode } from './errors.js';

@@ -20,6 +20,8 @@ export interface WrapParts {
 
 interface ExpressSettings {
   settings?: Record<string, unknown>;
+  request?: unknown;
+  response?: unknown;
 }
 
 /**
@@ -61,10 +63,17 @@ export function wrapApp(parts: WrapParts, app: RequestListenerApp): (req: Incomi
 /**
  * The BFF's router in an Express app of its own, with the wrapped app's settings ('etag', 'query parser',
  * 'trust proxy', 'x-powered-by', 'json spaces', ...) as if it were mounted in it: a route answers the same under
- * both entries, and a request it does not take (another method) goes on to the app.
+ * both entries, and a request it does not take (another method) goes on to the app. Its requests and responses get
+ * the app's prototypes, as under `app.use(bff)` (`req.app` is the app): a request going on to the app keeps its
+ * prototype, and under `serverOptions(app)` no request changes prototype at all (entry/server-options.ts).
  */
 function routesApp(parts: WrapParts, app: RequestListenerApp, settings: Record<string, unknown> | undefined): express.Express {
   const inner = express();
+  const { request, response } = app as ExpressSettings;
+  if (typeof request === 'object' && request !== null && typeof response === 'object' && response !== null) {
+    inner.request = request as express.Request;
+    inner.response = response as express.Response;
+  }
   if (settings !== undefined) {
     // Read through, not copied: a setting the app changes later applies here too.
     const own = inner.settings as Record<string, unknown>;

@@ -68,11 +68,30 @@ function undiciRequestClass(): (new (origin: string, options: object, handler: o
   }
 }
 
+/**
+ * The same for the requests and responses a server makes of other classes (`serverOptions(app)`): a few of each,
+ * settled at once. Responses only while nobody listens to `http.server.response.created`, as above.
+ */
+export function settleServerObjects(Request: typeof IncomingMessage, Response: typeof ServerResponse): void {
+  const withResponses = !hasSubscribers('http.server.response.created');
+  const made: object[] = [];
+  for (let i = 0; i < SLACK_TRACKED_OBJECTS + 1; i++) {
+    const req = request(Request);
+    made.push(req);
+    if (withResponses) made.push(new Response(req));
+  }
+}
+
 /** A response to an HTTP/1.1 GET, as Node's server makes one (with its request), without a connection. */
 function response(): ServerResponse {
-  const req = new IncomingMessage(null as never);
+  return new ServerResponse(request(IncomingMessage));
+}
+
+/** An HTTP/1.1 GET, as Node's server makes one, without a connection. */
+function request(Request: typeof IncomingMessage): IncomingMessage {
+  const req = new Request(null as never);
   req.method = 'GET';
   req.httpVersionMajor = 1;
   req.httpVersionMinor = 1;
-  return new ServerResponse(req);
+  return req;
 }

@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import express from 'express';
 import { createClient } from 'redis';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { createBff, type Bff, type BffOptions, type RedisClient } from '../../src/index.js';
+import { createBff, serverOptions, type Bff, type BffOptions, type RedisClient } from '../../src/index.js';
 import type { BffEvents } from '../../src/events/events.js';
 import { CookieJar, scriptedLogin, startLocalAuth0, type LocalAuth0, type LocalAuth0Client, type LocalAuth0Options } from '../../src/local-auth0/index.js';
 
@@ -174,8 +174,13 @@ export interface Harness {
 /** Starts the emulator, an upstream and one or more BFF instances on loopback, with their own Redis prefix. */
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const count = options.instances ?? 1;
-  const servers = await Promise.all(Array.from({ length: count }, async () => {
-    const server = createServer();
+  const entry = options.entry ?? TEST_ENTRY;
+  // Under the wrap entry the app is made first, and the server makes its requests and responses as the app's
+  // (`serverOptions(app)`), as the README shows; under `app.use(bff)` a plain server, as `app.listen` makes.
+  const wrapped = entry === 'wrap' && options.app === undefined && options.bff?.session?.external !== true;
+  const apps = Array.from({ length: count }, () => (wrapped ? express() : undefined));
+  const servers = await Promise.all(apps.map(async (app) => {
+    const server = createServer(app ? serverOptions(app) : {});
     await listen(server);
     return server;
   }));
@@ -251,8 +256,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     for (const name of ['login', 'refresh', 'refresh_failed', 'client_token', 'client_token_failed', 'logout', 'revocation_failed', 'backchannel_logout_rejected', 'upstream_failed', 'store_failed'] as const) {
       bff.events.on(name, (payload: unknown) => events.push({ name, payload }));
     }
-    const entry = options.entry ?? TEST_ENTRY;
-    const app = options.app ? options.app(bff) : entry === 'wrap' ? express() : express().use(bff);
+    const app = options.app ? options.app(bff) : apps[i] ?? (entry === 'wrap' ? express() : express().use(bff));
     app.get('/', (_req, res) => void res.send('home'));
     server.on('request', entry === 'wrap' && options.bff?.session?.external !== true ? bff.wrap(app) : app);
     if (options.attach) options.attach(bff, server);

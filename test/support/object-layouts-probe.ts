@@ -11,27 +11,19 @@
  * what the BFF prevents. PROBE_LISTENER=1: with listeners on `undici:request:create` and
  * `http.server.response.created` already while the BFF is created.
  */
-import { spawn } from 'node:child_process';
 import { subscribe } from 'node:diagnostics_channel';
 import { createServer, get, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Pool } from 'undici';
-import { createBff } from '../../src/index.js';
 import { ForwardHandler } from '../../src/proxy/forward.js';
+import { probeBff, startChildUpstream } from './probe-parts.js';
 
 const hasFastProperties = new Function('object', 'return %HasFastProperties(object)') as (object: object) => boolean;
 const debugPrint = new Function('object', '%DebugPrint(object)') as (object: object) => void;
 const gc = (globalThis as { gc?: () => void }).gc;
 if (gc === undefined) throw new Error('run with --expose-gc');
 
-// The upstream in a process of its own: its responses must not count among this process's. It ends with this
-// process (its stdin closes), however this one ends.
-const upstreamProcess = spawn(process.execPath, ['-e', `
-  const server = require('node:http').createServer((req, res) => res.end('{}'));
-  server.listen(0, '127.0.0.1', () => console.log(server.address().port));
-  process.stdin.on('end', () => process.exit(0)).resume();
-`], { stdio: ['pipe', 'pipe', 'inherit'] });
-const upstreamPort = await new Promise<string>((resolve) => upstreamProcess.stdout.once('data', (data: Buffer) => resolve(data.toString().trim())));
+const childUpstream = await startChildUpstream();
 
 let requests: boolean[] = [];
 const onRequest = ({ request }: { request: object }) => requests.push(hasFastProperties(request));
@@ -42,17 +34,8 @@ if (process.env.PROBE_LISTENER === '1') {
   subscribe('http.server.response.created', countAnnounced);
 }
 const withBff = process.env.PROBE_BFF !== '0';
-const upstream = `http://127.0.0.1:${upstreamPort}`;
-const bff = withBff && createBff({
-  issuer: 'http://127.0.0.1:9/',
-  clientId: 'bff',
-  clientSecret: 'probe-secret',
-  baseURL: 'http://127.0.0.1:3000',
-  session: { secrets: ['a-session-secret-of-at-least-32-characters'] },
-  audience: 'https://api.example.com',
-  apis: [{ mount: '/api', upstream, token: 'none' }],
-  logger: { warn() {}, error() {} },
-});
+const upstream = childUpstream.url;
+const bff = withBff && probeBff(upstream);
 const startAnnounced = announcedAtStart;
 subscribe('undici:request:create', onRequest as (message: unknown) => void);
 
@@ -92,7 +75,7 @@ for (let i = 0; i < 20; i++) await call();
 // V8 prints it with C's buffered stdout: it may come after the result line.
 debugPrint(handlers.at(-1) as object);
 server.close();
-upstreamProcess.kill();
+childUpstream.stop();
 process.stdout.write(`result: ${JSON.stringify({
   announcedAtStart: startAnnounced,
   responses: responses.length,

@@ -2,8 +2,9 @@
  * A realistic use of `express-ort-bff`, type-checked by every consumer combination against the packed package with
  * `skipLibCheck: false`: an app with Redis sessions and client-side caching, an API mount, a route that calls an
  * API itself, "log out my other devices", WebSockets, events, errors handled by code, a second BFF on top of an
- * app's own express-session, and the doctor.
+ * app's own express-session, the faster entry (`bff.wrap` with `serverOptions`), and the doctor.
  */
+import { createServer, type Server } from 'node:http';
 import express, { type ErrorRequestHandler } from 'express';
 import session from 'express-session';
 import { createClient } from 'redis';
@@ -15,6 +16,7 @@ import {
   createBff,
   formatReport,
   runDoctor,
+  serverOptions,
   type Bff,
   type BffEventEmitter,
   type BffOptions,
@@ -111,6 +113,15 @@ export async function startApp(env: Record<string, string | undefined>): Promise
       await redis.close();
     },
   };
+}
+
+/** The faster entry: the BFF in front of an app without it, the server making requests and responses as the app's. */
+export function serveWrapped(bff: Bff, port: number): Server {
+  const app = express();
+  app.use(express.static('spa'));
+  const server = createServer(serverOptions(app), bff.wrap(app)).listen(port);
+  bff.attach(server);
+  return server;
 }
 
 export async function checkSetup(options: BffOptions, managementToken: string | undefined): Promise<readonly Finding[]> {
