@@ -13,7 +13,8 @@
  *                                 each loaded in turn every round: how far identical processes differ
  *   npm run bench -- --instructions  instructions per proxied call under valgrind's callgrind: the example, the ceiling,
  *                                 the ceiling sending what the example sends, and that one in a process that also
- *                                 runs an app (BENCH_INSTRUCTIONS_USE=1 adds the app.use() form): counts,
+ *                                 runs an app (BENCH_INSTRUCTIONS_USE=1 adds the app.use() form, with and without
+ *                                 serverOptions(app)): counts,
  *                                 not times, so the same in a busy run as in a quiet one; BENCH_INSTRUCTIONS_SESSIONS=N
  *                                 instead counts what serving N requests (logins, /auth/user calls, an app's) costs
  *                                 a process's proxied calls
@@ -1312,7 +1313,10 @@ async function compareInstructions(upstream: ServerProcess, ports: { ceiling: nu
     return printServed(rows, { one: example, many, userCalls, app, appServed });
   }
   const sameSending = await sameSendingCeiling(upstream, ports.ceilingSame);
-  if (useForm) await measure('library, app.use()', 'library-use', 'bench/servers/lib-bff.ts', { ...libraryEnv(ports.libraryUse, upstream.url, `${PREFIX}use:`), BENCH_ENTRY: 'use' }, { session: true });
+  if (useForm) {
+    await measure('library, app.use()', 'library-use', 'bench/servers/lib-bff.ts', { ...libraryEnv(ports.libraryUse, upstream.url, `${PREFIX}use:`), BENCH_ENTRY: 'use' }, { session: true });
+    await measure('library, app.use(), server made with serverOptions(app)', 'library-use-options', 'bench/servers/lib-bff.ts', { ...libraryEnv(ports.libraryUse, upstream.url, `${PREFIX}use-options:`), BENCH_ENTRY: 'use', BENCH_SERVER_OPTIONS: '1' }, { session: true });
+  }
   const { count: ceiling, byFunction: ceilingByFunction } = await measure('ceiling', 'ceiling', 'bench/servers/ceiling.ts', { PORT: String(ports.ceiling), UPSTREAM_API_URL: upstream.url }, {});
   const { count: same, byFunction: sameByFunction } = await measure(sameSending.label, 'ceiling-same', 'bench/servers/ceiling.ts', sameSending.env, { cookie: example.cookie });
   const inApp = inAnAppsProcess(sameSending, ports.ceilingApp);

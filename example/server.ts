@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import express, { type ErrorRequestHandler, type Response } from 'express';
 import { createClient } from 'redis';
 // In your app: `from 'express-ort-bff'` (and `'express-ort-bff/local-auth0'` for the emulator).
-import { createBff, type Bff, type Logger, type RedisClient } from '../src/index.js';
+import { createBff, serverOptions, type Bff, type Logger, type RedisClient } from '../src/index.js';
 import type { LocalAuth0 } from '../src/local-auth0/index.js';
 import { startExampleApi } from './api/server.js';
 import { baseUrlOf, chooseClientAuthMethod, exampleBffOptions, type IdpSettings } from '../src/config/example-env.js';
@@ -94,9 +94,13 @@ export async function startExample(config: ExampleConfig, options: StartOptions 
   };
 
   try {
+    // The app's routes are added once the BFF exists; the server makes its requests and responses as the app's
+    // from the start (serverOptions: Express then changes no prototype, which keeps Node's HTTP code fast).
+    const app = express();
+    app.disable('x-powered-by');
     // Listen first: with PORT=0 the base URL (and so the emulator's redirect URIs) depend on the port we get.
     // Until the app is attached, requests get 503 JSON (not silence).
-    const server = createServer();
+    const server = createServer(serverOptions(app));
     const lifecycle = new ServerLifecycle(server);
     await listen(server, config.port, options.host, `PORT ${config.port}`);
     const stopServer = async () => {
@@ -189,8 +193,6 @@ export async function startExample(config: ExampleConfig, options: StartOptions 
 
     // The BFF answers its routes and the API calls in front of the app (bff.wrap below), before Express runs: the
     // fastest entry. app.use(bff) works as well; the README compares the two.
-    const app = express();
-    app.disable('x-powered-by');
     if (demo) app.use(demo.routes(bff));
     app.use(express.static(SPA_DIR, { index: 'index.html', setHeaders: pageHeaders }));
     app.use((req, res) => sendJson(res, 404, 'not_found', `Nothing at ${req.path}.`));

@@ -137,5 +137,9 @@ function forward(req: IncomingMessage, res: ServerResponse): void {
   }
 }
 
-createServer(forward).listen(Number(process.env.PORT), '127.0.0.1');
+// With an app, the server makes its requests and responses as the app's, as the example's does (`serverOptions`:
+// Express then changes no prototype; BENCHMARKS.md, "An app's requests in classes of their own").
+// Loaded only then, like the app.
+const options = app === undefined ? {} : (await import('../../src/entry/server-options.js')).serverOptions(app);
+createServer(options, forward).listen(Number(process.env.PORT), '127.0.0.1');
 process.on('SIGTERM', () => process.exit(0));
