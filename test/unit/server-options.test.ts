@@ -98,6 +98,17 @@ describe('serverOptions(app)', () => {
     expect(await res.json()).toEqual({ appRequest: true, appResponse: true, nodeClasses: true, sameApp: true, query: { x: '1' } });
   });
 
+  it('leaves a sub-app mounted under a path to change the prototype of the requests it routes, as the README says', async () => {
+    const app = express();
+    const sub = express();
+    sub.get('/who', (req, res) => void res.json({ subRequest: Object.getPrototypeOf(req) === sub.request, appRequest: Object.getPrototypeOf(req) === app.request }));
+    app.use('/sub', sub);
+    server = createServer(serverOptions(app), app);
+    await new Promise<void>((resolve) => server?.listen(0, '127.0.0.1', resolve));
+    const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/sub/who`);
+    expect(await res.json()).toEqual({ subRequest: true, appRequest: false });
+  });
+
   it('gives the same classes for the same app, and other classes for another app', () => {
     const app = express();
     const first = serverOptions(app);
