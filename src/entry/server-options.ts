@@ -4,7 +4,9 @@ import type { RequestListenerApp } from './entry-types.js';
 
 /** What `serverOptions(app)` gives `http.createServer`: the classes its requests and responses are made of. */
 export interface AppServerOptions {
+  /** The class of the server's requests: Node's `IncomingMessage`, with the app's `request` as prototype. */
   IncomingMessage?: typeof IncomingMessage;
+  /** The class of the server's responses: Node's `ServerResponse`, with the app's `response` as prototype. */
   ServerResponse?: typeof ServerResponse;
 }
 
