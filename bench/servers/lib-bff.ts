@@ -7,8 +7,8 @@
  * BENCH_REDIS_PREFIX sets the Redis key prefix; DPOP_PRIVATE_KEY (a private JWK as JSON) turns DPoP on, as in the example.
  * BENCH_ENTRY picks how the BFF meets the app: `use` (default) `app.use(bff)` and `app.listen`; `wrap`
  * `http.createServer(bff.wrap(app))`, where the BFF answers its routes and API calls before Express runs.
- * BENCH_SERVER_OPTIONS=1 makes the server with `serverOptions(app)` (under `use`, `http.createServer` instead of
- * `app.listen`): its requests and responses are the app's from the start.
+ * BENCH_SERVER_OPTIONS=1 makes the server with `serverOptions(app)`: its requests and responses are the app's
+ * from the start.
  */
 import { createServer } from 'node:http';
 import { getHeapCodeStatistics, writeHeapSnapshot } from 'node:v8';
@@ -96,10 +96,9 @@ if (admin) {
   });
 }
 
-const options = process.env.BENCH_SERVER_OPTIONS === '1' ? serverOptions(app) : undefined;
-const server = entry === 'wrap' || options !== undefined
-  ? createServer(options ?? {}, entry === 'wrap' ? bff.wrap(app) : app).listen(Number(env('PORT')), '127.0.0.1')
-  : app.listen(Number(env('PORT')), '127.0.0.1');
+// `app.listen` is `http.createServer(app).listen`: one server either way, made as BENCH_SERVER_OPTIONS asks.
+const options = process.env.BENCH_SERVER_OPTIONS === '1' ? serverOptions(app) : {};
+const server = createServer(options, entry === 'wrap' ? bff.wrap(app) : app).listen(Number(env('PORT')), '127.0.0.1');
 // WebSockets under /api through the BFF (the bench measures them, and how fast they close at logout).
 bff.attach(server);
 process.on('SIGTERM', () => {

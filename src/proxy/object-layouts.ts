@@ -31,8 +31,8 @@ export function settleObjectLayouts(): void {
   if (settled) return;
   settled = true;
   const UndiciRequest = undiciRequestClass();
-  const withResponses = !hasSubscribers('http.server.response.created');
   const requestHandler = hasSubscribers('undici:request:create') ? {} : QUIET_HANDLER;
+  const responses = settleServerObjects(IncomingMessage, ServerResponse);
   // Kept until all are made: a collection in between must not forget the fields of the first ones.
   const made: object[] = [];
   for (let i = 0; i < SLACK_TRACKED_OBJECTS + 1; i++) {
@@ -44,8 +44,8 @@ export function settleObjectLayouts(): void {
         // The handler check while someone listens: the object had every field but the handler's.
       }
     }
-    const res = withResponses ? response() : new EventEmitter() as ServerResponse;
-    made.push(res, new ForwardHandler(res, false, settleNothing));
+    const res = responses[i] ?? new EventEmitter() as ServerResponse;
+    made.push(new ForwardHandler(res, false, settleNothing));
   }
 }
 
@@ -69,29 +69,21 @@ function undiciRequestClass(): (new (origin: string, options: object, handler: o
 }
 
 /**
- * The same for the requests and responses a server makes of other classes (`serverOptions(app)`): a few of each,
- * settled at once. Responses only while nobody listens to `http.server.response.created`, as above.
+ * The same for the requests and responses a server makes (Node's own classes, or those of `serverOptions(app)`): a
+ * few of each, settled at once, as an HTTP/1.1 GET and its response without a connection. Responses only while
+ * nobody listens to `http.server.response.created`, as above. Returns the responses made.
  */
-export function settleServerObjects(Request: typeof IncomingMessage, Response: typeof ServerResponse): void {
+export function settleServerObjects(Request: typeof IncomingMessage, Response: typeof ServerResponse): ServerResponse[] {
   const withResponses = !hasSubscribers('http.server.response.created');
-  const made: object[] = [];
+  const requests: IncomingMessage[] = [];
+  const responses: ServerResponse[] = [];
   for (let i = 0; i < SLACK_TRACKED_OBJECTS + 1; i++) {
-    const req = request(Request);
-    made.push(req);
-    if (withResponses) made.push(new Response(req));
+    const req = new Request(null as never);
+    req.method = 'GET';
+    req.httpVersionMajor = 1;
+    req.httpVersionMinor = 1;
+    requests.push(req);
+    if (withResponses) responses.push(new Response(req));
   }
-}
-
-/** A response to an HTTP/1.1 GET, as Node's server makes one (with its request), without a connection. */
-function response(): ServerResponse {
-  return new ServerResponse(request(IncomingMessage));
-}
-
-/** An HTTP/1.1 GET, as Node's server makes one, without a connection. */
-function request(Request: typeof IncomingMessage): IncomingMessage {
-  const req = new Request(null as never);
-  req.method = 'GET';
-  req.httpVersionMajor = 1;
-  req.httpVersionMinor = 1;
-  return req;
+  return responses;
 }
