@@ -31,15 +31,24 @@ export function cpuMsOf(pid: number): number {
   }
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
+/** Ports this process has handed out: the system may offer a port again once the probe that found it closed it. */
+const handedOut = new Set<number>();
+
+/** A port free on 127.0.0.1 now, and not one handed out before in this process (two servers would share it). */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const server = createServer();
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => {
+        const { port: found } = server.address() as { port: number };
+        server.close(() => resolve(found));
+      });
     });
-  });
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
 }
 
 export interface ServerProcess {
