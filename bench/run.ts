@@ -275,11 +275,22 @@ interface ContestantResult {
   /** The plain proxy's CPU per request divided by this contestant's: > 1 is cheaper than the plain proxy. */
   cpuVsPlainProxy: number;
   errors: number;
-  rounds: Array<{ rps: number; p50Ms: number; p99Ms: number; unloadedP50Ms: number; cpuUsPerRequest: number; errors: number }>;
+  /**
+   * Session reads Redis answered (HMGET, the one command of an API call whose session is not in the client-side
+   * cache) per 1,000 requests at 32 connections, per round; the median of the rounds. Redis counts every client's:
+   * only what the process under load sends moves while it is loaded, so it means something for the library's rows.
+   */
+  sessionReadsPer1000: number;
+  rounds: Array<{ rps: number; p50Ms: number; p99Ms: number; unloadedP50Ms: number; cpuUsPerRequest: number; sessionReads: number; errors: number }>;
+}
+
+/** How many HMGET commands Redis has answered since it started (every client's): the session reads. */
+async function sessionReadsSoFar(): Promise<number> {
+  return Number(/^cmdstat_hmget:calls=(\d+)/m.exec(await redis.info('commandstats'))?.[1] ?? 0);
 }
 
 async function measureContestants(contestants: Contestant[]): Promise<Record<string, ContestantResult>> {
-  const raw = new Map<string, Array<{ loaded: LoadResult; unloaded: LoadResult; cpuUsPerRequest: number }>>(contestants.map((c) => [c.key, []]));
+  const raw = new Map<string, Array<{ loaded: LoadResult; unloaded: LoadResult; cpuUsPerRequest: number; sessionReads: number }>>(contestants.map((c) => [c.key, []]));
   say(`warm-up: ${settings.warmupSec} s each`);
   for (const c of contestants) {
     const warm = await runLoad({ url: c.url, connections: settings.connections, durationSec: settings.warmupSec, cookieFile: c.cookieFile, tool });
@@ -290,16 +301,18 @@ async function measureContestants(contestants: Contestant[]): Promise<Record<str
     // loaded slots of a round run back to back (the unloaded ones after them), so that the contestants a ratio
     // compares ran within seconds of each other.
     const order = contestants.map((_, i) => contestants[(i + r) % contestants.length] as Contestant);
-    const loadedRuns = new Map<string, { loaded: LoadResult; cpuUsPerRequest: number }>();
+    const loadedRuns = new Map<string, { loaded: LoadResult; cpuUsPerRequest: number; sessionReads: number }>();
     for (const c of order) {
+      const readsBefore = await sessionReadsSoFar();
       const cpuBefore = cpuMsOf(c.pid);
       const loaded = await runLoad({ url: c.url, connections: settings.connections, durationSec: settings.loadSec, cookieFile: c.cookieFile, tool });
-      loadedRuns.set(c.key, { loaded, cpuUsPerRequest: ((cpuMsOf(c.pid) - cpuBefore) * 1000) / Math.max(1, loaded.rps * settings.loadSec) });
+      const cpuUsPerRequest = ((cpuMsOf(c.pid) - cpuBefore) * 1000) / Math.max(1, loaded.rps * settings.loadSec);
+      loadedRuns.set(c.key, { loaded, cpuUsPerRequest, sessionReads: (await sessionReadsSoFar()) - readsBefore });
     }
     for (const c of order) {
-      const { loaded, cpuUsPerRequest } = loadedRuns.get(c.key) as { loaded: LoadResult; cpuUsPerRequest: number };
+      const { loaded, cpuUsPerRequest, sessionReads } = loadedRuns.get(c.key) as { loaded: LoadResult; cpuUsPerRequest: number; sessionReads: number };
       const unloaded = await runLoad({ url: c.url, connections: 1, durationSec: settings.unloadedSec, cookieFile: c.cookieFile, tool });
-      raw.get(c.key)?.push({ loaded, unloaded, cpuUsPerRequest });
+      raw.get(c.key)?.push({ loaded, unloaded, cpuUsPerRequest, sessionReads });
       say(`round ${r + 1}/${settings.rounds} ${c.key.padEnd(20)} ${Math.round(loaded.rps)} req/s  p50 ${loaded.p50Ms.toFixed(2)} ms  p99 ${loaded.p99Ms.toFixed(2)} ms  unloaded p50 ${unloaded.p50Ms.toFixed(3)} ms  CPU ${cpuUsPerRequest.toFixed(0)} us/req${loaded.errors + unloaded.errors ? `  ERRORS ${loaded.errors + unloaded.errors}` : ''}`);
     }
   }
@@ -311,8 +324,9 @@ async function measureContestants(contestants: Contestant[]): Promise<Record<str
       p99Ms: median(runs.map((x) => x.loaded.p99Ms)),
       unloadedP50Ms: median(runs.map((x) => x.unloaded.p50Ms)),
       cpuUsPerRequest: median(runs.map((x) => x.cpuUsPerRequest)),
+      sessionReadsPer1000: median(runs.map((x) => (x.sessionReads * 1000) / Math.max(1, x.loaded.requests))),
       errors: runs.reduce((n, x) => n + x.loaded.errors + x.unloaded.errors, 0),
-      rounds: runs.map((x) => ({ rps: round(x.loaded.rps, 0), p50Ms: round(x.loaded.p50Ms), p99Ms: round(x.loaded.p99Ms), unloadedP50Ms: round(x.unloaded.p50Ms), cpuUsPerRequest: round(x.cpuUsPerRequest, 1), errors: x.loaded.errors + x.unloaded.errors })),
+      rounds: runs.map((x) => ({ rps: round(x.loaded.rps, 0), p50Ms: round(x.loaded.p50Ms), p99Ms: round(x.loaded.p99Ms), unloadedP50Ms: round(x.unloaded.p50Ms), cpuUsPerRequest: round(x.cpuUsPerRequest, 1), sessionReads: x.sessionReads, errors: x.loaded.errors + x.unloaded.errors })),
     }] as const;
   }));
   const direct = medians.get('direct');
@@ -320,7 +334,7 @@ async function measureContestants(contestants: Contestant[]): Promise<Record<str
   const ceiling = medians.get('ceiling');
   // Ratios are taken round by round (the two ran within seconds of each other), then the median of the rounds:
   // on a shared VM the whole machine speeds up and slows down by tens of percent within minutes.
-  type Run = { loaded: LoadResult; unloaded: LoadResult; cpuUsPerRequest: number };
+  type Run = { loaded: LoadResult; unloaded: LoadResult; cpuUsPerRequest: number; sessionReads: number };
   const perRoundOf = (key: string, base: string, compare: (mine: Run, theirs: Run) => number) => {
     const theirs = raw.get(base) ?? [];
     return median((raw.get(key) ?? []).map((x, r) => compare(x, theirs[r] as Run)));
@@ -345,6 +359,7 @@ async function measureContestants(contestants: Contestant[]): Promise<Record<str
       unloadedVsCeilingMs: round(perRoundOf(c.key, 'ceiling', (a, b) => a.unloaded.p50Ms - b.unloaded.p50Ms)),
       cpuUsPerRequest: round(m.cpuUsPerRequest, 1),
       cpuVsPlainProxy: round(1 / perRound(c.key, 'plainProxy', (x) => x.cpuUsPerRequest)),
+      sessionReadsPer1000: round(m.sessionReadsPer1000, 1),
       errors: m.errors,
       rounds: m.rounds,
     };
@@ -649,6 +664,18 @@ function contestantRows(c: Record<string, ContestantResult>): string[][] {
   return rows;
 }
 
+/**
+ * The library's session reads from Redis while it was loaded, round by round: with the client-side cache, an API
+ * call reads its session only when node-redis no longer holds it (its ttl ran out, Redis invalidated it), so this
+ * is how many of the rounds' calls waited for Redis (BENCHMARKS.md, "Rounds over 1,000 sessions").
+ */
+function sessionReadRows(c: Record<string, ContestantResult>): string[][] {
+  const library = Object.entries(c).filter(([key]) => key.startsWith('library'));
+  const rounds = Math.max(0, ...library.map(([, r]) => r.rounds.length));
+  return [['session reads sent to Redis (HMGET) while loaded', ...Array.from({ length: rounds }, (_, i) => `#${i + 1}`), 'per 1,000 requests (median)'],
+    ...library.map(([, r]) => [r.label, ...r.rounds.map((x) => String(x.sessionReads)), r.sessionReadsPer1000.toFixed(1)])];
+}
+
 function contestantByKey(contestants: Contestant[], key: string): Contestant {
   return contestants.find((c) => c.key === key) as Contestant;
 }
@@ -864,7 +891,7 @@ async function main(): Promise<void> {
     const h2hOtel = otel ? await headToHead(contestantByKey(contestants, 'library'), otel.contestant) : undefined;
     const ws = await measureWsThroughput(wsTargets, wsSettings, cpuMsOf, say);
     await Promise.all([ceiling.stop(), appCeiling.stop(), plain.stop(), plainDefault.stop(), naive.stop(), library.stop(), libraryUse?.stop(), libraryDpop.stop(), otel?.stop()]);
-    process.stdout.write(`\n${table(contestantRows(quick))}\n\n${table(targetRows(ceilingTargets(quick)))}\n\n${table(inAnAppRows(againstAppCeiling(quick)))}\n\n${table(headToHeadRows(h2h))}\n\n${table(headToHeadRows(dpopH2h))}\n\n${table(wsThroughputRows(ws, ['direct', 'bff']))}\n`);
+    process.stdout.write(`\n${table(contestantRows(quick))}\n\n${table(targetRows(ceilingTargets(quick)))}\n\n${table(sessionReadRows(quick))}\n\n${table(inAnAppRows(againstAppCeiling(quick)))}\n\n${table(headToHeadRows(h2h))}\n\n${table(headToHeadRows(dpopH2h))}\n\n${table(wsThroughputRows(ws, ['direct', 'bff']))}\n`);
     if (h2hOtel && otel) process.stdout.write(`\n${table(headToHeadRows(h2hOtel))}\n\n${otel.summary()}\n`);
     return;
   }
@@ -901,7 +928,7 @@ async function main(): Promise<void> {
 
   const machineLine = `${info.nproc} cores (${info.cpuModel}), Node ${info.node}, ${info.os}, commit ${info.git.commit}${info.git.srcChanged ? ' + uncommitted changes in src/ or example/' : ''}, load average ${info.loadAverage.start} at start / ${info.loadAverage.end} at end; servers run ${info.runtime === 'compiled' ? 'as JavaScript compiled by tsc' : 'through tsx'}; load generator ${info.loadGenerator}${info.pinned ? ' on core 0, servers on core 1' : ', not pinned'}; ${settings.rounds} rounds of ${settings.loadSec} s at ${settings.connections} connections + ${settings.unloadedSec} s at 1 connection, medians`;
   const targetTable = targetRows(checked);
-  process.stdout.write(`\n${machineLine}\n\n${table(contestantRows(results))}\n\n${table(inAnAppRows(inApp))}\n\n${table(headToHeadRows(h2h))}\n\n${table(headToHeadRows(dpopH2h))}\n\n${table(stormRows(storms))}\n\n${table(wsThroughputRows(wsThroughput, ['direct', 'bff']))}\n\n${table(sessionEndRows(sessionEnd))}\n\n${table(memoryRows(memory))}\n\n${table(targetTable)}\n\nwritten: ${file}\n`);
+  process.stdout.write(`\n${machineLine}\n\n${table(contestantRows(results))}\n\n${table(sessionReadRows(results))}\n\n${table(inAnAppRows(inApp))}\n\n${table(headToHeadRows(h2h))}\n\n${table(headToHeadRows(dpopH2h))}\n\n${table(stormRows(storms))}\n\n${table(wsThroughputRows(wsThroughput, ['direct', 'bff']))}\n\n${table(sessionEndRows(sessionEnd))}\n\n${table(memoryRows(memory))}\n\n${table(targetTable)}\n\nwritten: ${file}\n`);
   if (mode === 'full') {
     updateBenchmarksMd([
       `Run ${output.generatedAt} (\`npm run bench\`, results in \`bench/results/latest.json\`).`,
@@ -909,6 +936,8 @@ async function main(): Promise<void> {
       `Machine: ${machineLine}.`,
       '',
       markdownTable(contestantRows(results)),
+      '',
+      markdownTable(sessionReadRows(results)),
       '',
       markdownTable(inAnAppRows(inApp)),
       '',

@@ -37,7 +37,7 @@ describe('npm run bench -- --smoke', () => {
     expect(Object.keys(results.contestants).sort()).toEqual([...CONTESTANTS].sort());
     for (const key of CONTESTANTS) {
       const c = results.contestants[key];
-      for (const field of ['rps', 'p50Ms', 'p99Ms', 'unloadedP50Ms', 'vsDirect', 'vsPlainProxy', 'vsCeiling', 'p99VsCeiling', 'unloadedVsCeilingMs']) {
+      for (const field of ['rps', 'p50Ms', 'p99Ms', 'unloadedP50Ms', 'vsDirect', 'vsPlainProxy', 'vsCeiling', 'p99VsCeiling', 'unloadedVsCeilingMs', 'sessionReadsPer1000']) {
         expect(Number.isFinite(c[field]), `${key}.${field} = ${c[field]}`).toBe(true);
       }
       expect(c.rps, key).toBeGreaterThan(0);
@@ -49,6 +49,8 @@ describe('npm run bench -- --smoke', () => {
     expect(results.contestants.ceiling.vsCeiling).toBe(1);
     expect(results.contestants.ceiling.unloadedVsCeilingMs).toBe(0);
     // And against the ceiling sending what it sends, in a process that also runs an app.
+    // How many of the library's calls read their session from Redis, round by round, for each of its rows.
+    expect(output).toMatch(/session reads sent to Redis \(HMGET\) while loaded[\s\S]*this library \(example BFF, Redis\), 20 sessions +\d+ +\d+\.\d\n/);
     expect(results.againstAppCeiling.vsAppCeiling).toBeGreaterThan(0);
     expect(results.againstAppCeiling.p99VsAppCeiling).toBeGreaterThan(0);
     expect(output).toMatch(/req\/s, library \/ that ceiling +\d/);
