@@ -791,9 +791,9 @@ async function main(): Promise<void> {
   say(`${mode} run ${runId}: load generator ${tool}${canPin ? ', servers on core 1, load on core 0' : ', NOT pinned (taskset or a second core missing)'}; library server ${libraryScript}; Redis ${REDIS_URL} prefix ${PREFIX}; logs in ${logDir}`);
 
   if (withOtel && !useExample) throw new Error('BENCH_OTEL needs the example BFF (example/start.ts), which starts the OpenTelemetry SDK');
-  const ports = { upstream: await freePort(), ceiling: await freePort(), plain: await freePort(), plainDefault: await freePort(), naive: await freePort(), library: await freePort(), libraryUse: await freePort(), libraryDpop: await freePort(), libraryOtel: await freePort(), otelMetrics: await freePort(), memory: await freePort(), storm: [await freePort(), await freePort()], spread: [] as number[], spreadCeilings: [] as number[], spreadApps: [] as number[], ceilingSame: await freePort(), ceilingApp: await freePort() };
+  const ports = { upstream: await freePort(), ceiling: await freePort(), plain: await freePort(), plainDefault: await freePort(), naive: await freePort(), library: await freePort(), libraryUse: await freePort(), libraryUseOptions: await freePort(), libraryDpop: await freePort(), libraryOtel: await freePort(), otelMetrics: await freePort(), memory: await freePort(), storm: [await freePort(), await freePort()], spread: [] as number[], spreadCeilings: [] as number[], spreadApps: [] as number[], ceilingSame: await freePort(), ceilingApp: await freePort() };
   for (let i = 0; mode === 'spread' && i < spreadProcesses; i++) ports.spread.push(await freePort()), ports.spreadCeilings.push(await freePort()), ports.spreadApps.push(await freePort());
-  const bffPorts = [ports.library, ports.libraryUse, ports.libraryDpop, ports.libraryOtel, ports.memory, ...ports.storm, ...ports.spread];
+  const bffPorts = [ports.library, ports.libraryUse, ports.libraryUseOptions, ports.libraryDpop, ports.libraryOtel, ports.memory, ...ports.storm, ...ports.spread];
   const userCount = Math.max(settings.sessions, instructionSettings.sessions, 1);
   auth0 = await startLocalAuth0({
     clients: [{ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: bffPorts.map((p) => `http://127.0.0.1:${p}/auth/callback`), postLogoutRedirectUris: bffPorts.map((p) => `http://127.0.0.1:${p}/`) }],
@@ -826,7 +826,7 @@ async function main(): Promise<void> {
   const dpopKey = JSON.stringify(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' }));
   // The app.use(bff) form beside the example's entry, in quick and full runs (the smoke stays short).
   const withUseForm = mode !== 'smoke';
-  const [ceiling, plain, plainDefault, naive, library, libraryDpop, libraryUse] = await Promise.all([
+  const [ceiling, plain, plainDefault, naive, library, libraryDpop, libraryUse, libraryUseOptions] = await Promise.all([
     start('ceiling', 'bench/servers/ceiling.ts', { PORT: String(ports.ceiling), UPSTREAM_API_URL: upstream.url }),
     start('plain-proxy', 'bench/servers/plain-proxy.ts', { PORT: String(ports.plain), UPSTREAM_API_URL: upstream.url }),
     start('plain-proxy-default', 'bench/servers/plain-proxy.ts', { PORT: String(ports.plainDefault), UPSTREAM_API_URL: upstream.url, HPM_AGENT: 'default' }),
@@ -834,7 +834,9 @@ async function main(): Promise<void> {
     start('library', libraryScript, libraryEnv(ports.library, upstream.url, `${PREFIX}lib:`)),
     start('library-dpop', libraryScript, { ...libraryEnv(ports.libraryDpop, upstream.url, `${PREFIX}dpop:`), DPOP_PRIVATE_KEY: dpopKey }),
     withUseForm ? start('library-use', 'bench/servers/lib-bff.ts', { ...libraryEnv(ports.libraryUse, upstream.url, `${PREFIX}use:`), BENCH_ENTRY: 'use' }) : undefined,
-  ]) as [ServerProcess, ServerProcess, ServerProcess, ServerProcess, ServerProcess, ServerProcess, ServerProcess | undefined];
+    // The same in a server made with serverOptions(app), as the README advises for app.use(bff) on Node 20 and 22.
+    withUseForm ? start('library-use-options', 'bench/servers/lib-bff.ts', { ...libraryEnv(ports.libraryUseOptions, upstream.url, `${PREFIX}use-options:`), BENCH_ENTRY: 'use', BENCH_SERVER_OPTIONS: '1' }) : undefined,
+  ]) as [ServerProcess, ServerProcess, ServerProcess, ServerProcess, ServerProcess, ServerProcess, ServerProcess | undefined, ServerProcess | undefined];
 
   // Sessions: one for the naive BFF, one and then 1,000 for the library (through the emulator).
   const naiveLogin = await fetch(`${naive.url}/login`);
@@ -864,6 +866,8 @@ async function main(): Promise<void> {
   await renewOnce(libraryDpop.url, dpopCookie);
   const [useCookie] = libraryUse ? await loginMany(libraryUse.url, ['u0'], 1) : [];
   if (libraryUse) await renewOnce(libraryUse.url, useCookie);
+  const [useOptionsCookie] = libraryUseOptions ? await loginMany(libraryUseOptions.url, ['u0'], 1) : [];
+  if (libraryUseOptions) await renewOnce(libraryUseOptions.url, useOptionsCookie);
   const libraryLabel = useExample ? 'this library (example BFF, Redis)' : 'this library (Redis)';
 
   const libraryCookieFile = writeCookieFile('library', libCookies.slice(0, 1));
@@ -875,6 +879,7 @@ async function main(): Promise<void> {
     { key: 'naiveBff', label: 'naive BFF (express-session + connect-redis + hpm keep-alive)', url: `${naive.url}/api/items`, cookieFile: writeCookieFile('naive', [naiveCookie]), pid: naive.pid },
     { key: 'library', label: `${libraryLabel}, 1 session`, url: `${library.url}/api/items`, cookieFile: libraryCookieFile, pid: library.pid },
     ...libraryUse ? [{ key: 'libraryUse', label: 'this library, app.use() (Redis), 1 session', url: `${libraryUse.url}/api/items`, cookieFile: writeCookieFile('library-use', [useCookie as string]), pid: libraryUse.pid }] : [],
+    ...libraryUseOptions ? [{ key: 'libraryUseOptions', label: 'this library, app.use(), server made with serverOptions(app) (Redis), 1 session', url: `${libraryUseOptions.url}/api/items`, cookieFile: writeCookieFile('library-use-options', [useOptionsCookie as string]), pid: libraryUseOptions.pid }] : [],
     { key: 'library1000Sessions', label: `${libraryLabel}, ${libCookies.length} sessions`, url: `${library.url}/api/items`, cookieFile: writeCookieFile('library-many', libCookies), pid: library.pid },
     { key: 'libraryDpop', label: `${libraryLabel}, DPoP (an ES256 proof per call), 1 session`, url: `${libraryDpop.url}/api/items`, cookieFile: writeCookieFile('library-dpop', [dpopCookie as string]), pid: libraryDpop.pid },
   ];
@@ -885,12 +890,12 @@ async function main(): Promise<void> {
   if (mode === 'quick') {
     const otel = withOtel ? await startLibraryWithOtel(upstream.url, ports.libraryOtel, ports.otelMetrics) : undefined;
     if (otel) contestants.push(otel.contestant);
-    const quick = await measureContestants(contestants.filter((c) => ['direct', 'ceiling', 'appCeiling', 'plainProxy', 'library', 'libraryUse', 'libraryDpop', 'libraryOtel', ...(settings.sessions > 1 ? ['library1000Sessions'] : [])].includes(c.key)));
+    const quick = await measureContestants(contestants.filter((c) => ['direct', 'ceiling', 'appCeiling', 'plainProxy', 'library', 'libraryUse', 'libraryUseOptions', 'libraryDpop', 'libraryOtel', ...(settings.sessions > 1 ? ['library1000Sessions'] : [])].includes(c.key)));
     const h2h = await headToHead(contestantByKey(contestants, 'library'), contestantByKey(contestants, 'plainProxy'));
     const dpopH2h = await headToHead(contestantByKey(contestants, 'libraryDpop'), contestantByKey(contestants, 'library'));
     const h2hOtel = otel ? await headToHead(contestantByKey(contestants, 'library'), otel.contestant) : undefined;
     const ws = await measureWsThroughput(wsTargets, wsSettings, cpuMsOf, say);
-    await Promise.all([ceiling.stop(), appCeiling.stop(), plain.stop(), plainDefault.stop(), naive.stop(), library.stop(), libraryUse?.stop(), libraryDpop.stop(), otel?.stop()]);
+    await Promise.all([ceiling.stop(), appCeiling.stop(), plain.stop(), plainDefault.stop(), naive.stop(), library.stop(), libraryUse?.stop(), libraryUseOptions?.stop(), libraryDpop.stop(), otel?.stop()]);
     process.stdout.write(`\n${table(contestantRows(quick))}\n\n${table(targetRows(ceilingTargets(quick)))}\n\n${table(sessionReadRows(quick))}\n\n${table(inAnAppRows(againstAppCeiling(quick)))}\n\n${table(headToHeadRows(h2h))}\n\n${table(headToHeadRows(dpopH2h))}\n\n${table(wsThroughputRows(ws, ['direct', 'bff']))}\n`);
     if (h2hOtel && otel) process.stdout.write(`\n${table(headToHeadRows(h2hOtel))}\n\n${otel.summary()}\n`);
     return;
@@ -900,7 +905,7 @@ async function main(): Promise<void> {
   // What a DPoP proof per call costs, measured the steadiest way: the same library with and without it, at once.
   const dpopH2h = await headToHead(contestantByKey(contestants, 'libraryDpop'), contestantByKey(contestants, 'library'));
   const wsThroughput = await measureWsThroughput(wsTargets, wsSettings, cpuMsOf, say);
-  await Promise.all([ceiling.stop(), appCeiling.stop(), plain.stop(), plainDefault.stop(), naive.stop(), library.stop(), libraryUse?.stop(), libraryDpop.stop()]);
+  await Promise.all([ceiling.stop(), appCeiling.stop(), plain.stop(), plainDefault.stop(), naive.stop(), library.stop(), libraryUse?.stop(), libraryUseOptions?.stop(), libraryDpop.stop()]);
   const inApp = againstAppCeiling(results);
 
   const storms = await runStorms(upstream.url, ports.storm);
