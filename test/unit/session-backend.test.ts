@@ -30,8 +30,8 @@ interface RawRedis {
   hGetAll(key: string): Promise<Record<string, string>>;
 }
 
-async function connectRedis(clientSideCache = false): Promise<RawRedis> {
-  const cache = clientSideCache ? { RESP: 3 as const, clientSideCache: { maxEntries: 100 } } : {};
+async function connectRedis(clientSideCache = false, ttl?: number): Promise<RawRedis> {
+  const cache = clientSideCache ? { RESP: 3 as const, clientSideCache: { maxEntries: 100, ...(ttl === undefined ? {} : { ttl }) } } : {};
   const client = createClient({ url: REDIS_URL, socket: { connectTimeout: 2_000 }, ...cache }) as unknown as RawRedis;
   client.on('error', () => {});
   await client.connect();
@@ -617,6 +617,30 @@ describe('the Redis session backend on a client with client-side caching', () =>
     expect(backend.readViewNow).toBeUndefined();
     await backend.close();
     await plain.close();
+  });
+
+  it('reads a session from Redis again once the cache\'s ttl has run out, also when nothing changed it', async () => {
+    const TTL = 300;
+    const client = await connectRedis(true, TTL);
+    const backend = createRedisBackend(client as unknown as RedisClient, prefix, plainCipher, IDLE_TIMEOUT, clock, 2_000);
+    const cache = (client as unknown as { clientSideCache: { stats(): { missCount: number; hitCount: number } } }).clientSideCache;
+    try {
+      const id = randomUUID();
+      await there.createRecord(id, record());
+      const readFrom = Date.now();
+      const first = await backend.readView(id, API);
+      expect(cache.stats().missCount).toBe(1);
+      expect(backend.readViewNow?.(id, API)).toEqual(first);
+      // Trusted for the ttl at most (node-redis counts it on the wall clock): then the next call goes to Redis.
+      await expect.poll(() => backend.readViewNow?.(id, API), { timeout: 5_000, interval: 20 }).toBeUndefined();
+      expect(Date.now() - readFrom).toBeGreaterThanOrEqual(TTL);
+      expect(await backend.readView(id, API)).toEqual(first);
+      expect(cache.stats().missCount).toBe(2);
+      expect(backend.readViewNow?.(id, API)).toEqual(first);
+    } finally {
+      await backend.close();
+      await client.close();
+    }
   });
 
   it('answers nothing from memory once its connection is gone', async () => {
