@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: this library side by side with the proxies people use today, in front of one upstream.
  *
- *   npm run bench                 full run (~6-8 min): writes bench/results/latest.json and updates BENCHMARKS.md
+ *   npm run bench                 full run (~30 min): writes bench/results/latest.json and updates BENCHMARKS.md
  *   npm run bench -- --smoke      seconds, for CI (also BENCH_SMOKE=1): writes bench/results/smoke.json
  *   npm run bench -- --quick      direct, ceiling, plain proxy and library (example, app.use() form, DPoP) throughput only (a few minutes), nothing written
  *   npm run bench -- --profile    CPU profile of the library contestant under load, top self-time functions
@@ -734,9 +734,11 @@ function targets(c: Record<string, ContestantResult>, near: NearCeiling, h2h: He
 interface NearCeiling {
   ceiling: PairedResult;
   sessions?: PairedResult;
+  /** The library against the same example in a process with one user logged in (not a target). */
+  served?: PairedResult;
 }
 
-async function measureNearCeiling(contestants: Contestant[]): Promise<NearCeiling> {
+async function measureNearCeiling(contestants: Contestant[], fresh?: Contestant): Promise<NearCeiling> {
   const slots = {
     loaded: (c: Contestant) => runLoad({ url: c.url, connections: settings.connections, durationSec: settings.loadSec, cookieFile: c.cookieFile, tool }),
     unloaded: (c: Contestant) => runLoad({ url: c.url, connections: 1, durationSec: settings.unloadedSec, cookieFile: c.cookieFile, tool }),
@@ -747,7 +749,11 @@ async function measureNearCeiling(contestants: Contestant[]): Promise<NearCeilin
   if (settings.sessions <= 1) return { ceiling };
   say(`adjacent slots: library over ${settings.sessions} sessions and over 1, ${settings.rounds} pairs`);
   const sessions = await measurePaired([contestantByKey(contestants, 'library1000Sessions'), library], settings.rounds, slots, say);
-  return { ceiling, sessions };
+  if (!fresh) return { ceiling, sessions };
+  // Warmed up as every contestant is before the rounds.
+  await runLoad({ url: fresh.url, connections: settings.connections, durationSec: settings.warmupSec, cookieFile: fresh.cookieFile, tool });
+  say(`adjacent slots: library after ${settings.sessions} logins and a process with 1 user logged in, ${settings.rounds} pairs`);
+  return { ceiling, sessions, served: await measurePaired([library, fresh], settings.rounds, slots, say) };
 }
 
 /** How close the library comes to the ceiling (a bare node:http + undici proxy): printed by the full and quick modes. */
@@ -769,7 +775,8 @@ function ceilingTargets(near: NearCeiling): Array<{ target: string; value: numbe
 /** The adjacent slots' tables, pair by pair. */
 function nearCeilingRows(near: NearCeiling): string[][][] {
   return [pairedRows(near.ceiling, 'library and ceiling in adjacent slots'),
-    ...near.sessions ? [pairedRows(near.sessions, `library over ${settings.sessions.toLocaleString('en-US')} sessions and over 1, in adjacent slots`)] : []];
+    ...near.sessions ? [pairedRows(near.sessions, `library over ${settings.sessions.toLocaleString('en-US')} sessions and over 1, in adjacent slots`)] : [],
+    ...near.served ? [pairedRows(near.served, `library (${settings.sessions.toLocaleString('en-US')} logins served) and the example with 1 user logged in, in adjacent slots (not a target)`)] : []];
 }
 
 /**
@@ -820,9 +827,9 @@ async function main(): Promise<void> {
   say(`${mode} run ${runId}: load generator ${tool}${canPin ? ', servers on core 1, load on core 0' : ', NOT pinned (taskset or a second core missing)'}; library server ${libraryScript}; Redis ${REDIS_URL} prefix ${PREFIX}; logs in ${logDir}`);
 
   if (withOtel && !useExample) throw new Error('BENCH_OTEL needs the example BFF (example/start.ts), which starts the OpenTelemetry SDK');
-  const ports = { upstream: await freePort(), ceiling: await freePort(), plain: await freePort(), plainDefault: await freePort(), naive: await freePort(), library: await freePort(), libraryUse: await freePort(), libraryUseOptions: await freePort(), libraryDpop: await freePort(), libraryOtel: await freePort(), otelMetrics: await freePort(), memory: await freePort(), storm: [await freePort(), await freePort()], spread: [] as number[], spreadCeilings: [] as number[], spreadApps: [] as number[], ceilingSame: await freePort(), ceilingApp: await freePort() };
+  const ports = { upstream: await freePort(), ceiling: await freePort(), plain: await freePort(), plainDefault: await freePort(), naive: await freePort(), library: await freePort(), libraryUse: await freePort(), libraryUseOptions: await freePort(), libraryDpop: await freePort(), libraryFresh: await freePort(), libraryOtel: await freePort(), otelMetrics: await freePort(), memory: await freePort(), storm: [await freePort(), await freePort()], spread: [] as number[], spreadCeilings: [] as number[], spreadApps: [] as number[], ceilingSame: await freePort(), ceilingApp: await freePort() };
   for (let i = 0; mode === 'spread' && i < spreadProcesses; i++) ports.spread.push(await freePort()), ports.spreadCeilings.push(await freePort()), ports.spreadApps.push(await freePort());
-  const bffPorts = [ports.library, ports.libraryUse, ports.libraryUseOptions, ports.libraryDpop, ports.libraryOtel, ports.memory, ...ports.storm, ...ports.spread];
+  const bffPorts = [ports.library, ports.libraryUse, ports.libraryUseOptions, ports.libraryDpop, ports.libraryFresh, ports.libraryOtel, ports.memory, ...ports.storm, ...ports.spread];
   const userCount = Math.max(settings.sessions, instructionSettings.sessions, 1);
   auth0 = await startLocalAuth0({
     clients: [{ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: bffPorts.map((p) => `http://127.0.0.1:${p}/auth/callback`), postLogoutRedirectUris: bffPorts.map((p) => `http://127.0.0.1:${p}/`) }],
@@ -882,6 +889,11 @@ async function main(): Promise<void> {
   say(`  ${libCookies.length} logins in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   await mapLimit(libCookies, 16, (c) => expectOk(`${library.url}/api/items`, c));
   await renewOnce(library.url, libCookies[0]);
+  // With more than one session, the same example in a process of its own with one user logged in, which serves
+  // nothing else: paired with the library after the rounds, it shows what the logins cost its API calls.
+  const fresh = settings.sessions > 1 ? await start('library-fresh', libraryScript, libraryEnv(ports.libraryFresh, upstream.url, `${PREFIX}fresh:`)) : undefined;
+  const [freshCookie] = fresh ? await loginMany(fresh.url, ['u0'], 1) : [];
+  if (fresh) await renewOnce(fresh.url, freshCookie);
   // The ceiling sending what the example sends (the token's size is that of the call just made), in a process that
   // also runs an app: where a proxy that is part of an app stands before any of the library's work (BENCHMARKS.md,
   // "A proxy in an app's process").
@@ -912,6 +924,7 @@ async function main(): Promise<void> {
     { key: 'library1000Sessions', label: `${libraryLabel}, ${libCookies.length} sessions`, url: `${library.url}/api/items`, cookieFile: writeCookieFile('library-many', libCookies), pid: library.pid },
     { key: 'libraryDpop', label: `${libraryLabel}, DPoP (an ES256 proof per call), 1 session`, url: `${libraryDpop.url}/api/items`, cookieFile: writeCookieFile('library-dpop', [dpopCookie as string]), pid: libraryDpop.pid },
   ];
+  const freshContestant: Contestant | undefined = fresh && { key: 'libraryFresh', label: `${libraryLabel} in a process with 1 user logged in`, url: `${fresh.url}/api/items`, cookieFile: writeCookieFile('library-fresh', [freshCookie as string]), pid: fresh.pid };
   const wsTargets: [WsTarget, WsTarget] = [
     { key: 'direct', label: 'direct to the upstream', url: `${upstream.url.replace(/^http/, 'ws')}/ws`, pid: upstream.pid },
     { key: 'bff', label: libraryLabel, url: `${library.url.replace(/^http/, 'ws')}/api/ws`, cookie: libCookies[0] as string, origin: library.url, pid: library.pid },
@@ -920,23 +933,23 @@ async function main(): Promise<void> {
     const otel = withOtel ? await startLibraryWithOtel(upstream.url, ports.libraryOtel, ports.otelMetrics) : undefined;
     if (otel) contestants.push(otel.contestant);
     const quick = await measureContestants(contestants.filter((c) => ['direct', 'ceiling', 'appCeiling', 'plainProxy', 'library', 'libraryUse', 'libraryUseOptions', 'libraryDpop', 'libraryOtel', ...(settings.sessions > 1 ? ['library1000Sessions'] : [])].includes(c.key)));
-    const near = await measureNearCeiling(contestants);
+    const near = await measureNearCeiling(contestants, freshContestant);
     const h2h = await headToHead(contestantByKey(contestants, 'library'), contestantByKey(contestants, 'plainProxy'));
     const dpopH2h = await headToHead(contestantByKey(contestants, 'libraryDpop'), contestantByKey(contestants, 'library'));
     const h2hOtel = otel ? await headToHead(contestantByKey(contestants, 'library'), otel.contestant) : undefined;
     const ws = await measureWsThroughput(wsTargets, wsSettings, cpuMsOf, say);
-    await Promise.all([ceiling.stop(), appCeiling.stop(), plain.stop(), plainDefault.stop(), naive.stop(), library.stop(), libraryUse?.stop(), libraryUseOptions?.stop(), libraryDpop.stop(), otel?.stop()]);
+    await Promise.all([ceiling.stop(), appCeiling.stop(), plain.stop(), plainDefault.stop(), naive.stop(), library.stop(), libraryUse?.stop(), libraryUseOptions?.stop(), libraryDpop.stop(), fresh?.stop(), otel?.stop()]);
     process.stdout.write(`\n${table(contestantRows(quick))}\n\n${nearCeilingRows(near).map(table).join('\n\n')}\n\n${table(targetRows(ceilingTargets(near)))}\n\n${table(sessionReadRows(quick))}\n\n${table(inAnAppRows(againstAppCeiling(quick)))}\n\n${table(headToHeadRows(h2h))}\n\n${table(headToHeadRows(dpopH2h))}\n\n${table(wsThroughputRows(ws, ['direct', 'bff']))}\n`);
     if (h2hOtel && otel) process.stdout.write(`\n${table(headToHeadRows(h2hOtel))}\n\n${otel.summary()}\n`);
     return;
   }
   const results = await measureContestants(contestants);
-  const near = await measureNearCeiling(contestants);
+  const near = await measureNearCeiling(contestants, freshContestant);
   const h2h = await headToHead(contestantByKey(contestants, 'library'), contestantByKey(contestants, 'plainProxy'));
   // What a DPoP proof per call costs, measured the steadiest way: the same library with and without it, at once.
   const dpopH2h = await headToHead(contestantByKey(contestants, 'libraryDpop'), contestantByKey(contestants, 'library'));
   const wsThroughput = await measureWsThroughput(wsTargets, wsSettings, cpuMsOf, say);
-  await Promise.all([ceiling.stop(), appCeiling.stop(), plain.stop(), plainDefault.stop(), naive.stop(), library.stop(), libraryUse?.stop(), libraryUseOptions?.stop(), libraryDpop.stop()]);
+  await Promise.all([ceiling.stop(), appCeiling.stop(), plain.stop(), plainDefault.stop(), naive.stop(), library.stop(), libraryUse?.stop(), libraryUseOptions?.stop(), libraryDpop.stop(), fresh?.stop()]);
   const inApp = againstAppCeiling(results);
 
   const storms = await runStorms(upstream.url, ports.storm);

@@ -62,6 +62,8 @@ describe('npm run bench -- --smoke', () => {
     ]));
     expect(results.adjacentSlots.ceiling).toMatchObject({ contestants: ['library', 'ceiling'], pairs: [expect.any(Object)], errors: 0 });
     expect(results.adjacentSlots.sessions).toMatchObject({ contestants: ['library1000Sessions', 'library'], pairs: [expect.any(Object)], errors: 0 });
+    // And, not a target, the library against the example in a process with one user logged in.
+    expect(results.adjacentSlots.served).toMatchObject({ contestants: ['library', 'libraryFresh'], pairs: [expect.any(Object)], errors: 0 });
     const reqsTarget = results.targets.find((t: { target: string }) => /req\/s >= 0\.9x ceiling/.test(t.target));
     expect(reqsTarget.value).toBe(results.adjacentSlots.ceiling.rpsRatio);
     expect(output).toMatch(/library and ceiling in adjacent slots +#1 ABBA +median\n/);
