@@ -31,6 +31,9 @@
  * write starts with bench:<run id>: and is deleted at the end), BENCH_LOAD_TOOL=wrk|autocannon (default: wrk when
  * installed), BENCH_LIBRARY_SERVER=example|bench (default: example/start.ts when it exists), BENCH_KEEP_LOGS=1 (keep
  * the servers' logs of a run that passed).
+ * BENCH_FRESH_LOGINS=N (quick and full runs with more than one session): log N users in to the fresh example the
+ * library is paired with last, instead of one, each calling the API once, so that the pairs show what the rounds
+ * over the sessions cost apart from the logins.
  * BENCH_OTEL=1 with --quick adds the library with an OpenTelemetry SDK registered (the example's METRICS_PORT and
  * OTEL_EXPORTER_OTLP_ENDPOINT, every span exported to a stand-in collector) next to the library without one
  * (only @opentelemetry/api, as always), and loads the two head to head.
@@ -85,6 +88,8 @@ const settings = mode === 'quick'
   ? { rounds: 0, headToHeadRepeats: 0, warmupSec: 0, loadSec: 0, unloadedSec: 0, connections: 0, sessions: 0, memorySessions: Number(process.env.BENCH_MEMORY_SESSIONS ?? 10_000), storms: [], stormRepeats: 0, memoryLoginBudgetMs: 300_000, memorySettleMs: 65_000 }
   : { rounds: 7, headToHeadRepeats: 7, warmupSec: 5, loadSec: 5, unloadedSec: 3, connections: 32, sessions: 1000, memorySessions: 10_000, storms: [1, 20, 200], stormRepeats: 7, memoryLoginBudgetMs: 300_000, memorySettleMs: 65_000 };
 const profileSec = 15;
+/** BENCH_FRESH_LOGINS: how many users log in to the process the library is paired with last (default 1). */
+const freshLogins = Math.max(1, Math.floor(Number(process.env.BENCH_FRESH_LOGINS)) || 1);
 const spreadProcesses = Math.max(1, Number(process.env.BENCH_SPREAD_PROCESSES ?? 3));
 // --instructions: calls before counting, then windows of calls, each counted on its own, until the last `settled`
 // windows agree within `tolerance` (under valgrind the counts keep falling for the first 20,000-30,000 calls), at
@@ -752,7 +757,7 @@ async function measureNearCeiling(contestants: Contestant[], fresh?: Contestant)
   if (!fresh) return { ceiling, sessions };
   // Warmed up as every contestant is before the rounds.
   await runLoad({ url: fresh.url, connections: settings.connections, durationSec: settings.warmupSec, cookieFile: fresh.cookieFile, tool });
-  say(`adjacent slots: library after ${settings.sessions} logins and a process with 1 user logged in, ${settings.rounds} pairs`);
+  say(`adjacent slots: library after ${settings.sessions} logins and a process with ${freshLoginsLabel()} logged in, ${settings.rounds} pairs`);
   return { ceiling, sessions, served: await measurePaired([library, fresh], settings.rounds, slots, say) };
 }
 
@@ -772,11 +777,16 @@ function ceilingTargets(near: NearCeiling): Array<{ target: string; value: numbe
   return out;
 }
 
+/** Who is logged in to the process the library is paired with last (BENCH_FRESH_LOGINS). */
+function freshLoginsLabel(): string {
+  return freshLogins === 1 ? '1 user' : `${freshLogins.toLocaleString('en-US')} users (no rounds)`;
+}
+
 /** The adjacent slots' tables, pair by pair. */
 function nearCeilingRows(near: NearCeiling): string[][][] {
   return [pairedRows(near.ceiling, 'library and ceiling in adjacent slots'),
     ...near.sessions ? [pairedRows(near.sessions, `library over ${settings.sessions.toLocaleString('en-US')} sessions and over 1, in adjacent slots`)] : [],
-    ...near.served ? [pairedRows(near.served, `library (${settings.sessions.toLocaleString('en-US')} logins served) and the example with 1 user logged in, in adjacent slots (not a target)`)] : []];
+    ...near.served ? [pairedRows(near.served, `library (${settings.sessions.toLocaleString('en-US')} logins served) and the example with ${freshLoginsLabel()} logged in, in adjacent slots (not a target)`)] : []];
 }
 
 /**
@@ -830,7 +840,7 @@ async function main(): Promise<void> {
   const ports = { upstream: await freePort(), ceiling: await freePort(), plain: await freePort(), plainDefault: await freePort(), naive: await freePort(), library: await freePort(), libraryUse: await freePort(), libraryUseOptions: await freePort(), libraryDpop: await freePort(), libraryFresh: await freePort(), libraryOtel: await freePort(), otelMetrics: await freePort(), memory: await freePort(), storm: [await freePort(), await freePort()], spread: [] as number[], spreadCeilings: [] as number[], spreadApps: [] as number[], ceilingSame: await freePort(), ceilingApp: await freePort() };
   for (let i = 0; mode === 'spread' && i < spreadProcesses; i++) ports.spread.push(await freePort()), ports.spreadCeilings.push(await freePort()), ports.spreadApps.push(await freePort());
   const bffPorts = [ports.library, ports.libraryUse, ports.libraryUseOptions, ports.libraryDpop, ports.libraryFresh, ports.libraryOtel, ports.memory, ...ports.storm, ...ports.spread];
-  const userCount = Math.max(settings.sessions, instructionSettings.sessions, 1);
+  const userCount = Math.max(settings.sessions, instructionSettings.sessions, freshLogins);
   auth0 = await startLocalAuth0({
     clients: [{ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: bffPorts.map((p) => `http://127.0.0.1:${p}/auth/callback`), postLogoutRedirectUris: bffPorts.map((p) => `http://127.0.0.1:${p}/`) }],
     users: [
@@ -890,9 +900,13 @@ async function main(): Promise<void> {
   await mapLimit(libCookies, 16, (c) => expectOk(`${library.url}/api/items`, c));
   await renewOnce(library.url, libCookies[0]);
   // With more than one session, the same example in a process of its own with one user logged in, which serves
-  // nothing else: paired with the library after the rounds, it shows what the logins cost its API calls.
+  // nothing else: paired with the library after the rounds, it shows what the logins and the rounds over them cost
+  // the library's API calls. BENCH_FRESH_LOGINS=N logs N users in to it instead, each calling the API once, as the
+  // library's were before the rounds: then the pairs show what the rounds alone cost.
   const fresh = settings.sessions > 1 ? await start('library-fresh', libraryScript, libraryEnv(ports.libraryFresh, upstream.url, `${PREFIX}fresh:`)) : undefined;
-  const [freshCookie] = fresh ? await loginMany(fresh.url, ['u0'], 1) : [];
+  const freshCookies = fresh ? await loginMany(fresh.url, Array.from({ length: freshLogins }, (_, i) => `u${i}`), Math.min(16, freshLogins)) : [];
+  if (fresh) await mapLimit(freshCookies, 16, (c) => expectOk(`${fresh.url}/api/items`, c));
+  const [freshCookie] = freshCookies;
   if (fresh) await renewOnce(fresh.url, freshCookie);
   // The ceiling sending what the example sends (the token's size is that of the call just made), in a process that
   // also runs an app: where a proxy that is part of an app stands before any of the library's work (BENCHMARKS.md,
@@ -924,7 +938,7 @@ async function main(): Promise<void> {
     { key: 'library1000Sessions', label: `${libraryLabel}, ${libCookies.length} sessions`, url: `${library.url}/api/items`, cookieFile: writeCookieFile('library-many', libCookies), pid: library.pid },
     { key: 'libraryDpop', label: `${libraryLabel}, DPoP (an ES256 proof per call), 1 session`, url: `${libraryDpop.url}/api/items`, cookieFile: writeCookieFile('library-dpop', [dpopCookie as string]), pid: libraryDpop.pid },
   ];
-  const freshContestant: Contestant | undefined = fresh && { key: 'libraryFresh', label: `${libraryLabel} in a process with 1 user logged in`, url: `${fresh.url}/api/items`, cookieFile: writeCookieFile('library-fresh', [freshCookie as string]), pid: fresh.pid };
+  const freshContestant: Contestant | undefined = fresh && { key: 'libraryFresh', label: `${libraryLabel} in a process with ${freshLoginsLabel()} logged in`, url: `${fresh.url}/api/items`, cookieFile: writeCookieFile('library-fresh', [freshCookie as string]), pid: fresh.pid };
   const wsTargets: [WsTarget, WsTarget] = [
     { key: 'direct', label: 'direct to the upstream', url: `${upstream.url.replace(/^http/, 'ws')}/ws`, pid: upstream.pid },
     { key: 'bff', label: libraryLabel, url: `${library.url.replace(/^http/, 'ws')}/api/ws`, cookie: libCookies[0] as string, origin: library.url, pid: library.pid },
