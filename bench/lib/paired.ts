@@ -93,19 +93,20 @@ export async function measurePaired<C extends { key: string }>(
     errors += failed;
     const pair = pairOf(i, loaded.map((l, j) => ({ rps: l.rps, p99Ms: l.p99Ms, unloadedP50Ms: unloaded[j]?.p50Ms ?? Number.NaN })));
     pairs.push(pair);
-    say(`pair ${i + 1}/${count} ${order.map((c) => c.key).join(' ')}: req/s ${(pair.rps[0] / pair.rps[1]).toFixed(3)}x  p99 ${(pair.p99Ms[0] / pair.p99Ms[1]).toFixed(3)}x  unloaded p50 ${(pair.unloadedP50Ms[0] - pair.unloadedP50Ms[1]) >= 0 ? '+' : ''}${(pair.unloadedP50Ms[0] - pair.unloadedP50Ms[1]).toFixed(3)} ms${failed ? `  ERRORS ${failed}` : ''}`);
+    say(`pair ${i + 1}/${count} ${order.map((c) => c.key).join(' ')}: req/s ${(pair.rps[0] / pair.rps[1]).toFixed(3)}x  p99 ${(pair.p99Ms[0] / pair.p99Ms[1]).toFixed(3)}x  unloaded p50 ${signedMs(pair.unloadedP50Ms[0] - pair.unloadedP50Ms[1])} ms${failed ? `  ERRORS ${failed}` : ''}`);
   }
   return summarizePairs([sides[0].key, sides[1].key], pairs, errors);
 }
+
+const signedMs = (ms: number) => `${ms >= 0 ? '+' : ''}${ms.toFixed(3)}`;
 
 /** Each pair's figures and the medians, as a table. */
 export function pairedRows(p: PairedResult, title: string): string[][] {
   const [a, b] = p.contestants;
   const cells = (value: (x: Pair) => string) => p.pairs.map(value);
-  const signed = (ms: number) => `${ms >= 0 ? '+' : ''}${ms.toFixed(3)}`;
   return [[title, ...p.pairs.map((_, i) => `#${i + 1} ${pairOrder(i).map((s) => 'AB'[s]).join('')}`), 'median'],
     [`req/s, ${a} (A) / ${b} (B)`, ...cells((x) => (x.rps[0] / x.rps[1]).toFixed(3)), p.rpsRatio.toFixed(3)],
     [`p99 loaded, A / B`, ...cells((x) => (x.p99Ms[0] / x.p99Ms[1]).toFixed(3)), p.p99Ratio.toFixed(3)],
-    [`unloaded p50, A - B (ms)`, ...cells((x) => signed(x.unloadedP50Ms[0] - x.unloadedP50Ms[1])), signed(p.unloadedDiffMs)],
+    [`unloaded p50, A - B (ms)`, ...cells((x) => signedMs(x.unloadedP50Ms[0] - x.unloadedP50Ms[1])), signedMs(p.unloadedDiffMs)],
     [`req/s of A, B`, ...cells((x) => `${Math.round(x.rps[0])}, ${Math.round(x.rps[1])}`), '']];
 }
