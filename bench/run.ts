@@ -295,11 +295,19 @@ async function sessionReadsSoFar(): Promise<number> {
   return Number(/^cmdstat_hmget:calls=(\d+)/m.exec(await redis.info('commandstats'))?.[1] ?? 0);
 }
 
+/** The slots every mode loads a contestant in: a warm-up, a loaded slot, an unloaded one (1 connection). */
+type Loadable = { url: string; cookieFile?: string | undefined };
+const slot = {
+  warmUp: (c: Loadable) => runLoad({ url: c.url, connections: settings.connections, durationSec: settings.warmupSec, cookieFile: c.cookieFile, tool }),
+  loaded: (c: Loadable) => runLoad({ url: c.url, connections: settings.connections, durationSec: settings.loadSec, cookieFile: c.cookieFile, tool }),
+  unloaded: (c: Loadable) => runLoad({ url: c.url, connections: 1, durationSec: settings.unloadedSec, cookieFile: c.cookieFile, tool }),
+};
+
 async function measureContestants(contestants: Contestant[]): Promise<Record<string, ContestantResult>> {
   const raw = new Map<string, Array<{ loaded: LoadResult; unloaded: LoadResult; cpuUsPerRequest: number; sessionReads: number }>>(contestants.map((c) => [c.key, []]));
   say(`warm-up: ${settings.warmupSec} s each`);
   for (const c of contestants) {
-    const warm = await runLoad({ url: c.url, connections: settings.connections, durationSec: settings.warmupSec, cookieFile: c.cookieFile, tool });
+    const warm = await slot.warmUp(c);
     if (warm.errors > 0) say(`  ${c.key}: ${warm.errors} errors during warm-up`);
   }
   for (let r = 0; r < settings.rounds; r++) {
@@ -311,13 +319,13 @@ async function measureContestants(contestants: Contestant[]): Promise<Record<str
     for (const c of order) {
       const readsBefore = await sessionReadsSoFar();
       const cpuBefore = cpuMsOf(c.pid);
-      const loaded = await runLoad({ url: c.url, connections: settings.connections, durationSec: settings.loadSec, cookieFile: c.cookieFile, tool });
+      const loaded = await slot.loaded(c);
       const cpuUsPerRequest = ((cpuMsOf(c.pid) - cpuBefore) * 1000) / Math.max(1, loaded.rps * settings.loadSec);
       loadedRuns.set(c.key, { loaded, cpuUsPerRequest, sessionReads: (await sessionReadsSoFar()) - readsBefore });
     }
     for (const c of order) {
       const { loaded, cpuUsPerRequest, sessionReads } = loadedRuns.get(c.key) as { loaded: LoadResult; cpuUsPerRequest: number; sessionReads: number };
-      const unloaded = await runLoad({ url: c.url, connections: 1, durationSec: settings.unloadedSec, cookieFile: c.cookieFile, tool });
+      const unloaded = await slot.unloaded(c);
       raw.get(c.key)?.push({ loaded, unloaded, cpuUsPerRequest, sessionReads });
       say(`round ${r + 1}/${settings.rounds} ${c.key.padEnd(20)} ${Math.round(loaded.rps)} req/s  p50 ${loaded.p50Ms.toFixed(2)} ms  p99 ${loaded.p99Ms.toFixed(2)} ms  unloaded p50 ${unloaded.p50Ms.toFixed(3)} ms  CPU ${cpuUsPerRequest.toFixed(0)} us/req${loaded.errors + unloaded.errors ? `  ERRORS ${loaded.errors + unloaded.errors}` : ''}`);
     }
@@ -739,26 +747,22 @@ function targets(c: Record<string, ContestantResult>, near: NearCeiling, h2h: He
 interface NearCeiling {
   ceiling: PairedResult;
   sessions?: PairedResult;
-  /** The library against the same example in a process with one user logged in (not a target). */
+  /** The library against the same example in a process of its own (one user logged in, or BENCH_FRESH_LOGINS; not a target). */
   served?: PairedResult;
 }
 
 async function measureNearCeiling(contestants: Contestant[], fresh?: Contestant): Promise<NearCeiling> {
-  const slots = {
-    loaded: (c: Contestant) => runLoad({ url: c.url, connections: settings.connections, durationSec: settings.loadSec, cookieFile: c.cookieFile, tool }),
-    unloaded: (c: Contestant) => runLoad({ url: c.url, connections: 1, durationSec: settings.unloadedSec, cookieFile: c.cookieFile, tool }),
-  };
   const library = contestantByKey(contestants, 'library');
   say(`adjacent slots: library and ceiling, ${settings.rounds} pairs`);
-  const ceiling = await measurePaired([library, contestantByKey(contestants, 'ceiling')], settings.rounds, slots, say);
+  const ceiling = await measurePaired<Contestant>([library, contestantByKey(contestants, 'ceiling')], settings.rounds, slot, say);
   if (settings.sessions <= 1) return { ceiling };
   say(`adjacent slots: library over ${settings.sessions} sessions and over 1, ${settings.rounds} pairs`);
-  const sessions = await measurePaired([contestantByKey(contestants, 'library1000Sessions'), library], settings.rounds, slots, say);
+  const sessions = await measurePaired<Contestant>([contestantByKey(contestants, 'library1000Sessions'), library], settings.rounds, slot, say);
   if (!fresh) return { ceiling, sessions };
   // Warmed up as every contestant is before the rounds.
-  await runLoad({ url: fresh.url, connections: settings.connections, durationSec: settings.warmupSec, cookieFile: fresh.cookieFile, tool });
+  await slot.warmUp(fresh);
   say(`adjacent slots: library after ${settings.sessions} logins and a process with ${freshLoginsLabel()} logged in, ${settings.rounds} pairs`);
-  return { ceiling, sessions, served: await measurePaired([library, fresh], settings.rounds, slots, say) };
+  return { ceiling, sessions, served: await measurePaired<Contestant>([library, fresh], settings.rounds, slot, say) };
 }
 
 /** How close the library comes to the ceiling (a bare node:http + undici proxy): printed by the full and quick modes. */
@@ -1180,11 +1184,11 @@ async function compareGc(upstream: ServerProcess, ports: { ceiling: number; ceil
     { key: 'library', server: library, url: `${library.url}/api/items`, cookieFile },
   ];
   const seen = new Map(contestants.map((c) => [c.key, { p50s: [] as number[], p99s: [] as number[], rps: [] as number[], pauses: new Map<string, number[]>() }]));
-  for (const c of contestants) await runLoad({ url: c.url, connections: settings.connections, durationSec: settings.warmupSec, cookieFile: c.cookieFile, tool });
+  for (const c of contestants) await slot.warmUp(c);
   for (let r = 0; r < settings.rounds; r++) {
     for (const c of contestants.map((_, i) => contestants[(i + r) % contestants.length]!)) {
       const from = logSize(c.server.logFile);
-      const load = await runLoad({ url: c.url, connections: settings.connections, durationSec: settings.loadSec, cookieFile: c.cookieFile, tool });
+      const load = await slot.loaded(c);
       const mine = seen.get(c.key)!;
       mine.p50s.push(load.p50Ms);
       mine.p99s.push(load.p99Ms);
@@ -1241,12 +1245,12 @@ async function compareSpread(upstream: ServerProcess, ports: { spread: number[];
     await visitApp(app);
     contestants.push({ key: app.name, kind: 'app', pid: app.pid, url: `${app.url}/api/items`, cookieFile: contestants.find((c) => c.kind === 'library')?.cookieFile });
   }
-  for (const c of contestants) await runLoad({ url: c.url, connections: settings.connections, durationSec: settings.warmupSec, cookieFile: c.cookieFile, tool });
+  for (const c of contestants) await slot.warmUp(c);
   const seen = new Map(contestants.map((c) => [c.key, { rps: [] as number[], p99s: [] as number[], cpu: [] as number[] }]));
   for (let r = 0; r < settings.rounds; r++) {
     for (const c of contestants.map((_, i) => contestants[(i + r) % contestants.length]!)) {
       const cpuBefore = cpuMsOf(c.pid);
-      const load = await runLoad({ url: c.url, connections: settings.connections, durationSec: settings.loadSec, cookieFile: c.cookieFile, tool });
+      const load = await slot.loaded(c);
       const cpu = ((cpuMsOf(c.pid) - cpuBefore) * 1000) / Math.max(1, load.requests);
       const mine = seen.get(c.key)!;
       mine.rps.push(load.rps);
