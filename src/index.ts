@@ -18,6 +18,8 @@
  *
  * @module express-ort-bff
  */
+// First, before anything loads npm undici: the process's fetch stays on Node's own HTTP client (see the module).
+import './idp/node-fetch.js';
 export { createBff, type Bff } from './create-bff.js';
 export type { RequestListenerApp } from './entry/entry-types.js';
 export { serverOptions, type AppServerOptions } from './entry/server-options.js';
