@@ -19,7 +19,7 @@
  * @module express-ort-bff
  */
 // First, before anything loads npm undici: the process's fetch stays on Node's own HTTP client (see the module).
-import './idp/node-fetch.js';
+import './idp/fetch-dispatcher.js';
 export { createBff, type Bff } from './create-bff.js';
 export type { RequestListenerApp } from './entry/entry-types.js';
 export { serverOptions, type AppServerOptions } from './entry/server-options.js';

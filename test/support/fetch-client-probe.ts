@@ -19,7 +19,8 @@ if (process.env.PROBE_APP_DISPATCHER === '1') {
   appDispatcher = new Agent();
   setGlobalDispatcher(appDispatcher as InstanceType<typeof Agent>);
 }
-// Only now: the library and the harness, which imports it (a static import would come before the lines above).
+// Only now: the library and the harness, which imports it (a static import would come before the lines above), and
+// npm undici for the checks below, after the library as the library's own import of it.
 const { startHarness } = await import('./harness.js');
 
 const npmUndici = require('undici') as typeof import('undici');

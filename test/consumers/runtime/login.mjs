@@ -40,7 +40,7 @@ export async function logIn({ via, express, createBff, startLocalAuth0, scripted
     if (user.status !== 200 || body.user?.sub !== 'auth0|alice') throw new Error(`/auth/user answered ${user.status} ${JSON.stringify(body)}`);
     if ((await (await fetch(`${origin}/`)).text()) !== 'the app') throw new Error('the app did not get the requests the BFF does not answer');
     if (!warnings.every((message) => /in memory/.test(message))) throw new Error(`unexpected log lines: ${warnings.join(' | ')}`);
-    // The package leaves the process's fetch on Node's own HTTP client, not npm undici's (src/idp/node-fetch.ts).
+    // The package leaves the process's fetch on Node's own HTTP client, not npm undici's (src/idp/fetch-dispatcher.ts).
     if (globalThis[Symbol.for('undici.globalDispatcher.1')] instanceof createRequire(import.meta.url)('undici').Agent) {
       throw new Error("loading the package moved the process's fetch onto npm undici's HTTP client");
     }

@@ -13,4 +13,4 @@
  * Reading `Response` loads Node's fetch, which installs Node's client where none is installed yet. Where one is
  * (the app set a dispatcher, or loaded npm undici before this library), it is left as it is.
  */
-export const nodeFetchLoaded = typeof globalThis.Response === 'function';
+void globalThis.Response;
