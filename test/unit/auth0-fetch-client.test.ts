@@ -1,8 +1,5 @@
-import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-
-const ROOT = join(import.meta.dirname, '../..');
+import { runProbe } from '../support/run-probe.js';
 
 interface Through {
   npmUndici: number;
@@ -19,19 +16,10 @@ interface ProbeResult {
 
 /** A login and an API call in a child process of its own (test/support/fetch-client-probe.ts), and whose code sent what. */
 function probe(env: Record<string, string> = {}): ProbeResult {
-  const child = spawnSync(process.execPath, ['--import', 'tsx', 'test/support/fetch-client-probe.ts'], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
-  if (child.status !== 0) throw new Error(`the probe failed (${child.status ?? child.signal}): ${child.stderr}`);
-  const result = /^result: (.*)$/m.exec(child.stdout)?.[1];
-  if (result === undefined) throw new Error(`the probe printed no result: ${child.stdout}`);
-  return JSON.parse(result) as ProbeResult;
+  return runProbe<ProbeResult>('test/support/fetch-client-probe.ts', { env }).result;
 }
 
-// src/idp/node-fetch.ts: why the calls to Auth0 must not share the proxy's HTTP client (BENCHMARKS.md, "Auth0's calls in a client of their own").
+// src/idp/fetch-dispatcher.ts: why the calls to Auth0 must not share the proxy's HTTP client (BENCHMARKS.md, "Auth0's calls in a client of their own").
 describe('the HTTP client of the process\'s fetch, and so of the calls to Auth0', () => {
   it('stays Node\'s own when the library is imported: the logins go through it, and only the proxied calls through npm undici', () => {
     const result = probe();

@@ -1,8 +1,5 @@
-import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-
-const ROOT = join(import.meta.dirname, '../..');
+import { runProbe } from '../support/run-probe.js';
 
 interface ProbeResult {
   announcedAtStart: number;
@@ -19,20 +16,16 @@ interface ProbeResult {
  * made to happen in a child process at the moment that does it; V8 says what became of the later calls' objects.
  */
 function probe(env: Record<string, string>): ProbeResult {
-  const child = spawnSync(process.execPath, ['--allow-natives-syntax', '--expose-gc', '--import', 'tsx', 'test/support/object-layouts-probe.ts'], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    encoding: 'utf8',
-    timeout: 60_000,
+  const { result, stdout } = runProbe<Omit<ProbeResult, 'handlerProperties'>>('test/support/object-layouts-probe.ts', {
+    nodeArgs: ['--allow-natives-syntax', '--expose-gc'],
+    env,
+    // Anywhere: V8's description may be cut by it mid-line.
+    result: /result: (\{[^}]*\})/,
   });
-  if (child.status !== 0) throw new Error(`the probe failed (${child.status ?? child.signal}): ${child.stderr}`);
-  // Anywhere: V8's description may be cut by it mid-line.
-  const result = /result: (\{[^}]*\})/.exec(child.stdout)?.[1];
-  if (result === undefined) throw new Error(`the probe printed no result: ${child.stdout}`);
   return {
-    ...JSON.parse(result) as Omit<ProbeResult, 'handlerProperties'>,
+    ...result,
     // The handler's description, from V8's %DebugPrint: the only object the probe prints.
-    handlerProperties: /^ - properties: \S+ <(\w+\[\d+\])>/m.exec(child.stdout)?.[1] ?? 'not printed',
+    handlerProperties: /^ - properties: \S+ <(\w+\[\d+\])>/m.exec(stdout)?.[1] ?? 'not printed',
   };
 }
 

@@ -1,12 +1,9 @@
-import { spawnSync } from 'node:child_process';
 import { createServer, IncomingMessage, ServerResponse, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import express from 'express';
 import { afterEach, describe, expect, it } from 'vitest';
 import { serverOptions } from '../../src/index.js';
-
-const ROOT = join(import.meta.dirname, '../..');
+import { runProbe } from '../support/run-probe.js';
 
 interface ProbeResult {
   answered: Record<string, number>;
@@ -19,16 +16,10 @@ interface ProbeResult {
 
 /** test/support/server-options-probe.ts: how many hidden classes V8 gave the last ten answers of each kind. */
 function probe(entry: 'wrap' | 'use', withOptions: boolean): ProbeResult {
-  const child = spawnSync(process.execPath, ['--allow-natives-syntax', '--import', 'tsx', 'test/support/server-options-probe.ts'], {
-    cwd: ROOT,
-    env: { ...process.env, PROBE_ENTRY: entry, PROBE_OPTIONS: withOptions ? '1' : '0' },
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
-  if (child.status !== 0) throw new Error(`the probe failed (${child.status ?? child.signal}): ${child.stderr}`);
-  const result = /result: (\{.*\})/.exec(child.stdout)?.[1];
-  if (result === undefined) throw new Error(`the probe printed no result: ${child.stdout}`);
-  return JSON.parse(result) as ProbeResult;
+  return runProbe<ProbeResult>('test/support/server-options-probe.ts', {
+    nodeArgs: ['--allow-natives-syntax'],
+    env: { PROBE_ENTRY: entry, PROBE_OPTIONS: withOptions ? '1' : '0' },
+  }).result;
 }
 
 const ALL_ANSWERED = { '/page': 13, '/healthz': 13, '/api/items': 13 };
