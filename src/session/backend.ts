@@ -1,4 +1,5 @@
 import type { Store } from 'express-session';
+import type { RecordWatch } from './record-watch.js';
 import type { AccessTokenEntry, SessionRecord, SessionSummary, SessionView, StoredSessionRecord, TokenUpdate } from './record.js';
 
 /**
@@ -26,6 +27,12 @@ export interface SessionBackend {
    */
   readonly readViewNow?: ((id: string, audience: string) => SessionView | undefined) | undefined;
   readRecord(id: string): Promise<StoredSessionRecord | undefined>;
+  /**
+   * Hears of changes to a session's record made by any process (tokens stored, the session ended), so that a
+   * process waiting for another's token exchange takes the new token as soon as it is stored. Undefined where
+   * the store cannot tell (Redis without client-side caching): then the waiter reads again on a short interval.
+   */
+  readonly watchRecord?: ((id: string) => RecordWatch) | undefined;
   /** Returns false when the record is gone (the session ended meanwhile): nothing is written then. */
   storeTokens(id: string, update: TokenUpdate): Promise<boolean>;
   /** Rolls the idle expiry of a record that still exists, and records when that activity was. */

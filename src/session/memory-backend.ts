@@ -1,6 +1,7 @@
 import session, { type SessionData } from 'express-session';
 import type { SessionBackend } from './backend.js';
 import type { FieldCipher } from './encryption.js';
+import { RecordWatches } from './record-watch.js';
 import {
   EXPIRY_GRACE_MS, F, SUMMARY_FIELDS, accessTokenField, decodeAccessToken, decodeSummary, decodeView, decodeRecord, encodeAccessToken, encodeRecord, encodeUpdate,
   type SessionView, type StoredSessionRecord,
@@ -74,6 +75,7 @@ export function createMemoryBackend(cipher: FieldCipher, idleTimeoutMs: number, 
   const once = new ExpiringMap<true>(clock);
   const clientTokens = new ExpiringMap<string>(clock);
   const indexes = new Map<string, Map<string, number>>();
+  const watches = new RecordWatches();
   const store = new MemorySessionStore(sessions, () => clock() + idleTimeoutMs);
 
   const indexAdd = (key: string, id: string, until: number) => {
@@ -133,6 +135,7 @@ export function createMemoryBackend(cipher: FieldCipher, idleTimeoutMs: number, 
     },
     readView: async (id, audience) => viewOf(id, audience),
     readViewNow: viewOf,
+    watchRecord: (id) => watches.watch(id),
     readRecord: async (id) => {
       const fields = records.get(id);
       return fields ? decodeRecord(fields, cipher) : undefined;
@@ -146,6 +149,7 @@ export function createMemoryBackend(cipher: FieldCipher, idleTimeoutMs: number, 
       Object.assign(fields, encodeUpdate(update, cipher));
       records.expireAt(id, update.idleExpiresAt + EXPIRY_GRACE_MS);
       sessions.expireAt(id, update.idleExpiresAt + EXPIRY_GRACE_MS);
+      watches.changed(id);
       return true;
     },
     touch: async (id, idleExpiresAt, lastActiveAt) => {
@@ -172,6 +176,7 @@ export function createMemoryBackend(cipher: FieldCipher, idleTimeoutMs: number, 
         sessions.delete(id);
         locks.delete(id);
         if (!fields) continue;
+        watches.changed(id);
         if (fields[F.sid] !== undefined) indexRemove(`sid:${fields[F.sid]}`, id);
         indexRemove(`sub:${fields[F.sub]}`, id);
         const record = decodeRecord(fields, cipher);

@@ -5,6 +5,7 @@ import { BffError, ErrorCode } from '../errors.js';
 import type { RedisClient } from '../config/options.js';
 import type { SessionBackend } from './backend.js';
 import type { FieldCipher } from './encryption.js';
+import { RecordWatches } from './record-watch.js';
 import { replicaWaiter } from './redis-replicas.js';
 import { CREATE, DESTROY, INDEX_ADD, READ_RECORD, RELEASE, STORE_TOKENS, TOUCH } from './redis-scripts.js';
 import { isRetryableReply, retryingReplies } from './redis-retry.js';
@@ -87,8 +88,10 @@ export function createRedisBackend(
   const lockKey = (name: string) => `${prefix}lock:{${name}}`;
   const indexKey = (kind: 'sid' | 'sub', value: string) => `${prefix}idx:${kind}:${value}`;
   const shas = new Map<string, string>();
-  // With client-side caching on the app's client, API calls of a cached session skip the command entirely.
-  const memo = createViewMemo(client, `${prefix}tok:`);
+  // With client-side caching on the app's client, API calls of a cached session skip the command entirely, and
+  // Redis tells this process when another one changes a session it read (the watches of waiting exchanges).
+  const watches = new RecordWatches();
+  const memo = createViewMemo(client, `${prefix}tok:`, (id) => watches.changed(id));
 
   const isReady = () => (redis.isReady ?? redis.isOpen) !== false;
   const ensureReady = () => {
@@ -208,6 +211,9 @@ export function createRedisBackend(
     }),
 
     readViewNow: memo ? (id, audience) => (isReady() ? memo.get(id, audience) : undefined) : undefined,
+
+    // Redis reports a change only of a key this client read since its last report: a waiter reads the view first.
+    watchRecord: memo ? (id) => watches.watch(id) : undefined,
 
     readRecord: (id) => run(async (deadline) => {
       const fields = (await script(deadline, READ_RECORD, [tokKey(id)], [])) as string[] | Record<string, string>;

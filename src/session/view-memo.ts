@@ -38,8 +38,11 @@ interface Memo {
  * emptied when the connection drops all replace or remove that entry, and the memo with it. Invalidations also
  * drop memos eagerly, so ended sessions leave nothing behind.
  * Returns undefined when the client has no client-side cache.
+ *
+ * `onInvalidated` hears of every session record Redis says changed (undefined: every record may have), so that
+ * a process waiting for another's token exchange reads the new token as soon as it is stored.
  */
-export function createViewMemo(client: unknown, tokKeyPrefix: string): ViewMemo | undefined {
+export function createViewMemo(client: unknown, tokKeyPrefix: string, onInvalidated?: (id: string | undefined) => void): ViewMemo | undefined {
   const cache = (client as { clientSideCache?: Partial<ClientSideCache> } | undefined)?.clientSideCache;
   if (!cache || typeof cache.get !== 'function' || typeof cache.on !== 'function' || typeof cache.off !== 'function') return undefined;
   const csc = cache as ClientSideCache;
@@ -49,9 +52,15 @@ export function createViewMemo(client: unknown, tokKeyPrefix: string): ViewMemo 
 
   // Keys look like `<prefix>tok:{<id>}`.
   const onInvalidate = (key: string | Buffer | null) => {
-    if (key === null) return memos.clear();
+    if (key === null) {
+      memos.clear();
+      return onInvalidated?.(undefined);
+    }
     const name = key.toString();
-    if (name.startsWith(tokKeyPrefix) && name.endsWith('}')) memos.delete(name.slice(tokKeyPrefix.length + 1, -1));
+    if (!name.startsWith(tokKeyPrefix) || !name.endsWith('}')) return;
+    const id = name.slice(tokKeyPrefix.length + 1, -1);
+    memos.delete(id);
+    onInvalidated?.(id);
   };
   csc.on('invalidate', onInvalidate);
 

@@ -7,6 +7,7 @@ import type { Reporter } from '../events/reporter.js';
 import { classifyTokenFailure } from '../idp/failures.js';
 import type { IdpClient, TokenAnswer } from '../idp/idp-client.js';
 import type { AccessTokenEntry, StoredSessionRecord, TokenUpdate } from '../session/record.js';
+import type { RecordWatch } from '../session/record-watch.js';
 import { sessionExpiryOf } from '../session/session-expiry.js';
 import { sessionEnded, sessionRef, type LoadedSession, type Sessions } from '../session/sessions.js';
 import { AudienceCheck } from './audience-check.js';
@@ -29,7 +30,18 @@ export interface AccessTokenOptions {
 /** The options of a call that passes none: one object, not a new `{}` per API call. */
 const NO_OPTIONS: AccessTokenOptions = Object.freeze({});
 
-const POLL_MS = 25;
+/**
+ * How a process waits for the token another process is exchanging. Where the store says when a session's record
+ * changes (Redis with client-side caching, memory), the waiter reads the view when told, and otherwise only every
+ * `watchedPollMs` (in case a change goes unheard, or the holder gives up without storing a token); elsewhere it
+ * reads every `pollMs`.
+ */
+export interface WaitTiming {
+  readonly pollMs: number;
+  readonly watchedPollMs: number;
+}
+
+const WAIT_TIMING: WaitTiming = Object.freeze({ pollMs: 25, watchedPollMs: 250 });
 
 /** What decides a token's refresh point (`config.tokens`). */
 export interface RefreshTiming {
@@ -76,6 +88,7 @@ export class TokenManager {
     private readonly idp: IdpClient,
     private readonly sessions: Sessions,
     private readonly report: Reporter,
+    private readonly waits: WaitTiming = WAIT_TIMING,
   ) {
     this.lockTtlMs = config.tokens.exchangeDeadlineMs + config.tokens.attemptTimeoutMs + 1_000;
     this.audiences = new AudienceCheck(config.logger);
@@ -138,6 +151,16 @@ export class TokenManager {
   }
 
   private async exchangeOnce(session: LoadedSession, target: TokenTarget, options: AccessTokenOptions, renewal: Renewal): Promise<AccessTokenEntry> {
+    // Listening from before the first lock attempt: a token another process stores from now on is heard of.
+    const watch = this.sessions.backend.watchRecord?.(session.id);
+    try {
+      return await this.exchangeOrWait(session, target, options, renewal, watch);
+    } finally {
+      watch?.stop();
+    }
+  }
+
+  private async exchangeOrWait(session: LoadedSession, target: TokenTarget, options: AccessTokenOptions, renewal: Renewal, watch: RecordWatch | undefined): Promise<AccessTokenEntry> {
     const { backend } = this.sessions;
     const deadline = performance.now() + this.config.tokens.exchangeDeadlineMs;
     const owner = randomUUID();
@@ -158,10 +181,13 @@ export class TokenManager {
           await backend.releaseLock(session.id, owner).catch(() => this.sessions.releaseLockLater(session.id, owner));
         }
       }
-      // Someone else is exchanging: take their result once it is stored.
+      // Someone else is exchanging: take their result once it is stored. With a watch, the first read comes at
+      // once (the token may be stored already, and Redis reports only changes to what this client read since its
+      // last report), and each next one when the store says the record changed.
       renewal.waiting();
-      while (performance.now() < deadline) {
-        await sleep(POLL_MS);
+      for (let reads = 0; performance.now() < deadline; reads++) {
+        if (watch === undefined) await sleep(this.waits.pollMs);
+        else if (reads > 0) await watch.next(Math.min(this.waits.watchedPollMs, deadline - performance.now()));
         const view = await backend.readView(session.id, target.audience);
         if (!view) throw sessionEnded('The session ended while its token was being renewed.');
         if (this.isUsable(view.accessToken, stale, options)) {

@@ -1,6 +1,7 @@
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AUDIENCE, REDIS_CLIENT_MODES, startHarness, type Harness } from '../support/harness.js';
+import type { RedisClient } from '../../src/config/options.js';
+import { AUDIENCE, REDIS_CLIENT_MODES, scanKeys, startHarness, waitFor, type Harness } from '../support/harness.js';
 
 const OTHER = 'https://other-api.example.test';
 
@@ -97,5 +98,35 @@ describe('client-side caching of the session read', () => {
     const [viaFirst, viaSecond] = h.upstream.requests.map((r) => r.headers.authorization);
     expect(viaSecond).toBe(viaFirst);
     expect((h.auth0.admin.counts().token.refresh_token?.ok ?? 0) - before).toBe(1);
+  });
+  it('forwards the token another instance is exchanging as soon as Redis says it is stored, without reading it on a timer meanwhile', async () => {
+    const browser = h.browser(0);
+    await browser.login();
+    const cookie = browser.jar.header(browser.url);
+    const call = (i: number) => fetch(`${h.urls[i]}/api/items`, { headers: { cookie, 'x-csrf': '1' } });
+    for (const i of [0, 1]) expect((await call(i)).status).toBe(200);
+    const reads = () => {
+      const stats = (h.redisClients[1] as unknown as { clientSideCache: { stats(): { hitCount: number; missCount: number } } }).clientSideCache.stats();
+      return stats.hitCount + stats.missCount;
+    };
+
+    // Instance 0 holds the exchange lock while Auth0 takes half a second to answer; instance 1 waits for its token.
+    h.auth0.admin.failTokenEndpoint({ delayMs: 500 }, { times: 1 });
+    h.clock.advance(61_000);
+    h.upstream.requests.length = 0;
+    const led = call(0);
+    await waitFor(async () => (await scanKeys(h.redis as RedisClient, `${h.prefix}lock:*`)).length === 1, 'instance 0 to hold the exchange lock');
+    const readsBefore = reads();
+    const started = performance.now();
+    const waited = await call(1);
+    const elapsed = performance.now() - started;
+    expect(waited.status).toBe(200);
+    expect((await led).status).toBe(200);
+
+    // Both forwarded the one new token. Instance 1 read the session once per 250 ms of waiting at most (its safety
+    // net), besides the request's own reads, one at once and one or two when told: not every 25 ms as it once did.
+    const [first, second] = h.upstream.requests.map((r) => r.headers.authorization);
+    expect(second).toBe(first);
+    expect(reads() - readsBefore).toBeLessThanOrEqual(6 + elapsed / 250);
   });
 });

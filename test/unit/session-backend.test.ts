@@ -7,6 +7,7 @@ import type { SessionBackend } from '../../src/session/backend.js';
 import { createFieldCipher, parseEncryptionKeys, plainCipher, type FieldCipher } from '../../src/session/encryption.js';
 import { createMemoryBackend } from '../../src/session/memory-backend.js';
 import type { AccessTokenEntry, SessionRecord } from '../../src/session/record.js';
+import type { RecordWatch } from '../../src/session/record-watch.js';
 import { createRedisBackend } from '../../src/session/redis-backend.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -608,6 +609,39 @@ describe('the Redis session backend on a client with client-side caching', () =>
     expect(await here.readView(b, API)).toBeUndefined();
   });
 
+  it('wakes a watch of a session it read when another process stores its tokens or ends it, and no other watch', async () => {
+    const [id, quiet] = [randomUUID(), randomUUID()];
+    for (const each of [id, quiet]) {
+      await there.createRecord(each, { ...record(), sid: `sid-${each}` });
+      await here.readView(each, API);
+    }
+    const watch = here.watchRecord!(id);
+    const unrelated = here.watchRecord!(quiet);
+    // Resolves with what woke the watch: the store's word, or (the test failing) a timer far longer than any test.
+    const woken = async (w: RecordWatch) => {
+      let timer: NodeJS.Timeout | undefined;
+      const silence = new Promise((r) => (timer = setTimeout(r, 10_000, 'not told')));
+      try {
+        return await Promise.race([w.next(HOUR).then(() => 'changed'), silence]);
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+    // Whether a change is pending: next() answers at once for one, before a macrotask runs.
+    const pending = (w: RecordWatch) => Promise.race([w.next(HOUR).then(() => true), new Promise((r) => setImmediate(r, false))]);
+    try {
+      await there.storeTokens(id, { audience: API, accessToken: { token: 'AT-2', expiresAt: now + 2 * HOUR, refreshAt: now + 2 * HOUR - MINUTE, scope: 'read:things' }, idleExpiresAt: now + HOUR });
+      expect(await woken(watch)).toBe('changed');
+      expect((await here.readView(id, API))?.accessToken?.token).toBe('AT-2');
+      await there.destroy([id]);
+      expect(await woken(watch)).toBe('changed');
+      expect(await pending(unrelated)).toBe(false);
+    } finally {
+      watch.stop();
+      unrelated.stop();
+    }
+  });
+
   it('holds nothing for a client without client-side caching', async () => {
     const plain = await connectRedis();
     const backend = createRedisBackend(plain as unknown as RedisClient, prefix, plainCipher, IDLE_TIMEOUT, clock, 2_000);
@@ -615,6 +649,7 @@ describe('the Redis session backend on a client with client-side caching', () =>
     await backend.createRecord(id, record());
     await backend.readView(id, API);
     expect(backend.readViewNow).toBeUndefined();
+    expect(backend.watchRecord).toBeUndefined();
     await backend.close();
     await plain.close();
   });

@@ -12,7 +12,7 @@ import { plainCipher } from '../../src/session/encryption.js';
 import { createMemoryBackend } from '../../src/session/memory-backend.js';
 import type { AccessTokenEntry, SessionRecord } from '../../src/session/record.js';
 import { Sessions } from '../../src/session/sessions.js';
-import { TokenManager, type AccessTokenOptions } from '../../src/tokens/token-manager.js';
+import { TokenManager, type AccessTokenOptions, type WaitTiming } from '../../src/tokens/token-manager.js';
 
 const ISSUER = 'https://tenant.example/';
 const TOKEN_ENDPOINT = 'https://tenant.example/oauth/token';
@@ -225,6 +225,33 @@ describe('the token manager', () => {
     now = Math.max(now, entry.refreshAt);
   }
 
+  /**
+   * Lets the session's token expire and starts an exchange here whose answer from Auth0 (`held`) waits; then a call
+   * of the same session in another process (its waits `timing`), which finds the exchange lock taken. Lets the
+   * answer go once that process waits for it: it has read the session after the lock was refused. Auth0 answers
+   * the requests after that with `then`.
+   */
+  async function waitBehindAnExchange(id: string, timing: WaitTiming, held: Answer, ...then: Answer[]): Promise<{ first: Promise<AccessTokenEntry>; second: Promise<AccessTokenEntry> }> {
+    const other = new TokenManager(config, idp, new Sessions(config, backend, report), report, timing);
+    const hold = deferred();
+    auth0.answer(async (request) => {
+      await hold.promise;
+      return held(request);
+    }, ...then);
+    await letTokenExpire(id);
+    const first = accessToken(id);
+    first.catch(() => {});
+    await expect.poll(() => auth0.requests.length).toBe(1);
+    let reads = 0;
+    const read = backend.readView.bind(backend);
+    backend.readView = (...args) => (reads++, read(...args));
+    const second = accessToken(id, API, { tokenManager: other });
+    // The call's own read, then the waiter's first.
+    await expect.poll(() => reads).toBeGreaterThanOrEqual(2);
+    hold.resolve();
+    return { first, second };
+  }
+
   async function failure(promise: Promise<unknown>): Promise<BffError> {
     try {
       await promise;
@@ -378,6 +405,28 @@ describe('the token manager', () => {
       expect((await first).token).toBe('AT-2');
       expect((await second).token).toBe('AT-2');
       expect(auth0.requests).toHaveLength(1);
+    });
+
+    it('hands a process waiting for another\'s exchange the token as soon as it is stored, not at its next read', async () => {
+      // A deadline and reads on a timer an hour away: only the store's word can bring the waiter its token in time.
+      idp.close();
+      await backend.close();
+      await start({ exchangeDeadline: HOUR, attemptTimeout: ATTEMPT_TIMEOUT_MS });
+      const id = await login();
+      const { first, second } = await waitBehindAnExchange(id, { pollMs: HOUR, watchedPollMs: HOUR }, tokens('AT-2'));
+
+      expect((await first).token).toBe('AT-2');
+      expect((await second).token).toBe('AT-2');
+      expect(auth0.requests).toHaveLength(1);
+    });
+
+    it('takes over, at its next read, from a process that gave up its exchange without storing a token', async () => {
+      const id = await login();
+      const { first, second } = await waitBehindAnExchange(id, { pollMs: 10, watchedPollMs: 10 }, oauthError(400, 'invalid_request'), tokens('AT-2'));
+
+      expect((await failure(first)).code).toBe('configuration_error');
+      expect((await second).token).toBe('AT-2');
+      expect(auth0.requests).toHaveLength(2);
     });
 
     it('takes back a lock it asked for when the store answered too late, so the next call can exchange', async () => {

@@ -1,0 +1,70 @@
+/** A watch on one session's record: what a process waiting for another process's token exchange listens to. */
+export interface RecordWatch {
+  /**
+   * Resolves at the first change to the record since the watch began or since the last `next()` resolved (at
+   * once when one came meanwhile), or after `timeoutMs` when none comes.
+   */
+  next(timeoutMs: number): Promise<void>;
+  /** Stops listening; a `next()` still pending resolves. */
+  stop(): void;
+}
+
+interface Watcher {
+  changed: boolean;
+  wake: (() => void) | undefined;
+}
+
+/**
+ * The watches of one session store, by session id. The store calls `changed(id)` when it learns that a record
+ * changed (it wrote it, or Redis said another process did), or `changed(undefined)` when it cannot tell which
+ * (every watch wakes). A watch is kept only while someone waits on it.
+ */
+export class RecordWatches {
+  private readonly byId = new Map<string, Set<Watcher>>();
+
+  watch(id: string): RecordWatch {
+    const watcher: Watcher = { changed: false, wake: undefined };
+    let set = this.byId.get(id);
+    if (set === undefined) this.byId.set(id, (set = new Set()));
+    set.add(watcher);
+    const byId = this.byId;
+    return {
+      next(timeoutMs) {
+        if (watcher.changed) {
+          watcher.changed = false;
+          return Promise.resolve();
+        }
+        return new Promise<void>((resolve) => {
+          const timer = setTimeout(done, Math.max(0, timeoutMs));
+          function done() {
+            clearTimeout(timer);
+            watcher.wake = undefined;
+            watcher.changed = false;
+            resolve();
+          }
+          watcher.wake = done;
+        });
+      },
+      stop() {
+        const watchers = byId.get(id);
+        if (watchers?.delete(watcher) && watchers.size === 0) byId.delete(id);
+        watcher.wake?.();
+      },
+    };
+  }
+
+  changed(id: string | undefined): void {
+    if (this.byId.size === 0) return;
+    if (id === undefined) {
+      for (const watchers of this.byId.values()) for (const watcher of watchers) notify(watcher);
+      return;
+    }
+    const watchers = this.byId.get(id);
+    if (watchers !== undefined) for (const watcher of watchers) notify(watcher);
+  }
+}
+
+function notify(watcher: Watcher): void {
+  if (watcher.wake !== undefined) watcher.wake();
+  else watcher.changed = true;
+}
