@@ -47,6 +47,8 @@ export interface SessionBackend {
 
   /** The BFF application's own access token (client credentials) kept under `name`, shared by every process. */
   readClientToken(name: string): Promise<AccessTokenEntry | undefined>;
+  /** Hears of changes to it made by any process, as `watchRecord` does of a session's record (same caveats). */
+  readonly watchClientToken?: ((name: string) => RecordWatch) | undefined;
   /** Keeps it until it expires. */
   storeClientToken(name: string, entry: AccessTokenEntry): Promise<void>;
 

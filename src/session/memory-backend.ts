@@ -135,7 +135,7 @@ export function createMemoryBackend(cipher: FieldCipher, idleTimeoutMs: number, 
     },
     readView: async (id, audience) => viewOf(id, audience),
     readViewNow: viewOf,
-    watchRecord: (id) => watches.watch(id),
+    watchRecord: (id) => watches.watch(`tok:${id}`),
     readRecord: async (id) => {
       const fields = records.get(id);
       return fields ? decodeRecord(fields, cipher) : undefined;
@@ -149,7 +149,7 @@ export function createMemoryBackend(cipher: FieldCipher, idleTimeoutMs: number, 
       Object.assign(fields, encodeUpdate(update, cipher));
       records.expireAt(id, update.idleExpiresAt + EXPIRY_GRACE_MS);
       sessions.expireAt(id, update.idleExpiresAt + EXPIRY_GRACE_MS);
-      watches.changed(id);
+      watches.changed(`tok:${id}`);
       return true;
     },
     touch: async (id, idleExpiresAt, lastActiveAt) => {
@@ -176,7 +176,7 @@ export function createMemoryBackend(cipher: FieldCipher, idleTimeoutMs: number, 
         sessions.delete(id);
         locks.delete(id);
         if (!fields) continue;
-        watches.changed(id);
+        watches.changed(`tok:${id}`);
         if (fields[F.sid] !== undefined) indexRemove(`sid:${fields[F.sid]}`, id);
         indexRemove(`sub:${fields[F.sub]}`, id);
         const record = decodeRecord(fields, cipher);
@@ -185,8 +185,10 @@ export function createMemoryBackend(cipher: FieldCipher, idleTimeoutMs: number, 
       return ended;
     },
     readClientToken: async (name) => decodeAccessToken(clientTokens.get(name), cipher),
+    watchClientToken: (name) => watches.watch(`ctok:${name}`),
     storeClientToken: async (name, entry) => {
       clientTokens.set(name, encodeAccessToken(entry, cipher), entry.expiresAt);
+      watches.changed(`ctok:${name}`);
     },
     acquireLock: async (name, owner, ttlMs) => {
       if (locks.get(name) !== undefined) return false;

@@ -1,4 +1,7 @@
-/** A watch on one session's record: what a process waiting for another process's token exchange listens to. */
+/**
+ * A watch on one stored record (a session's, or the application's token for an API): what a process waiting for
+ * another process's token exchange listens to.
+ */
 export interface RecordWatch {
   /**
    * Resolves at the first change to the record since the watch began or since the last `next()` resolved (at
@@ -15,19 +18,19 @@ interface Watcher {
 }
 
 /**
- * The watches of one session store, by session id. The store calls `changed(id)` when it learns that a record
- * changed (it wrote it, or Redis said another process did), or `changed(undefined)` when it cannot tell which
- * (every watch wakes). A watch is kept only while someone waits on it.
+ * The watches of one session store, by the record's key. The store calls `changed(key)` when it learns that a
+ * record changed (it wrote it, or Redis said another process did), or `changed(undefined)` when it cannot tell
+ * which (every watch wakes). A watch is kept only while someone waits on it.
  */
 export class RecordWatches {
-  private readonly byId = new Map<string, Set<Watcher>>();
+  private readonly byKey = new Map<string, Set<Watcher>>();
 
-  watch(id: string): RecordWatch {
+  watch(key: string): RecordWatch {
     const watcher: Watcher = { changed: false, wake: undefined };
-    let set = this.byId.get(id);
-    if (set === undefined) this.byId.set(id, (set = new Set()));
+    let set = this.byKey.get(key);
+    if (set === undefined) this.byKey.set(key, (set = new Set()));
     set.add(watcher);
-    const byId = this.byId;
+    const byKey = this.byKey;
     return {
       next(timeoutMs) {
         if (watcher.changed) {
@@ -46,20 +49,20 @@ export class RecordWatches {
         });
       },
       stop() {
-        const watchers = byId.get(id);
-        if (watchers?.delete(watcher) && watchers.size === 0) byId.delete(id);
+        const watchers = byKey.get(key);
+        if (watchers?.delete(watcher) && watchers.size === 0) byKey.delete(key);
         watcher.wake?.();
       },
     };
   }
 
-  changed(id: string | undefined): void {
-    if (this.byId.size === 0) return;
-    if (id === undefined) {
-      for (const watchers of this.byId.values()) for (const watcher of watchers) notify(watcher);
+  changed(key: string | undefined): void {
+    if (this.byKey.size === 0) return;
+    if (key === undefined) {
+      for (const watchers of this.byKey.values()) for (const watcher of watchers) notify(watcher);
       return;
     }
-    const watchers = this.byId.get(id);
+    const watchers = this.byKey.get(key);
     if (watchers !== undefined) for (const watcher of watchers) notify(watcher);
   }
 }

@@ -86,12 +86,13 @@ export function createRedisBackend(
   const sessKey = (id: string) => `${prefix}sess:{${id}}`;
   const tokKey = (id: string) => `${prefix}tok:{${id}}`;
   const lockKey = (name: string) => `${prefix}lock:{${name}}`;
+  const clientTokenKey = (name: string) => `${prefix}ctok:${name}`;
   const indexKey = (kind: 'sid' | 'sub', value: string) => `${prefix}idx:${kind}:${value}`;
   const shas = new Map<string, string>();
   // With client-side caching on the app's client, API calls of a cached session skip the command entirely, and
   // Redis tells this process when another one changes a session it read (the watches of waiting exchanges).
   const watches = new RecordWatches();
-  const memo = createViewMemo(client, `${prefix}tok:`, (id) => watches.changed(id));
+  const memo = createViewMemo(client, `${prefix}tok:`, (key) => watches.changed(key));
 
   const isReady = () => (redis.isReady ?? redis.isOpen) !== false;
   const ensureReady = () => {
@@ -213,7 +214,7 @@ export function createRedisBackend(
     readViewNow: memo ? (id, audience) => (isReady() ? memo.get(id, audience) : undefined) : undefined,
 
     // Redis reports a change only of a key this client read since its last report: a waiter reads the view first.
-    watchRecord: memo ? (id) => watches.watch(id) : undefined,
+    watchRecord: memo ? (id) => watches.watch(tokKey(id)) : undefined,
 
     readRecord: (id) => run(async (deadline) => {
       const fields = (await script(deadline, READ_RECORD, [tokKey(id)], [])) as string[] | Record<string, string>;
@@ -259,9 +260,10 @@ export function createRedisBackend(
       return ended;
     }),
 
-    readClientToken: (name) => run(async (deadline) => decodeAccessToken(await retried(deadline, () => redis.get(`${prefix}ctok:${name}`)), cipher)),
+    readClientToken: (name) => run(async (deadline) => decodeAccessToken(await retried(deadline, () => redis.get(clientTokenKey(name))), cipher)),
+    watchClientToken: memo ? (name) => watches.watch(clientTokenKey(name)) : undefined,
     storeClientToken: (name, entry) => run(async (deadline) => {
-      await retried(deadline, () => redis.set(`${prefix}ctok:${name}`, encodeAccessToken(entry, cipher), { expiration: { type: 'PX', value: Math.max(1, Math.ceil(entry.expiresAt - clock())) } }));
+      await retried(deadline, () => redis.set(clientTokenKey(name), encodeAccessToken(entry, cipher), { expiration: { type: 'PX', value: Math.max(1, Math.ceil(entry.expiresAt - clock())) } }));
     }),
 
     acquireLock: (name, owner, ttlMs) => run(async (deadline) =>

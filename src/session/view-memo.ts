@@ -39,10 +39,10 @@ interface Memo {
  * drop memos eagerly, so ended sessions leave nothing behind.
  * Returns undefined when the client has no client-side cache.
  *
- * `onInvalidated` hears of every session record Redis says changed (undefined: every record may have), so that
- * a process waiting for another's token exchange reads the new token as soon as it is stored.
+ * `onInvalidated` hears of every key Redis says changed (undefined: every key may have), so that a process waiting
+ * for another's token exchange reads the new token as soon as it is stored.
  */
-export function createViewMemo(client: unknown, tokKeyPrefix: string, onInvalidated?: (id: string | undefined) => void): ViewMemo | undefined {
+export function createViewMemo(client: unknown, tokKeyPrefix: string, onInvalidated?: (key: string | undefined) => void): ViewMemo | undefined {
   const cache = (client as { clientSideCache?: Partial<ClientSideCache> } | undefined)?.clientSideCache;
   if (!cache || typeof cache.get !== 'function' || typeof cache.on !== 'function' || typeof cache.off !== 'function') return undefined;
   const csc = cache as ClientSideCache;
@@ -57,10 +57,8 @@ export function createViewMemo(client: unknown, tokKeyPrefix: string, onInvalida
       return onInvalidated?.(undefined);
     }
     const name = key.toString();
-    if (!name.startsWith(tokKeyPrefix) || !name.endsWith('}')) return;
-    const id = name.slice(tokKeyPrefix.length + 1, -1);
-    memos.delete(id);
-    onInvalidated?.(id);
+    if (name.startsWith(tokKeyPrefix) && name.endsWith('}')) memos.delete(name.slice(tokKeyPrefix.length + 1, -1));
+    onInvalidated?.(name);
   };
   csc.on('invalidate', onInvalidate);
 

@@ -7,12 +7,12 @@ import { classifyTokenFailure, type ClassifiedFailure } from '../idp/failures.js
 import type { IdpClient, TokenAnswer } from '../idp/idp-client.js';
 import type { SessionBackend } from '../session/backend.js';
 import type { AccessTokenEntry } from '../session/record.js';
+import type { RecordWatch } from '../session/record-watch.js';
 import { backoffDelay, sleep } from './backoff.js';
 import { RenewedTokens } from './renewed-tokens.js';
 import { tokenAudiences } from './audience-check.js';
-import { accessTokenEntry } from './token-manager.js';
+import { WAIT_TIMING, accessTokenEntry, type WaitTiming } from './token-manager.js';
 
-const POLL_MS = 25;
 /** How long a refusal by Auth0 (credentials, client grant) is answered from memory instead of asking again. */
 const REFUSAL_MEMORY_MS = 10_000;
 /** OpenID scopes mean nothing to the client-credentials grant (no user): Auth0 would refuse them as not granted. */
@@ -32,6 +32,7 @@ export class ClientTokens {
     private readonly idp: IdpClient,
     private readonly backend: SessionBackend,
     private readonly report: Reporter,
+    private readonly waits: WaitTiming = WAIT_TIMING,
   ) {}
 
   /** The token of one API, made once when the proxy is built (the hot path then reads a field). APIs of one audience and scope share it. */
@@ -39,7 +40,7 @@ export class ClientTokens {
     const granted = scope?.split(/\s+/).filter((s) => s !== '' && !OIDC_SCOPES.has(s)).join(' ') || undefined;
     const name = granted === undefined ? audience : `${audience} ${granted}`;
     let slot = this.slots.get(name);
-    if (slot === undefined) this.slots.set(name, (slot = new ClientToken(name, audience, granted, this.config, this.idp, this.backend, this.report)));
+    if (slot === undefined) this.slots.set(name, (slot = new ClientToken(name, audience, granted, this.config, this.idp, this.backend, this.report, this.waits)));
     return slot;
   }
 }
@@ -66,6 +67,7 @@ export class ClientToken {
     private readonly idp: IdpClient,
     private readonly backend: SessionBackend,
     private readonly report: Reporter,
+    private readonly waits: WaitTiming,
   ) {
     this.parameters = scope === undefined ? { audience } : { audience, scope };
     this.lockTtlMs = config.tokens.exchangeDeadlineMs + config.tokens.attemptTimeoutMs + 1_000;
@@ -113,6 +115,16 @@ export class ClientToken {
    * process holds the lock) its result once stored.
    */
   private async obtainShared(rejected: string | undefined): Promise<AccessTokenEntry> {
+    // Listening from before the first read: a token another process stores after it is heard of.
+    const watch = this.backend.watchClientToken?.(this.name);
+    try {
+      return await this.obtainOrWait(rejected, watch);
+    } finally {
+      watch?.stop();
+    }
+  }
+
+  private async obtainOrWait(rejected: string | undefined, watch: RecordWatch | undefined): Promise<AccessTokenEntry> {
     const deadline = performance.now() + this.config.tokens.exchangeDeadlineMs;
     const owner = randomUUID();
     const first = await this.backend.readClientToken(this.name);
@@ -130,8 +142,10 @@ export class ClientToken {
           await this.backend.releaseLock(this.name, owner).catch(() => {});
         }
       }
+      // Another process is exchanging: read again when the store says the token changed (with a watch), else on a timer.
       while (performance.now() < deadline) {
-        await sleep(POLL_MS);
+        if (watch === undefined) await sleep(this.waits.pollMs);
+        else await watch.next(Math.min(this.waits.watchedPollMs, deadline - performance.now()));
         const stored = await this.backend.readClientToken(this.name);
         if (this.usable(stored, rejected, seen)) return this.keep(stored!);
         if (await this.backend.acquireLock(this.name, owner, this.lockTtlMs)) {

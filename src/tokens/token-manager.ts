@@ -41,7 +41,7 @@ export interface WaitTiming {
   readonly watchedPollMs: number;
 }
 
-const WAIT_TIMING: WaitTiming = Object.freeze({ pollMs: 25, watchedPollMs: 250 });
+export const WAIT_TIMING: WaitTiming = Object.freeze({ pollMs: 25, watchedPollMs: 250 });
 
 /** What decides a token's refresh point (`config.tokens`). */
 export interface RefreshTiming {

@@ -8,6 +8,7 @@ import type { SessionBackend } from '../../src/session/backend.js';
 import { plainCipher } from '../../src/session/encryption.js';
 import { createMemoryBackend } from '../../src/session/memory-backend.js';
 import { ClientTokens } from '../../src/tokens/client-tokens.js';
+import type { WaitTiming } from '../../src/tokens/token-manager.js';
 
 const ISSUER = 'https://tenant.example/';
 const API = 'https://api.example.test';
@@ -36,17 +37,17 @@ describe('the application\'s own tokens', () => {
   let events: BffEventEmitter;
 
   /** One BFF process: its config, Auth0 client and token store, over the shared backend. */
-  const process = (fetch: typeof globalThis.fetch): { tokens: ClientTokens; config: BffConfig } => {
+  const process = (fetch: typeof globalThis.fetch, waits?: { timing: WaitTiming; exchangeDeadline: number }): { tokens: ClientTokens; config: BffConfig } => {
     const config = validateOptions({
       issuer: ISSUER, clientId: 'bff', clientSecret: 'bff-secret', audience: API, baseURL: 'https://app.example',
       session: { secrets: ['a-session-secret-of-at-least-32-characters'] },
       clock: () => now, fetch,
       logger: { warn: (m) => logs.push(`warn ${m}`), error: (m) => logs.push(`error ${m}`) },
-      tokens: { exchangeDeadline: 2_000, attemptTimeout: 500 },
+      tokens: { exchangeDeadline: waits?.exchangeDeadline ?? 2_000, attemptTimeout: 500 },
     });
     const idp = new IdpClient(config);
     idps.push(idp);
-    return { tokens: new ClientTokens(config, idp, backend, new Reporter(events, config.logger)), config };
+    return { tokens: new ClientTokens(config, idp, backend, new Reporter(events, config.logger), waits?.timing), config };
   };
 
   /** Resolves once a process finds the lock taken: the other process is then waiting for it. */
@@ -95,6 +96,20 @@ describe('the application\'s own tokens', () => {
     expect(first).toMatchObject({ status: 'rejected', reason: { code: ErrorCode.TOKEN_SERVICE_UNAVAILABLE, retryAfter: 60 } });
     expect(second).toMatchObject({ status: 'fulfilled', value: { token: 'AT-app-2' } });
     expect(tenant.requests).toHaveLength(2);
+  });
+
+  it('hands a process waiting for another\'s exchange the token as soon as it is stored, not at its next read', async () => {
+    const otherWaiting = lockRefused();
+    const tenant = fakeTenant(async () => {
+      await otherWaiting;
+      return issued('AT-app-1');
+    });
+    // A deadline and reads on a timer an hour away: only the store's word can bring the waiter its token in time.
+    const HOUR = 3_600_000;
+    const [a, b] = [process(tenant.fetch), process(tenant.fetch, { timing: { pollMs: HOUR, watchedPollMs: HOUR }, exchangeDeadline: HOUR })];
+    const [first, second] = await Promise.all([a.tokens.forApi(API, undefined).token(), b.tokens.forApi(API, undefined).token()]);
+    expect([first.token, second.token]).toEqual(['AT-app-1', 'AT-app-1']);
+    expect(tenant.requests).toHaveLength(1);
   });
 
   it('takes a token another process stored while it waited, even one too short for the refresh margin, and warns once', async () => {

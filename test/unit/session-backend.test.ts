@@ -609,6 +609,19 @@ describe('the Redis session backend on a client with client-side caching', () =>
     expect(await here.readView(b, API)).toBeUndefined();
   });
 
+  // Resolves with what woke the watch: the store's word, or (the test failing) a timer far longer than any test.
+  const woken = async (w: RecordWatch) => {
+    let timer: NodeJS.Timeout | undefined;
+    const silence = new Promise((r) => (timer = setTimeout(r, 10_000, 'not told')));
+    try {
+      return await Promise.race([w.next(HOUR).then(() => 'changed'), silence]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  // Whether a change is pending: next() answers at once for one, before a macrotask runs.
+  const pending = (w: RecordWatch) => Promise.race([w.next(HOUR).then(() => true), new Promise((r) => setImmediate(r, false))]);
+
   it('wakes a watch of a session it read when another process stores its tokens or ends it, and no other watch', async () => {
     const [id, quiet] = [randomUUID(), randomUUID()];
     for (const each of [id, quiet]) {
@@ -617,18 +630,6 @@ describe('the Redis session backend on a client with client-side caching', () =>
     }
     const watch = here.watchRecord!(id);
     const unrelated = here.watchRecord!(quiet);
-    // Resolves with what woke the watch: the store's word, or (the test failing) a timer far longer than any test.
-    const woken = async (w: RecordWatch) => {
-      let timer: NodeJS.Timeout | undefined;
-      const silence = new Promise((r) => (timer = setTimeout(r, 10_000, 'not told')));
-      try {
-        return await Promise.race([w.next(HOUR).then(() => 'changed'), silence]);
-      } finally {
-        clearTimeout(timer);
-      }
-    };
-    // Whether a change is pending: next() answers at once for one, before a macrotask runs.
-    const pending = (w: RecordWatch) => Promise.race([w.next(HOUR).then(() => true), new Promise((r) => setImmediate(r, false))]);
     try {
       await there.storeTokens(id, { audience: API, accessToken: { token: 'AT-2', expiresAt: now + 2 * HOUR, refreshAt: now + 2 * HOUR - MINUTE, scope: 'read:things' }, idleExpiresAt: now + HOUR });
       expect(await woken(watch)).toBe('changed');
@@ -642,6 +643,24 @@ describe('the Redis session backend on a client with client-side caching', () =>
     }
   });
 
+  it('wakes a watch of the application\'s token it read when another process stores a new one', async () => {
+    const name = `${API} read:things`;
+    await there.storeClientToken(name, { token: 'AT-app-1', expiresAt: now + HOUR, refreshAt: now + HOUR - MINUTE, scope: undefined });
+    expect((await here.readClientToken(name))?.token).toBe('AT-app-1');
+    const watch = here.watchClientToken!(name);
+    const session = here.watchRecord!(name);
+    try {
+      await there.storeClientToken(name, { token: 'AT-app-2', expiresAt: now + 2 * HOUR, refreshAt: now + 2 * HOUR - MINUTE, scope: undefined });
+      expect(await woken(watch)).toBe('changed');
+      expect((await here.readClientToken(name))?.token).toBe('AT-app-2');
+      // A session of that name is another record.
+      expect(await pending(session)).toBe(false);
+    } finally {
+      watch.stop();
+      session.stop();
+    }
+  });
+
   it('holds nothing for a client without client-side caching', async () => {
     const plain = await connectRedis();
     const backend = createRedisBackend(plain as unknown as RedisClient, prefix, plainCipher, IDLE_TIMEOUT, clock, 2_000);
@@ -650,6 +669,7 @@ describe('the Redis session backend on a client with client-side caching', () =>
     await backend.readView(id, API);
     expect(backend.readViewNow).toBeUndefined();
     expect(backend.watchRecord).toBeUndefined();
+    expect(backend.watchClientToken).toBeUndefined();
     await backend.close();
     await plain.close();
   });
