@@ -7,12 +7,12 @@ const HOUR = 3_600_000;
 const settlesAtOnce = (watch: RecordWatch) =>
   Promise.race([watch.next(HOUR).then(() => true), new Promise<boolean>((r) => setImmediate(r, false))]);
 
-describe('watches of session records', () => {
+describe('watches of stored records', () => {
   afterEach(() => {
     vi.useRealTimers();
   });
 
-  it('wakes a waiting watch when its session changes, and keeps a change heard while nobody waited for the next wait', async () => {
+  it('wakes a waiting watch when its record changes, and keeps a change heard between two waits for the next one', async () => {
     const watches = new RecordWatches();
     const watch = watches.watch('a');
     const waiting = watch.next(HOUR);
@@ -21,12 +21,11 @@ describe('watches of session records', () => {
     watches.changed('a');
     expect(await settlesAtOnce(watch)).toBe(true);
     // That change is used up: the next wait waits.
-    const next = settlesAtOnce(watch);
-    expect(await next).toBe(false);
+    expect(await settlesAtOnce(watch)).toBe(false);
     watch.stop();
   });
 
-  it('wakes only the watches of the session that changed, and all of them when the store cannot say which', async () => {
+  it('wakes only the watches of the record that changed, and all of them when the store cannot say which', async () => {
     const watches = new RecordWatches();
     const [a1, a2, b] = [watches.watch('a'), watches.watch('a'), watches.watch('b')];
     let bWoken = false;
