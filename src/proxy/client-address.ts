@@ -33,11 +33,27 @@ export function clientAddress(req: IncomingMessage, headers: IncomingHttpHeaders
   if (trust === undefined || peer === undefined) return peer;
   const header = headers['x-forwarded-for'];
   if (!header) return peer;
-  const hops = (Array.isArray(header) ? header.join(',') : header).split(',');
+  const hops = forwardedAddresses(Array.isArray(header) ? header.join(',') : header);
   let address = peer;
   for (let hop = 0; hop < hops.length; hop++) {
     if (!trust(address, hop)) return address;
-    address = (hops[hops.length - 1 - hop] as string).trim();
+    address = hops[hops.length - 1 - hop] as string;
   }
   return address;
+}
+
+/**
+ * The addresses an X-Forwarded-For value lists, read as Express reads them: each entry without the spaces around
+ * it, empty entries (`a,,b`, a trailing comma) skipped rather than taken for an address.
+ */
+function forwardedAddresses(header: string): string[] {
+  const addresses: string[] = [];
+  for (const entry of header.split(',')) {
+    let start = 0;
+    let end = entry.length;
+    while (start < end && entry.charCodeAt(start) === 32) start++;
+    while (end > start && entry.charCodeAt(end - 1) === 32) end--;
+    if (end > start) addresses.push(entry.slice(start, end));
+  }
+  return addresses;
 }
