@@ -1,4 +1,4 @@
-import { createServer } from 'node:http';
+import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -106,6 +106,52 @@ describe('the wrap entry, side by side with app.use(bff)', () => {
     const use = await names(servers.use);
     expect(use).toEqual(expect.arrayContaining(['login', 'refresh', 'logout']));
     expect(await names(servers.wrap)).toEqual(use);
+  });
+});
+
+/**
+ * A request with the target as written (`fetch` would rewrite it): `target` may be in absolute form
+ * (`http://host/path`) or hold a backslash or a fragment, as a hand-written or proxied request can.
+ */
+function rawRequest(base: string, target: string): Promise<{ status: number; contentType: string | undefined }> {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    request({ hostname, port, path: target, agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, contentType: res.headers['content-type'] }));
+    }).on('error', reject).end();
+  });
+}
+
+describe('the wrap entry, for targets Express reads differently from their text', () => {
+  const servers = {} as Record<Entry, Harness>;
+  const atRoot = {} as Record<Entry, Harness>;
+  beforeAll(async () => {
+    for (const entry of ['use', 'wrap'] as const) {
+      servers[entry] = await startHarness({ entry });
+      // A route may be configured at "/": then "/?x" is that route with a query.
+      atRoot[entry] = await startHarness({ entry, bff: { routes: { healthz: '/' } } });
+    }
+  });
+  afterAll(() => Promise.all([...Object.values(servers), ...Object.values(atRoot)].map((h) => h?.close())));
+
+  it.each([
+    ['the health check in absolute form (RFC 9112 3.2.2)', (base: string) => `${base}/healthz`, 200],
+    ['the user route in absolute form', (base: string) => `${base}/auth/user`, 401],
+    ['the login route in absolute form', (base: string) => `${base}/auth/login`, 302],
+    ['the user route with a backslash and a fragment (Express reads "/auth/user")', () => '/auth\\user#x', 401],
+    ['the login route with a backslash and a fragment', () => '/auth\\login#', 302],
+    ['an app page with a backslash', () => '/auth\\nothing', 404],
+  ])('answers %s as app.use(bff) does', async (_name, target, status) => {
+    const answers = await Promise.all((['use', 'wrap'] as const).map((entry) => rawRequest(servers[entry].urls[0]!, target(servers[entry].urls[0]!))));
+    expect(answers[0]!.status).toBe(status);
+    expect(answers[1]).toEqual(answers[0]);
+  });
+
+  it.each(['/', '/?probe=1'])('answers a route configured at "/" as app.use(bff) does: %s', async (target) => {
+    const answers = await Promise.all((['use', 'wrap'] as const).map((entry) => rawRequest(atRoot[entry].urls[0]!, target)));
+    expect(answers[0]).toEqual({ status: 200, contentType: expect.stringMatching(/^application\/json/) });
+    expect(answers[1]).toEqual(answers[0]);
   });
 });
 
