@@ -17,6 +17,7 @@ import { requestAccessToken, sessionOf } from './guard/request-session.js';
 import { IdpClient } from './idp/idp-client.js';
 import type { RequestListenerApp } from './entry/entry-types.js';
 import { wrapApp } from './entry/wrap.js';
+import { absoluteFormApi } from './proxy/absolute-form.js';
 import { ApiProxy } from './proxy/api-proxy.js';
 import { createRealtime } from './realtime/realtime.js';
 import { backchannelLogoutRoute } from './routes/backchannel-logout.js';
@@ -254,6 +255,8 @@ export function createBff(options: BffOptions): Bff {
     if (external) sessions.adoptStore(req.sessionStore);
     const url = req.url;
     for (const proxy of proxies) if (proxy.matches(url)) return void proxy.handle(req, res);
+    const absolute = url.charCodeAt(0) === 47 /* / */ ? undefined : absoluteFormApi(proxies, req);
+    if (absolute !== undefined) return void absolute.handle(req, res);
     bffRoutes(req, res, next);
   } as Bff;
 

@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import express, { type RequestHandler } from 'express';
 import type { BffConfig } from '../config/validate.js';
 import { BffConfigError } from '../errors.js';
+import { absoluteFormApi } from '../proxy/absolute-form.js';
 import type { ApiProxy } from '../proxy/api-proxy.js';
 import { appTrust, WRAPPED_TRUST } from '../proxy/client-address.js';
 import type { RequestListenerApp } from './entry-types.js';
@@ -42,18 +43,26 @@ export function wrapApp(parts: WrapParts, app: RequestListenerApp): (req: Incomi
   const isRoute = routePathMatcher(parts.routes);
   const settings = (app as ExpressSettings).settings;
   const routes = routesApp(parts, app, settings);
+  // What Express would have done for an API call under app.use(bff), read live from the app's settings.
+  const asExpressWould = settings === undefined
+    ? undefined
+    : (req: IncomingMessage, res: ServerResponse): void => {
+      if (settings['x-powered-by']) res.setHeader('X-Powered-By', 'Express');
+      const trust = appTrust(app);
+      if (trust !== undefined) (req as { [WRAPPED_TRUST]?: unknown })[WRAPPED_TRUST] = trust;
+    };
   return function bffWrapped(req, res) {
     const url = req.url as string;
     for (const proxy of proxies) {
       if (proxy.matches(url)) {
-        // What Express would have done for this request under app.use(bff), read live from the app's settings.
-        if (settings !== undefined) {
-          if (settings['x-powered-by']) res.setHeader('X-Powered-By', 'Express');
-          const trust = appTrust(app);
-          if (trust !== undefined) (req as { [WRAPPED_TRUST]?: unknown })[WRAPPED_TRUST] = trust;
-        }
+        asExpressWould?.(req, res);
         return proxy.handle(req, res);
       }
+    }
+    const absolute = url.charCodeAt(0) === 47 /* / */ ? undefined : absoluteFormApi(proxies, req);
+    if (absolute !== undefined) {
+      asExpressWould?.(req, res);
+      return absolute.handle(req, res);
     }
     if (isRoute(url)) return void routes(req, res);
     app(req, res);

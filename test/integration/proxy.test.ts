@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { request } from 'node:http';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import express from 'express';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -321,6 +322,44 @@ describe('upstream faults', () => {
     expect(res.status).toBe(502);
     expect(await res.json()).toMatchObject({ error: 'upstream_unavailable' });
     expect((await browser.user()).status).toBe(200);
+  });
+});
+
+describe('an API call whose target is in absolute form (RFC 9112 3.2.2)', () => {
+  let h: Harness;
+  let browser: Browser;
+  beforeAll(async () => {
+    h = await startHarness({ app: (bff) => express().use(bff).use((_req, res) => void res.status(404).send('the app')) });
+    browser = h.browser();
+    await browser.login();
+  });
+  afterAll(() => h?.close());
+
+  /** The request with its target as written: `http://host/api/...`, which fetch never sends. */
+  const absolute = (path: string, headers: Record<string, string>) => new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const { hostname, port } = new URL(browser.url);
+    const cookie = browser.jar.header(browser.url) ?? '';
+    request({ hostname, port, path: `${browser.url}${path}`, headers: { cookie, ...headers }, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    }).on('error', reject).end();
+  });
+
+  it('is proxied as its path is, as Express routes such a request: same checks, same upstream request', async () => {
+    const answer = await absolute('/api/items/7?limit=5', { 'x-csrf': '1' });
+    expect(answer.status).toBe(200);
+    expect(JSON.parse(answer.body)).toMatchObject({ method: 'GET', url: '/items/7?limit=5' });
+    expect(h.upstream.requests.at(-1)?.headers.authorization).toMatch(/^Bearer /);
+  });
+
+  it('still needs the anti-forgery header, and still goes to the app when no API is there', async () => {
+    const calls = h.upstream.requests.length;
+    const refused = await absolute('/api/items', {});
+    expect(refused.status).toBe(403);
+    expect(JSON.parse(refused.body)).toMatchObject({ error: 'csrf_required' });
+    expect(await absolute('/apix/items', { 'x-csrf': '1' })).toEqual({ status: 404, body: 'the app' });
+    expect(h.upstream.requests.length).toBe(calls);
   });
 });
 
