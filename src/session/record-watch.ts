@@ -5,16 +5,16 @@
 export interface RecordWatch {
   /**
    * Resolves at the first change to the record since the watch began or since the last `next()` resolved (at
-   * once when one came meanwhile), or after `timeoutMs` when none comes.
+   * once when one came meanwhile) with `true`, or with `false` after `timeoutMs` when none comes.
    */
-  next(timeoutMs: number): Promise<void>;
-  /** Stops listening; a `next()` still pending resolves. */
+  next(timeoutMs: number): Promise<boolean>;
+  /** Stops listening; a `next()` still pending resolves (with `false`). */
   stop(): void;
 }
 
 interface Watcher {
   changed: boolean;
-  wake: (() => void) | undefined;
+  wake: ((told: boolean) => void) | undefined;
 }
 
 /**
@@ -35,15 +35,15 @@ export class RecordWatches {
       next(timeoutMs) {
         if (watcher.changed) {
           watcher.changed = false;
-          return Promise.resolve();
+          return Promise.resolve(true);
         }
-        return new Promise<void>((resolve) => {
-          const timer = setTimeout(done, Math.max(0, timeoutMs));
-          function done() {
+        return new Promise<boolean>((resolve) => {
+          const timer = setTimeout(done, Math.max(0, timeoutMs), false);
+          function done(told: boolean) {
             clearTimeout(timer);
             watcher.wake = undefined;
             watcher.changed = false;
-            resolve();
+            resolve(told);
           }
           watcher.wake = done;
         });
@@ -51,7 +51,7 @@ export class RecordWatches {
       stop() {
         const watchers = byKey.get(key);
         if (watchers?.delete(watcher) && watchers.size === 0) byKey.delete(key);
-        watcher.wake?.();
+        watcher.wake?.(false);
       },
     };
   }
@@ -68,6 +68,6 @@ export class RecordWatches {
 }
 
 function notify(watcher: Watcher): void {
-  if (watcher.wake !== undefined) watcher.wake();
+  if (watcher.wake !== undefined) watcher.wake(true);
   else watcher.changed = true;
 }

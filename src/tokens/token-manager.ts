@@ -184,10 +184,18 @@ export class TokenManager {
       // Someone else is exchanging: take their result once it is stored. With a watch, the first read comes at
       // once (the token may be stored already, and Redis reports only changes to what this client read since its
       // last report), and each next one when the store says the record changed.
+      // A change that brought no token for this API while the lock is still held is most often the holder storing
+      // another API's token of the same session (one lock per session), about to let go of the lock, which no
+      // store reports: from then on the reads come every `pollMs` (or at the next change), as without a watch.
       renewal.waiting();
+      let changedWithoutToken = false;
       for (let reads = 0; performance.now() < deadline; reads++) {
-        if (watch === undefined) await sleep(this.waits.pollMs);
-        else if (reads > 0) await watch.next(Math.min(this.waits.watchedPollMs, deadline - performance.now()));
+        if (watch === undefined) {
+          await sleep(this.waits.pollMs);
+        } else if (reads > 0) {
+          const interval = changedWithoutToken ? this.waits.pollMs : this.waits.watchedPollMs;
+          if (await watch.next(Math.min(interval, deadline - performance.now()))) changedWithoutToken = true;
+        }
         const view = await backend.readView(session.id, target.audience);
         if (!view) throw sessionEnded('The session ended while its token was being renewed.');
         if (this.isUsable(view.accessToken, stale, options)) {

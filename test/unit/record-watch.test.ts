@@ -17,9 +17,12 @@ describe('watches of stored records', () => {
     const watch = watches.watch('a');
     const waiting = watch.next(HOUR);
     watches.changed('a');
-    await waiting;
+    // `true`: the record changed (as opposed to a wait that ran out).
+    expect(await waiting).toBe(true);
     watches.changed('a');
     expect(await settlesAtOnce(watch)).toBe(true);
+    watches.changed('a');
+    expect(await watch.next(HOUR)).toBe(true);
     // That change is used up: the next wait waits.
     expect(await settlesAtOnce(watch)).toBe(false);
     watch.stop();
@@ -44,12 +47,12 @@ describe('watches of stored records', () => {
     vi.useFakeTimers();
     const watches = new RecordWatches();
     const watch = watches.watch('a');
-    let settled = false;
-    void watch.next(250).then(() => (settled = true));
+    let settled: boolean | undefined;
+    void watch.next(250).then((changed) => (settled = changed));
     await vi.advanceTimersByTimeAsync(249);
-    expect(settled).toBe(false);
+    expect(settled).toBeUndefined();
     await vi.advanceTimersByTimeAsync(1);
-    expect(settled).toBe(true);
+    expect(settled).toBe(false);
     watch.stop();
   });
 
@@ -58,7 +61,7 @@ describe('watches of stored records', () => {
     const watch = watches.watch('a');
     const waiting = watch.next(HOUR);
     watch.stop();
-    await waiting;
+    expect(await waiting).toBe(false);
     watches.changed('a');
     expect(await settlesAtOnce(watch)).toBe(false);
     watch.stop();

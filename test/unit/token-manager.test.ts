@@ -229,9 +229,9 @@ describe('the token manager', () => {
    * Lets the session's token expire and starts an exchange here whose answer from Auth0 (`held`) waits; then a call
    * of the same session in another process (its waits `timing`), which finds the exchange lock taken. Lets the
    * answer go once that process waits for it: it has read the session after the lock was refused. Auth0 answers
-   * the requests after that with `then`.
+   * the requests after that with `then`. The second call is for `secondAudience`.
    */
-  async function waitBehindAnExchange(id: string, timing: WaitTiming, held: Answer, ...then: Answer[]): Promise<{ first: Promise<AccessTokenEntry>; second: Promise<AccessTokenEntry> }> {
+  async function waitBehindAnExchange(id: string, timing: WaitTiming, held: Answer, then: Answer[] = [], secondAudience = API): Promise<{ first: Promise<AccessTokenEntry>; second: Promise<AccessTokenEntry> }> {
     const other = new TokenManager(config, idp, new Sessions(config, backend, report), report, timing);
     const hold = deferred();
     auth0.answer(async (request) => {
@@ -245,7 +245,7 @@ describe('the token manager', () => {
     let reads = 0;
     const read = backend.readView.bind(backend);
     backend.readView = (...args) => (reads++, read(...args));
-    const second = accessToken(id, API, { tokenManager: other });
+    const second = accessToken(id, secondAudience, { tokenManager: other });
     // The call's own read, then the waiter's first.
     await expect.poll(() => reads).toBeGreaterThanOrEqual(2);
     hold.resolve();
@@ -420,9 +420,30 @@ describe('the token manager', () => {
       expect(auth0.requests).toHaveLength(1);
     });
 
+    it('exchanges for a second API of the session soon after the first API\'s exchange lets go of the lock, which the store does not report', async () => {
+      // One lock per session: a call for another API waits for it. The store reports the first API's token being
+      // stored, not the lock being let go of (here 50 ms later, a holder that lags); the waiter's timer reads
+      // and deadline are an hour away, so only its reads after that change can bring it its turn.
+      idp.close();
+      await backend.close();
+      await start({ exchangeDeadline: HOUR, attemptTimeout: ATTEMPT_TIMEOUT_MS });
+      const id = await login({ accessTokens: { [API]: issued(AT_1), [OTHER_API]: issued('AT-other-1') } });
+      await letTokenExpire(id, OTHER_API);
+      const release = backend.releaseLock.bind(backend);
+      backend.releaseLock = async (name, owner) => {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        return release(name, owner);
+      };
+      const { first, second } = await waitBehindAnExchange(id, { pollMs: 10, watchedPollMs: HOUR }, tokens('AT-2'), [tokens('AT-other-2')], OTHER_API);
+
+      expect((await first).token).toBe('AT-2');
+      expect((await second).token).toBe('AT-other-2');
+      expect(auth0.requests.map((r) => r.form.get('audience'))).toEqual([null, OTHER_API]);
+    });
+
     it('takes over, at its next read, from a process that gave up its exchange without storing a token', async () => {
       const id = await login();
-      const { first, second } = await waitBehindAnExchange(id, { pollMs: 10, watchedPollMs: 10 }, oauthError(400, 'invalid_request'), tokens('AT-2'));
+      const { first, second } = await waitBehindAnExchange(id, { pollMs: 10, watchedPollMs: 10 }, oauthError(400, 'invalid_request'), [tokens('AT-2')]);
 
       expect((await failure(first)).code).toBe('configuration_error');
       expect((await second).token).toBe('AT-2');
