@@ -60,6 +60,7 @@ export class SessionConnections implements StreamTracker {
   private readonly ended = new Map<string, number>();
   /** Forgets ended sessions once they are old enough, also when no other session ends after them. */
   private pruneTimer: NodeJS.Timeout | undefined;
+  private closed = false;
 
   constructor(private readonly onFirst: () => void) {}
 
@@ -76,8 +77,9 @@ export class SessionConnections implements StreamTracker {
     return this.byDigest.values();
   }
 
-  /** Registers a connection of a session; undefined when that session has just ended (close the connection). */
+  /** Registers a connection of a session; undefined when that session has just ended, or the BFF is closing (close the connection). */
   track(session: LoadedSession, audience: string, member: Closable): Tracked | undefined {
+    if (this.closing) return undefined;
     let digest = this.digestById.get(session.id);
     let watched = digest === undefined ? undefined : this.byDigest.get(digest);
     if (watched === undefined) {
@@ -139,8 +141,17 @@ export class SessionConnections implements StreamTracker {
     this.pruneTimer.unref();
   }
 
-  /** Closes every connection (the BFF is shutting down). */
+  /**
+   * Whether `closeAll` ran: the BFF is shutting down, and a connection whose handshake or answer was under way
+   * then is closed as it arrives rather than registered (else it would outlive the BFF, or hold up its close).
+   */
+  get closing(): boolean {
+    return this.closed;
+  }
+
+  /** Closes every connection, and from now on every one that would register (the BFF is shutting down). */
   closeAll(code: number, reason: string): void {
+    this.closed = true;
     const all = [...this.byDigest.values()];
     this.byDigest.clear();
     this.digestById.clear();

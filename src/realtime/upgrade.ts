@@ -24,6 +24,9 @@ type Api = BffConfig['apis'][number];
 
 const KEY = /^[A-Za-z0-9+/]{22}==$/;
 
+/** A handshake that arrives, or would be completed, once the BFF is closing: try again (on another instance). */
+const shuttingDown = (): BffError => new BffError(ErrorCode.UPSTREAM_UNAVAILABLE, 'The BFF is shutting down.');
+
 /**
  * One browser WebSocket through the BFF, from the handshake on: registered with its session from the moment the
  * session is known, so that a session that ends during the handshake is not missed.
@@ -90,12 +93,13 @@ export class UpgradeHandler {
   };
 
   private async open(api: Api, req: IncomingMessage, socket: Duplex, head: Buffer, connection: Connection): Promise<void> {
+    if (this.connections.closing) throw shuttingDown();
     const path = this.checkRequest(api, req);
     checkOrigin(req, this.config.websocket.allowedOrigins);
     // Only the Cookie header (or, with session.external, the app's req.session) is read.
     const session = await this.sessions.load(req as Request, api.audience);
     connection.tracked = this.connections.track(session, api.audience, connection);
-    if (connection.tracked === undefined) throw sessionEnded();
+    if (connection.tracked === undefined) throw this.connections.closing ? shuttingDown() : sessionEnded();
 
     let entry = await this.tokens.accessToken(session, api);
     let answer = await this.upstream(api, req, path, entry, connection);
@@ -110,9 +114,7 @@ export class UpgradeHandler {
     }
     if (connection.closedWith) {
       if (answer.kind === 'upgraded') answer.socket.destroy();
-      throw connection.closedWith.code === WebSocketCloseCode.SESSION_ENDED
-        ? sessionEnded()
-        : new BffError(ErrorCode.UPSTREAM_UNAVAILABLE, 'The BFF is shutting down.');
+      throw connection.closedWith.code === WebSocketCloseCode.SESSION_ENDED ? sessionEnded() : shuttingDown();
     }
     if (socket.destroyed) {
       // The browser left during the handshake.

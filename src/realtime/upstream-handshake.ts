@@ -58,7 +58,6 @@ export function openUpstream(origin: URL, path: string, headers: Record<string, 
     settle({ kind: 'upgraded', headers: res.headers, socket, head });
   });
   request.on('response', (res) => {
-    res.resume();
     const challenge = res.headers['www-authenticate'];
     settle({
       kind: 'refused',
@@ -67,8 +66,9 @@ export function openUpstream(origin: URL, path: string, headers: Record<string, 
       nonceDemanded: res.statusCode === 401 && demandsNonce(challenge),
       dpopNonce: nonceOf(res.headers),
     });
-    // The upstream said no: its connection is of no further use.
-    res.once('end', () => request.destroy());
+    // The upstream said no: its status and headers are all that is used, and its connection is of no further use,
+    // also when the body of its answer never ends.
+    request.destroy();
   });
   request.on('error', () => settle({ kind: 'failed', reason: 'upstream_unavailable' }));
   request.end();

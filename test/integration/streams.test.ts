@@ -141,4 +141,31 @@ describe('event streams and long responses', () => {
     await h.bffs[1]?.close();
     expect((await read).error).toBeDefined();
   });
+
+  it('breaks off, rather than waits for, an event stream whose answer begins after the BFF began to close', async () => {
+    const own = await startHarness({ redis: true });
+    try {
+      const browser = own.browser();
+      await browser.login();
+      let reached!: () => void;
+      const atUpstream = new Promise<void>((resolve) => (reached = resolve));
+      let answer!: () => void;
+      own.upstream.handler = (_req, res) => {
+        reached();
+        answer = () => {
+          res.writeHead(200, { 'content-type': 'text/event-stream' });
+          res.write(': connected\n\n');
+        };
+      };
+      const call = browser.api('/api/events', { headers: { accept: 'text/event-stream' } }).then(readAll, (error: unknown) => ({ error }));
+      await atUpstream;
+      const closing = own.bffs[0]!.close();
+      answer();
+      // close() ends although the upstream never ends the stream, and the browser sees it broken off.
+      await closing;
+      expect((await call).error).toBeDefined();
+    } finally {
+      await own.close();
+    }
+  });
 });

@@ -196,6 +196,25 @@ describe('WebSockets through the BFF', () => {
     expect(await down.closed).toMatchObject({ code: 1014, reason: 'upstream_unavailable' });
   });
 
+  it('lets go of the upstream\'s connection as soon as it refuses the handshake, also when its answer\'s body never ends', async () => {
+    const browser = h.browser();
+    await browser.login();
+    let upstreamEnded!: Promise<void>;
+    h.upstream.upgradeHandler = (_req, socket) => {
+      upstreamEnded = new Promise((resolve) => socket.once('end', resolve));
+      socket.write('HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n');
+    };
+    try {
+      const refused = opened(await openSocket(browser, '/api/live'));
+      expect(await refused.closed).toMatchObject({ code: WebSocketCloseCode.UPSTREAM_FAILED, reason: 'upstream_refused 403' });
+      // The BFF's end of that connection closes: the upstream reads its end (it would wait for the BFF's timeout
+      // otherwise, which was over, or for ever).
+      await upstreamEnded;
+    } finally {
+      h.upstream.upgradeHandler = undefined;
+    }
+  });
+
   it('closes the browser\'s socket with 1014 when the upstream breaks off without a close frame', async () => {
     const browser = h.browser();
     await browser.login();
@@ -477,5 +496,34 @@ describe('WebSockets: the allowed origins, session.external, and closing the BFF
     const socket = opened(await openSocket(browser, '/api/live', { origin: 'https://spa.example.test' }));
     await h.bffs[0]?.close();
     expect(await socket.closed).toMatchObject({ code: WebSocketCloseCode.GOING_AWAY, reason: 'bff_closing' });
+  });
+});
+
+describe('WebSockets while the BFF closes', () => {
+  it('refuses a handshake taken while close() runs, and one that reaches bff.handleUpgrade after it, with 502 JSON', async () => {
+    const h = await startHarness({ redis: true, attach: () => {} });
+    try {
+      const bff = h.bffs[0]!;
+      let closing: Promise<void> | undefined;
+      h.servers[0]!.on('upgrade', (req, socket, head) => {
+        if (!bff.handleUpgrade(req, socket, head)) return void socket.destroy();
+        // The handshake is taken, and its session is being read: the BFF closes now.
+        closing ??= bff.close();
+      });
+      const browser = h.browser();
+      await browser.login();
+
+      const during = await openSocket(browser, '/api/live');
+      await closing;
+      const after = await openSocket(browser, '/api/live');
+
+      for (const handshake of [during, after]) {
+        expect(handshake).toMatchObject({ kind: 'refused', status: 502 });
+        expect(JSON.parse((handshake as { body: string }).body)).toEqual({ error: 'upstream_unavailable', error_description: 'The BFF is shutting down.' });
+      }
+      expect(h.upstream.upgrades).toHaveLength(0);
+    } finally {
+      await h.close();
+    }
   });
 });
