@@ -6,6 +6,7 @@ import type { DPoP } from '../dpop/dpop.js';
 import type { UpstreamProofs } from '../dpop/upstream.js';
 import { BffError, ErrorCode } from '../errors.js';
 import { toBffError } from '../http/json-error.js';
+import { originForm } from '../proxy/absolute-form.js';
 import { browserResponseHeaders, upstreamRequestHeaders } from '../proxy/headers.js';
 import { targetPath } from '../proxy/target-path.js';
 import type { AccessTokenEntry } from '../session/record.js';
@@ -75,9 +76,12 @@ export class UpgradeHandler {
 
   /** Takes the handshake when its URL is under a WebSocket-enabled API mount; false (socket untouched) otherwise. */
   readonly handle = (req: IncomingMessage, socket: Duplex, head: Buffer): boolean => {
-    const url = req.url ?? '';
+    const target = req.url ?? '';
+    // A target in absolute form (RFC 9112 3.2.2) is taken by its path, as API calls are.
+    const url = target.charCodeAt(0) === 47 /* / */ ? target : originForm(target) ?? target;
     const api = this.apis.find((a) => url.startsWith(a.mount) && (url.length === a.mount.length || url[a.mount.length] === '/' || url[a.mount.length] === '?'));
     if (api === undefined) return false;
+    req.url = url;
     // A browser that resets the connection mid-handshake must not take the process down.
     socket.on('error', () => socket.destroy());
     const connection = new Connection();

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { ServerResponse } from 'node:http';
+import { request, type ServerResponse } from 'node:http';
 import { createServer } from 'node:net';
 import express from 'express';
 import session from 'express-session';
@@ -136,6 +136,30 @@ describe('WebSockets through the BFF', () => {
     const off = await openSocket(browser, '/plain/live');
     expect(off).toMatchObject({ kind: 'refused', status: 400 });
     expect(h.bffs[0]?.handleUpgrade(Object.assign(Object.create(null), { url: '/elsewhere', headers: {} }), undefined as never, Buffer.alloc(0))).toBe(false);
+  });
+
+  it('takes a handshake whose target is in absolute form (RFC 9112 3.2.2) by its path, as API calls are', async () => {
+    const browser = h.browser();
+    await browser.login();
+    const { hostname, port } = new URL(browser.url);
+    const status = await new Promise<number>((resolve, reject) => {
+      request({
+        hostname, port, path: `${browser.url}/api/live?room=1`, agent: false,
+        headers: {
+          connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13',
+          'sec-websocket-key': randomBytes(16).toString('base64'), origin: browser.url, cookie: browser.jar.header(browser.url) ?? '',
+        },
+      })
+        .on('upgrade', (res, socket) => {
+          socket.destroy();
+          resolve(res.statusCode ?? 0);
+        })
+        .on('response', (res) => resolve(res.statusCode ?? 0))
+        .on('error', reject)
+        .end();
+    });
+    expect(status).toBe(101);
+    expect(h.upstream.upgrades.at(-1)?.url).toBe('/live?room=1');
   });
 
   it('closes every socket of the session with 4401 when the user logs out, and tells the upstream the same', async () => {
