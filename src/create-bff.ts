@@ -206,7 +206,10 @@ export function createBff(options: BffOptions): Bff {
   idp.start();
   const sessions = new Sessions(config, backend, report);
   const tokens = new TokenManager(config, idp, sessions, report);
-  const realtime = createRealtime(config, sessions, tokens, dpop);
+  // The app the BFF serves: the one `bff.wrap(app)` was given, or the first that ran it under `app.use(bff)`.
+  // WebSocket handshakes never go through Express, and take the app's 'trust proxy' from it (X-Forwarded-For).
+  let servedApp: unknown;
+  const realtime = createRealtime(config, sessions, tokens, dpop, () => servedApp);
   const clientTokens = new ClientTokens(config, idp, backend, report);
   const ctx: BffContext = { config, idp, sessions, tokens, report };
   const sessionControl = createSessionControl(config, sessions, idp, report);
@@ -253,6 +256,7 @@ export function createBff(options: BffOptions): Bff {
   const bff = function bff(req: Request, res: Response, next: NextFunction): void {
     // With the app's own express-session, remember its store so that logouts clear its entries too.
     if (external) sessions.adoptStore(req.sessionStore);
+    servedApp ??= req.app;
     const url = req.url;
     for (const proxy of proxies) if (proxy.matches(url)) return void proxy.handle(req, res);
     const absolute = url.charCodeAt(0) === 47 /* / */ ? undefined : absoluteFormApi(proxies, req);
@@ -305,7 +309,13 @@ export function createBff(options: BffOptions): Bff {
       },
     },
     handleUpgrade: { value: realtime.handleUpgrade },
-    wrap: { value: (app: RequestListenerApp) => wrapApp({ proxies, router: bffRoutes, routes, external }, app) },
+    wrap: {
+      value: (app: RequestListenerApp) => {
+        const wrapped = wrapApp({ proxies, router: bffRoutes, routes, external }, app);
+        servedApp = app;
+        return wrapped;
+      },
+    },
     attach: { value: realtime.attach },
     ready: { value: async () => void (await idp.ready()) },
     close: {

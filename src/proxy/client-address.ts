@@ -6,7 +6,10 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
  */
 export type TrustProxy = (address: string, hop: number) => boolean;
 
-/** Where `bff.wrap(app)` leaves the app's trust setting on a request it answers without Express (only when set). */
+/**
+ * Where the app's trust setting is left on a request the BFF answers without Express, when it is set: `bff.wrap(app)`'s
+ * API calls, and WebSocket handshakes (which never go through Express).
+ */
 export const WRAPPED_TRUST = Symbol('express-ort-bff.trust-proxy');
 
 interface ExpressApp {

@@ -29,7 +29,7 @@ export interface Realtime {
  * each closes that session's WebSockets (4401) and long responses; a watch notices idle and absolute timeouts of
  * sessions with open connections.
  */
-export function createRealtime(config: BffConfig, sessions: Sessions, tokens: TokenManager, dpop?: DPoP): Realtime {
+export function createRealtime(config: BffConfig, sessions: Sessions, tokens: TokenManager, dpop: DPoP | undefined, servedApp: () => unknown): Realtime {
   // The watch runs, and the bus listens, once there is a connection to watch.
   const connections = new SessionConnections(() => {
     watch.start();
@@ -41,7 +41,7 @@ export function createRealtime(config: BffConfig, sessions: Sessions, tokens: To
     ? redisSessionEndBus(config.redis, `${config.redisPrefix}session-ended`, deliver, () => watch.checkAll(), config.logger)
     : localSessionEndBus(deliver);
   sessions.onEnd((ids) => bus.publish(ids.map(sessionDigest)));
-  const upgrades = new UpgradeHandler(config, sessions, tokens, connections, watch, dpop);
+  const upgrades = new UpgradeHandler(config, sessions, tokens, connections, watch, dpop, servedApp);
   const detachers = new Set<() => void>();
 
   return {

@@ -7,6 +7,7 @@ import type { UpstreamProofs } from '../dpop/upstream.js';
 import { BffError, ErrorCode } from '../errors.js';
 import { toBffError } from '../http/json-error.js';
 import { originForm } from '../proxy/absolute-form.js';
+import { appTrust, WRAPPED_TRUST, type TrustProxy } from '../proxy/client-address.js';
 import { browserResponseHeaders, upstreamRequestHeaders } from '../proxy/headers.js';
 import { targetPath } from '../proxy/target-path.js';
 import type { AccessTokenEntry } from '../session/record.js';
@@ -66,7 +67,9 @@ export class UpgradeHandler {
     private readonly tokens: TokenManager,
     private readonly connections: SessionConnections,
     private readonly watch: SessionWatch,
-    dpop?: DPoP,
+    dpop: DPoP | undefined,
+    /** The app the BFF serves (once known), whose 'trust proxy' decides the X-Forwarded-For a handshake names. */
+    private readonly servedApp: () => unknown,
   ) {
     // The longest mount first, as for API calls.
     this.apis = config.apis.filter((api) => api.websocket).sort((a, b) => b.mount.length - a.mount.length);
@@ -82,6 +85,12 @@ export class UpgradeHandler {
     const api = this.apis.find((a) => url.startsWith(a.mount) && (url.length === a.mount.length || url[a.mount.length] === '/' || url[a.mount.length] === '?'));
     if (api === undefined) return false;
     req.url = url;
+    // A handshake never goes through Express: unless the server made it with the app's prototype
+    // (`serverOptions(app)`), it has no `req.app` to read 'trust proxy' from, so it is told the served app's.
+    if ((req as { app?: unknown }).app === undefined) {
+      const trust = appTrust(this.servedApp());
+      if (trust !== undefined) (req as { [WRAPPED_TRUST]?: TrustProxy })[WRAPPED_TRUST] = trust;
+    }
     // A browser that resets the connection mid-handshake must not take the process down.
     socket.on('error', () => socket.destroy());
     const connection = new Connection();

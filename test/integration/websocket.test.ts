@@ -523,6 +523,24 @@ describe('WebSockets: the allowed origins, session.external, and closing the BFF
   });
 });
 
+describe('WebSockets behind a proxy the app trusts', () => {
+  it('name the client that proxy reports in X-Forwarded-For, as the app\'s API calls do', async () => {
+    const h = await startHarness({ app: (bff) => express().set('trust proxy', 'loopback').use(bff) });
+    try {
+      const browser = h.browser();
+      await browser.login();
+      const headers = { 'x-forwarded-for': '203.0.113.9' };
+      expect((await browser.api('/api/items', { headers })).status).toBe(200);
+      const socket = opened(await openSocket(browser, '/api/live', { headers }));
+      socket.ws.close();
+      expect(h.upstream.requests.at(-1)?.headers['x-forwarded-for']).toBe('203.0.113.9');
+      expect(h.upstream.upgrades.at(-1)?.headers['x-forwarded-for']).toBe('203.0.113.9');
+    } finally {
+      await h.close();
+    }
+  });
+});
+
 describe('WebSockets while the BFF closes', () => {
   it('refuses a handshake taken while close() runs, and one that reaches bff.handleUpgrade after it, with 502 JSON', async () => {
     const h = await startHarness({ redis: true, attach: () => {} });

@@ -18,12 +18,12 @@ export interface Closed {
  * Opens a WebSocket as the browser's page would: its cookies, and by default the page's Origin (the BFF's URL).
  * Resolves once it opened (a close right after still counts as opened) or the handshake was refused.
  */
-export function openSocket(browser: Browser, path: string, options: { origin?: string | null; protocols?: string[] } = {}): Promise<Handshake> {
+export function openSocket(browser: Browser, path: string, options: { origin?: string | null; protocols?: string[]; headers?: Record<string, string> } = {}): Promise<Handshake> {
   const url = `${browser.url.replace(/^http/, 'ws')}${path}`;
   const cookie = browser.jar.header(browser.url);
   const origin = options.origin === undefined ? browser.url : options.origin;
   const ws = new WebSocket(url, options.protocols ?? [], {
-    headers: cookie ? { cookie } : {},
+    headers: { ...options.headers, ...(cookie ? { cookie } : {}) },
     ...(origin === null ? {} : { origin }),
   });
   const messages: Array<{ data: Buffer; binary: boolean }> = [];
