@@ -42,6 +42,12 @@ interface Commands {
   sendCommand?(args: string[]): Promise<unknown>;
 }
 
+/** node-redis's client is an event emitter: 'ready' comes at each (re)connection. */
+interface Listenable {
+  on(event: 'ready', listener: () => void): unknown;
+  off(event: 'ready', listener: () => void): unknown;
+}
+
 type Callback = (err?: any, data?: any) => any;
 type Guard = <T>(operation: (deadline: number) => Promise<T>) => Promise<T>;
 
@@ -93,6 +99,11 @@ export function createRedisBackend(
   // Redis tells this process when another one changes a session it read (the watches of waiting exchanges).
   const watches = new RecordWatches();
   const memo = createViewMemo(client, `${prefix}tok:`, (key) => watches.changed(key));
+  // Redis reports changes only while the connection that read them lives: what changed while it was down is
+  // never told. Each (re)connection wakes every watch, whose owner then reads again.
+  const events = client as unknown as Partial<Listenable>;
+  const onReconnected = () => watches.changed(undefined);
+  if (memo && typeof events.on === 'function' && typeof events.off === 'function') events.on('ready', onReconnected);
 
   const isReady = () => (redis.isReady ?? redis.isOpen) !== false;
   const ensureReady = () => {
@@ -282,6 +293,7 @@ export function createRedisBackend(
     close: async () => {
       clearInterval(sweeper);
       memo?.close();
+      if (memo && typeof events.off === 'function') events.off('ready', onReconnected);
     },
   };
 }

@@ -643,6 +643,25 @@ describe('the Redis session backend on a client with client-side caching', () =>
     }
   });
 
+  it('wakes every watch when its connection to Redis comes back, since Redis tells nothing of what changed while it was down', async () => {
+    const id = randomUUID();
+    await there.createRecord(id, record());
+    await here.readView(id, API);
+    const watch = here.watchRecord!(id);
+    const command = (client: RawRedis, args: string[]) => (client as unknown as { sendCommand(args: string[]): Promise<unknown> }).sendCommand(args);
+    try {
+      // This process's connection drops (a failover, a proxy's idle cut) while the other stores a new token.
+      const myConnection = String(await command(mine, ['CLIENT', 'ID']));
+      await command(theirs, ['CLIENT', 'KILL', 'ID', myConnection]);
+      await there.storeTokens(id, { audience: API, accessToken: { token: 'AT-2', expiresAt: now + 2 * HOUR, refreshAt: now + 2 * HOUR - MINUTE, scope: 'read:things' }, idleExpiresAt: now + HOUR });
+      expect(await woken(watch)).toBe('changed');
+      expect((await here.readView(id, API))?.accessToken?.token).toBe('AT-2');
+      expect(String(await command(mine, ['CLIENT', 'ID']))).not.toBe(myConnection);
+    } finally {
+      watch.stop();
+    }
+  });
+
   it('wakes a watch of the application\'s token it read when another process stores a new one', async () => {
     const name = `${API} read:things`;
     await there.storeClientToken(name, { token: 'AT-app-1', expiresAt: now + HOUR, refreshAt: now + HOUR - MINUTE, scope: undefined });
