@@ -119,7 +119,9 @@ export interface Bff {
   readonly handleUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
   /**
    * Listens for WebSocket handshakes on `server` (`handleUpgrade` for each). Handshakes for other URLs are left
-   * to the server's other `upgrade` listeners, or answered 400 when there are none. Returns a function that stops
+   * to the server's other `upgrade` listeners, or answered 400 when there are none. A request asking for another
+   * protocol (`Upgrade: h2c`) stays a plain request, as without the BFF (Node 22 and later: the server's
+   * `shouldUpgradeCallback`, which the BFF extends and puts back when it stops). Returns a function that stops
    * listening; `close()` stops it too.
    *
    * @example

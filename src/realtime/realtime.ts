@@ -2,11 +2,10 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { BffConfig } from '../config/validate.js';
 import type { DPoP } from '../dpop/dpop.js';
-import { BffError, ErrorCode } from '../errors.js';
 import type { Sessions } from '../session/sessions.js';
 import type { TokenManager } from '../tokens/token-manager.js';
+import { attachToServer } from './attach.js';
 import { WebSocketCloseCode } from './close-codes.js';
-import { writeJsonError } from './raw-response.js';
 import { SessionConnections, sessionDigest, type StreamTracker } from './registry.js';
 import { SessionWatch } from './session-watch.js';
 import { localSessionEndBus, redisSessionEndBus, type SessionEndBus } from './signal-bus.js';
@@ -48,17 +47,9 @@ export function createRealtime(config: BffConfig, sessions: Sessions, tokens: To
     handleUpgrade: upgrades.handle,
     streams: connections,
     attach(server) {
-      const listener = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-        if (upgrades.handle(req, socket, head)) return;
-        // Nobody else takes upgrades on this server: say so rather than leave the socket hanging.
-        if (server.listenerCount('upgrade') === 1) {
-          socket.on('error', () => socket.destroy());
-          writeJsonError(socket, new BffError(ErrorCode.INVALID_REQUEST, 'No WebSocket endpoint at this path.'));
-        }
-      };
-      server.on('upgrade', listener);
+      const stop = attachToServer(server, upgrades.handle);
       const detach = () => {
-        server.off('upgrade', listener);
+        stop();
         detachers.delete(detach);
       };
       detachers.add(detach);

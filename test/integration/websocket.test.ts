@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { request, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, request, type ServerResponse } from 'node:http';
 import { createServer } from 'node:net';
 import express from 'express';
 import session from 'express-session';
@@ -136,6 +136,45 @@ describe('WebSockets through the BFF', () => {
     const off = await openSocket(browser, '/plain/live');
     expect(off).toMatchObject({ kind: 'refused', status: 400 });
     expect(h.bffs[0]?.handleUpgrade(Object.assign(Object.create(null), { url: '/elsewhere', headers: {} }), undefined as never, Buffer.alloc(0))).toBe(false);
+  });
+
+  it('serves a request that asks for another protocol (Upgrade: h2c) as a plain request, a page and an API call alike', async () => {
+    const browser = h.browser();
+    await browser.login();
+    const { hostname, port } = new URL(browser.url);
+    // What `curl --http2 http://...` and Java's HttpClient send: a plain request the server may answer as one.
+    const ask = (path: string, headers: Record<string, string> = {}) => new Promise<{ status: number; body: string }>((resolve, reject) => {
+      request({
+        hostname, port, path, agent: false,
+        headers: { connection: 'Upgrade, HTTP2-Settings', upgrade: 'h2c', 'http2-settings': 'AAMAAABkAARAAAAAAAIAAAAA', ...headers },
+      })
+        .on('upgrade', (res, socket) => {
+          socket.destroy();
+          resolve({ status: res.statusCode ?? 0, body: '' });
+        })
+        .on('response', (res) => {
+          let body = '';
+          res.setEncoding('utf8').on('data', (chunk) => (body += chunk)).on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        })
+        .on('error', reject)
+        .end();
+    });
+    const page = await ask('/');
+    const call = await ask('/api/items?from=h2c', { cookie: browser.jar.header(browser.url) ?? '', 'x-csrf': '1' });
+    if (typeof (createHttpServer() as { shouldUpgradeCallback?: unknown }).shouldUpgradeCallback === 'function') {
+      expect(page).toEqual({ status: 200, body: 'home' });
+      expect(call.status).toBe(200);
+      const forwarded = h.upstream.requests.at(-1);
+      expect(forwarded?.url).toBe('/items?from=h2c');
+      expect(forwarded?.headers).not.toHaveProperty('upgrade');
+      expect(forwarded?.headers).not.toHaveProperty('http2-settings');
+      expect(forwarded?.headers.authorization).toMatch(/^Bearer /);
+    } else {
+      // Node 20 has no way for a server to decline an upgrade: once anyone listens, every one is an upgrade.
+      expect(page.status).toBe(400);
+      expect(JSON.parse(page.body)).toMatchObject({ error: 'invalid_request' });
+      expect(call.status).toBe(400);
+    }
   });
 
   it('takes a handshake whose target is in absolute form (RFC 9112 3.2.2) by its path, as API calls are', async () => {
