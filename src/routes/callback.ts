@@ -107,9 +107,11 @@ async function startSession(ctx: BffContext, req: Request, state: string, transa
   };
 
   // The session this browser had before (another user, or the same one logging in again) ends here: its
-  // record would otherwise stay usable by whoever holds the old cookie.
+  // record would otherwise stay usable by whoever holds the old cookie, and its WebSockets and long responses
+  // (on every instance) would go on with its token. Its ORT is not revoked: a login again in the same browser is
+  // most often the same Auth0 session, which that would end.
   const previous = ctx.sessions.idOf(req);
-  if (previous !== undefined) await ctx.sessions.backend.destroy([previous]);
+  if (previous !== undefined) await ctx.sessions.end({ id: previous });
   await regenerate(req);
   req.session.bff = { idleExpiresAt, absoluteExpiresAt };
   await ctx.sessions.backend.createRecord(req.sessionID, record);

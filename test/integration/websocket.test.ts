@@ -177,6 +177,19 @@ describe('WebSockets through the BFF', () => {
     }
   });
 
+  it('closes the sockets of the session that a new login in the same browser replaces (a shared computer)', async () => {
+    const browser = h.browser();
+    await browser.login();
+    const socket = opened(await openSocket(browser, '/api/live'));
+    expect((await roundTrip(socket, 'before')).data.toString()).toBe('before');
+    const cookie = browser.jar.get(browser.url, 'bff');
+    expect((await browser.login()).status).toBe(302);
+    expect(browser.jar.get(browser.url, 'bff')).not.toBe(cookie);
+
+    expect(await socket.closed).toMatchObject({ code: WebSocketCloseCode.SESSION_ENDED });
+    expect((await browser.user()).status).toBe(200);
+  });
+
   it('takes a handshake whose target is in absolute form (RFC 9112 3.2.2) by its path, as API calls are', async () => {
     const browser = h.browser();
     await browser.login();
