@@ -171,6 +171,26 @@ export type BffEventName = keyof BffEvents;
  * events.on('refresh_failed', ({ kind, error }) => kind !== 'terminal' && console.warn('Auth0:', error));
  * ```
  */
-export class BffEventEmitter extends EventEmitter<BffEvents> {}
+export class BffEventEmitter extends EventEmitter<BffEvents> {
+  /** Told of a listener that threw (the BFF logs it); set by the BFF. */
+  listenerFailed: ((name: BffEventName, error: unknown) => void) | undefined;
+
+  /**
+   * Calls each listener of the event on its own: one that throws is reported to `listenerFailed` and the next one
+   * runs. The request, login or logout that emitted the event goes on as if nothing had thrown.
+   */
+  override emit<K extends BffEventName>(name: K, ...args: BffEvents[K]): boolean {
+    const listeners = this.rawListeners(name as BffEventName);
+    if (listeners.length === 0) return false;
+    for (const listener of listeners) {
+      try {
+        (listener as (...values: unknown[]) => unknown).apply(this, args);
+      } catch (error) {
+        this.listenerFailed?.(name, error);
+      }
+    }
+    return true;
+  }
+}
 
 export type { Logger } from './logger.js';

@@ -27,7 +27,7 @@ const ignore: Write = () => {};
  * Wraps the app's logger once, at startup. The BFF's convention is `(message, details)` (console, winston);
  * loggers that take the details object first (pino, bunyan) are recognised and called `(details, message)`,
  * so that every detail arrives as a structured field. Levels below `level`, and levels the logger lacks, cost
- * one call to an empty function.
+ * one call to an empty function. What the logger throws is dropped with its line.
  */
 export function createLog(logger: Logger, level: LogLevel): Log {
   const objectFirst = takesObjectFirst(logger);
@@ -35,9 +35,21 @@ export function createLog(logger: Logger, level: LogLevel): Log {
   const methods = logger as unknown as Record<LogLevel, (...args: unknown[]) => void>;
   const method = (name: LogLevel): Write => {
     if (LOG_LEVELS.indexOf(name) > threshold || typeof methods[name] !== 'function') return ignore;
-    // Looked up at each call: pino swaps its level methods when its level changes at runtime.
-    if (objectFirst) return (message, details) => methods[name](details ?? {}, message);
-    return (message, details) => (details === undefined ? methods[name](message) : methods[name](message, details));
+    // Looked up at each call: pino swaps its level methods when its level changes at runtime. A logger that
+    // throws (a closed transport, a serializer that fails) loses its line, never the request being answered.
+    if (objectFirst) {
+      return (message, details) => {
+        try {
+          methods[name](details ?? {}, message);
+        } catch {}
+      };
+    }
+    return (message, details) => {
+      try {
+        if (details === undefined) methods[name](message);
+        else methods[name](message, details);
+      } catch {}
+    };
   };
   return { error: method('error'), warn: method('warn'), info: method('info'), debug: method('debug') };
 }

@@ -44,7 +44,10 @@ export class Reporter {
     private readonly log: Log,
     private readonly telemetry: Telemetry = NO_TELEMETRY,
     private readonly repeats = new RepeatFilter(),
-  ) {}
+  ) {
+    // By its class only, as for every unexpected error: its message could carry anything.
+    events.listenerFailed = (name, error) => this.log.error('A listener of a BFF event threw; the BFF went on', { event: name, error: causeName(error) });
+  }
 
   close(): void {
     this.repeats.close();

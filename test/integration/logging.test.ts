@@ -101,3 +101,56 @@ describe('debug lines are off by default', () => {
     expect(lines).toContain('Logged in');
   });
 });
+
+describe('a logger or an event listener that throws', () => {
+  let h: Harness | undefined;
+  afterEach(async () => {
+    await h?.close();
+    h = undefined;
+  });
+
+  it('loses its lines, never an answer: a login and a failed API call go on', async () => {
+    const calls: string[] = [];
+    const broken = (level: string) => () => {
+      calls.push(level);
+      throw new Error('the transport is closed');
+    };
+    const logger = { debug: broken('debug'), info: broken('info'), warn: broken('warn'), error: broken('error') };
+    const dead = `http://127.0.0.1:${await deadPort()}`;
+    h = await startHarness({ redis: true, bff: { logger, logLevel: 'debug' }, apis: (upstream) => [{ mount: '/api', upstream }, { mount: '/down', upstream: dead }] });
+    const browser = h.browser();
+    expect((await browser.login()).status).toBe(302);
+    expect((await browser.user()).status).toBe(200);
+    for (let i = 0; i < 2; i++) {
+      const down = await browser.api('/down/x');
+      expect(down.status).toBe(502);
+      expect(await down.json()).toMatchObject({ error: 'upstream_unavailable' });
+    }
+    expect(calls).toContain('debug');
+    expect(calls).toContain('warn');
+  });
+
+  it('is reported, and the BFF and the other listeners go on: the login holds, and a revoked session still ends', async () => {
+    const lines: Array<{ message: string; details: Record<string, unknown> | undefined }> = [];
+    const log = (message: string, details?: Record<string, unknown>) => void lines.push({ message, details });
+    h = await startHarness({ redis: true, bff: { logger: { debug: () => {}, info: () => {}, warn: log, error: log } } });
+    const events = h.bffs[0]!.events;
+    for (const name of ['login', 'refresh_failed', 'logout'] as const) events.on(name, () => { throw new Error(`secret-looking ${name} failure`); });
+    const heard: string[] = [];
+    events.on('logout', ({ reason }) => void heard.push(reason));
+
+    const browser = h.browser();
+    expect((await browser.login()).status).toBe(302);
+    expect((await browser.user()).status).toBe(200);
+    await h.auth0.admin.endSession({ sub: 'auth0|alice' });
+    h.clock.advance(3_600_000);
+    const call = await browser.api('/api/items');
+    expect(call.status).toBe(401);
+    expect(await call.json()).toMatchObject({ error: 'session_ended' });
+    expect((await browser.user()).status).toBe(401);
+    expect(heard).toEqual(['session_ended']);
+    const reported = lines.filter((l) => l.message.startsWith('A listener of a BFF event threw'));
+    expect(reported.map((l) => l.details)).toEqual(['login', 'refresh_failed', 'logout'].map((event) => ({ event, error: 'Error' })));
+    expect(JSON.stringify(lines)).not.toContain('secret-looking');
+  });
+});
