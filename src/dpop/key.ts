@@ -34,7 +34,7 @@ const SUPPORTED = 'an EC key on P-256 (ES256, what Auth0 documents), P-384 (ES38
 /**
  * Reads a private DPoP key: a private JWK object, a private extractable `CryptoKey` or a private `KeyObject`.
  * The algorithm follows from the key: ES256 for P-256 (the default Auth0 documents), ES384, ES512, Ed25519;
- * a JWK's `alg`, when given, must agree.
+ * a JWK's `alg`, when given, must agree ("EdDSA" agrees with Ed25519).
  * @throws DPoPKeyError saying what is wrong (a public key, a symmetric or RSA key, an unknown curve, bad JSON members).
  *
  * @example
@@ -49,7 +49,8 @@ export function readDPoPKey(input: unknown): DPoPKey {
   const jwkAlg = typeof input === 'object' && input !== null && !(input instanceof KeyObject) && !isCryptoKey(input)
     ? (input as { alg?: unknown }).alg
     : undefined;
-  if (jwkAlg !== undefined && jwkAlg !== details.alg) {
+  // "EdDSA" is the older, polymorphic name of what an Ed25519 key signs (RFC 8037); many JWK generators write it.
+  if (jwkAlg !== undefined && jwkAlg !== details.alg && !(jwkAlg === 'EdDSA' && details.alg === 'Ed25519')) {
     throw new DPoPKeyError(`has "alg": ${JSON.stringify(jwkAlg)}, but its key type signs with ${details.alg}`);
   }
   // A JWK whose public members do not belong to its private part would sign proofs no server can verify.

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { BffConfig } from '../config/validate.js';
+import { fitsKey } from '../dpop/dpop.js';
 import { BffError, ErrorCode } from '../errors.js';
 import type { Reporter } from '../events/reporter.js';
 import { markLogged } from '../http/json-error.js';
@@ -158,9 +159,12 @@ export class ClientToken {
     throw unavailable(1);
   }
 
-  /** Before its refresh point; or, given what was `seen` first, stored since and not expired. Never the `rejected` one. */
+  /**
+   * Before its refresh point; or, given what was `seen` first, stored since and not expired. Never the `rejected`
+   * one, nor one bound to another key than this BFF's (another instance's key, or DPoP turned off here).
+   */
   private usable(entry: AccessTokenEntry | undefined, rejected: string | undefined, seen: string | undefined): boolean {
-    if (entry === undefined || entry.token === rejected) return false;
+    if (entry === undefined || entry.token === rejected || !fitsKey(entry, this.config.dpop?.key.thumbprint)) return false;
     const now = this.config.clock();
     return now < entry.refreshAt || (now < entry.expiresAt && seen !== undefined && entry.token !== seen);
   }

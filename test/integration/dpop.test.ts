@@ -50,6 +50,7 @@ describe('DPoP-bound tokens over real HTTP', () => {
           { mount: '/api', upstream: api.url },
           { mount: '/other', upstream: otherApi.url, audience: OTHER_AUDIENCE },
           { mount: '/raw', upstream: upstreamUrl },
+          { mount: '/public', upstream: upstreamUrl, token: 'none' },
         ];
       },
     });
@@ -198,7 +199,14 @@ describe('DPoP-bound tokens over real HTTP', () => {
     const browser = h.browser(0);
     await browser.login();
     await browser.api('/raw/items', { headers: { dpop: 'from-the-browser' } });
-    expect(h.upstream.requests[0]!.headers.dpop).not.toBe('from-the-browser');
+    // With a bound token: the BFF's own proof, for this call, in its place.
+    const proof = h.upstream.requests[0]!.headers.dpop as string;
+    const header = JSON.parse(Buffer.from(proof.split('.')[0]!, 'base64url').toString()) as { jwk: JsonWebKey };
+    expect(header.jwk).toMatchObject({ x: key.x, y: key.y });
+    expect(payloadOf(proof)).toMatchObject({ htm: 'GET', htu: `${h.upstream.url}/items` });
+    // Without a token to bind (an API whose policy sends none): no DPoP header at all.
+    await browser.api('/public/items', { headers: { dpop: 'from-the-browser' } });
+    expect(h.upstream.requests[1]!.headers).not.toHaveProperty('dpop');
   });
 
   describe('a token leaked from the BFF (its Redis, a log, the wire) is of no use elsewhere', () => {

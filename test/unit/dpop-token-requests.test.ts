@@ -15,6 +15,7 @@ import { plainCipher } from '../../src/session/encryption.js';
 import { createMemoryBackend } from '../../src/session/memory-backend.js';
 import type { AccessTokenEntry } from '../../src/session/record.js';
 import { Sessions } from '../../src/session/sessions.js';
+import { ClientTokens } from '../../src/tokens/client-tokens.js';
 import { TokenManager } from '../../src/tokens/token-manager.js';
 
 const ISSUER = 'https://tenant.example/';
@@ -72,7 +73,12 @@ async function bffWith(options: { dpopKey?: JsonWebKey; replies: Reply[]; suppor
       token: async () => manager.accessToken({ id, view: (await backend.readView(id, API))! }, { audience: API }),
     };
   }
-  return { config, proofs, logs, session, close: () => (idp.close(), report.close(), backend.close()) };
+  /** The application's own token for the API (the client-credentials grant), another instance having stored `stored`. */
+  async function applicationToken(stored: Partial<AccessTokenEntry>) {
+    await backend.storeClientToken(API, { token: 'AT-app-stored', expiresAt: now + HOUR, refreshAt: now + HOUR - 60_000, scope: undefined, ...stored });
+    return new ClientTokens(config, idp, backend, report).forApi(API, undefined).token();
+  }
+  return { config, proofs, logs, session, applicationToken, close: () => (idp.close(), report.close(), backend.close()) };
 }
 
 let close: (() => unknown) | undefined;
@@ -154,6 +160,23 @@ describe('stored tokens and the DPoP key', () => {
     close = bff.close;
     const entry = await (await bff.session({ refreshAt: Date.now() + HOUR, jkt: 'thumbprint-of-the-old-key' })).token();
     expect(entry).toMatchObject({ token: 'AT-rebound', jkt: bff.config.dpop!.key.thumbprint });
+  });
+
+  it('does the same with the application\'s own token that another instance stored: fresh and fitting is used, bound to another key or with DPoP off is renewed', async () => {
+    const bound = await bffWith({ dpopKey: ecJwk(), replies: [granted('DPoP', 'AT-app-rebound')] });
+    close = bound.close;
+    const thumbprint = bound.config.dpop!.key.thumbprint;
+    expect(await bound.applicationToken({ jkt: thumbprint })).toMatchObject({ token: 'AT-app-stored' });
+    expect(bound.proofs).toHaveLength(0);
+    expect(await bound.applicationToken({ jkt: 'thumbprint-of-another-instance-key' })).toMatchObject({ token: 'AT-app-rebound', jkt: thumbprint });
+    expect(bound.proofs).toHaveLength(1);
+    expect(bound.proofs[0]).toEqual(expect.any(String));
+    await bound.close();
+
+    const plain = await bffWith({ replies: [granted('Bearer', 'AT-app-bearer')] });
+    close = plain.close;
+    expect(await plain.applicationToken({ jkt: thumbprint })).toMatchObject({ token: 'AT-app-bearer', jkt: undefined });
+    expect(plain.proofs).toEqual([null]);
   });
 
   it('renews a bound token once DPoP is turned off, and asks for a Bearer token without a proof', async () => {

@@ -27,6 +27,8 @@ describe('the DPoP key', () => {
     expect(readDPoPKey(ecJwk('P-384')).alg).toBe('ES384');
     expect(readDPoPKey(ecJwk('P-521')).alg).toBe('ES512');
     expect(readDPoPKey(generateKeyPairSync('ed25519').privateKey.export({ format: 'jwk' })).alg).toBe('Ed25519');
+    // The name most JWK generators write for an Ed25519 key (RFC 8037).
+    expect(readDPoPKey({ ...generateKeyPairSync('ed25519').privateKey.export({ format: 'jwk' }), alg: 'EdDSA' }).alg).toBe('Ed25519');
   });
 
   it('reads a private CryptoKey and a KeyObject', async () => {
