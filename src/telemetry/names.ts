@@ -10,6 +10,7 @@ export const SCOPE = 'express-ort-bff';
 
 export const ATTR = {
   HTTP_REQUEST_METHOD: 'http.request.method',
+  HTTP_REQUEST_METHOD_ORIGINAL: 'http.request.method_original',
   HTTP_REQUEST_RESEND_COUNT: 'http.request.resend_count',
   HTTP_RESPONSE_STATUS_CODE: 'http.response.status_code',
   SERVER_ADDRESS: 'server.address',

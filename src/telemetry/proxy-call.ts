@@ -34,6 +34,7 @@ export class ProxyTelemetry {
     let span: Span | undefined;
     if (this.tracer) {
       const attributes: Attributes = { ...this.base, [ATTR.HTTP_REQUEST_METHOD]: known, [ATTR.URL_FULL]: `${this.origin}${redactQuery(path)}` };
+      if (known === '_OTHER') attributes[ATTR.HTTP_REQUEST_METHOD_ORIGINAL] = method;
       if (resendCount > 0) attributes[ATTR.HTTP_REQUEST_RESEND_COUNT] = resendCount;
       const parent = context.active();
       span = this.tracer.startSpan(known === '_OTHER' ? 'HTTP' : known, { kind: SpanKind.CLIENT, attributes }, parent);
@@ -68,14 +69,16 @@ export class ProxyCall {
 
 /**
  * The SPA's query string may carry personal data the BFF cannot recognise: every value is replaced by
- * `REDACTED`, the keys are kept (semconv's form for redacted query values of `url.full`).
+ * `REDACTED`, the keys are kept (semconv's form for redacted query values of `url.full`). A part without `=` may
+ * be a value alone (`/reset?<a magic link's token>`): it is replaced whole.
  */
 export function redactQuery(path: string): string {
   const q = path.indexOf('?');
   if (q < 0) return path;
   const query = path.slice(q + 1).split('&').map((pair) => {
     const eq = pair.indexOf('=');
-    return eq < 0 ? pair : `${pair.slice(0, eq)}=REDACTED`;
+    if (eq < 0) return pair === '' ? pair : 'REDACTED';
+    return `${pair.slice(0, eq)}=REDACTED`;
   });
   return `${path.slice(0, q)}?${query.join('&')}`;
 }

@@ -30,16 +30,20 @@ export function ownActiveSpan(): Span | undefined {
 
 /**
  * A middleware that puts the rest of a route in a span, ended with the answer: an Error status for a 4xx or 5xx
- * answer (whose JSON error code becomes `error.type`: the error answer sets it). Without a tracer, none is made.
+ * answer (whose JSON error code becomes `error.type`: the error answer sets it), and `error.type` `aborted` when
+ * the browser left before the whole answer was sent. Without a tracer, none is made.
  */
 export function routeSpan(tracer: Tracer | undefined, name: string): RequestHandler | undefined {
   if (tracer === undefined) return undefined;
   return function traced(_req: Request, res: Response, next: NextFunction): void {
     inSpan(tracer, name, {}, (span) => {
       res.once('close', () => {
-        span.setAttribute(ATTR.HTTP_RESPONSE_STATUS_CODE, res.statusCode);
-        if (res.statusCode >= 400) span.setStatus({ code: SpanStatusCode.ERROR });
-        span.end();
+        // The browser left before the answer was sent, or while it was: no status reached it (or not all of it).
+        if (res.headersSent) {
+          span.setAttribute(ATTR.HTTP_RESPONSE_STATUS_CODE, res.statusCode);
+          if (res.statusCode >= 400) span.setStatus({ code: SpanStatusCode.ERROR });
+        }
+        endSpan(span, res.writableFinished ? undefined : 'aborted');
       });
       next();
     });

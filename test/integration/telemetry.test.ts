@@ -1,6 +1,7 @@
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { AUDIENCE, deadPort, startHarness, waitFor, type Harness } from '../support/harness.js';
+import { scriptedLogin } from '../../src/local-auth0/scripted-login.js';
+import { AUDIENCE, USER, deadPort, startHarness, waitFor, type Harness } from '../support/harness.js';
 import { registerOtel, valueOf, type Otel } from '../support/otel.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 
@@ -54,6 +55,24 @@ describe('OpenTelemetry traces and metrics of the proxy and the token renewals',
 
     const durations = await otel.points('http.client.request.duration');
     expect(valueOf(durations, { 'bff.api': '/api', 'http.response.status_code': 200, 'http.request.method': 'GET' })).toBeGreaterThanOrEqual(1);
+  });
+
+  it('names a method outside HTTP\'s common ones _OTHER, with the method as sent beside it, and redacts a query part that is a value alone', async () => {
+    const browser = h.browser();
+    await browser.login();
+    const before = otel.spans('HTTP').length;
+    const res = await browser.api('/api/calendar?eyJhbGciOiJIUzI1NiJ9.magic-link-token', { method: 'PROPFIND' });
+    expect(res.status).toBe(200);
+
+    const span = otel.spans('HTTP').slice(before)[0];
+    expect(attributesOf(span as never)).toMatchObject({
+      'http.request.method': '_OTHER',
+      'http.request.method_original': 'PROPFIND',
+      'url.full': `${h.upstream.url}/calendar?REDACTED`,
+    });
+    const durations = await otel.points('http.client.request.duration');
+    expect(valueOf(durations, { 'bff.api': '/api', 'http.request.method': '_OTHER' })).toBeGreaterThanOrEqual(1);
+    expect(JSON.stringify(durations)).not.toContain('PROPFIND');
   });
 
   it('makes a second client span, with http.request.resend_count, for the call replayed after a renewed token', async () => {
@@ -171,6 +190,44 @@ describe('OpenTelemetry spans and metrics of login, logout and back-channel logo
     const span = otel.spans('bff.login.callback').at(-1);
     expect(span?.attributes).toMatchObject({ 'http.response.status_code': 302, 'bff.session_ref': expect.stringMatching(/^[\w-]{10}$/) });
     expect(valueOf(await otel.points('bff.logins')) - before).toBe(1);
+  });
+
+  it('fails the span of a callback the browser left before its answer, with no status code it never got', async () => {
+    let tokenRequested!: () => void;
+    const requested = new Promise<void>((resolve) => (tokenRequested = resolve));
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    // Auth0's answer to the code exchange waits until the browser has left.
+    const fetchHeld: typeof fetch = async (input, init) => {
+      if (String(input instanceof Request ? input.url : input).endsWith('/oauth/token')) {
+        tokenRequested();
+        await held;
+      }
+      return fetch(input, init);
+    };
+    const left = await startHarness({ redis: true, bff: { fetch: fetchHeld } });
+    try {
+      const browser = left.browser();
+      const start = await browser.request('/auth/login');
+      const { callbackUrl } = await scriptedLogin(start.headers.get('location') as string, USER, { jar: browser.jar, stopAt: `${browser.url}/auth/callback` });
+      const before = otel.spans('bff.login.callback').length;
+      const leaving = new AbortController();
+      const answer = browser.request(callbackUrl, { signal: leaving.signal }).catch((error: Error) => error.name);
+      await requested;
+      leaving.abort();
+      expect(await answer).toBe('AbortError');
+      await waitFor(() => otel.spans('bff.login.callback').length > before, 'the callback span ends');
+      release();
+
+      const span = otel.spans('bff.login.callback').at(-1);
+      expect(span?.status.code).toBe(SpanStatusCode.ERROR);
+      expect(span?.attributes['error.type']).toBe('aborted');
+      expect(span?.attributes).not.toHaveProperty('http.response.status_code');
+      await waitFor(() => left.events.some((e) => e.name === 'login'), 'the login completes all the same');
+    } finally {
+      release();
+      await left.close();
+    }
   });
 
   it('makes a failed span for a refused callback, with its error code', async () => {
