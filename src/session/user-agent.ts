@@ -1,15 +1,17 @@
 /** The longest description kept: a session list shows a label, and Redis keeps every byte once per session. */
 const MAX_LENGTH = 48;
+/** How much of the header is read: real ones are a few hundred characters; the rest only costs matching time. */
+const READ_LENGTH = 512;
 
 /** Browser tokens, most specific first: Edge and Opera also say "Chrome", Chrome also says "Safari". */
 const BROWSERS: ReadonlyArray<readonly [RegExp, string]> = [
-  [/\bEdg(?:e|A|iOS)?\/(\d+)/, 'Edge'],
-  [/\b(?:OPR|Opera)\/(\d+)/, 'Opera'],
-  [/\bSamsungBrowser\/(\d+)/, 'Samsung Internet'],
-  [/\b(?:Firefox|FxiOS)\/(\d+)/, 'Firefox'],
-  [/\bHeadlessChrome\/(\d+)/, 'Headless Chrome'],
-  [/\b(?:Chrome|CriOS|Chromium)\/(\d+)/, 'Chrome'],
-  [/\bVersion\/(\d+)[\d.]* (?:Mobile\/\S+ )?Safari\//, 'Safari'],
+  [/\bEdg(?:e|A|iOS)?\/(\d{1,6})/, 'Edge'],
+  [/\b(?:OPR|Opera)\/(\d{1,6})/, 'Opera'],
+  [/\bSamsungBrowser\/(\d{1,6})/, 'Samsung Internet'],
+  [/\b(?:Firefox|FxiOS)\/(\d{1,6})/, 'Firefox'],
+  [/\bHeadlessChrome\/(\d{1,6})/, 'Headless Chrome'],
+  [/\b(?:Chrome|CriOS|Chromium)\/(\d{1,6})/, 'Chrome'],
+  [/\bVersion\/(\d{1,6})(?:\.\d{1,6}){0,4} (?:Mobile\/\S{1,20} )?Safari\//, 'Safari'],
 ];
 
 /** Operating systems, most specific first: iOS and Android also say "like Mac OS X" and "Linux". */
@@ -29,11 +31,11 @@ const SYSTEMS: ReadonlyArray<readonly [RegExp, string]> = [
  */
 export function shortUserAgent(header: string | undefined): string | undefined {
   if (typeof header !== 'string') return undefined;
-  const text = header.replace(/[^\x20-\x7e]+/g, ' ').trim();
+  const text = header.slice(0, READ_LENGTH).replace(/[^\x20-\x7e]+/g, ' ').trim();
   if (text.length === 0) return undefined;
   const browser = BROWSERS.find(([pattern]) => pattern.test(text));
   const system = SYSTEMS.find(([pattern]) => pattern.test(text))?.[1];
   if (browser === undefined) return text.slice(0, MAX_LENGTH);
   const version = browser[0].exec(text)?.[1];
-  return `${browser[1]} ${version}${system === undefined ? '' : ` on ${system}`}`;
+  return `${browser[1]} ${version}${system === undefined ? '' : ` on ${system}`}`.slice(0, MAX_LENGTH);
 }

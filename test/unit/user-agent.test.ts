@@ -20,6 +20,9 @@ describe('the short user-agent of a session list', () => {
     expect(shortUserAgent('curl/8.5.0')).toBe('curl/8.5.0');
     expect(shortUserAgent(`bot\u0000\u001b[31m${'x'.repeat(100)}`)).toBe(`bot [31m${'x'.repeat(40)}`);
     expect(shortUserAgent('   ')).toBeUndefined();
+    // A label, whatever the header: a version is a few digits, and the label never longer than 48 characters.
+    expect(shortUserAgent(`Mozilla/5.0 (Windows NT 10.0) Chrome/${'9'.repeat(8_000)}`)).toBe('Chrome 999999 on Windows');
+    expect(shortUserAgent(`Mozilla/5.0 (X11; Linux) Version/${'1'.repeat(16_000)}`)?.length).toBeLessThanOrEqual(48);
     expect(shortUserAgent(undefined)).toBeUndefined();
   });
 });
