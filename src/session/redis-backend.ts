@@ -257,19 +257,26 @@ export function createRedisBackend(
       return index === undefined ? [] : [...new Set(await retried(deadline, () => redis.zRange(index, 0, -1)))];
     }),
 
-    destroy: (ids) => run(async (deadline) => {
-      const ended: StoredSessionRecord[] = [];
-      for (const id of ids) {
-        memo?.forget(id);
-        const fields = toObject((await script(deadline, DESTROY, [tokKey(id), sessKey(id), lockKey(id)], [])) as string[] | Record<string, string>);
-        const record = decodeRecord(fields, cipher);
-        const sid = fields[F.sid];
-        if (sid !== undefined) await retried(deadline, () => redis.zRem(indexKey('sid', sid), [id]));
-        if (fields[F.sub] !== undefined) await retried(deadline, () => redis.zRem(indexKey('sub', fields[F.sub] as string), [id]));
-        if (record) ended.push(record);
-      }
+    destroy: async (ids) => {
+      const indexed: Array<[string, string]> = [];
+      const ended = await run(async (deadline) => {
+        const records: StoredSessionRecord[] = [];
+        for (const id of ids) {
+          memo?.forget(id);
+          const fields = toObject((await script(deadline, DESTROY, [tokKey(id), sessKey(id), lockKey(id)], [])) as string[] | Record<string, string>);
+          const record = decodeRecord(fields, cipher);
+          if (fields[F.sid] !== undefined) indexed.push([indexKey('sid', fields[F.sid] as string), id]);
+          if (fields[F.sub] !== undefined) indexed.push([indexKey('sub', fields[F.sub] as string), id]);
+          if (record) records.push(record);
+        }
+        return records;
+      });
+      // The sessions have ended once their records are gone. Their index entries are only a way to find them:
+      // one left behind by a store that failed here points at nothing (every reader skips it) and goes with the
+      // index's own expiry, so it must not fail the end (whose caller would find nothing left to end on a retry).
+      await run((deadline) => Promise.all(indexed.map(([key, id]) => retried(deadline, () => redis.zRem(key, [id]))))).catch(() => {});
       return ended;
-    }),
+    },
 
     readClientToken: (name) => run(async (deadline) => decodeAccessToken(await retried(deadline, () => redis.get(clientTokenKey(name))), cipher)),
     watchClientToken: memo ? (name) => watches.watch(clientTokenKey(name)) : undefined,

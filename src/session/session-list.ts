@@ -1,11 +1,11 @@
 import type { Request } from 'express';
 import type { BffConfig } from '../config/validate.js';
-import type { Reporter } from '../events/reporter.js';
+import type { Ended, Reporter } from '../events/reporter.js';
 import { classifyTokenFailure } from '../idp/failures.js';
 import type { IdpClient } from '../idp/idp-client.js';
 import type { SessionSummary } from './record.js';
 import type { SessionControl, SessionInfo } from './session-control.js';
-import { sessionRef, type Sessions } from './sessions.js';
+import { isStoreFailure, sessionRef, type Sessions } from './sessions.js';
 
 const SESSION_REF = /^[\w-]{10}$/;
 
@@ -83,10 +83,33 @@ export function createSessionControl(config: BffConfig, sessions: Sessions, idp:
         // Ended here first, then at Auth0: the browser's next call is refused at once, and a back-channel logout
         // that the revocation may set off finds nothing left to do.
         const ort = await ortOf(ids);
-        ended += await sessions.endAll({ id: ids[0] as string, sub, sid }, 'revoked');
-        if (ort === undefined) continue;
-        if (await revoke(ort, sub, sessionRef(ids[0] as string))) revoked += 1;
-        else revocationFailed += 1;
+        const target = { id: ids[0] as string, sub, sid };
+        let endedHere: Ended | undefined;
+        let storeFailure: unknown;
+        try {
+          endedHere = await sessions.end(target);
+        } catch (error) {
+          // The store failed midway (the records may be gone, their indexes not): the revocation still goes
+          // ahead, or a retry would find nothing to end while the Auth0 session lives on.
+          if (!isStoreFailure(error)) throw error;
+          storeFailure = error;
+        }
+        const revokedNow = ort === undefined ? undefined : await revoke(ort, sub, sessionRef(target.id));
+        const extra = revokedNow === undefined ? undefined : { revoked: revokedNow };
+        if (endedHere !== undefined) {
+          report.logout('revoked', endedHere, extra);
+          ended += endedHere.sessions;
+        } else if (revokedNow !== false) {
+          // Nothing at Auth0 keeps these sessions alive any more: the logout has happened, and the store is told
+          // when it answers again (which may find the records gone already: the failed attempt took them).
+          report.logout('revoked', { sessions: ids.length, sub, sid }, extra);
+          sessions.endLater(target, 'revoked', extra, true);
+          ended += ids.length;
+        } else {
+          throw storeFailure;
+        }
+        if (revokedNow === true) revoked += 1;
+        else if (revokedNow === false) revocationFailed += 1;
       }
       return { ended, revoked, revocationFailed };
     },

@@ -161,9 +161,15 @@ export class Sessions {
    */
   async end(target: EndTarget, ids?: readonly string[]): Promise<Ended> {
     const found = new Set(ids ?? (await this.find(target)));
-    const ended = await this.backend.destroy([...found]);
-    this.sessionIds.forget(found);
-    for (const listener of this.endListeners) listener([...found]);
+    let ended: StoredSessionRecord[];
+    try {
+      ended = await this.backend.destroy([...found]);
+    } finally {
+      // Every caller has decided these sessions end: their connections close even when the store failed midway
+      // (the records may be gone already), and the caller retries or answers 503.
+      this.sessionIds.forget(found);
+      for (const listener of this.endListeners) listener([...found]);
+    }
     const external = this.externalStore;
     if (external) {
       // The app's store may be anything: a failure there leaves an entry without a record, which logs nobody in.
@@ -197,10 +203,11 @@ export class Sessions {
   }
 
   /**
-   * Ends the sessions in the background, once the store answers again, and reports the logout then. For a logout
-   * that has happened (the browser was answered) but that the store did not take.
+   * Ends the sessions in the background, once the store answers again, and reports the logout then (unless the
+   * caller `reported` it already). For a logout that has happened (the browser was answered) but that the store
+   * did not take.
    */
-  endLater(target: EndTarget, reason: LogoutReason, extra?: { revoked?: boolean }): void {
+  endLater(target: EndTarget, reason: LogoutReason, extra?: { revoked?: boolean }, reported = false): void {
     this.config.logger.warn('The session store did not take a logout; retrying in the background', {
       ...(target.id === undefined ? {} : { sessionRef: sessionRef(target.id) }),
       reason,
@@ -208,7 +215,8 @@ export class Sessions {
     // Re-finding is harmless: a session ended meanwhile is simply not found again. Up to 15 minutes: past that,
     // the sessions end at their next exchange anyway (Auth0 refuses their ORT).
     const revoked = extra?.revoked === undefined ? {} : { revoked: extra.revoked };
-    this.retries.add(`end ${target.id ?? ''} ${target.sid ?? ''} ${target.sub ?? ''}`, `a ${reason} logout`, () => this.endAll(target, reason, revoked), ENDS);
+    const retry = reported ? () => this.end(target) : () => this.endAll(target, reason, revoked);
+    this.retries.add(`end ${target.id ?? ''} ${target.sid ?? ''} ${target.sub ?? ''}`, `a ${reason} logout`, retry, ENDS);
   }
 
   /**
@@ -234,7 +242,8 @@ const LOCK_RELEASES = { maxAgeMs: 30_000, baseDelayMs: 50, maxDelayMs: 250 };
 // node-redis sends commands that waited for a reconnection right after it: a late lock request runs then.
 const LATE_LOCK_WINDOW_MS = 2_000;
 
-const isStoreFailure = (error: unknown): boolean => error instanceof BffError && error.code === ErrorCode.SESSION_STORE_UNAVAILABLE;
+/** Whether an error is the session store failing or not answering in time (a 503, never a logout). */
+export const isStoreFailure = (error: unknown): boolean => error instanceof BffError && error.code === ErrorCode.SESSION_STORE_UNAVAILABLE;
 
 /** Which sessions a logout ends: one BFF session and its Auth0 session's others (`sid`), or a user's (`sub` alone). */
 export interface EndTarget {

@@ -2,7 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Request } from 'express';
 import { scriptedLogin } from '../../src/local-auth0/index.js';
 import { WebSocketCloseCode } from '../../src/index.js';
-import { REDIS_CLIENT_MODES, startHarness, USER, type Browser, type Harness } from '../support/harness.js';
+import { createClient } from 'redis';
+import type { RedisClient } from '../../src/index.js';
+import { REDIS_CLIENT_MODES, scanKeys, startHarness, USER, type Browser, type Harness } from '../support/harness.js';
 import { openSocket, opened, roundTrip } from '../support/ws-client.js';
 
 const FIREFOX = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0';
@@ -249,6 +251,89 @@ describe('sessions a user can see and end, in memory (one process)', () => {
     expect((await phone.user()).status).toBe(200);
     expect(h.events.some((e) => e.name === 'revocation_failed')).toBe(true);
     expect(h.logs.some((l) => l.startsWith('warn Could not revoke'))).toBe(true);
+  });
+});
+
+describe('ending another device while the session store stalls', () => {
+  let h: Harness;
+  /** How many of the next index removals (the last step of ending a session) Redis never answers. */
+  let stalledRemovals = 0;
+  /** How many of the next session ends Redis runs without its answer ever coming back. */
+  let lostEnds = 0;
+  beforeAll(async () => {
+    h = await startHarness({
+      bff: { routes: { sessions: true }, redisCommandTimeout: 300 },
+      redisConnect: async () => {
+        const client = createClient({ url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' });
+        client.on('error', () => {});
+        await client.connect();
+        const zRem = client.zRem.bind(client);
+        const evalSha = client.evalSha.bind(client);
+        Object.assign(client, {
+          zRem: (...args: Parameters<typeof zRem>) => (stalledRemovals > 0 && stalledRemovals-- > 0 ? new Promise(() => {}) : zRem(...args)),
+          // The script that ends a session names its record, its express-session entry and its lock.
+          evalSha: (sha: string, options: { keys: string[]; arguments: string[] }) => {
+            const ending = options.keys.length === 3 && options.keys.some((key) => key.includes(':lock:'));
+            if (!ending || lostEnds === 0) return evalSha(sha, options);
+            lostEnds--;
+            void evalSha(sha, options).catch(() => {});
+            return new Promise(() => {});
+          },
+        });
+        return client as unknown as RedisClient;
+      },
+    });
+  });
+  afterAll(async () => {
+    if (h?.redis) {
+      const keys = await scanKeys(h.redis, `${h.prefix}*`);
+      if (keys.length > 0) await (h.redis as unknown as { del(keys: string[]): Promise<number> }).del(keys);
+    }
+    await h?.close();
+  });
+
+  it('ends it all the same when the removal from the user\'s index gets no answer', async () => {
+    const laptop = await loggedIn(h, 0, FIREFOX);
+    const phone = await loggedIn(h, 0, CHROME);
+    const socket = opened(await openSocket(laptop, '/api/live'));
+    const before = auth0Sids(h);
+    const revocations = h.auth0.admin.counts().revocations;
+
+    stalledRemovals = 1;
+    const res = await phone.api(`/auth/sessions/${refOf(h, laptop)}`, { method: 'DELETE' });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ ended: 1, revoked: 1, revocationFailed: 0 });
+    expect(h.auth0.admin.counts().revocations).toBe(revocations + 1);
+    expect(auth0Sids(h)).toHaveLength(before.length - 1);
+    expect(await socket.closed).toMatchObject({ code: WebSocketCloseCode.SESSION_ENDED });
+    expect((await laptop.user()).status).toBe(401);
+    expect((await phone.api('/api/items')).status).toBe(200);
+    // The store is told once it answers: the index keeps no entry of the ended session.
+    await expect.poll(async () => (await listSessions(phone)).map((s) => s.current), { timeout: 10_000 }).toEqual([true]);
+    await expect.poll(() => h.events.filter((e) => e.name === 'logout').length, { timeout: 10_000 }).toBe(1);
+  });
+
+  it('still revokes its ORT, closes its sockets and reports the logout when the store ends it but its answer never comes', async () => {
+    const laptop = await loggedIn(h, 0, FIREFOX);
+    const phone = await loggedIn(h, 0, CHROME);
+    const socket = opened(await openSocket(laptop, '/api/live'));
+    const before = auth0Sids(h);
+    const logouts = h.events.filter((e) => e.name === 'logout').length;
+
+    lostEnds = 1;
+    const ended = refOf(h, laptop);
+    const res = await phone.api(`/auth/sessions/${ended}`, { method: 'DELETE' });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ ended: 1, revoked: 1, revocationFailed: 0 });
+    expect(auth0Sids(h)).toHaveLength(before.length - 1);
+    expect(await socket.closed).toMatchObject({ code: WebSocketCloseCode.SESSION_ENDED });
+    expect((await laptop.user()).status).toBe(401);
+    expect((await phone.api('/api/items')).status).toBe(200);
+    expect(h.events.filter((e) => e.name === 'logout').slice(logouts)).toEqual([
+      { name: 'logout', payload: expect.objectContaining({ reason: 'revoked', sessions: 1, revoked: true }) },
+    ]);
+    expect((await listSessions(phone)).map((s) => s.sessionRef)).not.toContain(ended);
+    expect(h.logs.some((l) => l.includes('did not take a logout; retrying in the background'))).toBe(true);
   });
 });
 
