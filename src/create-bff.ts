@@ -211,7 +211,7 @@ export function createBff(options: BffOptions): Bff {
   // The app the BFF serves: the one `bff.wrap(app)` was given, or the first that ran it under `app.use(bff)`.
   // WebSocket handshakes never go through Express, and take the app's 'trust proxy' from it (X-Forwarded-For).
   let servedApp: unknown;
-  const realtime = createRealtime(config, sessions, tokens, dpop, () => servedApp);
+  const realtime = createRealtime(config, sessions, tokens, dpop, () => servedApp, report, telemetry);
   const clientTokens = new ClientTokens(config, idp, backend, report);
   const ctx: BffContext = { config, idp, sessions, tokens, report };
   const sessionControl = createSessionControl(config, sessions, idp, report);

@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 export type LogoutReason = 'user' | 'session_ended' | 'backchannel' | 'absolute_timeout' | 'idle_timeout' | 'revoked';
 
 /** What the BFF was doing when something failed. */
-export type BffOperation = 'api' | 'login' | 'callback' | 'user' | 'logout' | 'backchannel_logout' | 'sessions' | 'idle_roll' | 'local_api';
+export type BffOperation = 'api' | 'websocket' | 'login' | 'callback' | 'user' | 'logout' | 'backchannel_logout' | 'sessions' | 'idle_roll' | 'local_api';
 
 /** Who an event is about. `sessionRef` is a short one-way digest of the session id: stable, useless as a cookie. */
 export interface SessionEventBase {

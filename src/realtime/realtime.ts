@@ -2,7 +2,9 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { BffConfig } from '../config/validate.js';
 import type { DPoP } from '../dpop/dpop.js';
+import type { Reporter } from '../events/reporter.js';
 import type { Sessions } from '../session/sessions.js';
+import type { Telemetry } from '../telemetry/telemetry.js';
 import type { TokenManager } from '../tokens/token-manager.js';
 import { attachToServer } from './attach.js';
 import { WebSocketCloseCode } from './close-codes.js';
@@ -28,7 +30,7 @@ export interface Realtime {
  * each closes that session's WebSockets (4401) and long responses; a watch notices idle and absolute timeouts of
  * sessions with open connections.
  */
-export function createRealtime(config: BffConfig, sessions: Sessions, tokens: TokenManager, dpop: DPoP | undefined, servedApp: () => unknown): Realtime {
+export function createRealtime(config: BffConfig, sessions: Sessions, tokens: TokenManager, dpop: DPoP | undefined, servedApp: () => unknown, report: Reporter, telemetry: Telemetry): Realtime {
   // The watch runs, and the bus listens, once there is a connection to watch.
   const connections = new SessionConnections(() => {
     watch.start();
@@ -40,7 +42,7 @@ export function createRealtime(config: BffConfig, sessions: Sessions, tokens: To
     ? redisSessionEndBus(config.redis, `${config.redisPrefix}session-ended`, deliver, () => watch.checkAll(), config.logger)
     : localSessionEndBus(deliver);
   sessions.onEnd((ids) => bus.publish(ids.map(sessionDigest)));
-  const upgrades = new UpgradeHandler(config, sessions, tokens, connections, watch, dpop, servedApp);
+  const upgrades = new UpgradeHandler(config, sessions, tokens, connections, watch, dpop, servedApp, report, telemetry);
   const detachers = new Set<() => void>();
 
   return {

@@ -81,6 +81,11 @@ export interface TunnelEvents {
   onBrowserData(): void;
   /** Both connections are closed. */
   onClosed(): void;
+  /**
+   * The upstream ended or broke its connection without a close frame from either endpoint, while the browser was
+   * still there and the BFF had not closed the tunnel (`error`: what broke it, when something did). At most once.
+   */
+  onUpstreamBroke(error: unknown): void;
 }
 
 /**
@@ -91,6 +96,9 @@ export class Tunnel {
   private readonly up: Direction;
   private readonly down: Direction;
   private closed = false;
+  /** The browser's side ended or broke first: whatever the upstream does after that is no failure of its own. */
+  private browserGone = false;
+  private upstreamBroke = false;
   /** Set once closing began: cuts whatever has not closed by then. */
   private graceTimer: NodeJS.Timeout | undefined;
   private open = 2;
@@ -117,13 +125,21 @@ export class Tunnel {
     });
     upstream.on('data', (chunk: Buffer) => this.down.forward(chunk));
     // A side that ends or breaks: the other is told (with a close frame when the endpoints did not exchange one).
-    browser.on('end', () => this.up.finish(WebSocketCloseCode.GOING_AWAY, 'browser_gone'));
-    upstream.on('end', () => this.down.finish(WebSocketCloseCode.UPSTREAM_FAILED, 'upstream_unavailable'));
+    browser.on('end', () => {
+      this.browserGone = true;
+      this.up.finish(WebSocketCloseCode.GOING_AWAY, 'browser_gone');
+    });
+    upstream.on('end', () => {
+      this.noteUpstreamBroke(undefined);
+      this.down.finish(WebSocketCloseCode.UPSTREAM_FAILED, 'upstream_unavailable');
+    });
     browser.on('error', () => {
+      this.browserGone = true;
       this.up.finish(WebSocketCloseCode.GOING_AWAY, 'browser_gone');
       browser.destroy();
     });
-    upstream.on('error', () => {
+    upstream.on('error', (error: unknown) => {
+      this.noteUpstreamBroke(error);
       this.down.finish(WebSocketCloseCode.UPSTREAM_FAILED, 'upstream_unavailable');
       upstream.destroy();
     });
@@ -148,9 +164,18 @@ export class Tunnel {
     }, CLOSE_GRACE_MS).unref();
   }
 
+  /** Tells of an upstream that went away on its own (see `TunnelEvents.onUpstreamBroke`). */
+  private noteUpstreamBroke(error: unknown): void {
+    if (this.upstreamBroke || this.closed || this.browserGone || this.browser.destroyed) return;
+    if (this.down.frames.sawClose || this.up.frames.sawClose) return;
+    this.upstreamBroke = true;
+    this.events.onUpstreamBroke(error);
+  }
+
   private readonly onSocketClose = (): void => {
     // A connection that closed takes the other one with it: half a tunnel is of no use.
     if (this.upstream.destroyed) {
+      this.noteUpstreamBroke(undefined);
       this.down.finish(WebSocketCloseCode.UPSTREAM_FAILED, 'upstream_unavailable');
       this.up.stop();
     }

@@ -5,13 +5,16 @@ import type { BffConfig } from '../config/validate.js';
 import type { DPoP } from '../dpop/dpop.js';
 import type { UpstreamProofs } from '../dpop/upstream.js';
 import { BffError, ErrorCode } from '../errors.js';
+import { causeName, type Reporter } from '../events/reporter.js';
 import { toBffError } from '../http/json-error.js';
 import { originForm } from '../proxy/absolute-form.js';
 import { appTrust, WRAPPED_TRUST, type TrustProxy } from '../proxy/client-address.js';
 import { browserResponseHeaders, upstreamRequestHeaders } from '../proxy/headers.js';
 import { targetPath } from '../proxy/target-path.js';
 import type { AccessTokenEntry } from '../session/record.js';
-import { sessionEnded, type Sessions } from '../session/sessions.js';
+import { sessionEnded, sessionRef, type Sessions } from '../session/sessions.js';
+import type { ProxyTelemetry } from '../telemetry/proxy-call.js';
+import type { Telemetry } from '../telemetry/telemetry.js';
 import type { TokenManager } from '../tokens/token-manager.js';
 import { WebSocketCloseCode } from './close-codes.js';
 import { closeFrame } from './frames.js';
@@ -37,6 +40,8 @@ class Connection implements Closable {
   tracked: Tracked | undefined;
   handshake: UpstreamHandshake | undefined;
   tunnel: Tunnel | undefined;
+  /** The session's reference, once it is known: for what an operator reads of a failure. */
+  sessionRef: string | undefined;
   /** Closed by the BFF before the tunnel existed (the session ended, the BFF is closing). */
   closedWith: { code: number; reason: string } | undefined;
 
@@ -60,6 +65,8 @@ export class UpgradeHandler {
   private readonly forwarded: { proto: string; host: string };
   /** With DPoP: the proofs of each API's handshakes. */
   private readonly proofs = new Map<Api, UpstreamProofs>();
+  /** With OpenTelemetry: each API's client spans and metrics, as for its API calls. */
+  private readonly calls = new Map<Api, ProxyTelemetry>();
 
   constructor(
     private readonly config: BffConfig,
@@ -70,11 +77,17 @@ export class UpgradeHandler {
     dpop: DPoP | undefined,
     /** The app the BFF serves (once known), whose 'trust proxy' decides the X-Forwarded-For a handshake names. */
     private readonly servedApp: () => unknown,
+    private readonly report: Reporter,
+    telemetry: Telemetry,
   ) {
     // The longest mount first, as for API calls.
     this.apis = config.apis.filter((api) => api.websocket).sort((a, b) => b.mount.length - a.mount.length);
     this.forwarded = { proto: config.baseURL.protocol.slice(0, -1), host: config.baseURL.host };
     if (dpop) for (const api of this.apis) this.proofs.set(api, dpop.forUpstream(api.upstream.origin));
+    for (const api of this.apis) {
+      const calls = telemetry.proxy(api);
+      if (calls !== undefined) this.calls.set(api, calls);
+    }
   }
 
   /** Takes the handshake when its URL is under a WebSocket-enabled API mount; false (socket untouched) otherwise. */
@@ -98,8 +111,8 @@ export class UpgradeHandler {
       connection.tracked?.remove();
       connection.handshake?.abort();
       const failure = toBffError(error);
-      // By its class only, as for API calls: an unexpected error's message could carry anything.
-      if (failure.code === ErrorCode.SERVER_ERROR) this.config.logger.error('Unexpected failure while taking a WebSocket handshake', { error: String((error as Error)?.name) });
+      // Reported as an API call's failure is: the event, the log line (an unexpected error by its class only), the metric.
+      this.report.requestFailed(failure, { operation: 'websocket', api: api.mount, sessionRef: failure.status >= 500 ? connection.sessionRef : undefined });
       writeJsonError(socket, failure);
     });
     return true;
@@ -111,19 +124,21 @@ export class UpgradeHandler {
     checkOrigin(req, this.config.websocket.allowedOrigins);
     // Only the Cookie header (or, with session.external, the app's req.session) is read.
     const session = await this.sessions.load(req as Request, api.audience);
+    connection.sessionRef = sessionRef(session.id);
     connection.tracked = this.connections.track(session, api.audience, connection);
     if (connection.tracked === undefined) throw this.connections.closing ? shuttingDown() : sessionEnded();
 
     let entry = await this.tokens.accessToken(session, api);
-    let answer = await this.upstream(api, req, path, entry, connection);
+    let sent = 0;
+    let answer = await this.upstream(api, req, path, entry, connection, sent++);
     // As for API calls: a DPoP nonce the upstream asks for is sent with the handshake repeated once.
     if (answer.kind === 'refused' && answer.nonceDemanded && entry.jkt !== undefined && !connection.closedWith) {
-      answer = await this.upstream(api, req, path, entry, connection);
+      answer = await this.upstream(api, req, path, entry, connection, sent++);
     }
     // As for API calls: a token the upstream rejects although it looked fresh is renewed once, and the handshake repeated.
     if (answer.kind === 'refused' && answer.invalidToken && this.tokens.mayForce(entry.token) && !connection.closedWith) {
       entry = await this.tokens.accessToken(session, api, { force: true, rejected: entry.token });
-      answer = await this.upstream(api, req, path, entry, connection);
+      answer = await this.upstream(api, req, path, entry, connection, sent++);
     }
     if (connection.closedWith) {
       if (answer.kind === 'upgraded') answer.socket.destroy();
@@ -135,8 +150,8 @@ export class UpgradeHandler {
       connection.tracked.remove();
       return;
     }
-    if (answer.kind !== 'upgraded') return this.refuse(req, socket, answer, connection.tracked);
-    this.join(socket, head, answer, connection, connection.tracked);
+    if (answer.kind !== 'upgraded') return this.refuse(api, req, socket, answer, connection);
+    this.join(api, socket, head, answer, connection, connection.tracked);
   }
 
   private checkRequest(api: Api, req: IncomingMessage): string {
@@ -151,7 +166,7 @@ export class UpgradeHandler {
     return path;
   }
 
-  private async upstream(api: Api, req: IncomingMessage, path: string, entry: AccessTokenEntry, connection: Connection): Promise<UpstreamAnswer> {
+  private async upstream(api: Api, req: IncomingMessage, path: string, entry: AccessTokenEntry, connection: Connection, resendCount: number): Promise<UpstreamAnswer> {
     // The browser's headers minus cookies, credentials and hop-by-hop ones (Sec-WebSocket-* and Origin pass on).
     const headers = upstreamRequestHeaders(req, entry, { ...this.forwarded, prefix: api.mount });
     headers.connection = 'Upgrade';
@@ -159,16 +174,23 @@ export class UpgradeHandler {
     // A bound token goes with a proof for the handshake's GET (htu: the upstream's http(s) URL).
     const proofs = entry.jkt === undefined ? undefined : this.proofs.get(api);
     proofs?.authorize(headers, 'GET', path, entry);
+    // A client span of its own, whose context the upstream gets in place of any the browser sent.
+    const call = this.calls.get(api)?.start('GET', path, headers, resendCount);
     connection.handshake = openUpstream(api.upstream, path, headers, api.timeoutMs);
     const answer = await connection.handshake.answer;
+    if (answer.kind === 'upgraded') call?.end(101, undefined);
+    else if (answer.kind === 'refused') call?.end(answer.status, undefined);
+    else call?.end(0, connection.closedWith ? 'aborted' : causeName(upstreamFailure(answer)));
     const nonce = answer.kind === 'upgraded' ? answer.headers['dpop-nonce'] : answer.kind === 'refused' ? answer.dpopNonce : undefined;
     if (proofs !== undefined && typeof nonce === 'string') proofs.rememberNonce(nonce);
     return answer;
   }
 
   /** The upstream could not take the handshake: the browser gets an upgrade that closes at once with 1014 and why. */
-  private refuse(req: IncomingMessage, socket: Duplex, answer: Exclude<UpstreamAnswer, { kind: 'upgraded' }>, tracked: Tracked): void {
-    tracked.remove();
+  private refuse(api: Api, req: IncomingMessage, socket: Duplex, answer: Exclude<UpstreamAnswer, { kind: 'upgraded' }>, connection: Connection): void {
+    connection.tracked?.remove();
+    // An upstream that answers (with anything but 101) has answered, as an API call's 4xx or 5xx has.
+    if (answer.kind === 'failed') this.report.upstreamFailed(upstreamFailure(answer), api.mount, connection.sessionRef);
     const reason = answer.kind === 'refused' ? `upstream_refused ${answer.status}` : answer.reason;
     const offered = req.headers['sec-websocket-protocol'];
     socket.write(acceptOnlyToClose(req.headers['sec-websocket-key'] as string, Array.isArray(offered) ? offered.join(',') : offered));
@@ -176,14 +198,22 @@ export class UpgradeHandler {
     setTimeout(() => socket.destroy(), 2_000).unref();
   }
 
-  private join(socket: Duplex, head: Buffer, answer: Extract<UpstreamAnswer, { kind: 'upgraded' }>, connection: Connection, tracked: Tracked): void {
+  private join(api: Api, socket: Duplex, head: Buffer, answer: Extract<UpstreamAnswer, { kind: 'upgraded' }>, connection: Connection, tracked: Tracked): void {
     socket.write(switchingProtocols(browserResponseHeaders(answer.headers)));
     const tunnel = new Tunnel(socket, answer.socket, {
       onBrowserData: () => this.watch.activity(tracked.session),
       onClosed: () => tracked.remove(),
+      onUpstreamBroke: (error) => this.report.upstreamFailed(upstreamFailure({ reason: 'upstream_unavailable', error }), api.mount, connection.sessionRef, true),
     });
     connection.tunnel = tunnel;
     connection.handshake = undefined;
     tunnel.start(head, answer.head);
   }
+}
+
+/** What the upstream's failure to take a handshake (or to keep a tunnel) is, as an API call's would be. */
+function upstreamFailure(answer: { readonly reason: 'upstream_unavailable' | 'upstream_timeout'; readonly error?: unknown }): BffError {
+  return answer.reason === 'upstream_timeout'
+    ? new BffError(ErrorCode.UPSTREAM_TIMEOUT, 'The API did not answer the WebSocket handshake in time.')
+    : new BffError(ErrorCode.UPSTREAM_UNAVAILABLE, 'The API could not be reached.', answer.error === undefined ? undefined : { cause: answer.error });
 }

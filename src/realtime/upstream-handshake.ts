@@ -12,7 +12,8 @@ export type UpstreamAnswer =
    * 401 with `DPoP error="use_dpop_nonce"` (RFC 9449 9); `dpopNonce`: the DPoP-Nonce it gave.
    */
   | { readonly kind: 'refused'; readonly status: number; readonly invalidToken: boolean; readonly nonceDemanded?: boolean; readonly dpopNonce?: string | undefined }
-  | { readonly kind: 'failed'; readonly reason: 'upstream_unavailable' | 'upstream_timeout' };
+  /** It could not be reached, or did not answer in time; `error`: what failed, when something did. */
+  | { readonly kind: 'failed'; readonly reason: 'upstream_unavailable' | 'upstream_timeout'; readonly error?: unknown };
 
 export interface UpstreamHandshake {
   readonly answer: Promise<UpstreamAnswer>;
@@ -70,7 +71,7 @@ export function openUpstream(origin: URL, path: string, headers: Record<string, 
     // also when the body of its answer never ends.
     request.destroy();
   });
-  request.on('error', () => settle({ kind: 'failed', reason: 'upstream_unavailable' }));
+  request.on('error', (error) => settle({ kind: 'failed', reason: 'upstream_unavailable', error }));
   request.end();
   return {
     answer,

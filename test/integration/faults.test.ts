@@ -3,6 +3,7 @@ import express from 'express';
 import { createBff } from '../../src/index.js';
 import { CLIENT_ID, CLIENT_SECRET, listen, closeServer, REDIS_CLIENT_MODES, SESSION_SECRET, startHarness, type Harness, type HarnessOptions } from '../support/harness.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
+import { openSocket } from '../support/ws-client.js';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -57,6 +58,12 @@ describe.each(REDIS_CLIENT_MODES)('when Redis goes down and comes back ($mode)',
     expect(h.logs.filter((l) => /session store failed/.test(l))).toEqual([
       expect.stringMatching(/^warn .*"operation":"api".*"sessionRef":/),
       expect.stringMatching(/^warn .*"operation":"user"/),
+    ]);
+    // A WebSocket handshake under an API mount is answered and reported the same way.
+    h.events.length = 0;
+    expect(await openSocket(browser, '/api/live')).toMatchObject({ kind: 'refused', status: 503 });
+    expect(h.events.filter((e) => e.name === 'store_failed').map((e) => e.payload)).toEqual([
+      { operation: 'websocket', cause: expect.any(String), sessionRef: undefined },
     ]);
 
     relay.up();

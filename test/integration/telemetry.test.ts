@@ -4,6 +4,7 @@ import { scriptedLogin } from '../../src/local-auth0/scripted-login.js';
 import { AUDIENCE, USER, deadPort, startHarness, waitFor, type Harness } from '../support/harness.js';
 import { registerOtel, valueOf, type Otel } from '../support/otel.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
+import { openSocket, opened } from '../support/ws-client.js';
 
 // The SDK is registered before any BFF is created, as OpenTelemetry asks of an app (this file's process only).
 const otel: Otel = registerOtel();
@@ -110,6 +111,42 @@ describe('OpenTelemetry traces and metrics of the proxy and the token renewals',
     expect(span?.attributes['error.type']).toBe('ECONNREFUSED');
     expect(valueOf(await otel.points('bff.upstream.errors'), { 'bff.api': '/down', 'error.type': 'ECONNREFUSED' })).toBe(1);
     expect(valueOf(await otel.points('http.client.request.duration'), { 'bff.api': '/down', 'error.type': 'ECONNREFUSED' })).toBe(1);
+  });
+
+  it('makes a client span per WebSocket handshake, whose context the upstream gets in place of the browser\'s', async () => {
+    const browser = h.browser();
+    await browser.login();
+    const before = otel.spans('GET').length;
+    const socket = opened(await openSocket(browser, '/api/live?room=1', {
+      headers: { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', tracestate: 'evil=1', baggage: 'userId=alice' },
+    }));
+    socket.ws.close();
+
+    const span = otel.spans('GET').slice(before)[0];
+    expect(span?.kind).toBe(SpanKind.CLIENT);
+    expect(attributesOf(span as never)).toMatchObject({
+      'http.request.method': 'GET',
+      'http.response.status_code': 101,
+      'url.full': `${h.upstream.url}/live?room=REDACTED`,
+      'bff.api': '/api',
+    });
+    const { traceId, spanId } = span?.spanContext() as { traceId: string; spanId: string };
+    const handshake = h.upstream.upgrades.at(-1)?.headers;
+    expect(handshake?.traceparent).toBe(`00-${traceId}-${spanId}-01`);
+    expect(handshake).not.toHaveProperty('tracestate');
+    expect(handshake).not.toHaveProperty('baggage');
+  });
+
+  it('fails the span of a handshake whose upstream cannot be reached, and counts the failure', async () => {
+    const browser = h.browser();
+    await browser.login();
+    const before = otel.spans('GET').length;
+    const down = opened(await openSocket(browser, '/down/live'));
+    expect(await down.closed).toMatchObject({ code: 1014 });
+    const span = otel.spans('GET').slice(before)[0];
+    expect(span?.status.code).toBe(SpanStatusCode.ERROR);
+    expect(span?.attributes['error.type']).toBe('ECONNREFUSED');
+    expect(valueOf(await otel.points('bff.upstream.errors'), { 'bff.api': '/down', 'error.type': 'ECONNREFUSED' })).toBeGreaterThanOrEqual(1);
   });
 
   it('makes a renewal span per request that needed a new token: one led the exchange, the others joined it', async () => {

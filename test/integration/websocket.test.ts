@@ -222,6 +222,8 @@ describe('WebSockets through the BFF', () => {
     await other.login();
     const bystander = opened(await openSocket(other, '/api/c'));
     const upstreamSockets = h.upstream.sockets.slice(-3, -1);
+    const failures = () => h.events.filter((e) => e.name === 'upstream_failed').length;
+    const failuresBefore = failures();
 
     const { body } = await browser.user();
     const started = performance.now();
@@ -235,6 +237,8 @@ describe('WebSockets through the BFF', () => {
     expect((await roundTrip(bystander, 'still here')).data.toString()).toBe('still here');
     // And the browser cannot open a new one.
     expect(await openSocket(browser, '/api/a')).toMatchObject({ kind: 'refused', status: 401 });
+    // Sockets the BFF closed are no failure of the upstream's.
+    expect(failures()).toBe(failuresBefore);
   });
 
   it('closes at a back-channel logout, and when an exchange finds the Auth0 session revoked', async () => {
@@ -270,6 +274,14 @@ describe('WebSockets through the BFF', () => {
     }
     const down = opened(await openSocket(browser, '/down/live'));
     expect(await down.closed).toMatchObject({ code: 1014, reason: 'upstream_unavailable' });
+    // Reported as an API call's failure is; an upstream that answers (404) has answered, and is not a failure.
+    const failed = h.events.filter((e) => e.name === 'upstream_failed').map((e) => e.payload);
+    expect(failed).toEqual(expect.arrayContaining([
+      { api: '/slow', error: 'upstream_timeout', cause: 'no_answer', sessionRef: expect.stringMatching(/^[\w-]{10}$/) },
+      { api: '/down', error: 'upstream_unavailable', cause: 'ECONNREFUSED', sessionRef: expect.stringMatching(/^[\w-]{10}$/) },
+    ]));
+    expect(failed.filter((payload) => (payload as { api: string }).api === '/api')).toEqual([]);
+    expect(h.logs.some((line) => line.startsWith('warn The API could not be reached') && line.includes('"api":"/down"'))).toBe(true);
   });
 
   it('lets go of the upstream\'s connection as soon as it refuses the handshake, also when its answer\'s body never ends', async () => {
@@ -297,8 +309,12 @@ describe('WebSockets through the BFF', () => {
     h.upstream.onSocket = (ws) => ws.on('message', () => (ws as unknown as { _socket: { destroy(): void } })._socket.destroy());
     try {
       const socket = opened(await openSocket(browser, '/api/live'));
+      const before = h.events.filter((e) => e.name === 'upstream_failed').length;
       socket.ws.send('break');
       expect(await socket.closed).toMatchObject({ code: 1014, reason: 'upstream_unavailable' });
+      expect(h.events.filter((e) => e.name === 'upstream_failed').slice(before).map((e) => e.payload)).toEqual([
+        expect.objectContaining({ api: '/api', error: 'upstream_unavailable', broken: true }),
+      ]);
     } finally {
       h.upstream.onSocket = undefined;
     }
