@@ -75,6 +75,11 @@ export function createAdmin(services: AdminServices): LocalAuth0Admin {
     },
     failTokenEndpoint: (mode, options) => faults.set(mode, options),
     reset: () => faults.clear(),
+    setSessionExpiry(sub, sessionExpiry) {
+      if (typeof sub !== 'string' || sub.length === 0) throw new TypeError('"sub" must be a non-empty string');
+      if (sessionExpiry !== undefined && (!Number.isFinite(sessionExpiry) || sessionExpiry <= 0)) throw new TypeError('"sessionExpiry" must be epoch seconds, or undefined');
+      registry.setSessionExpiry(sub, sessionExpiry);
+    },
     tokens() {
       const now = Math.floor(Date.now() / 1000);
       return [

@@ -69,7 +69,7 @@ export async function startEmulator(resolved: ResolvedOptions): Promise<LocalAut
   const backchannel = new BackchannelSender(issuer, key, backchannelTargets, resolved.logger);
   const registry = new SessionRegistry(store, backchannel, resolved);
 
-  const provider = new Provider(issuer, providerConfiguration(resolved, key, store));
+  const provider = new Provider(issuer, providerConfiguration(resolved, key, store, (sub) => registry.sessionExpiryOf(sub)));
   provider.proxy = false;
   patchModels(provider, [...resolved.apis.values()].filter((api) => api.allowOnlineAccess).map((api) => api.audience));
   recordAccessTokens(provider, accessTokens);

@@ -68,17 +68,25 @@ export function providerConfiguration(
   options: ResolvedOptions,
   key: SigningKey,
   store: MemoryStore,
+  /** The user's `session_expiry` now (the admin can move it). */
+  sessionExpiryOf: (sub: string) => unknown,
 ): Configuration {
   const { apis, clients, users } = options;
   const customClaims = [
-    ...new Set(users.flatMap((user) => Object.keys(user))),
+    ...new Set(['session_expiry', ...users.flatMap((user) => Object.keys(user))]),
   ].filter((claim) => !['username', 'password', 'sub', 'email', 'name', 'email_verified'].includes(claim));
 
   async function findAccount(_ctx: KoaContextWithOIDC, sub: string): Promise<Account | undefined> {
     const user = users.find((candidate) => candidate.sub === sub);
     if (!user) return undefined;
-    const { username: _username, password: _password, ...claims } = user;
-    return { accountId: sub, claims: () => ({ ...claims, sub }) };
+    const { username: _username, password: _password, session_expiry: _given, ...claims } = user as typeof user & { session_expiry?: unknown };
+    return {
+      accountId: sub,
+      claims: () => {
+        const sessionExpiry = sessionExpiryOf(sub);
+        return { ...claims, ...(sessionExpiry === undefined ? {} : { session_expiry: sessionExpiry }), sub };
+      },
+    };
   }
 
   const configuration: Configuration = {

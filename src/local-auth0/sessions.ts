@@ -23,7 +23,7 @@ interface Lifetime {
 export class SessionRegistry implements SessionGuard {
   readonly #lifetimes = new Map<string, Lifetime>();
   /** Each user's `session_expiry` claim, by `sub`: a session's lifetime is checked on every read of it. */
-  readonly #idpSessionEnds: ReadonlyMap<string, unknown>;
+  readonly #idpSessionEnds: Map<string, unknown>;
 
   constructor(
     private readonly store: MemoryStore,
@@ -37,6 +37,16 @@ export class SessionRegistry implements SessionGuard {
   ) {
     this.#idpSessionEnds = new Map(settings.users.map((user) => [user.sub, user.session_expiry]));
     store.setSessionGuard(this);
+  }
+
+  /** The user's `session_expiry` claim now: what later ID tokens carry. */
+  sessionExpiryOf(sub: string): unknown {
+    return this.#idpSessionEnds.get(sub);
+  }
+
+  /** Moves the user's `session_expiry` claim (undefined: none); it caps the user's sessions from now on. */
+  setSessionExpiry(sub: string, sessionExpiry: number | undefined): void {
+    this.#idpSessionEnds.set(sub, sessionExpiry);
   }
 
   /** Called by the store on every session read. A session with no login yet is not Auth0's concern. */

@@ -40,6 +40,12 @@ export interface LocalAuth0Admin {
   failTokenEndpoint(mode: TokenEndpointFailure, options?: { times?: number }): void;
   /** Clears the failure modes. */
   reset(): void;
+  /**
+   * Moves a user's `session_expiry` claim (epoch seconds; undefined: none), as an enterprise identity provider
+   * whose session end changed would: the ID tokens issued from now on (at a login or an ORT exchange) carry it,
+   * and it caps the user's Auth0 sessions.
+   */
+  setSessionExpiry(sub: string, sessionExpiry: number | undefined): void;
   /** The tokens issued and still usable (access tokens: all issued, until they expire), without their values. */
   tokens(): IssuedToken[];
   /** Every back-channel logout delivery attempted. */

@@ -22,6 +22,8 @@ export interface WatchedSession {
   checking: boolean;
   /** Not before this time (epoch ms) is the record checked again after a failed check. */
   retryAt: number;
+  /** When the watch last read the record (epoch ms); unset until its first sweep, which counts the open's read. */
+  checkedAt?: number;
   readonly members: Set<Closable>;
 }
 

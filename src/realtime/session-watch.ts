@@ -7,13 +7,19 @@ import type { SessionConnections, WatchedSession } from './registry.js';
 const SWEEP_MS = 1_000;
 /** After a failed check (the store is not answering), how long until the next try. */
 const RETRY_MS = 5_000;
+/**
+ * How long a session's lifetimes known here are trusted without reading its record again: another instance, or an
+ * exchange's ID token (a `session_expiry` moved earlier), may have shortened them.
+ */
+const RECHECK_MS = 60_000;
 
 /**
  * Idle and absolute timeouts happen without a request: this notices them for sessions with open connections.
- * Once a second (while there are any), each session past its known idle or absolute expiry (by the BFF's clock) is
- * read again: past it indeed, the session is ended as a request would end it (`Sessions.endAll`, which closes
- * its connections on every instance); gone, its connections here are closed; rolled meanwhile (API calls), the
- * new expiry is watched.
+ * Once a second (while there are any), each session past its known idle or absolute expiry (by the BFF's clock),
+ * or not read for a minute, is read again: past it indeed, the session is ended as a request would end it
+ * (`Sessions.endAll`, which closes its connections on every instance); gone, its connections here are closed;
+ * rolled meanwhile (API calls), the new expiry is watched; shortened (a later ID token's `session_expiry`), the
+ * earlier end is.
  *
  * Activity: what the browser sends counts (its API calls, and data frames it sends over a WebSocket, which roll
  * the idle expiry as an API call does, at most once per roll interval). What the upstream pushes does not: a page
@@ -65,13 +71,16 @@ export class SessionWatch {
     if (this.connections.size === 0) return this.stop();
     const now = this.config.clock();
     for (const session of this.connections.sessions()) {
-      if (now >= Math.min(session.absoluteExpiresAt, session.idleExpiresAt) && now >= session.retryAt) this.check(session);
+      session.checkedAt ??= now;
+      const due = now >= Math.min(session.absoluteExpiresAt, session.idleExpiresAt) || now - session.checkedAt >= RECHECK_MS;
+      if (due && now >= session.retryAt) this.check(session);
     }
   }
 
   private check(session: WatchedSession): void {
     if (session.checking) return;
     session.checking = true;
+    session.checkedAt = this.config.clock();
     this.recheck(session).then(
       () => void (session.checking = false),
       (error: unknown) => {

@@ -521,6 +521,35 @@ describe.each(REDIS_CLIENT_MODES)('WebSockets across two instances sharing Redis
   });
 });
 
+describe('WebSockets and a session end that moves earlier', () => {
+  const nowS = () => Math.floor(Date.now() / 1000);
+  const BOB = { sub: 'oidc|bob', username: 'bob', password: 'bob-password', session_expiry: nowS() + 2 * 3_600 };
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ redis: true, auth0: { users: [BOB] } });
+  });
+  afterAll(() => h?.close());
+
+  it('closes at the earlier end a later ID token brings (session_expiry), without a request', async () => {
+    const browser = h.browser();
+    await browser.login(undefined, BOB);
+    expect((await browser.user()).body.expiresAt).toBe(BOB.session_expiry);
+    const socket = opened(await openSocket(browser, '/api/live'));
+    expect((await roundTrip(socket, 'a')).data.toString()).toBe('a');
+
+    // The enterprise identity provider's session now ends in ten minutes: the next exchange's ID token says so.
+    const earlier = nowS() + 600;
+    h.auth0.admin.setSessionExpiry(BOB.sub, earlier);
+    h.clock.advance(2 * 60_000);
+    expect((await browser.api('/api/items')).status).toBe(200);
+    expect((await browser.request('/auth/user?touch=false').then((r) => r.json())).expiresAt).toBe(earlier);
+
+    h.clock.advance(12 * 60_000); // past the earlier end, long before the first one
+    expect(await socket.closed).toMatchObject({ code: WebSocketCloseCode.SESSION_ENDED });
+    expect(h.events).toContainEqual({ name: 'logout', payload: expect.objectContaining({ reason: 'absolute_timeout' }) });
+  });
+});
+
 describe('WebSockets with sessions in memory (one process)', () => {
   let h: Harness;
   beforeAll(async () => {

@@ -228,4 +228,22 @@ describe('session_expiry (an enterprise identity provider\'s session end)', () =
       await tenant.stop();
     }
   });
+
+  it('moves when the admin says so: the next ID token carries the new end, and it caps the live session', async () => {
+    const tenant = await startLocalAuth0({ clients: [BFF], users: [ALICE], apis: [{ audience: API }] });
+    try {
+      const { tokens } = await loginForTokens(tenant.issuer);
+      expect(claimsOf(tokens.id_token)).not.toHaveProperty('session_expiry');
+      const earlier = Math.floor(Date.now() / 1000) + 600;
+      tenant.admin.setSessionExpiry('auth0|alice', earlier);
+      const refreshed = await refresh(tenant.issuer, tokens.refresh_token!);
+      expect(claimsOf(refreshed.body.id_token as string).session_expiry).toBe(earlier);
+      expect(tenant.admin.sessions()[0]?.expiresAt).toBe(earlier);
+      tenant.admin.setSessionExpiry('auth0|alice', undefined);
+      expect(claimsOf((await refresh(tenant.issuer, tokens.refresh_token!)).body.id_token as string)).not.toHaveProperty('session_expiry');
+      expect(() => tenant.admin.setSessionExpiry('auth0|alice', Number.NaN)).toThrow(TypeError);
+    } finally {
+      await tenant.stop();
+    }
+  });
 });
