@@ -343,6 +343,9 @@ function storeFaultsAsJson(middleware: RequestHandler, report: Reporter, operati
   return (req, res, next) =>
     middleware(req, res, (error?: unknown) => {
       if (error === undefined || error === null) return next();
+      // A save at the end of an answer already sent (after a login, express-session saves again what the callback
+      // saved before answering): the browser has its answer, and express-session ends it. Nothing to report.
+      if (res.headersSent) return;
       const failure = error instanceof BffError ? error : new BffError(ErrorCode.SESSION_STORE_UNAVAILABLE, 'The session store failed; try again shortly.', { cause: error });
       sendError(res, failure, report, { operation });
     });

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { scriptedLogin } from '../../src/local-auth0/index.js';
-import { startHarness, USER, type Browser, type Harness } from '../support/harness.js';
+import { createClient } from 'redis';
+import type { RedisClient } from '../../src/index.js';
+import { scanKeys, startHarness, USER, type Browser, type Harness } from '../support/harness.js';
 
 /** Starts a login in `browser` and returns the callback URL the emulator sends it to, without following it. */
 async function callbackUrlFor(_h: Harness, browser: Browser, query = ''): Promise<string> {
@@ -171,5 +173,51 @@ describe('the login and callback routes', () => {
     const forged = await browser.request('/auth/logout?sid=guess');
     expect(forged.status).toBe(400);
     expect((await browser.user()).status).toBe(200);
+  });
+});
+
+describe('a session store that fails once the callback has answered', () => {
+  let h: Harness;
+  /** Whether express-session's saves of a session it saved before never get an answer from Redis. */
+  let stallResaves = false;
+  beforeAll(async () => {
+    const saved = new Set<string>();
+    h = await startHarness({
+      bff: { redisCommandTimeout: 300 },
+      redisConnect: async () => {
+        const client = createClient({ url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' });
+        client.on('error', () => {});
+        await client.connect();
+        const set = client.set.bind(client);
+        Object.assign(client, {
+          set: (key: string, ...rest: unknown[]) => {
+            const again = key.includes(':sess:') && saved.has(key);
+            saved.add(key);
+            return stallResaves && again ? new Promise(() => {}) : (set as (...args: unknown[]) => Promise<unknown>)(key, ...rest);
+          },
+        });
+        return client as unknown as RedisClient;
+      },
+    });
+  });
+  afterAll(async () => {
+    if (h?.redis) {
+      const keys = await scanKeys(h.redis, `${h.prefix}*`);
+      if (keys.length > 0) await (h.redis as unknown as { del(keys: string[]): Promise<number> }).del(keys);
+    }
+    await h?.close();
+  });
+
+  it('reports no failure for a login that completed: the browser is logged in', async () => {
+    stallResaves = true;
+    const browser = h.browser();
+    const callback = await browser.login();
+    expect(callback.status).toBe(302);
+    // The answer's end waits for express-session's second save, which the store fails after its timeout.
+    expect(await callback.text()).toContain('Found');
+    expect((await browser.user()).status).toBe(200);
+    expect(h.events.filter((e) => e.name === 'login')).toHaveLength(1);
+    expect(h.events.filter((e) => e.name === 'store_failed')).toEqual([]);
+    expect(h.logs.filter((line) => line.includes('session store failed'))).toEqual([]);
   });
 });
