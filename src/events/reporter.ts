@@ -81,10 +81,11 @@ export class Reporter {
     return new Renewal(this.log, this.telemetry, sessionRef, audience, role, forced);
   }
 
-  refreshed(who: ExchangeSubject, expiresIn: number, durationMs: number): void {
+  /** An exchange gave a token: `durationMs` with its retries, `requestMs` the request that succeeded (the metric's, one per request). */
+  refreshed(who: ExchangeSubject, expiresIn: number, durationMs: number, requestMs = durationMs): void {
     this.events.emit('refresh', { ...who, expiresIn, durationMs });
     this.log.debug('Token exchange finished', { sessionRef: who.sessionRef, audience: who.audience, durationMs, expiresIn });
-    this.telemetry.instruments?.exchangeDuration.record(durationMs / 1000, { [ATTR.BFF_EXCHANGE_OUTCOME]: 'success', [ATTR.BFF_AUDIENCE]: who.audience });
+    this.telemetry.instruments?.exchangeDuration.record(requestMs / 1000, { [ATTR.BFF_EXCHANGE_OUTCOME]: 'success', [ATTR.BFF_AUDIENCE]: who.audience });
   }
 
   /** One token request to Auth0 failed; `failure` says what that means for the session. */

@@ -243,6 +243,7 @@ export class TokenManager {
     if (target.audience !== (this.config.audience ?? '')) parameters.audience = target.audience;
     if (target.scope !== undefined) parameters.scope = target.scope;
 
+    const began = performance.now();
     for (let attempt = 0; ; attempt++) {
       const remaining = deadline - performance.now();
       if (remaining <= 0) throw unavailable(1);
@@ -265,11 +266,13 @@ export class TokenManager {
         await sleep(wait);
         continue;
       }
-      return this.store(id, record, target, answer, requestedAt, Math.round(performance.now() - started));
+      const ended = performance.now();
+      return this.store(id, record, target, answer, requestedAt, Math.round(ended - started), Math.round(ended - began));
     }
   }
 
-  private async store(id: string, record: StoredSessionRecord, target: TokenTarget, answer: TokenAnswer, requestedAt: number, durationMs: number): Promise<AccessTokenEntry> {
+  /** `durationMs`: the request that brought the token; `totalMs`: the exchange, its retries included. */
+  private async store(id: string, record: StoredSessionRecord, target: TokenTarget, answer: TokenAnswer, requestedAt: number, durationMs: number, totalMs: number): Promise<AccessTokenEntry> {
     // A token for another API (Auth0's answer to an audience its refresh token policy lacks) is neither stored nor
     // used, and ends nothing: the configuration is wrong, not the session.
     const mismatch = this.audiences.mismatch(answer.accessToken, target.audience);
@@ -298,7 +301,7 @@ export class TokenManager {
       lastActiveAt: now,
     };
     if (!(await this.sessions.backend.storeTokens(id, update))) throw sessionEnded('The session ended while its token was being renewed.');
-    this.report.refreshed({ sub: record.sub, sid: record.sid, sessionRef: sessionRef(id), audience: target.audience }, answer.expiresIn, durationMs);
+    this.report.refreshed({ sub: record.sub, sid: record.sid, sessionRef: sessionRef(id), audience: target.audience }, answer.expiresIn, totalMs, durationMs);
     return accessToken;
   }
 }

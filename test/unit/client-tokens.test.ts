@@ -84,6 +84,26 @@ describe('the application\'s own tokens', () => {
     expect(tenant.requests[1]!.has('scope')).toBe(false);
   });
 
+  it('says in the client_token event how long the grant took with its retries, not the last request alone', async () => {
+    let firstAt = 0;
+    let lastAt = 0;
+    const tenant = fakeTenant(async (_form, n) => {
+      if (n > 1) {
+        lastAt = performance.now();
+        return issued('AT-app-1');
+      }
+      firstAt = performance.now();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      return Response.json({ error: 'server_error' }, { status: 503 });
+    });
+    const durations: number[] = [];
+    events.on('client_token', ({ durationMs }) => void durations.push(durationMs));
+    const { tokens } = process(tenant.fetch);
+    expect((await tokens.forApi(API, undefined).token()).token).toBe('AT-app-1');
+    expect(durations).toHaveLength(1);
+    expect(durations[0]).toBeGreaterThanOrEqual(Math.floor(lastAt - firstAt));
+  });
+
   it('takes its turn when the process holding the lock gives up without a token', async () => {
     const otherWaiting = lockRefused();
     const tenant = fakeTenant(async (_form, n) => {

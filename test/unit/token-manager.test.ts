@@ -849,6 +849,24 @@ describe('the token manager', () => {
       expect(auth0.requests).toHaveLength(2);
     });
 
+    it('says in the refresh event how long the exchange took with its retries, not the last request alone', async () => {
+      const id = await login();
+      let firstAt = 0;
+      let lastAt = 0;
+      auth0.answer(async () => {
+        firstAt = performance.now();
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        return json(503, { error: 'server_error' });
+      }, (request) => {
+        lastAt = performance.now();
+        return tokens('AT-2')(request);
+      });
+      await letTokenExpire(id);
+      expect((await accessToken(id)).token).toBe('AT-2');
+      const [refreshed] = eventsNamed('refresh');
+      expect(refreshed?.durationMs).toBeGreaterThanOrEqual(Math.floor(lastAt - firstAt));
+    });
+
     it('answers token_service_unavailable after retrying when the connection keeps failing, and keeps the session', async () => {
       const id = await login();
       auth0.otherwise = connectionRefused;
