@@ -16,12 +16,13 @@ export class NonceCache {
     return this.byOrigin.get(origin);
   }
 
-  /** Remembers a server's nonce; ignores a value that is not a valid nonce. */
-  set(origin: string, nonce: string): void {
-    if (nonce.length > MAX_NONCE_LENGTH || !NONCE.test(nonce)) return;
+  /** Remembers a server's nonce, and says so; ignores a value that is not a valid nonce (false). */
+  set(origin: string, nonce: string): boolean {
+    if (nonce.length > MAX_NONCE_LENGTH || !NONCE.test(nonce)) return false;
     if (!this.byOrigin.has(origin) && this.byOrigin.size >= MAX_ORIGINS) {
       this.byOrigin.delete(this.byOrigin.keys().next().value as string);
     }
     this.byOrigin.set(origin, nonce);
+    return true;
   }
 }

@@ -35,5 +35,5 @@ export class UpstreamProofs {
   }
 
   /** Remembers the `DPoP-Nonce` of any answer of this API: a challenge's, or a fresh one sent along with a success. */
-  readonly rememberNonce = (nonce: string): void => this.nonces.set(this.origin, nonce);
+  readonly rememberNonce = (nonce: string): boolean => this.nonces.set(this.origin, nonce);
 }

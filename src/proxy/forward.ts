@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http';
 import { errors as undiciErrors, type Dispatcher } from 'undici';
 import type { StreamTracker, Tracked } from '../realtime/registry.js';
 import type { LoadedSession } from '../session/sessions.js';
-import { demandsNonce } from '../dpop/challenge.js';
+import { demandsNonce, parseChallenges } from '../dpop/challenge.js';
 import type { AnswerDeadlines, WaitingCall } from './answer-deadlines.js';
 import { browserResponseHeaders } from './headers.js';
 
@@ -60,7 +60,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, WaitingCall {
     private readonly session?: LoadedSession | undefined,
     private readonly audience = '',
     /** With a DPoP-bound token: takes the upstream's `DPoP-Nonce` from any answer. */
-    private readonly rememberNonce?: (nonce: string) => void,
+    private readonly rememberNonce?: (nonce: string) => boolean,
     /** Where the wait for the answer to begin is bounded, when the pool does not bound it itself. */
     private readonly deadlines?: AnswerDeadlines,
   ) {
@@ -90,9 +90,10 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, WaitingCall {
     this.status = statusCode;
     if (this.rememberNonce !== undefined) {
       const nonce = headers['dpop-nonce'];
-      if (typeof nonce === 'string') this.rememberNonce(nonce);
-      // RFC 9449 9: the API refused the request unprocessed; the nonce to use came with the refusal.
-      if (statusCode === 401 && nonce !== undefined && demandsNonce(headers['www-authenticate'])) {
+      const remembered = typeof nonce === 'string' && this.rememberNonce(nonce);
+      // RFC 9449 9: the API refused the request unprocessed; the nonce to use came with the refusal. Without a
+      // usable one (none, two, or not a nonce) no retry could do better: its refusal goes to the browser as it is.
+      if (statusCode === 401 && remembered && demandsNonce(headers['www-authenticate'])) {
         this.retrying = 'use_dpop_nonce';
         return;
       }
@@ -180,9 +181,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, WaitingCall {
 
 /** RFC 6750 3.1 (RFC 9449 7.1 for DPoP): the resource server says the access token is expired, revoked or otherwise invalid. */
 export function invalidToken(header: string | string[] | undefined): boolean {
-  if (header === undefined) return false;
-  const value = Array.isArray(header) ? header.join(', ') : header;
-  return /^\s*(?:bearer|dpop)\b/i.test(value) && /error\s*=\s*"?invalid_token"?/i.test(value);
+  // Any of the challenges may be the token's: `Basic realm="x", DPoP error="invalid_token"` is one too.
+  return header !== undefined && parseChallenges(header).some((c) => (c.scheme === 'bearer' || c.scheme === 'dpop') && c.params.error === 'invalid_token');
 }
 
 const answerTimeout = (): Error => new undiciErrors.HeadersTimeoutError('The upstream did not begin to answer in time');

@@ -146,6 +146,22 @@ describe('DPoP-bound tokens over real HTTP', () => {
     expect(proofs[1]).toMatchObject({ nonce: 'n-1', htm: 'GET', htu: `${h.upstream.url}/items` });
   });
 
+  it('passes a nonce challenge on as it is when its nonce is not one (RFC 9449 8), instead of asking the SPA to send again for ever', async () => {
+    const browser = h.browser(0);
+    await browser.login();
+    for (const nonce of ['has "quotes" and spaces', 'n'.repeat(2_000)]) {
+      h.upstream.requests.length = 0;
+      h.upstream.handler = (_req, res) => {
+        res.writeHead(401, { 'www-authenticate': 'DPoP error="use_dpop_nonce"', 'dpop-nonce': nonce, 'content-type': 'application/json' });
+        res.end('{"error":"use_dpop_nonce"}');
+      };
+      const res = await browser.api('/raw/items');
+      expect(res.status).toBe(401);
+      expect(await res.json()).toEqual({ error: 'use_dpop_nonce' });
+      expect(h.upstream.requests).toHaveLength(1);
+    }
+  });
+
   it('does not replay a POST with a body after a nonce challenge: 503 upstream_nonce_required, and sent again it goes through', async () => {
     const browser = h.browser(0);
     await browser.login();

@@ -6,6 +6,7 @@ import { demandsNonce, parseChallenges } from '../../src/dpop/challenge.js';
 import { DPoP } from '../../src/dpop/dpop.js';
 import { readDPoPKey } from '../../src/dpop/key.js';
 import { NonceCache } from '../../src/dpop/nonces.js';
+import { invalidToken } from '../../src/proxy/forward.js';
 import { accessTokenHash, ProofSigner } from '../../src/dpop/proof.js';
 import { BffConfigError } from '../../src/errors.js';
 import { plainCipher } from '../../src/session/encryption.js';
@@ -190,6 +191,18 @@ describe('WWW-Authenticate challenges', () => {
     ['', false],
   ])('%j demands a nonce: %s', (header, expected) => {
     expect(demandsNonce(header)).toBe(expected);
+  });
+
+  it.each([
+    ['Bearer error="invalid_token", error_description="expired"', true],
+    ['DPoP error=invalid_token', true],
+    ['Basic realm="api", DPoP error="invalid_token"', true],
+    ['Basic realm="api", Bearer error="invalid_token"', true],
+    ['Basic error="invalid_token"', false],
+    ['Bearer error="invalid_token_type"', false],
+    ['Bearer error="insufficient_scope"', false],
+  ])('%j says the access token is invalid: %s', (header, expected) => {
+    expect(invalidToken(header)).toBe(expected);
   });
 });
 
