@@ -3,6 +3,7 @@ import { BffError, ErrorCode } from '../errors.js';
 import { sendError, toBffError } from '../http/json-error.js';
 import { classifyTokenFailure } from '../idp/failures.js';
 import type { Ended } from '../events/reporter.js';
+import { cookieValue } from '../session/session-cookie.js';
 import { sessionRef } from '../session/sessions.js';
 import type { BffContext } from './context.js';
 
@@ -69,7 +70,9 @@ export function logoutRoute(ctx: BffContext) {
         return;
       }
       await destroySession(req);
-      clearCookie(res, ctx);
+      // Only a cookie the request carried: clearing one it did not carry would let a cross-site form (which a
+      // SameSite cookie does not go with, but whose answer's Set-Cookie the browser applies) log the user out.
+      if (cookieValue(req.headers.cookie ?? '', config.session.cookieName) !== undefined) clearCookie(res, ctx);
       res.setHeader('Cache-Control', 'no-store');
       res.redirect(302, localReturn);
     } catch (error) {

@@ -174,6 +174,21 @@ describe('the login and callback routes', () => {
     expect(forged.status).toBe(400);
     expect((await browser.user()).status).toBe(200);
   });
+
+  it('clears no cookie for a logout that carries none (a cross-site form a SameSite cookie does not go with), and clears a stale one', async () => {
+    const crossSite = await fetch(`${h.urls[0]}/auth/logout`, { method: 'POST', redirect: 'manual' });
+    expect(crossSite.status).toBe(302);
+    expect(crossSite.headers.getSetCookie().filter((c) => c.startsWith('bff='))).toEqual([]);
+
+    const browser = h.browser();
+    await browser.login();
+    const { body } = await browser.user();
+    const stale = browser.jar.header(browser.url);
+    await browser.request(body.logoutUrl);
+    const again = await fetch(`${h.urls[0]}/auth/logout`, { method: 'POST', redirect: 'manual', headers: { cookie: stale } });
+    expect(again.status).toBe(302);
+    expect(again.headers.getSetCookie().filter((c) => c.startsWith('bff='))).toEqual([expect.stringMatching(/^bff=;.*Expires=Thu, 01 Jan 1970/)]);
+  });
 });
 
 describe('a session store that fails once the callback has answered', () => {
