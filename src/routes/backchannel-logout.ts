@@ -28,7 +28,7 @@ export function backchannelLogoutRoute(ctx: BffContext) {
       } catch (error) {
         throw new BffError(ErrorCode.IDP_UNAVAILABLE, 'The issuer metadata is not available to verify the logout token.', { cause: error });
       }
-      jwks ??= createRemoteJWKSet(new URL(ctx.idp.jwksUri as string), { [customFetch]: config.fetch, timeoutDuration: config.tokens.attemptTimeoutMs });
+      jwks ??= createRemoteJWKSet(new URL(ctx.idp.jwksUri as string), { [customFetch]: keySetFetch(config.fetch), timeoutDuration: config.tokens.attemptTimeoutMs });
 
       let header;
       try {
@@ -57,8 +57,10 @@ export function backchannelLogoutRoute(ctx: BffContext) {
       // later than now (beyond the clock tolerance) is refused here, as an ID token's would be (Core 3.1.3.7).
       if ((payload.iat as number) > config.clock() / 1000 + CLOCK_TOLERANCE_S) throw bad('The logout_token was issued in the future.');
       const events = payload.events as Record<string, unknown> | undefined;
-      if (!events || typeof events !== 'object' || typeof events[EVENT] !== 'object' || events[EVENT] === null) throw bad('The logout_token lacks the back-channel logout event.');
+      if (!events || typeof events !== 'object' || typeof events[EVENT] !== 'object' || events[EVENT] === null || Array.isArray(events[EVENT])) throw bad('The logout_token lacks the back-channel logout event.');
       if ('nonce' in payload) throw bad('A logout_token must not contain a nonce.');
+      // A sid of another type is a malformed token, not one without a sid (which would end every session of the user).
+      if (payload.sid !== undefined && typeof payload.sid !== 'string') throw bad('The logout_token has a sid that is not a string.');
       const sid = typeof payload.sid === 'string' ? payload.sid : undefined;
       const sub = typeof payload.sub === 'string' ? payload.sub : undefined;
       if (sid === undefined && sub === undefined) throw bad('The logout_token names neither a sid nor a sub.');
@@ -89,6 +91,23 @@ export function backchannelLogoutRoute(ctx: BffContext) {
 }
 
 const bad = (description: string): BffError => new BffError(ErrorCode.INVALID_REQUEST, description);
+
+/**
+ * The issuer's key set through the BFF's fetch, where an answer that is not a key set (a 5xx, an HTML error page)
+ * fails as a network error does: Auth0 failing, not the token (jose would call it a malformed token otherwise).
+ */
+function keySetFetch(fetchImpl: typeof fetch): typeof fetch {
+  return async (input, init) => {
+    const response = await fetchImpl(input, init);
+    if (response.status !== 200) throw new TypeError(`The issuer's key set answered ${response.status}`);
+    try {
+      await response.clone().json();
+    } catch {
+      throw new TypeError('The issuer\'s key set is not JSON');
+    }
+    return response;
+  };
+}
 
 function isKeySetFault(error: unknown): boolean {
   return error instanceof joseErrors.JWKSTimeout || error instanceof joseErrors.JWKSInvalid || (error instanceof TypeError && !(error instanceof joseErrors.JOSEError));

@@ -102,6 +102,8 @@ describe.each(REDIS_CLIENT_MODES)('every end of the Auth0 session is a full BFF 
     ['no events claim', (c: Record<string, unknown>) => ({ ...c, events: undefined })],
     ['a wrong event', (c: object) => ({ ...c, events: { 'http://example.com/other': {} } })],
     ['neither sid nor sub', (c: Record<string, unknown>) => ({ ...c, sid: undefined, sub: undefined })],
+    ['a sid that is not a string (it would widen to every session of the user)', (c: object) => ({ ...c, sid: 12345 })],
+    ['an event that is not an object', (c: object) => ({ ...c, events: { 'http://schemas.openid.net/event/backchannel-logout': [] } })],
     ['no jti', (c: Record<string, unknown>) => ({ ...c, jti: undefined })],
   ])('refuses a logout token with %s: 400 JSON, and the session stays', async (_name, change) => {
     const browser = h.browser();
@@ -211,5 +213,40 @@ describe.each(REDIS_CLIENT_MODES)('every end of the Auth0 session is a full BFF 
     expect(res.status).toBe(401);
     expect(res.body).toMatchObject({ error: 'session_ended' });
     expect(h.events.at(-1)).toMatchObject({ name: 'logout', payload: { reason: 'idle_timeout' } });
+  });
+});
+
+describe('a back-channel logout while Auth0\'s key set is failing', () => {
+  let h: Harness;
+  /** What the issuer's JWKS answers instead of its keys, while set. */
+  let keySetAnswer: (() => Response) | undefined;
+  beforeAll(async () => {
+    const fetchThrough: typeof fetch = async (input, init) => {
+      const url = String(input instanceof Request ? input.url : input);
+      if (keySetAnswer !== undefined && url.endsWith('/.well-known/jwks.json')) return keySetAnswer();
+      return fetch(input, init);
+    };
+    h = await startHarness({ redis: true, bff: { fetch: fetchThrough } });
+  });
+  afterAll(() => h?.close());
+
+  it('answers 502 idp_unavailable (Auth0 retries), refuses nothing, and ends the session once the keys load', async () => {
+    const browser = h.browser();
+    await browser.login();
+    const sid = auth0SidOf(h);
+    const now = Math.floor(Date.now() / 1000);
+    const token = await h.auth0.admin.sign({ iss: h.auth0.issuer, aud: CLIENT_ID, iat: now, exp: now + 120, jti: crypto.randomUUID(), sid, sub: USER.sub, events: EVENT }, { typ: 'logout+jwt' });
+    for (const answer of [() => new Response('upstream connect error', { status: 503 }), () => new Response('<html>maintenance</html>', { status: 200 })]) {
+      keySetAnswer = answer;
+      const res = await postLogoutToken(h.urls[0] as string, token);
+      expect(res.status).toBe(502);
+      expect(await res.json()).toMatchObject({ error: 'idp_unavailable' });
+      expect((await browser.user()).status).toBe(200);
+    }
+    expect(h.events.filter((e) => e.name === 'backchannel_logout_rejected')).toEqual([]);
+
+    keySetAnswer = undefined;
+    expect((await postLogoutToken(h.urls[0] as string, token)).status).toBe(200);
+    expect((await browser.user()).status).toBe(401);
   });
 });
