@@ -289,6 +289,13 @@ export function createBff(options: BffOptions): Bff {
     router.get(routes.sessions, handlers.list);
     router.delete(`${routes.sessions}/:sessionRef`, handlers.end);
   }
+  // Another method on a route's path is answered here, in the BFF's JSON shape, rather than by the app's 404 page.
+  const allowed: Array<[string | undefined, string]> = [
+    [routes.healthz, 'GET, HEAD'], [routes.login, 'GET, HEAD'], [routes.callback, 'GET, HEAD'], [routes.user, 'GET, HEAD'],
+    [routes.logout, 'GET, HEAD, POST'], [routes.backchannelLogout, 'POST'],
+    [routes.sessions, 'GET, HEAD'], [routes.sessions && `${routes.sessions}/:sessionRef`, 'DELETE'],
+  ];
+  for (const [path, methods] of allowed) if (path) router.all(path, methodNotAllowed(methods));
 
   Object.defineProperties(bff, {
     events: { value: events, enumerable: true },
@@ -349,6 +356,15 @@ function storeFaultsAsJson(middleware: RequestHandler, report: Reporter, operati
       const failure = error instanceof BffError ? error : new BffError(ErrorCode.SESSION_STORE_UNAVAILABLE, 'The session store failed; try again shortly.', { cause: error });
       sendError(res, failure, report, { operation });
     });
+}
+
+/** Answers 405 JSON with `Allow`; OPTIONS goes on (to the app's CORS handling, or Express's own answer). */
+function methodNotAllowed(methods: string): RequestHandler {
+  return (req, res, next) => {
+    if (req.method === 'OPTIONS') return next();
+    res.setHeader('Allow', methods);
+    sendError(res, new BffError(ErrorCode.METHOD_NOT_ALLOWED, `This route answers ${methods}.`));
+  };
 }
 
 /** A form body parser whose failures (too large, bad charset, malformed) answer 400 JSON instead of the app's error page. */

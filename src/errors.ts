@@ -28,6 +28,8 @@ export const ErrorCode = {
   UPSTREAM_NONCE_REQUIRED: 'upstream_nonce_required',
   /** 503: the session store (Redis) is not answering. Nobody is logged out because of it. */
   SESSION_STORE_UNAVAILABLE: 'session_store_unavailable',
+  /** 405: a method the BFF's route does not answer (`POST /auth/user`); `Allow` names those it does. */
+  METHOD_NOT_ALLOWED: 'method_not_allowed',
   /** 500: the BFF is misconfigured (for example Auth0 rejects its client credentials). */
   CONFIGURATION_ERROR: 'configuration_error',
   /** 500: an unexpected failure inside the BFF. */
@@ -49,6 +51,7 @@ const STATUS: Record<ErrorCode, number> = {
   upstream_timeout: 504,
   upstream_nonce_required: 503,
   session_store_unavailable: 503,
+  method_not_allowed: 405,
   configuration_error: 500,
   server_error: 500,
 };

@@ -175,6 +175,23 @@ describe('the login and callback routes', () => {
     expect((await browser.user()).status).toBe(200);
   });
 
+  it('answers a method its routes do not take with 405 JSON naming those they do, not with the app\'s page', async () => {
+    const cases: Array<[string, string, string]> = [
+      ['POST', '/auth/login', 'GET, HEAD'], ['POST', '/auth/callback', 'GET, HEAD'], ['PUT', '/auth/user', 'GET, HEAD'],
+      ['DELETE', '/auth/logout', 'GET, HEAD, POST'], ['GET', '/auth/backchannel-logout', 'POST'], ['POST', '/healthz', 'GET, HEAD'],
+    ];
+    for (const [method, path, allow] of cases) {
+      const res = await fetch(`${h.urls[0]}${path}`, { method, redirect: 'manual' });
+      expect(res.status).toBe(405);
+      expect(res.headers.get('allow')).toBe(allow);
+      expect(res.headers.get('cache-control')).toBe('no-store');
+      expect(await res.json()).toMatchObject({ error: 'method_not_allowed' });
+    }
+    // The app's own paths, and the routes' own methods, are as they were.
+    expect((await fetch(`${h.urls[0]}/auth/login`, { redirect: 'manual' })).status).toBe(302);
+    expect((await fetch(`${h.urls[0]}/healthz`, { method: 'HEAD' })).status).toBe(200);
+  });
+
   it('clears no cookie for a logout that carries none (a cross-site form a SameSite cookie does not go with), and clears a stale one', async () => {
     const crossSite = await fetch(`${h.urls[0]}/auth/logout`, { method: 'POST', redirect: 'manual' });
     expect(crossSite.status).toBe(302);
