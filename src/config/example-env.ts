@@ -111,7 +111,7 @@ export function readConfig(env: Env): ExampleConfig {
   const dpopKey = readDPoPPrivateKey(get('DPOP_PRIVATE_KEY'), problems);
   const audience = get('AUDIENCE');
   if (audience !== undefined && !URL.canParse(audience)) {
-    problems.push(`AUDIENCE must be the Auth0 API identifier, an absolute URI such as "https://api.example.com" (got "${audience}")`);
+    problems.push(`AUDIENCE must be the Auth0 API identifier, an absolute URI such as "https://api.example.com" (got "${redact(audience)}")`);
   }
 
   if (get('ISSUER_URL') === undefined && get('AUTH0_DOMAIN') === undefined) {
@@ -236,7 +236,7 @@ function readMetricsPort(value: string | undefined, problems: string[]): number 
 function readOtlpEndpoint(value: string | undefined, problems: string[]): string | undefined {
   if (value === undefined) return undefined;
   if (!URL.canParse(value) || !['http:', 'https:'].includes(new URL(value).protocol)) {
-    problems.push(`OTEL_EXPORTER_OTLP_ENDPOINT must be the collector's http(s) URL, such as "http://127.0.0.1:4318" (got "${value}")`);
+    problems.push(`OTEL_EXPORTER_OTLP_ENDPOINT must be the collector's http(s) URL, such as "http://127.0.0.1:4318" (got "${redact(value)}")`);
     return undefined;
   }
   return value;
@@ -247,7 +247,7 @@ function readBaseURL(value: string | undefined, problems: string[]): string | un
   if (url === undefined) return undefined;
   const parsed = new URL(url);
   if (parsed.pathname !== '/' || parsed.search || parsed.hash) {
-    problems.push(`BASE_URL must be an origin such as "https://app.example.com", without a path (got "${value}")`);
+    problems.push(`BASE_URL must be an origin such as "https://app.example.com", without a path (got "${redact(value!)}")`);
     return undefined;
   }
   return parsed.origin;
@@ -260,7 +260,7 @@ function readIssuer(issuerUrl: string | undefined, domain: string | undefined, p
   }
   if (domain !== undefined) {
     if (!/^[A-Za-z0-9.-]+(:\d{1,5})?$/.test(domain)) {
-      problems.push(`AUTH0_DOMAIN must be a host name such as "TENANT.us.auth0.com", without a scheme or path (got "${domain}")`);
+      problems.push(`AUTH0_DOMAIN must be a host name such as "TENANT.us.auth0.com", without a scheme or path (got "${redact(domain)}")`);
       return undefined;
     }
     return `https://${domain}/`;
@@ -271,24 +271,27 @@ function readIssuer(issuerUrl: string | undefined, domain: string | undefined, p
   return url.endsWith('/') ? url : `${url}/`;
 }
 
-/** An absolute http(s) URL; plain http only on loopback, where no one can listen in. */
+/**
+ * An absolute http(s) URL without credentials; plain http only on loopback, where no one can listen in. Credentials
+ * are looked for first, so that no other message is about a URL that holds them; no message quotes them.
+ */
 function readHttpUrl(value: string | undefined, name: string, problems: string[]): string | undefined {
   if (value === undefined) return undefined;
   if (!URL.canParse(value)) {
-    problems.push(`${name} must be an absolute URL such as "https://example.com" (got "${value}")`);
+    problems.push(`${name} must be an absolute URL such as "https://example.com" (got "${redact(value)}")`);
     return undefined;
   }
   const url = new URL(value);
+  if (url.username || url.password) {
+    problems.push(`${name} must not contain credentials (got "${redact(value)}")`);
+    return undefined;
+  }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    problems.push(`${name} must be an http(s) URL (got "${value}")`);
+    problems.push(`${name} must be an http(s) URL (got "${redact(value)}")`);
     return undefined;
   }
   if (url.protocol === 'http:' && !LOOPBACK.has(url.hostname)) {
-    problems.push(`${name} must use https: plain http is accepted only for 127.0.0.1, localhost and [::1] (got "${value}")`);
-    return undefined;
-  }
-  if (url.username || url.password) {
-    problems.push(`${name} must not contain credentials`);
+    problems.push(`${name} must use https: plain http is accepted only for 127.0.0.1, localhost and [::1] (got "${redact(value)}")`);
     return undefined;
   }
   return url.href;
@@ -330,7 +333,11 @@ function checkSecret(secret: string, problems: string[]): void {
   }
 }
 
-/** A Redis URL may carry a password: never print it. */
+/**
+ * A URL as a message may quote it: a URL may carry a user name and password (`scheme://user:pass@host`), which are
+ * never printed. Everything up to the last `@` goes, not just to the first: a password may hold an `@` or a `/`
+ * (unencoded, the URL does not even parse), and no part of it may show.
+ */
 function redact(value: string): string {
-  return value.replace(/\/\/[^@/]*@/, '//***@');
+  return value.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)?[^]*@/, '$1***@');
 }

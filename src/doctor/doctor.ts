@@ -11,7 +11,7 @@ import { checkDiscovery } from './discovery-checks.js';
 import { SECTIONS, findingsOf, scrubSecrets, summarize, type DoctorReport, type Finding } from './finding.js';
 import type { DoctorHttp } from './http.js';
 import { readTenant } from './management-client.js';
-import { audiencesOf, checkApis, checkClientUrls, checkGrantTypes } from './tenant-checks.js';
+import { audiencesOf, checkApis, checkApplicationDPoP, checkClientUrls, checkGrantTypes, type SenderConstraining } from './tenant-checks.js';
 import { probeClient, type ProbeResult } from './token-probes.js';
 
 export type { DoctorReport, Finding, FindingStatus } from './finding.js';
@@ -36,7 +36,7 @@ export type DoctorInput = (
 ) & {
   /** An Auth0 Management API token with read:clients and read:resource_servers. Default: AUTH0_MANAGEMENT_TOKEN of `env`. */
   managementToken?: string;
-  /** Milliseconds one request to the tenant may take. Default 10,000. */
+  /** Milliseconds one request to the tenant may take, at most 2,147,483,647 (about 24.8 days). Default 10,000. */
   timeout?: number;
   /** Warnings count as failures too (`ok` is false). Default false. */
   strict?: boolean;
@@ -45,6 +45,10 @@ export type DoctorInput = (
 };
 
 const SILENT = { warn() {}, error() {} };
+/** The longest delay Node's timers keep: beyond it they fire at once (TimeoutOverflowWarning). */
+const MAX_TIMEOUT_MS = 2_147_483_647;
+/** The example's variables that hold a URL (or a host name), and so may carry a user name and password. */
+const URL_VARIABLES = ['ISSUER_URL', 'AUTH0_DOMAIN', 'BASE_URL', 'AUDIENCE', 'UPSTREAM_API_URL', 'REDIS_URL', 'OTEL_EXPORTER_OTLP_ENDPOINT'];
 const MANAGEMENT_TOKEN_FIX =
   'Set AUTH0_MANAGEMENT_TOKEN to a Management API token with read:clients and read:resource_servers (Dashboard > Applications > APIs > Auth0 Management API > API Explorer) to also check the API and the application settings.';
 
@@ -63,7 +67,11 @@ export async function runDoctor(input: DoctorInput): Promise<DoctorReport> {
     throw new TypeError('runDoctor needs either "env" (environment variables) or "options" (createBff options)');
   }
   const timeoutMs = input.timeout ?? 10_000;
-  if (typeof timeoutMs !== 'number' || !(timeoutMs > 0)) throw new TypeError('"timeout" must be a positive number of milliseconds');
+  // Checked here, not left to the BFF's validation of tokens.attemptTimeout (set from it), which would name an
+  // option the caller never gave; and a timer longer than Node keeps would fire at once.
+  if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || !(timeoutMs > 0) || timeoutMs > MAX_TIMEOUT_MS) {
+    throw new TypeError(`"timeout" must be a finite number of milliseconds, more than 0 and at most ${MAX_TIMEOUT_MS} (got ${String(timeoutMs)})`);
+  }
   const http: DoctorHttp = { fetch: input.fetch ?? globalThis.fetch, timeoutMs };
   const findings: Finding[] = [];
 
@@ -128,8 +136,10 @@ interface Source {
 function fromEnvironment(env: Env): Source {
   const { findings, config } = checkEnvironment(env);
   const managementToken = env.AUTH0_MANAGEMENT_TOKEN?.trim() || undefined;
-  const redisPassword = env.REDIS_URL && URL.canParse(env.REDIS_URL) ? decodeURIComponent(new URL(env.REDIS_URL).password) : undefined;
-  const secrets = [env.CLIENT_SECRET, env.SESSION_SECRET, env.CLIENT_SECRET?.trim(), env.SESSION_SECRET?.trim(), redisPassword];
+  const secrets = [
+    env.CLIENT_SECRET, env.SESSION_SECRET, env.CLIENT_SECRET?.trim(), env.SESSION_SECRET?.trim(),
+    ...URL_VARIABLES.flatMap((name) => credentialsIn(env[name] ?? '')),
+  ];
   if (!config) return { findings, secrets, ...(managementToken ? { managementToken } : {}) };
   const idp = { issuer: config.issuer, clientId: config.clientId, clientSecret: config.clientSecret, clientAuthMethod: chooseClientAuthMethod(undefined) };
   return {
@@ -139,6 +149,30 @@ function fromEnvironment(env: Env): Source {
     secrets,
     ...(managementToken ? { managementToken } : {}),
   };
+}
+
+/**
+ * The user name and password a URL carries (`scheme://user:pass@host`), as written and decoded, and as the URL
+ * parser sees them: also of a URL that does not parse (a password with an unencoded `/` or `@`), since a message
+ * may quote such a value too.
+ */
+function credentialsIn(variable: string): string[] {
+  const value = variable.trim();
+  const authority = value.replace(/^[A-Za-z][A-Za-z0-9+.-]*:\/\//, '').split(/[/?#]/, 1)[0] ?? '';
+  const at = authority.lastIndexOf('@');
+  const userinfo = at < 0 ? '' : authority.slice(0, at);
+  const colon = userinfo.indexOf(':');
+  const written = colon < 0 ? [userinfo] : [userinfo.slice(0, colon), userinfo.slice(colon + 1)];
+  const url = URL.canParse(value) ? new URL(value) : undefined;
+  const parsed = url ? [url.username, url.password] : [];
+  const decoded = (part: string) => {
+    try {
+      return decodeURIComponent(part);
+    } catch {
+      return part;
+    }
+  };
+  return [...written, ...parsed].flatMap((part) => [part, decoded(part)]).filter(Boolean);
 }
 
 function fromOptions(options: BffOptions): Source {
@@ -165,8 +199,13 @@ async function checkTenant(
   }
   const audiences = audiencesOf(config);
   const data = await readTenant(config.issuer, managementToken, config.clientId, audiences, http);
-  const findings = [data.access];
-  if (data.resourceServers) findings.push(...checkApis(audiences, data.resourceServers));
+  // What the Management API did not give is listed as not checked, check by check, never left out.
+  const apisUnread = 'the Management API did not give the API settings';
+  const clientUnread = data.client === null ? 'the tenant has no such application' : 'the Management API did not give the application settings';
+  const client = data.client ?? undefined;
+  const hasKey = config.dpop !== undefined;
+  const dpop: SenderConstraining = !hasKey ? 'off' : client?.require_proof_of_possession === true ? 'required' : 'on';
+  const findings = [data.access, ...checkApis(audiences, data.resourceServers, apisUnread, dpop)];
   if (data.client === null) {
     findings.push(
       fail('client.exists', `The tenant has no application with the client id ${config.clientId}`, {
@@ -174,9 +213,11 @@ async function checkTenant(
       }),
     );
   }
-  const grants = checkGrantTypes(data.client, probe.grants);
-  if (grants) findings.push(grants);
-  if (data.client) findings.push(...checkClientUrls(config, data.client, typeof metadata.end_session_endpoint === 'string'));
+  findings.push(
+    checkGrantTypes(data.client, probe.grants) ?? skip('client.grant-types', `Grant types not checked: ${clientUnread}, and the token endpoint told nothing`),
+    ...checkApplicationDPoP(hasKey, client, clientUnread),
+    ...checkClientUrls(config, client, typeof metadata.end_session_endpoint === 'string', clientUnread),
+  );
   return findings;
 }
 

@@ -4,11 +4,14 @@
  * asked for the fields the checks use, so that its secret is never even sent here.
  */
 import { findingsOf, type Finding } from './finding.js';
-import { describeFailure, getJson, type DoctorHttp } from './http.js';
+import { describeFailure, getJsonRetrying, type DoctorHttp, type JsonAnswer } from './http.js';
 
-const { ok, fail } = findingsOf('tenant');
+const { ok, warn, fail } = findingsOf('tenant');
 
-const CLIENT_FIELDS = ['client_id', 'name', 'app_type', 'callbacks', 'allowed_logout_urls', 'grant_types', 'oidc_logout', 'token_endpoint_auth_method'];
+const CLIENT_FIELDS = [
+  'client_id', 'name', 'app_type', 'callbacks', 'allowed_logout_urls', 'grant_types', 'oidc_logout', 'token_endpoint_auth_method',
+  'require_proof_of_possession',
+];
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
 export type Json = Record<string, unknown>;
@@ -22,7 +25,7 @@ export interface TenantData {
   readonly client?: Json | null;
 }
 
-type CallResult = { readonly status: number; readonly body: unknown } | { readonly error: string };
+type CallResult = JsonAnswer | { readonly error: string };
 
 /**
  * Where the Management API is: on the domain that issued the token, when it is a JWT (Auth0: a token got through
@@ -45,16 +48,27 @@ export function managementApiBase(issuer: URL, token: string): URL {
 
 async function call(url: URL, token: string, http: DoctorHttp): Promise<CallResult> {
   try {
-    return await getJson(url, { authorization: `Bearer ${token}` }, http);
+    return await getJsonRetrying(url, { authorization: `Bearer ${token}` }, http);
   } catch (error) {
     return { error: describeFailure(error) };
   }
 }
 
 /** Why a call was refused, as the Management API says it (`{ statusCode, error, message }`). */
-function refusal(result: { status: number; body: unknown }): string {
+function refusal(result: JsonAnswer): string {
   const message = (result.body as { message?: unknown } | undefined)?.message;
-  return typeof message === 'string' ? `${result.status} ${message}` : `HTTP ${result.status}`;
+  const times = result.attempts > 1 ? `, ${result.attempts} times` : '';
+  return typeof message === 'string' ? `${result.status} ${message}${times}` : `HTTP ${result.status}${times}`;
+}
+
+/** A rate limit (429) or a fault of Auth0 (5xx): like no answer, it tells nothing about the token. */
+function passing(result: JsonAnswer): boolean {
+  return result.status === 429 || result.status >= 500;
+}
+
+function unavailability(result: CallResult): string {
+  if ('error' in result) return `could not be reached (${result.error})`;
+  return `${result.status === 429 ? 'is rate-limited' : 'is unavailable'} (it answered ${refusal(result)})`;
 }
 
 /** Reads the resource servers of `audiences` and the application `clientId`. */
@@ -69,8 +83,9 @@ export async function readTenant(issuer: URL, token: string, clientId: string, a
   const data: { resourceServers?: readonly Json[]; client?: Json | null } = {};
   const problems: string[] = [];
   const missingScopes: string[] = [];
+  const unavailable: string[] = [];
   for (const [result, scope] of [[servers, 'read:resource_servers'], [client, 'read:clients']] as const) {
-    if ('error' in result) problems.push(`unreachable (${result.error})`);
+    if ('error' in result || passing(result)) unavailable.push(unavailability(result));
     else if (result.status === 403) missingScopes.push(scope);
     else if (result.status === 401) problems.push(`refused the token (${refusal(result)})`);
     else if (result.status !== 200 && !(result === client && result.status === 404)) problems.push(`answered ${refusal(result)}`);
@@ -96,6 +111,16 @@ export async function readTenant(issuer: URL, token: string, clientId: string, a
       ...data,
       access: fail('management.access', `${where} needs ${missingScopes.join(' and ')}, which the token lacks`, {
         fix: `Get a token with ${missingScopes.join(' and ')} (Dashboard > Applications > APIs > Auth0 Management API > Machine to Machine Applications: grant the scope to the application the token is for).`,
+      }),
+    };
+  }
+  if (unavailable.length > 0) {
+    // Not the token's fault: the checks that need what could not be read are listed as not checked.
+    return {
+      ...data,
+      access: warn('management.access', `${where} ${[...new Set(unavailable)].join('; ')}: the settings it did not give were not checked`, {
+        detail: 'A rate limit (429), a fault of Auth0 (5xx) or no answer says nothing about the token or the settings.',
+        fix: 'Run the doctor again in a minute. If it persists, check status.auth0.com, and whether other scripts of the tenant use up its Management API rate limit.',
       }),
     };
   }

@@ -23,7 +23,6 @@ export function audiencesOf(config: BffConfig): string[] {
   return [...new Set([config.audience, ...userApis.map((api) => api.audience)].filter((a): a is string => a !== undefined))];
 }
 
-/** Each audience has an API that allows online access, without ephemeral sessions. */
 /** The API's access token lifetime in words (Auth0's default is 24 hours). */
 function lifetimeOf(api: Json): string {
   const seconds = api.token_lifetime;
@@ -31,16 +30,42 @@ function lifetimeOf(api: Json): string {
   return seconds >= 3600 && seconds % 3600 === 0 ? `after ${seconds / 3600} h` : `after ${seconds} s`;
 }
 
-export function checkApis(audiences: readonly string[], resourceServers: readonly Json[]): Finding[] {
+const settingsOf = (api: Json | undefined, audience: string) =>
+  `Dashboard > Applications > APIs > ${typeof api?.name === 'string' ? api.name : audience} > Settings`;
+
+/**
+ * Whether the BFF's tokens are sender-constrained: `off` without a DPoP key, `on` with one, `required` when the
+ * application also requires it (require_proof_of_possession).
+ */
+export type SenderConstraining = 'off' | 'on' | 'required';
+
+/**
+ * Each audience has an API that allows online access, without ephemeral sessions, and binds its tokens with DPoP
+ * when the BFF has a DPoP key. `resourceServers` undefined: they could not be read, and `unread` says why; each
+ * check is then listed as not checked.
+ */
+export function checkApis(
+  audiences: readonly string[],
+  resourceServers: readonly Json[] | undefined,
+  unread: string,
+  dpop: SenderConstraining = 'off',
+): Finding[] {
   return audiences.flatMap((audience) => {
+    const notChecked = (why: string) => [
+      tenant.skip('api.online-access', `Online access of the API ${audience} not checked: ${why}`),
+      tenant.skip('api.ephemeral-sessions', `Ephemeral sessions of the API ${audience} not checked: ${why}`),
+      ...(dpop === 'off' ? [] : [tenant.skip('api.dpop', `DPoP of the API ${audience} not checked: ${why}`)]),
+    ];
+    if (resourceServers === undefined) return notChecked(unread);
     const api = resourceServers.find((server) => server.identifier === audience);
-    const settings = `Dashboard > Applications > APIs > ${typeof api?.name === 'string' ? api.name : audience} > Settings`;
+    const settings = settingsOf(api, audience);
     if (!api) {
       return [
         tenant.fail('api.exists', `The tenant has no API with the identifier ${audience}`, {
           detail: 'Auth0 refuses a login for an unknown audience ("Service not found").',
           fix: `Create it (Dashboard > Applications > APIs > Create API, identifier ${audience}), or set AUDIENCE to the identifier of an existing API.`,
         }),
+        ...notChecked('the tenant has no such API'),
       ];
     }
     const online = api.allow_online_access === true
@@ -55,16 +80,64 @@ export function checkApis(audiences: readonly string[], resourceServers: readonl
           fix: `${settings}: turn off "Allow for Ephemeral Sessions" (or PATCH /api/v2/resource-servers/{id} {"allow_online_access_with_ephemeral_sessions": false}).`,
         })
       : tenant.ok('api.ephemeral-sessions', `The API ${audience} does not use ephemeral sessions for online access`);
-    return [online, ephemeral];
+    return dpop === 'off' ? [online, ephemeral] : [online, ephemeral, checkApiDPoP(audience, api, settings, dpop)];
   });
 }
 
 /**
+ * Auth0 binds a token to the BFF's key only for an API whose sender-constraining method is DPoP; for another API it
+ * answers the BFF's proof with a Bearer token, or, when the application requires sender-constraining, with no
+ * token at all (Auth0's "Configure Sender Constraining").
+ */
+function checkApiDPoP(audience: string, api: Json, settings: string, dpop: 'on' | 'required'): Finding {
+  const pop = (api.proof_of_possession ?? {}) as { mechanism?: unknown; required?: unknown };
+  if (pop.mechanism === 'dpop') {
+    return tenant.ok('api.dpop', `The API ${audience} binds its tokens with DPoP (${pop.required === true ? 'required' : 'allowed'})`);
+  }
+  const seen = `proof_of_possession: ${typeof pop.mechanism === 'string' ? pop.mechanism : 'none'}`;
+  const fix = `${settings} > Token Sender-Constraining: choose DPoP (or PATCH /api/v2/resource-servers/{id} {"proof_of_possession": {"mechanism": "dpop", "required": false}}).`;
+  return dpop === 'required'
+    ? tenant.fail('api.dpop', `The API ${audience} does not use DPoP (${seen}), and the application requires sender-constrained tokens`, {
+        detail: 'Auth0 then issues no token for this API to the application: every login fails.',
+        fix,
+      })
+    : tenant.warn('api.dpop', `The API ${audience} does not use DPoP (${seen}): the BFF would get Bearer tokens for it`, {
+        detail: 'The BFF sends a DPoP proof with each token request, but Auth0 binds the tokens only for an API that uses DPoP: these would work for whoever holds them.',
+        fix,
+      });
+}
+
+/**
+ * The application's own setting for sender-constrained tokens: reported with a DPoP key; without one, a finding
+ * only when the application requires them, as Auth0 then refuses every token request of the BFF.
+ */
+export function checkApplicationDPoP(hasKey: boolean, client: Json | undefined, unread: string): Finding[] {
+  if (client === undefined) return hasKey ? [tenant.skip('client.dpop', `Sender-constraining of the application not checked: ${unread}`)] : [];
+  const required = client.require_proof_of_possession === true;
+  if (hasKey) {
+    return [
+      required
+        ? tenant.ok('client.dpop', 'The application requires sender-constrained tokens (require_proof_of_possession): the BFF sends a DPoP proof with each token request')
+        : tenant.ok('client.dpop', 'The BFF sends a DPoP proof with each token request; the application does not require one (require_proof_of_possession is off)'),
+    ];
+  }
+  if (!required) return [];
+  return [
+    tenant.fail('client.dpop', 'The application requires sender-constrained tokens (require_proof_of_possession), but the BFF has no DPoP key', {
+      detail: 'Auth0 then refuses every token request without a proof: every login fails at the code exchange.',
+      fix: `Give the BFF a DPoP key (DPOP_PRIVATE_KEY, or the dpop.key option of createBff), or turn off "Require Token Sender-Constraining" in ${APP_SETTINGS}.`,
+    }),
+  ];
+}
+
+/**
  * The grant types the BFF uses: from the application's settings when the Management API could be read, else
- * from how the token endpoint answered the made-up grants. Either way it is one finding.
+ * from how the token endpoint answered the made-up grants. Either way it is one finding; a grant the token endpoint
+ * neither allowed nor refused (a 429, a 5xx, no answer) is not confirmed, never counted as allowed.
  */
 export function checkGrantTypes(client: Json | null | undefined, probed: ProbeResult['grants']): Finding | undefined {
   let missing: string[];
+  let unconfirmed: string[] = [];
   let section: 'tenant' | 'client';
   if (client) {
     const granted = Array.isArray(client.grant_types) ? client.grant_types : [];
@@ -72,39 +145,77 @@ export function checkGrantTypes(client: Json | null | undefined, probed: ProbeRe
     section = 'tenant';
   } else if (probed && (probed.authorization_code !== 'unknown' || probed.refresh_token !== 'unknown')) {
     missing = GRANTS.filter((grant) => probed[grant] === 'not_allowed');
+    unconfirmed = GRANTS.filter((grant) => probed[grant] === 'unknown');
     section = 'client';
   } else {
     return undefined;
   }
-  const { ok, fail } = findingsOf(section);
-  if (missing.length === 0) return ok('client.grant-types', 'The application allows the authorization_code and refresh_token grants');
-  return fail('client.grant-types', `The application does not allow the ${missing.join(' and ')} grant`, {
-    detail: missing.includes('refresh_token')
-      ? 'Without refresh_token, Auth0 issues no ORT and refuses its exchange: every BFF session ends when its first access token expires.'
-      : 'Without authorization_code, no login can complete.',
-    fix: `${APP_SETTINGS} > Advanced Settings > Grant Types: tick ${missing.map((g) => (g === 'refresh_token' ? '"Refresh Token"' : '"Authorization Code"')).join(' and ')}.`,
-  });
+  const { ok, warn, fail } = findingsOf(section);
+  if (missing.length > 0) {
+    return fail('client.grant-types', `The application does not allow the ${missing.join(' and ')} grant`, {
+      detail: missing.includes('refresh_token')
+        ? 'Without refresh_token, Auth0 issues no ORT and refuses its exchange: every BFF session ends when its first access token expires.'
+        : 'Without authorization_code, no login can complete.',
+      fix: `${APP_SETTINGS} > Advanced Settings > Grant Types: tick ${missing.map((g) => (g === 'refresh_token' ? '"Refresh Token"' : '"Authorization Code"')).join(' and ')}.`,
+    });
+  }
+  if (unconfirmed.length > 0) {
+    return warn('client.grant-types', `The ${unconfirmed.join(' and ')} grant is not confirmed: the token endpoint ${probed?.seen ?? 'gave no verdict'}`, {
+      detail: 'Auth0 neither accepted nor refused the made-up grant: whether the application allows it is not known.',
+      fix: 'Run the doctor again; with AUTH0_MANAGEMENT_TOKEN it reads the grant types from the application\'s settings instead.',
+    });
+  }
+  return ok('client.grant-types', 'The application allows the authorization_code and refresh_token grants');
 }
 
-/** Glob match for Auth0's subdomain wildcards (`https://*.example.com/callback`). */
+/**
+ * Whether `url` is in `list`: the same string, or matching an entry with Auth0's subdomain wildcard. Auth0 honours
+ * one `*` in the left-most label of an http(s) host with at least two labels after it (`https://*.example.com/cb`,
+ * also `https://pr-*.example.com/cb`), standing for part of exactly one label; never `https://*.com`, never in a
+ * path. Scheme, port and path must still match exactly: a wildcard entry that accepted more would make a check
+ * pass that Auth0 fails with "Callback URL mismatch".
+ */
 function registered(list: unknown, url: string): boolean {
   if (!Array.isArray(list)) return false;
-  return list.some((entry) => {
-    if (typeof entry !== 'string') return false;
-    if (entry === url) return true;
-    if (!entry.includes('*')) return false;
-    const pattern = entry.split('*').map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('[^./]+');
-    return new RegExp(`^${pattern}$`).test(url);
-  });
+  return list.some((entry) => typeof entry === 'string' && (entry === url || wildcardMatches(entry, url)));
 }
 
-/** The URLs the BFF sends to Auth0 or receives from it, and the back-channel logout initiators. */
-export function checkClientUrls(config: BffConfig, client: Json, endSessionAdvertised: boolean): Finding[] {
+function wildcardMatches(entry: string, url: string): boolean {
+  // URL parsing keeps a `*` in a host name; it is then in the host or nowhere that counts.
+  if (entry.split('*').length !== 2 || !URL.canParse(entry) || !URL.canParse(url)) return false;
+  const pattern = new URL(entry);
+  const target = new URL(url);
+  if (pattern.protocol !== 'https:' && pattern.protocol !== 'http:') return false;
+  if (pattern.username || pattern.password) return false;
+  const [first = '', ...parent] = pattern.hostname.split('.');
+  if (!first.includes('*') || parent.length < 2 || parent.includes('')) return false;
+  const [prefix = '', suffix = ''] = first.split('*');
+  const [label = '', ...targetParent] = target.hostname.split('.');
+  const rest = (u: URL) => `${u.pathname}${u.search}${u.hash}`;
+  return (
+    target.protocol === pattern.protocol &&
+    target.port === pattern.port &&
+    rest(target) === rest(pattern) &&
+    targetParent.join('.') === parent.join('.') &&
+    label.length > prefix.length + suffix.length &&
+    label.startsWith(prefix) &&
+    label.endsWith(suffix) &&
+    /^[a-z0-9-]+$/.test(label)
+  );
+}
+
+/**
+ * The URLs the BFF sends to Auth0 or receives from it, and the back-channel logout initiators. `client`
+ * undefined: the application's settings could not be read, and `unread` says why; each check that applies is
+ * then listed as not checked.
+ */
+export function checkClientUrls(config: BffConfig, client: Json | undefined, endSessionAdvertised: boolean, unread: string): Finding[] {
   const findings: Finding[] = [];
   if (config.routes.callback !== undefined) {
     const callback = new URL(config.routes.callback, config.baseURL).href;
     findings.push(
-      registered(client.callbacks, callback)
+      client === undefined ? tenant.skip('client.callback-url', `Callback URL ${callback} not checked: ${unread}`)
+      : registered(client.callbacks, callback)
         ? tenant.ok('client.callback-url', `Callback URL registered: ${callback}`)
         : tenant.fail('client.callback-url', `The callback URL ${callback} is not in Allowed Callback URLs`, {
             detail: 'Auth0 refuses every login that would return there ("Callback URL mismatch").',
@@ -115,7 +226,8 @@ export function checkClientUrls(config: BffConfig, client: Json, endSessionAdver
   if (config.logout.idpLogout && endSessionAdvertised) {
     const returnTo = new URL(config.logout.returnTo, config.baseURL).href;
     findings.push(
-      registered(client.allowed_logout_urls, returnTo)
+      client === undefined ? tenant.skip('client.logout-url', `Logout URL ${returnTo} not checked: ${unread}`)
+      : registered(client.allowed_logout_urls, returnTo)
         ? tenant.ok('client.logout-url', `Logout URL registered: ${returnTo}`)
         : tenant.fail('client.logout-url', `The logout return URL ${returnTo} is not in Allowed Logout URLs`, {
             detail: 'Auth0 shows an error page instead of sending the user back after logout.',
@@ -123,7 +235,17 @@ export function checkClientUrls(config: BffConfig, client: Json, endSessionAdver
           }),
     );
   }
-  if (config.routes.backchannelLogout !== undefined) findings.push(...checkBackchannel(config, client));
+  if (config.routes.backchannelLogout !== undefined) {
+    if (client !== undefined) {
+      findings.push(...checkBackchannel(config, client));
+    } else {
+      const uri = new URL(config.routes.backchannelLogout, config.baseURL).href;
+      findings.push(
+        tenant.skip('client.backchannel-url', `Back-channel logout URI ${uri} not checked: ${unread}`),
+        tenant.skip('client.backchannel-initiators', `Back-channel logout initiators not checked: ${unread}`),
+      );
+    }
+  }
   return findings;
 }
 

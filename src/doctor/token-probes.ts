@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 
 import type { BffConfig } from '../config/validate.js';
+import { DPoP } from '../dpop/dpop.js';
 import { IdpClient } from '../idp/idp-client.js';
 import { classifyTokenFailure } from '../idp/failures.js';
 import { findingsOf, type Finding } from './finding.js';
@@ -25,8 +26,11 @@ export type ProbedGrant = 'allowed' | 'not_allowed' | 'unknown';
 
 export interface ProbeResult {
   readonly findings: Finding[];
-  /** Undefined when the credentials were not accepted (nothing can be told about grants then). */
-  readonly grants?: { readonly authorization_code: ProbedGrant; readonly refresh_token: ProbedGrant };
+  /**
+   * Undefined when the credentials were not accepted (nothing can be told about grants then). `seen`: what the
+   * token endpoint did with a grant that is `unknown` ("answered 429 too_many_requests").
+   */
+  readonly grants?: { readonly authorization_code: ProbedGrant; readonly refresh_token: ProbedGrant; readonly seen?: string };
 }
 
 const madeUp = () => `doctor-${randomBytes(16).toString('base64url')}`;
@@ -67,9 +71,12 @@ function madeUpCallback(config: BffConfig, metadata: Record<string, unknown>, st
   return url;
 }
 
-/** Sends the two made-up grants with the BFF's own client and credentials. */
+/**
+ * Sends the two made-up grants with the BFF's own client and credentials, and with its DPoP key as createBff
+ * gives it: an application that requires sender-constrained tokens refuses a token request without a proof.
+ */
 export async function probeClient(config: BffConfig, metadata: Record<string, unknown>): Promise<ProbeResult> {
-  const idp = new IdpClient(config);
+  const idp = new IdpClient(config, config.dpop ? new DPoP(config.dpop.key, config.clock, config.logger) : undefined);
   try {
     try {
       await idp.ready();
@@ -104,13 +111,18 @@ export async function probeClient(config: BffConfig, metadata: Record<string, un
       };
     }
     const refresh = await answerOf(() => idp.refresh(madeUp(), {}, config.tokens.attemptTimeoutMs));
+    const unknown = [code, refresh].find((answer) => grantOf(answer) === 'unknown');
     return {
       findings: [
         ok('client.credentials', `Auth0 accepts the client's credentials (${method})`, {
           detail: 'A made-up authorization code was refused as a grant, after the client was authenticated.',
         }),
       ],
-      grants: { authorization_code: grantOf(code), refresh_token: grantOf(refresh) },
+      grants: {
+        authorization_code: grantOf(code),
+        refresh_token: grantOf(refresh),
+        ...(unknown ? { seen: 'seen' in unknown ? unknown.seen : 'accepted a made-up grant' } : {}),
+      },
     };
   } finally {
     idp.close();

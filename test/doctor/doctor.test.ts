@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -44,6 +44,8 @@ beforeAll(async () => {
       app('no-backchannel', { backchannelLogoutUri: undefined }),
       app('narrow-initiators', { backchannelLogoutInitiators: ['rp-logout', 'idp-logout', 'session-expired'] }),
       app('wildcard', { redirectUris: ['https://*.example.com/auth/callback'] }),
+      app('path-wildcard', { redirectUris: [`${BASE}/*/callback`] }),
+      app('tld-wildcard', { redirectUris: ['https://*.com/auth/callback'], postLogoutRedirectUris: ['https://*.com/'], backchannelLogoutUri: 'https://example.com/auth/backchannel-logout' }),
       app('local', {
         redirectUris: ['http://localhost:3000/auth/callback'],
         postLogoutRedirectUris: ['http://localhost:3000/'],
@@ -113,6 +115,26 @@ function finding(report: DoctorReport, id: string) {
   return found[0]!;
 }
 
+/**
+ * The tenant as the doctor reaches it, with some requests answered here instead (a fault the emulator cannot
+ * make, at the fetch layer): `answer` gives the answer, or undefined to let the emulator answer.
+ */
+function tenantWith(answer: (url: URL, init: RequestInit | undefined) => Response | undefined | Promise<Response | undefined>): typeof fetch {
+  return (async (url: string | URL | Request, init?: RequestInit) => (await answer(new URL(String(url)), init)) ?? fetch(url, init)) as typeof fetch;
+}
+
+const jsonAnswer = (body: unknown, status: number, headers: Record<string, string> = {}) =>
+  new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', ...headers } });
+
+/** What a form-encoded token request asks for. */
+const grantOf = (init: RequestInit | undefined) => new URLSearchParams(String(init?.body ?? '')).get('grant_type');
+
+/** A private JWK for DPOP_PRIVATE_KEY, and its `d` (the secret part). */
+function dpopKey(): { json: string; d: string } {
+  const jwk = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
+  return { json: JSON.stringify(jwk), d: jwk.d! };
+}
+
 async function closedPort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -149,6 +171,10 @@ describe('a tenant set up right', () => {
     expect(problems(await doctor({ env: env({ CLIENT_ID: 'wildcard' }) }))).toEqual([]);
   });
 
+  it('accepts a timeout as long as Node\'s timers keep', async () => {
+    expect(problems(await doctor({ env: env(), timeout: 2_147_483_647 }))).toEqual([]);
+  });
+
   it('without a Management API token, checks the grant types through the token endpoint and says what it skipped', async () => {
     const report = await doctor({ env: env({ AUTH0_MANAGEMENT_TOKEN: undefined }) });
     expect(problems(report)).toEqual([]);
@@ -166,6 +192,7 @@ describe('one finding per misconfiguration', () => {
     ['an unknown API', { AUDIENCE: 'https://unknown.example.com' }, ['fail api.exists'], /no API with the identifier https:\/\/unknown\.example\.com/],
     ['an application without the refresh_token grant', { CLIENT_ID: 'no-refresh-grant' }, ['fail client.grant-types'], /does not allow the refresh_token grant/],
     ['the callback URL missing', { CLIENT_ID: 'no-callback' }, ['fail client.callback-url'], /https:\/\/app\.example\.com\/auth\/callback is not in Allowed Callback URLs/],
+    ['a wildcard in the callback URL\'s path, which Auth0 does not honour', { CLIENT_ID: 'path-wildcard' }, ['fail client.callback-url'], /https:\/\/app\.example\.com\/auth\/callback is not in Allowed Callback URLs/],
     ['the logout URL missing', { CLIENT_ID: 'no-logout-url' }, ['fail client.logout-url'], /https:\/\/app\.example\.com\/ is not in Allowed Logout URLs/],
     ['the back-channel logout URI missing', { CLIENT_ID: 'no-backchannel' }, ['warn client.backchannel-url'], /back-channel logout URI https:\/\/app\.example\.com\/auth\/backchannel-logout is not registered/],
     ['narrow back-channel initiators', { CLIENT_ID: 'narrow-initiators' }, ['warn client.backchannel-initiators'], /not sent when a session ends by: session-revoked, password-changed, account-deleted/],
@@ -308,5 +335,213 @@ describe('the doctor on createBff options', () => {
 
   it('needs either env or options', async () => {
     await expect(runDoctor({} as never)).rejects.toThrow(/either "env"/);
+  });
+});
+
+describe('subdomain wildcards, as Auth0 honours them', () => {
+  it('does not count a wildcard for a top-level domain (https://*.com)', async () => {
+    const report = await doctor({ env: env({ CLIENT_ID: 'tld-wildcard', BASE_URL: 'https://example.com' }) });
+    expect(problems(report)).toEqual(['fail client.callback-url', 'fail client.logout-url']);
+  });
+});
+
+describe('a made-up grant the token endpoint gives no verdict on', () => {
+  /** The refresh probe answered with `answer`; the code exchange as the emulator answers it. */
+  const refreshAnswered = (answer: () => Response) => tenantWith((url, init) => (url.pathname === '/oauth/token' && grantOf(init) === 'refresh_token' ? answer() : undefined));
+
+  it.each([
+    ['a 429', () => jsonAnswer({ error: 'too_many_requests', error_description: 'Global limit has been reached' }, 429, { 'retry-after': '1' }), 'answered 429 too_many_requests'],
+    ['a 503', () => new Response('upstream', { status: 503 }), 'answered HTTP 503'],
+    ['an unknown 400', () => jsonAnswer({ error: 'invalid_request', error_description: 'Something else' }, 400), 'answered 400 invalid_request'],
+  ])('leaves the grant not confirmed after %s, never allowed', async (_name, answer, seen) => {
+    // The application does not allow refresh_token: only a verdict of the token endpoint may say so.
+    const report = await doctor({ env: env({ CLIENT_ID: 'no-refresh-grant', AUTH0_MANAGEMENT_TOKEN: undefined }), fetch: refreshAnswered(answer) });
+    expect(problems(report)).toEqual(['warn client.grant-types']);
+    expect(finding(report, 'client.grant-types')).toMatchObject({
+      section: 'client',
+      title: `The refresh_token grant is not confirmed: the token endpoint ${seen}`,
+      fix: expect.stringContaining('AUTH0_MANAGEMENT_TOKEN'),
+    });
+    expect(finding(report, 'client.credentials').status).toBe('ok');
+  });
+
+  it('takes the application\'s settings over the probes when the Management API can be read', async () => {
+    const report = await doctor({ env: env({ CLIENT_ID: 'no-refresh-grant' }), fetch: refreshAnswered(() => new Response('upstream', { status: 503 })) });
+    expect(problems(report)).toEqual(['fail client.grant-types']);
+    expect(finding(report, 'client.grant-types').section).toBe('tenant');
+  });
+});
+
+describe('a Management API that is rate-limited or failing', () => {
+  /** Answers the first `times` Management API requests of each endpoint with `answer`, counting every request. */
+  function managementAnswering(answer: () => Response, times = Infinity) {
+    const calls = new Map<string, number>();
+    const fetchImpl = tenantWith((url) => {
+      if (!url.pathname.startsWith('/api/v2/')) return undefined;
+      const n = (calls.get(url.pathname) ?? 0) + 1;
+      calls.set(url.pathname, n);
+      return n <= times ? answer() : undefined;
+    });
+    return { fetch: fetchImpl, calls: () => Object.fromEntries(calls) };
+  }
+  const rateLimited = (headers: Record<string, string>) => () =>
+    jsonAnswer({ statusCode: 429, error: 'Too Many Requests', message: 'Global limit has been reached' }, 429, headers);
+  const endpoints = { '/api/v2/resource-servers': 3, '/api/v2/clients/good': 3 };
+  const DEPENDENT = ['api.online-access', 'api.ephemeral-sessions', 'client.callback-url', 'client.logout-url', 'client.backchannel-url', 'client.backchannel-initiators'];
+
+  it('asks again after the wait Retry-After asks for, and then checks as usual', async () => {
+    const tenant = managementAnswering(rateLimited({ 'retry-after': '0' }), 2);
+    const report = await doctor({ env: env(), fetch: tenant.fetch });
+    expect(problems(report)).toEqual([]);
+    expect(tenant.calls()).toEqual(endpoints);
+  });
+
+  it('after a couple of tries, warns that it was rate-limited and lists the checks it could not make, without blaming the token', async () => {
+    const tenant = managementAnswering(rateLimited({ 'retry-after': '0' }));
+    const out: string[] = [];
+    const code = await runCommand(['doctor'], env(), { stdout: (t) => out.push(t), stderr: (t) => out.push(t) }, tenant.fetch);
+    expect(code).toBe(0);
+    expect(tenant.calls()).toEqual(endpoints);
+    const report = await doctor({ env: env(), fetch: managementAnswering(rateLimited({ 'retry-after': '0' })).fetch });
+    expect(problems(report)).toEqual(['warn management.access']);
+    expect(finding(report, 'management.access').title).toMatch(/is rate-limited \(it answered 429 Global limit has been reached, 3 times\): the settings it did not give were not checked$/);
+    expect(finding(report, 'management.access').fix).not.toMatch(/AUTH0_MANAGEMENT_TOKEN/);
+    expect(out.join('')).not.toMatch(/Give AUTH0_MANAGEMENT_TOKEN a current token/);
+    for (const id of DEPENDENT) expect(finding(report, id).status).toBe('skip');
+    // Without the application's settings, the grant types come from the token endpoint's answers.
+    expect(finding(report, 'client.grant-types')).toMatchObject({ status: 'ok', section: 'client' });
+  });
+
+  it.each([
+    ['a Retry-After', { 'retry-after': '3600' }],
+    ['an X-RateLimit-Reset', { 'x-ratelimit-reset': String(Math.floor(Date.now() / 1000) + 3600) }],
+  ])('does not wait longer than its timeout: %s beyond it ends the tries', async (_name, headers) => {
+    const tenant = managementAnswering(rateLimited(headers));
+    const report = await doctor({ env: env(), fetch: tenant.fetch, timeout: 5_000 });
+    expect(tenant.calls()).toEqual({ '/api/v2/resource-servers': 1, '/api/v2/clients/good': 1 });
+    expect(problems(report)).toEqual(['warn management.access']);
+  });
+
+  it('warns about a 5xx the same way', async () => {
+    const tenant = managementAnswering(() => new Response('upstream', { status: 503, headers: { 'retry-after': '0' } }));
+    const report = await doctor({ env: env(), fetch: tenant.fetch });
+    expect(tenant.calls()).toEqual(endpoints);
+    expect(problems(report)).toEqual(['warn management.access']);
+    expect(finding(report, 'management.access').title).toMatch(/is unavailable \(it answered HTTP 503, 3 times\)/);
+    expect(report.ok).toBe(true);
+  });
+});
+
+describe('the checks that need what the Management API did not give', () => {
+  it('are listed as not checked when it refuses the token', async () => {
+    const report = await doctor({ env: env({ AUTH0_MANAGEMENT_TOKEN: 'expired-or-foreign-token' }) });
+    expect(problems(report)).toEqual(['fail management.access']);
+    expect(report.findings.filter((f) => f.status === 'skip').map((f) => f.id)).toEqual([
+      'api.online-access', 'api.ephemeral-sessions', 'client.callback-url', 'client.logout-url', 'client.backchannel-url', 'client.backchannel-initiators',
+    ]);
+    expect(finding(report, 'client.callback-url').title).toBe(`Callback URL ${BASE}/auth/callback not checked: the Management API did not give the application settings`);
+    expect(formatReport(report)).toMatch(/\n1 failed, 0 warnings, \d+ ok, 6 not checked: /);
+  });
+
+  it('are listed as not checked when the token lacks read:clients', async () => {
+    const token = auth0.admin.issueManagementToken({ scopes: ['read:resource_servers'] });
+    secrets.push(token);
+    const report = await doctor({ env: env({ AUTH0_MANAGEMENT_TOKEN: token }) });
+    expect(report.findings.filter((f) => f.status === 'skip').map((f) => f.id)).toEqual(['client.callback-url', 'client.logout-url', 'client.backchannel-url', 'client.backchannel-initiators']);
+  });
+
+  it('are listed as not checked when the tenant has no such application or API', async () => {
+    const noClient = await doctor({ env: env({ CLIENT_ID: 'nobody' }) });
+    expect(finding(noClient, 'client.callback-url')).toMatchObject({ status: 'skip', title: expect.stringMatching(/not checked: the tenant has no such application$/) });
+    // Neither the credentials nor the application's settings tell the grant types.
+    expect(finding(noClient, 'client.grant-types').status).toBe('skip');
+    const noApi = await doctor({ env: env({ AUDIENCE: 'https://unknown.example.com' }) });
+    expect(finding(noApi, 'api.online-access')).toMatchObject({ status: 'skip', title: expect.stringMatching(/not checked: the tenant has no such API$/) });
+  });
+});
+
+describe('a BFF with a DPoP key', () => {
+  /**
+   * The emulator's Management API answers without the sender-constraining fields (its APIs bind a token to any
+   * proof): they are added to its answers here, as Auth0 gives them.
+   */
+  function withProofOfPossession(api: Record<string, unknown> | undefined, requireProof: boolean, asked: string[] = []): typeof fetch {
+    return tenantWith(async (url, init) => {
+      if (!url.pathname.startsWith('/api/v2/')) return undefined;
+      asked.push(url.searchParams.get('fields') ?? '');
+      const response = await fetch(url, init);
+      const body = (await response.json()) as Record<string, unknown> | Array<Record<string, unknown>>;
+      const changed = Array.isArray(body)
+        ? body.map((server) => (api ? { ...server, proof_of_possession: api } : server))
+        : { ...body, require_proof_of_possession: requireProof };
+      return jsonAnswer(changed, response.status);
+    });
+  }
+
+  it('sends its made-up grants with a DPoP proof, as the BFF does, and never prints the key', async () => {
+    const key = dpopKey();
+    const proofs: Array<string | null> = [];
+    const recording = tenantWith((url, init) => {
+      if (url.pathname === '/oauth/token') proofs.push(new Headers(init?.headers).get('dpop'));
+      return undefined;
+    });
+    const report = await doctor({ env: env({ DPOP_PRIVATE_KEY: key.json, AUTH0_MANAGEMENT_TOKEN: undefined }), fetch: recording });
+    expect(proofs).toHaveLength(2);
+    for (const proof of proofs) expect(proof).toMatch(/^eyJ[\w-]+\.[\w-]+\.[\w-]+$/);
+    expect(problems(report)).toEqual([]);
+    expect(formatReport(report) + formatReportJson(report)).not.toContain(key.d);
+  });
+
+  it('gets the verdicts of an application that refuses token requests without a proof', async () => {
+    // Auth0 with "Require Token Sender-Constraining" on the application: a request without a proof is refused first.
+    const requiresProof = tenantWith((url, init) =>
+      url.pathname === '/oauth/token' && !new Headers(init?.headers).has('dpop')
+        ? jsonAnswer({ error: 'invalid_request', error_description: 'DPoP proof is required' }, 400)
+        : undefined);
+    const report = await doctor({ env: env({ CLIENT_ID: 'no-refresh-grant', DPOP_PRIVATE_KEY: dpopKey().json, AUTH0_MANAGEMENT_TOKEN: undefined }), fetch: requiresProof });
+    expect(problems(report)).toEqual(['fail client.grant-types']);
+    expect(finding(report, 'client.credentials').status).toBe('ok');
+  });
+
+  it('checks that each API binds its tokens with DPoP, and reports the application\'s setting', async () => {
+    const asked: string[] = [];
+    const report = await doctor({ env: env({ DPOP_PRIVATE_KEY: dpopKey().json }), fetch: withProofOfPossession({ mechanism: 'dpop', required: true }, false, asked) });
+    expect(problems(report)).toEqual([]);
+    expect(finding(report, 'api.dpop').title).toBe(`The API ${API} binds its tokens with DPoP (required)`);
+    expect(finding(report, 'client.dpop').title).toMatch(/does not require one \(require_proof_of_possession is off\)/);
+    expect(asked.some((fields) => fields.split(',').includes('require_proof_of_possession'))).toBe(true);
+  });
+
+  it('warns about an API without DPoP: the BFF would get Bearer tokens for it', async () => {
+    // The emulator's own answer: no proof_of_possession.
+    const report = await doctor({ env: env({ DPOP_PRIVATE_KEY: dpopKey().json }) });
+    expect(problems(report)).toEqual(['warn api.dpop']);
+    expect(finding(report, 'api.dpop')).toMatchObject({
+      title: `The API ${API} does not use DPoP (proof_of_possession: none): the BFF would get Bearer tokens for it`,
+      fix: expect.stringContaining('"proof_of_possession": {"mechanism": "dpop"'),
+    });
+    const mtls = await doctor({ env: env({ DPOP_PRIVATE_KEY: dpopKey().json }), fetch: withProofOfPossession({ mechanism: 'mtls', required: false }, false) });
+    expect(finding(mtls, 'api.dpop').title).toMatch(/\(proof_of_possession: mtls\)/);
+  });
+
+  it('fails an API without DPoP when the application requires sender-constrained tokens: Auth0 would issue none', async () => {
+    const report = await doctor({ env: env({ DPOP_PRIVATE_KEY: dpopKey().json }), fetch: withProofOfPossession(undefined, true) });
+    expect(problems(report)).toEqual(['fail api.dpop']);
+    expect(finding(report, 'client.dpop')).toMatchObject({ status: 'ok', title: expect.stringMatching(/^The application requires sender-constrained tokens/) });
+  });
+
+  it('without a key, fails an application that requires sender-constrained tokens, and says nothing of DPoP otherwise', async () => {
+    const report = await doctor({ env: env(), fetch: withProofOfPossession(undefined, true) });
+    expect(problems(report)).toEqual(['fail client.dpop']);
+    expect(finding(report, 'client.dpop').fix).toMatch(/DPOP_PRIVATE_KEY/);
+    expect(report.findings.some((f) => f.id === 'api.dpop')).toBe(false);
+    const plain = await doctor({ env: env() });
+    expect(plain.findings.some((f) => f.id.endsWith('.dpop'))).toBe(false);
+  });
+
+  it('lists the DPoP checks as not checked when the Management API gives nothing', async () => {
+    const report = await doctor({ env: env({ DPOP_PRIVATE_KEY: dpopKey().json, AUTH0_MANAGEMENT_TOKEN: 'expired-or-foreign-token' }) });
+    expect(finding(report, 'api.dpop').status).toBe('skip');
+    expect(finding(report, 'client.dpop').status).toBe('skip');
   });
 });

@@ -5,7 +5,7 @@ import { runDoctor } from '../../src/doctor/doctor.js';
 import { checkDiscovery } from '../../src/doctor/discovery-checks.js';
 import { scrubSecrets, type DoctorReport, type Finding } from '../../src/doctor/finding.js';
 import { managementApiBase } from '../../src/doctor/management-client.js';
-import { audiencesOf } from '../../src/doctor/tenant-checks.js';
+import { audiencesOf, checkClientUrls } from '../../src/doctor/tenant-checks.js';
 import { validateOptions } from '../../src/config/validate.js';
 import { formatReport } from '../../src/doctor/report.js';
 
@@ -192,5 +192,95 @@ describe('the audiences the doctor checks', () => {
       ],
     });
     expect(audiencesOf(config)).toEqual(['https://api.example.com', 'https://catalog.example.com']);
+  });
+});
+
+describe('the timeout option', () => {
+  it.each([[3_000_000_000], [2 ** 31], [Infinity], [-Infinity], [NaN], [0], [-1], ['1000']])('refuses %s, naming the option', async (timeout) => {
+    const run = runDoctor({ env: {}, timeout: timeout as number });
+    await expect(run).rejects.toThrow(TypeError);
+    await expect(run).rejects.toThrow(/^"timeout" must be a finite number of milliseconds, more than 0 and at most 2147483647/);
+  });
+});
+
+describe('URLs with credentials in the environment', () => {
+  const quoted = (env: Record<string, string>) => async () => {
+    const text = { stdout: '', stderr: '' };
+    const json = { stdout: '', stderr: '' };
+    const into = (out: typeof text) => ({ stdout: (t: string) => void (out.stdout += t), stderr: (t: string) => void (out.stderr += t) });
+    expect(await runCommand(['doctor'], env, into(text))).toBe(1);
+    expect(await runCommand(['doctor', '--json'], env, into(json))).toBe(1);
+    return { printed: text.stdout + text.stderr + json.stdout + json.stderr, report: JSON.parse(json.stdout) as DoctorReport };
+  };
+  const base = { CLIENT_ID: 'abc', CLIENT_SECRET: 'client-secret-value', AUDIENCE: 'https://api.example.com', SESSION_SECRET: 'x'.repeat(40) };
+
+  it('are refused without printing a user name or password, in text or JSON', async () => {
+    const { printed, report } = await quoted({
+      ...base,
+      ISSUER_URL: 'https://issuer:IssuerPassw0rd@tenant.example.com/',
+      BASE_URL: 'https://admin:BaseUrlPassw0rd@app.example.com',
+      // Plain http off loopback, which used to be refused first, quoting the URL.
+      UPSTREAM_API_URL: 'http://apiuser:S3cr3tUpstreamPass@api.internal.example.com/',
+      // An @ and a / in the password: no part of it may show either.
+      REDIS_URL: 'http://cacheuser:Redis@Pass/Word-1234@cache.example.com:6379',
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'ftp://oteluser:OtelPassw0rd99@collector.example.com',
+    })();
+    for (const secret of ['IssuerPassw0rd', 'BaseUrlPassw0rd', 'S3cr3tUpstreamPass', 'apiuser', 'Redis@Pass', 'Word-1234', 'cacheuser', 'OtelPassw0rd99', 'oteluser']) {
+      expect(printed).not.toContain(secret);
+    }
+    expect(report.findings.filter((f) => f.status === 'fail').map((f) => f.title)).toEqual([
+      'BASE_URL must not contain credentials (got "https://***@app.example.com")',
+      'UPSTREAM_API_URL must not contain credentials (got "http://***@api.internal.example.com/")',
+      'REDIS_URL must be a redis:// or rediss:// URL such as "redis://127.0.0.1:6379" (got "http://***@cache.example.com:6379")',
+      'ISSUER_URL must not contain credentials (got "https://***@tenant.example.com/")',
+      'OTEL_EXPORTER_OTLP_ENDPOINT must be the collector\'s http(s) URL, such as "http://127.0.0.1:4318" (got "ftp://***@collector.example.com")',
+    ]);
+  });
+
+  it('are refused in AUTH0_DOMAIN without printing them', async () => {
+    const { printed, report } = await quoted({ ...base, AUTH0_DOMAIN: 'domainuser:DomainPassw0rd@tenant.us.auth0.com' })();
+    expect(printed).not.toContain('DomainPassw0rd');
+    expect(printed).not.toContain('domainuser');
+    expect(report.findings[0]?.title).toMatch(/^AUTH0_DOMAIN must be a host name .* \(got "\*\*\*@tenant\.us\.auth0\.com"\)$/);
+  });
+});
+
+describe('URLs registered with a wildcard', () => {
+  /** Whether the callback URL of a BFF at `baseURL` counts as registered by the entry. */
+  const accepts = (baseURL: string, entry: string) => {
+    const config = validateOptions({ issuer: ISSUER.href, clientId: 'bff', clientSecret: 'secret', baseURL, session: { secrets: ['a-session-secret-of-at-least-32-characters'] } });
+    const [callback] = checkClientUrls(config, { callbacks: [entry] }, false, 'unread');
+    expect(callback?.id).toBe('client.callback-url');
+    return callback?.status === 'ok';
+  };
+
+  it.each([
+    ['https://app.example.com', 'https://*.example.com/auth/callback'],
+    ['https://app.example.com', 'https://ap*.example.com/auth/callback'],
+    ['https://app.example.com', 'https://*p.example.com/auth/callback'],
+    ['https://app.example.com:8443', 'https://*.example.com:8443/auth/callback'],
+    ['https://app.eu.example.com', 'https://*.eu.example.com/auth/callback'],
+  ])('count for %s: %s', (baseURL, entry) => {
+    expect(accepts(baseURL, entry)).toBe(true);
+  });
+
+  it.each([
+    ['in the path', 'https://app.example.com', 'https://app.example.com/*/callback'],
+    ['at the path\'s end', 'https://app.example.com', 'https://app.example.com/auth/*'],
+    ['in the host and the path', 'https://app.example.com', 'https://*.example.com/auth/*'],
+    ['for a top-level domain', 'https://example.com', 'https://*.com/auth/callback'],
+    ['with one label after it', 'https://app.example.com', 'https://*example.com/auth/callback'],
+    ['twice in the host', 'https://app.example.com', 'https://*.*.com/auth/callback'],
+    ['not in the left-most label', 'https://app.example.com', 'https://app.*.com/auth/callback'],
+    ['for more than one label', 'https://a.b.example.com', 'https://*.example.com/auth/callback'],
+    ['for no label', 'https://app.example.com', 'https://*.app.example.com/auth/callback'],
+    ['with a prefix the host lacks', 'https://app.example.com', 'https://web*.example.com/auth/callback'],
+    ['with another scheme', 'https://app.example.com', 'http://*.example.com/auth/callback'],
+    ['with another port', 'https://app.example.com', 'https://*.example.com:8443/auth/callback'],
+    ['with another path', 'https://app.example.com', 'https://*.example.com/auth/callback/'],
+    ['with a query', 'https://app.example.com', 'https://*.example.com/auth/callback?x=1'],
+    ['without the path', 'https://app.example.com', 'https://*.example.com'],
+  ])('do not count %s', (_name, baseURL, entry) => {
+    expect(accepts(baseURL, entry)).toBe(false);
   });
 });
