@@ -11,7 +11,7 @@ import { shortUserAgent } from '../session/user-agent.js';
 import { accessTokenEntry } from '../tokens/token-manager.js';
 import { cookieValue } from '../session/session-cookie.js';
 import { loginAudience, type BffContext } from './context.js';
-import { bindingCookieName, digest, idpUnavailable, type LoginTransaction } from './login.js';
+import { bindingCookieName, bindingCookieOptions, digest, idpUnavailable, loginBindingCookieName, type LoginTransaction } from './login.js';
 
 /**
  * GET /auth/callback: takes the pending login (single use), lets openid-client check state, PKCE, nonce and the
@@ -35,8 +35,15 @@ export function callbackRoute(ctx: BffContext) {
       const stored = await ctx.sessions.backend.takeTransaction(state);
       if (stored === undefined) throw new BffError(ErrorCode.INVALID_REQUEST, 'No login is pending for this state (it expired, was used already, or was never started here).');
       const pending = JSON.parse(stored) as LoginTransaction;
-      const binding = cookieValue(req.headers.cookie ?? '', bindingName);
-      if (binding === undefined || digest(binding) !== pending.binding) {
+      // The browser's shared binding, or (a login started at once with another, in another tab) its own.
+      const cookies = req.headers.cookie ?? '';
+      const ownName = loginBindingCookieName(config.session.cookieName, state);
+      const own = cookieValue(cookies, ownName);
+      if (own !== undefined) {
+        const { maxAge: _maxAge, ...attributes } = bindingCookieOptions(config);
+        res.clearCookie(ownName, attributes);
+      }
+      if (![cookieValue(cookies, bindingName), own].some((binding) => binding !== undefined && digest(binding) === pending.binding)) {
         throw new BffError(ErrorCode.INVALID_REQUEST, 'This login was started in another browser.');
       }
       transaction = pending;

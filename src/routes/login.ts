@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { Request, Response } from 'express';
+import type { CookieOptions, Request, Response } from 'express';
 import * as oidc from 'openid-client';
 import { BffError, ErrorCode } from '../errors.js';
 import { sendError, toBffError } from '../http/json-error.js';
@@ -29,6 +29,12 @@ const ALLOWED_VALUES: Record<string, (value: string) => boolean> = {
 };
 
 export const bindingCookieName = (cookieName: string): string => `${cookieName}.tx`;
+/**
+ * The cookie that also holds a binding a login had to make (the browser sent none): logins started at once in
+ * several tabs each make one, and the shared cookie keeps only the last. Named by the login's state, it lives as
+ * long as the login and is cleared by its callback.
+ */
+export const loginBindingCookieName = (cookieName: string, state: string): string => `${cookieName}.tx.${digest(state).slice(0, 12)}`;
 export const digest = (value: string): string => createHash('sha256').update(value).digest('base64url');
 
 /**
@@ -57,8 +63,9 @@ export function loginRoute(ctx: BffContext) {
         extra[name] = value;
       }
 
-      let binding = cookieValue(req.headers.cookie ?? '', bindingName);
-      if (binding === undefined || !/^[\w-]{43}$/.test(binding)) binding = randomBytes(32).toString('base64url');
+      const sent = cookieValue(req.headers.cookie ?? '', bindingName);
+      const made = sent === undefined || !/^[\w-]{43}$/.test(sent);
+      const binding = made ? randomBytes(32).toString('base64url') : sent;
       const state = oidc.randomState();
       const nonce = oidc.randomNonce();
       const codeVerifier = oidc.randomPKCECodeVerifier();
@@ -77,19 +84,26 @@ export function loginRoute(ctx: BffContext) {
       });
       await ctx.sessions.backend.putTransaction(state, JSON.stringify(transaction), LOGIN_TRANSACTION_TTL_MS);
 
-      res.cookie(bindingName, binding, {
-        httpOnly: true,
-        secure: config.session.secure,
-        sameSite: 'lax',
-        path: '/',
-        maxAge: LOGIN_TRANSACTION_TTL_MS,
-        ...(config.session.domain === undefined ? {} : { domain: config.session.domain }),
-      });
+      const cookie = bindingCookieOptions(config);
+      res.cookie(bindingName, binding, cookie);
+      if (made) res.cookie(loginBindingCookieName(config.session.cookieName, state), binding, cookie);
       res.setHeader('Cache-Control', 'no-store');
       res.redirect(302, url.href);
     } catch (error) {
       sendError(res, error instanceof BffError ? error : idpUnavailable(error), ctx.report, { operation: 'login' });
     }
+  };
+}
+
+/** The binding cookies' attributes: a login's lifetime, sent back on Auth0's top-level redirect (Lax). */
+export function bindingCookieOptions(config: BffContext['config']): CookieOptions {
+  return {
+    httpOnly: true,
+    secure: config.session.secure,
+    sameSite: 'lax',
+    path: '/',
+    maxAge: LOGIN_TRANSACTION_TTL_MS,
+    ...(config.session.domain === undefined ? {} : { domain: config.session.domain }),
   };
 }
 

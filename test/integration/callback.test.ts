@@ -37,8 +37,30 @@ describe('the login and callback routes', () => {
     expect(p.get('redirect_uri')).toBe(`${h.urls[0]}/auth/callback`);
     expect(p.get('screen_hint')).toBe('signup');
     expect(p.get('login_hint')).toBe('alice@example.com');
-    // One binding cookie, not one per transaction.
+    // One binding cookie for the browser, and (this login made it) one of this login's own, until its callback.
     expect(res.headers.getSetCookie().filter((c) => c.startsWith('bff.tx='))).toHaveLength(1);
+    expect(res.headers.getSetCookie().filter((c) => c.startsWith('bff.tx.'))).toEqual([expect.stringMatching(/^bff\.tx\.[\w-]{12}=[\w-]{43}; Max-Age=600;.*HttpOnly; SameSite=Lax$/)]);
+  });
+
+  it('sets no cookie of a login\'s own once the browser has its binding: cookies do not pile up', async () => {
+    const browser = h.browser();
+    await browser.request('/auth/login');
+    const again = await browser.request('/auth/login?returnTo=/dashboard');
+    expect(again.headers.getSetCookie().filter((c) => c.startsWith('bff.tx.'))).toEqual([]);
+  });
+
+  it('lets tabs that start a login at the same moment, before the browser has its binding, all log in', async () => {
+    const browser = h.browser();
+    const [first, second] = await Promise.all([browser.request('/auth/login?returnTo=/app/one'), browser.request('/auth/login?returnTo=/dashboard&prompt=none')]);
+    const one = await scriptedLogin(first.headers.get('location') as string, USER, { jar: browser.jar, stopAt: `${browser.url}/auth/callback` });
+    const two = await scriptedLogin(second.headers.get('location') as string, USER, { jar: browser.jar, stopAt: `${browser.url}/auth/callback` });
+    const a = await browser.request(one.callbackUrl);
+    const b = await browser.request(two.callbackUrl);
+    expect(a.headers.get('location')).toBe(`${browser.url}/app/one`);
+    expect(b.headers.get('location')).toBe(`${browser.url}/dashboard`);
+    expect((await browser.user()).status).toBe(200);
+    // Each callback cleared its login's own cookie.
+    expect(browser.jar.header(browser.url)).not.toMatch(/bff\.tx\./);
   });
 
   it.each(['https://evil.example/', '//evil.example', '/\\evil.example', '/%2F%2Fevil.example', '/other'])(
