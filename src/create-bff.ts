@@ -240,7 +240,7 @@ export function createBff(options: BffOptions): Bff {
         },
       });
   const sessionMiddleware = (operation: BffOperation): RequestHandler => expressSession
-    ? storeFaultsAsJson(expressSession, report, operation)
+    ? storeFaultsAsJson(expressSession, report, operation, config.session.secure)
     : (req, res, next) => {
         if (req.session) return next();
         sendError(res, new BffError(ErrorCode.CONFIGURATION_ERROR, 'session.external is set, but no express-session middleware ran before the BFF.'));
@@ -346,8 +346,15 @@ export function createBff(options: BffOptions): Bff {
  * express-session hands a store failure (Redis away during a failover) to `next(error)`, which would be the app's
  * error page, a 500: the BFF's routes answer 503 session_store_unavailable JSON instead, and change nothing.
  */
-function storeFaultsAsJson(middleware: RequestHandler, report: Reporter, operation: BffOperation): RequestHandler {
-  return (req, res, next) =>
+function storeFaultsAsJson(middleware: RequestHandler, report: Reporter, operation: BffOperation, secure: boolean): RequestHandler {
+  return (req, res, next) => {
+    // express-session sets a Secure cookie only on a request it sees as https: through TLS, or with
+    // X-Forwarded-Proto: https. A TLS terminator that sends none (nginx's proxy_pass by default) would leave a login
+    // that completed without its cookie, and the browser going round to Auth0 and back. baseURL says https: so is
+    // the request, for the cookie (a browser keeps a Secure cookie only from an https page anyway).
+    if (secure && req.headers['x-forwarded-proto'] === undefined && (req.socket as { encrypted?: boolean }).encrypted !== true) {
+      req.headers['x-forwarded-proto'] = 'https';
+    }
     middleware(req, res, (error?: unknown) => {
       if (error === undefined || error === null) return next();
       // A save at the end of an answer already sent (after a login, express-session saves again what the callback
@@ -356,6 +363,7 @@ function storeFaultsAsJson(middleware: RequestHandler, report: Reporter, operati
       const failure = error instanceof BffError ? error : new BffError(ErrorCode.SESSION_STORE_UNAVAILABLE, 'The session store failed; try again shortly.', { cause: error });
       sendError(res, failure, report, { operation });
     });
+  };
 }
 
 /** Answers 405 JSON with `Allow`; OPTIONS goes on (to the app's CORS handling, or Express's own answer). */

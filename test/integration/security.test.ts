@@ -1,7 +1,12 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import express from 'express';
 import { exportJWK, generateKeyPair } from 'jose';
+import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SESSION_SECRET, startHarness, USER, type Harness } from '../support/harness.js';
+import { createBff, type RedisClient } from '../../src/index.js';
+import { CookieJar, scriptedLogin, startLocalAuth0 } from '../../src/local-auth0/index.js';
+import { AUDIENCE, CLIENT_ID, CLIENT_SECRET, SESSION_SECRET, startHarness, USER, type Harness } from '../support/harness.js';
 
 describe('tokens encrypted at rest', () => {
   const oldKey = randomBytes(32).toString('hex');
@@ -105,6 +110,52 @@ describe('the session cookie on an https site', () => {
       await bff.close();
       server.closeAllConnections();
       server.close();
+    }
+  });
+});
+
+describe('a login on an https site behind a TLS terminator', () => {
+  // Plain http on loopback stands in for the terminator, which may or may not say https through X-Forwarded-Proto.
+  it.each([['says so', true], ['says nothing (nginx\'s default proxy_pass)', false]])('sets the Secure session cookie when the terminator %s', async (_name, forwarded) => {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    const site = `https://127.0.0.1:${port}`;
+    const plain = `http://127.0.0.1:${port}`;
+    const auth0 = await startLocalAuth0({
+      clients: [{ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [`${site}/auth/callback`], postLogoutRedirectUris: [`${site}/`] }],
+      users: [{ ...USER }],
+      apis: [{ audience: AUDIENCE }],
+    });
+    const redis = createClient({ url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' });
+    await redis.connect();
+    const prefix = `bfftest:${randomUUID()}:`;
+    const bff = createBff({
+      issuer: auth0.issuer, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, audience: AUDIENCE,
+      baseURL: site, redis: redis as unknown as RedisClient, redisPrefix: prefix,
+      session: { secrets: [SESSION_SECRET] }, logger: { warn() {}, error() {} },
+    });
+    server.on('request', express().use(bff));
+    const jar = new CookieJar();
+    const headers = (): Record<string, string> => ({ ...(forwarded ? { 'x-forwarded-proto': 'https' } : {}), cookie: jar.header(site) });
+    try {
+      await bff.ready();
+      const login = await fetch(`${plain}/auth/login`, { redirect: 'manual', headers: headers() });
+      for (const cookie of login.headers.getSetCookie()) jar.set(site, cookie);
+      const { callbackUrl } = await scriptedLogin(login.headers.get('location') as string, USER, { jar, stopAt: `${site}/auth/callback` });
+      const callback = await fetch(callbackUrl.replace(site, plain), { redirect: 'manual', headers: headers() });
+      expect(callback.status).toBe(302);
+      const session = callback.headers.getSetCookie().find((c) => c.startsWith('__Host-bff='));
+      expect(session).toMatch(/; Path=\/;.*HttpOnly; Secure; SameSite=Lax$/);
+      jar.set(site, session as string);
+      expect((await fetch(`${plain}/auth/user`, { headers: headers() })).status).toBe(200);
+    } finally {
+      await bff.close();
+      server.closeAllConnections();
+      server.close();
+      await auth0.stop();
+      for await (const batch of redis.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) if (batch.length) await redis.del(batch);
+      await redis.close();
     }
   });
 });
