@@ -240,7 +240,7 @@ export function validateOptions(options: BffOptions): BffConfig {
     tokens: { refreshMargin, clockSkewMs: Math.round(clockSkew * 1000), exchangeDeadlineMs, attemptTimeoutMs },
     dpop: readDPoPOption(options.dpop),
     loginParameters: [...(options.loginParameters ?? ['prompt', 'screen_hint', 'organization', 'login_hint'])],
-    backchannelAlgorithms: [...(options.backchannelAlgorithms ?? ['RS256', 'RS384', 'RS512', 'PS256', 'ES256'])],
+    backchannelAlgorithms: readBackchannelAlgorithms(options.backchannelAlgorithms),
     logger,
     telemetry,
     clock,
@@ -376,4 +376,18 @@ function freezeConfig(config: BffConfig): BffConfig {
   for (const list of [config.websocket.allowedOrigins, config.session.secrets, config.session.encryptionKeys, config.apis, config.allowedReturnTo, config.loginParameters, config.backchannelAlgorithms]) Object.freeze(list);
   if (config.userClaims) Object.freeze(config.userClaims);
   return Object.freeze(config);
+}
+
+/**
+ * The algorithms a logout token may be signed with: asymmetric ones only, checked against the issuer's published
+ * keys. `none` would accept any token, and an HMAC one a token signed with the client secret.
+ */
+const ASYMMETRIC_ALGORITHMS = new Set(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519']);
+
+function readBackchannelAlgorithms(value: unknown): string[] {
+  if (value === undefined) return ['RS256', 'RS384', 'RS512', 'PS256', 'ES256'];
+  if (!Array.isArray(value) || value.length === 0 || !value.every((alg) => typeof alg === 'string' && ASYMMETRIC_ALGORITHMS.has(alg))) {
+    throw new BffConfigError('backchannelAlgorithms', `must be a non-empty array of asymmetric JWS algorithms (${[...ASYMMETRIC_ALGORITHMS].join(', ')})`);
+  }
+  return [...value];
 }
