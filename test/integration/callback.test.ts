@@ -1,8 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { scriptedLogin } from '../../src/local-auth0/index.js';
-import { createClient } from 'redis';
-import type { RedisClient } from '../../src/index.js';
-import { scanKeys, startHarness, USER, type Browser, type Harness } from '../support/harness.js';
+import { closeDeletingKeys, startHarness, stubbedRedis, USER, type Browser, type Harness } from '../support/harness.js';
 
 /** Starts a login in `browser` and returns the callback URL the emulator sends it to, without following it. */
 async function callbackUrlFor(_h: Harness, browser: Browser, query = ''): Promise<string> {
@@ -238,10 +236,7 @@ describe('a session store that fails once the callback has answered', () => {
     const saved = new Set<string>();
     h = await startHarness({
       bff: { redisCommandTimeout: 300 },
-      redisConnect: async () => {
-        const client = createClient({ url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' });
-        client.on('error', () => {});
-        await client.connect();
+      redisConnect: stubbedRedis((client) => {
         const set = client.set.bind(client);
         Object.assign(client, {
           set: (key: string, ...rest: unknown[]) => {
@@ -250,17 +245,10 @@ describe('a session store that fails once the callback has answered', () => {
             return stallResaves && again ? new Promise(() => {}) : (set as (...args: unknown[]) => Promise<unknown>)(key, ...rest);
           },
         });
-        return client as unknown as RedisClient;
-      },
+      }),
     });
   });
-  afterAll(async () => {
-    if (h?.redis) {
-      const keys = await scanKeys(h.redis, `${h.prefix}*`);
-      if (keys.length > 0) await (h.redis as unknown as { del(keys: string[]): Promise<number> }).del(keys);
-    }
-    await h?.close();
-  });
+  afterAll(() => closeDeletingKeys(h));
 
   it('reports no failure for a login that completed: the browser is logged in', async () => {
     stallResaves = true;

@@ -2,9 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Request } from 'express';
 import { scriptedLogin } from '../../src/local-auth0/index.js';
 import { WebSocketCloseCode } from '../../src/index.js';
-import { createClient } from 'redis';
-import type { RedisClient } from '../../src/index.js';
-import { REDIS_CLIENT_MODES, scanKeys, startHarness, USER, type Browser, type Harness } from '../support/harness.js';
+import { REDIS_CLIENT_MODES, closeDeletingKeys, startHarness, stubbedRedis, USER, type Browser, type Harness } from '../support/harness.js';
 import { openSocket, opened, roundTrip } from '../support/ws-client.js';
 
 const FIREFOX = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0';
@@ -263,10 +261,7 @@ describe('ending another device while the session store stalls', () => {
   beforeAll(async () => {
     h = await startHarness({
       bff: { routes: { sessions: true }, redisCommandTimeout: 300 },
-      redisConnect: async () => {
-        const client = createClient({ url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' });
-        client.on('error', () => {});
-        await client.connect();
+      redisConnect: stubbedRedis((client) => {
         const zRem = client.zRem.bind(client);
         const evalSha = client.evalSha.bind(client);
         Object.assign(client, {
@@ -280,17 +275,10 @@ describe('ending another device while the session store stalls', () => {
             return new Promise(() => {});
           },
         });
-        return client as unknown as RedisClient;
-      },
+      }),
     });
   });
-  afterAll(async () => {
-    if (h?.redis) {
-      const keys = await scanKeys(h.redis, `${h.prefix}*`);
-      if (keys.length > 0) await (h.redis as unknown as { del(keys: string[]): Promise<number> }).del(keys);
-    }
-    await h?.close();
-  });
+  afterAll(() => closeDeletingKeys(h));
 
   it('ends it all the same when the removal from the user\'s index gets no answer', async () => {
     const laptop = await loggedIn(h, 0, FIREFOX);

@@ -292,6 +292,33 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   };
 }
 
+/** A client of the test Redis, as a test makes one. */
+const plainClient = () => createClient({ url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' });
+type PlainClient = ReturnType<typeof plainClient>;
+
+/**
+ * A `redisConnect` giving the BFF a plain client of the test Redis whose commands `change` may replace (to stall
+ * one, or lose its answer). A harness given `redisConnect` leaves its keys to the test: see `closeDeletingKeys`.
+ */
+export function stubbedRedis(change: (client: PlainClient) => void): NonNullable<HarnessOptions['redisConnect']> {
+  return async () => {
+    const client = plainClient();
+    client.on('error', () => {});
+    await client.connect();
+    change(client);
+    return client as unknown as RedisClient;
+  };
+}
+
+/** Deletes every key of the harness, then closes it: for a harness made with `redisConnect`. */
+export async function closeDeletingKeys(h: Harness | undefined): Promise<void> {
+  if (h?.redis) {
+    const keys = await scanKeys(h.redis, `${h.prefix}*`);
+    if (keys.length > 0) await (h.redis as unknown as { del(keys: string[]): Promise<number> }).del(keys);
+  }
+  await h?.close();
+}
+
 /** Every key matching a pattern, on a plain client, a Sentinel client, or every master of a cluster. */
 export async function scanKeys(client: RedisClient, match: string): Promise<string[]> {
   type Scanner = { scanIterator(o: object): AsyncIterable<string[]> };
