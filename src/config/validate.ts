@@ -1,3 +1,4 @@
+import { createPrivateKey } from 'node:crypto';
 import { BffConfigError } from '../errors.js';
 import type { Log } from '../events/logger.js';
 import type { TelemetryOptions } from '../telemetry/providers.js';
@@ -82,12 +83,30 @@ const OPTIONAL_ROUTES = {
   sessions: '/auth/sessions',
 } as const;
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
+/** Node's longest timer: a longer delay fires at once (with a TimeoutOverflowWarning), so it is refused. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** What each option object may hold: a misspelt key (`api`, `idleTimeoutSeconds`) is refused, not ignored. */
+const KNOWN_KEYS = {
+  options: ['issuer', 'domain', 'clientId', 'clientSecret', 'clientAuthMethod', 'clientAssertionKey', 'audience', 'baseURL', 'scope', 'routes', 'redis', 'redisPrefix', 'redisCommandTimeout', 'session', 'apis', 'websocket', 'csrf', 'allowedReturnTo', 'userClaims', 'logout', 'tokens', 'dpop', 'loginParameters', 'backchannelAlgorithms', 'logger', 'logLevel', 'telemetry', 'clock', 'fetch'],
+  session: ['secrets', 'cookieName', 'cookie', 'idleTimeout', 'absoluteTimeout', 'external', 'encryptionKeys'],
+  'session.cookie': ['sameSite', 'secure', 'domain'],
+  api: ['mount', 'upstream', 'audience', 'scope', 'token', 'timeout', 'bodyTimeout', 'eventStreamTimeout', 'websocket'],
+  websocket: ['allowedOrigins'],
+  csrf: ['header', 'value'],
+  logout: ['idpLogout', 'returnTo', 'idTokenHint'],
+  tokens: ['refreshMargin', 'clockSkew', 'exchangeDeadline', 'attemptTimeout'],
+  dpop: ['key'],
+  telemetry: ['tracerProvider', 'meterProvider'],
+} as const;
+/** Parameters the login sets itself: passed on from the browser, they would be overwritten, or worse. */
+const PROTOCOL_PARAMETERS = new Set(['client_id', 'redirect_uri', 'response_type', 'response_mode', 'scope', 'state', 'nonce', 'code_challenge', 'code_challenge_method', 'request', 'request_uri']);
 const TOKEN_POLICIES: readonly TokenPolicy[] = ['user', 'user-or-none', 'client', 'user-or-client', 'none'];
 const USES_USER_TOKEN = new Set<TokenPolicy>(['user', 'user-or-none', 'user-or-client']);
 
 /** Reads every option once, applies the defaults, and throws a `BffConfigError` naming the first bad one. */
 export function validateOptions(options: BffOptions): BffConfig {
   if (options === null || typeof options !== 'object') throw new BffConfigError('options', 'must be an object');
+  onlyKnownKeys(options, KNOWN_KEYS.options, '');
 
   const issuer = readIssuer(options);
   const clientId = nonEmptyString(options.clientId, 'clientId', 'the Auth0 application\'s Client ID');
@@ -103,8 +122,9 @@ export function validateOptions(options: BffOptions): BffConfig {
   const redisPrefix = options.redisPrefix ?? 'bff:';
   if (typeof redisPrefix !== 'string') throw new BffConfigError('redisPrefix', 'must be a string, e.g. "bff:"');
 
-  const s = options.session ?? {};
-  const external = s.external === true;
+  const s = objectOption(options.session, 'session', KNOWN_KEYS.session) ?? {};
+  const cookie = objectOption(s.cookie, 'session.cookie', KNOWN_KEYS['session.cookie']) ?? {};
+  const external = booleanOption(s.external, 'session.external', false);
   const secrets = typeof s.secrets === 'string' ? [s.secrets] : (s.secrets ?? []);
   if (!Array.isArray(secrets) || secrets.some((x) => typeof x !== 'string' || x.length < 32)) {
     throw new BffConfigError('session.secrets', 'must be a string or an array of strings of at least 32 characters (the first signs, all verify)');
@@ -116,14 +136,15 @@ export function validateOptions(options: BffOptions): BffConfig {
   if (typeof cookieName !== 'string' || !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(cookieName)) {
     throw new BffConfigError('session.cookieName', 'must be a cookie token (letters, digits, and !#$%&\'*+-.^_`|~)');
   }
-  const sameSite = s.cookie?.sameSite ?? 'lax';
+  const sameSite = cookie.sameSite ?? 'lax';
   if (sameSite !== 'lax' && sameSite !== 'strict') {
     throw new BffConfigError('session.cookie.sameSite', 'must be "lax" or "strict" (the login redirect from Auth0 needs a cookie that is not "none"-only)');
   }
-  const cookieSecure = s.cookie?.secure ?? secure;
-  if (cookieName.startsWith('__Host-') && (!cookieSecure || s.cookie?.domain !== undefined)) {
+  const cookieSecure = booleanOption(cookie.secure, 'session.cookie.secure', secure);
+  if (cookieName.startsWith('__Host-') && (!cookieSecure || cookie.domain !== undefined)) {
     throw new BffConfigError('session.cookieName', 'starts with __Host-, which needs a Secure cookie (an https baseURL) and no cookie domain');
   }
+  const domain = readCookieDomain(cookie.domain, baseURL);
   const idleTimeout = positiveNumber(s.idleTimeout ?? 3 * DAY, 'session.idleTimeout', 'seconds');
   const absoluteTimeout = positiveNumber(s.absoluteTimeout ?? 7 * DAY, 'session.absoluteTimeout', 'seconds');
 
@@ -136,8 +157,9 @@ export function validateOptions(options: BffOptions): BffConfig {
     return nonEmptyString(value, `apis[${i}].audience`, 'an Auth0 API identifier');
   };
   if (options.apis !== undefined && !Array.isArray(options.apis)) throw new BffConfigError('apis', 'must be an array of { mount, upstream }');
-  const apis = (options.apis ?? []).map((api, i) => {
-    const mount = pathOption(api?.mount, `apis[${i}].mount`);
+  const apis = (options.apis ?? []).map((given, i) => {
+    const api = objectOption(given, `apis[${i}]`, KNOWN_KEYS.api) ?? ({} as Partial<typeof given>);
+    const mount = pathOption(api.mount, `apis[${i}].mount`);
     if (mount === '/') throw new BffConfigError(`apis[${i}].mount`, 'must not be "/" (the auth routes live there); use e.g. "/api"');
     const timeoutMs = Math.ceil(positiveNumber(api.timeout ?? 30_000, `apis[${i}].timeout`, 'milliseconds'));
     if (api.websocket !== undefined && typeof api.websocket !== 'boolean') throw new BffConfigError(`apis[${i}].websocket`, 'must be true or false');
@@ -150,12 +172,12 @@ export function validateOptions(options: BffOptions): BffConfig {
     }
     return Object.freeze({
       mount: mount.replace(/\/+$/, ''),
-      upstream: httpUrl(api.upstream, `apis[${i}].upstream`),
+      upstream: upstreamUrl(api.upstream, `apis[${i}].upstream`),
       audience: audienceForApis(i, api.audience, token),
       scope: api.scope === undefined ? undefined : nonEmptyString(api.scope, `apis[${i}].scope`, 'a space-separated scope list'),
       timeoutMs,
       // Before bodyTimeout existed, `timeout` bounded the gaps between body chunks too: never cut sooner than that.
-      bodyTimeoutMs: Math.ceil(nonNegativeNumber(api.bodyTimeout ?? Math.max(300_000, timeoutMs), `apis[${i}].bodyTimeout`)),
+      bodyTimeoutMs: Math.ceil(nonNegativeNumber(api.bodyTimeout ?? Math.min(MAX_TIMER_MS, Math.max(300_000, timeoutMs)), `apis[${i}].bodyTimeout`)),
       eventStreamTimeoutMs: Math.ceil(nonNegativeNumber(api.eventStreamTimeout ?? 0, `apis[${i}].eventStreamTimeout`)),
       websocket: api.websocket ?? token === 'user',
       token,
@@ -174,36 +196,51 @@ export function validateOptions(options: BffOptions): BffConfig {
     }
     scopeByAudience.set(api.audience, api.scope);
   }
+  // The proxy answers its mounts before the routes are looked at: a route under a mount would never be reached.
+  for (const [i, api] of apis.entries()) {
+    for (const [name, path] of Object.entries(routes)) {
+      if (path === undefined || (path !== api.mount && !path.startsWith(`${api.mount}/`))) continue;
+      throw new BffConfigError(`apis[${i}].mount`, `"${api.mount}" would take over the ${name} route ${path}: mount the API elsewhere, or move the route (routes.${name})`);
+    }
+  }
 
-  const csrfHeader = options.csrf?.header ?? 'X-CSRF';
+  const csrf = objectOption(options.csrf, 'csrf', KNOWN_KEYS.csrf) ?? {};
+  const csrfHeader = csrf.header ?? 'X-CSRF';
   if (typeof csrfHeader !== 'string' || !/^[A-Za-z0-9-]+$/.test(csrfHeader)) throw new BffConfigError('csrf.header', 'must be a header name such as "X-CSRF"');
-  const csrfValue = nonEmptyString(options.csrf?.value ?? '1', 'csrf.value', 'the value the SPA sends, e.g. "1"');
+  const csrfValue = nonEmptyString(csrf.value ?? '1', 'csrf.value', 'the value the SPA sends, e.g. "1"');
 
   if (options.websocket !== undefined && (options.websocket === null || typeof options.websocket !== 'object')) {
     throw new BffConfigError('websocket', 'must be an object such as { allowedOrigins: ["https://app.example.com"] }');
   }
+  onlyKnownKeys(options.websocket, KNOWN_KEYS.websocket, 'websocket');
   const allowedOrigins = readOrigins(options.websocket?.allowedOrigins, baseURL);
 
+  if (options.allowedReturnTo !== undefined && !Array.isArray(options.allowedReturnTo)) {
+    throw new BffConfigError('allowedReturnTo', 'must be an array of path prefixes, e.g. ["/app"]');
+  }
   const allowedReturnTo = (options.allowedReturnTo ?? ['/']).map((p, i) => pathOption(p, `allowedReturnTo[${i}]`));
   if (options.userClaims !== undefined && (!Array.isArray(options.userClaims) || options.userClaims.some((c) => typeof c !== 'string'))) {
     throw new BffConfigError('userClaims', 'must be an array of claim names, e.g. ["name", "email"]');
   }
-  const logoutReturnTo = pathOption(options.logout?.returnTo ?? '/', 'logout.returnTo');
+  const logout = objectOption(options.logout, 'logout', KNOWN_KEYS.logout) ?? {};
+  const logoutReturnTo = pathOption(logout.returnTo ?? '/', 'logout.returnTo');
 
-  const refreshMargin = options.tokens?.refreshMargin ?? ((lifetime: number) => Math.min(60, lifetime * 0.1));
-  if (typeof refreshMargin !== 'function') throw new BffConfigError('tokens.refreshMargin', 'must be a function (lifetimeSeconds) => seconds');
-  const clockSkew = options.tokens?.clockSkew ?? 1;
+  const tokens = objectOption(options.tokens, 'tokens', KNOWN_KEYS.tokens) ?? {};
+  const refreshMargin = readRefreshMargin(tokens.refreshMargin);
+  const clockSkew = tokens.clockSkew ?? 1;
   if (typeof clockSkew !== 'number' || !Number.isFinite(clockSkew) || clockSkew < 0) {
     throw new BffConfigError('tokens.clockSkew', 'must be a number of seconds, 0 or more (how far an API\'s clock may run ahead of the BFF\'s)');
   }
-  const exchangeDeadlineMs = Math.ceil(positiveNumber(options.tokens?.exchangeDeadline ?? 5_000, 'tokens.exchangeDeadline', 'milliseconds'));
-  const attemptTimeoutMs = Math.ceil(positiveNumber(options.tokens?.attemptTimeout ?? 2_500, 'tokens.attemptTimeout', 'milliseconds'));
+  const exchangeDeadlineMs = Math.ceil(positiveNumber(tokens.exchangeDeadline ?? 5_000, 'tokens.exchangeDeadline', 'milliseconds'));
+  const attemptTimeoutMs = Math.ceil(positiveNumber(tokens.attemptTimeout ?? 2_500, 'tokens.attemptTimeout', 'milliseconds'));
 
   const userScopes = readScopes(options.scope);
   const scope = ['openid', 'online_access', ...userScopes.filter((x) => x !== 'openid' && x !== 'online_access')].join(' ');
 
   const logger = readLogger(options.logger, options.logLevel);
+  if (options.telemetry !== null && typeof options.telemetry === 'object') onlyKnownKeys(options.telemetry, KNOWN_KEYS.telemetry, 'telemetry');
   const telemetry = readTelemetry(options.telemetry);
+  if (options.dpop !== null && typeof options.dpop === 'object' && !Array.isArray(options.dpop)) onlyKnownKeys(options.dpop, KNOWN_KEYS.dpop, 'dpop');
   const clock = options.clock ?? Date.now;
   if (typeof clock !== 'function') throw new BffConfigError('clock', 'must be a function returning milliseconds since the epoch');
   const fetchImpl = options.fetch ?? globalThis.fetch;
@@ -225,7 +262,7 @@ export function validateOptions(options: BffOptions): BffConfig {
       cookieName,
       sameSite,
       secure: cookieSecure,
-      domain: s.cookie?.domain,
+      domain,
       idleTimeoutMs: idleTimeout * 1000,
       absoluteTimeoutMs: absoluteTimeout * 1000,
       external,
@@ -236,10 +273,14 @@ export function validateOptions(options: BffOptions): BffConfig {
     websocket: { allowedOrigins },
     allowedReturnTo,
     userClaims: options.userClaims === undefined ? undefined : [...options.userClaims],
-    logout: { idpLogout: options.logout?.idpLogout ?? true, returnTo: logoutReturnTo, idTokenHint: options.logout?.idTokenHint === true },
+    logout: {
+      idpLogout: booleanOption(logout.idpLogout, 'logout.idpLogout', true),
+      returnTo: logoutReturnTo,
+      idTokenHint: booleanOption(logout.idTokenHint, 'logout.idTokenHint', false),
+    },
     tokens: { refreshMargin, clockSkewMs: Math.round(clockSkew * 1000), exchangeDeadlineMs, attemptTimeoutMs },
     dpop: readDPoPOption(options.dpop),
-    loginParameters: [...(options.loginParameters ?? ['prompt', 'screen_hint', 'organization', 'login_hint'])],
+    loginParameters: readLoginParameters(options.loginParameters),
     backchannelAlgorithms: readBackchannelAlgorithms(options.backchannelAlgorithms),
     logger,
     telemetry,
@@ -254,11 +295,13 @@ function readIssuer(options: BffOptions): URL {
   }
   if (options.domain !== undefined) {
     const domain = nonEmptyString(options.domain, 'domain', 'a host name such as "TENANT.us.auth0.com"');
-    if (!/^[A-Za-z0-9.-]+(:\d+)?$/.test(domain)) throw new BffConfigError('domain', 'must be a host name such as "TENANT.us.auth0.com", without a scheme or path');
-    return new URL(`https://${domain}/`);
+    const url = /^[A-Za-z0-9.-]+(:\d+)?$/.test(domain) ? parsedUrl(`https://${domain}/`) : undefined;
+    if (url === undefined) throw new BffConfigError('domain', 'must be a host name such as "TENANT.us.auth0.com", without a scheme or path');
+    return url;
   }
   if (options.issuer === undefined) throw new BffConfigError('issuer', 'is required: the Auth0 issuer URL, e.g. "https://TENANT.us.auth0.com/" (or give domain)');
   const url = httpUrl(options.issuer, 'issuer');
+  if (url.search || url.hash) throw new BffConfigError('issuer', 'must not have a query or fragment: the issuer is a URL such as "https://TENANT.us.auth0.com/"');
   return url;
 }
 
@@ -269,6 +312,7 @@ function readClientAuth(options: BffOptions): BffConfig['clientAuth'] {
     if (key === undefined || key === null || typeof key !== 'object') {
       throw new BffConfigError('clientAssertionKey', 'is required for private_key_jwt: a private CryptoKey or a private JWK object');
     }
+    checkAssertionKey(key);
     return { method, key };
   }
   if (method !== 'client_secret_post' && method !== 'client_secret_basic') {
@@ -334,12 +378,8 @@ function readScopes(scope: unknown): string[] {
 
 function httpUrl(value: unknown, option: string): URL {
   if (typeof value !== 'string' || value.length === 0) throw new BffConfigError(option, 'must be an absolute http(s) URL');
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new BffConfigError(option, `must be an absolute http(s) URL, got "${value}"`);
-  }
+  const url = parsedUrl(value);
+  if (url === undefined) throw new BffConfigError(option, `must be an absolute http(s) URL, got "${value}"`);
   if (url.protocol === 'http:' && !LOOPBACK.has(url.hostname)) {
     throw new BffConfigError(option, 'must use https (plain http is accepted only for 127.0.0.1, localhost and [::1])');
   }
@@ -347,6 +387,145 @@ function httpUrl(value: unknown, option: string): URL {
   if (url.username || url.password) throw new BffConfigError(option, 'must not contain credentials');
   return url;
 }
+
+function parsedUrl(value: string): URL | undefined {
+  try {
+    return new URL(value);
+  } catch {
+    return undefined;
+  }
+}
+
+/** An API's base URL: the request's path and query are added to it, so it has none of its own query. */
+function upstreamUrl(value: unknown, option: string): URL {
+  const url = httpUrl(value, option);
+  if (url.search || url.hash) {
+    throw new BffConfigError(option, 'must not have a query or fragment (the browser\'s query is what the API gets); put fixed parameters in the API\'s path or headers');
+  }
+  return url;
+}
+
+/**
+ * The cookie's Domain: a host name that is baseURL's or a parent of it. Browsers drop a cookie set for another
+ * domain, and the serializer throws on one that is not a host name: both would only show at the first login.
+ */
+function readCookieDomain(value: unknown, baseURL: URL): string | undefined {
+  if (value === undefined) return undefined;
+  const option = 'session.cookie.domain';
+  const host = typeof value === 'string' ? value.replace(/^\./, '').toLowerCase() : '';
+  if (!/^[a-z0-9-]+(\.[a-z0-9-]+)*$/.test(host)) {
+    throw new BffConfigError(option, 'must be a host name such as "example.com", without a scheme, port or path');
+  }
+  const own = baseURL.hostname.toLowerCase();
+  if (own !== host && !own.endsWith(`.${host}`)) {
+    throw new BffConfigError(option, `must be baseURL's host (${own}) or a domain it is under: browsers drop a cookie set for another domain`);
+  }
+  return value as string;
+}
+
+/** An option object: undefined, or a plain object holding only the keys it knows. */
+function objectOption<T>(value: T | undefined, option: string, known: readonly string[]): Partial<T> | undefined {
+  if (value === undefined) return undefined;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new BffConfigError(option, 'must be an object');
+  onlyKnownKeys(value, known, option);
+  return value;
+}
+
+function onlyKnownKeys(value: object | undefined, known: readonly string[], option: string): void {
+  if (value === undefined) return;
+  for (const key of Object.keys(value)) {
+    if (!known.includes(key)) {
+      throw new BffConfigError(option === '' ? key : `${option}.${key}`, `is not an option${option === '' ? '' : ` of ${option}`}; known: ${known.join(', ')}`);
+    }
+  }
+}
+
+/** true or false: a string such as "false" (read from an environment variable) is refused, not taken as true. */
+function booleanOption(value: unknown, option: string, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw new BffConfigError(option, `must be true or false (got ${JSON.stringify(value)})`);
+  return value;
+}
+
+const defaultRefreshMargin = (lifetime: number): number => Math.min(60, lifetime * 0.1);
+
+/**
+ * The app's refresh margin, tried at startup on a few token lifetimes: one that returns nothing (a forgotten
+ * `return`), NaN or a negative number would leave no margin at all, and no clock-skew allowance either, so it is
+ * refused. Should it still misbehave for another lifetime later, that token gets the default margin.
+ */
+function readRefreshMargin(value: unknown): (lifetimeSeconds: number) => number {
+  const option = 'tokens.refreshMargin';
+  if (value === undefined) return defaultRefreshMargin;
+  if (typeof value !== 'function') throw new BffConfigError(option, 'must be a function (lifetimeSeconds) => seconds');
+  const margin = value as (lifetimeSeconds: number) => unknown;
+  const usable = (seconds: unknown): seconds is number => typeof seconds === 'number' && Number.isFinite(seconds) && seconds >= 0;
+  for (const lifetime of [10, 60, 300, 3_600, 86_400]) {
+    let seconds: unknown;
+    try {
+      seconds = margin(lifetime);
+    } catch (error) {
+      throw new BffConfigError(option, `threw for a token lifetime of ${lifetime} seconds: ${(error as Error)?.message ?? String(error)}`);
+    }
+    if (!usable(seconds)) {
+      throw new BffConfigError(option, `must return a number of seconds, 0 or more; for a token lifetime of ${lifetime} seconds it returned ${String(seconds)}`);
+    }
+  }
+  return (lifetime) => {
+    try {
+      const seconds = margin(lifetime);
+      if (usable(seconds)) return seconds;
+    } catch {
+      // Falls back below.
+    }
+    return defaultRefreshMargin(lifetime);
+  };
+}
+
+/** Which query parameters of /auth/login go on to Auth0: names, and none that the login sets itself. */
+function readLoginParameters(value: unknown): string[] {
+  if (value === undefined) return ['prompt', 'screen_hint', 'organization', 'login_hint'];
+  const option = 'loginParameters';
+  if (!Array.isArray(value) || value.some((name) => typeof name !== 'string' || !/^[A-Za-z0-9_.-]+$/.test(name))) {
+    throw new BffConfigError(option, 'must be an array of parameter names, e.g. ["prompt", "screen_hint"]');
+  }
+  const reserved = value.find((name: string) => PROTOCOL_PARAMETERS.has(name));
+  if (reserved !== undefined) throw new BffConfigError(option, `must not contain "${reserved}": the login sets it itself`);
+  return [...value];
+}
+
+/**
+ * A private_key_jwt key that can sign: a private JWK (its `alg`, RS256 when it has none, fitting its key type) or a
+ * private CryptoKey that may sign. Anything else would fail at the first request to Auth0, where it reads as
+ * Auth0 being unreachable.
+ */
+function checkAssertionKey(key: object): void {
+  const option = 'clientAssertionKey';
+  if (typeof CryptoKey !== 'undefined' && key instanceof CryptoKey) {
+    if (key.type !== 'private' || !key.usages.includes('sign')) throw new BffConfigError(option, 'must be a private CryptoKey that may sign (usages ["sign"])');
+    return;
+  }
+  const jwk = key as { kty?: unknown; alg?: unknown; crv?: unknown };
+  try {
+    createPrivateKey({ key: key as import('node:crypto').JsonWebKey, format: 'jwk' });
+  } catch {
+    throw new BffConfigError(option, 'must be a private JWK (with its private member "d") or a private CryptoKey');
+  }
+  const alg = jwk.alg ?? (jwk.kty === 'RSA' ? 'RS256' : undefined);
+  const fits = ASSERTION_ALGORITHMS[`${String(jwk.kty)} ${String(jwk.crv ?? '')}`.trim()];
+  if (fits === undefined) throw new BffConfigError(option, 'must be an RSA, EC (P-256, P-384, P-521) or Ed25519 key');
+  if (alg === undefined) throw new BffConfigError(option, `needs "alg" (${fits.join(' or ')}) for its key type`);
+  if (typeof alg !== 'string' || !fits.includes(alg)) throw new BffConfigError(option, `has "alg": ${JSON.stringify(alg)}, which its key type does not sign with; use ${fits.join(' or ')}`);
+}
+
+/** The JWS algorithms a client assertion key of each type (and curve) signs with. */
+const ASSERTION_ALGORITHMS: Record<string, readonly string[] | undefined> = {
+  RSA: ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'],
+  'EC P-256': ['ES256'],
+  'EC P-384': ['ES384'],
+  'EC P-521': ['ES512'],
+  'OKP Ed25519': ['EdDSA', 'Ed25519'],
+};
 
 function pathOption(value: unknown, option: string): string {
   if (typeof value !== 'string' || !value.startsWith('/') || value.startsWith('//') || /[\s\\?#]/.test(value)) {
@@ -360,13 +539,15 @@ function nonEmptyString(value: unknown, option: string, what: string): string {
   return value;
 }
 
-function positiveNumber(value: unknown, option: string, unit: string): number {
+function positiveNumber(value: unknown, option: string, unit: 'seconds' | 'milliseconds'): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw new BffConfigError(option, `must be a positive number of ${unit}`);
+  if (unit === 'milliseconds' && value > MAX_TIMER_MS) throw new BffConfigError(option, `must be at most ${MAX_TIMER_MS} milliseconds (about 24.8 days), Node's longest timer`);
   return value;
 }
 
 function nonNegativeNumber(value: unknown, option: string): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new BffConfigError(option, 'must be a number of milliseconds, 0 or more (0: no limit)');
+  if (value > MAX_TIMER_MS) throw new BffConfigError(option, `must be at most ${MAX_TIMER_MS} milliseconds (about 24.8 days), Node's longest timer; 0 means no limit`);
   return value;
 }
 

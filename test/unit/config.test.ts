@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { validateOptions } from '../../src/config/validate.js';
 import { BffConfigError } from '../../src/errors.js';
@@ -12,6 +13,11 @@ const base: BffOptions = {
   baseURL: 'https://app.example.com',
   session: { secrets: [SECRET] },
 };
+
+const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const PRIVATE_JWK = rsa.privateKey.export({ format: 'jwk' });
+const PUBLIC_JWK = rsa.publicKey.export({ format: 'jwk' });
+const EC_PRIVATE_JWK = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
 
 function errorOf(options: Partial<BffOptions> & Record<string, unknown>): BffConfigError {
   try {
@@ -104,6 +110,58 @@ describe('configuration', () => {
     [{ telemetry: true }, 'telemetry'],
     [{ telemetry: { tracerProvider: {} } }, 'telemetry.tracerProvider'],
     [{ telemetry: { meterProvider: 'prometheus' } }, 'telemetry.meterProvider'],
+    // A misspelt option is refused, not ignored, at every level.
+    [{ api: [{ mount: '/api', upstream: 'http://127.0.0.1:1' }] }, 'api'],
+    [{ session: { secrets: [SECRET], idleTimeoutSeconds: 600 } }, 'session.idleTimeoutSeconds'],
+    [{ session: { secrets: [SECRET], cookie: { samesite: 'strict' } } }, 'session.cookie.samesite'],
+    [{ apis: [{ mount: '/api', upstream: 'http://127.0.0.1:1', timeoutMs: 1_000 }] }, 'apis[0].timeoutMs'],
+    [{ tokens: { clockskew: 5 } }, 'tokens.clockskew'],
+    [{ logout: { returnto: '/bye' } }, 'logout.returnto'],
+    [{ csrf: { name: 'X-CSRF' } }, 'csrf.name'],
+    [{ websocket: { origins: ['https://app.example.com'] } }, 'websocket.origins'],
+    [{ telemetry: { tracer: {} } }, 'telemetry.tracer'],
+    [{ dpop: { privateKey: {} } }, 'dpop.privateKey'],
+    [{ session: 'secret' }, 'session'],
+    [{ tokens: [] }, 'tokens'],
+    // Wrong types get a message naming the option, not a TypeError from inside.
+    [{ allowedReturnTo: '/app' }, 'allowedReturnTo'],
+    [{ loginParameters: 5 }, 'loginParameters'],
+    [{ loginParameters: 'prompt' }, 'loginParameters'],
+    [{ loginParameters: ['prompt', 'redirect_uri'] }, 'loginParameters'],
+    [{ issuer: undefined, domain: 'tenant.us.auth0.com:99999' }, 'domain'],
+    [{ issuer: 'https://tenant.us.auth0.com/?x=1' }, 'issuer'],
+    // Booleans read from the environment arrive as strings: "false" is not taken as true.
+    [{ logout: { idpLogout: 'false' } }, 'logout.idpLogout'],
+    [{ logout: { idTokenHint: 'true' } }, 'logout.idTokenHint'],
+    [{ session: { secrets: [SECRET], cookieName: 'sid', cookie: { secure: 'false' } } }, 'session.cookie.secure'],
+    [{ session: { secrets: [SECRET], external: 'true' } }, 'session.external'],
+    // A mount over one of the BFF's routes would answer it instead (the proxy is looked at first).
+    [{ apis: [{ mount: '/auth', upstream: 'http://127.0.0.1:1' }] }, 'apis[0].mount'],
+    [{ apis: [{ mount: '/healthz/', upstream: 'http://127.0.0.1:1' }] }, 'apis[0].mount'],
+    [{ routes: { login: '/api/login' }, apis: [{ mount: '/api', upstream: 'http://127.0.0.1:1' }] }, 'apis[0].mount'],
+    [{ routes: { sessions: true }, apis: [{ mount: '/auth/sessions', upstream: 'http://127.0.0.1:1' }] }, 'apis[0].mount'],
+    // The proxy sends the browser's query, never one of the upstream's own: a query there would be lost.
+    [{ apis: [{ mount: '/api', upstream: 'https://api.example.com/v1?api-version=2' }] }, 'apis[0].upstream'],
+    [{ apis: [{ mount: '/api', upstream: 'https://api.example.com/v1#x' }] }, 'apis[0].upstream'],
+    // A cookie domain the browser would drop, or the cookie serializer refuse at the first login.
+    [{ session: { secrets: [SECRET], cookieName: 'sid', cookie: { domain: 'https://app.example.com' } } }, 'session.cookie.domain'],
+    [{ session: { secrets: [SECRET], cookieName: 'sid', cookie: { domain: 5 } } }, 'session.cookie.domain'],
+    [{ session: { secrets: [SECRET], cookieName: 'sid', cookie: { domain: 'example.org' } } }, 'session.cookie.domain'],
+    [{ session: { secrets: [SECRET], cookieName: 'sid', cookie: { domain: 'pp.example.com' } } }, 'session.cookie.domain'],
+    // Past Node's longest timer, a timeout fires at once.
+    [{ apis: [{ mount: '/api', upstream: 'http://127.0.0.1:1', timeout: 2 ** 31 }] }, 'apis[0].timeout'],
+    [{ apis: [{ mount: '/api', upstream: 'http://127.0.0.1:1', bodyTimeout: 2 ** 31 }] }, 'apis[0].bodyTimeout'],
+    [{ tokens: { attemptTimeout: 2 ** 31 } }, 'tokens.attemptTimeout'],
+    [{ redisCommandTimeout: 2 ** 31 }, 'redisCommandTimeout'],
+    // A margin that gives no number (a forgotten `return`) would leave none, and no clock-skew allowance either.
+    [{ tokens: { refreshMargin: () => undefined } }, 'tokens.refreshMargin'],
+    [{ tokens: { refreshMargin: (lifetime: number) => lifetime - 100 } }, 'tokens.refreshMargin'],
+    [{ tokens: { refreshMargin: () => { throw new Error('no'); } } }, 'tokens.refreshMargin'],
+    // A client assertion key that cannot sign fails only at discovery, where it reads as Auth0 being down.
+    [{ clientAssertionKey: {} }, 'clientAssertionKey'],
+    [{ clientAssertionKey: PUBLIC_JWK }, 'clientAssertionKey'],
+    [{ clientAssertionKey: { ...PRIVATE_JWK, alg: 'ES256' } }, 'clientAssertionKey'],
+    [{ clientAssertionKey: EC_PRIVATE_JWK }, 'clientAssertionKey'],
   ])('refuses %j, naming %s', (options, option) => {
     const error = errorOf(options as Record<string, unknown>);
     expect(error.option).toBe(option);
@@ -150,6 +208,27 @@ describe('configuration', () => {
       { mount: '/b', upstream: 'http://127.0.0.1:2', scope: 'read:all', token: 'client' },
     ] });
     expect(config.apis.map((api) => api.scope)).toEqual(['read', 'read:all']);
+  });
+
+  it('takes a cookie domain that baseURL\'s host is, or is under', () => {
+    const domainOf = (domain: string) => validateOptions({ ...base, session: { secrets: [SECRET], cookieName: 'sid', cookie: { domain } } }).session.domain;
+    expect(domainOf('example.com')).toBe('example.com');
+    expect(domainOf('.Example.com')).toBe('.Example.com');
+    expect(domainOf('app.example.com')).toBe('app.example.com');
+  });
+
+  it('takes private client assertion keys whose alg fits them, RS256 for an RSA key that names none', () => {
+    const { alg: _alg, ...rsaWithoutAlg } = PRIVATE_JWK;
+    for (const key of [rsaWithoutAlg, { ...PRIVATE_JWK, alg: 'PS256' }, { ...EC_PRIVATE_JWK, alg: 'ES256' }]) {
+      expect(validateOptions({ ...base, clientSecret: undefined, clientAssertionKey: key as never }).clientAuth.method).toBe('private_key_jwt');
+    }
+  });
+
+  it('gives a token the default margin should the app\'s margin misbehave for its lifetime after startup', () => {
+    const margin = (lifetime: number) => (lifetime === 1234 ? Number.NaN : 5);
+    const config = validateOptions({ ...base, tokens: { refreshMargin: margin } });
+    expect(config.tokens.refreshMargin(3600)).toBe(5);
+    expect(config.tokens.refreshMargin(1234)).toBe(60);
   });
 
   it('never freezes the objects the app passed in', () => {
