@@ -63,6 +63,8 @@ export interface CloseOptions {
 export { chooseClientAuthMethod };
 
 const SPA_DIR = fileURLToPath(new URL('./spa/', import.meta.url));
+/** Attempts at the first connection to REDIS_URL before the start gives up (a few hundred milliseconds when refused). */
+const FIRST_CONNECT_TRIES = 4;
 
 export const consoleLogger: ExampleLogger = {
   debug: (message, details) => console.log(`debug: ${message}${details ? ` ${JSON.stringify(details)}` : ''}`),
@@ -153,9 +155,19 @@ export async function startExample(config: ExampleConfig, options: StartOptions 
 
     let redis: RedisClient | undefined;
     if (config.redisUrl !== undefined) {
+      let connected = false;
       const client = createClient({
         url: config.redisUrl,
-        socket: { connectTimeout: 5_000 },
+        socket: {
+          connectTimeout: 5_000,
+          // A Redis that does not answer at startup stops the start with a message, after a few tries, instead of
+          // retrying forever before the example ever listens. Once connected, node-redis reconnects for as long as
+          // it takes, backing off as it does by default.
+          reconnectStrategy: (retries: number, cause: Error) => {
+            if (!connected && retries >= FIRST_CONNECT_TRIES) return new Error(`the Redis server of REDIS_URL did not answer: ${cause.message}`);
+            return Math.min(2 ** retries * 50, 2_000) + Math.floor(Math.random() * 200);
+          },
+        },
         // Client-side caching (Redis 6+): the session read on every API call is answered from this process's
         // memory until Redis says the session changed (an exchange, a roll of the idle expiry, a logout on any
         // instance). The ttl bounds how long a read is trusted when no invalidation can arrive (a hung connection).
@@ -166,6 +178,7 @@ export async function startExample(config: ExampleConfig, options: StartOptions 
       // node-redis reconnects by itself; without a listener an 'error' event would crash the process.
       client.on('error', (error: Error) => logger.warn(`Redis: ${error.message}`));
       await client.connect();
+      connected = true;
       cleanup.push(() => client.close());
       redis = client as unknown as RedisClient;
     }

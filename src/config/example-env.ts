@@ -98,7 +98,7 @@ export function readConfig(env: Env): ExampleConfig {
 
   const port = readPort(get('PORT'), problems);
   const baseURL = readBaseURL(get('BASE_URL'), problems);
-  const upstreamApiUrl = readHttpUrl(get('UPSTREAM_API_URL'), 'UPSTREAM_API_URL', problems);
+  const upstreamApiUrl = readUpstreamUrl(get('UPSTREAM_API_URL'), problems);
   const redisUrl = readRedisUrl(get('REDIS_URL'), problems);
   const redisPrefix = get('REDIS_PREFIX');
   const issuer = readIssuer(get('ISSUER_URL'), get('AUTH0_DOMAIN'), problems);
@@ -109,10 +109,8 @@ export function readConfig(env: Env): ExampleConfig {
     serviceName: get('OTEL_SERVICE_NAME') ?? 'express-ort-bff-example',
   });
   const dpopKey = readDPoPPrivateKey(get('DPOP_PRIVATE_KEY'), problems);
+  // Any string: Auth0 recommends a URL as an API identifier, but takes others ("my-api", "urn:orders").
   const audience = get('AUDIENCE');
-  if (audience !== undefined && !URL.canParse(audience)) {
-    problems.push(`AUDIENCE must be the Auth0 API identifier, an absolute URI such as "https://api.example.com" (got "${redact(audience)}")`);
-  }
 
   if (get('ISSUER_URL') === undefined && get('AUTH0_DOMAIN') === undefined) {
     for (const name of ['CLIENT_ID', 'CLIENT_SECRET']) {
@@ -259,7 +257,7 @@ function readIssuer(issuerUrl: string | undefined, domain: string | undefined, p
     return undefined;
   }
   if (domain !== undefined) {
-    if (!/^[A-Za-z0-9.-]+(:\d{1,5})?$/.test(domain)) {
+    if (!/^[A-Za-z0-9.-]+(:\d{1,5})?$/.test(domain) || !URL.canParse(`https://${domain}/`)) {
       problems.push(`AUTH0_DOMAIN must be a host name such as "TENANT.us.auth0.com", without a scheme or path (got "${redact(domain)}")`);
       return undefined;
     }
@@ -267,6 +265,11 @@ function readIssuer(issuerUrl: string | undefined, domain: string | undefined, p
   }
   const url = readHttpUrl(issuerUrl, 'ISSUER_URL', problems);
   if (url === undefined) return undefined;
+  const parsed = new URL(url);
+  if (parsed.search || parsed.hash || parsed.pathname.includes('/.well-known/')) {
+    problems.push(`ISSUER_URL must be the issuer itself, such as "https://TENANT.us.auth0.com/", without a query, fragment or /.well-known/ path (got "${redact(issuerUrl!)}")`);
+    return undefined;
+  }
   // Auth0's issuer ends with a slash ("https://TENANT.us.auth0.com/"), and tokens carry it exactly so.
   return url.endsWith('/') ? url : `${url}/`;
 }
@@ -295,6 +298,18 @@ function readHttpUrl(value: string | undefined, name: string, problems: string[]
     return undefined;
   }
   return url.href;
+}
+
+/** The example API's base URL: the browser's query is what it gets, so it has none of its own. */
+function readUpstreamUrl(value: string | undefined, problems: string[]): string | undefined {
+  const url = readHttpUrl(value, 'UPSTREAM_API_URL', problems);
+  if (url === undefined) return undefined;
+  const parsed = new URL(url);
+  if (parsed.search || parsed.hash) {
+    problems.push(`UPSTREAM_API_URL must not have a query or fragment (the browser's query is what the API gets) (got "${redact(value!)}")`);
+    return undefined;
+  }
+  return url;
 }
 
 function readRedisUrl(value: string | undefined, problems: string[]): string | undefined {

@@ -75,6 +75,11 @@ describe('the example configuration, read from the environment', () => {
     });
   });
 
+  it('takes any API identifier as AUDIENCE, as Auth0 does, not only a URL', () => {
+    const config = readConfig({ AUTH0_DOMAIN: 'tenant.us.auth0.com', CLIENT_ID: 'id', CLIENT_SECRET: 's', AUDIENCE: 'my-api', SESSION_SECRET });
+    expect(config.audience).toBe('my-api');
+  });
+
   it('adds the trailing slash Auth0 issuers have', () => {
     const config = readConfig({ ISSUER_URL: 'http://127.0.0.1:4000', CLIENT_ID: 'id', CLIENT_SECRET: 's', AUDIENCE: 'urn:api', SESSION_SECRET });
     expect(config.mode === 'auth0' && config.issuer).toBe('http://127.0.0.1:4000/');
@@ -107,6 +112,10 @@ describe('the example configuration, read from the environment', () => {
     [{ UPSTREAM_API_URL: 'not a url' }, /UPSTREAM_API_URL must be an absolute URL/],
     [{ ISSUER_URL: 'https://a.example.com/', AUTH0_DOMAIN: 'a.example.com' }, /ISSUER_URL and AUTH0_DOMAIN are both set/],
     [{ AUTH0_DOMAIN: 'https://tenant.us.auth0.com/' }, /AUTH0_DOMAIN must be a host name/],
+    [{ AUTH0_DOMAIN: 'tenant.us.auth0.com:99999' }, /AUTH0_DOMAIN must be a host name/],
+    [{ ISSUER_URL: 'https://tenant.us.auth0.com/?x=1' }, /ISSUER_URL must be the issuer itself/],
+    [{ ISSUER_URL: 'https://tenant.us.auth0.com/.well-known/openid-configuration' }, /ISSUER_URL must be the issuer itself/],
+    [{ UPSTREAM_API_URL: 'https://api.example.com/v1?key=1' }, /UPSTREAM_API_URL must not have a query/],
   ])('refuses %j', (env, message) => {
     expect(() => readConfig(env)).toThrow(message);
   });

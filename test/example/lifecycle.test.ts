@@ -8,13 +8,24 @@ import { readConfig } from '../../example/config.js';
 import { startExample, type ExampleLogger } from '../../example/server.js';
 import { loginThroughEmulator } from '../../bench/lib/login.js';
 import { freePort } from '../../bench/lib/procs.js';
-import { refusesConnections } from '../support/harness.js';
+import { deadPort, refusesConnections } from '../support/harness.js';
 import { closeServer, listen, waitFor } from '../support/harness.js';
 
 const SESSION_SECRET = 'lifecycle-test-session-secret-0123456789';
 const quiet: ExampleLogger = { info: () => {}, warn: () => {}, error: () => {} };
 
 describe('the example while it starts', () => {
+  it('stops with a message naming REDIS_URL when that Redis does not answer, instead of retrying forever', async () => {
+    const redisPort = await deadPort();
+    const warnings: string[] = [];
+    const starting = startExample(readConfig({ PORT: '0', REDIS_URL: `redis://127.0.0.1:${redisPort}` }), {
+      logger: { ...quiet, warn: (message: string) => warnings.push(message) },
+      host: '127.0.0.1',
+    });
+    await expect(starting).rejects.toThrow(/the Redis server of REDIS_URL did not answer: .*ECONNREFUSED/);
+    expect(warnings.length).toBeGreaterThan(0);
+  });
+
   it('answers 503 JSON to a request that arrives before it is ready, instead of never answering', async () => {
     // An issuer whose discovery document is held back: the example has started listening, and waits for it.
     let release!: () => void;
