@@ -15,6 +15,9 @@ const DROP_REQUEST = new Set([
 const DROP_RESPONSE = new Set([
   'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer',
   'transfer-encoding', 'upgrade',
+  // The cookies on the BFF's origin are the BFF's: an upstream (which never gets the browser's cookies back) could
+  // otherwise clear the session cookie, or set one of its own choosing.
+  'set-cookie',
 ]);
 
 /**
@@ -53,7 +56,7 @@ function bearer(entry: AccessTokenEntry): string {
   return value;
 }
 
-/** The upstream's response headers minus hop-by-hop ones (the BFF frames the response to the browser itself). */
+/** The upstream's response headers minus hop-by-hop ones (the BFF frames the response to the browser itself) and cookies. */
 export function browserResponseHeaders(headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   const named = connectionTokens(headers.connection);

@@ -230,6 +230,21 @@ describe('the API proxy with transparent ORT exchange', () => {
     expect(seen?.headers['x-real-ip']).toBeUndefined();
   });
 
+  it('passes no cookie an upstream sets on to the browser: the cookies on the BFF\'s origin are the BFF\'s', async () => {
+    const browser = h.browser();
+    await browser.login();
+    h.upstream.handler = (_req, res) => {
+      res.setHeader('set-cookie', ['bff=; Max-Age=0; Path=/', 'bff.tx=x; Path=/', 'tracking=1; Path=/']);
+      res.setHeader('content-type', 'application/json');
+      res.end('{}');
+    };
+    const res = await browser.api('/api/items');
+    expect(res.status).toBe(200);
+    expect(res.headers.getSetCookie()).toEqual([]);
+    // The session cookie was not cleared (or replaced): the user is still logged in.
+    expect((await browser.user()).status).toBe(200);
+  });
+
   it('passes the 401 on for a request with a body, without replaying it', async () => {
     const browser = h.browser();
     await browser.login();
