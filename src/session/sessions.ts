@@ -215,7 +215,12 @@ export class Sessions {
     // Re-finding is harmless: a session ended meanwhile is simply not found again. Up to 15 minutes: past that,
     // the sessions end at their next exchange anyway (Auth0 refuses their ORT).
     const revoked = extra?.revoked === undefined ? {} : { revoked: extra.revoked };
-    const retry = reported ? () => this.end(target) : () => this.endAll(target, reason, revoked);
+    const retry = reported ? () => this.end(target) : async () => {
+      const ended = await this.end(target);
+      // The session named was there when its end was decided: it ended by this logout even when the store ran the
+      // first attempt without its answer coming back in time, and finds nothing left now.
+      this.report.logout(reason, target.id === undefined ? ended : { ...ended, sessions: Math.max(ended.sessions, 1) }, revoked);
+    };
     this.retries.add(`end ${target.id ?? ''} ${target.sid ?? ''} ${target.sub ?? ''}`, `a ${reason} logout`, retry, ENDS);
   }
 

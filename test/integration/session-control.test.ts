@@ -323,6 +323,21 @@ describe('ending another device while the session store stalls', () => {
     expect((await listSessions(phone)).map((s) => s.sessionRef)).not.toContain(ended);
     expect(h.logs.some((l) => l.includes('did not take a logout; retrying in the background'))).toBe(true);
   });
+
+  it('reports a user\'s logout once when the store ends the session but its answer never comes', async () => {
+    const laptop = await loggedIn(h, 0, FIREFOX);
+    const logoutUrl = (await laptop.user()).body.logoutUrl as string;
+    const logouts = h.events.filter((e) => e.name === 'logout').length;
+
+    lostEnds = 1;
+    const res = await laptop.request(logoutUrl);
+    expect(res.status).toBe(302);
+    expect((await laptop.user()).status).toBe(401);
+    // The store is asked again once it answers, finds the session gone, and the app hears of the logout then.
+    await expect.poll(() => h.events.filter((e) => e.name === 'logout').slice(logouts), { timeout: 10_000 }).toEqual([
+      { name: 'logout', payload: expect.objectContaining({ reason: 'user', sessions: 1, revoked: true }) },
+    ]);
+  });
 });
 
 describe('the sessions route', () => {
