@@ -213,7 +213,8 @@ function toAnswer(response: oidc.TokenEndpointResponse & oidc.TokenEndpointRespo
   return {
     accessToken: response.access_token,
     // The lifetime as issued; the helper expiresIn() counts down from when the answer arrived.
-    expiresIn: typeof response.expires_in === 'number' ? response.expires_in : 0,
+    // Auth0 always sends it; without it, a minute rather than a token taken to never expire.
+    expiresIn: typeof response.expires_in === 'number' ? response.expires_in : 60,
     refreshToken: response.refresh_token,
     idToken: response.id_token,
     scope: response.scope,

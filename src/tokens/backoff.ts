@@ -3,4 +3,13 @@ export function backoffDelay(attempt: number, baseMs = 100, capMs = 1_000, rando
   return Math.round(random() * Math.min(capMs, baseMs * 2 ** attempt));
 }
 
+/**
+ * How long to wait before the next token request: what Auth0's Retry-After asks, but never less than the backoff.
+ * A `Retry-After: 0`, or a date already past (Auth0's clock a little behind), on every answer would otherwise
+ * send hundreds of requests to a rate-limited Auth0 within one exchange deadline.
+ */
+export function retryWait(retryAfterSeconds: number | undefined, attempt: number): number {
+  return Math.max((retryAfterSeconds ?? 0) * 1000, backoffDelay(attempt));
+}
+
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

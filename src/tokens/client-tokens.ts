@@ -9,7 +9,7 @@ import type { IdpClient, TokenAnswer } from '../idp/idp-client.js';
 import type { SessionBackend } from '../session/backend.js';
 import type { AccessTokenEntry } from '../session/record.js';
 import type { RecordWatch } from '../session/record-watch.js';
-import { backoffDelay, sleep } from './backoff.js';
+import { retryWait, sleep } from './backoff.js';
 import { RenewedTokens } from './renewed-tokens.js';
 import { tokenAudiences } from './audience-check.js';
 import { WAIT_TIMING, accessTokenEntry, type WaitTiming } from './token-manager.js';
@@ -190,7 +190,7 @@ export class ClientToken {
         const kind = failure.kind === 'transient' ? 'transient' : 'configuration';
         this.report.clientTokenFailed(this.audience, kind, failure);
         if (kind === 'configuration') throw this.refuse(failure);
-        const wait = failure.retryAfter !== undefined ? failure.retryAfter * 1000 : backoffDelay(attempt);
+        const wait = retryWait(failure.retryAfter, attempt);
         if (performance.now() + wait >= deadline) throw unavailable(Math.max(1, Math.ceil(wait / 1000)));
         await sleep(wait);
         continue;

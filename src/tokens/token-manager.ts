@@ -11,7 +11,7 @@ import type { RecordWatch } from '../session/record-watch.js';
 import { sessionExpiryOf } from '../session/session-expiry.js';
 import { sessionEnded, sessionRef, type LoadedSession, type Sessions } from '../session/sessions.js';
 import { AudienceCheck } from './audience-check.js';
-import { backoffDelay, sleep } from './backoff.js';
+import { retryWait, sleep } from './backoff.js';
 import { RenewedTokens } from './renewed-tokens.js';
 
 /** Which access token: the API's audience, and the scope to ask for when it must be exchanged. */
@@ -61,8 +61,8 @@ export interface RefreshTiming {
  * the clock-skew allowance (an API whose clock runs ahead of the BFF's).
  */
 export function accessTokenEntry(answer: TokenAnswer, requestedAt: number, timing: RefreshTiming): AccessTokenEntry {
-  // Auth0 always sends expires_in; without it, assume a minute rather than a token that never expires.
-  const lifetime = answer.expiresIn > 0 ? answer.expiresIn : 60;
+  // 0 (a token at its `exp` already) is due at once: it is never handed out again.
+  const lifetime = Math.max(0, answer.expiresIn);
   const expiresAt = requestedAt + (lifetime - 1) * 1000;
   const margin = Math.max(0, Math.min(lifetime, timing.refreshMargin(lifetime))) * 1000;
   return { token: answer.accessToken, expiresAt, refreshAt: expiresAt - margin - timing.clockSkewMs, scope: answer.scope, jkt: answer.jkt };
@@ -261,7 +261,7 @@ export class TokenManager {
           throw sessionEnded();
         }
         if (failure.kind === 'configuration') throw this.report.configurationError('The BFF could not renew the access token because of its configuration.');
-        const wait = failure.retryAfter !== undefined ? failure.retryAfter * 1000 : backoffDelay(attempt);
+        const wait = retryWait(failure.retryAfter, attempt);
         if (performance.now() + wait >= deadline) throw unavailable(Math.max(1, Math.ceil(wait / 1000)));
         await sleep(wait);
         continue;

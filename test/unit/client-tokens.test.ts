@@ -104,6 +104,14 @@ describe('the application\'s own tokens', () => {
     expect(durations[0]).toBeGreaterThanOrEqual(Math.floor(lastAt - firstAt));
   });
 
+  it('still backs off when every answer is a 429 with Retry-After: 0: a bounded number of requests to a rate-limited Auth0', async () => {
+    const tenant = fakeTenant(() => Response.json({ error: 'too_many_requests' }, { status: 429, headers: { 'retry-after': '0' } }));
+    const { tokens } = process(tenant.fetch, { timing: { pollMs: 25, watchedPollMs: 250 }, exchangeDeadline: 1_000 });
+    await expect(Promise.resolve().then(() => tokens.forApi(API, undefined).token())).rejects.toMatchObject({ code: 'token_service_unavailable' });
+    expect(tenant.requests.length).toBeGreaterThanOrEqual(2);
+    expect(tenant.requests.length).toBeLessThanOrEqual(15);
+  });
+
   it('takes its turn when the process holding the lock gives up without a token', async () => {
     const otherWaiting = lockRefused();
     const tenant = fakeTenant(async (_form, n) => {

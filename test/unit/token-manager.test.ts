@@ -287,6 +287,17 @@ describe('the token manager', () => {
       expect(eventsNamed('refresh')).toEqual([expect.objectContaining({ sub: 'auth0|alice', sid: 'auth0-sid-1', audience: API, expiresIn: 3600 })]);
     });
 
+    it('never hands out again a token Auth0 issued already at its expiry (expires_in 0), and takes a minute for one without expires_in', async () => {
+      const id = await login();
+      auth0.answer(tokens('AT-2', { expires_in: 0 }), tokens('AT-3', { expires_in: undefined }));
+      await letTokenExpire(id);
+      expect((await accessToken(id)).token).toBe('AT-2');
+      now += 30 * SECOND;
+      const renewed = await accessToken(id);
+      expect(renewed).toMatchObject({ token: 'AT-3', expiresAt: now + 59 * SECOND });
+      expect(auth0.requests).toHaveLength(2);
+    });
+
     it('renews a short-lived token when 10% of its lifetime is left', async () => {
       const id = await login({ accessTokens: { [API]: issued(AT_1, 300) } });
       auth0.answer(tokens('AT-2', { expires_in: 300 }));
@@ -689,6 +700,18 @@ describe('the token manager', () => {
       await letTokenExpire(id);
       expect((await accessToken(id)).token).toBe('AT-2');
       expect(auth0.requests).toHaveLength(2);
+    });
+
+    it.each([
+      ['a 429 with Retry-After: 0', oauthError(429, 'too_many_requests', { 'retry-after': '0' })],
+      ['a 503 with a Retry-After date already past', () => oauthError(503, 'temporarily_unavailable', { 'retry-after': new Date(Date.now() - 2_000).toUTCString() })({} as TokenRequest)],
+    ])('still backs off when every answer is %s: a bounded number of requests to a rate-limited Auth0', async (_name, answer) => {
+      const id = await login();
+      auth0.otherwise = answer;
+      await letTokenExpire(id);
+      expect(await failure(accessToken(id))).toMatchObject({ code: 'token_service_unavailable', status: 503 });
+      expect(auth0.requests.length).toBeGreaterThanOrEqual(2);
+      expect(auth0.requests.length).toBeLessThanOrEqual(15);
     });
 
     it('answers token_service_unavailable with Retry-After 30 at once when a 429 asks for 30 s, and keeps the session', async () => {
