@@ -120,10 +120,26 @@ async function startSession(ctx: BffContext, req: Request, state: string, transa
   const previous = ctx.sessions.idOf(req);
   if (previous !== undefined) await ctx.sessions.end({ id: previous });
   await regenerate(req);
-  req.session.bff = { idleExpiresAt, absoluteExpiresAt };
-  await ctx.sessions.backend.createRecord(req.sessionID, record);
-  await save(req);
-  ctx.report.login({ sub: record.sub, sid: record.sid, sessionRef: sessionRef(req.sessionID) });
+  const id = req.sessionID;
+  try {
+    req.session.bff = { idleExpiresAt, absoluteExpiresAt };
+    await ctx.sessions.backend.createRecord(id, record);
+    await save(req);
+  } catch (error) {
+    abandon(ctx, req, id);
+    throw error;
+  }
+  ctx.report.login({ sub: record.sub, sid: record.sid, sessionRef: sessionRef(id) });
+}
+
+/**
+ * A login the store failed midway leaves the browser logged out, as its error answer says: no session cookie
+ * (express-session sets one for a changed session, whatever the answer), and what was written, or may have been
+ * (an answer that never came), removed now or once the store answers again. It was never a login: no event.
+ */
+function abandon(ctx: BffContext, req: Request, id: string): void {
+  (req as { session: unknown }).session = null;
+  ctx.sessions.end({ id }).catch(() => ctx.sessions.endLater({ id }, 'session_ended', undefined, true));
 }
 
 /** Where the browser goes after the login: the transaction's `returnTo`, on this origin only. */

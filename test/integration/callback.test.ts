@@ -263,3 +263,76 @@ describe('a session store that fails once the callback has answered', () => {
     expect(h.logs.filter((line) => line.includes('session store failed'))).toEqual([]);
   });
 });
+
+describe('a session store that fails while the callback starts the session', () => {
+  let h: Harness;
+  /** Redis refuses to write express-session's entries, while set. */
+  let refuseSessionSaves = false;
+  /** Redis runs the script that creates a session's record, but its answer never comes back, while set. */
+  let loseCreateAnswers = false;
+  beforeAll(async () => {
+    h = await startHarness({
+      bff: { redisCommandTimeout: 300 },
+      redisConnect: stubbedRedis((client) => {
+        const set = client.set.bind(client);
+        const evalSha = client.evalSha.bind(client);
+        Object.assign(client, {
+          set: (key: string, ...rest: unknown[]) => (refuseSessionSaves && key.includes(':sess:')
+            ? Promise.reject(new Error('READONLY You can\'t write against a read only replica.'))
+            : (set as (...args: unknown[]) => Promise<unknown>)(key, ...rest)),
+          evalSha: (sha: string, options: { keys: string[]; arguments: string[] }) => {
+            const creating = options.keys.length === 2 && options.keys[0]?.includes(':tok:') === true && options.arguments.length > 6;
+            if (!loseCreateAnswers || !creating) return evalSha(sha, options);
+            void evalSha(sha, options).catch(() => {});
+            return new Promise(() => {});
+          },
+        });
+      }),
+    });
+  });
+  afterAll(() => closeDeletingKeys(h));
+
+  /** The record keys of sessions, which make a session usable (/auth/user and the API read them). */
+  const records = async () => (await h.redisKeys()).filter((key) => key.includes(':tok:'));
+
+  it.each([
+    ['refuses to save the session', () => (refuseSessionSaves = true)],
+    ['runs the creation without answering', () => (loseCreateAnswers = true)],
+  ])('leaves the browser logged out, as its 503 says, when the store %s', async (_name, fail) => {
+    const before = await records();
+    const browser = h.browser();
+    const url = await callbackUrlFor(h, browser);
+    fail();
+    let callback: Response;
+    try {
+      callback = await browser.request(url);
+    } finally {
+      refuseSessionSaves = loseCreateAnswers = false;
+    }
+    expect(callback.status).toBe(503);
+    expect(await callback.json()).toMatchObject({ error: 'session_store_unavailable' });
+    expect(sessionCookieSet(callback)).toBe(false);
+    expect((await browser.user()).status).toBe(401);
+    // Nothing is left in the store that a stolen session id could use, and the app heard of no login.
+    await expect.poll(records, { timeout: 10_000 }).toEqual(before);
+    expect(h.events.filter((e) => e.name === 'login' || e.name === 'logout')).toEqual([]);
+  });
+
+  it('sends a silent login back with the error, logged out', async () => {
+    const browser = h.browser();
+    // Logged in at Auth0 (a silent login needs that), without a BFF session.
+    await browser.login();
+    browser.jar.set(browser.url, 'bff=; Max-Age=0; Path=/');
+    const url = await callbackUrlFor(h, browser, '?prompt=none&returnTo=/app');
+    loseCreateAnswers = true;
+    let callback: Response;
+    try {
+      callback = await browser.request(url);
+    } finally {
+      loseCreateAnswers = false;
+    }
+    expect(new URL(callback.headers.get('location') as string).searchParams.get('error')).toBe('session_store_unavailable');
+    expect(sessionCookieSet(callback)).toBe(false);
+    expect((await browser.user()).status).toBe(401);
+  });
+});
