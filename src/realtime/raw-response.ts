@@ -3,6 +3,9 @@ import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { BffError } from '../errors.js';
 
+/** How long a refused client may take to read the answer before its connection is cut. */
+const FLUSH_GRACE_MS = 2_000;
+
 /**
  * Answers a handshake with the BFF's JSON error shape, written on the raw socket (an upgrade request has no
  * ServerResponse), then closes the connection. Nothing was upgraded.
@@ -17,8 +20,11 @@ export function writeJsonError(socket: Duplex, error: BffError): void {
     'Connection: close',
   ];
   if (error.retryAfter !== undefined) lines.push(`Retry-After: ${error.retryAfter}`);
-  if (socket.writable) socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
-  else socket.destroy();
+  if (!socket.writable) return void socket.destroy();
+  // The socket is out of the HTTP server's hands (and timeouts): ending only our side would leave it open for as
+  // long as the client keeps its own, so it is destroyed once the answer is flushed, or cut if that never happens.
+  socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`, () => socket.destroy());
+  setTimeout(() => socket.destroy(), FLUSH_GRACE_MS).unref();
 }
 
 /** The 101 answer to the browser: the upstream's headers, minus hop-by-hop ones, plus the upgrade itself. */

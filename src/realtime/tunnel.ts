@@ -16,6 +16,8 @@ class Direction {
   private pendingClose: Buffer | undefined;
   /** The BFF's close frame went out (or the direction ended): nothing more is forwarded. */
   done = false;
+  /** `from` is paused until `to` drains: only that drain may resume it. */
+  private waitingForDrain = false;
 
   constructor(
     private readonly from: Duplex,
@@ -28,24 +30,38 @@ class Direction {
     if (this.done) return;
     if (this.pendingClose) {
       const end = this.frames.scan(chunk, true);
-      if (end > 0) this.to.write(chunk.subarray(0, end));
+      // The rest of the frame under way may be large (a frame can announce 2^63 bytes): only as fast as `to` takes it.
+      if (end > 0) this.write(chunk.subarray(0, end));
       if (this.frames.atBoundary) this.sendClose();
       return;
     }
     this.frames.scan(chunk);
-    if (!this.to.write(chunk)) {
-      this.from.pause();
-      this.to.once('drain', () => this.from.resume());
-    }
+    this.write(chunk);
   }
 
-  /** Sends a close frame at the next frame boundary (now, if at one), then ends the writing side. */
+  /** Writes to `to`, pausing `from` until `to` drains when `to` cannot take more. */
+  private write(bytes: Buffer): void {
+    if (this.to.write(bytes) || this.waitingForDrain) return;
+    this.waitingForDrain = true;
+    this.from.pause();
+    this.to.once('drain', () => {
+      this.waitingForDrain = false;
+      this.from.resume();
+    });
+  }
+
+  /**
+   * Sends a close frame at the next frame boundary (now, if at one), then ends the writing side. None when the
+   * endpoint already sent its own: nothing may follow a close frame (RFC 6455 5.5.1), and the other endpoint's reply
+   * or the grace period ends the connection.
+   */
   close(code: number, reason: string): void {
-    if (this.done || this.pendingClose) return;
+    if (this.done || this.pendingClose || this.frames.sawClose) return;
     this.pendingClose = closeFrame(code, reason, this.towardServer);
     if (this.frames.atBoundary) this.sendClose();
-    // Keep reading, to find the boundary or see the other side's goodbye.
-    else this.from.resume();
+    // Keep reading, to find the boundary or see the other side's goodbye; but a `from` held back for a `to` that
+    // does not read stays held back (the drain resumes it), else the rest of the frame would pile up in memory.
+    else if (!this.waitingForDrain) this.from.resume();
   }
 
   private sendClose(): void {
@@ -125,13 +141,16 @@ export class Tunnel {
     });
     upstream.on('data', (chunk: Buffer) => this.down.forward(chunk));
     // A side that ends or breaks: the other is told (with a close frame when the endpoints did not exchange one).
+    // After a FIN the other side has the grace period to finish: one that never answers would hold both connections.
     browser.on('end', () => {
       this.browserGone = true;
       this.up.finish(WebSocketCloseCode.GOING_AWAY, 'browser_gone');
+      this.cutLater();
     });
     upstream.on('end', () => {
       this.noteUpstreamBroke(undefined);
       this.down.finish(WebSocketCloseCode.UPSTREAM_FAILED, 'upstream_unavailable');
+      this.cutLater();
     });
     browser.on('error', () => {
       this.browserGone = true;

@@ -61,6 +61,7 @@ class Connection implements Closable {
  * handshake closes the browser's socket at once with 1014 (a script sees nothing of a refused handshake).
  */
 export class UpgradeHandler {
+  /** Every API, the longest mount first: the one a URL is under has the handshake, with or without WebSockets. */
   private readonly apis: readonly Api[];
   private readonly forwarded: { proto: string; host: string };
   /** With DPoP: the proofs of each API's handshakes. */
@@ -80,17 +81,22 @@ export class UpgradeHandler {
     private readonly report: Reporter,
     telemetry: Telemetry,
   ) {
-    // The longest mount first, as for API calls.
-    this.apis = config.apis.filter((api) => api.websocket).sort((a, b) => b.mount.length - a.mount.length);
+    // The longest mount first, as for API calls: a mount without WebSockets nested in one with them (`/api/billing`
+    // under `/api`) still has its own URLs (and refuses them), else they would reach the outer API with its token.
+    this.apis = [...config.apis].sort((a, b) => b.mount.length - a.mount.length);
     this.forwarded = { proto: config.baseURL.protocol.slice(0, -1), host: config.baseURL.host };
-    if (dpop) for (const api of this.apis) this.proofs.set(api, dpop.forUpstream(api.upstream.origin));
-    for (const api of this.apis) {
+    const sockets = this.apis.filter((api) => api.websocket);
+    if (dpop) for (const api of sockets) this.proofs.set(api, dpop.forUpstream(api.upstream.origin));
+    for (const api of sockets) {
       const calls = telemetry.proxy(api);
       if (calls !== undefined) this.calls.set(api, calls);
     }
   }
 
-  /** Takes the handshake when its URL is under a WebSocket-enabled API mount; false (socket untouched) otherwise. */
+  /**
+   * Takes the handshake when its URL is under an API mount (the longest that matches decides, and refuses it with
+   * 400 when it has no WebSockets); false (socket untouched) otherwise.
+   */
   readonly handle = (req: IncomingMessage, socket: Duplex, head: Buffer): boolean => {
     const target = req.url ?? '';
     // A target in absolute form (RFC 9112 3.2.2) is taken by its path, as API calls are.
@@ -144,9 +150,10 @@ export class UpgradeHandler {
       if (answer.kind === 'upgraded') answer.socket.destroy();
       throw connection.closedWith.code === WebSocketCloseCode.SESSION_ENDED ? sessionEnded() : shuttingDown();
     }
-    if (socket.destroyed) {
-      // The browser left during the handshake.
+    if (socket.destroyed || socket.readableEnded) {
+      // The browser left during the handshake. Its FIN counts: the 'end' a tunnel listens for has already passed.
       if (answer.kind === 'upgraded') answer.socket.destroy();
+      socket.destroy();
       connection.tracked.remove();
       return;
     }
@@ -155,6 +162,7 @@ export class UpgradeHandler {
   }
 
   private checkRequest(api: Api, req: IncomingMessage): string {
+    if (!api.websocket) throw new BffError(ErrorCode.INVALID_REQUEST, 'This API takes no WebSockets.');
     const key = req.headers['sec-websocket-key'];
     if (req.method !== 'GET' || req.headers.upgrade?.toLowerCase() !== 'websocket' || typeof key !== 'string' || !KEY.test(key) || req.headers['sec-websocket-version'] !== '13') {
       throw new BffError(ErrorCode.INVALID_REQUEST, 'This is not a WebSocket handshake (RFC 6455 4.1).');

@@ -1,0 +1,185 @@
+import type { Socket } from 'node:net';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { WebSocketCloseCode } from '../../src/index.js';
+import { SessionConnections } from '../../src/realtime/registry.js';
+import { startHarness, waitFor, type Browser, type Harness } from '../support/harness.js';
+import { closeFrameOf, OPCODE, rawClient, rawUpstream, type RawClient, type RawUpstreamSocket } from '../support/raw-websocket.js';
+import { openSocket } from '../support/ws-client.js';
+
+/** Longer than the tunnel's close grace period (2 s), with room for a loaded machine. */
+const PAST_GRACE_MS = 10_000;
+
+/**
+ * Whether the BFF still holds the connection it registered last with its session. A tunnel lets go of its
+ * registration only once both its connections (the browser's and the upstream's) have closed.
+ */
+const track = vi.spyOn(SessionConnections.prototype, 'track');
+function lastRegistration(): () => boolean {
+  const call = track.mock.calls.length - 1;
+  const member = track.mock.calls[call]?.[2];
+  const result = track.mock.results[call];
+  if (member === undefined || result?.type !== 'return' || result.value === undefined) throw new Error('nothing was registered');
+  const { members } = result.value.session;
+  return () => members.has(member);
+}
+
+async function logout(browser: Browser): Promise<void> {
+  const { body } = await browser.user();
+  await browser.request(body.logoutUrl);
+}
+
+describe('WebSockets through the BFF: connections that misbehave', () => {
+  let h: Harness;
+  const upstreams: RawUpstreamSocket[] = [];
+  const clients: RawClient[] = [];
+  const connect = (browser: Browser, path: string): RawClient => {
+    const client = rawClient(browser, path);
+    clients.push(client);
+    return client;
+  };
+  /** The BFF's side of every browser connection, to read what it holds. */
+  const bffSides: Socket[] = [];
+  const bffSideOf = (client: RawClient): Socket => {
+    const socket = bffSides.find((s) => s.remotePort === client.socket.localPort);
+    if (socket === undefined) throw new Error('no such connection');
+    return socket;
+  };
+  beforeAll(async () => {
+    h = await startHarness({
+      redis: true,
+      apis: (upstream) => [
+        { mount: '/api', upstream },
+        { mount: '/api/billing', upstream: `${upstream}/billing-service`, websocket: false },
+      ],
+    });
+    h.servers[0]?.on('connection', (socket) => bffSides.push(socket));
+  });
+  afterEach(() => {
+    h.upstream.upgradeHandler = undefined;
+    for (const { socket } of [...upstreams, ...clients]) socket.destroy();
+    upstreams.length = 0;
+    clients.length = 0;
+  });
+  afterAll(() => h?.close());
+
+  it('holds the upstream back when the session ends in the middle of a frame the browser does not read', async () => {
+    const browser = h.browser();
+    await browser.login();
+    h.upstream.upgradeHandler = rawUpstream(upstreams);
+    const client = connect(browser, '/api/big');
+    expect(await client.status).toBe(101);
+    client.socket.pause(); // a browser on a slow link, or a busy tab
+    await waitFor(() => upstreams.length === 1, 'the upstream has the socket');
+    const bffSide = bffSideOf(client);
+    const upstream = upstreams[0]!.socket;
+
+    // One binary frame of 1 GiB, sent as fast as the BFF takes it.
+    upstream.write(Buffer.from([0x82, 127, 0, 0, 0, 0, 0x40, 0, 0, 0]));
+    const piece = Buffer.alloc(1024 * 1024, 7);
+    let waiting = false;
+    let stop = false;
+    void (async () => {
+      while (!stop && !upstream.destroyed) {
+        if (upstream.write(piece)) continue;
+        waiting = true;
+        await new Promise((resolve) => upstream.once('drain', resolve));
+        waiting = false;
+      }
+    })();
+    await waitFor(() => waiting, 'the BFF holds the upstream back while the browser does not read');
+
+    await logout(browser);
+    // The BFF cuts the connections once the grace period is over; what it buffers meanwhile stays bounded.
+    let peak = 0;
+    await waitFor(() => {
+      peak = Math.max(peak, bffSide.writableLength);
+      return bffSide.destroyed || peak > 64 * 1024 * 1024;
+    }, 'the BFF cuts the browser\'s connection, or piles up the frame', PAST_GRACE_MS);
+    stop = true;
+    expect(peak, 'bytes the BFF buffered for the browser').toBeLessThan(4 * 1024 * 1024);
+  });
+
+  it('lets go of both connections when the browser ends its side without a close handshake and the upstream never answers', async () => {
+    const browser = h.browser();
+    await browser.login();
+    h.upstream.upgradeHandler = rawUpstream(upstreams);
+    const client = connect(browser, '/api/stuck');
+    expect(await client.status).toBe(101);
+    const registered = lastRegistration();
+    await waitFor(() => upstreams.length === 1, 'the upstream has the socket');
+    client.socket.end(); // a TCP FIN, as a killed tab or a dropped client may send
+
+    await waitFor(() => upstreams[0]!.frames.closeCodes.length > 0, 'the upstream is told');
+    expect(upstreams[0]!.frames.closeCodes).toEqual([WebSocketCloseCode.GOING_AWAY]);
+    await waitFor(() => !registered(), 'the BFF closed both connections', PAST_GRACE_MS);
+    expect(bffSideOf(client).destroyed).toBe(true);
+  });
+
+  it('lets go of both connections when the browser ends its side during the handshake and the upstream never answers', async () => {
+    const browser = h.browser();
+    await browser.login();
+    let client!: RawClient;
+    const accept = rawUpstream(upstreams);
+    // The upstream answers only once the browser has sent its FIN: the BFF then joins it to a browser that is gone.
+    h.upstream.upgradeHandler = (req, socket, head) => void client.socket.end(() => accept(req, socket, head));
+    client = connect(browser, '/api/abandoned');
+    await waitFor(() => upstreams.length === 1, 'the upstream has the socket');
+    const registered = lastRegistration();
+    await waitFor(() => !registered(), 'the BFF closed both connections', PAST_GRACE_MS);
+    expect(bffSideOf(client).destroyed).toBe(true);
+  });
+
+  it('refuses a handshake under a nested mount without WebSockets (400), instead of sending it to the outer API', async () => {
+    const browser = h.browser();
+    await browser.login();
+    const before = h.upstream.upgrades.length;
+    const answer = await openSocket(browser, '/api/billing/live');
+    if (answer.kind === 'open') answer.ws.terminate();
+    expect(answer).toMatchObject({ kind: 'refused', status: 400 });
+    if (answer.kind !== 'refused') return;
+    expect(JSON.parse(answer.body)).toMatchObject({ error: 'invalid_request' });
+    expect(answer.headers['cache-control']).toBe('no-store');
+    expect(h.upstream.upgrades.length).toBe(before);
+  });
+
+  it('sends the upstream no close frame of its own after the browser\'s, when the session ends meanwhile', async () => {
+    const browser = h.browser();
+    await browser.login();
+    h.upstream.upgradeHandler = rawUpstream(upstreams);
+    const client = connect(browser, '/api/closing');
+    expect(await client.status).toBe(101);
+    client.socket.write(closeFrameOf(1000, true));
+    await waitFor(() => upstreams[0]?.frames.frames.length === 1, 'the upstream has the browser\'s close frame');
+
+    // The upstream has not answered yet when the session ends.
+    await logout(browser);
+    await waitFor(() => client.frames.closeCodes.length > 0, 'the browser is told');
+    expect(client.frames.closeCodes).toEqual([WebSocketCloseCode.SESSION_ENDED]);
+    // Everything the BFF sent the upstream arrived before its connection ended.
+    await upstreams[0]!.ended;
+    expect(upstreams[0]!.frames.frames.map((f) => f.opcode)).toEqual([OPCODE.close]);
+    expect(upstreams[0]!.frames.closeCodes).toEqual([1000]);
+  });
+});
+
+describe('WebSocket handshakes the BFF refuses', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ redis: true });
+  });
+  afterAll(() => h?.close());
+
+  it('lets go of the connections of refused handshakes, also when the clients keep their side open', async () => {
+    const server = h.servers[0]!;
+    const connections = () => new Promise<number>((resolve, reject) => server.getConnections((error, n) => (error ? reject(error) : resolve(n))));
+    const browser = h.browser(); // not logged in
+    // Refused by the handshake handler (no session), and by `attach` (a URL outside the API mounts).
+    const clients = [...Array.from({ length: 5 }, () => rawClient(browser, '/api/live')), ...Array.from({ length: 5 }, () => rawClient(browser, '/elsewhere'))];
+    expect(await Promise.all(clients.map((c) => c.status))).toEqual([...Array(5).fill(401), ...Array(5).fill(400)]);
+    try {
+      await waitFor(async () => (await connections()) === 0, 'the BFF closed every refused connection');
+    } finally {
+      for (const client of clients) client.socket.destroy();
+    }
+  });
+});
