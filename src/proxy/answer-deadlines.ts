@@ -1,6 +1,7 @@
 /**
  * The wait for an upstream's answer to begin (an API's `timeout`), for every call of one API, kept with a single
- * timer instead of one per call.
+ * timer instead of one per call. It also bounds the wait for a connection, which nothing in the pool does: a call
+ * queued while all the API's connections are busy (long streams) would otherwise wait as long as they last.
  *
  * Why: undici keeps one timer per connection, and replaces it whenever the next phase of a call wants a different
  * delay. With the wait for headers (30 s) and the silences within a body (300 s) bounded apart, every call replaced

@@ -40,7 +40,9 @@ export class ApiProxy {
   /** With DPoP: the proofs of this API's calls. */
   private readonly proofs: UpstreamProofs | undefined;
   private readonly plan: TokenPlan;
-  private readonly deadlines: AnswerDeadlines | undefined;
+  private readonly deadlines: AnswerDeadlines;
+  /** The pool's headers timeout is the API's `timeout`: `deadlines` then only bound the wait for a connection. */
+  private readonly poolTimesAnswers: boolean;
 
   constructor(
     private readonly api: Api,
@@ -58,7 +60,9 @@ export class ApiProxy {
     // The wait for headers kept apart from the pool (see AnswerDeadlines) whenever the body's limit is not shorter:
     // the pool then runs one timer per connection with the body's delay, which bounds the headers too, later.
     const separate = api.bodyTimeoutMs === 0 || api.bodyTimeoutMs >= api.timeoutMs;
-    this.deadlines = separate ? new AnswerDeadlines(api.timeoutMs) : undefined;
+    // Either way the deadlines bound the wait for a connection, which no timeout of the pool does.
+    this.deadlines = new AnswerDeadlines(api.timeoutMs);
+    this.poolTimesAnswers = !separate;
     // Before any call: else a garbage collection at the wrong moment can make every call's objects dictionaries.
     settleObjectLayouts();
     this.pool = new Pool(api.upstream.origin, {
@@ -186,6 +190,8 @@ export class ApiProxy {
    * either (by the API's token policy) the call is not tracked, or goes without a token.
    */
   private forward(req: ServerRequest, incoming: IncomingHttpHeaders, res: ServerResponse, path: string, session: LoadedSession | undefined, entry: AccessTokenEntry | undefined, hasBody: boolean, mayRetry: boolean, resend: number, settle: Settle, nonceRetry = true): void {
+    // A body parser that ran first left nothing to stream: undici would send an empty body the upstream may accept.
+    if (hasBody && bodyAlreadyRead(req)) return settle({ kind: 'failed', error: BODY_ALREADY_READ }, 0);
     const headers = upstreamRequestHeaders(req, entry, this.forwarded, incoming);
     // A bound token (the token manager hands out only tokens of this key) goes with a fresh proof.
     const proofs = entry?.jkt === undefined ? undefined : this.proofs;
@@ -200,10 +206,13 @@ export class ApiProxy {
           method: req.method as Dispatcher.HttpMethod,
           headers,
           body: hasBody ? req : null,
+          // With a body, undici's own wait for the answer, which it restarts once the body is sent: an upload may take
+          // longer than `timeout` (the browser sends it), the answer to it may not.
+          headersTimeout: hasBody ? this.api.timeoutMs : null,
           // An event stream (EventSource asks for one) may be quiet for as long as it likes, unless configured otherwise.
           bodyTimeout: incoming.accept?.includes('text/event-stream') ? this.api.eventStreamTimeoutMs : null,
         },
-        new ForwardHandler(res, mayRetry, finish, this.streams, session, this.api.audience, proofs?.rememberNonce, this.deadlines),
+        new ForwardHandler(res, mayRetry, finish, this.streams, session, this.api.audience, proofs?.rememberNonce, this.deadlines, hasBody || this.poolTimesAnswers),
       );
     } catch (error) {
       done({ kind: 'failed', error: error as Error }, 0);
@@ -260,6 +269,20 @@ function hasBody(headers: IncomingHttpHeaders): boolean {
   return headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
+/**
+ * Whether something before the BFF read the request's body: body-parser (`express.json()`, `express.urlencoded()`)
+ * marks the request `_body`; any other reader leaves the stream ended. Checked for requests with a body only.
+ */
+function bodyAlreadyRead(req: ServerRequest): boolean {
+  return req.readableEnded || (req as { _body?: unknown })._body === true;
+}
+
+/** One error for every such request: a configuration error is logged once per error (see Reporter.requestFailed). */
+const BODY_ALREADY_READ = new BffError(
+  ErrorCode.CONFIGURATION_ERROR,
+  'The request body was already read: a body parser ran before the BFF. Mount it after app.use(bff), or only on your own routes.',
+);
+
 const nonceRequired = (): BffError => new BffError(
   ErrorCode.UPSTREAM_NONCE_REQUIRED,
   'The API asked for a DPoP nonce and did not process the request; it can be sent again now.',
@@ -271,7 +294,9 @@ function upstreamError(error: unknown): BffError {
   if (error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.ConnectTimeoutError || error instanceof undiciErrors.BodyTimeoutError) {
     return new BffError(ErrorCode.UPSTREAM_TIMEOUT, 'The API did not answer in time.', { cause: error });
   }
-  if (error instanceof undiciErrors.UndiciError || isSocketError(error)) {
+  // An answer that is not HTTP (a control character in a header, a Content-Length that is no number): undici's
+  // parser errors are no UndiciError.
+  if (error instanceof undiciErrors.UndiciError || error instanceof undiciErrors.HTTPParserError || isSocketError(error)) {
     return new BffError(ErrorCode.UPSTREAM_UNAVAILABLE, 'The API could not be reached.', { cause: error });
   }
   return toBffError(error);

@@ -24,6 +24,7 @@ export type ForwardOutcome =
 
 /** The outcome of every call that went well: one object, not one per call. */
 const DONE: ForwardOutcome = Object.freeze({ kind: 'done' });
+const GONE: ForwardOutcome = Object.freeze({ kind: 'gone' });
 
 /**
  * Streams one upstream answer straight into the browser's response, with backpressure both ways: undici's
@@ -61,8 +62,17 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, WaitingCall {
     private readonly audience = '',
     /** With a DPoP-bound token: takes the upstream's `DPoP-Nonce` from any answer. */
     private readonly rememberNonce?: (nonce: string) => boolean,
-    /** Where the wait for the answer to begin is bounded, when the pool does not bound it itself. */
+    /**
+     * Where the wait for a connection is bounded (the pool queues a call without limit while all its connections are
+     * busy), and the wait for the answer to begin too, unless `deadlineEndsAtStart`.
+     */
     private readonly deadlines?: AnswerDeadlines,
+    /**
+     * The call leaves `deadlines` once it has a connection: the pool's headers timeout bounds the rest. So for a
+     * request with a body, whose wait for the answer must count from when the body was sent (undici restarts that
+     * timeout then), not from when the browser began a slow upload.
+     */
+    private readonly deadlineEndsAtStart = false,
   ) {
     // `on`, not `once`: `finish` takes it off, and a response closes once; `once` would wrap it in two more
     // objects per call.
@@ -74,13 +84,24 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, WaitingCall {
     this.controller = controller;
     // Gone while the request waited (for a session read, an exchange, a free connection), or waited too long.
     if (this.res.destroyed) this.abortForBrowser(controller);
+    // Already answered 504 (see `answerLate`): the request is not sent.
     else if (this.late) controller.abort(answerTimeout());
+    else if (this.deadlineEndsAtStart) this.deadlines?.leave(this);
   }
 
-  /** The upstream did not begin to answer within the API's `timeout`: the same failure as undici's own headers timeout. */
+  /**
+   * The upstream did not begin to answer within the API's `timeout` (or the call got no connection in that time):
+   * the same failure as undici's own headers timeout.
+   */
   answerLate(): void {
-    if (this.controller === undefined) this.late = true;
-    else if (!this.controller.aborted) this.controller.abort(answerTimeout());
+    if (this.controller !== undefined) {
+      if (!this.controller.aborted) this.controller.abort(answerTimeout());
+      return;
+    }
+    // Still queued for a connection (every one of the pool's is busy): nothing tells when one frees, so the call
+    // is answered now, and dropped unsent when it gets one.
+    this.late = true;
+    this.finish(this.res.destroyed ? GONE : { kind: 'failed', error: answerTimeout() });
   }
 
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
@@ -104,6 +125,14 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, WaitingCall {
     }
     this.res.writeHead(statusCode, browserResponseHeaders(headers));
     this.started = true;
+    // 204 and 304 have no content, whatever Content-Length says (RFC 9110 6.4.1, 8.6: a 304 may name the length of
+    // the representation): the browser's answer is complete now. undici then fails such a 304 for its missing body
+    // (ResponseContentLengthMismatchError), after the answer ended: see `onResponseError`.
+    if (statusCode === 204 || statusCode === 304) {
+      this.ended = true;
+      this.res.end();
+      return;
+    }
     const length = headers['content-length'];
     if (typeof length === 'string') this.wholeLength = Number(length);
     // An event stream or a body of unknown length may last: it ends with its session.
@@ -136,7 +165,10 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, WaitingCall {
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     // A browser that leaves is not a failure of the BFF or the upstream: nothing to answer, nothing to log.
-    if (this.browserGone) return this.finish({ kind: 'gone' });
+    if (this.browserGone) return this.finish(GONE);
+    // The browser's answer was complete already (a 304 undici faults for its Content-Length, or an upstream that
+    // went wrong after a whole body): nothing was lost, nothing to report.
+    if (this.ended) return this.finish(DONE);
     if (this.started) {
       // An upstream that broke off mid-answer: break the browser's connection too, so the response is not
       // mistaken for a complete one.
