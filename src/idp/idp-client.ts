@@ -116,7 +116,8 @@ export class IdpClient {
    * process for good, and every promise and await of the app costs more from then on (BENCHMARKS.md).
    */
   private async within(timeoutMs: number): Promise<oidc.Configuration> {
-    await this.ready();
+    // Discovery under way (a BFF started while Auth0 is slow) counts against the call's time, not on top of it.
+    if (this.callParts === undefined) await readyWithin(this.ready(), timeoutMs);
     const { server, client, auth } = this.callParts!;
     // The constructor copies what it is given: the parts stay as discovery left them.
     const call = new oidc.Configuration(server, this.config.clientId, client, auth);
@@ -180,6 +181,19 @@ export class IdpClient {
       return answer;
     }
     return { ...answer, jkt: this.dpop.thumbprint };
+  }
+}
+
+/** Discovery, or a TimeoutError (a transient failure, as a request that ran out of time) after `timeoutMs`. */
+async function readyWithin(ready: Promise<oidc.Configuration>, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new DOMException('The issuer metadata did not load in time.', 'TimeoutError')), timeoutMs);
+  });
+  try {
+    await Promise.race([ready, timedOut]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

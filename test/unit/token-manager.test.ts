@@ -714,6 +714,26 @@ describe('the token manager', () => {
       expect(auth0.requests.length).toBeLessThanOrEqual(15);
     });
 
+    it('answers token_service_unavailable within the deadline while the issuer metadata is still loading, not after the discovery\'s own timeout', async () => {
+      const id = await login();
+      await letTokenExpire(id);
+      // A BFF started while Auth0 is slow: its discovery request hangs, for up to the (long) attempt timeout.
+      const hanging = ((input: string | URL | Request, init?: RequestInit) => (String(input).includes('/.well-known/')
+        ? never({ form: new URLSearchParams(), signal: init?.signal ?? undefined })
+        : auth0.fetch(input, init))) as typeof fetch;
+      const slowStart = validateOptions({ ...configOptions(), fetch: hanging, tokens: { exchangeDeadline: 500, attemptTimeout: 20_000 } });
+      const freshIdp = new IdpClient(slowStart);
+      try {
+        const started = performance.now();
+        const error = await failure(accessToken(id, API, { tokenManager: new TokenManager(slowStart, freshIdp, sessions, report) }));
+        expect(error).toMatchObject({ code: 'token_service_unavailable', status: 503 });
+        expect(performance.now() - started).toBeLessThan(10_000);
+        expect(await backend.readRecord(id)).toMatchObject({ refreshToken: ORT });
+      } finally {
+        freshIdp.close();
+      }
+    });
+
     it('answers token_service_unavailable with Retry-After 30 at once when a 429 asks for 30 s, and keeps the session', async () => {
       const id = await login();
       auth0.answer(oauthError(429, 'too_many_requests', { 'retry-after': '30' }));
