@@ -212,7 +212,7 @@ export function createBff(options: BffOptions): Bff {
   // WebSocket handshakes never go through Express, and take the app's 'trust proxy' from it (X-Forwarded-For).
   let servedApp: unknown;
   const realtime = createRealtime(config, sessions, tokens, dpop, () => servedApp, report, telemetry);
-  const clientTokens = new ClientTokens(config, idp, backend, report);
+  const clientTokens = new ClientTokens(config, idp, backend, report, sessions);
   const ctx: BffContext = { config, idp, sessions, tokens, report };
   const sessionControl = createSessionControl(config, sessions, idp, report);
 

@@ -7,6 +7,7 @@ import { markLogged } from '../http/json-error.js';
 import { classifyTokenFailure, type ClassifiedFailure } from '../idp/failures.js';
 import type { IdpClient, TokenAnswer } from '../idp/idp-client.js';
 import type { SessionBackend } from '../session/backend.js';
+import type { Sessions } from '../session/sessions.js';
 import type { AccessTokenEntry } from '../session/record.js';
 import type { RecordWatch } from '../session/record-watch.js';
 import { retryWait, sleep } from './backoff.js';
@@ -25,6 +26,9 @@ const OIDC_SCOPES = new Set(['openid', 'profile', 'email', 'address', 'phone', '
  * store (Redis: shared by every process), and renewed at the same point as a user's token (`accessTokenEntry`):
  * one exchange per expiry, across processes, under the store's lock.
  */
+/** What gives an exchange lock back once the store answers again (the sessions' background retries). */
+export type LockReleases = Pick<Sessions, 'releaseLockLater'>;
+
 export class ClientTokens {
   private readonly slots = new Map<string, ClientToken>();
 
@@ -33,6 +37,8 @@ export class ClientTokens {
     private readonly idp: IdpClient,
     private readonly backend: SessionBackend,
     private readonly report: Reporter,
+    /** Gives back, once the store answers again, a lock whose release (or request) the store did not answer. */
+    private readonly locks: LockReleases,
     private readonly waits: WaitTiming = WAIT_TIMING,
   ) {}
 
@@ -41,7 +47,7 @@ export class ClientTokens {
     const granted = scope?.split(/\s+/).filter((s) => s !== '' && !OIDC_SCOPES.has(s)).join(' ') || undefined;
     const name = granted === undefined ? audience : `${audience} ${granted}`;
     let slot = this.slots.get(name);
-    if (slot === undefined) this.slots.set(name, (slot = new ClientToken(name, audience, granted, this.config, this.idp, this.backend, this.report, this.waits)));
+    if (slot === undefined) this.slots.set(name, (slot = new ClientToken(name, audience, granted, this.config, this.idp, this.backend, this.report, this.locks, this.waits)));
     return slot;
   }
 }
@@ -68,6 +74,7 @@ export class ClientToken {
     private readonly idp: IdpClient,
     private readonly backend: SessionBackend,
     private readonly report: Reporter,
+    private readonly locks: LockReleases,
     private readonly waits: WaitTiming,
   ) {
     this.parameters = scope === undefined ? { audience } : { audience, scope };
@@ -134,13 +141,13 @@ export class ClientToken {
     // its refresh margin (a token too short for the margin is inside it from the start).
     const seen = first?.token ?? '';
     while (performance.now() < deadline) {
-      if (await this.backend.acquireLock(this.name, owner, this.lockTtlMs)) {
+      if (await this.lock(owner)) {
         try {
           const stored = await this.backend.readClientToken(this.name);
           if (this.usable(stored, rejected, seen)) return this.keep(stored!);
           return this.keep(await this.exchange(deadline));
         } finally {
-          await this.backend.releaseLock(this.name, owner).catch(() => {});
+          await this.backend.releaseLock(this.name, owner).catch(() => this.locks.releaseLockLater(this.name, owner));
         }
       }
       // Another process is exchanging: read again when the store says the token changed (with a watch), else on a timer.
@@ -149,14 +156,30 @@ export class ClientToken {
         else await watch.next(Math.min(this.waits.watchedPollMs, deadline - performance.now()));
         const stored = await this.backend.readClientToken(this.name);
         if (this.usable(stored, rejected, seen)) return this.keep(stored!);
-        if (await this.backend.acquireLock(this.name, owner, this.lockTtlMs)) {
+        if (await this.lock(owner)) {
           // The holder gave up without a token (a transient failure): our turn.
-          await this.backend.releaseLock(this.name, owner);
+          await this.backend.releaseLock(this.name, owner).catch((error: unknown) => {
+            this.locks.releaseLockLater(this.name, owner);
+            throw error;
+          });
           break;
         }
       }
     }
     throw unavailable(1);
+  }
+
+  /**
+   * Takes the token's lock for `owner`, if nobody holds it. As for a session's: a request the store answered too
+   * late may have taken it, or still take it, and it is given back then, or every process would wait out its expiry.
+   */
+  private async lock(owner: string): Promise<boolean> {
+    try {
+      return await this.backend.acquireLock(this.name, owner, this.lockTtlMs);
+    } catch (error) {
+      this.locks.releaseLockLater(this.name, owner, true);
+      throw error;
+    }
   }
 
   /**

@@ -7,6 +7,7 @@ import { IdpClient } from '../../src/idp/idp-client.js';
 import type { SessionBackend } from '../../src/session/backend.js';
 import { plainCipher } from '../../src/session/encryption.js';
 import { createMemoryBackend } from '../../src/session/memory-backend.js';
+import { Sessions } from '../../src/session/sessions.js';
 import { ClientTokens } from '../../src/tokens/client-tokens.js';
 import type { WaitTiming } from '../../src/tokens/token-manager.js';
 
@@ -34,6 +35,7 @@ describe('the application\'s own tokens', () => {
   let logs: string[];
   let backend: SessionBackend;
   let idps: IdpClient[];
+  let closing: Array<() => void>;
   let events: BffEventEmitter;
 
   /** One BFF process: its config, Auth0 client and token store, over the shared backend. */
@@ -47,7 +49,10 @@ describe('the application\'s own tokens', () => {
     });
     const idp = new IdpClient(config);
     idps.push(idp);
-    return { tokens: new ClientTokens(config, idp, backend, new Reporter(events, config.logger), waits?.timing), config };
+    const report = new Reporter(events, config.logger);
+    const sessions = new Sessions(config, backend, report);
+    closing.push(() => sessions.close());
+    return { tokens: new ClientTokens(config, idp, backend, report, sessions, waits?.timing), config };
   };
 
   /** Resolves once a process finds the lock taken: the other process is then waiting for it. */
@@ -64,11 +69,13 @@ describe('the application\'s own tokens', () => {
     now = Date.now();
     logs = [];
     idps = [];
+    closing = [];
     events = new BffEventEmitter();
     backend = createMemoryBackend(plainCipher, 60_000, () => now);
   });
   afterEach(async () => {
     for (const idp of idps) idp.close();
+    for (const close of closing) close();
     await backend.close();
   });
 
@@ -110,6 +117,23 @@ describe('the application\'s own tokens', () => {
     await expect(Promise.resolve().then(() => tokens.forApi(API, undefined).token())).rejects.toMatchObject({ code: 'token_service_unavailable' });
     expect(tenant.requests.length).toBeGreaterThanOrEqual(2);
     expect(tenant.requests.length).toBeLessThanOrEqual(15);
+  });
+
+  it('gives back a lock the store took but answered too late: the next call gets a token instead of waiting out its expiry', async () => {
+    const tenant = fakeTenant(() => issued('AT-app-1'));
+    const { tokens } = process(tenant.fetch, { timing: { pollMs: 25, watchedPollMs: 250 }, exchangeDeadline: 1_000 });
+    const acquire = backend.acquireLock.bind(backend);
+    let late = true;
+    backend.acquireLock = async (...args) => {
+      const taken = await acquire(...args);
+      if (!late) return taken;
+      late = false;
+      throw new BffError(ErrorCode.SESSION_STORE_UNAVAILABLE, 'The session store did not answer in time.');
+    };
+    const slot = tokens.forApi(API, undefined);
+    await expect(Promise.resolve().then(() => slot.token())).rejects.toMatchObject({ code: 'session_store_unavailable' });
+    // The store answers again: the lock it took is given back, and the next call renews within its deadline.
+    expect((await slot.token()).token).toBe('AT-app-1');
   });
 
   it('takes its turn when the process holding the lock gives up without a token', async () => {

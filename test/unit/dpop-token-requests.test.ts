@@ -58,7 +58,8 @@ async function bffWith(options: { dpopKey?: JsonWebKey; replies: Reply[]; suppor
   await idp.ready();
   const backend = createMemoryBackend(plainCipher, 24 * HOUR, config.clock);
   const report = new Reporter(new BffEventEmitter(), config.logger);
-  const manager = new TokenManager(config, idp, new Sessions(config, backend, report), report);
+  const sessions = new Sessions(config, backend, report);
+  const manager = new TokenManager(config, idp, sessions, report);
 
   /** A session whose stored token for the API is `stored` (due for renewal unless it is fresh). */
   async function session(stored: Partial<AccessTokenEntry> = {}) {
@@ -76,9 +77,9 @@ async function bffWith(options: { dpopKey?: JsonWebKey; replies: Reply[]; suppor
   /** The application's own token for the API (the client-credentials grant), another instance having stored `stored`. */
   async function applicationToken(stored: Partial<AccessTokenEntry>) {
     await backend.storeClientToken(API, { token: 'AT-app-stored', expiresAt: now + HOUR, refreshAt: now + HOUR - 60_000, scope: undefined, ...stored });
-    return new ClientTokens(config, idp, backend, report).forApi(API, undefined).token();
+    return new ClientTokens(config, idp, backend, report, sessions).forApi(API, undefined).token();
   }
-  return { config, proofs, logs, session, applicationToken, close: () => (idp.close(), report.close(), backend.close()) };
+  return { config, proofs, logs, session, applicationToken, close: () => (idp.close(), report.close(), sessions.close(), backend.close()) };
 }
 
 let close: (() => unknown) | undefined;
