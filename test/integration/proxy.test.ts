@@ -294,6 +294,19 @@ describe('the API proxy with transparent ORT exchange', () => {
     expect(token.split('.')).toHaveLength(3);
     await expect(h.bffs[0]!.getAccessToken({ headers: {} } as never)).rejects.toMatchObject({ code: 'login_required', status: 401 });
   });
+
+  it('refuses a token of another scope for the proxied API\'s audience, which would replace the token the proxy sends', async () => {
+    const browser = h.browser();
+    await browser.login();
+    const req = { headers: { cookie: browser.jar.header(browser.url) } } as never;
+    h.clock.advance(61_000);
+    const before = refreshCount(h);
+    await expect(h.bffs[0]!.getAccessToken(req, { scope: 'openid' })).rejects.toMatchObject({ code: 'configuration_error', status: 500 });
+    expect(refreshCount(h)).toBe(before);
+    // The proxy's token for the audience is unchanged: its call renews it with the API's own scope, as always.
+    expect((await browser.api('/api/items')).status).toBe(200);
+    expect(await h.bffs[0]!.getAccessToken(req)).toBe(h.upstream.requests.at(-1)?.headers.authorization?.replace(/^Bearer /, ''));
+  });
 });
 
 describe('upstream faults', () => {
