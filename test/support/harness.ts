@@ -14,6 +14,12 @@ export const AUDIENCE = 'https://api.example.test';
 export const CLIENT_ID = 'bff-client';
 export const CLIENT_SECRET = 'bff-client-secret-for-tests-only';
 export const SESSION_SECRET = 'test-session-secret-test-session-secret';
+/**
+ * What a token looks like, for checks that none reached an answer, a log line or a span: a JWT's header and payload
+ * (`eyJ...` twice), or the emulator's ORT (`ORT` and its long random id). Not a bare `eyJ` or `ORT`, which random
+ * ids in answers (a logout link's `sid`, a `sessionRef`) contain once in a few thousand runs.
+ */
+export const TOKEN_SHAPED = /eyJ[\w-]*\.eyJ[\w-]*\.|ORT[\w-]{20,}/;
 
 /** A clock the tests move forward instead of sleeping. */
 export class TestClock {
