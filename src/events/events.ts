@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { isThenable } from './logger.js';
 
 /**
  * Why a BFF session ended. Every one of them is a full logout of the Auth0 session's BFF sessions. `revoked`: the app
@@ -176,15 +177,17 @@ export class BffEventEmitter extends EventEmitter<BffEvents> {
   listenerFailed: ((name: BffEventName, error: unknown) => void) | undefined;
 
   /**
-   * Calls each listener of the event on its own: one that throws is reported to `listenerFailed` and the next one
-   * runs. The request, login or logout that emitted the event goes on as if nothing had thrown.
+   * Calls each listener of the event on its own: one that throws, or an `async` one whose promise rejects (a
+   * database that is down), is reported to `listenerFailed` and the next one runs. The request, login or logout
+   * that emitted the event goes on as if nothing had thrown; no rejection is left unhandled.
    */
   override emit<K extends BffEventName>(name: K, ...args: BffEvents[K]): boolean {
     const listeners = this.rawListeners(name as BffEventName);
     if (listeners.length === 0) return false;
     for (const listener of listeners) {
       try {
-        (listener as (...values: unknown[]) => unknown).apply(this, args);
+        const result = (listener as (...values: unknown[]) => unknown).apply(this, args);
+        if (isThenable(result)) result.then(undefined, (error: unknown) => this.listenerFailed?.(name, error));
       } catch (error) {
         this.listenerFailed?.(name, error);
       }

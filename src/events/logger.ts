@@ -37,17 +37,17 @@ export function createLog(logger: Logger, level: LogLevel): Log {
     if (LOG_LEVELS.indexOf(name) > threshold || typeof methods[name] !== 'function') return ignore;
     // Looked up at each call: pino swaps its level methods when its level changes at runtime. A logger that
     // throws (a closed transport, a serializer that fails) loses its line, never the request being answered.
+    // One whose write returns a promise (an async wrapper, a transport) that rejects loses its line too.
     if (objectFirst) {
       return (message, details) => {
         try {
-          methods[name](details ?? {}, message);
+          settle(methods[name](details ?? {}, message));
         } catch {}
       };
     }
     return (message, details) => {
       try {
-        if (details === undefined) methods[name](message);
-        else methods[name](message, details);
+        settle(details === undefined ? methods[name](message) : methods[name](message, details));
       } catch {}
     };
   };
@@ -84,3 +84,12 @@ export const defaultLogger: Logger = {
   warn: (message, details) => console.warn(line('warn', message, details)),
   error: (message, details) => console.error(line('error', message, details)),
 };
+
+/** A rejection of what a logger's method returned is dropped, as its throw is: never an unhandled rejection. */
+function settle(result: unknown): void {
+  if (isThenable(result)) result.then(undefined, () => {});
+}
+
+/** A promise, or anything with a `then` an `async` function or a promise library returns. */
+export const isThenable = (value: unknown): value is PromiseLike<unknown> =>
+  value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function';

@@ -125,6 +125,21 @@ describe('logging through the app\'s logger', () => {
     createLog(logger, 'debug').debug('no debug method: nothing happens');
     expect(seen).toEqual(['error e']);
   });
+
+  it('handles the rejection of a logger whose write returns a promise (an async transport that closed), as its throw', () => {
+    // What the write returns: a promise whose `then` is watched, to see a rejection handler given to it.
+    const written: Array<{ then: ReturnType<typeof vi.fn> }> = [];
+    const write = () => {
+      const promise = { then: vi.fn() };
+      written.push(promise);
+      return promise;
+    };
+    const log = createLog({ warn: write, error: write }, 'warn');
+    log.warn('a line');
+    log.error('another', { detail: 1 });
+    // An unhandled rejection ends a Node process by default.
+    expect(written.map((promise) => typeof promise.then.mock.calls[0]?.[1])).toEqual(['function', 'function']);
+  });
 });
 
 describe('the logger used when the app passes none', () => {

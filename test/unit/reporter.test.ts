@@ -45,3 +45,21 @@ describe('the reporter', () => {
     expect(lines).toEqual([{ level: 'error', message: 'Something else is misconfigured.', details: { operation: 'api' } }]);
   });
 });
+
+describe('the BFF\'s event emitter', () => {
+  it('reports an async listener whose promise rejects, as one that throws, and runs the next one', async () => {
+    const events = new BffEventEmitter();
+    const failed: Array<[BffEventName, unknown]> = [];
+    events.listenerFailed = (name, error) => void failed.push([name, error]);
+    const heard: string[] = [];
+    events.on('login', async () => {
+      throw new Error('the audit database is down');
+    });
+    events.on('login', ({ sub }) => void heard.push(sub));
+    expect(events.emit('login', { sub: 'auth0|alice', sid: 'sid-1', sessionRef: 'ref' })).toBe(true);
+    expect(heard).toEqual(['auth0|alice']);
+    await waitFor(() => failed.length === 1, 'the rejection is reported');
+    expect(failed[0]?.[0]).toBe('login');
+    expect((failed[0]?.[1] as Error).message).toBe('the audit database is down');
+  });
+});
