@@ -25,7 +25,9 @@ export class ProxyTelemetry {
     const { upstream } = api;
     this.origin = upstream.origin;
     const port = upstream.port === '' ? (upstream.protocol === 'https:' ? 443 : 80) : Number(upstream.port);
-    this.base = { [ATTR.SERVER_ADDRESS]: upstream.hostname, [ATTR.SERVER_PORT]: port, [ATTR.BFF_API]: api.mount };
+    // An IPv6 address as itself (semconv's server.address), not in the URL's brackets.
+    const address = upstream.hostname.startsWith('[') ? upstream.hostname.slice(1, -1) : upstream.hostname;
+    this.base = { [ATTR.SERVER_ADDRESS]: address, [ATTR.SERVER_PORT]: port, [ATTR.BFF_API]: api.mount };
   }
 
   /** Starts one upstream request: its span (whose context goes into `headers`) and its clock. */

@@ -1,11 +1,11 @@
 import { context, metrics, propagation, trace, TraceFlags, type SpanContext } from '@opentelemetry/api';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
-import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import { InMemorySpanExporter, NodeTracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-node';
 import { describe, expect, it } from 'vitest';
 import { RepeatFilter } from '../../src/events/repeats.js';
 import { injectTraceContext } from '../../src/telemetry/propagation.js';
 import { resolveProviders } from '../../src/telemetry/providers.js';
-import { redactQuery } from '../../src/telemetry/proxy-call.js';
+import { ProxyTelemetry, redactQuery } from '../../src/telemetry/proxy-call.js';
 import { waitFor } from '../support/harness.js';
 
 // The tests run in order: first with the API alone (as an app without an SDK), then with providers registered.
@@ -72,5 +72,16 @@ describe('a fault that repeats', () => {
     expect(summaries).toEqual([4]);
     expect(filter.admit('store:api:ECONNREFUSED', () => {})).toBe(true);
     filter.close();
+  });
+});
+
+describe('the upstream request\'s attributes', () => {
+  it('names an IPv6 upstream by its address, without the URL\'s brackets, and a host by its name', () => {
+    const exporter = new InMemorySpanExporter();
+    const tracer = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }).getTracer('test');
+    for (const upstream of ['http://[::1]:8080/v1', 'https://api.example.com/v1']) {
+      new ProxyTelemetry({ mount: '/api', upstream: new URL(upstream) }, tracer, undefined).start('GET', '/items', {}, 0).end(200, undefined);
+    }
+    expect(exporter.getFinishedSpans().map((span) => [span.attributes['server.address'], span.attributes['server.port']])).toEqual([['::1', 8080], ['api.example.com', 443]]);
   });
 });
