@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import { BffConfigError, BffError, ErrorCode } from '../errors.js';
+import { BffConfigError } from '../errors.js';
 
 /**
  * Field encryption at rest with AES-256-GCM. A value becomes `e1.<keyId>.<iv>.<ciphertext+tag>` (base64url),
@@ -9,7 +9,12 @@ import { BffConfigError, BffError, ErrorCode } from '../errors.js';
  */
 export interface FieldCipher {
   encrypt(plain: string): string;
-  decrypt(stored: string): string;
+  /**
+   * The value, or undefined when it cannot be read: encrypted under a key no longer configured (or with encryption
+   * turned off since), or changed in the store. Such a token is as good as none: the session still ends and logs
+   * out like any other, and ends at its next exchange (see TokenManager), instead of failing every request.
+   */
+  decrypt(stored: string): string | undefined;
 }
 
 const PREFIX = 'e1.';
@@ -28,8 +33,11 @@ export function parseEncryptionKeys(value: unknown, option: string): Buffer[] {
   });
 }
 
-/** The identity cipher when no key is configured: values are stored as they are. */
-export const plainCipher: FieldCipher = { encrypt: (v) => v, decrypt: (v) => v };
+/**
+ * The identity cipher when no key is configured: values are stored as they are. A value encrypted while keys were
+ * configured is not a token to send anywhere.
+ */
+export const plainCipher: FieldCipher = { encrypt: (v) => v, decrypt: (v) => (v.startsWith(PREFIX) ? undefined : v) };
 
 export function createFieldCipher(keys: readonly Buffer[]): FieldCipher {
   if (keys.length === 0) return plainCipher;
@@ -48,16 +56,15 @@ export function createFieldCipher(keys: readonly Buffer[]): FieldCipher {
       if (!stored.startsWith(PREFIX)) return stored;
       const [, id, iv, body] = stored.split('.');
       const key = id === undefined ? undefined : byId.get(id);
-      if (!key || iv === undefined || body === undefined) {
-        throw new BffError(ErrorCode.CONFIGURATION_ERROR, 'A stored token was encrypted with a key that is no longer configured (session.encryptionKeys).');
-      }
+      if (!key || iv === undefined || body === undefined) return undefined;
       try {
         const raw = Buffer.from(body, 'base64url');
         const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'));
         decipher.setAuthTag(raw.subarray(raw.length - 16));
         return Buffer.concat([decipher.update(raw.subarray(0, raw.length - 16)), decipher.final()]).toString('utf8');
       } catch {
-        throw new BffError(ErrorCode.CONFIGURATION_ERROR, 'A stored token failed its integrity check: it was changed in the store, or the key is wrong.');
+        // Changed in the store, or a key with the same id that is not the one.
+        return undefined;
       }
     },
   };

@@ -117,11 +117,14 @@ export function decodeAccessToken(value: string | null | undefined, cipher: Fiel
   const b = value.indexOf('|', a + 1);
   const c = value.indexOf('|', b + 1);
   if (a < 0 || b < 0 || c < 0 || (bound && lead < 0)) return undefined;
+  const token = cipher.decrypt(value.slice(b + 1, c));
+  // One that cannot be read is as good as none: it is renewed.
+  if (token === undefined) return undefined;
   const scope = value.slice(c + 1);
   return {
     refreshAt: Number(value.slice(lead + 1, a)),
     expiresAt: Number(value.slice(a + 1, b)),
-    token: cipher.decrypt(value.slice(b + 1, c)),
+    token,
     scope: scope === '' ? undefined : scope,
     jkt: lead < 0 ? undefined : value.slice(1, lead),
   };
@@ -202,9 +205,20 @@ export function decodeRecord(fields: Record<string, string>, cipher: FieldCipher
     storedRefreshToken,
     idToken: fields[F.idToken] === undefined ? undefined : cipher.decrypt(fields[F.idToken]),
     scope: fields[F.scope],
-    claims: fields[F.claims] ? (JSON.parse(fields[F.claims]) as Record<string, unknown>) : {},
+    claims: parseClaims(fields[F.claims]),
     accessTokens,
   };
+}
+
+/** The stored claims; none when the field is missing or is not JSON (changed in the store): never a failed request. */
+function parseClaims(value: string | undefined): Record<string, unknown> {
+  if (!value) return {};
+  try {
+    const claims: unknown = JSON.parse(value);
+    return claims !== null && typeof claims === 'object' && !Array.isArray(claims) ? (claims as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
 }
 
 /** The flat fields an exchange writes (the refresh token is handled by compare-and-set separately). */

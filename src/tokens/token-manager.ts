@@ -234,9 +234,16 @@ export class TokenManager {
     const who = { sub: record.sub, sid: record.sid, sessionRef: ref, audience: target.audience };
     if (record.refreshToken === undefined) {
       // Login granted no ORT (the API does not "Allow Online Access"): nothing can renew the session.
-      this.config.logger.warn('The session has no refresh token; is "Allow Online Access" on for the API?', { sessionRef: ref });
-      await this.sessions.endAll({ id, sub: record.sub, sid: record.sid }, 'session_ended');
-      throw sessionEnded();
+      if (record.storedRefreshToken === undefined) {
+        this.config.logger.warn('The session has no refresh token; is "Allow Online Access" on for the API?', { sessionRef: ref });
+        await this.sessions.endAll({ id, sub: record.sub, sid: record.sid }, 'session_ended');
+        throw sessionEnded();
+      }
+      // Or it cannot be read (its encryption key left session.encryptionKeys too soon): this BFF session ends, and
+      // no other of its Auth0 session, which is not over.
+      this.config.logger.warn('The session\'s refresh token cannot be decrypted: its key is no longer in session.encryptionKeys (keep an old key for one absolute session lifetime); the session ends', { sessionRef: ref });
+      await this.sessions.endAll({ id, sub: record.sub }, 'session_ended');
+      throw sessionEnded('The session can no longer be renewed; log in again.');
     }
     const parameters: Record<string, string> = {};
     // Auth0 Multi-Resource Refresh Tokens: one ORT, an access token per API, chosen by `audience`.

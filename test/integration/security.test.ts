@@ -4,9 +4,9 @@ import express from 'express';
 import { exportJWK, generateKeyPair } from 'jose';
 import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBff, type RedisClient } from '../../src/index.js';
+import { createBff, type Bff, type RedisClient } from '../../src/index.js';
 import { CookieJar, scriptedLogin, startLocalAuth0 } from '../../src/local-auth0/index.js';
-import { AUDIENCE, CLIENT_ID, CLIENT_SECRET, SESSION_SECRET, startHarness, USER, type Harness } from '../support/harness.js';
+import { AUDIENCE, CLIENT_ID, CLIENT_SECRET, SESSION_SECRET, startHarness, USER, type Browser, type Harness } from '../support/harness.js';
 
 describe('tokens encrypted at rest', () => {
   const oldKey = randomBytes(32).toString('hex');
@@ -235,3 +235,78 @@ describe('local-only logout', () => {
   });
 });
 
+
+describe('a key taken out of session.encryptionKeys too soon', () => {
+  const keyA = randomBytes(32).toString('hex');
+  const keyB = randomBytes(32).toString('hex');
+  let h: Harness;
+  let rotated: Bff;
+  let logs: string[];
+  type Listener = (...args: unknown[]) => void;
+  /** The harness's own request listener: the BFF with key A. */
+  let original: Listener[] | undefined;
+  beforeAll(async () => {
+    h = await startHarness({ redis: true, bff: { session: { secrets: [SESSION_SECRET], encryptionKeys: [keyA] } } });
+  });
+  afterAll(async () => {
+    await rotated?.close();
+    await h?.close();
+  });
+
+  /**
+   * A browser logged in under key A, then the BFF serving the same store with key B alone, and a second browser
+   * profile of the same Auth0 session (SSO) logged in under it.
+   */
+  async function rotateTooSoon(): Promise<{ old: Browser; fresh: Browser }> {
+    const server = h.servers[0]!;
+    original ??= server.listeners('request') as Listener[];
+    server.removeAllListeners('request');
+    for (const listener of original) server.on('request', listener);
+    const old = h.browser();
+    await old.login();
+    await rotated?.close();
+    logs = [];
+    const log = (level: string) => (message: string) => void logs.push(`${level} ${message}`);
+    rotated = createBff({
+      issuer: h.auth0.issuer, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, audience: AUDIENCE, baseURL: old.url,
+      redis: h.redis, redisPrefix: h.prefix, clock: h.clock.now, logger: { warn: log('warn'), error: log('error') },
+      session: { secrets: [SESSION_SECRET], encryptionKeys: [keyB] }, apis: [{ mount: '/api', upstream: h.upstream.url }],
+    });
+    await rotated.ready();
+    server.removeAllListeners('request');
+    server.on('request', express().use(rotated));
+    const fresh = h.browser();
+    // Auth0's cookies only: on one host, the jar sends the BFF's (port-blind) cookies to the issuer too.
+    for (const cookie of old.jar.header(h.auth0.issuer).split('; ')) if (!cookie.startsWith('bff')) fresh.jar.set(h.auth0.issuer, cookie);
+    expect((await fresh.login()).status).toBe(302);
+    return { old, fresh };
+  }
+
+  it('ends the session it cannot read at its next API call, with session_ended, and no other', async () => {
+    const { old, fresh } = await rotateTooSoon();
+    expect((await old.user()).status).toBe(200);
+    const call = await old.api('/api/items');
+    expect(call.status).toBe(401);
+    expect(await call.json()).toMatchObject({ error: 'session_ended' });
+    expect(logs.some((line) => line.startsWith('warn') && line.includes('cannot be decrypted'))).toBe(true);
+    expect(logs.filter((line) => line.startsWith('error'))).toEqual([]);
+    expect((await fresh.api('/api/items')).status).toBe(200);
+  });
+
+  it('still ends every session of an Auth0 session on a back-channel logout, the one it cannot read too', async () => {
+    const { old, fresh } = await rotateTooSoon();
+    const sid = h.auth0.admin.sessions().filter((s) => s.sub === USER.sub).at(-1)?.sid as string;
+    await h.auth0.admin.endSession({ sid }, { backchannel: true });
+    expect(h.auth0.admin.backchannelDeliveries().at(-1)?.status).toBe(200);
+    for (const browser of [fresh, old]) expect((await browser.user()).status).toBe(401);
+  });
+
+  it('logs out a readable session whose Auth0 session also holds one it cannot read', async () => {
+    const { old, fresh } = await rotateTooSoon();
+    const { body } = await fresh.user();
+    const res = await fresh.request(body.logoutUrl);
+    expect(res.status).toBe(302);
+    expect(res.headers.getSetCookie().some((cookie) => /^bff=;/.test(cookie))).toBe(true);
+    for (const browser of [fresh, old]) expect((await browser.user()).status).toBe(401);
+  });
+});

@@ -515,6 +515,25 @@ describe('the Redis session backend', () => {
     expect(await encrypted.readRecord(id)).toMatchObject({ refreshToken: 'ORT-secret-value-1', accessTokens: { [API]: { token: 'AT-secret-value-1' } } });
   });
 
+  it('reads no token it cannot decrypt (a key taken out, or encryption turned off), and still ends the session and its index entries', async () => {
+    const id = randomUUID();
+    const withKey = createRedisBackend(redis as unknown as RedisClient, prefix, createFieldCipher(parseEncryptionKeys([ENCRYPTION_KEY], 'k')), IDLE_TIMEOUT, clock, 2_000);
+    await withKey.createRecord(id, record);
+    await withKey.storeClientToken(API, { token: 'AT-app-secret', expiresAt: now + HOUR, refreshAt: now + HOUR - MINUTE, scope: undefined });
+    for (const cipher of [createFieldCipher(parseEncryptionKeys([randomUUID().repeat(2)], 'k')), plainCipher]) {
+      const other = createRedisBackend(redis as unknown as RedisClient, prefix, cipher, IDLE_TIMEOUT, clock, 2_000);
+      const read = await other.readRecord(id);
+      expect(read).toMatchObject({ sub: record.sub, refreshToken: undefined, idToken: undefined });
+      expect(read?.accessTokens).toEqual({});
+      expect((await other.readView(id, API))?.accessToken).toBeUndefined();
+      // The application's token is fetched again rather than failing every call until it expires.
+      expect(await other.readClientToken(API)).toBeUndefined();
+    }
+    const other = createRedisBackend(redis as unknown as RedisClient, prefix, plainCipher, IDLE_TIMEOUT, clock, 2_000);
+    expect(await other.destroy([id])).toHaveLength(1);
+    expect(await other.findSessions({ sid: 'auth0-sid-1' })).not.toContain(id);
+  });
+
   const everyOperation = (backend: SessionBackend): Array<[string, () => Promise<unknown>]> => [
     ['ping', () => backend.ping()],
     ['putTransaction', () => backend.putTransaction('state', 'value', MINUTE)],
