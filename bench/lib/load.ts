@@ -41,7 +41,9 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     child.stderr.on('data', (c: Buffer) => (out += c.toString()));
     child.once('error', reject);
-    child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${command} exited with ${code}: ${out}`))));
+    // 'close', not 'exit': the process may exit before its output is read to the end (a busy host), and the
+    // result line would be missed.
+    child.once('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${command} exited with ${code}: ${out}`))));
   });
   const line = output.split('\n').find((l) => l.startsWith('BENCH_JSON '));
   if (!line) throw new Error(`no result from ${options.tool}: ${output}`);

@@ -59,7 +59,8 @@ function runWsLoad(target: WsTarget, options: { connections: number; inFlight: n
     let err = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    child.once('exit', (code) => {
+    // 'close': the output is read to the end (see runLoad).
+    child.once('close', (code) => {
       const line = out.trim().split('\n').at(-1) ?? '';
       try {
         resolve(JSON.parse(line) as { messages: number; seconds: number; errors: number });
