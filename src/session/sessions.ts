@@ -45,6 +45,8 @@ export class Sessions {
   private readonly endListeners: Array<(ids: readonly string[]) => void> = [];
   /** Logouts (and lock releases) the store has not taken yet, retried in the background. */
   private readonly retries: BackgroundRetries;
+  /** Sessions an `end` took out of the store lately, oldest first: a logout retried later did not end them. */
+  private readonly endedLately = new Set<string>();
 
   constructor(
     private readonly config: BffConfig,
@@ -170,6 +172,7 @@ export class Sessions {
       this.sessionIds.forget(found);
       for (const listener of this.endListeners) listener([...found]);
     }
+    if (ended.length > 0) this.rememberEnded(found);
     const external = this.externalStore;
     if (external) {
       // The app's store may be anything: a failure there leaves an entry without a record, which logs nobody in.
@@ -216,12 +219,25 @@ export class Sessions {
     // the sessions end at their next exchange anyway (Auth0 refuses their ORT).
     const revoked = extra?.revoked === undefined ? {} : { revoked: extra.revoked };
     const retry = reported ? () => this.end(target) : async () => {
+      // The session named was there when its end was decided. Gone now, and not by another logout (the back-channel
+      // logout Auth0 sent for the revocation, which reported it), it ended by this one: the store ran the first
+      // attempt without its answer coming back in time.
+      const endedUnseen = target.id !== undefined && !this.endedLately.has(target.id) && (await this.backend.readRecord(target.id)) === undefined;
       const ended = await this.end(target);
-      // The session named was there when its end was decided: it ended by this logout even when the store ran the
-      // first attempt without its answer coming back in time, and finds nothing left now.
-      this.report.logout(reason, target.id === undefined ? ended : { ...ended, sessions: Math.max(ended.sessions, 1) }, revoked);
+      this.report.logout(reason, endedUnseen ? { ...ended, sessions: ended.sessions + 1 } : ended, revoked);
     };
     this.retries.add(`end ${target.id ?? ''} ${target.sid ?? ''} ${target.sub ?? ''}`, `a ${reason} logout`, retry, ENDS);
+  }
+
+  private rememberEnded(ids: Iterable<string>): void {
+    for (const id of ids) {
+      this.endedLately.delete(id);
+      this.endedLately.add(id);
+    }
+    for (const id of this.endedLately) {
+      if (this.endedLately.size <= ENDED_LATELY) break;
+      this.endedLately.delete(id);
+    }
   }
 
   /**
@@ -242,6 +258,8 @@ export class Sessions {
 }
 
 const ENDS = { maxAgeMs: 15 * 60_000, baseDelayMs: 100, maxDelayMs: 5_000 };
+/** How many ended sessions are remembered for the logouts retried meanwhile (ids only: under 1 MB). */
+const ENDED_LATELY = 10_000;
 // A lock expires by itself within seconds: retry quickly, and not for longer than it could live.
 const LOCK_RELEASES = { maxAgeMs: 30_000, baseDelayMs: 50, maxDelayMs: 250 };
 // node-redis sends commands that waited for a reconnection right after it: a late lock request runs then.
