@@ -1,7 +1,7 @@
 import type { Attributes } from '@opentelemetry/api';
 import { BffError, ErrorCode } from '../errors.js';
 import { markLogged, wasLogged } from '../http/json-error.js';
-import type { ClassifiedFailure } from '../idp/failures.js';
+import { countedErrorType, type ClassifiedFailure } from '../idp/failures.js';
 import { ATTR } from '../telemetry/names.js';
 import { ownActiveSpan } from '../telemetry/spans.js';
 import { NO_TELEMETRY, type Telemetry } from '../telemetry/telemetry.js';
@@ -92,7 +92,7 @@ export class Reporter {
   refreshFailed(who: ExchangeSubject, failure: ClassifiedFailure, durationMs: number): void {
     const { kind, error, status } = failure;
     this.events.emit('refresh_failed', { ...who, kind, error, ...(status === undefined ? {} : { status }) });
-    this.telemetry.instruments?.exchangeDuration.record(durationMs / 1000, { [ATTR.BFF_EXCHANGE_OUTCOME]: kind, [ATTR.ERROR_TYPE]: error, [ATTR.BFF_AUDIENCE]: who.audience });
+    this.telemetry.instruments?.exchangeDuration.record(durationMs / 1000, { [ATTR.BFF_EXCHANGE_OUTCOME]: kind, [ATTR.ERROR_TYPE]: countedErrorType(error), [ATTR.BFF_AUDIENCE]: who.audience });
     if (this.telemetry.tracer !== undefined) ownActiveSpan()?.addEvent('exchange failed', { [ATTR.BFF_EXCHANGE_OUTCOME]: kind, [ATTR.ERROR_TYPE]: error, ...(status === undefined ? {} : { [ATTR.HTTP_RESPONSE_STATUS_CODE]: status }) });
     const details = { error, status, audience: who.audience, sessionRef: who.sessionRef };
     if (kind === 'terminal') {

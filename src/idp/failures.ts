@@ -17,27 +17,55 @@ export interface ClassifiedFailure {
   readonly retryAfter: number | undefined;
 }
 
+/** What an error code from Auth0 may look like (RFC 6749 5.2's characters, bounded): anything else is not passed on. */
+const OAUTH_ERROR_CODE = /^[a-z0-9_.-]{1,64}$/i;
+
+/**
+ * An OAuth `error` from an answer, when it reads as one: it goes into events, log lines, URLs and metric
+ * attributes, so an answer that is not Auth0's (a WAF's JSON, a proxy's page) passes on no text of its own.
+ */
+export function oauthErrorCode(value: unknown): string | undefined {
+  return typeof value === 'string' && OAUTH_ERROR_CODE.test(value) ? value : undefined;
+}
+
+/**
+ * The error codes a token request's failure is counted under in metrics (`error.type`): the OAuth ones the token
+ * endpoint defines (RFC 6749, 8707, 9449 and OpenID Connect) and the BFF's own names. Any other value is `_OTHER`,
+ * as semantic conventions ask, so that whatever an answer says cannot add series; events and logs keep the code.
+ */
+const COUNTED_ERRORS = new Set([
+  'invalid_request', 'invalid_client', 'invalid_grant', 'unauthorized_client', 'unsupported_grant_type', 'invalid_scope',
+  'invalid_target', 'access_denied', 'server_error', 'temporarily_unavailable', 'too_many_requests', 'mfa_required',
+  'login_required', 'interaction_required', 'consent_required', 'use_dpop_nonce', 'invalid_dpop_proof',
+  'timeout', 'network_error', 'invalid_response',
+]);
+
+export function countedErrorType(error: string): string {
+  return COUNTED_ERRORS.has(error) || /^http_[1-5]\d\d$/.test(error) ? error : '_OTHER';
+}
+
 export function classifyTokenFailure(error: unknown): ClassifiedFailure {
   if (error instanceof ResponseBodyError) {
     const status = error.status;
     const retryAfter = parseRetryAfter(error.response?.headers.get('retry-after'));
-    if (error.error === 'invalid_grant') return { kind: 'terminal', error: error.error, status, retryAfter };
+    const code = oauthErrorCode(error.error) ?? 'invalid_response';
+    if (code === 'invalid_grant') return { kind: 'terminal', error: code, status, retryAfter };
     // Auth0 answers 401 access_denied "Unauthorized" for bad client credentials, 403 access_denied for a refresh an Action revoked.
-    if (error.error === 'access_denied') return { kind: status === 401 ? 'configuration' : 'terminal', error: error.error, status, retryAfter };
-    if (error.error === 'mfa_required' || error.error === 'login_required' || error.error === 'interaction_required') {
-      return { kind: 'terminal', error: error.error, status, retryAfter };
+    if (code === 'access_denied') return { kind: status === 401 ? 'configuration' : 'terminal', error: code, status, retryAfter };
+    if (code === 'mfa_required' || code === 'login_required' || code === 'interaction_required') {
+      return { kind: 'terminal', error: code, status, retryAfter };
     }
     // openid-client already answered one use_dpop_nonce with the nonce; a second one (the nonce rotated between
     // the two requests) is worth another try later, with the nonce it has now.
-    if (status === 429 || status >= 500 || error.error === 'temporarily_unavailable' || error.error === 'too_many_requests' || error.error === 'use_dpop_nonce') {
-      return { kind: 'transient', error: error.error, status, retryAfter };
+    if (status === 429 || status >= 500 || code === 'temporarily_unavailable' || code === 'too_many_requests' || code === 'use_dpop_nonce') {
+      return { kind: 'transient', error: code, status, retryAfter };
     }
-    return { kind: 'configuration', error: error.error, status, retryAfter };
+    return { kind: 'configuration', error: code, status, retryAfter };
   }
   if (error instanceof WWWAuthenticateChallengeError) {
     // A 401 with a WWW-Authenticate challenge (RFC 6749 5.2: failed client authentication) is the BFF's own fault.
     const status = error.status;
-    const challenge = error.cause?.[0]?.parameters?.error;
+    const challenge = oauthErrorCode(error.cause?.[0]?.parameters?.error);
     const retryAfter = parseRetryAfter(error.response?.headers.get('retry-after'));
     if (status === 429 || status >= 500) return { kind: 'transient', error: challenge ?? `http_${status}`, status, retryAfter };
     if (challenge === 'invalid_grant') return { kind: 'terminal', error: challenge, status, retryAfter };

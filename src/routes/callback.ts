@@ -3,7 +3,7 @@ import type { Request, Response } from 'express';
 import { ResponseBodyError, AuthorizationResponseError, ClientError } from 'openid-client';
 import { BffError, ErrorCode } from '../errors.js';
 import { sendError } from '../http/json-error.js';
-import { isTimeoutFailure } from '../idp/failures.js';
+import { isTimeoutFailure, oauthErrorCode } from '../idp/failures.js';
 import type { SessionRecord } from '../session/record.js';
 import { sessionExpiryOf } from '../session/session-expiry.js';
 import { sessionRef } from '../session/sessions.js';
@@ -164,16 +164,16 @@ function silentErrorCode(failure: BffError): string {
   const cause = failure.cause;
   const auth0 = cause instanceof AuthorizationError ? cause.error : cause instanceof AuthorizationResponseError || cause instanceof ResponseBodyError ? cause.error : undefined;
   // Only an OAuth error code's characters (RFC 6749 4.1.2.1): it is put in a URL the SPA reads.
-  return typeof auth0 === 'string' && /^[a-z0-9_.-]{1,64}$/i.test(auth0) ? auth0 : failure.code;
+  return oauthErrorCode(auth0) ?? failure.code;
 }
 
 /** A refusal by Auth0 or a token that does not check out is the login's fault (400); anything else is Auth0 being unreachable (502). */
 function loginFailure(error: unknown): BffError {
   if (error instanceof ResponseBodyError) {
     if (error.status >= 500 || error.status === 429) return idpUnavailable(error);
-    return new BffError(ErrorCode.LOGIN_FAILED, `Auth0 refused the login: ${error.error}.`, { cause: error });
+    return new BffError(ErrorCode.LOGIN_FAILED, `Auth0 refused the login: ${oauthErrorCode(error.error) ?? 'an answer that is not an OAuth error'}.`, { cause: error });
   }
-  if (error instanceof AuthorizationResponseError) return new BffError(ErrorCode.LOGIN_FAILED, `Auth0 answered ${error.error}.`, { cause: error });
+  if (error instanceof AuthorizationResponseError) return new BffError(ErrorCode.LOGIN_FAILED, `Auth0 answered ${oauthErrorCode(error.error) ?? 'an error that is not an OAuth error code'}.`, { cause: error });
   // openid-client reports a request that ran out of time as a ClientError too: Auth0 was slow, the login was fine.
   if (isTimeoutFailure(error)) return idpUnavailable(error);
   if (error instanceof ClientError && !((error as { cause?: unknown }).cause instanceof Response)) {

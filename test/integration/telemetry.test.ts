@@ -211,6 +211,28 @@ describe('OpenTelemetry traces and metrics of the proxy and the token renewals',
     expect(valueOf(await otel.points('bff.token.exchange.duration'), { 'bff.exchange.outcome': 'terminal', 'error.type': 'invalid_grant' })).toBeGreaterThanOrEqual(1);
     expect(valueOf(await otel.points('bff.logouts'), { 'bff.logout.reason': 'session_ended' }) - before).toBe(1);
   });
+
+  it("counts an error code the token endpoint does not define as _OTHER, and passes on no text that is not an error code", async () => {
+    const browser = h.browser();
+    await browser.login();
+    const otherBefore = valueOf(await otel.points('bff.token.exchange.duration'), { 'bff.exchange.outcome': 'configuration', 'error.type': '_OTHER' });
+    const eventsBefore = h.events.length;
+    // A WAF in front of the tenant that answers in JSON, with an error of its own, then with a page in `error`.
+    h.auth0.admin.failTokenEndpoint({ status: 400, body: { error: 'waf_rule_81412' } }, { times: 1 });
+    h.clock.advance(3_600_000);
+    expect((await browser.api('/api/items')).status).toBe(500);
+    h.auth0.admin.failTokenEndpoint({ status: 400, body: { error: '<html><title>Request blocked</title> ref 5e1f</html>' } }, { times: 1 });
+    expect((await browser.api('/api/items')).status).toBe(500);
+
+    const failed = h.events.slice(eventsBefore).filter((e) => e.name === 'refresh_failed').map((e) => (e.payload as { error: string }).error);
+    expect(failed).toEqual(['waf_rule_81412', 'invalid_response']);
+    expect(h.logs.join('\n')).not.toContain('Request blocked');
+    const points = await otel.points('bff.token.exchange.duration');
+    expect(valueOf(points, { 'bff.exchange.outcome': 'configuration', 'error.type': '_OTHER' }) - otherBefore).toBe(1);
+    expect(points.some((p) => p.attributes['error.type'] === 'waf_rule_81412')).toBe(false);
+    // Nobody is logged out by it: the session answers once the tenant does.
+    expect((await browser.api('/api/items')).status).toBe(200);
+  });
 });
 
 describe('OpenTelemetry spans and metrics of login, logout and back-channel logout', () => {
