@@ -121,6 +121,10 @@ export function validateOptions(options: BffOptions): BffConfig {
   }
   const redisPrefix = options.redisPrefix ?? 'bff:';
   if (typeof redisPrefix !== 'string') throw new BffConfigError('redisPrefix', 'must be a string, e.g. "bff:"');
+  // The BFF puts a session's id in braces, a Redis Cluster hash tag, so that a session's keys share one slot and its
+  // scripts can touch them together. A brace before it takes the tag's place: every key in one slot (`{bff}:`), or
+  // a session's keys in different slots (`bff{`), which a cluster refuses (CROSSSLOT) and a single Redis does not.
+  if (/[{}]/.test(redisPrefix)) throw new BffConfigError('redisPrefix', 'must not contain "{" or "}": the BFF tags its keys for Redis Cluster itself');
 
   const s = objectOption(options.session, 'session', KNOWN_KEYS.session) ?? {};
   const cookie = objectOption(s.cookie, 'session.cookie', KNOWN_KEYS['session.cookie']) ?? {};

@@ -43,6 +43,11 @@ describe('configuration', () => {
     expect(Object.isFrozen(config) && Object.isFrozen(config.session)).toBe(true);
   });
 
+  it('refuses a redisPrefix with a brace, which would take the place of the hash tag that keeps a session in one cluster slot', () => {
+    for (const redisPrefix of ['{bff}:', 'bff{', 'app}:']) expect(errorOf({ redisPrefix }).message).toMatch(/redisPrefix.*"\{" or "\}"/);
+    expect(validateOptions({ ...base, redisPrefix: 'tenant-a:bff:' }).redisPrefix).toBe('tenant-a:bff:');
+  });
+
   it('turns a domain into an https issuer', () => {
     const { domain: _d, issuer: _i, ...rest } = { ...base, domain: undefined };
     expect(validateOptions({ ...rest, domain: 'tenant.eu.auth0.com' }).issuer.href).toBe('https://tenant.eu.auth0.com/');
