@@ -104,14 +104,20 @@ export function sessionIdReader(name: string, secrets: readonly string[], option
   };
 }
 
-/** The first cookie with that exact name (RFC 6265 5.4: browsers send the most specific first). */
+/**
+ * The first cookie with that exact name (RFC 6265 5.4: browsers send the most specific first), without the double
+ * quotes RFC 6265 4.1.1 allows around a value, as express-session reads it: both must see the same session.
+ */
 export function cookieValue(header: string, name: string): string | undefined {
   let start = 0;
   while (start < header.length) {
     let end = header.indexOf(';', start);
     if (end < 0) end = header.length;
     const eq = header.indexOf('=', start);
-    if (eq > start && eq < end && header.slice(start, eq).trim() === name) return header.slice(eq + 1, end).trim();
+    if (eq > start && eq < end && header.slice(start, eq).trim() === name) {
+      const value = header.slice(eq + 1, end).trim();
+      return value.length > 1 && value.charCodeAt(0) === 0x22 && value.charCodeAt(value.length - 1) === 0x22 ? value.slice(1, -1) : value;
+    }
     start = end + 1;
   }
   return undefined;

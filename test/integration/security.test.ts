@@ -6,7 +6,7 @@ import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBff, type Bff, type RedisClient } from '../../src/index.js';
 import { CookieJar, scriptedLogin, startLocalAuth0 } from '../../src/local-auth0/index.js';
-import { AUDIENCE, CLIENT_ID, CLIENT_SECRET, SESSION_SECRET, startHarness, USER, type Browser, type Harness } from '../support/harness.js';
+import { AUDIENCE, CLIENT_ID, CLIENT_SECRET, SESSION_SECRET, closeDeletingKeys, startHarness, USER, type Browser, type Harness } from '../support/harness.js';
 
 describe('tokens encrypted at rest', () => {
   const oldKey = randomBytes(32).toString('hex');
@@ -308,5 +308,28 @@ describe('a key taken out of session.encryptionKeys too soon', () => {
     expect(res.status).toBe(302);
     expect(res.headers.getSetCookie().some((cookie) => /^bff=;/.test(cookie))).toBe(true);
     for (const browser of [fresh, old]) expect((await browser.user()).status).toBe(401);
+  });
+});
+
+describe('a session cookie sent in quotes', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ redis: true });
+  });
+  afterAll(() => closeDeletingKeys(h));
+
+  // RFC 6265 allows a cookie value in double quotes, and some clients and proxies send it so. express-session reads
+  // it without them: the API path must read the same session, not answer 401 where /auth/user answers 200.
+  it('is the same session on the API path as on the BFF routes', async () => {
+    const browser = h.browser();
+    await browser.login();
+    const quoted = browser.jar.header(browser.url).replace(/(^|; )(bff)=([^;]+)/, '$1$2="$3"');
+    expect(quoted).toMatch(/bff="s%3A/);
+    const headers = { cookie: quoted, 'x-csrf': '1' };
+    expect((await fetch(`${browser.url}/auth/user`, { headers })).status).toBe(200);
+    const res = await fetch(`${browser.url}/api/items`, { headers });
+    expect(res.status).toBe(200);
+    expect(h.upstream.requests.at(-1)?.headers.authorization).toMatch(/^Bearer /);
+    expect(h.upstream.requests.at(-1)?.headers.cookie).toBeUndefined();
   });
 });
