@@ -43,10 +43,20 @@ export function parseChallenges(header: string | readonly string[] | undefined):
   return out;
 }
 
+/**
+ * The error of a DPoP challenge: `use_dpop_nonce` (RFC 9449 9: the server wants a new nonce in the proof),
+ * `invalid_dpop_proof` (7.1: it refused the proof itself), `invalid_token`, ...
+ */
+export function dpopError(header: string | readonly string[] | undefined): string | undefined {
+  // Most answers carry no challenge at all; a 401 is the only one that is parsed.
+  if (header === undefined) return undefined;
+  for (const c of parseChallenges(header)) if (c.scheme === 'dpop' && c.params.error !== undefined) return c.params.error;
+  return undefined;
+}
+
 /** RFC 9449 9: the server wants a (new) nonce in the proof: `DPoP error="use_dpop_nonce"`. */
 export function demandsNonce(header: string | readonly string[] | undefined): boolean {
-  // Most answers carry no challenge at all; a 401 is the only one that is parsed.
-  return header !== undefined && parseChallenges(header).some((c) => c.scheme === 'dpop' && c.params.error === 'use_dpop_nonce');
+  return dpopError(header) === 'use_dpop_nonce';
 }
 
 /** A quoted-string (with its backslash escapes) or a token, from `pos`; returns the value and where it ended. */

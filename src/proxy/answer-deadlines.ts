@@ -28,19 +28,42 @@ export class AnswerDeadlines {
   private head: WaitingCall | undefined;
   private tail: WaitingCall | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** The deadline the timer is armed for. */
+  private armedAt = 0;
 
   constructor(readonly timeoutMs: number) {}
 
-  /** The call starts waiting for its answer. */
-  enter(call: WaitingCall): void {
-    call.waitDeadline = performance.now() + this.timeoutMs;
+  /**
+   * The call starts waiting for its answer, for `timeoutMs`; or until `at`, the deadline of the call it sends again
+   * (a DPoP nonce or proof retry): a replay gets no more time than the call it replaces had left.
+   */
+  enter(call: WaitingCall, at?: number): void {
+    call.waitDeadline = at ?? performance.now() + this.timeoutMs;
+    call.waiting = true;
+    if (at !== undefined && this.tail !== undefined && at < this.tail.waitDeadline) return this.insertEarlier(call);
     call.waitPrev = this.tail;
     call.waitNext = undefined;
-    call.waiting = true;
     if (this.tail === undefined) this.head = call;
     else this.tail.waitNext = call;
     this.tail = call;
-    this.timer ??= this.arm(call.waitDeadline);
+    if (this.timer === undefined) this.timer = this.arm(call.waitDeadline);
+  }
+
+  /** A replay's deadline, earlier than the last one's: in its place in the list, and the timer armed early enough. */
+  private insertEarlier(call: WaitingCall): void {
+    let after = this.tail;
+    while (after !== undefined && after.waitDeadline > call.waitDeadline) after = after.waitPrev;
+    const before = after === undefined ? this.head : after.waitNext;
+    call.waitPrev = after;
+    call.waitNext = before;
+    if (after === undefined) this.head = call;
+    else after.waitNext = call;
+    if (before === undefined) this.tail = call;
+    else before.waitPrev = call;
+    if (this.timer === undefined || call.waitDeadline < this.armedAt) {
+      if (this.timer !== undefined) clearTimeout(this.timer);
+      this.timer = this.arm(call.waitDeadline);
+    }
   }
 
   /** The answer began, or the call ended otherwise. Harmless when it already left. */
@@ -59,6 +82,7 @@ export class AnswerDeadlines {
   }
 
   private arm(at: number): NodeJS.Timeout {
+    this.armedAt = at;
     const timer = setTimeout(this.expire, Math.max(0, at - performance.now()));
     // The calls' own connections keep the process alive, not this.
     timer.unref();

@@ -189,7 +189,7 @@ export class ApiProxy {
    * `session`: a long response of a session ends with it; `entry`: the token, with a proof when it is bound. Without
    * either (by the API's token policy) the call is not tracked, or goes without a token.
    */
-  private forward(req: ServerRequest, incoming: IncomingHttpHeaders, res: ServerResponse, path: string, session: LoadedSession | undefined, entry: AccessTokenEntry | undefined, hasBody: boolean, mayRetry: boolean, resend: number, settle: Settle, nonceRetry = true): void {
+  private forward(req: ServerRequest, incoming: IncomingHttpHeaders, res: ServerResponse, path: string, session: LoadedSession | undefined, entry: AccessTokenEntry | undefined, hasBody: boolean, mayRetry: boolean, resend: number, settle: Settle, nonceRetry = true, waitUntil?: number): void {
     // A body parser that ran first left nothing to stream: undici would send an empty body the upstream may accept.
     if (hasBody && bodyAlreadyRead(req)) return settle({ kind: 'failed', error: BODY_ALREADY_READ }, 0);
     const headers = upstreamRequestHeaders(req, entry, this.forwarded, incoming);
@@ -198,7 +198,7 @@ export class ApiProxy {
     if (proofs !== undefined) proofs.authorize(headers, req.method, path, entry!);
     const call = this.telemetry?.start(req.method, path, headers, resend);
     const done = call === undefined ? settle : endingSpan(call, settle);
-    const finish = proofs === undefined ? done : this.nonceRetrying(req, incoming, res, path, session, entry, hasBody, mayRetry, resend, settle, nonceRetry, call, done);
+    const finish = proofs === undefined ? done : this.nonceRetrying(req, incoming, res, path, session, entry, hasBody, mayRetry, resend, settle, nonceRetry, call, done, waitUntil ?? performance.now() + this.api.timeoutMs);
     try {
       this.pool.dispatch(
         {
@@ -212,21 +212,25 @@ export class ApiProxy {
           // An event stream (EventSource asks for one) may be quiet for as long as it likes, unless configured otherwise.
           bodyTimeout: incoming.accept?.includes('text/event-stream') ? this.api.eventStreamTimeoutMs : null,
         },
-        new ForwardHandler(res, mayRetry, finish, this.streams, session, this.api.audience, proofs?.rememberNonce, this.deadlines, hasBody || this.poolTimesAnswers),
+        // A replay waits until its first call's deadline, kept by `deadlines` to the answer's start whatever the pool does.
+        new ForwardHandler(res, mayRetry, finish, this.streams, session, this.api.audience, proofs?.rememberNonce, this.deadlines, waitUntil === undefined && (hasBody || this.poolTimesAnswers), waitUntil),
       );
     } catch (error) {
       done({ kind: 'failed', error: error as Error }, 0);
     }
   }
 
-  /** With DPoP: an answer that asks for a nonce sends the request again with one, once (see `forward`). */
-  private nonceRetrying(req: ServerRequest, incoming: IncomingHttpHeaders, res: ServerResponse, path: string, session: LoadedSession | undefined, entry: AccessTokenEntry | undefined, hasBody: boolean, mayRetry: boolean, resend: number, settle: Settle, nonceRetry: boolean, call: ProxyCall | undefined, done: Settle): Settle {
+  /**
+   * With DPoP: an answer that asks for a nonce, or refuses the proof, sends the request again with a new proof,
+   * once (see `forward`), within the time the first call had: `waitUntil`.
+   */
+  private nonceRetrying(req: ServerRequest, incoming: IncomingHttpHeaders, res: ServerResponse, path: string, session: LoadedSession | undefined, entry: AccessTokenEntry | undefined, hasBody: boolean, mayRetry: boolean, resend: number, settle: Settle, nonceRetry: boolean, call: ProxyCall | undefined, done: Settle, waitUntil: number): Settle {
     return (outcome, status) => {
-      if (outcome.kind !== 'retry' || outcome.reason !== 'use_dpop_nonce') return done(outcome, status);
+      if (outcome.kind !== 'retry' || outcome.reason === 'invalid_token') return done(outcome, status);
       call?.end(status, undefined);
       // Once, and like a token renewal only when replaying cannot do harm: a body was streamed away already.
-      if (nonceRetry && !hasBody && REPLAYABLE.has(req.method)) return this.forward(req, incoming, res, path, session, entry, false, mayRetry, resend + 1, settle, false);
-      settle({ kind: 'failed', error: nonceRequired() }, status);
+      if (nonceRetry && !hasBody && REPLAYABLE.has(req.method)) return this.forward(req, incoming, res, path, session, entry, false, mayRetry, resend + 1, settle, false, waitUntil);
+      settle({ kind: 'failed', error: outcome.reason === 'use_dpop_nonce' ? nonceRequired() : proofRefused() }, status);
     };
   }
 
@@ -287,6 +291,17 @@ const nonceRequired = (): BffError => new BffError(
   ErrorCode.UPSTREAM_NONCE_REQUIRED,
   'The API asked for a DPoP nonce and did not process the request; it can be sent again now.',
   { retryAfter: 0 },
+);
+
+/**
+ * The API refused the BFF's DPoP proofs (`invalid_dpop_proof`), a fresh one too: a 502, reported with the cause
+ * `INVALID_DPOP_PROOF`, as the API's own fault or the deployment's (the URL the API sees, its clock), never the
+ * session's.
+ */
+const proofRefused = (): BffError => new BffError(
+  ErrorCode.UPSTREAM_UNAVAILABLE,
+  'The API refused the DPoP proof: check that it sees the URL the BFF signs (the API\'s upstream) and that its clock is right.',
+  { cause: Object.assign(new Error('invalid_dpop_proof'), { code: 'INVALID_DPOP_PROOF' }) },
 );
 
 function upstreamError(error: unknown): BffError {

@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http';
 import { errors as undiciErrors, type Dispatcher } from 'undici';
 import type { StreamTracker, Tracked } from '../realtime/registry.js';
 import type { LoadedSession } from '../session/sessions.js';
-import { demandsNonce, parseChallenges } from '../dpop/challenge.js';
+import { dpopError, parseChallenges } from '../dpop/challenge.js';
 import type { AnswerDeadlines, WaitingCall } from './answer-deadlines.js';
 import { browserResponseHeaders } from './headers.js';
 
@@ -11,16 +11,18 @@ export type ForwardOutcome =
   | { readonly kind: 'done' }
   /**
    * Nothing was sent to the browser yet, and the request may be sent again: the upstream said the token is no good
-   * (401 invalid_token, and the request may be replayed), or it wants a DPoP nonce (401 use_dpop_nonce; whether the
-   * request can be replayed is the caller's to decide).
+   * (401 invalid_token, and the request may be replayed), or it wants a DPoP nonce (401 use_dpop_nonce) or refused
+   * the proof (401 invalid_dpop_proof; for both, whether the request can be replayed is the caller's to decide).
    */
-  | { readonly kind: 'retry'; readonly reason: 'invalid_token' | 'use_dpop_nonce' }
+  | { readonly kind: 'retry'; readonly reason: RetryReason }
   /** Failed before anything reached the browser: the caller answers with an error. */
   | { readonly kind: 'failed'; readonly error: Error }
   /** Failed after the answer began: the browser's connection was broken off. */
   | { readonly kind: 'broken'; readonly error: Error }
   /** The browser went away first and the upstream request was ended: there is nobody left to answer. */
   | { readonly kind: 'gone' };
+
+export type RetryReason = 'invalid_token' | 'use_dpop_nonce' | 'invalid_dpop_proof';
 
 /** The outcome of every call that went well: one object, not one per call. */
 const DONE: ForwardOutcome = Object.freeze({ kind: 'done' });
@@ -33,7 +35,7 @@ const GONE: ForwardOutcome = Object.freeze({ kind: 'gone' });
 export class ForwardHandler implements Dispatcher.DispatchHandler, WaitingCall {
   private controller: Dispatcher.DispatchController | undefined;
   private started = false;
-  private retrying: 'invalid_token' | 'use_dpop_nonce' | undefined;
+  private retrying: RetryReason | undefined;
   private settled = false;
   /** The upstream's Content-Length, while no byte of the body was written: a body that arrives whole is sent whole. */
   private wholeLength = -1;
@@ -73,11 +75,13 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, WaitingCall {
      * timeout then), not from when the browser began a slow upload.
      */
     private readonly deadlineEndsAtStart = false,
+    /** The deadline of the call this one sends again (a DPoP retry): not a new `timeout` from now. */
+    waitUntil?: number,
   ) {
     // `on`, not `once`: `finish` takes it off, and a response closes once; `once` would wrap it in two more
     // objects per call.
     res.on('close', this.onClientClose);
-    deadlines?.enter(this);
+    deadlines?.enter(this, waitUntil);
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -114,8 +118,16 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, WaitingCall {
       const remembered = typeof nonce === 'string' && this.rememberNonce(nonce);
       // RFC 9449 9: the API refused the request unprocessed; the nonce to use came with the refusal. Without a
       // usable one (none, two, or not a nonce) no retry could do better: its refusal goes to the browser as it is.
-      if (statusCode === 401 && remembered && demandsNonce(headers['www-authenticate'])) {
-        this.retrying = 'use_dpop_nonce';
+      const refusal = statusCode === 401 ? dpopError(headers['www-authenticate']) : undefined;
+      if (refusal === 'use_dpop_nonce' && remembered) {
+        this.retrying = refusal;
+        return;
+      }
+      // The API refused the proof (its clock, or the URL it sees, differs from the BFF's): never the browser's to
+      // see as a 401, which an SPA takes for a logout. A fresh proof may do (a replay cache that collided, an
+      // `iat` just out of the API's window); the caller decides.
+      if (refusal === 'invalid_dpop_proof') {
+        this.retrying = refusal;
         return;
       }
     }

@@ -38,6 +38,35 @@ describe('the wait for an upstream\'s answer, one timer for every call of an API
     expect(vi.getTimerCount()).toBe(0);
   });
 
+  it('ends a call sent again at the deadline of the call it replaces, before calls that entered earlier but wait longer', () => {
+    const late: string[] = [];
+    const deadlines = new AnswerDeadlines(1_000);
+    const [first, other, replay, alone] = ['first', 'other', 'replay', 'alone'].map((name) => call(name, late)) as [WaitingCall, WaitingCall, WaitingCall, WaitingCall];
+    deadlines.enter(first);
+    const firstDeadline = first.waitDeadline;
+    vi.advanceTimersByTime(600);
+    deadlines.enter(other);
+    // `first` was answered (a nonce challenge) and is sent again, with what it had left: 400 ms.
+    deadlines.leave(first);
+    deadlines.enter(replay, firstDeadline);
+    vi.advanceTimersByTime(399);
+    expect(late).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(late).toEqual(['replay']);
+    vi.advanceTimersByTime(600);
+    expect(late).toEqual(['replay', 'other']);
+
+    // With the timer armed for a later call only, an earlier deadline arms it again.
+    deadlines.enter(other);
+    vi.advanceTimersByTime(900);
+    deadlines.enter(alone, performance.now() + 50);
+    vi.advanceTimersByTime(50);
+    expect(late).toEqual(['replay', 'other', 'alone']);
+    vi.advanceTimersByTime(50);
+    expect(late).toEqual(['replay', 'other', 'alone', 'other']);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
   it('keeps one timer however many calls wait, and arms it again for calls that come later', () => {
     const late: string[] = [];
     const deadlines = new AnswerDeadlines(500);
