@@ -5,6 +5,7 @@ import type { TelemetryOptions } from '../telemetry/providers.js';
 import { readLogger, readTelemetry } from './observability.js';
 import type { BffOptions, RedisClient, TokenPolicy } from './options.js';
 import { readDPoPOption, type DPoPConfig } from '../dpop/options.js';
+import { shownMember } from '../dpop/key.js';
 import { parseEncryptionKeys } from '../session/encryption.js';
 
 /** The validated, frozen configuration. No module but this one reads raw options. */
@@ -519,7 +520,7 @@ function checkAssertionKey(key: object): void {
   const fits = ASSERTION_ALGORITHMS[`${String(jwk.kty)} ${String(jwk.crv ?? '')}`.trim()];
   if (fits === undefined) throw new BffConfigError(option, 'must be an RSA, EC (P-256, P-384, P-521) or Ed25519 key');
   if (alg === undefined) throw new BffConfigError(option, `needs "alg" (${fits.join(' or ')}) for its key type`);
-  if (typeof alg !== 'string' || !fits.includes(alg)) throw new BffConfigError(option, `has "alg": ${JSON.stringify(alg)}, which its key type does not sign with; use ${fits.join(' or ')}`);
+  if (typeof alg !== 'string' || !fits.includes(alg)) throw new BffConfigError(option, `has "alg": ${shownMember(alg)}, which its key type does not sign with; use ${fits.join(' or ')}`);
 }
 
 /** The JWS algorithms a client assertion key of each type (and curve) signs with. */

@@ -51,7 +51,7 @@ export function readDPoPKey(input: unknown): DPoPKey {
     : undefined;
   // "EdDSA" is the older, polymorphic name of what an Ed25519 key signs (RFC 8037); many JWK generators write it.
   if (jwkAlg !== undefined && jwkAlg !== details.alg && !(jwkAlg === 'EdDSA' && details.alg === 'Ed25519')) {
-    throw new DPoPKeyError(`has "alg": ${JSON.stringify(jwkAlg)}, but its key type signs with ${details.alg}`);
+    throw new DPoPKeyError(`has "alg": ${shownMember(jwkAlg)}, but its key type signs with ${details.alg}`);
   }
   // A JWK whose public members do not belong to its private part would sign proofs no server can verify.
   const probe = Buffer.from('dpop key check');
@@ -86,6 +86,37 @@ export async function webCryptoKeyPair(key: DPoPKey): Promise<CryptoKeyPair> {
   return { privateKey, publicKey };
 }
 
+/**
+ * The names a JWK's `kty`, `crv` or `alg` may hold, from the IANA JOSE registries (JSON Web Key Types, JSON Web Key
+ * Elliptic Curve, JSON Web Signature and Encryption Algorithms; RFC 7518, 8037, 8812, 9864): public, so safe to quote.
+ */
+const JOSE_NAMES: ReadonlySet<string> = new Set([
+  'EC', 'RSA', 'oct', 'OKP',
+  'P-256', 'P-384', 'P-521', 'Ed25519', 'Ed448', 'X25519', 'X448', 'secp256k1',
+  'none', 'HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512',
+  'ES256K', 'EdDSA', 'RSA1_5', 'RSA-OAEP', 'RSA-OAEP-256', 'RSA-OAEP-384', 'RSA-OAEP-512', 'A128KW', 'A192KW', 'A256KW',
+  'dir', 'ECDH-ES', 'ECDH-ES+A128KW', 'ECDH-ES+A192KW', 'ECDH-ES+A256KW', 'A128GCMKW', 'A192GCMKW', 'A256GCMKW',
+  'PBES2-HS256+A128KW', 'PBES2-HS384+A192KW', 'PBES2-HS512+A256KW',
+]);
+
+/**
+ * A JWK member's value as an error message may show it: quoted when it is a name of the JOSE registries, otherwise
+ * described without its content. A value that is no such name may be anything, a mis-pasted `d` included.
+ *
+ * @example
+ * ```ts
+ * shownMember('secp256k1'); // '"secp256k1"'
+ * shownMember(jwk.d); // '(a 43-character value)'
+ * ```
+ */
+export function shownMember(value: unknown): string {
+  if (typeof value === 'string') return JOSE_NAMES.has(value) ? JSON.stringify(value) : `(a ${value.length}-character value)`;
+  if (value === undefined) return '(none)';
+  if (value === null) return '(null)';
+  if (Array.isArray(value)) return '(an array)';
+  return typeof value === 'object' ? '(an object)' : `(a ${typeof value})`;
+}
+
 function toKeyObject(input: unknown): KeyObject {
   if (input instanceof KeyObject) return checkPrivate(input);
   if (isCryptoKey(input)) {
@@ -101,9 +132,9 @@ function toKeyObject(input: unknown): KeyObject {
   if (jwk.kty === 'RSA') throw new DPoPKeyError(`is an RSA key: use ${SUPPORTED} (RSA proofs cost ten times more to sign on every API call)`);
   if (jwk.kty !== 'EC' && jwk.kty !== 'OKP') throw new DPoPKeyError(`must be a JWK with "kty" "EC" or "OKP": ${SUPPORTED}`);
   if (jwk.kty === 'EC' && !(typeof jwk.crv === 'string' && jwk.crv in EC_ALGORITHMS)) {
-    throw new DPoPKeyError(`has an unsupported curve ${JSON.stringify(jwk.crv)}: use ${SUPPORTED}`);
+    throw new DPoPKeyError(`has an unsupported curve ${shownMember(jwk.crv)}: use ${SUPPORTED}`);
   }
-  if (jwk.kty === 'OKP' && jwk.crv !== 'Ed25519') throw new DPoPKeyError(`has an unsupported curve ${JSON.stringify(jwk.crv)}: use ${SUPPORTED}`);
+  if (jwk.kty === 'OKP' && jwk.crv !== 'Ed25519') throw new DPoPKeyError(`has an unsupported curve ${shownMember(jwk.crv)}: use ${SUPPORTED}`);
   if (jwk.d === undefined) throw new DPoPKeyError('is a public key: the private JWK (with its "d" member) is needed to sign proofs');
   try {
     return createPrivateKey({ key: input as import('node:crypto').JsonWebKey, format: 'jwk' });

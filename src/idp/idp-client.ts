@@ -110,19 +110,29 @@ export class IdpClient {
   }
 
   /**
-   * The discovered configuration for one call whose requests must each end within `timeoutMs` (an exchange's
-   * remaining deadline): a copy with a fetch of its own, so that calls at the same time keep their own limits.
+   * The configured fetch for one call, every request of it given up by `until` (a performance.now() time): a call
+   * may make more than one, as openid-client repeats a token request that Auth0 answered with `use_dpop_nonce`
+   * (RFC 9449 section 8), and the repeat gets what is left of the call's time, not a whole timeout again.
+   */
+  private fetchUntil(until: number): oidc.CustomFetch {
+    return (url, options) => fetchWithin(this.config.fetch, url, options as RequestInit, Math.max(1, until - performance.now()));
+  }
+
+  /**
+   * The discovered configuration for one call that must end within `timeoutMs` (an exchange's remaining deadline):
+   * a copy with a fetch of its own, so that calls at the same time keep their own limits.
    * Not an AsyncLocalStorage around the call: on Node 20 and 22 its first use turns promise hooks on in the whole
    * process for good, and every promise and await of the app costs more from then on (BENCHMARKS.md).
    */
   private async within(timeoutMs: number): Promise<oidc.Configuration> {
+    const until = performance.now() + timeoutMs;
     // Discovery under way (a BFF started while Auth0 is slow) counts against the call's time, not on top of it.
     if (this.callParts === undefined) await readyWithin(this.ready(), timeoutMs);
     const { server, client, auth } = this.callParts!;
     // The constructor copies what it is given: the parts stay as discovery left them.
     const call = new oidc.Configuration(server, this.config.clientId, client, auth);
     if (this.config.issuer.protocol === 'http:') oidc.allowInsecureRequests(call);
-    call[oidc.customFetch] = this.boundedFetch(timeoutMs);
+    call[oidc.customFetch] = this.fetchUntil(until);
     call.timeout = 0;
     return call;
   }

@@ -229,6 +229,13 @@ describe('configuration', () => {
     }
   });
 
+  it('refuses a client assertion key whose alg holds its private d, without quoting it', () => {
+    const error = errorOf({ clientSecret: undefined, clientAssertionKey: { ...PRIVATE_JWK, alg: PRIVATE_JWK.d } as never });
+    expect(error.option).toBe('clientAssertionKey');
+    expect(error.message).toMatch(/"alg": \(a \d+-character value\), which its key type does not sign with/);
+    expect(error.message).not.toContain(PRIVATE_JWK.d!.slice(0, 12));
+  });
+
   it('gives a token the default margin should the app\'s margin misbehave for its lifetime after startup', () => {
     const margin = (lifetime: number) => (lifetime === 1234 ? Number.NaN : 5);
     const config = validateOptions({ ...base, tokens: { refreshMargin: margin } });

@@ -24,20 +24,27 @@ const API = 'https://api.example.test';
 const HOUR = 3_600_000;
 const ecJwk = () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' }) as JsonWebKey;
 
-type Reply = { status: number; body: object; headers?: Record<string, string> };
-const granted = (tokenType: 'DPoP' | 'Bearer', accessToken = `AT-${randomUUID()}`): Reply =>
+/** A scripted answer, sent after `afterMs`. */
+type Answer = { status: number; body: object; headers?: Record<string, string>; afterMs?: number };
+/** `'never'`: a request Auth0 never answers. */
+type Reply = Answer | 'never';
+const granted = (tokenType: 'DPoP' | 'Bearer', accessToken = `AT-${randomUUID()}`): Answer =>
   ({ status: 200, body: { access_token: accessToken, token_type: tokenType, expires_in: 3600 } });
-const refused = (status: number, error: string, headers?: Record<string, string>): Reply =>
+const refused = (status: number, error: string, headers?: Record<string, string>): Answer =>
   ({ status, body: { error, error_description: `${error} (fake)` }, ...(headers ? { headers } : {}) });
 
 /** A BFF's token side against a scripted token endpoint that records the DPoP header of each request. */
-async function bffWith(options: { dpopKey?: JsonWebKey; replies: Reply[]; supportedAlgs?: string[] }) {
+async function bffWith(options: { dpopKey?: JsonWebKey; replies: Reply[]; supportedAlgs?: string[]; tokens?: { exchangeDeadline: number; attemptTimeout: number } }) {
   const proofs: Array<string | null> = [];
   const logs: string[] = [];
   const now = Date.now();
   const fakeFetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const url = String(input instanceof Request ? input.url : input);
-    const reply = (r: Reply) => new Response(JSON.stringify(r.body), { status: r.status, headers: { 'content-type': 'application/json', ...r.headers } });
+    const reply = async (r: Reply): Promise<Response> => {
+      if (r === 'never') return new Promise((_resolve, reject) => init?.signal?.addEventListener('abort', () => reject(init.signal!.reason as Error)));
+      if (r.afterMs !== undefined) await new Promise((resolve) => setTimeout(resolve, r.afterMs));
+      return new Response(JSON.stringify(r.body), { status: r.status, headers: { 'content-type': 'application/json', ...r.headers } });
+    };
     if (url.endsWith('/.well-known/openid-configuration')) {
       return reply({ status: 200, body: { issuer: ISSUER, token_endpoint: TOKEN_ENDPOINT, authorization_endpoint: `${ISSUER}authorize`, ...(options.supportedAlgs ? { dpop_signing_alg_values_supported: options.supportedAlgs } : {}) } });
     }
@@ -50,7 +57,7 @@ async function bffWith(options: { dpopKey?: JsonWebKey; replies: Reply[]; suppor
     fetch: fakeFetch as typeof fetch,
     clock: () => now,
     logger: { warn: (m) => void logs.push(m), error: (m) => void logs.push(m) },
-    tokens: { exchangeDeadline: 2_000, attemptTimeout: 500 },
+    tokens: options.tokens ?? { exchangeDeadline: 2_000, attemptTimeout: 500 },
     ...(options.dpopKey ? { dpop: { key: options.dpopKey } } : {}),
   });
   const dpop = config.dpop ? new DPoP(config.dpop.key, config.clock, config.logger) : undefined;
@@ -121,6 +128,25 @@ describe('DPoP token requests', () => {
     // openid-client retries once (n1), the second challenge (n2) is a transient failure: the next attempt carries n2.
     expect((await (await bff.session()).token()).token).toBe('AT-late');
     expect(bff.proofs).toHaveLength(3);
+  });
+
+  it('give up an exchange by tokens.exchangeDeadline when Auth0 asks for a nonce late and never answers the retry', async () => {
+    const bff = await bffWith({
+      dpopKey: ecJwk(),
+      tokens: { exchangeDeadline: 1_000, attemptTimeout: 1_000 },
+      replies: [{ ...refused(400, 'use_dpop_nonce', { 'dpop-nonce': 'nonce-1' }), afterMs: 900 }, 'never'],
+    });
+    close = bff.close;
+    const s = await bff.session();
+    const started = performance.now();
+    const code = await s.token().then(() => 'ok', (error: BffError) => error.code);
+    const took = performance.now() - started;
+
+    expect(code).toBe(ErrorCode.TOKEN_SERVICE_UNAVAILABLE);
+    // The retry carrying the nonce was made (a last request in the deadline's final moments may follow it).
+    expect(JSON.parse(Buffer.from(bff.proofs[1]!.split('.')[1]!, 'base64url').toString()).nonce).toBe('nonce-1');
+    // By the deadline (1 s), give or take a busy machine; a retry given a whole attempt again ends past 1.9 s.
+    expect(took).toBeLessThan(1_700);
   });
 
   it('count invalid_dpop_proof as the BFF\'s configuration error: 500, the session kept', async () => {

@@ -14,6 +14,8 @@ import { decodeAccessToken, encodeAccessToken } from '../../src/session/record.j
 
 const ecJwk = (namedCurve = 'P-256') => generateKeyPairSync('ec', { namedCurve }).privateKey.export({ format: 'jwk' });
 const publicOf = ({ d: _d, ...rest }: Record<string, unknown>) => rest;
+/** The JWK with its private `d` pasted into another member too. */
+const withMember = (jwk: JsonWebKey, member: 'crv' | 'alg') => ({ ...jwk, [member]: jwk.d });
 
 describe('the DPoP key', () => {
   it('reads a private P-256 JWK as ES256, with the RFC 7638 thumbprint of its public key', async () => {
@@ -54,6 +56,10 @@ describe('the DPoP key', () => {
     ['a JWK whose alg says otherwise', () => ({ ...ecJwk(), alg: 'RS256' }), /"alg": "RS256", but its key type signs with ES256/],
     ['a JWK whose x and y belong to another key', () => ({ ...ecJwk(), x: ecJwk().x, y: ecJwk().y }), /not a consistent key pair|not a valid private JWK/],
     ['a JWK with a broken d', () => ({ ...ecJwk(), d: 'AAAA' }), /not a valid private JWK|not a consistent key pair/],
+    // A mis-pasted key: members that are no JOSE name are described, never quoted.
+    ['a JWK whose crv holds its d', () => withMember(ecJwk(), 'crv'), /unsupported curve \(a \d+-character value\)/],
+    ['an Ed25519 JWK whose crv holds its d', () => withMember(generateKeyPairSync('ed25519').privateKey.export({ format: 'jwk' }), 'crv'), /unsupported curve \(a \d+-character value\)/],
+    ['a JWK whose alg holds its d', () => withMember(ecJwk(), 'alg'), /"alg": \(a \d+-character value\), but its key type signs with ES256/],
   ])('refuses %s, saying why without quoting the key', (_name, make, reason) => {
     const input = make();
     const error = (() => {
