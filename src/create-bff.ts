@@ -203,7 +203,7 @@ export function createBff(options: BffOptions): Bff {
   const events = new BffEventEmitter();
   const telemetry = createTelemetry(config.telemetry, backend.countSessions);
   const report = new Reporter(events, config.logger, telemetry);
-  const dpop = config.dpop ? new DPoP(config.dpop.key, config.clock, config.logger) : undefined;
+  const dpop = config.dpop ? new DPoP(config.dpop, config.clock, config.logger) : undefined;
   const idp = new IdpClient(config, dpop);
   idp.start();
   const sessions = new Sessions(config, backend, report);

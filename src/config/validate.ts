@@ -96,7 +96,7 @@ const KNOWN_KEYS = {
   csrf: ['header', 'value'],
   logout: ['idpLogout', 'returnTo', 'idTokenHint'],
   tokens: ['refreshMargin', 'clockSkew', 'exchangeDeadline', 'attemptTimeout'],
-  dpop: ['key'],
+  dpop: ['key', 'previousKeys'],
   telemetry: ['tracerProvider', 'meterProvider'],
 } as const;
 /** Parameters the login sets itself: passed on from the browser, they would be overwritten, or worse. */

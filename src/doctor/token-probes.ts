@@ -76,7 +76,7 @@ function madeUpCallback(config: BffConfig, metadata: Record<string, unknown>, st
  * gives it: an application that requires sender-constrained tokens refuses a token request without a proof.
  */
 export async function probeClient(config: BffConfig, metadata: Record<string, unknown>): Promise<ProbeResult> {
-  const idp = new IdpClient(config, config.dpop ? new DPoP(config.dpop.key, config.clock, config.logger) : undefined);
+  const idp = new IdpClient(config, config.dpop ? new DPoP(config.dpop, config.clock, config.logger) : undefined);
   try {
     try {
       await idp.ready();

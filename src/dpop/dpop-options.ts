@@ -13,4 +13,11 @@ export interface DPoPOptions {
    * P-521, or Ed25519) or a private `CryptoKey` created with `extractable: true`. Its algorithm follows from the key.
    */
   key: PrivateJwk | webcrypto.CryptoKey;
+  /**
+   * Keys the BFF used before `key`, while a change of key rolls out: a stored token bound to one of them is used with
+   * it (each call's proof signed by it) instead of being renewed, and new tokens are bound to `key`. Without them,
+   * instances with the old key and the new one renew each other's tokens on every call a load balancer sends across.
+   * Keep an old key for one access token lifetime after every instance has the new one.
+   */
+  previousKeys?: ReadonlyArray<PrivateJwk | webcrypto.CryptoKey>;
 }

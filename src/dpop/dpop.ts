@@ -2,6 +2,7 @@ import type * as oidc from 'openid-client';
 import type { Logger } from '../events/events.js';
 import type { DPoPKey } from './key.js';
 import { NonceCache } from './nonces.js';
+import type { DPoPConfig } from './options.js';
 import { accessTokenHash, ProofSigner } from './proof.js';
 import { issuerRefusesAlgorithm, tokenEndpointHandle } from './token-endpoint.js';
 import { UpstreamProofs, type BoundToken } from './upstream.js';
@@ -12,17 +13,22 @@ import { UpstreamProofs, type BoundToken } from './upstream.js';
  * is usable on all of them.
  */
 export class DPoP {
+  readonly key: DPoPKey;
   private readonly signer: ProofSigner;
+  /** The signers of `previousKeys`, by thumbprint: for the stored tokens bound to them. */
+  private readonly previousSigners: ReadonlyMap<string, ProofSigner>;
   /** The APIs' nonces (the token endpoint's are kept by openid-client's handle). */
   private readonly nonces = new NonceCache();
   private readonly warnedUnbound = new Set<string>();
 
   constructor(
-    readonly key: DPoPKey,
+    config: DPoPConfig,
     private readonly clock: () => number,
     private readonly logger: Logger,
   ) {
-    this.signer = new ProofSigner(key, clock);
+    this.key = config.key;
+    this.signer = new ProofSigner(config.key, clock);
+    this.previousSigners = new Map(config.previousKeys.map((key) => [key.thumbprint, new ProofSigner(key, clock)]));
   }
 
   /** The key's thumbprint: a token bound to it carries it as `cnf.jkt`. */
@@ -32,7 +38,7 @@ export class DPoP {
 
   /** Proofs for the calls to one upstream API, by its origin. */
   forUpstream(origin: string): UpstreamProofs {
-    return new UpstreamProofs(origin, this.signer, this.nonces, athOf);
+    return new UpstreamProofs(origin, this.key.thumbprint, this.signer, this.previousSigners, this.nonces, athOf);
   }
 
   /** openid-client's options for every token request of a discovered issuer. */
@@ -72,10 +78,11 @@ function athOf(entry: BoundToken): string {
 }
 
 /**
- * Whether a stored token may be sent with the BFF's key (or without one): a Bearer token always, a bound token
- * only with the key it is bound to. A token bound to another key (the key was changed, or DPoP turned off) must be
- * renewed first: no API would accept it.
+ * Whether a stored token may be sent with the BFF's keys (or without one): a Bearer token always, a bound token
+ * only when the BFF holds the key it is bound to, `key` or one of `previousKeys`. A token bound to another key (the
+ * key was changed and the old one let go, or DPoP turned off) must be renewed first: no API would accept it.
  */
-export function fitsKey(entry: { readonly jkt?: string | undefined }, thumbprint: string | undefined): boolean {
-  return entry.jkt === undefined || entry.jkt === thumbprint;
+export function fitsKey(entry: { readonly jkt?: string | undefined }, dpop: DPoPConfig | undefined): boolean {
+  const jkt = entry.jkt;
+  return jkt === undefined || (dpop !== undefined && (jkt === dpop.key.thumbprint || (dpop.previousKeys.length > 0 && dpop.previousKeys.some((k) => k.thumbprint === jkt))));
 }

@@ -4,6 +4,8 @@ import type { ProofSigner } from './proof.js';
 /** What the proxy knows of the token it attaches. */
 export interface BoundToken {
   readonly token: string;
+  /** The thumbprint of the key the token is bound to. */
+  readonly jkt?: string | undefined;
 }
 
 /**
@@ -14,7 +16,11 @@ export interface BoundToken {
 export class UpstreamProofs {
   constructor(
     private readonly origin: string,
+    /** The thumbprint of `signer`'s key, the BFF's key now. */
+    private readonly thumbprint: string,
     private readonly signer: ProofSigner,
+    /** The signers of the keys used before it, by thumbprint, for tokens still bound to one of them. */
+    private readonly previousSigners: ReadonlyMap<string, ProofSigner>,
     private readonly nonces: NonceCache,
     private readonly athOf: (entry: BoundToken) => string,
   ) {}
@@ -26,7 +32,8 @@ export class UpstreamProofs {
   authorize(headers: Record<string, string | string[]>, method: string, path: string, entry: BoundToken): void {
     const q = path.indexOf('?');
     headers.authorization = `DPoP ${entry.token}`;
-    headers.dpop = this.signer.proof({
+    const signer = entry.jkt === this.thumbprint || entry.jkt === undefined ? this.signer : this.previousSigners.get(entry.jkt) ?? this.signer;
+    headers.dpop = signer.proof({
       htm: method,
       htu: this.origin + (q < 0 ? path : path.slice(0, q)),
       ath: this.athOf(entry),

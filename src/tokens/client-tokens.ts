@@ -187,7 +187,7 @@ export class ClientToken {
    * one, nor one bound to another key than this BFF's (another instance's key, or DPoP turned off here).
    */
   private usable(entry: AccessTokenEntry | undefined, rejected: string | undefined, seen: string | undefined): boolean {
-    if (entry === undefined || entry.token === rejected || !fitsKey(entry, this.config.dpop?.key.thumbprint)) return false;
+    if (entry === undefined || entry.token === rejected || !fitsKey(entry, this.config.dpop)) return false;
     const now = this.config.clock();
     return now < entry.refreshAt || (now < entry.expiresAt && seen !== undefined && entry.token !== seen);
   }

@@ -80,7 +80,7 @@ export class TokenManager {
   private readonly lockTtlMs: number;
   /** Whether a token Auth0 issued is for the API it was asked for: checked when one is stored (login, exchange). */
   readonly audiences: AudienceCheck;
-  /** The DPoP key's thumbprint: a stored token bound to another key is renewed before use. */
+  /** The DPoP key's thumbprint: a stored token bound to another key is renewed before use, unless a previous key's. */
   private readonly jkt: string | undefined;
 
   constructor(
@@ -98,7 +98,7 @@ export class TokenManager {
   /** A fresh access token for a loaded session: the stored one when it is not expiring, else one exchange. */
   accessToken(session: LoadedSession, target: TokenTarget, options: AccessTokenOptions = NO_OPTIONS): AccessTokenEntry | Promise<AccessTokenEntry> {
     const current = session.view.accessToken;
-    if (!options.force && current !== undefined && this.config.clock() < current.refreshAt && fitsKey(current, this.jkt)) return current;
+    if (!options.force && current !== undefined && this.config.clock() < current.refreshAt && this.fits(current)) return current;
     const key = `${session.id} ${target.audience}`;
     const joined = this.inflight.get(key);
     if (joined) {
@@ -115,6 +115,11 @@ export class TokenManager {
     return pending;
   }
 
+  /** {@link fitsKey}, with one comparison for the usual token: bound to the key (or to none, without DPoP). */
+  private fits(entry: AccessTokenEntry): boolean {
+    return entry.jkt === this.jkt || fitsKey(entry, this.config.dpop);
+  }
+
   /** Whether an upstream's rejection of this token may force an exchange: once per token a normal exchange gave. */
   mayForce(token: string): boolean {
     return !this.forced.has(token);
@@ -127,7 +132,7 @@ export class TokenManager {
    * make every waiter exchange again.
    */
   private isUsable(entry: AccessTokenEntry | undefined, stale: string | undefined, options: AccessTokenOptions): entry is AccessTokenEntry {
-    if (entry === undefined || !fitsKey(entry, this.jkt)) return false;
+    if (entry === undefined || !this.fits(entry)) return false;
     const now = this.config.clock();
     if (now >= entry.expiresAt || (now >= entry.refreshAt && entry.token === stale)) return false;
     return !options.force || (options.rejected !== undefined && entry.token !== options.rejected);

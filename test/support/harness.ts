@@ -104,6 +104,8 @@ export interface HarnessOptions {
   redis?: boolean;
   instances?: number;
   bff?: Partial<BffOptions>;
+  /** Options of one instance, over `bff` (instances that differ: a rollout of a new key, of new settings). */
+  instanceBff?: (instance: number) => Partial<BffOptions>;
   /**
    * The proxied APIs, given the upstream's URL and the emulator (an API that checks its tokens needs the issuer).
    * Default: /api -> the upstream.
@@ -258,6 +260,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       logger,
       tokens: { exchangeDeadline: 1_500, attemptTimeout: 500 },
       ...options.bff,
+      ...options.instanceBff?.(i),
     });
     for (const name of ['login', 'refresh', 'refresh_failed', 'client_token', 'client_token_failed', 'logout', 'revocation_failed', 'backchannel_logout_rejected', 'upstream_failed', 'store_failed'] as const) {
       bff.events.on(name, (payload: unknown) => events.push({ name, payload }));

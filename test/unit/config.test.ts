@@ -2,6 +2,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { validateOptions } from '../../src/config/validate.js';
 import { BffConfigError } from '../../src/errors.js';
+import { readDPoPKey } from '../../src/dpop/key.js';
 import type { BffOptions } from '../../src/config/options.js';
 
 const SECRET = 'a-session-secret-of-at-least-32-characters';
@@ -18,6 +19,9 @@ const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const PRIVATE_JWK = rsa.privateKey.export({ format: 'jwk' });
 const PUBLIC_JWK = rsa.publicKey.export({ format: 'jwk' });
 const EC_PRIVATE_JWK = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
+
+const ecKey = () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
+const publicOnly = ({ d: _d, ...rest }: Record<string, unknown>) => rest;
 
 function errorOf(options: Partial<BffOptions> & Record<string, unknown>): BffConfigError {
   try {
@@ -46,6 +50,15 @@ describe('configuration', () => {
   it('refuses a redisPrefix with a brace, which would take the place of the hash tag that keeps a session in one cluster slot', () => {
     for (const redisPrefix of ['{bff}:', 'bff{', 'app}:']) expect(errorOf({ redisPrefix }).message).toMatch(/redisPrefix.*"\{" or "\}"/);
     expect(validateOptions({ ...base, redisPrefix: 'tenant-a:bff:' }).redisPrefix).toBe('tenant-a:bff:');
+  });
+
+  it('reads dpop.previousKeys as keys of their own, naming the one that is wrong, and leaves out dpop.key and repeats', () => {
+    expect(errorOf({ dpop: { key: EC_PRIVATE_JWK, previousKeys: EC_PRIVATE_JWK as never } }).message).toMatch(/^dpop\.previousKeys must be an array/);
+    expect(errorOf({ dpop: { key: EC_PRIVATE_JWK, previousKeys: [ecKey(), publicOnly(ecKey())] as never } }).message).toMatch(/^dpop\.previousKeys\[1\] is a public key/);
+    const old = ecKey();
+    const config = validateOptions({ ...base, dpop: { key: EC_PRIVATE_JWK as never, previousKeys: [old, EC_PRIVATE_JWK, old] as never } });
+    expect(config.dpop?.previousKeys.map((k) => k.thumbprint)).toEqual([readDPoPKey(old).thumbprint]);
+    expect(validateOptions({ ...base, dpop: { key: EC_PRIVATE_JWK as never } }).dpop?.previousKeys).toEqual([]);
   });
 
   it('turns a domain into an https issuer', () => {

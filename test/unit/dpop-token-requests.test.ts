@@ -60,7 +60,7 @@ async function bffWith(options: { dpopKey?: JsonWebKey; replies: Reply[]; suppor
     tokens: options.tokens ?? { exchangeDeadline: 2_000, attemptTimeout: 500 },
     ...(options.dpopKey ? { dpop: { key: options.dpopKey } } : {}),
   });
-  const dpop = config.dpop ? new DPoP(config.dpop.key, config.clock, config.logger) : undefined;
+  const dpop = config.dpop ? new DPoP(config.dpop, config.clock, config.logger) : undefined;
   const idp = new IdpClient(config, dpop);
   await idp.ready();
   const backend = createMemoryBackend(plainCipher, 24 * HOUR, config.clock);
