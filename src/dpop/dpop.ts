@@ -36,9 +36,13 @@ export class DPoP {
     return this.key.thumbprint;
   }
 
-  /** Proofs for the calls to one upstream API, by its origin. */
-  forUpstream(origin: string): UpstreamProofs {
-    return new UpstreamProofs(origin, this.key.thumbprint, this.signer, this.previousSigners, this.nonces, athOf);
+  /**
+   * Proofs for the calls to one upstream API (its `upstream` URL). Its nonces are its own: two APIs behind one
+   * gateway origin may each have theirs, and would otherwise take each other's nonce on every call.
+   */
+  forUpstream(upstream: URL): UpstreamProofs {
+    const scope = upstream.origin + upstream.pathname.replace(/\/+$/, '');
+    return new UpstreamProofs(upstream.origin, scope, this.key.thumbprint, this.signer, this.previousSigners, this.nonces, athOf);
   }
 
   /** openid-client's options for every token request of a discovered issuer. */

@@ -10,12 +10,14 @@ export interface BoundToken {
 
 /**
  * DPoP for the calls to one upstream API: `Authorization: DPoP <token>` and a fresh proof per call for its
- * method and URL, with the last nonce this API's origin gave. Synchronous: the key is imported once, the token's
+ * method and URL, with the last nonce this API gave. Synchronous: the key is imported once, the token's
  * `ath` is computed once per token entry.
  */
 export class UpstreamProofs {
   constructor(
     private readonly origin: string,
+    /** Whose nonces the calls use and keep: the API's upstream URL (see NonceCache). */
+    private readonly nonceScope: string,
     /** The thumbprint of `signer`'s key, the BFF's key now. */
     private readonly thumbprint: string,
     private readonly signer: ProofSigner,
@@ -37,10 +39,10 @@ export class UpstreamProofs {
       htm: method,
       htu: this.origin + (q < 0 ? path : path.slice(0, q)),
       ath: this.athOf(entry),
-      nonce: this.nonces.get(this.origin),
+      nonce: this.nonces.get(this.nonceScope),
     });
   }
 
   /** Remembers the `DPoP-Nonce` of any answer of this API: a challenge's, or a fresh one sent along with a success. */
-  readonly rememberNonce = (nonce: string): boolean => this.nonces.set(this.origin, nonce);
+  readonly rememberNonce = (nonce: string): boolean => this.nonces.set(this.nonceScope, nonce);
 }

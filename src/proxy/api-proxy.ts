@@ -74,7 +74,7 @@ export class ApiProxy {
     });
     this.basePath = api.upstream.pathname.replace(/\/+$/, '');
     this.forwarded = { proto: config.baseURL.protocol.slice(0, -1), host: config.baseURL.host, prefix: api.mount };
-    this.proofs = dpop?.forUpstream(api.upstream.origin);
+    this.proofs = dpop?.forUpstream(api.upstream);
     this.plan = tokenPlan(api, clientTokens);
   }
 

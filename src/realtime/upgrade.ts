@@ -86,7 +86,7 @@ export class UpgradeHandler {
     this.apis = [...config.apis].sort((a, b) => b.mount.length - a.mount.length);
     this.forwarded = { proto: config.baseURL.protocol.slice(0, -1), host: config.baseURL.host };
     const sockets = this.apis.filter((api) => api.websocket);
-    if (dpop) for (const api of sockets) this.proofs.set(api, dpop.forUpstream(api.upstream.origin));
+    if (dpop) for (const api of sockets) this.proofs.set(api, dpop.forUpstream(api.upstream));
     for (const api of sockets) {
       const calls = telemetry.proxy(api);
       if (calls !== undefined) this.calls.set(api, calls);

@@ -16,7 +16,13 @@ describe('an API that refuses the BFF\'s DPoP proofs', () => {
   beforeAll(async () => {
     h = await startHarness({
       bff: { dpop: { key } },
-      apis: (upstream) => [{ mount: '/api', upstream }, { mount: '/slow', upstream, timeout: SLOW_TIMEOUT_MS }],
+      apis: (upstream) => [
+        { mount: '/api', upstream },
+        { mount: '/slow', upstream, timeout: SLOW_TIMEOUT_MS },
+        // Two services behind one gateway origin, each with a nonce of its own.
+        { mount: '/billing', upstream: `${upstream}/billing` },
+        { mount: '/orders', upstream: `${upstream}/orders` },
+      ],
     });
   });
   afterAll(() => h?.close());
@@ -73,6 +79,27 @@ describe('an API that refuses the BFF\'s DPoP proofs', () => {
     expect(res.status).toBe(502);
     expect(await res.json()).toMatchObject({ error: 'upstream_unavailable' });
     expect(h.upstream.requests).toHaveLength(1);
+  });
+
+  it('keeps the nonce of each API behind one gateway origin apart: POSTs to both go through once each knows its own', async () => {
+    const browser = h.browser();
+    await browser.login();
+    const nonces: Record<string, string> = { billing: 'billing-nonce', orders: 'orders-nonce' };
+    h.upstream.handler = (req, res) => {
+      const service = req.url!.split('/')[1]!;
+      if (payloadOf(req.headers.dpop as string).nonce !== nonces[service]) {
+        res.writeHead(401, { 'www-authenticate': 'DPoP error="use_dpop_nonce"', 'dpop-nonce': nonces[service]! });
+        return res.end();
+      }
+      res.writeHead(201, { 'content-type': 'application/json' });
+      res.end('{}');
+    };
+    const post = async (mount: string) => (await browser.api(`${mount}/orders`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status;
+    // Each API's first POST is refused for want of its nonce (503 upstream_nonce_required, to be sent again).
+    expect([await post('/billing'), await post('/orders')]).toEqual([503, 503]);
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) statuses.push(await post(i % 2 === 0 ? '/billing' : '/orders'));
+    expect(statuses).toEqual([201, 201, 201, 201]);
   });
 
   it('gives a GET sent again for a nonce only the time its first call had left: 504 by the API\'s timeout, not twice it', async () => {

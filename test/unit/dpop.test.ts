@@ -107,7 +107,7 @@ describe('a DPoP proof', () => {
   });
 
   it('on an API call, carries the ath of the token entry it is given, call after call, and a renewed entry\'s, leaving the entry as it was', async () => {
-    const proofs = new DPoP({ key, previousKeys: [] }, () => now, { warn() {}, error() {} }).forUpstream('https://api.example.com');
+    const proofs = new DPoP({ key, previousKeys: [] }, () => now, { warn() {}, error() {} }).forUpstream(new URL('https://api.example.com'));
     const first = { token: 'first-token', expiresAt: 2, refreshAt: 1, scope: undefined, jkt: key.thumbprint };
     const renewed = { token: 'renewed-token', expiresAt: 4, refreshAt: 3, scope: undefined, jkt: key.thumbprint };
     const athSent = async (entry: typeof first) => {
