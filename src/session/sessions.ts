@@ -162,6 +162,15 @@ export class Sessions {
    * Given `ids` (from `find`), ends those.
    */
   async end(target: EndTarget, ids?: readonly string[]): Promise<Ended> {
+    return (await this.endWithRecords(target, ids)).ended;
+  }
+
+  /**
+   * `end`, also giving the records it took out of the store (atomically, each by one caller only): a caller that
+   * revokes their ORT revokes what it ended itself, never what a concurrent end took. Their tokens go to Auth0
+   * only, never into an event or a log line.
+   */
+  async endWithRecords(target: EndTarget, ids?: readonly string[]): Promise<{ ended: Ended; records: readonly StoredSessionRecord[] }> {
     const found = new Set(ids ?? (await this.find(target)));
     let ended: StoredSessionRecord[];
     try {
@@ -178,7 +187,7 @@ export class Sessions {
       // The app's store may be anything: a failure there leaves an entry without a record, which logs nobody in.
       await Promise.all([...found].map((id) => new Promise<void>((resolve) => external.destroy(id, () => resolve()))));
     }
-    return { sessions: ended.length, sub: target.sub ?? ended[0]?.sub, sid: target.sid ?? ended[0]?.sid };
+    return { ended: { sessions: ended.length, sub: target.sub ?? ended[0]?.sub, sid: target.sid ?? ended[0]?.sid }, records: ended };
   }
 
   /** The BFF session ids `end` would end: reads only. */

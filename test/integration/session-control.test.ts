@@ -258,9 +258,18 @@ describe('ending another device while the session store stalls', () => {
   let stalledRemovals = 0;
   /** How many of the next session ends Redis runs without its answer ever coming back. */
   let lostEnds = 0;
+  /** Whether Auth0's revocation endpoint fails (a 503), everything else answering. */
+  let failRevocations = false;
+  const failingRevocation: typeof fetch = async (input, init) => {
+    const url = input instanceof Request ? input.url : String(input);
+    if (failRevocations && url.endsWith('/oauth/revoke')) {
+      return new Response(JSON.stringify({ error: 'temporarily_unavailable' }), { status: 503, headers: { 'content-type': 'application/json' } });
+    }
+    return fetch(input, init);
+  };
   beforeAll(async () => {
     h = await startHarness({
-      bff: { routes: { sessions: true }, redisCommandTimeout: 300 },
+      bff: { routes: { sessions: true }, redisCommandTimeout: 300, fetch: failingRevocation },
       redisConnect: stubbedRedis((client) => {
         const zRem = client.zRem.bind(client);
         const evalSha = client.evalSha.bind(client);
@@ -337,6 +346,101 @@ describe('ending another device while the session store stalls', () => {
     await expect.poll(() => h.events.filter((e) => e.name === 'logout').slice(logouts), { timeout: 10_000 }).toEqual([
       { name: 'logout', payload: expect.objectContaining({ reason: 'user', sessions: 1, revoked: true }) },
     ]);
+  });
+
+  it('ends a session that shares the current one\'s Auth0 session when the store ends it but its answer never comes, and reports the logout once', async () => {
+    const laptop = await loggedIn(h, 0, FIREFOX);
+    const older = refOf(h, laptop);
+    await secondBffSessionOfSameAuth0Session(laptop);
+    const sids = auth0Sids(h);
+    const logouts = h.events.filter((e) => e.name === 'logout').length;
+
+    lostEnds = 1;
+    const res = await laptop.api(`/auth/sessions/${older}`, { method: 'DELETE' });
+    // The end is decided (and has happened): the SPA is not told that nothing happened.
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ ended: 1, revoked: 0, revocationFailed: 0 });
+    expect(auth0Sids(h)).toEqual(sids);
+    expect((await laptop.api('/api/items')).status).toBe(200);
+    const listed = (await listSessions(laptop)).map((s) => s.sessionRef);
+    expect(listed).toContain(refOf(h, laptop));
+    expect(listed).not.toContain(older);
+    // The retry finds the session gone, by this end: the app hears of it then.
+    await expect.poll(() => h.events.filter((e) => e.name === 'logout').slice(logouts), { timeout: 10_000 }).toEqual([
+      { name: 'logout', payload: expect.objectContaining({ reason: 'revoked', sessions: 1 }) },
+    ]);
+  });
+
+  it('ends another device when the store ends it but its answer never comes and Auth0 does not confirm the revocation, and reports the logout once', async () => {
+    const laptop = await loggedIn(h, 0, FIREFOX);
+    const phone = await loggedIn(h, 0, CHROME);
+    const logouts = h.events.filter((e) => e.name === 'logout').length;
+
+    lostEnds = 1;
+    failRevocations = true;
+    let res: Response;
+    try {
+      res = await phone.api(`/auth/sessions/${refOf(h, laptop)}`, { method: 'DELETE' });
+    } finally {
+      failRevocations = false;
+    }
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ ended: 1, revoked: 0, revocationFailed: 1 });
+    expect((await laptop.user()).status).toBe(401);
+    expect((await phone.api('/api/items')).status).toBe(200);
+    await expect.poll(() => h.events.filter((e) => e.name === 'logout').slice(logouts), { timeout: 10_000 }).toEqual([
+      { name: 'logout', payload: expect.objectContaining({ reason: 'revoked', sessions: 1, revoked: false }) },
+    ]);
+  });
+});
+
+describe('two requests ending the same session at once', () => {
+  let h: Harness;
+  /** While set, session ends wait here until two have come: both requests have read the session before either ends it. */
+  let heldEnds: Array<() => void> | undefined;
+  beforeAll(async () => {
+    h = await startHarness({
+      // Generous: a held end must not time out while the other request gets to its own.
+      bff: { routes: { sessions: true }, redisCommandTimeout: 10_000 },
+      redisConnect: stubbedRedis((client) => {
+        const evalSha = client.evalSha.bind(client);
+        Object.assign(client, {
+          evalSha: (sha: string, options: { keys: string[]; arguments: string[] }) => {
+            const ending = options.keys.length === 3 && options.keys.some((key) => key.includes(':lock:'));
+            const held = heldEnds;
+            if (!ending || held === undefined) return evalSha(sha, options);
+            return new Promise((resolve, reject) => {
+              held.push(() => void evalSha(sha, options).then(resolve, reject));
+              if (held.length < 2) return;
+              heldEnds = undefined;
+              for (const send of held) send();
+            });
+          },
+        });
+      }),
+    });
+  });
+  afterAll(() => closeDeletingKeys(h));
+
+  it('revokes it once, and the request that ended nothing says it revoked nothing', async () => {
+    const laptop = await loggedIn(h, 0, FIREFOX);
+    const phone = await loggedIn(h, 0, CHROME);
+    const tablet = await loggedIn(h, 0, SAFARI);
+    const revocations = h.auth0.admin.counts().revocations;
+
+    heldEnds = [];
+    const answers = await Promise.all([phone, tablet].map(async (browser) => (await browser.api(`/auth/sessions/${refOf(h, laptop)}`, { method: 'DELETE' })).json()));
+    expect(answers.sort((a, b) => b.ended - a.ended)).toEqual([
+      { ended: 1, revoked: 1, revocationFailed: 0 },
+      { ended: 0, revoked: 0, revocationFailed: 0 },
+    ]);
+    expect(h.auth0.admin.counts().revocations).toBe(revocations + 1);
+    expect(h.events.filter((e) => e.name === 'logout')).toEqual([
+      { name: 'logout', payload: expect.objectContaining({ reason: 'revoked', sessions: 1, revoked: true }) },
+    ]);
+    expect((await laptop.user()).status).toBe(401);
+    expect((await phone.api('/api/items')).status).toBe(200);
+    expect((await tablet.api('/api/items')).status).toBe(200);
   });
 });
 
