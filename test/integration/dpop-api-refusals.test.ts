@@ -89,7 +89,8 @@ describe('an API that refuses the BFF\'s DPoP proofs', () => {
       const service = req.url!.split('/')[1]!;
       if (payloadOf(req.headers.dpop as string).nonce !== nonces[service]) {
         res.writeHead(401, { 'www-authenticate': 'DPoP error="use_dpop_nonce"', 'dpop-nonce': nonces[service]! });
-        return res.end();
+        res.end();
+        return;
       }
       res.writeHead(201, { 'content-type': 'application/json' });
       res.end('{}');
