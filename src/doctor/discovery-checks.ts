@@ -27,12 +27,24 @@ export function discoveryUrl(issuer: URL): URL {
   return new URL(`${issuer.href.replace(/\/?$/, '/')}.well-known/openid-configuration`);
 }
 
+/** The finding for a discovery URL that answers with a redirect, which the BFF's client does not follow. */
+function redirected(url: URL, status: number, location: string | undefined): Finding {
+  const target = location !== undefined && URL.canParse(location, url) ? new URL(location, url).href : undefined;
+  return fail('discovery.document', `Cannot read ${url.href}: it redirects (HTTP ${status})${target ? ` to ${target}` : ''}`, {
+    detail: 'The BFF\'s client follows no redirect for the discovery document: it cannot load it, so logins wait and /healthz answers 503.',
+    fix: 'Set ISSUER_URL / AUTH0_DOMAIN to the issuer exactly, as its discovery document names it (the tenant\'s domain or its custom domain), so that the document is served there without a redirect.',
+  });
+}
+
 /** Loads and checks the discovery document of `issuer`; `metadata` is there when it could be read. */
 export async function checkDiscovery(issuer: URL, http: DoctorHttp): Promise<{ findings: Finding[]; metadata?: Record<string, unknown> }> {
   const url = discoveryUrl(issuer);
   let metadata: Record<string, unknown>;
   try {
-    const { status, body } = await getJson(url, {}, http);
+    // Not followed: the BFF's client (openid-client) follows no redirect for this document and cannot start
+    // behind one, so a document the doctor reached through one would be a check passed for nothing.
+    const { status, body, location } = await getJson(url, {}, http, { redirect: 'manual' });
+    if (status >= 300 && status < 400) return { findings: [redirected(url, status, location)] };
     if (status !== 200) throw new Error(`HTTP ${status}`);
     if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new Error('the answer is not a JSON object');
     metadata = body as Record<string, unknown>;

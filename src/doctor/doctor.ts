@@ -8,7 +8,7 @@ import type { BffOptions } from '../config/options.js';
 import type { BffConfig } from '../config/validate.js';
 import { checkConfiguration, checkEnvironment, checkOptions } from './config-checks.js';
 import { checkDiscovery } from './discovery-checks.js';
-import { SECTIONS, findingsOf, scrubSecrets, summarize, type DoctorReport, type Finding } from './finding.js';
+import { SECTIONS, findingsOf, scrubSecrets, scrubberOf, summarize, type DoctorReport, type Finding } from './finding.js';
 import type { DoctorHttp } from './http.js';
 import { readTenant } from './management-client.js';
 import { audiencesOf, checkApis, checkApplicationDPoP, checkClientUrls, checkGrantTypes, type SenderConstraining } from './tenant-checks.js';
@@ -78,7 +78,7 @@ export async function runDoctor(input: DoctorInput): Promise<DoctorReport> {
   const source = input.env === undefined ? fromOptions(input.options) : fromEnvironment(input.env);
   findings.push(...source.findings);
   const managementToken = input.managementToken ?? source.managementToken;
-  const secrets = [...source.secrets, managementToken];
+  const secrets: Confidential = { secrets: [...source.secrets, managementToken], userNames: source.userNames };
   // The BFF's own validation and token client, quiet, on the doctor's fetch and timeout.
   const forDoctor = (options: BffOptions): BffOptions => ({
     ...options,
@@ -116,10 +116,10 @@ export async function runDoctor(input: DoctorInput): Promise<DoctorReport> {
 
   const target = { issuer: config.issuer.href, clientId: config.clientId, audiences: audiencesOf(config), baseURL: config.baseURL.origin };
   if (!discovery.metadata) {
-    findings.push(findingsOf('client').skip('client.credentials', 'Credentials not checked: the tenant could not be reached'));
+    findings.push(findingsOf('client').skip('client.credentials', 'Credentials not checked: the BFF\'s client cannot use the discovery document, which could not be read'));
     return finish(findings, secrets, target, input.strict === true);
   }
-  const probe = await probeClient(config, discovery.metadata);
+  const probe = await probeClient(config, discovery.metadata, { discoveryFailed: discovery.findings.some((f) => f.status === 'fail') });
   findings.push(...probe.findings);
   findings.push(...(await checkTenant(config, discovery.metadata, probe, managementToken, http)));
   return finish(findings, secrets, target, input.strict === true);
@@ -131,40 +131,49 @@ interface Source {
   envConfig?: Auth0Config;
   managementToken?: string;
   secrets: Array<string | undefined>;
+  /** The user names of the URLs given: not secrets, but not printed either. */
+  userNames: string[];
+}
+
+/** What the report must not show (see scrubberOf). */
+interface Confidential {
+  secrets: Array<string | undefined>;
+  userNames: string[];
 }
 
 function fromEnvironment(env: Env): Source {
   const { findings, config } = checkEnvironment(env);
   const managementToken = env.AUTH0_MANAGEMENT_TOKEN?.trim() || undefined;
+  const credentials = URL_VARIABLES.map((name) => credentialsIn(env[name] ?? ''));
   const secrets = [
     env.CLIENT_SECRET, env.SESSION_SECRET, env.CLIENT_SECRET?.trim(), env.SESSION_SECRET?.trim(),
-    ...URL_VARIABLES.flatMap((name) => credentialsIn(env[name] ?? '')),
+    ...credentials.flatMap((c) => c.secrets),
   ];
-  if (!config) return { findings, secrets, ...(managementToken ? { managementToken } : {}) };
+  const userNames = credentials.flatMap((c) => c.userNames);
+  if (!config) return { findings, secrets, userNames, ...(managementToken ? { managementToken } : {}) };
   const idp = { issuer: config.issuer, clientId: config.clientId, clientSecret: config.clientSecret, clientAuthMethod: chooseClientAuthMethod(undefined) };
   return {
     findings,
     options: exampleBffOptions(config, idp, baseUrlOf(config)),
     envConfig: config,
     secrets,
+    userNames,
     ...(managementToken ? { managementToken } : {}),
   };
 }
 
 /**
  * The user name and password a URL carries (`scheme://user:pass@host`), as written and decoded, and as the URL
- * parser sees them: also of a URL that does not parse (a password with an unencoded `/` or `@`), since a message
- * may quote such a value too.
+ * parser sees them: also of a URL that does not parse (a password with an unencoded `@`), since a message may quote
+ * such a value too. A user name without a password (`https://TOKEN@host`) is often a token: a secret.
  */
-function credentialsIn(variable: string): string[] {
+function credentialsIn(variable: string): { secrets: string[]; userNames: string[] } {
   const value = variable.trim();
   const authority = value.replace(/^[A-Za-z][A-Za-z0-9+.-]*:\/\//, '').split(/[/?#]/, 1)[0] ?? '';
   const at = authority.lastIndexOf('@');
   const userinfo = at < 0 ? '' : authority.slice(0, at);
   const colon = userinfo.indexOf(':');
-  const written = colon < 0 ? [userinfo] : [userinfo.slice(0, colon), userinfo.slice(colon + 1)];
   const url = URL.canParse(value) ? new URL(value) : undefined;
-  const parsed = url ? [url.username, url.password] : [];
   const decoded = (part: string) => {
     try {
       return decodeURIComponent(part);
@@ -172,13 +181,27 @@ function credentialsIn(variable: string): string[] {
       return part;
     }
   };
-  return [...written, ...parsed].flatMap((part) => [part, decoded(part)]).filter(Boolean);
+  const both = (parts: string[]) => parts.flatMap((part) => [part, decoded(part)]).filter(Boolean);
+  if (colon < 0 && !url?.password) return { secrets: both([userinfo, url?.username ?? '']), userNames: [] };
+  return {
+    secrets: both([colon < 0 ? '' : userinfo.slice(colon + 1), url?.password ?? '']),
+    userNames: both([colon < 0 ? userinfo : userinfo.slice(0, colon), url?.username ?? '']),
+  };
 }
 
 function fromOptions(options: BffOptions): Source {
   const session = (options?.session ?? {}) as { secrets?: unknown; encryptionKeys?: unknown };
   const list = (value: unknown) => (typeof value === 'string' ? [value] : Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : []);
-  return { findings: [], options, secrets: [options?.clientSecret, ...list(session.secrets), ...list(session.encryptionKeys)] };
+  // The options' URLs may carry credentials as the environment's can; they are scrubbed alike.
+  const apis = (Array.isArray(options?.apis) ? options.apis : []) as Array<{ audience?: unknown; upstream?: unknown }>;
+  const urls = list([options?.issuer, options?.domain, options?.audience, options?.baseURL, ...apis.flatMap((api) => [api?.audience, api?.upstream])]);
+  const credentials = urls.map(credentialsIn);
+  return {
+    findings: [],
+    options,
+    secrets: [options?.clientSecret, ...list(session.secrets), ...list(session.encryptionKeys), ...credentials.flatMap((c) => c.secrets)],
+    userNames: credentials.flatMap((c) => c.userNames),
+  };
 }
 
 /** The Management API's view of the API and the application, or the grant types as the probes saw them. */
@@ -198,10 +221,11 @@ async function checkTenant(
     ];
   }
   const audiences = audiencesOf(config);
-  const data = await readTenant(config.issuer, managementToken, config.clientId, audiences, http);
+  const jwksUri = typeof metadata.jwks_uri === 'string' ? metadata.jwks_uri : undefined;
+  const data = await readTenant(config.issuer, managementToken, config.clientId, audiences, http, jwksUri);
   // What the Management API did not give is listed as not checked, check by check, never left out.
-  const apisUnread = 'the Management API did not give the API settings';
-  const clientUnread = data.client === null ? 'the tenant has no such application' : 'the Management API did not give the application settings';
+  const apisUnread = data.unread ?? 'the Management API did not give the API settings';
+  const clientUnread = data.unread ?? (data.client === null ? 'the tenant has no such application' : 'the Management API did not give the application settings');
   const client = data.client ?? undefined;
   const hasKey = config.dpop !== undefined;
   const dpop: SenderConstraining = !hasKey ? 'off' : client?.require_proof_of_possession === true ? 'required' : 'on';
@@ -221,10 +245,18 @@ async function checkTenant(
   return findings;
 }
 
-function finish(findings: Finding[], secrets: Array<string | undefined>, target: DoctorReport['target'], strict: boolean): DoctorReport {
+function finish(findings: Finding[], confidential: Confidential, target: DoctorReport['target'], strict: boolean): DoctorReport {
   const order = Object.keys(SECTIONS);
   // A stable sort: the checks' own order within each section.
   const sorted = [...findings].sort((a, b) => order.indexOf(a.section) - order.indexOf(b.section));
-  const clean = scrubSecrets(sorted, secrets);
-  return { ...summarize(clean, strict), target, findings: clean };
+  const clean = scrubSecrets(sorted, confidential.secrets, confidential.userNames);
+  // The target is printed too, and holds the values given as they are (an AUDIENCE with a password).
+  const scrub = scrubberOf(confidential.secrets, confidential.userNames);
+  const cleanTarget = {
+    ...(target.issuer === undefined ? {} : { issuer: scrub(target.issuer) }),
+    ...(target.clientId === undefined ? {} : { clientId: scrub(target.clientId) }),
+    ...(target.audiences === undefined ? {} : { audiences: target.audiences.map(scrub) }),
+    ...(target.baseURL === undefined ? {} : { baseURL: scrub(target.baseURL) }),
+  };
+  return { ...summarize(clean, strict), target: cleanTarget, findings: clean };
 }

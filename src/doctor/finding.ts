@@ -76,13 +76,40 @@ export function summarize(findings: readonly Finding[], strict: boolean): Pick<D
 }
 
 /**
- * Replaces every occurrence of a secret in the findings' text with `[redacted]`. The checks never put one there;
- * this is the last guard, for text that came from outside (an error message, an answer from the tenant).
+ * How short a value may be and still be replaced wherever it appears. A value known to be secret (a client or
+ * session secret, a token, the password of a URL) is replaced from 3 characters up: a shorter one matches letters
+ * of ordinary words, so that replacing it would leave the report unreadable, and it protects nothing anyway. The
+ * user name of a URL is an identifier, often a common word (Redis' `default`): replaced from 8 characters up. Both,
+ * however short, are also removed from every URL the report quotes (`https://***@host`, as the example's reader
+ * writes them).
  */
-export function scrubSecrets(findings: readonly Finding[], secrets: readonly (string | undefined)[]): Finding[] {
-  // Short values could match ordinary words; every secret the doctor knows of is long.
-  const known = [...new Set(secrets.filter((s): s is string => typeof s === 'string' && s.length >= 8))];
-  const scrub = (text: string) => known.reduce((out, secret) => out.split(secret).join('[redacted]'), text);
+const MIN_SECRET_LENGTH = 3;
+const MIN_USER_NAME_LENGTH = 8;
+/** The user information of a URL, `scheme://user:pass@`, up to the last `@` before the host (a password may hold one). */
+const URL_USERINFO = /\b([A-Za-z][A-Za-z0-9+.-]*:\/\/)[\w.~%!$&'()*+,;=:@-]*@/g;
+
+/**
+ * A function that replaces, in a text, every secret with `[redacted]` and the user information of every URL;
+ * `userNames` are replaced from a longer length than `secrets` (see MIN_USER_NAME_LENGTH).
+ */
+export function scrubberOf(secrets: readonly (string | undefined)[], userNames: readonly (string | undefined)[] = []): (text: string) => string {
+  const atLeast = (values: readonly (string | undefined)[], length: number) => values.filter((v): v is string => typeof v === 'string' && v.length >= length);
+  // Longest first, in one pass: a secret that contains another is replaced whole, and `[redacted]` is never scrubbed again.
+  const known = [...new Set([...atLeast(secrets, MIN_SECRET_LENGTH), ...atLeast(userNames, MIN_USER_NAME_LENGTH)])].sort((a, b) => b.length - a.length);
+  const pattern = known.length === 0 ? undefined : new RegExp(known.map((v) => v.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'), 'g');
+  return (text) => {
+    const out = text.replace(URL_USERINFO, '$1***@');
+    return pattern ? out.replace(pattern, '[redacted]') : out;
+  };
+}
+
+/**
+ * Replaces every occurrence of a secret in the findings' text with `[redacted]`, and the user information of every
+ * URL. The checks never put one there; this is the last guard, for text that came from outside (an error message,
+ * an answer from the tenant) and for the values given (an audience with a password).
+ */
+export function scrubSecrets(findings: readonly Finding[], secrets: readonly (string | undefined)[], userNames: readonly (string | undefined)[] = []): Finding[] {
+  const scrub = scrubberOf(secrets, userNames);
   return findings.map((finding) => {
     const out: Record<string, unknown> = { ...finding };
     for (const key of ['title', 'detail', 'fix'] as const) {

@@ -12,20 +12,32 @@ export interface DoctorHttp {
   readonly timeoutMs: number;
 }
 
-/** An answer: `body` is undefined when it is not JSON; `attempts` counts the requests it took. */
+/**
+ * An answer: `body` is undefined when it is not JSON; `attempts` counts the requests it took; `location` is the
+ * Location header of a redirect that was not followed.
+ */
 export interface JsonAnswer {
   readonly status: number;
   readonly body: unknown;
   readonly attempts: number;
+  readonly location?: string;
+}
+
+/** How a request treats a redirect: `follow` (fetch's default) or `manual` (the 3xx is the answer). */
+export interface GetOptions {
+  readonly redirect?: 'follow' | 'manual';
 }
 
 /** Requests made again after a 429 or 5xx: a couple, as a person would press "retry". */
 const RETRIES = 2;
 
-/** GETs `url`; `body` is undefined when the answer is not JSON. Throws when there is no answer (in time). */
-export async function getJson(url: URL, headers: Record<string, string>, http: DoctorHttp): Promise<JsonAnswer> {
-  const { status, body } = await getOnce(url, headers, http);
-  return { status, body, attempts: 1 };
+/**
+ * GETs `url`; `body` is undefined when the answer is not JSON. Throws when there is no answer (in time). With
+ * `redirect: 'manual'` a 3xx is returned as it is, with its `location`.
+ */
+export async function getJson(url: URL, headers: Record<string, string>, http: DoctorHttp, options: GetOptions = {}): Promise<JsonAnswer> {
+  const { status, body, location } = await getOnce(url, headers, http, options);
+  return { status, body, attempts: 1, ...(location === undefined ? {} : { location }) };
 }
 
 /**
@@ -46,9 +58,16 @@ export async function getJsonRetrying(url: URL, headers: Record<string, string>,
   }
 }
 
-async function getOnce(url: URL, headers: Record<string, string>, http: DoctorHttp): Promise<{ status: number; body: unknown; wait: number | undefined }> {
-  const response = await fetchWithin(http.fetch, url.href, { headers: { accept: 'application/json', ...headers } }, http.timeoutMs);
-  return { status: response.status, body: await response.json().catch(() => undefined), wait: waitAskedBy(response) };
+async function getOnce(
+  url: URL,
+  headers: Record<string, string>,
+  http: DoctorHttp,
+  options: GetOptions = {},
+): Promise<{ status: number; body: unknown; wait: number | undefined; location: string | undefined }> {
+  const init: RequestInit = { headers: { accept: 'application/json', ...headers }, ...(options.redirect ? { redirect: options.redirect } : {}) };
+  const response = await fetchWithin(http.fetch, url.href, init, http.timeoutMs);
+  const location = response.status >= 300 && response.status < 400 ? (response.headers.get('location') ?? undefined) : undefined;
+  return { status: response.status, body: await response.json().catch(() => undefined), wait: waitAskedBy(response), location };
 }
 
 /** Milliseconds an answer asks the client to wait before asking again, if it says. */

@@ -11,8 +11,12 @@ import type { ProbeResult } from './token-probes.js';
 const tenant = findingsOf('tenant');
 const APP_SETTINGS = 'Dashboard > Applications > Applications > your application > Settings';
 const GRANTS = ['authorization_code', 'refresh_token'] as const;
-/** The session ends that must reach the BFF (`rp-logout` and `idp-logout` are always on). */
-const INITIATORS = ['session-expired', 'session-revoked', 'password-changed', 'account-deleted'];
+/**
+ * The session ends that must reach the BFF (`rp-logout` and `idp-logout` are always on): every other initiator
+ * Auth0 has (Back-Channel Logout Initiators; `email-identifier-changed` ends the sessions of a user whose email
+ * identifier changes).
+ */
+const INITIATORS = ['session-expired', 'session-revoked', 'password-changed', 'account-deleted', 'email-identifier-changed'];
 
 /**
  * The audiences the BFF asks users' tokens for (through the ORT): its default one and each API's whose token policy

@@ -7,14 +7,17 @@
  */
 import { randomBytes } from 'node:crypto';
 
+import { ClientError } from 'openid-client';
+
 import type { BffConfig } from '../config/validate.js';
 import { DPoP } from '../dpop/dpop.js';
 import { IdpClient } from '../idp/idp-client.js';
-import { classifyTokenFailure } from '../idp/failures.js';
+import { classifyTokenFailure, isTimeoutFailure } from '../idp/failures.js';
 import { findingsOf, type Finding } from './finding.js';
 import { describeFailure } from './http.js';
 
 const { ok, warn, fail, skip } = findingsOf('client');
+const discovery = findingsOf('discovery');
 
 /** What one made-up grant got back; `seen` says it in words ("answered 401 access_denied"). */
 type Answer =
@@ -54,6 +57,21 @@ async function answerOf(request: () => Promise<unknown>): Promise<Answer> {
   }
 }
 
+/**
+ * Whether the BFF's client failed to load the discovery document for a fault of the moment: no answer (in time),
+ * a rate limit or a 5xx. Anything else is an answer it refused (a redirect, an error status, a document it finds
+ * wrong), which would stop the BFF as well. (classifyTokenFailure is no help here: for a session's sake it takes
+ * every answer it cannot use as passing.)
+ */
+function momentary(error: unknown): boolean {
+  if (isTimeoutFailure(error)) return true;
+  const cause = (error as { cause?: unknown } | undefined)?.cause;
+  if (cause instanceof Response) return cause.status === 429 || cause.status >= 500;
+  const status = (error as { status?: unknown } | undefined)?.status;
+  if (typeof status === 'number') return status === 429 || status >= 500;
+  return !(error instanceof ClientError);
+}
+
 function grantOf(answer: Answer): ProbedGrant {
   if (answer.kind === 'invalid_grant') return 'allowed';
   return answer.kind === 'unauthorized_client' ? 'not_allowed' : 'unknown';
@@ -74,15 +92,40 @@ function madeUpCallback(config: BffConfig, metadata: Record<string, unknown>, st
 /**
  * Sends the two made-up grants with the BFF's own client and credentials, and with its DPoP key as createBff
  * gives it: an application that requires sender-constrained tokens refuses a token request without a proof.
+ * `discoveryFailed`: a check of the discovery document failed, which already says why the BFF's client may not
+ * use it.
  */
-export async function probeClient(config: BffConfig, metadata: Record<string, unknown>): Promise<ProbeResult> {
+export async function probeClient(config: BffConfig, metadata: Record<string, unknown>, options: { discoveryFailed: boolean }): Promise<ProbeResult> {
   const idp = new IdpClient(config, config.dpop ? new DPoP(config.dpop, config.clock, config.logger) : undefined);
   try {
     try {
       await idp.ready();
     } catch (error) {
+      // openid-client's error holds the answer it refused: its status says more than the message alone.
+      const refused = (error as { cause?: unknown } | undefined)?.cause;
+      const why = refused instanceof Response ? `${describeFailure(error)}: HTTP ${refused.status}` : describeFailure(error);
+      const notChecked = skip('client.credentials', `Credentials not checked: the BFF's client cannot use the discovery document (${why})`);
+      if (options.discoveryFailed) return { findings: [notChecked] };
+      if (momentary(error)) {
+        // A rate limit, a 5xx or no answer in time between the doctor's read and the client's: says nothing.
+        return {
+          findings: [
+            discovery.warn('discovery.client', `The BFF's client could not load the discovery document (${why})`, {
+              fix: 'Run the doctor again; if it persists, check the tenant\'s status and this machine\'s network.',
+            }),
+            notChecked,
+          ],
+        };
+      }
+      // The doctor's checks passed, yet the BFF itself could not start: that is the finding, never a mere skip.
       return {
-        findings: [skip('client.credentials', `Credentials not checked: the BFF's client cannot use the discovery document (${describeFailure(error)})`)],
+        findings: [
+          discovery.fail('discovery.client', `The BFF's client cannot use the discovery document (${why})`, {
+            detail: 'createBff loads it with openid-client, which is stricter than the checks above: until it can, the BFF cannot start a login and /healthz answers 503.',
+            fix: 'Set ISSUER_URL / AUTH0_DOMAIN to the issuer exactly as the document names it, and serve the document at ISSUER_URL/.well-known/openid-configuration directly: over https (plain http only on loopback), with a 200 and no redirect.',
+          }),
+          notChecked,
+        ],
       };
     }
     const state = madeUp();

@@ -1,4 +1,4 @@
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { generateKeyPairSync } from 'node:crypto';
 import { createServer } from 'node:net';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,28 +6,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BffOptions } from '../../src/config/options.js';
 import { runCommand } from '../../src/doctor/command.js';
 import { formatReport, formatReportJson, runDoctor, type DoctorReport } from '../../src/index.js';
-import { startLocalAuth0, type LocalAuth0, type LocalAuth0Client } from '../../src/local-auth0/index.js';
+import { startLocalAuth0, type LocalAuth0 } from '../../src/local-auth0/index.js';
+import { API, BASE, SECRET, SESSION_SECRET, app } from './fixtures.js';
 
 /**
  * The doctor against the local Auth0 emulator, set up right once and then wrong in one way at a time: each
  * misconfiguration must give exactly its own finding (nothing else warns or fails), and no report may contain
  * a secret. BASE_URL is https: the doctor never calls the BFF, so it need not run.
  */
-const BASE = 'https://app.example.com';
-const API = 'https://api.example.com';
-const SECRET = randomBytes(24).toString('base64url');
-const SESSION_SECRET = randomBytes(32).toString('base64url');
-
-const app = (clientId: string, overrides: Partial<LocalAuth0Client> = {}): LocalAuth0Client => ({
-  clientId,
-  clientSecret: SECRET,
-  tokenEndpointAuthMethod: 'client_secret_post',
-  redirectUris: [`${BASE}/auth/callback`],
-  postLogoutRedirectUris: [`${BASE}/`],
-  backchannelLogoutUri: `${BASE}/auth/backchannel-logout`,
-  ...overrides,
-});
-
 let auth0: LocalAuth0;
 let otherIssuer: LocalAuth0;
 let otherIssuerUrl: string;
@@ -43,6 +29,7 @@ beforeAll(async () => {
       app('no-logout-url', { postLogoutRedirectUris: [] }),
       app('no-backchannel', { backchannelLogoutUri: undefined }),
       app('narrow-initiators', { backchannelLogoutInitiators: ['rp-logout', 'idp-logout', 'session-expired'] }),
+      app('no-email-initiator', { backchannelLogoutInitiators: ['rp-logout', 'idp-logout', 'session-expired', 'session-revoked', 'password-changed', 'account-deleted'] }),
       app('wildcard', { redirectUris: ['https://*.example.com/auth/callback'] }),
       app('path-wildcard', { redirectUris: [`${BASE}/*/callback`] }),
       app('tld-wildcard', { redirectUris: ['https://*.com/auth/callback'], postLogoutRedirectUris: ['https://*.com/'], backchannelLogoutUri: 'https://example.com/auth/backchannel-logout' }),
@@ -195,7 +182,8 @@ describe('one finding per misconfiguration', () => {
     ['a wildcard in the callback URL\'s path, which Auth0 does not honour', { CLIENT_ID: 'path-wildcard' }, ['fail client.callback-url'], /https:\/\/app\.example\.com\/auth\/callback is not in Allowed Callback URLs/],
     ['the logout URL missing', { CLIENT_ID: 'no-logout-url' }, ['fail client.logout-url'], /https:\/\/app\.example\.com\/ is not in Allowed Logout URLs/],
     ['the back-channel logout URI missing', { CLIENT_ID: 'no-backchannel' }, ['warn client.backchannel-url'], /back-channel logout URI https:\/\/app\.example\.com\/auth\/backchannel-logout is not registered/],
-    ['narrow back-channel initiators', { CLIENT_ID: 'narrow-initiators' }, ['warn client.backchannel-initiators'], /not sent when a session ends by: session-revoked, password-changed, account-deleted/],
+    ['narrow back-channel initiators', { CLIENT_ID: 'narrow-initiators' }, ['warn client.backchannel-initiators'], /not sent when a session ends by: session-revoked, password-changed, account-deleted, email-identifier-changed$/],
+    ['back-channel logout not sent when a user\'s email identifier changes', { CLIENT_ID: 'no-email-initiator' }, ['warn client.backchannel-initiators'], /not sent when a session ends by: email-identifier-changed$/],
     ['a Management API token it does not know', { AUTH0_MANAGEMENT_TOKEN: 'expired-or-foreign-token' }, ['fail management.access'], /refused the token \(401 Invalid token\)/],
     ['a short session secret', { SESSION_SECRET: 'short' }, ['fail env.SESSION_SECRET'], /SESSION_SECRET must be at least 32 characters long/],
     ['a placeholder session secret', { SESSION_SECRET: '0123456789'.repeat(4).replace(/9/g, '8') }, ['warn config.session-secret'], /looks like a placeholder/],
