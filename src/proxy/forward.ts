@@ -24,6 +24,9 @@ export type ForwardOutcome =
 
 export type RetryReason = 'invalid_token' | 'use_dpop_nonce' | 'invalid_dpop_proof';
 
+/** The most an answer's body may be and still be likely to arrive in one chunk (undici reads 64 KiB at a time). */
+const ONE_CHUNK = 65_536;
+
 /** The outcome of every call that went well: one object, not one per call. */
 const DONE: ForwardOutcome = Object.freeze({ kind: 'done' });
 const GONE: ForwardOutcome = Object.freeze({ kind: 'gone' });
@@ -146,7 +149,12 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, WaitingCall {
       return;
     }
     const length = headers['content-length'];
-    if (typeof length === 'string') this.wholeLength = Number(length);
+    if (typeof length === 'string') {
+      this.wholeLength = Number(length);
+      // A body too large to come in one chunk is a download, which may be slow to start: it ends with its session
+      // from now on, not from its first byte (which a stalled upstream may send minutes after a logout).
+      if (this.wholeLength > ONE_CHUNK) this.track();
+    }
     // An event stream or a body of unknown length may last: it ends with its session.
     else this.track();
   }

@@ -25,6 +25,9 @@ export function localSessionEndBus(deliver: Deliver): SessionEndBus {
   };
 }
 
+/** The waits before each new attempt at a publish that failed. */
+const PUBLISH_RETRY_MS = [100, 250, 500, 1_000, 2_000, 4_000];
+
 /** What this module uses of a node-redis client or cluster. */
 interface PubSubClient {
   publish(channel: string, message: string): Promise<unknown>;
@@ -47,14 +50,33 @@ export function redisSessionEndBus(client: RedisClient, channel: string, deliver
   let subscribed = false;
   let closed = false;
 
+  /** Publishes sent again after a failure (a blip of the store), until they go out or are given up. */
+  const retries = new Set<NodeJS.Timeout>();
+
   const onMessage = (message: string) => deliver(message.split(' ').filter(Boolean));
+  // Sent again a few times, over about 8 s: the other instances' connections would otherwise stay open until their
+  // next check of each session (a minute). Delivering twice is harmless.
+  const send = (message: string, attempt: number): void => {
+    redis.publish(channel, message).catch((error: unknown) => {
+      if (closed) return;
+      const wait = PUBLISH_RETRY_MS[attempt];
+      if (wait === undefined) {
+        logger.warn('Could not tell the other instances that sessions ended; their connections close at their next check', { error: String((error as Error)?.message) });
+        return;
+      }
+      const timer = setTimeout(() => {
+        retries.delete(timer);
+        send(message, attempt + 1);
+      }, wait);
+      timer.unref();
+      retries.add(timer);
+    });
+  };
   return {
     publish(digests) {
       if (digests.length === 0) return;
       deliver(digests);
-      redis.publish(channel, digests.join(' ')).catch((error: unknown) => {
-        logger.warn('Could not tell the other instances that sessions ended; their connections close at their next check', { error: String((error as Error)?.message) });
-      });
+      send(digests.join(' '), 0);
     },
     listen() {
       if (subscriber || closed) return;
@@ -83,6 +105,8 @@ export function redisSessionEndBus(client: RedisClient, channel: string, deliver
     },
     async close() {
       closed = true;
+      for (const timer of retries) clearTimeout(timer);
+      retries.clear();
       const sub = subscriber;
       subscriber = undefined;
       if (!sub) return;

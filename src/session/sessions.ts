@@ -171,13 +171,16 @@ export class Sessions {
    * only, never into an event or a log line.
    */
   async endWithRecords(target: EndTarget, ids?: readonly string[]): Promise<{ ended: Ended; records: readonly StoredSessionRecord[] }> {
-    const found = new Set(ids ?? (await this.find(target)));
+    const found = new Set(ids ?? (target.id === undefined ? [] : [target.id]));
     let ended: StoredSessionRecord[];
     try {
+      if (ids === undefined) for (const id of await this.find(target)) found.add(id);
       ended = await this.backend.destroy([...found]);
     } finally {
       // Every caller has decided these sessions end: their connections close even when the store failed midway
-      // (the records may be gone already), and the caller retries or answers 503.
+      // (the records may be gone already), or could not even say which sessions share the Auth0 session (the one
+      // named is known: a cluster's index may be on a master that fails over while the session's own is not), and
+      // the caller retries or answers 503.
       this.sessionIds.forget(found);
       for (const listener of this.endListeners) listener([...found]);
     }
