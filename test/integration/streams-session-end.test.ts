@@ -51,7 +51,7 @@ describe('long responses when their session ends under a fault of the store', ()
     h.auth0.admin.reset();
     await h.auth0.admin.endSession({ sub: USER.sub });
     for (const res of open) res.destroy();
-    h.upstream.handler = (req, res) => {
+    h.upstream.handler = (_req, res) => {
       open.add(res);
       res.once('close', () => open.delete(res));
       res.writeHead(200, { 'content-type': 'text/event-stream' });
