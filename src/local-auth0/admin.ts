@@ -67,11 +67,22 @@ export function createAdmin(services: AdminServices): LocalAuth0Admin {
       if (typeof selector !== 'object' || selector === null || (selector.sid === undefined && selector.sub === undefined)) {
         throw new TypeError('"selector" must give "sid" or "sub"');
       }
+      // A wrong type would match no session and end nothing, which a test would read as "no session to end".
+      for (const field of ['sid', 'sub'] as const) {
+        const value: unknown = selector[field];
+        if (value !== undefined && (typeof value !== 'string' || value.length === 0)) {
+          throw new TypeError(`"selector.${field}" must be a non-empty string`);
+        }
+      }
+      if (typeof options !== 'object' || options === null) throw new TypeError('"options" must be an object');
+      if (options.backchannel !== undefined && typeof options.backchannel !== 'boolean') {
+        throw new TypeError('"options.backchannel" must be a boolean');
+      }
       const initiator = options.initiator ?? 'session-revoked';
       if (!BACKCHANNEL_LOGOUT_INITIATORS.includes(initiator)) {
         throw new TypeError(`"options.initiator" must be one of ${BACKCHANNEL_LOGOUT_INITIATORS.join(', ')}`);
       }
-      return registry.endMatching(selector, options.backchannel === true ? initiator : false);
+      return registry.endMatching(selector, options.backchannel ? initiator : false);
     },
     failTokenEndpoint: (mode, options) => faults.set(mode, options),
     reset: () => faults.clear(),

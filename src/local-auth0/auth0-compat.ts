@@ -4,16 +4,20 @@
  * - one `sid` per Auth0 session, the same for every application (oidc-provider makes one per client);
  * - ORT values start with `ORT`;
  * - a refresh answers without `refresh_token` unless it rotated; an ORT exchange restarts the session's idle timer;
- * - an unusable grant is 403 `invalid_grant` (oidc-provider: 400), bad client credentials 401 `access_denied`,
- *   a grant type the application does not allow 403 `unauthorized_client` (oidc-provider: 400 `invalid_request`);
+ * - an unusable grant is 403 `invalid_grant` (oidc-provider: 400), bad client credentials 401 `access_denied`
+ *   at the token and the revocation endpoints (oidc-provider: `invalid_client`), a grant type the application
+ *   does not allow 403 `unauthorized_client` (oidc-provider: 400 `invalid_request`);
  * - an ORT of an API with `allow_online_access_with_ephemeral_sessions` is refused at its first exchange;
  * - revoking an ORT ends the whole session, with back-channel logout;
- * - an exchange for an API that the application's refresh token policies do not list gets, without an error, a
- *   token for the login's audience (Multi-Resource Refresh Token);
+ * - an exchange for an API that the refresh token may not have (outside the application's refresh token
+ *   policies, which default to every API that allows online access; without online access; unknown) gets,
+ *   without an error, a token for the login's audience (Multi-Resource Refresh Token; oidc-provider: 400
+ *   `invalid_target`);
  * - SSO at /authorize restarts the idle timer;
  * plus the admin handle's counters and token-endpoint failure modes.
  */
 import { Readable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import { decodeJwt } from 'jose';
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
@@ -23,7 +27,8 @@ import { readForm, sendJson, type Context, type Middleware } from './koa-helpers
 import type { LocalAuth0Client } from './options.js';
 import { AUTH0_ROUTES, isOnlineRefreshToken } from './provider-config.js';
 import type { SessionRegistry } from './sessions.js';
-import type { IssuedToken } from './types.js';
+import type { MemoryStore } from './store.js';
+import type { IssuedToken, TokenEndpointFailure } from './types.js';
 
 const INVALID_REFRESH_TOKEN = 'Unknown or invalid refresh token.';
 /** The token request's form, read once by the emulator before oidc-provider reads its replayed copy. */
@@ -36,6 +41,12 @@ interface Services {
   /** APIs whose ORTs Auth0 issues but refuses at the first exchange (`allow_online_access_with_ephemeral_sessions`). */
   ephemeralAudiences: ReadonlySet<string>;
   clients: ReadonlyMap<string, Readonly<LocalAuth0Client>>;
+  /** The APIs that allow online access: those an ORT may be exchanged for by default. */
+  onlineAudiences: readonly string[];
+  /** oidc-provider's records, to read the refresh token an exchange presents. */
+  store: MemoryStore;
+  /** Aborted by `stop()`: a delayed answer still pending is dropped, and its timer with it. */
+  stopped: AbortSignal;
 }
 
 /** The client a token request authenticates as: `client_id` in the form, HTTP Basic, or a client assertion's `sub`. */
@@ -55,10 +66,33 @@ function clientIdOf(ctx: Context, form: URLSearchParams): string | undefined {
 }
 
 /**
- * Whether an exchange may name this API: Auth0 lets a refresh token ask for another API only when the
- * application's refresh token policies list it, and otherwise ignores `audience` without an error.
+ * The APIs a refresh token may be exchanged for: its own (the login's audience), and for an ORT every API that
+ * allows online access (Multi-Resource Refresh Tokens). oidc-provider reads this as the token's
+ * `resourceIndicators`.
  */
-function policyAllows(client: Readonly<LocalAuth0Client> | undefined, audience: string): boolean {
+function refreshTokenAudiences(
+  token: { scope?: string | undefined; resource?: string | string[] | undefined },
+  onlineAudiences: readonly string[],
+): Set<string> {
+  const own = new Set((Array.isArray(token.resource) ? token.resource : [token.resource]).filter((r) => r !== undefined));
+  if (isOnlineRefreshToken(token)) for (const audience of onlineAudiences) own.add(audience);
+  return own;
+}
+
+/**
+ * Whether an exchange may name this API: Auth0 gives a refresh token another API's token only when the API is
+ * in the application's refresh token policies (default here: every API that allows online access) and the
+ * token may have it, and otherwise ignores `audience` without an error. oidc-provider would answer 400
+ * `invalid_target`, which Auth0 does not use.
+ */
+function exchangeMayName(
+  client: Readonly<LocalAuth0Client> | undefined,
+  token: { scope?: string; resource?: string | string[] } | undefined,
+  audience: string,
+  onlineAudiences: readonly string[],
+): boolean {
+  // An unknown or dead refresh token fails anyway, with Auth0's invalid_grant rather than a target error.
+  if (!token || !refreshTokenAudiences(token, onlineAudiences).has(audience)) return false;
   const policies = client?.refreshTokenPolicies;
   return policies === undefined || policies.some((policy) => policy.audience === audience);
 }
@@ -91,10 +125,8 @@ export function patchModels(provider: Provider, onlineAudiences: readonly string
 
   Object.defineProperty(provider.RefreshToken.prototype, 'resourceIndicators', {
     configurable: true,
-    get(this: { resource?: string | string[] }) {
-      const own = new Set(Array.isArray(this.resource) ? this.resource : [this.resource]);
-      if (isOnlineRefreshToken(this as never)) for (const audience of onlineAudiences) own.add(audience);
-      return own;
+    get(this: { scope?: string; resource?: string | string[] }) {
+      return refreshTokenAudiences(this, onlineAudiences);
     },
   });
 
@@ -119,7 +151,8 @@ function invalidGrantDescription(grantType: string, original: string | undefined
 }
 
 /** `/oauth/token`: failure modes, counters, and the Auth0 shape of answers. */
-export function tokenEndpoint({ registry, counters, faults, ephemeralAudiences, clients }: Services): Middleware {
+export function tokenEndpoint(services: Services): Middleware {
+  const { registry, counters, faults, ephemeralAudiences, clients, onlineAudiences, store, stopped } = services;
   return async function auth0TokenEndpoint(ctx, next) {
     if (ctx.path !== AUTH0_ROUTES.token || ctx.method !== 'POST') return next();
 
@@ -133,9 +166,12 @@ export function tokenEndpoint({ registry, counters, faults, ephemeralAudiences, 
         form.set('resource', audience);
       } else if (grantType === 'refresh_token' && audience) {
         form.delete('audience');
-        // Not in the refresh token policy: answered with a token for the refresh token's own (login) audience.
+        // Not one the token may have: answered with a token for the refresh token's own (login) audience.
         const clientId = clientIdOf(ctx, form);
-        if (policyAllows(clientId === undefined ? undefined : clients.get(clientId), audience)) form.set('resource', audience);
+        const presented = form.get('refresh_token');
+        const token = presented ? store.read('RefreshToken', presented) : undefined;
+        const client = clientId === undefined ? undefined : clients.get(clientId);
+        if (exchangeMayName(client, token, audience, onlineAudiences)) form.set('resource', audience);
       }
       // The body stream is consumed: hand oidc-provider a fresh one with the same (possibly rewritten) form.
       const raw = Buffer.from(form.toString());
@@ -145,24 +181,17 @@ export function tokenEndpoint({ registry, counters, faults, ephemeralAudiences, 
     }
 
     const failure = faults.take();
-    if (failure && 'delayMs' in failure) {
-      await new Promise((resolve) => setTimeout(resolve, failure.delayMs));
+    if (failure?.delayMs !== undefined) {
+      try {
+        await delay(failure.delayMs, undefined, { signal: stopped });
+      } catch {
+        // The emulator stopped: its connections are closed, and its state is gone.
+        return;
+      }
     } else if (failure) {
       const grantType = formOf.get(ctx)?.get('grant_type') ?? 'unknown';
-      counters.tokenRequest(grantType, 'error');
-      if (failure.status === 429) {
-        const retryAfter = 'retryAfter' in failure ? failure.retryAfter : 1;
-        sendJson(ctx, 429, { error: 'too_many_requests', error_description: 'Global limit has been reached' }, {
-          'retry-after': String(retryAfter),
-          'x-ratelimit-limit': '100',
-          'x-ratelimit-remaining': '0',
-          'x-ratelimit-reset': String(Math.floor(Date.now() / 1000) + retryAfter),
-        });
-      } else if ('body' in failure && failure.body) {
-        sendJson(ctx, failure.status, failure.body);
-      } else {
-        sendJson(ctx, failure.status, { error: 'temporarily_unavailable', error_description: 'Service Unavailable' });
-      }
+      counters.tokenRequest(grantType, failure.status);
+      answerFailure(ctx, failure);
       return;
     }
 
@@ -173,11 +202,11 @@ export function tokenEndpoint({ registry, counters, faults, ephemeralAudiences, 
     const body = ctx.body as Record<string, unknown> | undefined;
     if (ctx.status === 200 && grantType === 'refresh_token' && refusedAsEphemeral(oidc?.entities.RefreshToken, ephemeralAudiences)) {
       // Auth0's known limit: the ORT was issued, but its exchange fails as if the session were over.
-      counters.tokenRequest(grantType, 'error');
+      counters.tokenRequest(grantType, 403);
       sendJson(ctx, 403, { error: 'invalid_grant', error_description: INVALID_REFRESH_TOKEN });
       return;
     }
-    counters.tokenRequest(grantType, ctx.status === 200 ? 'ok' : 'error');
+    counters.tokenRequest(grantType, ctx.status);
 
     if (ctx.status === 200 && grantType === 'refresh_token' && body) {
       // Auth0 sends a refresh_token only when it rotated it: never for an ORT, nor for a classic refresh
@@ -199,6 +228,22 @@ export function tokenEndpoint({ registry, counters, faults, ephemeralAudiences, 
   };
 }
 
+/** Answers a token request with a status failure mode (`delayMs` is handled by the caller). */
+function answerFailure(ctx: Context, failure: Exclude<TokenEndpointFailure, { delayMs: number }>): void {
+  const body = 'body' in failure ? failure.body : undefined;
+  if (failure.status === 429 && 'retryAfter' in failure) {
+    const { retryAfter } = failure;
+    sendJson(ctx, 429, body ?? { error: 'too_many_requests', error_description: 'Global limit has been reached' }, {
+      'retry-after': String(retryAfter),
+      'x-ratelimit-limit': '100',
+      'x-ratelimit-remaining': '0',
+      'x-ratelimit-reset': String(Math.floor(Date.now() / 1000) + retryAfter),
+    });
+  } else {
+    sendJson(ctx, failure.status, body ?? { error: 'temporarily_unavailable', error_description: 'Service Unavailable' });
+  }
+}
+
 function refusedAsEphemeral(
   token: { scope?: string | undefined; resource?: string | string[] | undefined } | undefined,
   ephemeralAudiences: ReadonlySet<string>,
@@ -208,11 +253,19 @@ function refusedAsEphemeral(
   return resources.some((resource) => resource !== undefined && ephemeralAudiences.has(resource));
 }
 
-/** `/oauth/revoke`: revoking an ORT ends its Auth0 session (all its ORTs, SSO) with back-channel logout. */
+/**
+ * `/oauth/revoke`: revoking an ORT ends its Auth0 session (all its ORTs, SSO) with back-channel logout. Bad client
+ * credentials get the token endpoint's 401 `access_denied` "Unauthorized".
+ */
 export function revocationEndpoint({ registry, counters }: Services): Middleware {
   return async function auth0Revocation(ctx, next) {
     if (ctx.path !== AUTH0_ROUTES.revocation || ctx.method !== 'POST') return next();
     await next();
+    if (ctx.status === 401 && (ctx.body as { error?: unknown } | undefined)?.error === 'invalid_client') {
+      ctx.remove('www-authenticate');
+      sendJson(ctx, 401, { error: 'access_denied', error_description: 'Unauthorized' });
+      return;
+    }
     if (ctx.status !== 200) return;
     counters.revocations += 1;
     const token = oidcOf(ctx)?.entities.RefreshToken;

@@ -4,9 +4,10 @@
  * `logout_token=<JWT>` with a 5 s timeout. Loopback and plain-http targets are allowed, unlike Auth0, so that
  * a BFF under test on 127.0.0.1 receives them. Deliveries are awaited and recorded for the admin handle.
  * Each application gets a token only for the session ends it subscribed to (Auth0's Back-Channel Logout
- * Initiators); `rp-logout` always sends one, as on Auth0.
+ * Initiators); `rp-logout` and `idp-logout` always send one, as on Auth0 (reference: "rp-logout, idp-logout
+ * (always)"). Like Auth0's, each token carries a `trace_id` (here a random W3C trace id).
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 
 import type { BackchannelLogoutInitiator } from './options.js';
 import type { SigningKey } from './signing-key.js';
@@ -21,7 +22,8 @@ export interface BackchannelTarget {
 const EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 /** Auth0 waits 5 seconds for the application's answer. */
 const DELIVERY_TIMEOUT_MS = 5_000;
-
+/** Initiators Auth0 sends a logout token for whatever the application subscribed to. */
+const ALWAYS_SENT: readonly BackchannelLogoutInitiator[] = ['rp-logout', 'idp-logout'];
 
 /** Signs and sends logout tokens, and remembers what happened. */
 export class BackchannelSender {
@@ -40,7 +42,7 @@ export class BackchannelSender {
     const targets = [...new Set(clientIds)].flatMap((clientId) => {
       const target = this.targets.get(clientId);
       if (!target) return [];
-      const subscribed = target.initiators === 'all' || initiator === 'rp-logout' || target.initiators.includes(initiator);
+      const subscribed = target.initiators === 'all' || ALWAYS_SENT.includes(initiator) || target.initiators.includes(initiator);
       return subscribed ? [{ clientId, uri: target.uri }] : [];
     });
     await Promise.all(targets.map(({ clientId, uri }) => this.deliver(clientId, uri, sub, sid)));
@@ -49,7 +51,10 @@ export class BackchannelSender {
   private async deliver(clientId: string, uri: string, sub: string, sid: string): Promise<void> {
     const iat = Math.floor(Date.now() / 1000);
     const logoutToken = await this.key.sign(
-      { iss: this.issuer, sub, aud: clientId, iat, exp: iat + 120, jti: randomUUID(), events: { [EVENT]: {} }, sid },
+      {
+        iss: this.issuer, sub, aud: clientId, iat, exp: iat + 120, jti: randomUUID(), events: { [EVENT]: {} }, sid,
+        trace_id: randomBytes(16).toString('hex'),
+      },
       { typ: 'JWT' },
     );
     let status: number | 'error';

@@ -71,7 +71,8 @@ export async function startEmulator(resolved: ResolvedOptions): Promise<LocalAut
 
   const provider = new Provider(issuer, providerConfiguration(resolved, key, store, (sub) => registry.sessionExpiryOf(sub)));
   provider.proxy = false;
-  patchModels(provider, [...resolved.apis.values()].filter((api) => api.allowOnlineAccess).map((api) => api.audience));
+  const onlineAudiences = [...resolved.apis.values()].filter((api) => api.allowOnlineAccess).map((api) => api.audience);
+  patchModels(provider, onlineAudiences);
   recordAccessTokens(provider, accessTokens);
   provider.on('server_error', (_ctx: unknown, error: Error) => {
     resolved.logger.warn(`local-auth0: server error: ${error.stack ?? error.message}`);
@@ -80,7 +81,9 @@ export async function startEmulator(resolved: ResolvedOptions): Promise<LocalAut
   const ephemeralAudiences = new Set(
     [...resolved.apis.values()].filter((api) => api.allowOnlineAccessWithEphemeralSessions).map((api) => api.audience),
   );
-  const services = { registry, counters, faults, ephemeralAudiences, clients: resolved.clients };
+  // Aborted at stop(), so that a pending delayed answer neither keeps the process alive nor runs on a cleared store.
+  const stopping = new AbortController();
+  const services = { registry, counters, faults, ephemeralAudiences, clients: resolved.clients, onlineAudiences, store, stopped: stopping.signal };
   const managementTokens = new ManagementTokens(resolved.managementApiToken);
   provider.use(managementApiRoutes(resolved, managementTokens));
   provider.use(interactionRoutes(provider, resolved));
@@ -96,6 +99,7 @@ export async function startEmulator(resolved: ResolvedOptions): Promise<LocalAut
     admin: createAdmin({ store, registry, counters, faults, backchannel, accessTokens, key, managementTokens }),
     stop() {
       stopped ??= new Promise<void>((resolve, reject) => {
+        stopping.abort();
         server.closeAllConnections();
         server.close((error) => (error ? reject(error) : resolve()));
       }).finally(() => {

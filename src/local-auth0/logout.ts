@@ -4,7 +4,9 @@
  * session's applications, and redirects to the registered `post_logout_redirect_uri` (with `state`).
  *
  * The session ended is the browser's (session cookie) and the one named by `logout_hint` (a sid) or by the
- * `sid` of `id_token_hint`, so that a server without the browser's cookies can end it too.
+ * `sid` of `id_token_hint`, so that a server without the browser's cookies can end it too. As on Auth0, a
+ * `logout_hint` needs `id_token_hint` or `client_id` beside it, and one that is not the `sid` of the
+ * `id_token_hint` is refused: the logout fails and ends no session.
  */
 import { decodeJwt } from 'jose';
 import type Provider from 'oidc-provider';
@@ -62,6 +64,14 @@ export function logoutRoutes(services: LogoutServices): Middleware {
     if (claims && params.has('client_id') && params.get('client_id') !== claims.aud) {
       throw new LogoutError('client_id does not match the id_token_hint');
     }
+    const logoutHint = params.get('logout_hint');
+    if (logoutHint !== null && !claims && !params.has('client_id')) {
+      // Auth0: "logout_hint ... must be accompanied by either id_token_hint or client_id".
+      throw new LogoutError('logout_hint needs id_token_hint or client_id');
+    }
+    if (logoutHint !== null && claims && logoutHint !== claims.sid) {
+      throw new LogoutError('logout_hint does not match the sid of the id_token_hint');
+    }
     const client = clientId === undefined ? undefined : options.clients.get(clientId);
     if (clientId !== undefined && !client) throw new LogoutError(`unknown client_id ${clientId}`);
     const returnTo = params.get('post_logout_redirect_uri');
@@ -72,7 +82,7 @@ export function logoutRoutes(services: LogoutServices): Middleware {
     const sids = new Set<string>();
     const cookieSession = await provider.Session.get(ctx);
     if (cookieSession.accountId) sids.add(cookieSession.uid);
-    const hinted = params.get('logout_hint') ?? claims?.sid;
+    const hinted = logoutHint ?? claims?.sid;
     if (hinted) {
       const session = registry.find(hinted);
       if (session && (claims?.sub === undefined || session.sub === claims.sub)) sids.add(hinted);

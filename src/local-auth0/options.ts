@@ -43,7 +43,7 @@ export interface LocalAuth0Client {
   backchannelLogoutUri?: string;
   /**
    * Auth0 "Back-Channel Logout Initiators": `'all'` (default), or the session ends that send a logout token
-   * (`rp-logout` always does, as on Auth0).
+   * (`rp-logout` and `idp-logout` always do, as on Auth0).
    */
   backchannelLogoutInitiators?: 'all' | BackchannelLogoutInitiator[];
   /**

@@ -25,8 +25,10 @@ export interface LocalAuth0Admin {
   /**
    * Ends the matching sessions as an Auth0 administrator or an Action (`api.session.revoke`) would: their ORTs
    * die and SSO ends. With `backchannel: true` (default false) logout tokens are sent to the sessions'
-   * applications subscribed to `initiator` (default `session-revoked`) and awaited. Resolves to the number of
-   * sessions ended.
+   * applications subscribed to `initiator` (default `session-revoked`; every application with a back-channel
+   * logout URI gets `rp-logout` and `idp-logout`, as on Auth0) and awaited. Resolves to the number of sessions
+   * ended. Rejects with a `TypeError` for a `sid` or `sub` that is not a non-empty string, or a `backchannel` that is
+   * not a boolean.
    */
   endSession(
     selector: { sid?: string; sub?: string },
@@ -35,7 +37,9 @@ export interface LocalAuth0Admin {
   /**
    * Makes `/oauth/token` fail until {@link LocalAuth0Admin.reset} (or for `times` requests): `{ status: 503 }`,
    * `{ status: 429, retryAfter }` (with `Retry-After` and a `too_many_requests` body), `{ delayMs }` (the real
-   * answer, late) or any `{ status, body }`.
+   * answer, late; `stop()` drops it) or any `{ status, body }` with a status from 200 to 599 (a 429 without
+   * `retryAfter` must give its `body`). Throws a `TypeError` for any other mode, including a status with a delay.
+   * Each request answered this way is counted by its status (`ok` for 200).
    */
   failTokenEndpoint(mode: TokenEndpointFailure, options?: { times?: number }): void;
   /** Clears the failure modes. */
@@ -87,27 +91,44 @@ export interface LocalAuth0Counts {
   endSession: number;
 }
 
-/** A failure mode for `/oauth/token`. */
+/**
+ * A failure mode for `/oauth/token`: a status (200 to 599), with an optional body, or a delay; never both,
+ * which `failTokenEndpoint` refuses with a `TypeError`.
+ */
 export type TokenEndpointFailure =
   | {
       /** 503 with Auth0's `temporarily_unavailable` body. */
       status: 503;
+      /** Not with a status. */
+      delayMs?: never;
     }
   | {
-      /** 429 with a `too_many_requests` body. */
+      /** 429, as Auth0's rate limit answers. */
       status: 429;
-      /** The `Retry-After` header, in seconds. */
+      /** The `Retry-After` header, in seconds (with `X-RateLimit-*` headers to match). */
       retryAfter: number;
+      /** The JSON body. Default: Auth0's `too_many_requests` body. */
+      body?: object;
+      /** Not with a status. */
+      delayMs?: never;
     }
   | {
       /** Milliseconds to wait before giving the real answer. */
       delayMs: number;
+      /** Not with a delay: the answer is the real one. */
+      status?: never;
+      /** Not with a delay. */
+      retryAfter?: never;
+      /** Not with a delay. */
+      body?: never;
     }
   | {
-      /** Any HTTP status. */
+      /** Any HTTP status from 200 to 599. A 429 needs `retryAfter` (above) or `body`. */
       status: number;
       /** The JSON body to answer with. Default: a `temporarily_unavailable` error. */
       body?: object;
+      /** Not with a status. */
+      delayMs?: never;
     };
 
 /** An issued token, without its value, as listed by `admin.tokens()`. */

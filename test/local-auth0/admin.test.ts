@@ -82,6 +82,44 @@ describe('token endpoint failure modes', () => {
     expect(() => auth0.admin.failTokenEndpoint({ delayMs: -1 })).toThrow(/delayMs/);
     expect(() => auth0.admin.failTokenEndpoint({ status: 503 }, { times: 0 })).toThrow(/times/);
   });
+
+  it('refuses an interim 1xx status, which would leave the client waiting for an answer that never comes', () => {
+    expect(() => auth0.admin.failTokenEndpoint({ status: 101 })).toThrow(/"mode\.status" must be an HTTP status code from 200 to 599/);
+    expect(() => auth0.admin.failTokenEndpoint({ status: 600 })).toThrow(TypeError);
+  });
+
+  it('refuses a status given with a delay instead of dropping the status', () => {
+    expect(() => auth0.admin.failTokenEndpoint({ status: 503, delayMs: 10 } as never)).toThrow(/either "delayMs" or "status"/);
+    expect(() => auth0.admin.failTokenEndpoint({ delayMs: 10, body: {} } as never)).toThrow(TypeError);
+  });
+
+  it('answers a 429 with the body given, and refuses a 429 with neither retryAfter nor body', async () => {
+    expect(() => auth0.admin.failTokenEndpoint({ status: 429 })).toThrow(/"mode\.retryAfter" is required/);
+    expect(() => auth0.admin.failTokenEndpoint({ status: 503, retryAfter: 5 } as never)).toThrow(/only for "mode\.status" 429/);
+    const body = { error: 'too_many_requests', error_description: 'Per-user limit reached' };
+    auth0.admin.failTokenEndpoint({ status: 429, body }, { times: 1 });
+    const response = await refresh(auth0.issuer, ort);
+    expect(response.status).toBe(429);
+    expect(response.body).toEqual(body);
+  });
+
+  it('counts a request that a failure mode answers 200 as ok, as counts() documents', async () => {
+    auth0.admin.resetCounts();
+    auth0.admin.failTokenEndpoint({ status: 200, body: { access_token: 'x', token_type: 'Bearer', expires_in: 60 } }, { times: 1 });
+    expect((await refresh(auth0.issuer, 'ORTunknown')).status).toBe(200);
+    expect(auth0.admin.counts().token.refresh_token).toEqual({ ok: 1, error: 0 });
+  });
+});
+
+describe('ending sessions', () => {
+  it('refuses a sid, a sub or a backchannel of the wrong type instead of ending nothing, or ending without telling', async () => {
+    await expect(auth0.admin.endSession({ sid: 42 as never })).rejects.toThrow('"selector.sid" must be a non-empty string');
+    await expect(auth0.admin.endSession({ sub: '' })).rejects.toThrow('"selector.sub" must be a non-empty string');
+    await expect(auth0.admin.endSession({ sub: 'auth0|nobody' }, { backchannel: 'yes' as never })).rejects.toThrow(
+      '"options.backchannel" must be a boolean',
+    );
+    expect(auth0.admin.sessions()).not.toEqual([]);
+  });
 });
 
 describe('issued tokens', () => {
