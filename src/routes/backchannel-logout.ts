@@ -2,6 +2,7 @@ import type { Request, Response } from 'express';
 import { createRemoteJWKSet, customFetch, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import { BffError, ErrorCode } from '../errors.js';
 import { sendError, toBffError } from '../http/json-error.js';
+import { isStoreFailure } from '../session/sessions.js';
 import type { BffContext } from './context.js';
 
 const EVENT = 'http://schemas.openid.net/event/backchannel-logout';
@@ -67,16 +68,20 @@ export function backchannelLogoutRoute(ctx: BffContext) {
 
       const lifetimeMs = ((payload.exp as number) + CLOCK_TOLERANCE_S) * 1000 - config.clock();
       const replayKey = `jti:${payload.iss}:${payload.jti}`;
-      if (!(await ctx.sessions.backend.rememberOnce(replayKey, Math.max(1_000, lifetimeMs)))) {
-        throw bad('This logout_token was used already.');
-      }
       let ids: string[];
       try {
+        if (!(await ctx.sessions.backend.rememberOnce(replayKey, Math.max(1_000, lifetimeMs)))) {
+          throw bad('This logout_token was used already.');
+        }
         ids = await ctx.sessions.find({ sid, sub });
       } catch (error) {
-        // Nothing was ended: a 503, and the identity provider's retry of this same token must still be accepted.
-        await ctx.sessions.backend.forgetOnce(replayKey).catch(() => {});
-        throw error;
+        if (!isStoreFailure(error)) throw error;
+        // The token is genuine, and Auth0 sends it once (it does not retry a delivery): the Auth0 session is over,
+        // so its sessions end once the store answers again, found then. A replay of this token meanwhile could
+        // only end them again.
+        ctx.sessions.endLater({ sid, sub }, 'backchannel');
+        res.status(200).end();
+        return;
       }
       // The Auth0 session is over: once its sessions are known, their end is done here, now or (should the store
       // fail meanwhile) in the background. Asking Auth0 to send the token again would change nothing.

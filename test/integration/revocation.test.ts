@@ -1,6 +1,7 @@
 import { generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Browser, CLIENT_ID, REDIS_CLIENT_MODES, startHarness, USER, waitFor, type Harness } from '../support/harness.js';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 
 const EVENT = { 'http://schemas.openid.net/event/backchannel-logout': {} };
 
@@ -248,5 +249,38 @@ describe('a back-channel logout while Auth0\'s key set is failing', () => {
     keySetAnswer = undefined;
     expect((await postLogoutToken(h.urls[0] as string, token)).status).toBe(200);
     expect((await browser.user()).status).toBe(401);
+  });
+});
+
+describe('a back-channel logout while the session store is briefly down', () => {
+  let h: Harness;
+  let relay: TcpProxy;
+  beforeAll(async () => {
+    const target = new URL(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+    relay = await startTcpProxy(Number(target.port || 6379), target.hostname);
+    h = await startHarness({ redis: true, redisUrl: `redis://127.0.0.1:${relay.port}`, bff: { redisCommandTimeout: 300 } });
+  });
+  afterAll(async () => {
+    relay?.up();
+    await h?.close();
+    await relay?.close();
+  });
+
+  // Auth0 delivers a logout token once: an outage of the store as it arrives must not leave the session alive.
+  it('takes the logout token, and ends the session once the store answers again, reported once', async () => {
+    const browser = h.browser();
+    await browser.login();
+    expect((await browser.api('/api/items')).status).toBe(200);
+    const client = h.redis as unknown as { isReady: boolean };
+
+    relay.down();
+    await waitFor(() => !client.isReady, 'the client to notice the outage');
+    await h.auth0.admin.endSession({ sid: auth0SidOf(h) }, { backchannel: true });
+    expect(h.auth0.admin.backchannelDeliveries().at(-1)?.status).toBe(200);
+
+    relay.up();
+    await waitFor(() => client.isReady, 'the client to reconnect', 10_000);
+    await waitFor(async () => (await browser.api('/api/items')).status === 401, 'the session to end once the store answers', 10_000);
+    expect(h.events.filter((e) => e.name === 'logout')).toEqual([{ name: 'logout', payload: expect.objectContaining({ reason: 'backchannel', sessions: 1 }) }]);
   });
 });
