@@ -11,6 +11,9 @@ const DROP_REQUEST = new Set([
   // Some frameworks (Symfony, Zend, IIS) take the request path or method from these: the proxy's path checks
   // would mean nothing if the browser could set them.
   'x-original-url', 'x-rewrite-url', 'x-http-method-override', 'x-http-method', 'x-method-override',
+  // W3C Baggage: services behind the API would take the browser's key-value pairs (`tenant=admin`) for context the
+  // BFF vouches for. An app's own propagator writes the BFF's baggage, when there is any.
+  'baggage',
 ]);
 const DROP_RESPONSE = new Set([
   'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer',

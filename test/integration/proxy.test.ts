@@ -230,6 +230,13 @@ describe('the API proxy with transparent ORT exchange', () => {
     expect(seen?.headers['x-real-ip']).toBeUndefined();
   });
 
+  it('drops the browser\'s W3C baggage, which services behind the API would read as the BFF\'s context', async () => {
+    const browser = h.browser();
+    await browser.login();
+    expect((await browser.api('/api/items', { headers: { baggage: 'tenant=admin,user.role=superuser' } })).status).toBe(200);
+    expect(h.upstream.requests.at(-1)?.headers.baggage).toBeUndefined();
+  });
+
   it('passes no cookie an upstream sets on to the browser: the cookies on the BFF\'s origin are the BFF\'s', async () => {
     const browser = h.browser();
     await browser.login();
