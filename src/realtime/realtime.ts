@@ -36,7 +36,7 @@ export function createRealtime(config: BffConfig, sessions: Sessions, tokens: To
     watch.start();
     bus.listen();
   });
-  const watch = new SessionWatch(config, sessions, connections);
+  const watch = new SessionWatch(config, sessions, connections, report);
   const deliver = (digests: readonly string[]) => connections.end(digests);
   const bus: SessionEndBus = config.redis
     ? redisSessionEndBus(config.redis, `${config.redisPrefix}session-ended`, deliver, () => watch.checkAll(), config.logger)

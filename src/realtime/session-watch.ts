@@ -1,5 +1,6 @@
 import type { BffConfig } from '../config/validate.js';
 import type { LogoutReason } from '../events/events.js';
+import type { Reporter } from '../events/reporter.js';
 import { sessionRef, type Sessions } from '../session/sessions.js';
 import type { SessionConnections, WatchedSession } from './registry.js';
 
@@ -33,6 +34,8 @@ export class SessionWatch {
     private readonly config: BffConfig,
     private readonly sessions: Sessions,
     private readonly connections: SessionConnections,
+    /** Store faults go through it: logged once per cause (then counted), by cause, never by message. */
+    private readonly report: Reporter,
   ) {
     // As for API calls: a roll is a write, at most once per interval.
     this.rollInterval = Math.min(60_000, config.session.idleTimeoutMs / 10);
@@ -57,9 +60,7 @@ export class SessionWatch {
     const next = Math.min(session.absoluteExpiresAt, now + this.config.session.idleTimeoutMs);
     session.lastActiveAt = now;
     session.idleExpiresAt = next;
-    this.sessions.backend.touch(session.id, next, now).catch((error: unknown) => {
-      this.config.logger.warn('Could not roll the session idle expiry', { sessionRef: sessionRef(session.id), error: String((error as Error)?.message) });
-    });
+    this.sessions.backend.touch(session.id, next, now).catch((error: unknown) => this.report.storeFailed(error, 'idle_roll', sessionRef(session.id)));
   }
 
   /** Checks every watched session now, whatever its expiry (signals may have been missed: Redis reconnected). */
@@ -87,7 +88,7 @@ export class SessionWatch {
         // A store fault ends nobody's session: try again a little later.
         session.checking = false;
         session.retryAt = this.config.clock() + RETRY_MS;
-        this.config.logger.warn('Could not check the lifetime of a session with open connections', { sessionRef: sessionRef(session.id), error: String((error as Error)?.message) });
+        this.report.storeFailed(error, 'websocket', sessionRef(session.id));
       },
     );
   }

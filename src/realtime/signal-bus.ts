@@ -1,5 +1,6 @@
 import type { RedisClient } from '../config/options.js';
 import type { Logger } from '../events/events.js';
+import { causeName } from '../events/reporter.js';
 
 /**
  * Tells every BFF instance that sessions ended, so that each closes their connections. With the memory backend
@@ -61,7 +62,7 @@ export function redisSessionEndBus(client: RedisClient, channel: string, deliver
       if (closed) return;
       const wait = PUBLISH_RETRY_MS[attempt];
       if (wait === undefined) {
-        logger.warn('Could not tell the other instances that sessions ended; their connections close at their next check', { error: String((error as Error)?.message) });
+        logger.warn('Could not tell the other instances that sessions ended; their connections close at their next check', { cause: causeName(error) });
         return;
       }
       const timer = setTimeout(() => {
@@ -85,7 +86,7 @@ export function redisSessionEndBus(client: RedisClient, channel: string, deliver
       subscriber = sub;
       let subscribing = false;
       const warn = (error: unknown) => {
-        logger.warn('Could not subscribe to session-end signals; connections close at their sessions\' next check', { error: String((error as Error)?.message) });
+        logger.warn('Could not subscribe to session-end signals; connections close at their sessions\' next check', { cause: causeName(error) });
       };
       sub.on('error', () => {});
       // Each time the connection is ready: the first time, subscribe; after a reconnect node-redis subscribes again

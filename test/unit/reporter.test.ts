@@ -4,6 +4,7 @@ import { BffEventEmitter, type BffEventName } from '../../src/events/events.js';
 import { createLog } from '../../src/events/logger.js';
 import { RepeatFilter } from '../../src/events/repeats.js';
 import { Reporter } from '../../src/events/reporter.js';
+import { SessionWatch } from '../../src/realtime/session-watch.js';
 import { waitFor } from '../support/harness.js';
 
 /** A reporter whose log lines and events are kept, with a short window for repeated faults. */
@@ -61,5 +62,29 @@ describe('the BFF\'s event emitter', () => {
     await waitFor(() => failed.length === 1, 'the rejection is reported');
     expect(failed[0]?.[0]).toBe('login');
     expect((failed[0]?.[1] as Error).message).toBe('the audit database is down');
+  });
+});
+
+describe('the lifetime watch of sessions with open connections, while the store is down', () => {
+  it('reports each failure as a store failure, logged once by its cause and never by its message', async () => {
+    const { report, lines, emitted } = reporter();
+    const now = 1_000_000;
+    const config = { clock: () => now, logger: { warn() {}, error() {} }, session: { idleTimeoutMs: 600_000 } } as never;
+    // A message that could carry anything: here, a password.
+    const down = Object.assign(new Error('connect ECONNREFUSED 10.0.0.5:6379 (AUTH default s3cr3t-redis-password)'), { code: 'ECONNREFUSED' });
+    const sessions = { backend: { readView: async () => { throw down; }, touch: async () => { throw down; } } } as never;
+    const watched = Array.from({ length: 200 }, (_, i) => ({
+      id: `session-${i}`, digest: `d${i}`, audience: 'a', absoluteExpiresAt: now + 1e9, idleExpiresAt: now + 1e9, lastActiveAt: now - 1e9, checking: false, retryAt: 0, members: new Set(),
+    }));
+    const watch = new SessionWatch(config, sessions, { sessions: () => watched.values(), size: watched.length, end() {} } as never, report);
+    watch.checkAll();
+    for (const session of watched) watch.activity(session as never);
+    await waitFor(() => emitted.filter((e) => e.name === 'store_failed').length === 400, 'every failure to be reported');
+    // One line per kind of failure, by its cause; the other 398 are counted in the summary line that comes later.
+    const warned = lines.filter((l) => l.level === 'warn');
+    expect(warned.map((l) => l.details?.operation).sort()).toEqual(['idle_roll', 'websocket']);
+    for (const line of warned) expect(line).toMatchObject({ message: expect.stringMatching(/^The session store failed/), details: { cause: 'ECONNREFUSED' } });
+    expect(JSON.stringify([lines, emitted])).not.toContain('s3cr3t');
+    report.close();
   });
 });
