@@ -24,7 +24,10 @@ import {
  *   bff:idx:sid:<auth0 sid>, bff:idx:sub:<sub>   sorted sets of BFF session ids, scored by absolute expiry
  *   bff:tx:<state>  a pending login
  *   bff:once:<name> replay protection (back-channel logout jti)
- *   bff:ctok:<name> the application's own access token for an API (client credentials), until it expires
+ *   bff:ctok:<app>:<audience>[ <scope>]   the application's own access token for an API (client credentials),
+ *                   until it expires; <app>: 16 base64url characters of SHA-256 over the issuer URL, a newline and
+ *                   the Client ID, so that applications sharing a Redis and prefix keep their own tokens
+ *   bff:lock:{<app>:<audience>[ <scope>]}   the exchange lock of that token
  */
 
 interface Commands {

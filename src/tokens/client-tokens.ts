@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { BffConfig } from '../config/validate.js';
 import { fitsKey } from '../dpop/dpop.js';
 import { BffError, ErrorCode } from '../errors.js';
@@ -17,6 +17,12 @@ import { WAIT_TIMING, accessTokenEntry, type WaitTiming } from './token-manager.
 
 /** How long a refusal by Auth0 (credentials, client grant) is answered from memory instead of asking again. */
 const REFUSAL_MEMORY_MS = 10_000;
+/**
+ * The longest wait a Retry-After from Auth0 (429, 503) is remembered for, and answered to callers. A longer one (a
+ * proxy's in front of the tenant, or a mistake) must not lock every user of a `client` API out for hours: Auth0 is
+ * asked again after a minute at most, which costs one token request per process and per minute while it lasts.
+ */
+const RETRY_AFTER_CAP_MS = 60_000;
 /** OpenID scopes mean nothing to the client-credentials grant (no user): Auth0 would refuse them as not granted. */
 const OIDC_SCOPES = new Set(['openid', 'profile', 'email', 'address', 'phone', 'offline_access', 'online_access']);
 
@@ -31,6 +37,11 @@ export type LockReleases = Pick<Sessions, 'releaseLockLater'>;
 
 export class ClientTokens {
   private readonly slots = new Map<string, ClientToken>();
+  /**
+   * Which application (issuer and Client ID) the tokens are for, in their names in the store: applications sharing a
+   * Redis and its prefix must never send each other's token. A hash keeps the key short and the Client ID unread.
+   */
+  private readonly application: string;
 
   constructor(
     private readonly config: BffConfig,
@@ -40,12 +51,14 @@ export class ClientTokens {
     /** Gives back, once the store answers again, a lock whose release (or request) the store did not answer. */
     private readonly locks: LockReleases,
     private readonly waits: WaitTiming = WAIT_TIMING,
-  ) {}
+  ) {
+    this.application = applicationTag(config.issuer.href, config.clientId);
+  }
 
   /** The token of one API, made once when the proxy is built (the hot path then reads a field). APIs of one audience and scope share it. */
   forApi(audience: string, scope: string | undefined): ClientToken {
     const granted = scope?.split(/\s+/).filter((s) => s !== '' && !OIDC_SCOPES.has(s)).join(' ') || undefined;
-    const name = granted === undefined ? audience : `${audience} ${granted}`;
+    const name = `${this.application}:${granted === undefined ? audience : `${audience} ${granted}`}`;
     let slot = this.slots.get(name);
     if (slot === undefined) this.slots.set(name, (slot = new ClientToken(name, audience, granted, this.config, this.idp, this.backend, this.report, this.locks, this.waits)));
     return slot;
@@ -58,6 +71,8 @@ export class ClientToken {
   private pending: Promise<AccessTokenEntry> | undefined;
   /** Auth0's last refusal, answered without asking again until `until`. */
   private refused: { until: number; error: BffError } | undefined;
+  /** Until when (the config's clock) Auth0 asked not to be asked again (Retry-After), capped at RETRY_AFTER_CAP_MS. */
+  private notBefore = 0;
   /** Whether the current run of refusals was logged (once, until a token is issued again). */
   private reported = false;
   private warnedTooShort = false;
@@ -67,7 +82,8 @@ export class ClientToken {
   private readonly lockTtlMs: number;
 
   constructor(
-    private readonly name: string,
+    /** Its name in the session store: `<application>:<audience>[ <scope>]` (see `applicationTag`). */
+    readonly name: string,
     readonly audience: string,
     scope: string | undefined,
     private readonly config: BffConfig,
@@ -111,11 +127,29 @@ export class ClientToken {
     if (joined !== undefined) {
       return rejected === undefined ? joined : joined.then((entry) => (entry.token === rejected ? this.obtain(rejected) : entry));
     }
+    const wait = this.notBefore - this.config.clock();
+    if (wait > 0) return this.meanwhile(rejected, wait);
     const pending = this.obtainShared(rejected).finally(() => {
       this.pending = undefined;
     });
     this.pending = pending;
     return pending;
+  }
+
+  /**
+   * While Auth0 asked not to be asked (Retry-After): a token that has not expired yet, one another process stored or
+   * the one at hand, even past its refresh point (renewing it early is what the margin is for, and it still works);
+   * else a 503 at once, with the time left. Auth0 is not asked: the token is every user's, and each call asking
+   * would multiply the pressure on a rate-limited tenant.
+   */
+  private async meanwhile(rejected: string | undefined, wait: number): Promise<AccessTokenEntry> {
+    const stored = await this.backend.readClientToken(this.name);
+    const now = this.config.clock();
+    for (const entry of [stored, this.current]) {
+      // Short of its expiry by the clock-skew allowance, as its refresh point is: no API gets a token past `exp`.
+      if (entry !== undefined && entry.token !== rejected && now + this.config.tokens.clockSkewMs < entry.expiresAt && fitsKey(entry, this.config.dpop)) return this.keep(entry);
+    }
+    throw unavailable(Math.max(1, Math.ceil(wait / 1000)));
   }
 
   /**
@@ -214,7 +248,11 @@ export class ClientToken {
         this.report.clientTokenFailed(this.audience, kind, failure);
         if (kind === 'configuration') throw this.refuse(failure);
         const wait = retryWait(failure.retryAfter, attempt);
-        if (performance.now() + wait >= deadline) throw unavailable(Math.max(1, Math.ceil(wait / 1000)));
+        // Remembered for the calls after this one (`meanwhile`), when this exchange gives up before then.
+        if (failure.retryAfter !== undefined && failure.retryAfter > 0) {
+          this.notBefore = this.config.clock() + Math.min(failure.retryAfter * 1000, RETRY_AFTER_CAP_MS);
+        }
+        if (performance.now() + wait >= deadline) throw unavailable(Math.max(1, Math.ceil(Math.min(wait, RETRY_AFTER_CAP_MS) / 1000)));
         await sleep(wait);
         continue;
       }
@@ -232,6 +270,7 @@ export class ClientToken {
   private async store(answer: TokenAnswer, requestedAt: number, durationMs: number): Promise<AccessTokenEntry> {
     const entry = accessTokenEntry(answer, requestedAt, this.config.tokens);
     this.refused = undefined;
+    this.notBefore = 0;
     this.reported = false;
     if (entry.refreshAt <= this.config.clock() && !this.warnedTooShort) {
       this.warnedTooShort = true;
@@ -262,6 +301,11 @@ export class ClientToken {
     this.refused = { until: this.config.clock() + REFUSAL_MEMORY_MS, error };
     return error;
   }
+}
+
+/** 16 base64url characters (96 bits) of SHA-256 over the issuer and Client ID: one per application and tenant. */
+function applicationTag(issuer: string, clientId: string): string {
+  return createHash('sha256').update(`${issuer}\n${clientId}`).digest('base64url').slice(0, 16);
 }
 
 const unavailable = (retryAfter: number): BffError =>

@@ -1,8 +1,14 @@
 import { generateKeyPairSync } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startExampleApi, type ExampleApi } from '../../example/api/server.js';
-import { CLIENT_ID, startHarness, USER, waitFor, type Harness, type RecordedRequest } from '../support/harness.js';
+import { createBff, type Bff } from '../../src/index.js';
+import {
+  AUDIENCE, CLIENT_ID, CLIENT_SECRET, closeServer, listen, scanKeys, SESSION_SECRET, startHarness, USER, waitFor, type Harness, type RecordedRequest,
+} from '../support/harness.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 import { openSocket, opened } from '../support/ws-client.js';
 
@@ -130,7 +136,7 @@ describe('a token policy per API', () => {
       expect(new Set(h.upstream.requests.map((r) => r.headers.authorization)).size).toBe(2);
     });
 
-    it('answers 503 token_service_unavailable with Retry-After when Auth0 fails transiently, logs nobody out, and recovers', async () => {
+    it('answers 503 token_service_unavailable with Retry-After when Auth0 fails transiently, asks Auth0 again only once that time is up, logs nobody out, and recovers', async () => {
       const browser = h.browser();
       await browser.login();
       h.clock.advance(24 * 3600_000);
@@ -142,7 +148,18 @@ describe('a token policy per API', () => {
       expect(h.upstream.requests).toHaveLength(0);
       expect(h.events.some((e) => e.name === 'client_token_failed' && (e.payload as { kind: string }).kind === 'transient')).toBe(true);
       expect((await browser.user()).status).toBe(200);
+      // The token is every caller's: the calls within the 30 s, one a second, do not ask Auth0 again.
+      const retryAfters: Array<string | null> = [];
+      for (let i = 0; i < 9; i++) {
+        h.clock.advance(1_000);
+        const again = await h.browser().api('/app/items');
+        expect(again.status).toBe(503);
+        retryAfters.push(again.headers.get('retry-after'));
+      }
+      expect(retryAfters).toEqual(['29', '28', '27', '26', '25', '24', '23', '22', '21']);
+      expect(clientGrants(h).error).toBe(1);
       h.auth0.admin.reset();
+      h.clock.advance(21_000);
       expect((await browser.api('/app/items')).status).toBe(200);
     });
 
@@ -393,5 +410,55 @@ describe('the application\'s token with DPoP', () => {
     expect(answers.map((a) => a.status)).toEqual([200, 200]);
     expect(await answers[0]!.json()).toMatchObject({ sub: `${CLIENT_ID}@clients` });
     expect(clientGrants(h).ok).toBe(1);
+  });
+});
+
+describe('the application\'s token of two applications sharing one Redis and prefix', () => {
+  const OTHER_APP = 'second-app';
+  const OTHER_SECRET = 'second-app-secret-for-tests-only-123';
+  let h: Harness;
+  let other: Bff;
+  let otherUrl: string;
+  let server: Server | undefined;
+  beforeAll(async () => {
+    h = await startHarness({
+      redis: true,
+      apis: (upstream) => [{ mount: '/app', upstream, token: 'client' as const }],
+      auth0: {
+        clients: [
+          { clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: ['http://127.0.0.1/cb'], clientGrants: [{ audience: AUDIENCE }] },
+          { clientId: OTHER_APP, clientSecret: OTHER_SECRET, redirectUris: ['http://127.0.0.1/cb'], clientGrants: [{ audience: AUDIENCE }] },
+        ],
+      },
+    });
+    server = createServer();
+    await listen(server);
+    otherUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    other = createBff({
+      issuer: h.auth0.issuer, clientId: OTHER_APP, clientSecret: OTHER_SECRET, audience: AUDIENCE, baseURL: otherUrl,
+      session: { secrets: [SESSION_SECRET] }, apis: [{ mount: '/app', upstream: h.upstream.url, token: 'client' }],
+      redis: h.redis, redisPrefix: h.prefix, clock: h.clock.now, logger: { debug() {}, info() {}, warn() {}, error() {} },
+    });
+    server.on('request', express().use(other));
+    await other.ready();
+  });
+  afterAll(async () => {
+    await other?.close();
+    if (server) await closeServer(server);
+    await h?.close();
+  });
+
+  it('gives each application\'s API calls its own token, stored under a key that names neither Client ID', async () => {
+    expect((await h.browser().api('/app/items')).status).toBe(200);
+    expect((await fetch(`${otherUrl}/app/items`, { headers: { 'x-csrf': '1' } })).status).toBe(200);
+    const azps = await Promise.all(h.upstream.requests.map(async (seen) => (await claimsOf(h, seen)).azp));
+    expect(azps).toEqual([CLIENT_ID, OTHER_APP]);
+    const keys = await scanKeys(h.redis!, `${h.prefix}ctok:*`);
+    expect(keys).toHaveLength(2);
+    for (const key of keys) {
+      expect(key.slice(h.prefix.length)).toMatch(/^ctok:[\w-]{16}:https:\/\/api\.example\.test$/);
+      expect(key).not.toContain(CLIENT_ID);
+      expect(key).not.toContain(OTHER_APP);
+    }
   });
 });

@@ -15,12 +15,12 @@ const ISSUER = 'https://tenant.example/';
 const API = 'https://api.example.test';
 
 /** Auth0 at the fetch layer: discovery, and a token endpoint answering each request with `answer(form, n)`. */
-function fakeTenant(answer: (form: URLSearchParams, n: number) => Response | Promise<Response>) {
+function fakeTenant(answer: (form: URLSearchParams, n: number) => Response | Promise<Response>, issuer = ISSUER) {
   const requests: URLSearchParams[] = [];
   const fetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const url = String(input instanceof Request ? input.url : input);
     if (url.endsWith('/.well-known/openid-configuration')) {
-      return Response.json({ issuer: ISSUER, authorization_endpoint: `${ISSUER}authorize`, token_endpoint: `${ISSUER}oauth/token`, jwks_uri: `${ISSUER}jwks` });
+      return Response.json({ issuer, authorization_endpoint: `${issuer}authorize`, token_endpoint: `${issuer}oauth/token`, jwks_uri: `${issuer}jwks` });
     }
     const form = new URLSearchParams(String(init?.body ?? ''));
     requests.push(form);
@@ -29,6 +29,7 @@ function fakeTenant(answer: (form: URLSearchParams, n: number) => Response | Pro
   return { requests, fetch: fetch as typeof globalThis.fetch };
 }
 const issued = (token: string, expiresIn = 3600) => Response.json({ access_token: token, token_type: 'Bearer', expires_in: expiresIn });
+const rateLimited = (seconds: number) => Response.json({ error: 'too_many_requests' }, { status: 429, headers: { 'retry-after': String(seconds) } });
 
 describe('the application\'s own tokens', () => {
   let now = 0;
@@ -39,9 +40,9 @@ describe('the application\'s own tokens', () => {
   let events: BffEventEmitter;
 
   /** One BFF process: its config, Auth0 client and token store, over the shared backend. */
-  const process = (fetch: typeof globalThis.fetch, waits?: { timing: WaitTiming; exchangeDeadline: number }): { tokens: ClientTokens; config: BffConfig } => {
+  const process = (fetch: typeof globalThis.fetch, waits?: { timing: WaitTiming; exchangeDeadline: number }, app: { issuer?: string; clientId?: string } = {}): { tokens: ClientTokens; config: BffConfig } => {
     const config = validateOptions({
-      issuer: ISSUER, clientId: 'bff', clientSecret: 'bff-secret', audience: API, baseURL: 'https://app.example',
+      issuer: app.issuer ?? ISSUER, clientId: app.clientId ?? 'bff', clientSecret: 'bff-secret', audience: API, baseURL: 'https://app.example',
       session: { secrets: ['a-session-secret-of-at-least-32-characters'] },
       clock: () => now, fetch,
       logger: { warn: (m) => logs.push(`warn ${m}`), error: (m) => logs.push(`error ${m}`) },
@@ -219,7 +220,7 @@ describe('the application\'s own tokens', () => {
     const tenant = fakeTenant(() => issued(jwt('https://another-api.example.test')));
     const { tokens } = process(tenant.fetch);
     await expect(tokens.forApi(API, undefined).token()).rejects.toMatchObject({ code: ErrorCode.CONFIGURATION_ERROR });
-    expect(await backend.readClientToken(API)).toBeUndefined();
+    expect(await backend.readClientToken(tokens.forApi(API, undefined).name)).toBeUndefined();
     expect(logs.filter((l) => l.startsWith('error'))).toHaveLength(1);
     const right = fakeTenant(() => issued(jwt(API)));
     expect((await process(right.fetch).tokens.forApi(API, undefined).token()).token).toBe(jwt(API));
@@ -238,5 +239,72 @@ describe('the application\'s own tokens', () => {
     expect(renewing).toBeInstanceOf(Promise);
     await renewing;
     expect(tenant.requests).toHaveLength(2);
+  });
+
+  it('asks Auth0 once while it says Retry-After: every call until then gets 503 with the seconds left, then it asks again', async () => {
+    let limited = true;
+    const tenant = fakeTenant(() => (limited ? rateLimited(30) : issued('AT-app-1')));
+    const { tokens } = process(tenant.fetch);
+    const api = tokens.forApi(API, undefined);
+    const left: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      await Promise.resolve(api.token()).then(() => expect.unreachable('no token while Auth0 rate-limits'), (error: BffError) => {
+        expect(error.code).toBe(ErrorCode.TOKEN_SERVICE_UNAVAILABLE);
+        left.push(error.retryAfter!);
+      });
+      now += 1_000;
+    }
+    expect(left).toEqual([30, 29, 28, 27, 26, 25, 24, 23, 22, 21]);
+    expect(tenant.requests).toHaveLength(1);
+    limited = false;
+    now += 19_000;
+    await expect(Promise.resolve(api.token())).rejects.toMatchObject({ code: ErrorCode.TOKEN_SERVICE_UNAVAILABLE, retryAfter: 1 });
+    expect(tenant.requests).toHaveLength(1);
+    now += 1_000;
+    expect((await api.token()).token).toBe('AT-app-1');
+    expect(tenant.requests).toHaveLength(2);
+  });
+
+  it('remembers a Retry-After of an hour for a minute at most, and says so', async () => {
+    const tenant = fakeTenant(() => rateLimited(3_600));
+    const { tokens } = process(tenant.fetch);
+    const api = tokens.forApi(API, undefined);
+    await expect(Promise.resolve(api.token())).rejects.toMatchObject({ code: ErrorCode.TOKEN_SERVICE_UNAVAILABLE, retryAfter: 60 });
+    now += 59_500;
+    await expect(Promise.resolve(api.token())).rejects.toMatchObject({ code: ErrorCode.TOKEN_SERVICE_UNAVAILABLE, retryAfter: 1 });
+    expect(tenant.requests).toHaveLength(1);
+    now += 500;
+    await expect(Promise.resolve(api.token())).rejects.toMatchObject({ code: ErrorCode.TOKEN_SERVICE_UNAVAILABLE, retryAfter: 60 });
+    expect(tenant.requests).toHaveLength(2);
+  });
+
+  it('keeps using a token that has not expired while Auth0 says to wait, one another process stored included, but never the one the upstream rejected', async () => {
+    const tenant = fakeTenant((_form, n) => (n === 1 ? issued('AT-app-1', 60) : rateLimited(30)));
+    const { tokens } = process(tenant.fetch);
+    const api = tokens.forApi(API, undefined);
+    expect((await api.token()).token).toBe('AT-app-1');
+    // Past its refresh point (52 s), not expired (59 s): renewing it meets the rate limit.
+    now += 53_000;
+    await expect(Promise.resolve(api.token())).rejects.toMatchObject({ code: ErrorCode.TOKEN_SERVICE_UNAVAILABLE, retryAfter: 30 });
+    expect(await api.token()).toMatchObject({ token: 'AT-app-1' });
+    await expect(api.renew('AT-app-1')).rejects.toMatchObject({ code: ErrorCode.TOKEN_SERVICE_UNAVAILABLE, retryAfter: 30 });
+    // Another process got one before the limit: it is taken, and kept until its own refresh point.
+    await backend.storeClientToken(api.name, { token: 'AT-app-2', expiresAt: now + 3_600_000, refreshAt: now + 3_540_000, scope: undefined });
+    expect(await api.renew('AT-app-1')).toMatchObject({ token: 'AT-app-2' });
+    expect(api.token()).toMatchObject({ token: 'AT-app-2' });
+    expect(tenant.requests).toHaveLength(2);
+  });
+
+  it('keeps the tokens of applications sharing a store apart: another Client ID, or the same one at another tenant', async () => {
+    const OTHER_ISSUER = 'https://other-tenant.example/';
+    const tenant = fakeTenant((form) => issued(`AT-${form.get('client_id')}`));
+    const other = fakeTenant((form) => issued(`AT-${form.get('client_id')}-other-tenant`), OTHER_ISSUER);
+    const apps = [process(tenant.fetch), process(tenant.fetch, undefined, { clientId: 'second-app' }), process(other.fetch, undefined, { issuer: OTHER_ISSUER })];
+    const tokensIssued = [];
+    for (const { tokens } of apps) tokensIssued.push((await tokens.forApi(API, 'read:things').token()).token);
+    expect(tokensIssued).toEqual(['AT-bff', 'AT-second-app', 'AT-bff-other-tenant']);
+    const names = apps.map(({ tokens }) => tokens.forApi(API, 'read:things').name);
+    for (const name of names) expect(name).toMatch(/^[\w-]{16}:https:\/\/api\.example\.test read:things$/);
+    expect(names.some((name) => name.includes('bff') || name.includes('second-app'))).toBe(false);
   });
 });

@@ -83,8 +83,9 @@ async function bffWith(options: { dpopKey?: JsonWebKey; replies: Reply[]; suppor
   }
   /** The application's own token for the API (the client-credentials grant), another instance having stored `stored`. */
   async function applicationToken(stored: Partial<AccessTokenEntry>) {
-    await backend.storeClientToken(API, { token: 'AT-app-stored', expiresAt: now + HOUR, refreshAt: now + HOUR - 60_000, scope: undefined, ...stored });
-    return new ClientTokens(config, idp, backend, report, sessions).forApi(API, undefined).token();
+    const slot = new ClientTokens(config, idp, backend, report, sessions).forApi(API, undefined);
+    await backend.storeClientToken(slot.name, { token: 'AT-app-stored', expiresAt: now + HOUR, refreshAt: now + HOUR - 60_000, scope: undefined, ...stored });
+    return slot.token();
   }
   return { config, proofs, logs, session, applicationToken, close: () => (idp.close(), report.close(), sessions.close(), backend.close()) };
 }
