@@ -12,4 +12,11 @@ export function retryWait(retryAfterSeconds: number | undefined, attempt: number
   return Math.max((retryAfterSeconds ?? 0) * 1000, backoffDelay(attempt));
 }
 
+/**
+ * The longest wait a Retry-After from Auth0 (429, 503) is remembered for, and passed on to the browser. A longer
+ * one (a proxy's in front of the tenant, or a mistake) must not lock users out for hours: Auth0 is asked again
+ * after a minute at most, which costs one token request per minute while it lasts.
+ */
+export const RETRY_AFTER_CAP_MS = 60_000;
+
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

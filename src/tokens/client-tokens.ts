@@ -10,19 +10,13 @@ import type { SessionBackend } from '../session/backend.js';
 import type { Sessions } from '../session/sessions.js';
 import type { AccessTokenEntry } from '../session/record.js';
 import type { RecordWatch } from '../session/record-watch.js';
-import { retryWait, sleep } from './backoff.js';
+import { RETRY_AFTER_CAP_MS, retryWait, sleep } from './backoff.js';
 import { RenewedTokens } from './renewed-tokens.js';
 import { tokenAudiences } from './audience-check.js';
 import { WAIT_TIMING, accessTokenEntry, type WaitTiming } from './token-manager.js';
 
 /** How long a refusal by Auth0 (credentials, client grant) is answered from memory instead of asking again. */
 const REFUSAL_MEMORY_MS = 10_000;
-/**
- * The longest wait a Retry-After from Auth0 (429, 503) is remembered for, and answered to callers. A longer one (a
- * proxy's in front of the tenant, or a mistake) must not lock every user of a `client` API out for hours: Auth0 is
- * asked again after a minute at most, which costs one token request per process and per minute while it lasts.
- */
-const RETRY_AFTER_CAP_MS = 60_000;
 /** OpenID scopes mean nothing to the client-credentials grant (no user): Auth0 would refuse them as not granted. */
 const OIDC_SCOPES = new Set(['openid', 'profile', 'email', 'address', 'phone', 'offline_access', 'online_access']);
 

@@ -11,7 +11,7 @@ import type { RecordWatch } from '../session/record-watch.js';
 import { sessionExpiryOf } from '../session/session-expiry.js';
 import { sessionEnded, sessionRef, type LoadedSession, type Sessions } from '../session/sessions.js';
 import { AudienceCheck } from './audience-check.js';
-import { retryWait, sleep } from './backoff.js';
+import { RETRY_AFTER_CAP_MS, retryWait, sleep } from './backoff.js';
 import { RenewedTokens } from './renewed-tokens.js';
 
 /** Which access token: the API's audience, and the scope to ask for when it must be exchanged. */
@@ -29,6 +29,8 @@ export interface AccessTokenOptions {
 
 /** The options of a call that passes none: one object, not a new `{}` per API call. */
 const NO_OPTIONS: AccessTokenOptions = Object.freeze({});
+/** Sessions whose Retry-After is remembered at once, at most: the oldest is forgotten first (its session asks again). */
+const NOT_BEFORE_CAPACITY = 10_000;
 
 /**
  * How a process waits for the token another process is exchanging. Where the store says when a session's record
@@ -75,6 +77,12 @@ export function accessTokenEntry(answer: TokenAnswer, requestedAt: number, timin
  */
 export class TokenManager {
   private readonly inflight = new Map<string, Promise<AccessTokenEntry>>();
+  /**
+   * Until when (the config's clock) Auth0 asked not to be asked again for a session's token for an API (its
+   * Retry-After, at most RETRY_AFTER_CAP_MS), by `<session id> <audience>`: the session's calls meanwhile do not each
+   * send another token request to a rate-limited tenant. In this process; ended by a token, or by the time.
+   */
+  private readonly notBefore = new Map<string, number>();
   /** Tokens that a forced exchange produced: an upstream rejecting one of those gets no second try. */
   private readonly forced = new RenewedTokens(1_000);
   private readonly lockTtlMs: number;
@@ -108,11 +116,54 @@ export class TokenManager {
       if (!options.force || options.rejected === undefined) return renewal.follow(joined);
       return renewal.follow(joined.then((entry) => (entry.token === options.rejected ? this.accessToken(session, target, options) : entry)));
     }
+    const wait = this.waitAskedFor(key);
+    if (wait > 0) return this.meanwhile(current, options, wait);
     const renewal = this.report.renewal(sessionRef(session.id), target.audience, 'led', options.force === true);
     let pending = renewal.run(() => this.exchangeOnce(session, target, options, renewal)).finally(() => this.inflight.delete(key));
     if (options.force) pending = pending.then((entry) => (this.forced.add(entry.token), entry));
+    // Auth0 failing for the moment is no reason to refuse a call its token at hand still serves.
+    else if (current !== undefined) pending = pending.catch((error: unknown) => this.stillServes(current, error));
     this.inflight.set(key, pending);
     return pending;
+  }
+
+  /** How long Auth0 still asked not to be asked for this token (ms; 0 or less: ask). */
+  private waitAskedFor(key: string): number {
+    const until = this.notBefore.get(key);
+    if (until === undefined) return 0;
+    const wait = until - this.config.clock();
+    if (wait <= 0) this.notBefore.delete(key);
+    return wait;
+  }
+
+  /**
+   * While Auth0 asked not to be asked (Retry-After): the token at hand while it lasts (see `lasts`), unless the
+   * upstream rejected it; else a 503 at once, with the time left.
+   */
+  private meanwhile(current: AccessTokenEntry | undefined, options: AccessTokenOptions, wait: number): AccessTokenEntry {
+    if (!options.force && current !== undefined && this.lasts(current)) return current;
+    throw unavailable(Math.max(1, Math.ceil(wait / 1000)));
+  }
+
+  /** An exchange failed for the moment (Auth0 down, rate-limited, slow): the token at hand, while it lasts. */
+  private stillServes(current: AccessTokenEntry, error: unknown): AccessTokenEntry {
+    if (error instanceof BffError && error.code === ErrorCode.TOKEN_SERVICE_UNAVAILABLE && this.lasts(current)) return current;
+    throw error;
+  }
+
+  /**
+   * Whether a token past its refresh point still serves: renewing early is what the margin is for, and until its
+   * expiry, less the clock-skew allowance (as its refresh point has it), no API gets it past `exp`.
+   */
+  private lasts(entry: AccessTokenEntry): boolean {
+    return this.config.clock() + this.config.tokens.clockSkewMs < entry.expiresAt && this.fits(entry);
+  }
+
+  /** Remembers Auth0's Retry-After for a session's token (see `notBefore`). */
+  private askedToWait(key: string, retryAfterSeconds: number): void {
+    if (this.notBefore.size >= NOT_BEFORE_CAPACITY) this.notBefore.delete(this.notBefore.keys().next().value as string);
+    this.notBefore.delete(key);
+    this.notBefore.set(key, this.config.clock() + Math.min(retryAfterSeconds * 1000, RETRY_AFTER_CAP_MS));
   }
 
   /** {@link fitsKey}, with one comparison for the usual token: bound to the key (or to none, without DPoP). */
@@ -274,7 +325,9 @@ export class TokenManager {
         }
         if (failure.kind === 'configuration') throw this.report.configurationError('The BFF could not renew the access token because of its configuration.');
         const wait = retryWait(failure.retryAfter, attempt);
-        if (performance.now() + wait >= deadline) throw unavailable(Math.max(1, Math.ceil(wait / 1000)));
+        // Remembered for the session's calls after this one, when this exchange gives up before then.
+        if (failure.retryAfter !== undefined && failure.retryAfter > 0) this.askedToWait(`${id} ${target.audience}`, failure.retryAfter);
+        if (performance.now() + wait >= deadline) throw unavailable(Math.max(1, Math.ceil(Math.min(wait, RETRY_AFTER_CAP_MS) / 1000)));
         await sleep(wait);
         continue;
       }
@@ -285,6 +338,7 @@ export class TokenManager {
 
   /** `durationMs`: the request that brought the token; `totalMs`: the exchange, its retries included. */
   private async store(id: string, record: StoredSessionRecord, target: TokenTarget, answer: TokenAnswer, requestedAt: number, durationMs: number, totalMs: number): Promise<AccessTokenEntry> {
+    this.notBefore.delete(`${id} ${target.audience}`);
     // A token for another API (Auth0's answer to an audience its refresh token policy lacks) is neither stored nor
     // used, and ends nothing: the configuration is wrong, not the session.
     const mismatch = this.audiences.mismatch(answer.accessToken, target.audience);

@@ -163,13 +163,45 @@ describe('the API proxy with transparent ORT exchange', () => {
     h.auth0.admin.failTokenEndpoint(mode);
     const res = await browser.api('/api/items');
     expect(res.status).toBe(503);
-    expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    const retryAfter = Number(res.headers.get('retry-after'));
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
     expect(await res.json()).toMatchObject({ error: 'token_service_unavailable' });
     expect(h.upstream.requests).toHaveLength(0);
     expect(h.logs).toContainEqual(expect.stringMatching(/^warn Auth0 failed a token exchange; retrying .*"audience":"https:\/\/api\.example\.test","sessionRef":"[\w-]{10}"/));
     expect((await browser.user()).status).toBe(200);
     h.auth0.admin.reset();
+    // Auth0 is asked again once the wait it asked for is over.
+    h.clock.advance(retryAfter * 1_000);
     expect((await browser.api('/api/items')).status).toBe(200);
+  });
+
+  it('serves calls with the token at hand while Auth0 is rate-limited, and asks it again only after its Retry-After', async () => {
+    const browser = h.browser();
+    await browser.login();
+    expect((await browser.api('/api/items')).status).toBe(200);
+    const first = h.upstream.requests.at(-1)?.headers.authorization;
+    // The emulator's tokens last 60 s: past the refresh point (52 s), short of expiry less the clock skew (58 s).
+    h.clock.advance(54_000);
+    h.auth0.admin.failTokenEndpoint({ status: 429, retryAfter: 30 });
+    h.auth0.admin.resetCounts();
+    for (let i = 0; i < 3; i++) expect((await browser.api('/api/items')).status).toBe(200);
+    expect(h.upstream.requests.slice(-3).map((r) => r.headers.authorization)).toEqual([first, first, first]);
+    // One token request: the calls after the first wait as Auth0 asked.
+    expect(h.auth0.admin.counts().token.refresh_token?.error).toBe(1);
+
+    // Expired now (less the clock skew): a 503 at once, with the seconds left, and Auth0 is not asked.
+    h.clock.advance(5_000);
+    const waiting = await browser.api('/api/items');
+    expect(waiting.status).toBe(503);
+    expect(Number(waiting.headers.get('retry-after'))).toBeGreaterThan(20);
+    expect(Number(waiting.headers.get('retry-after'))).toBeLessThanOrEqual(30);
+    expect(h.auth0.admin.counts().token.refresh_token?.error).toBe(1);
+
+    h.auth0.admin.reset();
+    h.clock.advance(30_000);
+    expect((await browser.api('/api/items')).status).toBe(200);
+    expect(h.upstream.requests.at(-1)?.headers.authorization).not.toBe(first);
+    expect((await browser.user()).status).toBe(200);
   });
 
   it('renews the token once and replays a GET when the upstream says invalid_token', async () => {

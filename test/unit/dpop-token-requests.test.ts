@@ -138,7 +138,8 @@ describe('DPoP token requests', () => {
       replies: [{ ...refused(400, 'use_dpop_nonce', { 'dpop-nonce': 'nonce-1' }), afterMs: 900 }, 'never'],
     });
     close = bff.close;
-    const s = await bff.session();
+    // Expired: a token past its refresh point only would still serve the call while Auth0 fails.
+    const s = await bff.session({ expiresAt: 1, refreshAt: 0 });
     const started = performance.now();
     const code = await s.token().then(() => 'ok', (error: BffError) => error.code);
     const took = performance.now() - started;
