@@ -47,6 +47,8 @@ export class AnswerDeadlines {
     else this.tail.waitNext = call;
     this.tail = call;
     if (this.timer === undefined) this.timer = this.arm(call.waitDeadline);
+    // A replay in an empty list, with the timer still armed for a later deadline of a call that has left.
+    else if (at !== undefined && at < this.armedAt) this.rearm(at);
   }
 
   /** A replay's deadline, earlier than the last one's: in its place in the list, and the timer armed early enough. */
@@ -60,10 +62,13 @@ export class AnswerDeadlines {
     else after.waitNext = call;
     if (before === undefined) this.tail = call;
     else before.waitPrev = call;
-    if (this.timer === undefined || call.waitDeadline < this.armedAt) {
-      if (this.timer !== undefined) clearTimeout(this.timer);
-      this.timer = this.arm(call.waitDeadline);
-    }
+    if (this.timer === undefined) this.timer = this.arm(call.waitDeadline);
+    else if (call.waitDeadline < this.armedAt) this.rearm(call.waitDeadline);
+  }
+
+  private rearm(at: number): void {
+    clearTimeout(this.timer);
+    this.timer = this.arm(at);
   }
 
   /** The answer began, or the call ended otherwise. Harmless when it already left. */

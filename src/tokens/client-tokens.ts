@@ -13,7 +13,7 @@ import type { RecordWatch } from '../session/record-watch.js';
 import { RETRY_AFTER_CAP_MS, retryWait, sleep } from './backoff.js';
 import { RenewedTokens } from './renewed-tokens.js';
 import { tokenAudiences } from './audience-check.js';
-import { WAIT_TIMING, accessTokenEntry, type WaitTiming } from './token-manager.js';
+import { WAIT_TIMING, accessTokenEntry, servesPastRefresh, type WaitTiming } from './token-manager.js';
 
 /** How long a refusal by Auth0 (credentials, client grant) is answered from memory instead of asking again. */
 const REFUSAL_MEMORY_MS = 10_000;
@@ -123,7 +123,8 @@ export class ClientToken {
     }
     const wait = this.notBefore - this.config.clock();
     if (wait > 0) return this.meanwhile(rejected, wait);
-    const pending = this.obtainShared(rejected).finally(() => {
+    // Auth0 failing for the moment is no reason to refuse a call the token at hand still serves.
+    const pending = this.obtainShared(rejected).catch((error: unknown) => this.stillServes(rejected, error)).finally(() => {
       this.pending = undefined;
     });
     this.pending = pending;
@@ -137,13 +138,22 @@ export class ClientToken {
    * would multiply the pressure on a rate-limited tenant.
    */
   private async meanwhile(rejected: string | undefined, wait: number): Promise<AccessTokenEntry> {
-    const stored = await this.backend.readClientToken(this.name);
-    const now = this.config.clock();
-    for (const entry of [stored, this.current]) {
-      // Short of its expiry by the clock-skew allowance, as its refresh point is: no API gets a token past `exp`.
-      if (entry !== undefined && entry.token !== rejected && now + this.config.tokens.clockSkewMs < entry.expiresAt && fitsKey(entry, this.config.dpop)) return this.keep(entry);
-    }
+    if (this.serves(this.current, rejected)) return this.current!;
+    // A store that fails too has nothing to offer: the 503 below says what there is to say.
+    const stored = await this.backend.readClientToken(this.name).catch(() => undefined);
+    if (this.serves(stored, rejected)) return this.keep(stored!);
     throw unavailable(Math.max(1, Math.ceil(wait / 1000)));
+  }
+
+  /** An exchange failed for the moment: the token at hand, while it still serves. */
+  private stillServes(rejected: string | undefined, error: unknown): AccessTokenEntry {
+    if (error instanceof BffError && error.code === ErrorCode.TOKEN_SERVICE_UNAVAILABLE && this.serves(this.current, rejected)) return this.current!;
+    throw error;
+  }
+
+  /** Whether a token past its refresh point still serves a call (see `servesPastRefresh`): not the one rejected. */
+  private serves(entry: AccessTokenEntry | undefined, rejected: string | undefined): boolean {
+    return entry !== undefined && entry.token !== rejected && servesPastRefresh(entry, this.config.clock(), this.config.tokens.clockSkewMs) && fitsKey(entry, this.config.dpop);
   }
 
   /**

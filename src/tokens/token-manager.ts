@@ -71,6 +71,16 @@ export function accessTokenEntry(answer: TokenAnswer, requestedAt: number, timin
 }
 
 /**
+ * Whether a token past its refresh point still serves a call while its renewal fails for the moment (Auth0 down,
+ * rate-limited, slow): until half of its refresh margin is left. The other half still covers what the margin is
+ * for, the call's way to the API (a wait for a connection included), and the clock-skew allowance is kept whole:
+ * no API gets a token past its `exp`.
+ */
+export function servesPastRefresh(entry: AccessTokenEntry, now: number, clockSkewMs: number): boolean {
+  return now < entry.refreshAt + (entry.expiresAt - clockSkewMs - entry.refreshAt) / 2;
+}
+
+/**
  * Keeps a fresh access token per session and audience, exchanging the ORT when the token is expiring.
  * One exchange per expiry per session: requests of one process share a promise, and processes sharing Redis
  * share a lock (with an owner and an expiry); whoever does not hold it waits for the stored result.
@@ -138,11 +148,12 @@ export class TokenManager {
 
   /**
    * While Auth0 asked not to be asked (Retry-After): the token at hand while it lasts (see `lasts`), unless the
-   * upstream rejected it; else a 503 at once, with the time left.
+   * upstream rejected it; else a 503 at once, with the time left (a rejected promise: callers of `accessToken`
+   * expect a failure there, never a throw).
    */
-  private meanwhile(current: AccessTokenEntry | undefined, options: AccessTokenOptions, wait: number): AccessTokenEntry {
+  private meanwhile(current: AccessTokenEntry | undefined, options: AccessTokenOptions, wait: number): AccessTokenEntry | Promise<never> {
     if (!options.force && current !== undefined && this.lasts(current)) return current;
-    throw unavailable(Math.max(1, Math.ceil(wait / 1000)));
+    return Promise.reject(unavailable(Math.max(1, Math.ceil(wait / 1000))));
   }
 
   /** An exchange failed for the moment (Auth0 down, rate-limited, slow): the token at hand, while it lasts. */
@@ -151,12 +162,9 @@ export class TokenManager {
     throw error;
   }
 
-  /**
-   * Whether a token past its refresh point still serves: renewing early is what the margin is for, and until its
-   * expiry, less the clock-skew allowance (as its refresh point has it), no API gets it past `exp`.
-   */
+  /** Whether a token past its refresh point still serves (see `servesPastRefresh`), with this BFF's DPoP key. */
   private lasts(entry: AccessTokenEntry): boolean {
-    return this.config.clock() + this.config.tokens.clockSkewMs < entry.expiresAt && this.fits(entry);
+    return servesPastRefresh(entry, this.config.clock(), this.config.tokens.clockSkewMs) && this.fits(entry);
   }
 
   /** Remembers Auth0's Retry-After for a session's token (see `notBefore`). */

@@ -180,8 +180,9 @@ describe('the API proxy with transparent ORT exchange', () => {
     await browser.login();
     expect((await browser.api('/api/items')).status).toBe(200);
     const first = h.upstream.requests.at(-1)?.headers.authorization;
-    // The emulator's tokens last 60 s: past the refresh point (52 s), short of expiry less the clock skew (58 s).
-    h.clock.advance(54_000);
+    // The emulator's tokens last 60 s: past the refresh point (52 s), with more than half the refresh margin (6 s)
+    // left (until 55 s).
+    h.clock.advance(52_500);
     h.auth0.admin.failTokenEndpoint({ status: 429, retryAfter: 30 });
     h.auth0.admin.resetCounts();
     for (let i = 0; i < 3; i++) expect((await browser.api('/api/items')).status).toBe(200);
@@ -189,7 +190,7 @@ describe('the API proxy with transparent ORT exchange', () => {
     // One token request: the calls after the first wait as Auth0 asked.
     expect(h.auth0.admin.counts().token.refresh_token?.error).toBe(1);
 
-    // Expired now (less the clock skew): a 503 at once, with the seconds left, and Auth0 is not asked.
+    // Half the margin gone: a 503 at once, with the seconds left, and Auth0 is not asked.
     h.clock.advance(5_000);
     const waiting = await browser.api('/api/items');
     expect(waiting.status).toBe(503);
@@ -202,6 +203,24 @@ describe('the API proxy with transparent ORT exchange', () => {
     expect((await browser.api('/api/items')).status).toBe(200);
     expect(h.upstream.requests.at(-1)?.headers.authorization).not.toBe(first);
     expect((await browser.user()).status).toBe(200);
+  });
+
+  it('answers 503 at once when the API rejects the token at hand while Auth0 asked to wait: a forced renewal waits too', async () => {
+    const browser = h.browser();
+    await browser.login();
+    expect((await browser.api('/api/items')).status).toBe(200);
+    h.clock.advance(52_500);
+    h.auth0.admin.failTokenEndpoint({ status: 429, retryAfter: 30 });
+    expect((await browser.api('/api/items')).status).toBe(200);
+    // The API's clock runs ahead: it calls the token expired.
+    h.upstream.handler = (_req, res) => {
+      res.writeHead(401, { 'www-authenticate': 'Bearer error="invalid_token", error_description="expired"' });
+      res.end();
+    };
+    const res = await browser.api('/api/items', { signal: AbortSignal.timeout(10_000) });
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({ error: 'token_service_unavailable' });
+    expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0);
   });
 
   it('renews the token once and replays a GET when the upstream says invalid_token', async () => {

@@ -281,6 +281,8 @@ describe('a back-channel logout while the session store is briefly down', () => 
     relay.up();
     await waitFor(() => client.isReady, 'the client to reconnect', 10_000);
     await waitFor(async () => (await browser.api('/api/items')).status === 401, 'the session to end once the store answers', 10_000);
+    // The logout is reported once the store has answered the end, which a call may see before it is reported.
+    await waitFor(() => h.events.some((e) => e.name === 'logout'), 'the logout to be reported');
     expect(h.events.filter((e) => e.name === 'logout')).toEqual([{ name: 'logout', payload: expect.objectContaining({ reason: 'backchannel', sessions: 1 }) }]);
   });
 });

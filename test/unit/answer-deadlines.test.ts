@@ -65,6 +65,15 @@ describe('the wait for an upstream\'s answer, one timer for every call of an API
     vi.advanceTimersByTime(50);
     expect(late).toEqual(['replay', 'other', 'alone', 'other']);
     expect(vi.getTimerCount()).toBe(0);
+
+    // The list empty, the timer still armed for a call that has left: a replay's earlier deadline arms it again.
+    const gone = call('gone', late);
+    const again = call('again', late);
+    deadlines.enter(gone);
+    deadlines.leave(gone);
+    deadlines.enter(again, performance.now() + 100);
+    vi.advanceTimersByTime(100);
+    expect(late.at(-1)).toBe('again');
   });
 
   it('keeps one timer however many calls wait, and arms it again for calls that come later', () => {

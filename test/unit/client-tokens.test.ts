@@ -283,15 +283,30 @@ describe('the application\'s own tokens', () => {
     const { tokens } = process(tenant.fetch);
     const api = tokens.forApi(API, undefined);
     expect((await api.token()).token).toBe('AT-app-1');
-    // Past its refresh point (52 s), not expired (59 s): renewing it meets the rate limit.
+    // Past its refresh point (52 s), with more than half its margin (6 s) left: renewing it meets the rate limit,
+    // and it serves the call that asked, and the next ones without asking again.
     now += 53_000;
-    await expect(Promise.resolve(api.token())).rejects.toMatchObject({ code: ErrorCode.TOKEN_SERVICE_UNAVAILABLE, retryAfter: 30 });
     expect(await api.token()).toMatchObject({ token: 'AT-app-1' });
+    expect(await api.token()).toMatchObject({ token: 'AT-app-1' });
+    expect(tenant.requests).toHaveLength(2);
     await expect(api.renew('AT-app-1')).rejects.toMatchObject({ code: ErrorCode.TOKEN_SERVICE_UNAVAILABLE, retryAfter: 30 });
     // Another process got one before the limit: it is taken, and kept until its own refresh point.
     await backend.storeClientToken(api.name, { token: 'AT-app-2', expiresAt: now + 3_600_000, refreshAt: now + 3_540_000, scope: undefined });
     expect(await api.renew('AT-app-1')).toMatchObject({ token: 'AT-app-2' });
     expect(api.token()).toMatchObject({ token: 'AT-app-2' });
+    expect(tenant.requests).toHaveLength(2);
+  });
+
+  it('stops serving the token at hand once half its refresh margin is gone, while Auth0 still says to wait', async () => {
+    const tenant = fakeTenant((_form, n) => (n === 1 ? issued('AT-app-1', 60) : rateLimited(30)));
+    const { tokens } = process(tenant.fetch);
+    const api = tokens.forApi(API, undefined);
+    expect((await api.token()).token).toBe('AT-app-1');
+    now += 53_000;
+    expect(await api.token()).toMatchObject({ token: 'AT-app-1' });
+    // 56 s: of the margin from 52 s to 58 s (expiry less the clock skew), less than half is left.
+    now += 3_000;
+    await expect(Promise.resolve(api.token())).rejects.toMatchObject({ code: ErrorCode.TOKEN_SERVICE_UNAVAILABLE, retryAfter: 27 });
     expect(tenant.requests).toHaveLength(2);
   });
 
