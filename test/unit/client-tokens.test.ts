@@ -279,13 +279,9 @@ describe('the application\'s own tokens', () => {
   });
 
   it('keeps using a token that has not expired while Auth0 says to wait, one another process stored included, but never the one the upstream rejected', async () => {
-    const tenant = fakeTenant((_form, n) => (n === 1 ? issued('AT-app-1', 60) : rateLimited(30)));
-    const { tokens } = process(tenant.fetch);
-    const api = tokens.forApi(API, undefined);
-    expect((await api.token()).token).toBe('AT-app-1');
     // Past its refresh point (52 s), with more than half its margin (6 s) left: renewing it meets the rate limit,
     // and it serves the call that asked, and the next ones without asking again.
-    now += 53_000;
+    const { tenant, api } = await rateLimitedAfterOneToken();
     expect(await api.token()).toMatchObject({ token: 'AT-app-1' });
     expect(await api.token()).toMatchObject({ token: 'AT-app-1' });
     expect(tenant.requests).toHaveLength(2);
@@ -298,17 +294,22 @@ describe('the application\'s own tokens', () => {
   });
 
   it('stops serving the token at hand once half its refresh margin is gone, while Auth0 still says to wait', async () => {
-    const tenant = fakeTenant((_form, n) => (n === 1 ? issued('AT-app-1', 60) : rateLimited(30)));
-    const { tokens } = process(tenant.fetch);
-    const api = tokens.forApi(API, undefined);
-    expect((await api.token()).token).toBe('AT-app-1');
-    now += 53_000;
+    const { tenant, api } = await rateLimitedAfterOneToken();
     expect(await api.token()).toMatchObject({ token: 'AT-app-1' });
     // 56 s: of the margin from 52 s to 58 s (expiry less the clock skew), less than half is left.
     now += 3_000;
     await expect(Promise.resolve(api.token())).rejects.toMatchObject({ code: ErrorCode.TOKEN_SERVICE_UNAVAILABLE, retryAfter: 27 });
     expect(tenant.requests).toHaveLength(2);
   });
+
+  /** A tenant that issues one 60 s token and then answers 429 Retry-After: 30; the clock at 53 s, past its refresh point. */
+  async function rateLimitedAfterOneToken() {
+    const tenant = fakeTenant((_form, n) => (n === 1 ? issued('AT-app-1', 60) : rateLimited(30)));
+    const api = process(tenant.fetch).tokens.forApi(API, undefined);
+    expect((await api.token()).token).toBe('AT-app-1');
+    now += 53_000;
+    return { tenant, api };
+  }
 
   it('keeps the tokens of applications sharing a store apart: another Client ID, or the same one at another tenant', async () => {
     const OTHER_ISSUER = 'https://other-tenant.example/';
