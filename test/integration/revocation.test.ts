@@ -131,6 +131,23 @@ describe.each(REDIS_CLIENT_MODES)('every end of the Auth0 session is a full BFF 
     expect(h.logs).toContainEqual(expect.stringMatching(/^warn Refused a back-channel logout \{"error":"The logout_token/));
   });
 
+  it('refuses a body over its limit, or one that is not a form, with 400, and reports it as a refused logout token', async () => {
+    const before = h.events.length;
+    const large = await fetch(`${h.urls[0]}/auth/backchannel-logout`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ logout_token: 'x'.repeat(40_000) }),
+    });
+    expect(large.status).toBe(400);
+    expect(await large.json()).toMatchObject({ error: 'invalid_request', error_description: 'The request body is larger than 32kb.' });
+    const broken = await fetch(`${h.urls[0]}/auth/backchannel-logout`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded; charset=klingon' }, body: 'logout_token=x' });
+    expect(broken.status).toBe(400);
+    expect(h.events.slice(before).filter((e) => e.name === 'backchannel_logout_rejected')).toEqual([
+      { name: 'backchannel_logout_rejected', payload: { error: 'The request body is larger than 32kb.' } },
+      { name: 'backchannel_logout_rejected', payload: { error: 'The request body could not be read.' } },
+    ]);
+  });
+
   it('refuses a replayed logout token, on any instance', async () => {
     const token = await h.auth0.admin.sign(claims('replayed-sid'));
     expect((await postLogoutToken(h.urls[0] as string, token)).status).toBe(200);
