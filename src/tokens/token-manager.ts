@@ -72,13 +72,18 @@ export function accessTokenEntry(answer: TokenAnswer, requestedAt: number, timin
 
 /**
  * Whether a token past its refresh point still serves a call while its renewal fails for the moment (Auth0 down,
- * rate-limited, slow): until half of its refresh margin is left. The other half still covers what the margin is
- * for, the call's way to the API (a wait for a connection included), and the clock-skew allowance is kept whole:
- * no API gets a token past its `exp`.
+ * rate-limited, slow): until half of its refresh margin is left, and never within a second of its end. That much
+ * still covers what the margin is for, the call's way to the API (a wait for a connection included), and the
+ * clock-skew allowance is kept whole: no API gets a token past its `exp`. A token too short-lived for that (a few
+ * seconds) is not served past its refresh point at all.
  */
 export function servesPastRefresh(entry: AccessTokenEntry, now: number, clockSkewMs: number): boolean {
-  return now < entry.refreshAt + (entry.expiresAt - clockSkewMs - entry.refreshAt) / 2;
+  const end = entry.expiresAt - clockSkewMs;
+  return now < end - Math.max((end - entry.refreshAt) / 2, SERVE_RESERVE_MS);
 }
+
+/** The least of a token's life kept for a call's way to the API when it serves past its refresh point. */
+const SERVE_RESERVE_MS = 1_000;
 
 /**
  * Keeps a fresh access token per session and audience, exchanging the ORT when the token is expiring.

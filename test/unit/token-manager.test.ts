@@ -12,7 +12,7 @@ import { plainCipher } from '../../src/session/encryption.js';
 import { createMemoryBackend } from '../../src/session/memory-backend.js';
 import type { AccessTokenEntry, SessionRecord } from '../../src/session/record.js';
 import { Sessions } from '../../src/session/sessions.js';
-import { TokenManager, type AccessTokenOptions, type WaitTiming } from '../../src/tokens/token-manager.js';
+import { TokenManager, accessTokenEntry, servesPastRefresh, type AccessTokenOptions, type WaitTiming } from '../../src/tokens/token-manager.js';
 
 const ISSUER = 'https://tenant.example/';
 const TOKEN_ENDPOINT = 'https://tenant.example/oauth/token';
@@ -990,5 +990,28 @@ describe('the token manager', () => {
     expect(await backend.readRecord(id)).toBeUndefined();
     expect(await backend.readView(id, API)).toBeUndefined();
     expect(eventsNamed('refresh')).toEqual([]);
+  });
+});
+
+describe('a token past its refresh point, while its renewal fails for the moment', () => {
+  const timing = { refreshMargin: (lifetime: number) => Math.min(60, lifetime * 0.1), clockSkewMs: 1_000 };
+  const entry = (lifetimeSeconds: number) => accessTokenEntry({ accessToken: 'AT', expiresIn: lifetimeSeconds } as never, 0, timing);
+
+  it('serves calls until half its refresh margin is left, the clock-skew allowance kept whole', () => {
+    // 60 s: expires at 59 s (exp's rounding), refreshed from 52 s (6 s margin, 1 s skew); serves until 55 s.
+    const token = entry(60);
+    expect(token.refreshAt).toBe(52_000);
+    expect(servesPastRefresh(token, 54_999, 1_000)).toBe(true);
+    expect(servesPastRefresh(token, 55_000, 1_000)).toBe(false);
+    // An hour: refreshed from 3,538 s, serves until 3,568 s: 30 s of the margin kept for the call's way.
+    expect(servesPastRefresh(entry(3_600), 3_567_999, 1_000)).toBe(true);
+    expect(servesPastRefresh(entry(3_600), 3_568_000, 1_000)).toBe(false);
+  });
+
+  it('keeps at least a second of a short-lived token for the call\'s way: tokens of a few seconds are not served past their refresh point', () => {
+    for (const lifetime of [3, 10]) expect(servesPastRefresh(entry(lifetime), entry(lifetime).refreshAt, 1_000)).toBe(false);
+    // 20 s: expires at 19 s, refreshed from 16 s (2 s margin), served until a second before its end less the skew.
+    expect(servesPastRefresh(entry(20), 16_999, 1_000)).toBe(true);
+    expect(servesPastRefresh(entry(20), 17_000, 1_000)).toBe(false);
   });
 });
