@@ -1,30 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import express from 'express';
 import { createBff } from '../../src/index.js';
-import { CLIENT_ID, CLIENT_SECRET, listen, closeServer, REDIS_CLIENT_MODES, SESSION_SECRET, startHarness, type Harness, type HarnessOptions } from '../support/harness.js';
-import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
+import { CLIENT_ID, CLIENT_SECRET, listen, closeServer, REDIS_CLIENT_MODES, SESSION_SECRET, startHarness, type Harness } from '../support/harness.js';
+import { behindRelay } from '../support/behind-relay.js';
 import { openSocket } from '../support/ws-client.js';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-
-/**
- * For the enclosing describe block: a BFF whose Redis connection runs through a relay the test can cut or freeze.
- * Read `h` and `relay` inside the tests.
- */
-function behindRelay(options: Pick<HarnessOptions, 'redisClientSideCache'>): { h: Harness; relay: TcpProxy } {
-  const setup = {} as { h: Harness; relay: TcpProxy };
-  beforeAll(async () => {
-    const target = new URL(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
-    setup.relay = await startTcpProxy(Number(target.port || 6379), target.hostname);
-    setup.h = await startHarness({ redis: true, redisUrl: `redis://127.0.0.1:${setup.relay.port}`, ...options, bff: { redisCommandTimeout: 300 } });
-  });
-  afterAll(async () => {
-    setup.relay?.up();
-    await setup.h?.close();
-    await setup.relay?.close();
-  });
-  return setup;
-}
 
 describe.each(REDIS_CLIENT_MODES)('when Redis goes down and comes back ($mode)', ({ options }) => {
   const setup = behindRelay(options);

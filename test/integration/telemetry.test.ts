@@ -3,7 +3,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { scriptedLogin } from '../../src/local-auth0/scripted-login.js';
 import { AUDIENCE, USER, deadPort, startHarness, waitFor, type Harness } from '../support/harness.js';
 import { registerOtel, valueOf, type Otel } from '../support/otel.js';
-import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
+import { behindRelay } from '../support/behind-relay.js';
 import { openSocket, opened } from '../support/ws-client.js';
 
 // The SDK is registered before any BFF is created, as OpenTelemetry asks of an app (this file's process only).
@@ -327,20 +327,10 @@ describe('OpenTelemetry spans and metrics of login, logout and back-channel logo
 });
 
 describe('OpenTelemetry metrics of the session store', () => {
-  let h: Harness;
-  let relay: TcpProxy;
-  beforeAll(async () => {
-    const target = new URL(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
-    relay = await startTcpProxy(Number(target.port || 6379), target.hostname);
-    h = await startHarness({ redis: true, redisUrl: `redis://127.0.0.1:${relay.port}`, bff: { redisCommandTimeout: 300 } });
-  });
-  afterAll(async () => {
-    relay?.up();
-    await h?.close();
-    await relay?.close();
-  });
+  const setup = behindRelay();
 
   it('counts the requests the session store failed, by operation', async () => {
+    const { h, relay } = setup;
     const browser = h.browser();
     await browser.login();
     relay.freeze();

@@ -9,7 +9,7 @@ import { createBff, type Bff } from '../../src/index.js';
 import {
   AUDIENCE, CLIENT_ID, CLIENT_SECRET, closeServer, listen, scanKeys, SESSION_SECRET, startHarness, USER, waitFor, type Harness, type RecordedRequest,
 } from '../support/harness.js';
-import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
+import { behindRelay } from '../support/behind-relay.js';
 import { openSocket, opened } from '../support/ws-client.js';
 
 const OTHER_API = 'https://other-api.example.test';
@@ -344,20 +344,10 @@ describe('client credentials Auth0 refuses', () => {
 });
 
 describe('token policies while Redis is down', () => {
-  let h: Harness;
-  let relay: TcpProxy;
-  beforeAll(async () => {
-    const target = new URL(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
-    relay = await startTcpProxy(Number(target.port || 6379), target.hostname);
-    h = await startHarness({ redis: true, redisUrl: `redis://127.0.0.1:${relay.port}`, apis: MOUNTS, ...AUTHORISED, bff: { redisCommandTimeout: 300 } });
-  });
-  afterAll(async () => {
-    relay?.up();
-    await h?.close();
-    await relay?.close();
-  });
+  const setup = behindRelay({ apis: MOUNTS, ...AUTHORISED });
 
   it('answers a call with a session cookie 503, never as anonymous, and serves what needs no store', async () => {
+    const { h, relay } = setup;
     const browser = h.browser();
     await browser.login();
     expect((await h.browser().api('/app/items')).status).toBe(200);
