@@ -51,7 +51,12 @@ export function classifyTokenFailure(error: unknown): ClassifiedFailure {
     const code = oauthErrorCode(error.error) ?? 'invalid_response';
     if (code === 'invalid_grant') return { kind: 'terminal', error: code, status, retryAfter };
     // Auth0 answers 401 access_denied "Unauthorized" for bad client credentials, 403 access_denied for a refresh an Action revoked.
-    if (code === 'access_denied') return { kind: status === 401 ? 'configuration' : 'terminal', error: code, status, retryAfter };
+    // Its 403 access_denied for an API it does not know, or one the application may not call, says so: a mistyped
+    // audience is the BFF's fault, and must not log every user out on their first call to that API.
+    if (code === 'access_denied') {
+      const kind = status === 401 || refusesTheApi(error.error_description) ? 'configuration' : 'terminal';
+      return { kind, error: code, status, retryAfter };
+    }
     if (code === 'mfa_required' || code === 'login_required' || code === 'interaction_required') {
       return { kind: 'terminal', error: code, status, retryAfter };
     }
@@ -87,6 +92,25 @@ export function classifyTokenFailure(error: unknown): ClassifiedFailure {
     return { kind: 'transient', error: 'invalid_response', status: undefined, retryAfter: undefined };
   }
   return { kind: 'transient', error: 'network_error', status: undefined, retryAfter: undefined };
+}
+
+/** Auth0's descriptions of an `access_denied` about the API asked for rather than the user's session. */
+const API_REFUSALS = /^(Service not found: |Client is not authorized to access )/;
+
+function refusesTheApi(description: unknown): boolean {
+  return typeof description === 'string' && API_REFUSALS.test(description);
+}
+
+/** Codes of a refusal of the application itself: its credentials, or a grant or response type it may not use. */
+const APPLICATION_REFUSALS = new Set(['invalid_client', 'unauthorized_client', 'unsupported_grant_type', 'unsupported_response_type']);
+
+/**
+ * Whether Auth0 refused a login for the BFF's configuration rather than for the user: its client credentials
+ * (401), a grant it may not use, an audience Auth0 does not know or the application may not call. A user who
+ * cancels, or an Action that denies the login, is the user's refusal (`access_denied` without those descriptions).
+ */
+export function refusesTheApplication(code: string, status: number | undefined, description: unknown): boolean {
+  return status === 401 || APPLICATION_REFUSALS.has(code) || (code === 'access_denied' && refusesTheApi(description));
 }
 
 /** Retry-After is seconds or an HTTP date (RFC 9110 10.2.3). */

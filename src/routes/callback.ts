@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { Request, Response } from 'express';
-import { ResponseBodyError, AuthorizationResponseError, ClientError } from 'openid-client';
+import { ResponseBodyError, AuthorizationResponseError, ClientError, WWWAuthenticateChallengeError } from 'openid-client';
 import { BffError, ErrorCode } from '../errors.js';
 import { sendError } from '../http/json-error.js';
-import { isTimeoutFailure, oauthErrorCode } from '../idp/failures.js';
+import { classifyTokenFailure, isTimeoutFailure, oauthErrorCode, refusesTheApplication } from '../idp/failures.js';
 import type { SessionRecord } from '../session/record.js';
 import { sessionExpiryOf } from '../session/session-expiry.js';
 import { sessionRef } from '../session/sessions.js';
@@ -48,8 +48,12 @@ export function callbackRoute(ctx: BffContext) {
       }
       transaction = pending;
       if (typeof query.error === 'string') {
-        const description = typeof query.error_description === 'string' ? `: ${query.error_description.slice(0, 200)}` : '';
-        throw new BffError(ErrorCode.LOGIN_FAILED, `Auth0 answered ${query.error.slice(0, 64)}${description}`, { cause: new AuthorizationError(query.error) });
+        const code = query.error.slice(0, 64);
+        // Printable ASCII only: the text goes into an answer and, for a refusal of the BFF, an error log line.
+        const description = typeof query.error_description === 'string' ? query.error_description.slice(0, 200).replace(/[^\x20-\x7e]/g, '?') : undefined;
+        const cause = new AuthorizationError(query.error);
+        if (refusesTheApplication(code, undefined, description)) throw configurationRefusal(code, description, cause);
+        throw new BffError(ErrorCode.LOGIN_FAILED, `Auth0 answered ${code}${description === undefined ? '' : `: ${description}`}`, { cause });
       }
       await startSession(ctx, req, state, transaction);
       res.setHeader('Cache-Control', 'no-store');
@@ -167,11 +171,18 @@ function silentErrorCode(failure: BffError): string {
   return oauthErrorCode(auth0) ?? failure.code;
 }
 
-/** A refusal by Auth0 or a token that does not check out is the login's fault (400); anything else is Auth0 being unreachable (502). */
+/**
+ * A refusal by Auth0 or a token that does not check out is the login's fault (400), unless Auth0 refused the BFF's
+ * own configuration (500, logged as an error: no user can log in until it is fixed); anything else is Auth0 being
+ * unreachable (502).
+ */
 function loginFailure(error: unknown): BffError {
-  if (error instanceof ResponseBodyError) {
+  if (error instanceof ResponseBodyError || error instanceof WWWAuthenticateChallengeError) {
     if (error.status >= 500 || error.status === 429) return idpUnavailable(error);
-    return new BffError(ErrorCode.LOGIN_FAILED, `Auth0 refused the login: ${oauthErrorCode(error.error) ?? 'an answer that is not an OAuth error'}.`, { cause: error });
+    const code = classifyTokenFailure(error).error;
+    const description = error instanceof ResponseBodyError && typeof error.error_description === 'string' ? error.error_description.slice(0, 200) : undefined;
+    if (refusesTheApplication(code, error.status, description)) return configurationRefusal(code, description, error);
+    return new BffError(ErrorCode.LOGIN_FAILED, `Auth0 refused the login: ${oauthErrorCode(code) === undefined || code === 'invalid_response' ? 'an answer that is not an OAuth error' : code}.`, { cause: error });
   }
   if (error instanceof AuthorizationResponseError) return new BffError(ErrorCode.LOGIN_FAILED, `Auth0 answered ${oauthErrorCode(error.error) ?? 'an error that is not an OAuth error code'}.`, { cause: error });
   // openid-client reports a request that ran out of time as a ClientError too: Auth0 was slow, the login was fine.
@@ -180,6 +191,12 @@ function loginFailure(error: unknown): BffError {
     return new BffError(ErrorCode.LOGIN_FAILED, 'The login response did not pass validation.', { cause: error });
   }
   return idpUnavailable(error);
+}
+
+/** Auth0 refused the BFF itself (its credentials, a grant, an audience): every login fails until it is fixed. */
+function configurationRefusal(code: string, description: string | undefined, cause: unknown): BffError {
+  const said = description === undefined ? '' : ` (${description})`;
+  return new BffError(ErrorCode.CONFIGURATION_ERROR, `Auth0 refused the login because of the BFF's configuration: ${code}${said}. Check the client id and secret, the application's grant types and the audience.`, { cause });
 }
 
 const regenerate = (req: Request): Promise<void> =>

@@ -44,6 +44,30 @@ describe('the audience of the access tokens Auth0 sends back', () => {
     });
   });
 
+  describe('when an API\'s audience is one Auth0 does not know (a typo: Auth0 answers 403 access_denied "Service not found")', () => {
+    const TYPO = 'https://api.exmaple.test';
+    let h: Harness;
+    beforeAll(async () => {
+      h = await startHarness({ redis: true, apis: (upstream) => [{ mount: '/api', upstream }, { mount: '/typo', upstream, audience: TYPO }] });
+    });
+    afterAll(() => h?.close());
+
+    it('answers 500 configuration_error and logs nobody out: the next call to a well-configured API works', async () => {
+      const browser = h.browser();
+      await browser.login();
+
+      const res = await browser.api('/typo/things');
+      expect(res.status).toBe(500);
+      expect(await res.json()).toMatchObject({ error: 'configuration_error' });
+      expect(h.events).toContainEqual({ name: 'refresh_failed', payload: expect.objectContaining({ audience: TYPO, kind: 'configuration', error: 'audience_mismatch' }) });
+      expect(h.events.filter((e) => e.name === 'logout')).toEqual([]);
+      expect(h.upstream.requests.filter((r) => r.url.startsWith('/things'))).toEqual([]);
+
+      expect((await browser.user()).status).toBe(200);
+      expect((await browser.api('/api/items')).status).toBe(200);
+    });
+  });
+
   describe('when the refresh token policy covers the API', () => {
     let h: Harness;
     beforeAll(async () => {

@@ -131,6 +131,22 @@ describe('the login and callback routes', () => {
   });
 
   it.each([
+    ['unauthorized_client', 'Client is not authorized to use this grant type'],
+    ['access_denied', 'Service not found: https://api.exmaple.test'],
+    ['access_denied', 'Client is not authorized to access "https://api.example.test".'],
+  ])('answers 500 configuration_error, logged as an error, when Auth0 answers %s "%s" (the BFF\'s configuration, not the user)', async (code, description) => {
+    const browser = h.browser();
+    const start = await browser.request('/auth/login');
+    const state = new URL(start.headers.get('location') as string).searchParams.get('state');
+    const logged = h.logs.length;
+    const res = await browser.request(`/auth/callback?error=${code}&error_description=${encodeURIComponent(description)}&state=${state}`);
+    expect(res.status).toBe(500);
+    expect(await res.json()).toMatchObject({ error: 'configuration_error', error_description: expect.stringContaining(code) });
+    expect(sessionCookieSet(res)).toBe(false);
+    expect(h.logs.slice(logged).filter((line) => line.startsWith('error'))).toHaveLength(1);
+  });
+
+  it.each([
     ['cannot be reached for the code exchange', { status: 503 }],
     // Later than the harness's 500 ms attempt timeout.
     ['answers the code exchange too late', { delayMs: 1_000 }],
@@ -334,5 +350,26 @@ describe('a session store that fails while the callback starts the session', () 
     expect(new URL(callback.headers.get('location') as string).searchParams.get('error')).toBe('session_store_unavailable');
     expect(sessionCookieSet(callback)).toBe(false);
     expect((await browser.user()).status).toBe(401);
+  });
+});
+
+describe('a login when Auth0 refuses the BFF\'s client credentials at the code exchange', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ redis: true, bff: { clientSecret: 'a-client-secret-that-is-not-this-application-s' } });
+  });
+  afterAll(() => h?.close());
+
+  it('answers 500 configuration_error, logs it as an error without the secret, and creates no session', async () => {
+    const browser = h.browser();
+    const res = await browser.login();
+    expect(res.status).toBe(500);
+    expect(await res.json()).toMatchObject({ error: 'configuration_error' });
+    expect(sessionCookieSet(res)).toBe(false);
+    expect((await browser.user()).status).toBe(401);
+    const errors = h.logs.filter((line) => line.startsWith('error'));
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toContain('client');
+    expect(h.logs.join('\n')).not.toContain('a-client-secret-that-is-not-this-application-s');
   });
 });

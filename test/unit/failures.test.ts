@@ -23,6 +23,11 @@ describe('what a failed exchange means', () => {
   });
   it('treats access_denied on a refresh (an Action revoked it) as terminal', async () => {
     expect((await failureFor(() => json(403, { error: 'access_denied' }))).kind).toBe('terminal');
+    expect((await failureFor(() => json(403, { error: 'access_denied', error_description: 'Service not found while you were away' }))).kind).toBe('terminal');
+  });
+  it('treats access_denied for an API Auth0 does not know, or the application may not call, as configuration', async () => {
+    expect((await failureFor(() => json(403, { error: 'access_denied', error_description: 'Service not found: https://api.exmaple.test' }))).kind).toBe('configuration');
+    expect((await failureFor(() => json(403, { error: 'access_denied', error_description: 'Client is not authorized to access "https://api.example.test". You need to create a "client-grant" associated to this API.' }))).kind).toBe('configuration');
   });
   it('treats bad client credentials as configuration', async () => {
     expect((await failureFor(() => json(401, { error: 'access_denied', error_description: 'Unauthorized' }))).kind).toBe('configuration');
