@@ -122,7 +122,10 @@ export interface UpstreamFailedEvent {
   broken?: boolean;
 }
 
-/** The session store (Redis) failed or did not answer in time; the request got 503, nobody was logged out. */
+/**
+ * The session store (Redis) failed or did not answer in time; the request got 503 (work in the background, an
+ * `idle_roll` or a `websocket`'s lifetime check, is tried again later); nobody was logged out.
+ */
 export interface StoreFailedEvent {
   /** What the BFF was doing. */
   operation: BffOperation;

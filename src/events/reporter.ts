@@ -147,11 +147,18 @@ export class Reporter {
     this.warnRepeated(`upstream:${api}:${cause}:${broken}`, broken ? 'The API broke off its answer' : 'The API could not be reached or did not answer in time', { api, error: code, cause, sessionRef });
   }
 
-  storeFailed(error: unknown, operation: BffOperation, sessionRef: string | undefined): void {
+  /**
+   * The session store failed: a request's work (`answered`: it got 503), or work in the background (an idle roll, a
+   * long connection's lifetime check), which is tried again later.
+   */
+  storeFailed(error: unknown, operation: BffOperation, sessionRef: string | undefined, answered = false): void {
     const cause = causeName(error);
     this.events.emit('store_failed', { operation, cause, sessionRef });
     this.telemetry.instruments?.storeErrors.add(1, { [ATTR.BFF_OPERATION]: operation, [ATTR.ERROR_TYPE]: cause });
-    this.warnRepeated(`store:${operation}:${cause}`, 'The session store failed; the request got 503 and nobody was logged out', { operation, cause, sessionRef });
+    const message = answered
+      ? 'The session store failed; the request got 503 and nobody was logged out'
+      : 'The session store failed in background work, which is tried again later; nobody was logged out';
+    this.warnRepeated(`store:${operation}:${cause}`, message, { operation, cause, sessionRef });
   }
 
   /** A request is answered with an error: each kind of failure is reported once, by its code. */
@@ -176,7 +183,7 @@ export class Reporter {
         this.log.error(error.message, { operation: where.operation });
         return;
       case ErrorCode.SESSION_STORE_UNAVAILABLE:
-        return this.storeFailed(error, where.operation, where.sessionRef);
+        return this.storeFailed(error, where.operation, where.sessionRef, true);
       case ErrorCode.UPSTREAM_UNAVAILABLE:
       case ErrorCode.UPSTREAM_TIMEOUT:
         return this.upstreamFailed(error, where.api ?? '', where.sessionRef);
