@@ -35,6 +35,8 @@ export class BackchannelSender {
     private readonly key: SigningKey,
     private readonly targets: ReadonlyMap<string, BackchannelTarget>,
     private readonly logger: { warn(msg: string): void },
+    /** Aborted when the emulator stops: a delivery still waiting for its answer is dropped, not held for 5 s. */
+    private readonly stopped: AbortSignal,
   ) {}
 
   /** Sends one logout token to each of `clientIds` that registered a back-channel logout URI for `initiator`. */
@@ -49,6 +51,7 @@ export class BackchannelSender {
   }
 
   private async deliver(clientId: string, uri: string, sub: string, sid: string): Promise<void> {
+    if (this.stopped.aborted) return;
     const iat = Math.floor(Date.now() / 1000);
     const logoutToken = await this.key.sign(
       {
@@ -64,12 +67,13 @@ export class BackchannelSender {
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
         body: new URLSearchParams({ logout_token: logoutToken }),
         redirect: 'manual',
-        signal: AbortSignal.timeout(DELIVERY_TIMEOUT_MS),
+        signal: AbortSignal.any([AbortSignal.timeout(DELIVERY_TIMEOUT_MS), this.stopped]),
       });
       await response.arrayBuffer().catch(() => undefined);
       status = response.status;
     } catch (error) {
       status = 'error';
+      if (this.stopped.aborted) return;
       this.logger.warn(`local-auth0: back-channel logout to ${uri} failed: ${(error as Error).message}`);
     }
     this.sent += 1;

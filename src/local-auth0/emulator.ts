@@ -66,7 +66,10 @@ export async function startEmulator(resolved: ResolvedOptions): Promise<LocalAut
         : [],
     ),
   );
-  const backchannel = new BackchannelSender(issuer, key, backchannelTargets, resolved.logger);
+  // Aborted at stop(), so that a pending delayed answer or back-channel delivery neither keeps the process alive
+  // nor runs on a cleared store.
+  const stopping = new AbortController();
+  const backchannel = new BackchannelSender(issuer, key, backchannelTargets, resolved.logger, stopping.signal);
   const registry = new SessionRegistry(store, backchannel, resolved);
 
   const provider = new Provider(issuer, providerConfiguration(resolved, key, store, (sub) => registry.sessionExpiryOf(sub)));
@@ -81,8 +84,6 @@ export async function startEmulator(resolved: ResolvedOptions): Promise<LocalAut
   const ephemeralAudiences = new Set(
     [...resolved.apis.values()].filter((api) => api.allowOnlineAccessWithEphemeralSessions).map((api) => api.audience),
   );
-  // Aborted at stop(), so that a pending delayed answer neither keeps the process alive nor runs on a cleared store.
-  const stopping = new AbortController();
   const services = { registry, counters, faults, ephemeralAudiences, clients: resolved.clients, onlineAudiences, store, stopped: stopping.signal };
   const managementTokens = new ManagementTokens(resolved.managementApiToken);
   provider.use(managementApiRoutes(resolved, managementTokens));

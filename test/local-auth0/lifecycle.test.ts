@@ -1,9 +1,11 @@
 import { createHook } from 'node:async_hooks';
+import { createServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
 
 import { describe, expect, it, vi } from 'vitest';
 
 import { startLocalAuth0 } from '../../src/local-auth0/index.js';
-import { ALICE, API, BFF, loginForTokens, refresh } from './support.js';
+import { ALICE, API, BFF, claimsOf, loginForTokens, refresh } from './support.js';
 
 /** Long enough that only stop() can end it within the test. */
 const DELAY_MS = 600_000;
@@ -44,6 +46,35 @@ describe('stopping the emulator', () => {
     } finally {
       timers.stop();
       await auth0.stop();
+    }
+  });
+
+  it('drops a back-channel delivery still waiting for its answer, without a warning, instead of holding it for 5 s', async () => {
+    const waiting: IncomingMessage[] = [];
+    let closed = 0;
+    // An application that takes the logout token and never answers.
+    const hanging = createServer((req) => {
+      waiting.push(req);
+      req.socket.on('close', () => void (closed += 1));
+    });
+    await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve));
+    const warnings: string[] = [];
+    const app = { ...BFF, backchannelLogoutUri: `http://127.0.0.1:${(hanging.address() as AddressInfo).port}/backchannel-logout` };
+    const auth0 = await startLocalAuth0({ clients: [app], users: [ALICE], apis: [{ audience: API }], logger: { warn: (message) => void warnings.push(message) } });
+    try {
+      const { tokens } = await loginForTokens(auth0.issuer, { client: app });
+      const ending = auth0.admin.endSession({ sid: claimsOf(tokens.id_token).sid as string }, { backchannel: true });
+      await vi.waitFor(() => expect(waiting).toHaveLength(1));
+
+      await auth0.stop();
+      // Well within the 5 s an application has to answer: the delivery is dropped, not waited out.
+      await vi.waitFor(() => expect(closed).toBe(1), { timeout: 2_500 });
+      await ending;
+      expect(warnings).toEqual([]);
+    } finally {
+      await auth0.stop();
+      hanging.closeAllConnections();
+      await new Promise<void>((resolve) => hanging.close(() => resolve()));
     }
   });
 });
