@@ -1,7 +1,8 @@
 import type { Request, Response } from 'express';
-import { createRemoteJWKSet, customFetch, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+import { decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { BffError, ErrorCode } from '../errors.js';
 import { sendError, toBffError } from '../http/json-error.js';
+import { isKeySetFault, issuerKeys } from '../idp/issuer-keys.js';
 import { isStoreFailure } from '../session/sessions.js';
 import type { BffContext } from './context.js';
 
@@ -17,7 +18,7 @@ const CLOCK_TOLERANCE_S = 30;
  */
 export function backchannelLogoutRoute(ctx: BffContext) {
   const { config } = ctx;
-  let jwks: ReturnType<typeof createRemoteJWKSet> | undefined;
+  let jwks: JWTVerifyGetKey | undefined;
 
   return async function backchannelLogout(req: Request, res: Response): Promise<void> {
     res.setHeader('Cache-Control', 'no-store');
@@ -29,7 +30,7 @@ export function backchannelLogoutRoute(ctx: BffContext) {
       } catch (error) {
         throw new BffError(ErrorCode.IDP_UNAVAILABLE, 'The issuer metadata is not available to verify the logout token.', { cause: error });
       }
-      jwks ??= createRemoteJWKSet(new URL(ctx.idp.jwksUri as string), { [customFetch]: keySetFetch(config.fetch), timeoutDuration: config.tokens.attemptTimeoutMs });
+      jwks ??= issuerKeys(new URL(ctx.idp.jwksUri as string), config.fetch, config.tokens.attemptTimeoutMs);
 
       let header;
       try {
@@ -96,27 +97,6 @@ export function backchannelLogoutRoute(ctx: BffContext) {
 }
 
 const bad = (description: string): BffError => new BffError(ErrorCode.INVALID_REQUEST, description);
-
-/**
- * The issuer's key set through the BFF's fetch, where an answer that is not a key set (a 5xx, an HTML error page)
- * fails as a network error does: Auth0 failing, not the token (jose would call it a malformed token otherwise).
- */
-function keySetFetch(fetchImpl: typeof fetch): typeof fetch {
-  return async (input, init) => {
-    const response = await fetchImpl(input, init);
-    if (response.status !== 200) throw new TypeError(`The issuer's key set answered ${response.status}`);
-    try {
-      await response.clone().json();
-    } catch {
-      throw new TypeError('The issuer\'s key set is not JSON');
-    }
-    return response;
-  };
-}
-
-function isKeySetFault(error: unknown): boolean {
-  return error instanceof joseErrors.JWKSTimeout || error instanceof joseErrors.JWKSInvalid || (error instanceof TypeError && !(error instanceof joseErrors.JOSEError));
-}
 
 function describe(error: unknown): string {
   if (error instanceof joseErrors.JWTExpired) return 'it has expired';
