@@ -349,10 +349,11 @@ export function createBff(options: BffOptions): Bff {
 function storeFaultsAsJson(middleware: RequestHandler, report: Reporter, operation: BffOperation, secure: boolean): RequestHandler {
   return (req, res, next) => {
     // express-session sets a Secure cookie only on a request it sees as https: through TLS, or with
-    // X-Forwarded-Proto: https. A TLS terminator that sends none (nginx's proxy_pass by default) would leave a login
-    // that completed without its cookie, and the browser going round to Auth0 and back. baseURL says https: so is
-    // the request, for the cookie (a browser keeps a Secure cookie only from an https page anyway).
-    if (secure && req.headers['x-forwarded-proto'] === undefined && (req.socket as { encrypted?: boolean }).encrypted !== true) {
+    // X-Forwarded-Proto: https. A TLS terminator that sends none (nginx's proxy_pass by default), or a proxy behind
+    // it that says `http` (the hop it got the request on), would leave a login that completed without its cookie,
+    // and the browser going round to Auth0 and back. baseURL says https: so is the request, for the cookie (a
+    // browser keeps a Secure cookie only from an https page anyway). Only the BFF's own routes get here.
+    if (secure && req.headers['x-forwarded-proto'] !== 'https' && (req.socket as { encrypted?: boolean }).encrypted !== true) {
       req.headers['x-forwarded-proto'] = 'https';
     }
     middleware(req, res, (error?: unknown) => {

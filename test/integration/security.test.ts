@@ -116,7 +116,11 @@ describe('the session cookie on an https site', () => {
 
 describe('a login on an https site behind a TLS terminator', () => {
   // Plain http on loopback stands in for the terminator, which may or may not say https through X-Forwarded-Proto.
-  it.each([['says so', true], ['says nothing (nginx\'s default proxy_pass)', false]])('sets the Secure session cookie when the terminator %s', async (_name, forwarded) => {
+  it.each([
+    ['says so', 'https'],
+    ['says nothing (nginx\'s default proxy_pass)', undefined],
+    ['is followed by a proxy that says http (the hop it got the request on)', 'http'],
+  ])('sets the Secure session cookie when the terminator %s', async (_name, forwarded) => {
     const server = createServer();
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const port = (server.address() as { port: number }).port;
@@ -137,7 +141,7 @@ describe('a login on an https site behind a TLS terminator', () => {
     });
     server.on('request', express().use(bff));
     const jar = new CookieJar();
-    const headers = (): Record<string, string> => ({ ...(forwarded ? { 'x-forwarded-proto': 'https' } : {}), cookie: jar.header(site) });
+    const headers = (): Record<string, string> => ({ ...(forwarded ? { 'x-forwarded-proto': forwarded } : {}), cookie: jar.header(site) });
     try {
       await bff.ready();
       const login = await fetch(`${plain}/auth/login`, { redirect: 'manual', headers: headers() });
