@@ -35,11 +35,14 @@ interface PubSubClient {
   duplicate(overrides?: object): PubSubClient;
   connect(): Promise<unknown>;
   subscribe(channel: string, listener: (message: string) => void): Promise<void>;
-  on(event: 'error' | 'ready', listener: (...args: unknown[]) => void): unknown;
+  on(event: 'error' | 'ready' | 'connect' | 'node-ready', listener: (...args: unknown[]) => void): unknown;
   destroy?(): void;
   close?(): Promise<unknown>;
   disconnect?(): Promise<unknown>;
 }
+
+/** node-redis's cluster (`createCluster`), whose events differ from a client's and Sentinel's. */
+const isCluster = (client: PubSubClient): boolean => 'masters' in client;
 
 /**
  * `onResubscribed` runs each time the subscription is (re)established: signals sent while it was down were lost,
@@ -91,7 +94,7 @@ export function redisSessionEndBus(client: RedisClient, channel: string, deliver
       sub.on('error', () => {});
       // Each time the connection is ready: the first time, subscribe; after a reconnect node-redis subscribes again
       // by itself, and what was published meanwhile is checked for. Either way sessions may have ended unheard.
-      sub.on('ready', () => {
+      const onReady = () => {
         if (subscribed) return onResubscribed();
         if (subscribing) return;
         subscribing = true;
@@ -101,7 +104,17 @@ export function redisSessionEndBus(client: RedisClient, channel: string, deliver
         }, warn).finally(() => {
           subscribing = false;
         });
-      });
+      };
+      if (isCluster(sub)) {
+        // A cluster never says 'ready': it says 'connect' once it knows its slots. A node's connection that comes
+        // back (the subscribed one among them, which the cluster subscribes again by itself) says 'node-ready'.
+        sub.on('connect', onReady);
+        sub.on('node-ready', () => {
+          if (subscribed) onResubscribed();
+        });
+      } else {
+        sub.on('ready', onReady);
+      }
       sub.connect().catch(warn);
     },
     async close() {

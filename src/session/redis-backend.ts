@@ -45,10 +45,14 @@ interface Commands {
   sendCommand?(args: string[]): Promise<unknown>;
 }
 
-/** node-redis's client is an event emitter: 'ready' comes at each (re)connection. */
+/**
+ * node-redis's client is an event emitter: 'ready' comes at each (re)connection of a client or a Sentinel client,
+ * 'node-ready' at each (re)connection of one of a cluster's nodes (a cluster itself never says 'ready').
+ */
+const RECONNECTED = ['ready', 'node-ready'] as const;
 interface Listenable {
-  on(event: 'ready', listener: () => void): unknown;
-  off(event: 'ready', listener: () => void): unknown;
+  on(event: (typeof RECONNECTED)[number], listener: () => void): unknown;
+  off(event: (typeof RECONNECTED)[number], listener: () => void): unknown;
 }
 
 type Callback = (err?: any, data?: any) => any;
@@ -106,7 +110,7 @@ export function createRedisBackend(
   // never told. Each (re)connection wakes every watch, whose owner then reads again.
   const events = client as unknown as Partial<Listenable>;
   const onReconnected = () => watches.changed(undefined);
-  if (memo && typeof events.on === 'function' && typeof events.off === 'function') events.on('ready', onReconnected);
+  if (memo && typeof events.on === 'function' && typeof events.off === 'function') for (const event of RECONNECTED) events.on(event, onReconnected);
 
   const isReady = () => (redis.isReady ?? redis.isOpen) !== false;
   const ensureReady = () => {
@@ -303,7 +307,7 @@ export function createRedisBackend(
     close: async () => {
       clearInterval(sweeper);
       memo?.close();
-      if (memo && typeof events.off === 'function') events.off('ready', onReconnected);
+      if (memo && typeof events.off === 'function') for (const event of RECONNECTED) events.off(event, onReconnected);
     },
   };
 }

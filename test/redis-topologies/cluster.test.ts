@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keySlot } from '../../src/session/redis-replicas.js';
+import { WebSocketCloseCode } from '../../src/index.js';
 import { Browser, REDIS_CLIENT_MODES, type Harness } from '../support/harness.js';
+import { openSocket, opened, roundTrip } from '../support/ws-client.js';
 import { startTopologyHarness } from './support/topology-harness.js';
 import { apiOnEvery, bffSessionId, exchanges } from './support/browsers.js';
 import { startRedisCluster, type RedisClusterSetup } from './support/redis-cluster.js';
@@ -73,6 +75,27 @@ describe('on a Redis Cluster of 3 masters with a replica each', () => {
       for (const b of browsers) expect((await b.request((await b.user()).body.logoutUrl)).status).toBe(302);
       for (const b of browsers) expect(await apiOnEvery(h, b)).toEqual([401, 401]);
       for (const ids of (await sessionsByMaster()).values()) expect(ids).toEqual([]);
+    });
+
+    it('closes a WebSocket held by one instance when the session ends through the other (the signal goes through the cluster)', async () => {
+      const browser = h.browser(0);
+      await browser.login();
+      browser.use(1);
+      const socket = opened(await openSocket(browser, '/api/live'));
+      expect((await roundTrip(socket, 'via 1')).data.toString()).toBe('via 1');
+      browser.use(0);
+      const { body } = await browser.user();
+      expect((await browser.request(body.logoutUrl)).status).toBe(302);
+      // The clock stands still: without the signal, instance 1 would close it only at its check a minute later.
+      let unheard: NodeJS.Timeout | undefined;
+      const notClosed = new Promise<never>((_, reject) => {
+        unheard = setTimeout(() => reject(new Error('instance 1 never heard that the session ended')), 10_000);
+      });
+      try {
+        expect((await Promise.race([socket.closed, notClosed])).code).toBe(WebSocketCloseCode.SESSION_ENDED);
+      } finally {
+        clearTimeout(unheard);
+      }
     });
   });
 });
