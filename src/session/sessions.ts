@@ -45,8 +45,13 @@ export class Sessions {
   private readonly endListeners: Array<(ids: readonly string[]) => void> = [];
   /** Logouts (and lock releases) the store has not taken yet, retried in the background. */
   private readonly retries: BackgroundRetries;
-  /** Sessions an `end` took out of the store lately, oldest first: a logout retried later did not end them. */
-  private readonly endedLately = new Set<string>();
+  /**
+   * Sessions whose end the store failed (it may have run it without its answer coming back), oldest first, each
+   * with whether another `end` took it out of the store since (the back-channel logout of its revocation): a
+   * logout retried in the background did not end those. Only these are remembered: a process that ended many
+   * sessions with the store answering keeps nothing of them.
+   */
+  private readonly uncertainEnds = new Map<string, { endedElsewhere: boolean; at: number }>();
 
   constructor(
     private readonly config: BffConfig,
@@ -176,6 +181,9 @@ export class Sessions {
     try {
       if (ids === undefined) for (const id of await this.find(target)) found.add(id);
       ended = await this.backend.destroy([...found]);
+    } catch (error) {
+      this.rememberUncertainEnds(found);
+      throw error;
     } finally {
       // Every caller has decided these sessions end: their connections close even when the store failed midway
       // (the records may be gone already), or could not even say which sessions share the Auth0 session (the one
@@ -184,7 +192,12 @@ export class Sessions {
       this.sessionIds.forget(found);
       for (const listener of this.endListeners) listener([...found]);
     }
-    if (ended.length > 0) this.rememberEnded(found);
+    if (ended.length > 0 && this.uncertainEnds.size > 0) {
+      for (const id of found) {
+        const uncertain = this.uncertainEnds.get(id);
+        if (uncertain !== undefined) uncertain.endedElsewhere = true;
+      }
+    }
     const external = this.externalStore;
     if (external) {
       // The app's store may be anything: a failure there leaves an entry without a record, which logs nobody in.
@@ -230,25 +243,30 @@ export class Sessions {
     // Re-finding is harmless: a session ended meanwhile is simply not found again. Up to 15 minutes: past that,
     // the sessions end at their next exchange anyway (Auth0 refuses their ORT).
     const revoked = extra?.revoked === undefined ? {} : { revoked: extra.revoked };
+    const id = target.id;
+    if (!reported && id !== undefined && !this.uncertainEnds.has(id)) this.rememberUncertainEnds([id]);
     const retry = reported ? () => this.end(target) : async () => {
       // The session named was there when its end was decided. Gone now, and not by another logout (the back-channel
       // logout Auth0 sent for the revocation, which reported it), it ended by this one: the store ran the first
       // attempt without its answer coming back in time.
-      const endedUnseen = target.id !== undefined && !this.endedLately.has(target.id) && (await this.backend.readRecord(target.id)) === undefined;
+      const endedUnseen = id !== undefined && this.uncertainEnds.get(id)?.endedElsewhere !== true && (await this.backend.readRecord(id)) === undefined;
       const ended = await this.end(target);
+      if (id !== undefined) this.uncertainEnds.delete(id);
       this.report.logout(reason, endedUnseen ? { ...ended, sessions: ended.sessions + 1 } : ended, revoked);
     };
     this.retries.add(`end ${target.id ?? ''} ${target.sid ?? ''} ${target.sub ?? ''}`, `a ${reason} logout`, retry, ENDS);
   }
 
-  private rememberEnded(ids: Iterable<string>): void {
+  private rememberUncertainEnds(ids: Iterable<string>): void {
+    const now = performance.now();
     for (const id of ids) {
-      this.endedLately.delete(id);
-      this.endedLately.add(id);
+      this.uncertainEnds.delete(id);
+      this.uncertainEnds.set(id, { endedElsewhere: false, at: now });
     }
-    for (const id of this.endedLately) {
-      if (this.endedLately.size <= ENDED_LATELY) break;
-      this.endedLately.delete(id);
+    // Kept as long as a logout is retried at most; fewer when the store fails for very many at once.
+    for (const [id, { at }] of this.uncertainEnds) {
+      if (now - at < ENDS.maxAgeMs && this.uncertainEnds.size <= UNCERTAIN_ENDS_MAX) break;
+      this.uncertainEnds.delete(id);
     }
   }
 
@@ -270,8 +288,8 @@ export class Sessions {
 }
 
 const ENDS = { maxAgeMs: 15 * 60_000, baseDelayMs: 100, maxDelayMs: 5_000 };
-/** How many ended sessions are remembered for the logouts retried meanwhile (ids only: under 1 MB). */
-const ENDED_LATELY = 10_000;
+/** How many sessions whose end the store failed are remembered (ids only: under 1 MB). */
+const UNCERTAIN_ENDS_MAX = 10_000;
 // A lock expires by itself within seconds: retry quickly, and not for longer than it could live.
 const LOCK_RELEASES = { maxAgeMs: 30_000, baseDelayMs: 50, maxDelayMs: 250 };
 // node-redis sends commands that waited for a reconnection right after it: a late lock request runs then.

@@ -67,6 +67,21 @@ describe('a logout the store did not take, retried in the background', () => {
     expect(logouts).toEqual([expect.objectContaining({ reason: 'backchannel', sessions: 2 })]);
   });
 
+  it('reports nothing more when the back-channel logout ended the session before the retry was set (during the revocation)', async () => {
+    const [id] = await twoSessions();
+    const destroy = backend.destroy.bind(backend);
+    backend.destroy = () => Promise.reject(new BffError(ErrorCode.SESSION_STORE_UNAVAILABLE, 'no answer in time'));
+    // The logout's own end fails: the route goes on to revoke the ORT at Auth0...
+    await expect(sessions.end({ id, sub: 'auth0|alice', sid: SID })).rejects.toThrow('no answer in time');
+    backend.destroy = destroy;
+    // ...whose back-channel logout arrives while the revocation is answered, and ends both sessions...
+    expect(await sessions.endEventually({ sub: 'auth0|alice', sid: SID }, 'backchannel')).toBe(true);
+    // ...and only then does the route hand its end to the background.
+    sessions.endLater({ id, sub: 'auth0|alice', sid: SID }, 'user', { revoked: true });
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(logouts).toEqual([expect.objectContaining({ reason: 'backchannel', sessions: 2 })]);
+  });
+
   it('keeps retrying while the store still fails, and reports once it answers', async () => {
     const [id] = await twoSessions();
     const destroy = backend.destroy.bind(backend);
