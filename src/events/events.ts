@@ -5,7 +5,8 @@ import { isThenable } from './logger.js';
  * Why a BFF session ended. Every one of them is a full logout of the Auth0 session's BFF sessions. `revoked`: the app
  * ended it (`bff.sessions.end()`, or the user on the sessions route, "log out my other devices").
  */
-export type LogoutReason = 'user' | 'session_ended' | 'backchannel' | 'absolute_timeout' | 'idle_timeout' | 'revoked';
+/** Why BFF sessions ended; `replaced`: the browser logged in again, and the session it had before ended. */
+export type LogoutReason = 'user' | 'session_ended' | 'backchannel' | 'absolute_timeout' | 'idle_timeout' | 'revoked' | 'replaced';
 
 /** What the BFF was doing when something failed. */
 export type BffOperation = 'api' | 'websocket' | 'login' | 'callback' | 'user' | 'logout' | 'backchannel_logout' | 'sessions' | 'idle_roll' | 'local_api';

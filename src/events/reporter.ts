@@ -220,6 +220,7 @@ const LOGOUT_WHY: Record<LogoutReason, string> = {
   absolute_timeout: 'the session reached its absolute lifetime',
   idle_timeout: 'the session was idle too long',
   revoked: 'the app ended it (sessions.end)',
+  replaced: 'the browser logged in again',
 };
 
 /**

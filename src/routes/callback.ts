@@ -122,7 +122,10 @@ async function startSession(ctx: BffContext, req: Request, state: string, transa
   // (on every instance) would go on with its token. Its ORT is not revoked: a login again in the same browser is
   // most often the same Auth0 session, which that would end.
   const previous = ctx.sessions.idOf(req);
-  if (previous !== undefined) await ctx.sessions.end({ id: previous });
+  if (previous !== undefined) {
+    const replaced = await ctx.sessions.end({ id: previous });
+    if (replaced.sessions > 0) ctx.report.logout('replaced', replaced);
+  }
   await regenerate(req);
   const id = req.sessionID;
   try {

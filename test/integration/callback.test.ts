@@ -168,7 +168,12 @@ describe('the login and callback routes', () => {
     const browser = h.browser();
     await browser.login();
     const old = browser.jar.header(browser.url).split('; ').find((c) => c.startsWith('bff=')) as string;
+    const seen = h.events.length;
     await browser.login();
+    // Told as a logout of its own, whose reason says why.
+    expect(h.events.slice(seen).filter((e) => e.name === 'logout')).toEqual([
+      { name: 'logout', payload: expect.objectContaining({ reason: 'replaced', sessions: 1, sub: USER.sub }) },
+    ]);
     const holder = h.browser();
     holder.jar.set(holder.url, old);
     expect((await holder.user()).status).toBe(401);
