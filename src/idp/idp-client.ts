@@ -2,6 +2,7 @@ import * as oidc from 'openid-client';
 import { importJWK } from 'jose';
 import type { BffConfig } from '../config/validate.js';
 import type { DPoP } from '../dpop/dpop.js';
+import { causeName } from '../events/reporter.js';
 
 /** The parts of a token endpoint answer the BFF keeps. */
 export interface TokenAnswer {
@@ -54,7 +55,7 @@ export class IdpClient {
       },
       (error: unknown) => {
         this.loading = undefined;
-        this.scheduleRetry();
+        this.scheduleRetry(error);
         throw error;
       },
     );
@@ -67,9 +68,9 @@ export class IdpClient {
   }
 
   private retryDelay = 500;
-  private scheduleRetry(): void {
+  private scheduleRetry(error: unknown): void {
     if (this.closed || this.retryTimer) return;
-    this.config.logger.warn('Could not load the issuer metadata; retrying', { issuer: this.config.issuer.href, inMs: this.retryDelay });
+    this.config.logger.warn('Could not load the issuer metadata; retrying', { issuer: this.config.issuer.href, cause: discoveryCause(error), inMs: this.retryDelay });
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       void this.ready().catch(() => {});
@@ -248,4 +249,14 @@ function toAnswer(response: oidc.TokenEndpointResponse & oidc.TokenEndpointRespo
 
 function isCryptoKey(key: unknown): key is CryptoKey {
   return typeof CryptoKey !== 'undefined' && key instanceof CryptoKey;
+}
+
+/**
+ * Why discovery failed, by a code only (the document's text could carry anything): a connection's failure is a
+ * `TypeError` whose cause has the system's code (`ECONNREFUSED`, `ENOTFOUND`), openid-client's refusal of the
+ * document its own (`OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED` for another issuer's, ...).
+ */
+function discoveryCause(error: unknown): string {
+  const nested = (error as { cause?: unknown } | undefined)?.cause;
+  return error instanceof TypeError && nested instanceof Error ? causeName(nested) : causeName(error);
 }
