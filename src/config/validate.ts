@@ -146,6 +146,10 @@ export function validateOptions(options: BffOptions): BffConfig {
     throw new BffConfigError('session.cookie.sameSite', 'must be "lax" or "strict" (the login redirect from Auth0 needs a cookie that is not "none"-only)');
   }
   const cookieSecure = booleanOption(cookie.secure, 'session.cookie.secure', secure);
+  if (s.cookieName === undefined && cookie.domain !== undefined && cookieName.startsWith('__Host-')) {
+    // The default name on https: a browser refuses a __Host- cookie with a Domain.
+    throw new BffConfigError('session.cookie.domain', 'needs a session.cookieName without the __Host- prefix of the default name on https (for example "__Secure-bff"): a browser refuses a __Host- cookie with a domain');
+  }
   if (cookieName.startsWith('__Host-') && (!cookieSecure || cookie.domain !== undefined)) {
     throw new BffConfigError('session.cookieName', 'starts with __Host-, which needs a Secure cookie (an https baseURL) and no cookie domain');
   }

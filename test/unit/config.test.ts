@@ -90,7 +90,9 @@ describe('configuration', () => {
     [{ session: { secrets: [SECRET], absoluteTimeout: 0 } }, 'session.absoluteTimeout'],
     [{ session: { secrets: [SECRET], cookie: { sameSite: 'none' } } }, 'session.cookie.sameSite'],
     [{ session: { secrets: [SECRET], cookieName: 'bad name' } }, 'session.cookieName'],
-    [{ session: { secrets: [SECRET], cookie: { domain: 'example.com' } } }, 'session.cookieName'],
+    // The default name on https is __Host-: the domain is what conflicts with it, and the message says what to set.
+    [{ session: { secrets: [SECRET], cookie: { domain: 'example.com' } } }, 'session.cookie.domain'],
+    [{ session: { secrets: [SECRET], cookieName: '__Host-app', cookie: { domain: 'example.com' } } }, 'session.cookieName'],
     [{ session: { secrets: [SECRET], encryptionKeys: ['too-short'] } }, 'session.encryptionKeys[0]'],
     [{ backchannelAlgorithms: ['none'] }, 'backchannelAlgorithms'],
     [{ backchannelAlgorithms: ['HS256'] }, 'backchannelAlgorithms'],
