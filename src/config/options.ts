@@ -96,6 +96,18 @@ export interface ApiOptions {
    * `user` token policy; APIs with another policy take none (true is refused for them).
    */
   websocket?: boolean;
+  /**
+   * The anti-forgery header on calls to this API: `always` (default) on every call; `unsafe-methods` lets GET,
+   * HEAD and OPTIONS through without it, for an API whose reads change nothing and that a browser reaches without
+   * custom headers: a native `EventSource`, a download link, an `<img>`. Other methods are still checked.
+   */
+  csrf?: 'always' | 'unsafe-methods';
+  /**
+   * Connections to the upstream at most (HTTP/1.1: one call at a time on each), per BFF process. Default 128. Each
+   * open event stream or long download holds one for as long as it lasts: an API that serves many of them needs
+   * more, or a mount of its own, so that its other calls do not wait for a connection (then 504 at `timeout`).
+   */
+  connections?: number;
 }
 
 /**

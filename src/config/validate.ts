@@ -47,6 +47,9 @@ export interface BffConfig {
     readonly eventStreamTimeoutMs: number;
     readonly websocket: boolean;
     readonly token: TokenPolicy;
+    /** GET, HEAD and OPTIONS pass without the anti-forgery header (`csrf: 'unsafe-methods'`). */
+    readonly safeMethodsWithoutCsrf: boolean;
+    readonly connections: number;
   }>;
   readonly websocket: { readonly allowedOrigins: readonly string[] };
   readonly csrf: { readonly header: string; readonly value: string };
@@ -91,7 +94,7 @@ const KNOWN_KEYS = {
   options: ['issuer', 'domain', 'clientId', 'clientSecret', 'clientAuthMethod', 'clientAssertionKey', 'audience', 'baseURL', 'scope', 'routes', 'redis', 'redisPrefix', 'redisCommandTimeout', 'session', 'apis', 'websocket', 'csrf', 'allowedReturnTo', 'userClaims', 'logout', 'tokens', 'dpop', 'loginParameters', 'backchannelAlgorithms', 'logger', 'logLevel', 'telemetry', 'clock', 'fetch'],
   session: ['secrets', 'cookieName', 'cookie', 'idleTimeout', 'absoluteTimeout', 'external', 'encryptionKeys'],
   'session.cookie': ['sameSite', 'secure', 'domain'],
-  api: ['mount', 'upstream', 'audience', 'scope', 'token', 'timeout', 'bodyTimeout', 'eventStreamTimeout', 'websocket'],
+  api: ['mount', 'upstream', 'audience', 'scope', 'token', 'timeout', 'bodyTimeout', 'eventStreamTimeout', 'websocket', 'csrf', 'connections'],
   websocket: ['allowedOrigins'],
   csrf: ['header', 'value'],
   logout: ['idpLogout', 'returnTo', 'idTokenHint'],
@@ -179,6 +182,12 @@ export function validateOptions(options: BffOptions): BffConfig {
     if (api.websocket === true && token !== 'user') {
       throw new BffConfigError(`apis[${i}].websocket`, `must not be true with the token policy "${token}": WebSockets are forwarded only for APIs with the "user" policy`);
     }
+    const csrf = api.csrf ?? 'always';
+    if (csrf !== 'always' && csrf !== 'unsafe-methods') throw new BffConfigError(`apis[${i}].csrf`, 'must be "always" or "unsafe-methods"');
+    const connections = api.connections ?? 128;
+    if (!Number.isInteger(connections) || connections < 1 || connections > 65_535) {
+      throw new BffConfigError(`apis[${i}].connections`, 'must be a whole number from 1 to 65535');
+    }
     return Object.freeze({
       mount: mount.replace(/\/+$/, ''),
       upstream: upstreamUrl(api.upstream, `apis[${i}].upstream`),
@@ -190,6 +199,8 @@ export function validateOptions(options: BffOptions): BffConfig {
       eventStreamTimeoutMs: Math.ceil(nonNegativeNumber(api.eventStreamTimeout ?? 0, `apis[${i}].eventStreamTimeout`)),
       websocket: api.websocket ?? token === 'user',
       token,
+      safeMethodsWithoutCsrf: csrf === 'unsafe-methods',
+      connections,
     });
   });
   const mounts = new Set<string>();

@@ -27,6 +27,9 @@ type ServerRequest = IncomingMessage & { url: string; method: string };
 /** Methods a repeated request cannot change anything with (RFC 9110 9.2.2), when they carry no body. */
 const REPLAYABLE = new Set(['GET', 'HEAD', 'OPTIONS', 'DELETE', 'PUT']);
 
+/** The methods `csrf: 'unsafe-methods'` lets through without the anti-forgery header. */
+const isSafeMethod = (method: string | undefined): boolean => method === 'GET' || method === 'HEAD' || method === 'OPTIONS';
+
 /**
  * `<mount>/<rest>?q` -> `<upstream>/<rest>?q` with the session's access token (or, by the API's token policy,
  * the application's own token or none).
@@ -66,7 +69,7 @@ export class ApiProxy {
     // Before any call: else a garbage collection at the wrong moment can make every call's objects dictionaries.
     settleObjectLayouts();
     this.pool = new Pool(api.upstream.origin, {
-      connections: 128,
+      connections: api.connections,
       keepAliveTimeout: 30_000,
       headersTimeout: separate ? api.bodyTimeoutMs : api.timeoutMs,
       bodyTimeout: api.bodyTimeoutMs,
@@ -98,7 +101,7 @@ export class ApiProxy {
     let path: string;
     let loaded: LoadedSession | Promise<LoadedSession>;
     try {
-      if (headers[this.config.csrf.header] !== this.config.csrf.value) {
+      if (headers[this.config.csrf.header] !== this.config.csrf.value && !(this.api.safeMethodsWithoutCsrf && isSafeMethod(req.method))) {
         throw new BffError(ErrorCode.CSRF_REQUIRED, `API calls must carry the header ${this.config.csrf.header}: ${this.config.csrf.value}.`);
       }
       let rest = req.url.slice(this.api.mount.length);

@@ -169,3 +169,76 @@ describe('event streams and long responses', () => {
     }
   });
 });
+
+describe('an API that lets reads through without the anti-forgery header (csrf: unsafe-methods), and its connections', () => {
+  let h: Harness;
+  const held = new Set<ServerResponse>();
+  beforeAll(async () => {
+    h = await startHarness({
+      redis: true,
+      apis: (upstream) => [
+        { mount: '/api', upstream },
+        { mount: '/live', upstream, csrf: 'unsafe-methods' },
+        // One connection to the upstream: a stream that holds it makes the next call wait for it.
+        { mount: '/one', upstream, timeout: 300, connections: 1 },
+        { mount: '/two', upstream, timeout: 300, connections: 2 },
+      ],
+    });
+  });
+  afterAll(async () => {
+    for (const res of held) res.end();
+    await h?.close();
+  });
+
+  /** Answers an event stream that stays open (held), and anything else at once. */
+  const streamsStayOpen = (req: { headers: Record<string, unknown> }, res: ServerResponse) => {
+    if (req.headers.accept === 'text/event-stream') {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(': connected\n\n');
+      held.add(res);
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end('{"ok":true}');
+  };
+
+  /** What a native EventSource sends: the cookie, Accept, and no header of the app's own. */
+  const eventSource = (browser: Browser, path: string) => browser.request(path, { headers: { accept: 'text/event-stream', 'cache-control': 'no-cache' } });
+
+  it('streams to a native EventSource (no custom header) with the user\'s token, and still refuses other methods without the header', async () => {
+    const browser = h.browser();
+    await browser.login();
+    h.upstream.handler = streamsStayOpen;
+    const stream = await eventSource(browser, '/live/events');
+    expect(stream.status).toBe(200);
+    const reader = (stream.body as ReadableStream<Uint8Array>).getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe(': connected\n\n');
+    expect(h.upstream.requests.at(-1)?.headers.authorization).toMatch(/^Bearer /);
+    await reader.cancel();
+
+    for (const method of ['POST', 'PUT', 'DELETE', 'PATCH']) {
+      const res = await browser.request('/live/things', { method, body: method === 'DELETE' ? undefined : '{}', headers: { 'content-type': 'application/json' } });
+      expect(res.status).toBe(403);
+      expect(await res.json()).toMatchObject({ error: 'csrf_required' });
+    }
+    // The default stays: every method of the other APIs needs the header.
+    const other = await eventSource(browser, '/api/events');
+    expect(other.status).toBe(403);
+    expect(await other.json()).toMatchObject({ error: 'csrf_required' });
+    // Without a session, the read is refused as any call is.
+    expect((await eventSource(h.browser(), '/live/events')).status).toBe(401);
+  });
+
+  it('holds an upstream connection per open stream: with one, the next call waits for it (504); with two, it is answered', async () => {
+    const browser = h.browser();
+    await browser.login();
+    h.upstream.handler = streamsStayOpen;
+    for (const mount of ['/one', '/two']) {
+      const stream = await sse(browser, `${mount}/events`);
+      expect(stream.status).toBe(200);
+      const call = await browser.api(`${mount}/items`);
+      expect([mount, call.status]).toEqual([mount, mount === '/one' ? 504 : 200]);
+      await stream.body?.cancel();
+    }
+  });
+});
