@@ -636,6 +636,20 @@ describe('WebSockets behind a proxy the app trusts', () => {
       await h.close();
     }
   });
+
+  it('name it too on an instance whose first request is the handshake (sockets reconnecting after a deploy)', async () => {
+    const h = await startHarness({ redis: true, instances: 2, app: (bff) => express().set('trust proxy', 'loopback').use(bff) });
+    try {
+      const browser = h.browser(0);
+      await browser.login();
+      // Instance 1 has served no HTTP request yet: its app is known only as its server's.
+      const socket = opened(await openSocket(browser.use(1), '/api/live', { headers: { 'x-forwarded-for': '203.0.113.9' } }));
+      socket.ws.close();
+      expect(h.upstream.upgrades.at(-1)?.headers['x-forwarded-for']).toBe('203.0.113.9');
+    } finally {
+      await h.close();
+    }
+  });
 });
 
 describe('WebSockets while the BFF closes', () => {
