@@ -56,6 +56,9 @@ export class SessionWatch {
   /** The browser sent something over a connection of this session: roll its idle expiry when due. */
   activity(session: WatchedSession): void {
     const now = this.config.clock();
+    // Past its expiry as last read (before the next sweep sees it): checked, not rolled. A roll would bring back a
+    // session that timed out, where an API call is refused.
+    if (now >= Math.min(session.absoluteExpiresAt, session.idleExpiresAt)) return this.check(session);
     if (now - session.lastActiveAt < this.rollInterval) return;
     const next = Math.min(session.absoluteExpiresAt, now + this.config.session.idleTimeoutMs);
     session.lastActiveAt = now;

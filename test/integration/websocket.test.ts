@@ -446,6 +446,21 @@ describe('WebSockets and session timeouts (no request needed)', () => {
     expect((await active.user()).status).toBe(401);
     h.upstream.onSocket = undefined;
   });
+
+  it('does not bring back a session past its idle expiry for a message sent before the watch\'s next round', async () => {
+    const browser = h.browser();
+    await browser.login();
+    h.upstream.onSocket = (ws) => ws.on('message', (data) => ws.send(data));
+    const socket = opened(await openSocket(browser, '/api/live'));
+    const seen = h.events.length;
+    h.clock.advance(601_000);
+    // At once: the watch goes round once a second, and the message is there first.
+    socket.ws.send('too late');
+    expect((await socket.closed).code).toBe(WebSocketCloseCode.SESSION_ENDED);
+    expect(h.events.slice(seen)).toContainEqual({ name: 'logout', payload: expect.objectContaining({ reason: 'idle_timeout', sessions: 1 }) });
+    expect((await browser.user()).status).toBe(401);
+    h.upstream.onSocket = undefined;
+  });
 });
 
 describe.each(REDIS_CLIENT_MODES)('WebSockets across two instances sharing Redis ($mode)', ({ options }) => {
