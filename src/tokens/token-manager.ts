@@ -161,9 +161,12 @@ export class TokenManager {
     return Promise.reject(unavailable(Math.max(1, Math.ceil(wait / 1000))));
   }
 
-  /** An exchange failed for the moment (Auth0 down, rate-limited, slow): the token at hand, while it lasts. */
+  /**
+   * An exchange failed for the moment (Auth0 down, rate-limited, slow; or the store, whose lock it takes first,
+   * stalled while the session was read from memory): the token at hand, while it lasts.
+   */
   private stillServes(current: AccessTokenEntry, error: unknown): AccessTokenEntry {
-    if (error instanceof BffError && error.code === ErrorCode.TOKEN_SERVICE_UNAVAILABLE && this.lasts(current)) return current;
+    if (error instanceof BffError && (error.code === ErrorCode.TOKEN_SERVICE_UNAVAILABLE || error.code === ErrorCode.SESSION_STORE_UNAVAILABLE) && this.lasts(current)) return current;
     throw error;
   }
 

@@ -95,6 +95,28 @@ describe('when Redis stops answering, with client-side caching', () => {
   });
 });
 
+describe('when Redis stops answering as a session\'s token passes its refresh point, with client-side caching', () => {
+  const setup = behindRelay({ redisClientSideCache: { ttl: 5_000 } });
+
+  it('serves its calls with the token at hand, which still lasts, instead of 503: the renewal waits for the store', async () => {
+    const { h, relay } = setup;
+    const browser = h.browser();
+    await browser.login();
+    expect((await browser.api('/api/items')).status).toBe(200);
+    const first = h.upstream.requests.at(-1)?.headers.authorization;
+    // The emulator's tokens last 60 s: past the refresh point (52 s), with more than half the margin left.
+    h.clock.advance(52_500);
+    relay.freeze();
+    const res = await browser.api('/api/items');
+    expect(res.status).toBe(200);
+    expect(h.upstream.requests.at(-1)?.headers.authorization).toBe(first);
+    relay.up();
+    const { waitFor } = await import('../support/harness.js');
+    await waitFor(async () => (await browser.api('/api/items')).status === 200 && h.upstream.requests.at(-1)?.headers.authorization !== first, 'the token is renewed once the store answers', 10_000);
+    expect(h.events.filter((e) => e.name === 'logout')).toEqual([]);
+  });
+});
+
 describe('when Auth0 cannot be reached', () => {
   it('reports 503 on /healthz and 502 on login until the issuer answers', async () => {
     const dead = createServer();
