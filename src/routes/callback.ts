@@ -121,9 +121,11 @@ async function startSession(ctx: BffContext, req: Request, state: string, transa
   // record would otherwise stay usable by whoever holds the old cookie, and its WebSockets and long responses
   // (on every instance) would go on with its token. Its ORT is not revoked: a login again in the same browser is
   // most often the same Auth0 session, which that would end.
-  const previous = ctx.sessions.idOf(req);
-  if (previous !== undefined) {
-    const replaced = await ctx.sessions.end({ id: previous });
+  // With SameSite=Strict the callback (a navigation from Auth0's site) comes without the session cookie: the
+  // session the browser had when the login started is known from its transaction.
+  const previous = [...new Set([ctx.sessions.idOf(req), transaction.replaces])].filter((id): id is string => typeof id === 'string');
+  if (previous.length > 0) {
+    const replaced = await ctx.sessions.end({ id: previous[0] }, previous);
     if (replaced.sessions > 0) ctx.report.logout('replaced', replaced);
   }
   await regenerate(req);

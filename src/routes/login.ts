@@ -19,6 +19,11 @@ export interface LoginTransaction {
   readonly binding: string;
   /** `prompt=none`: whatever the outcome, the browser goes back to `returnTo` (with `error` when it failed). */
   readonly silent?: true;
+  /**
+   * The session the browser had when the login started, which the new one replaces: with SameSite=Strict its cookie
+   * does not come with the callback (a navigation from Auth0's site), so it is known from here.
+   */
+  readonly replaces?: string;
 }
 
 const ALLOWED_VALUES: Record<string, (value: string) => boolean> = {
@@ -69,7 +74,12 @@ export function loginRoute(ctx: BffContext) {
       const state = oidc.randomState();
       const nonce = oidc.randomNonce();
       const codeVerifier = oidc.randomPKCECodeVerifier();
-      const transaction: LoginTransaction = { codeVerifier, nonce, returnTo, binding: digest(binding), ...(extra.prompt === 'none' ? { silent: true } : {}) };
+      const replaces = ctx.sessions.idOf(req);
+      const transaction: LoginTransaction = {
+        codeVerifier, nonce, returnTo, binding: digest(binding),
+        ...(extra.prompt === 'none' ? { silent: true } : {}),
+        ...(replaces === undefined ? {} : { replaces }),
+      };
 
       const url = await ctx.idp.authorizationUrl({
         ...extra,

@@ -181,6 +181,24 @@ describe('the login and callback routes', () => {
     expect((await browser.user()).status).toBe(200);
   });
 
+  it('ends the session the browser had when the login started, also when the callback comes without its cookie (SameSite=Strict)', async () => {
+    const browser = h.browser();
+    await browser.login();
+    const old = browser.jar.header(browser.url).split('; ').find((c) => c.startsWith('bff=')) as string;
+    const callback = await callbackUrlFor(h, browser);
+    // A Strict cookie stays behind on the navigation from Auth0's site to the callback.
+    browser.jar.set(browser.url, 'bff=; Max-Age=0');
+    const seen = h.events.length;
+    expect((await browser.request(callback)).status).toBe(302);
+    expect(h.events.slice(seen).filter((e) => e.name === 'logout')).toEqual([
+      { name: 'logout', payload: expect.objectContaining({ reason: 'replaced', sessions: 1 }) },
+    ]);
+    const holder = h.browser();
+    holder.jar.set(holder.url, old);
+    expect((await holder.user()).status).toBe(401);
+    expect((await browser.user()).status).toBe(200);
+  });
+
   it('answers 400 JSON for a back-channel logout body it cannot read', async () => {
     const res = await fetch(`${h.urls[0]}/auth/backchannel-logout`, {
       method: 'POST',
