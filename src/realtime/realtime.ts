@@ -8,7 +8,7 @@ import type { Telemetry } from '../telemetry/telemetry.js';
 import type { TokenManager } from '../tokens/token-manager.js';
 import { attachToServer } from './attach.js';
 import { WebSocketCloseCode } from './close-codes.js';
-import { SessionConnections, sessionDigest, type StreamTracker } from './registry.js';
+import { rememberEndedMs, SessionConnections, sessionDigest, type StreamTracker } from './registry.js';
 import { SessionWatch } from './session-watch.js';
 import { localSessionEndBus, redisSessionEndBus, type SessionEndBus } from './signal-bus.js';
 import { UpgradeHandler } from './upgrade.js';
@@ -35,7 +35,7 @@ export function createRealtime(config: BffConfig, sessions: Sessions, tokens: To
   const connections = new SessionConnections(() => {
     watch.start();
     bus.listen();
-  });
+  }, rememberEndedMs(config.apis.map((api) => api.timeoutMs), config.tokens.exchangeDeadlineMs));
   const watch = new SessionWatch(config, sessions, connections, report);
   const deliver = (digests: readonly string[]) => connections.end(digests);
   const bus: SessionEndBus = config.redis

@@ -41,9 +41,18 @@ export interface StreamTracker {
 /**
  * How long, and how many, ended sessions are remembered: a long response registers when its answer begins, which
  * may be after its session's end signal arrived (the signal can also overtake the store's reply to a session read).
+ * A minute at least; longer when an API may take longer to begin its answer (see `rememberEndedMs`).
  */
 const REMEMBER_ENDED_MS = 60_000;
 const REMEMBER_ENDED_MAX = 10_000;
+
+/**
+ * How long ended sessions are remembered for these APIs: a response registers at most its API's `timeout` after its
+ * request was sent, which came after its session and token were had (at most the exchange deadline).
+ */
+export function rememberEndedMs(apiTimeoutsMs: readonly number[], exchangeDeadlineMs: number): number {
+  return Math.max(REMEMBER_ENDED_MS, Math.max(0, ...apiTimeoutsMs) + exchangeDeadlineMs + 5_000);
+}
 
 /**
  * A one-way digest of a session id: what the session-end signal carries across instances (the id is a bearer
@@ -64,7 +73,10 @@ export class SessionConnections implements StreamTracker {
   private pruneTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
-  constructor(private readonly onFirst: () => void) {}
+  constructor(
+    private readonly onFirst: () => void,
+    private readonly rememberMs: number = REMEMBER_ENDED_MS,
+  ) {}
 
   get size(): number {
     return this.byDigest.size;
@@ -125,7 +137,7 @@ export class SessionConnections implements StreamTracker {
 
   private prune(now: number): void {
     for (const [digest, at] of this.ended) {
-      if (now - at < REMEMBER_ENDED_MS && this.ended.size < REMEMBER_ENDED_MAX) break;
+      if (now - at < this.rememberMs && this.ended.size < REMEMBER_ENDED_MAX) break;
       this.ended.delete(digest);
     }
   }
@@ -139,7 +151,7 @@ export class SessionConnections implements StreamTracker {
       this.pruneTimer = undefined;
       this.prune(performance.now());
       this.schedulePrune();
-    }, Math.max(0, oldest.value + REMEMBER_ENDED_MS - performance.now()) + 1_000);
+    }, Math.max(0, oldest.value + this.rememberMs - performance.now()) + 1_000);
     this.pruneTimer.unref();
   }
 

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { SessionConnections, sessionDigest } from '../../src/realtime/registry.js';
+import { rememberEndedMs, SessionConnections, sessionDigest } from '../../src/realtime/registry.js';
 import type { LoadedSession } from '../../src/session/sessions.js';
 
 const session = (id: string): LoadedSession => ({
@@ -35,6 +35,27 @@ describe('the open connections of each session', () => {
     expect(connections.endedRemembered).toBe(1);
     expect(connections.track(session('late'), 'api', member())).toBeUndefined();
     vi.advanceTimersByTime(30_000);
+    expect(connections.endedRemembered).toBe(0);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+});
+
+describe('how long ended sessions are remembered', () => {
+  afterEach(() => void vi.useRealTimers());
+
+  it('a minute, or as long as the slowest API may take to begin its answer, with the exchange before it', () => {
+    expect(rememberEndedMs([30_000], 5_000)).toBe(60_000);
+    expect(rememberEndedMs([], 5_000)).toBe(60_000);
+    expect(rememberEndedMs([30_000, 300_000], 5_000)).toBe(310_000);
+  });
+
+  it('refuses a long response of an ended session that registers two minutes after its end, behind an API that may take five', () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    const connections = new SessionConnections(() => {}, rememberEndedMs([300_000], 5_000));
+    connections.end([sessionDigest('a')]);
+    vi.advanceTimersByTime(120_000);
+    expect(connections.track(session('a'), 'api', member())).toBeUndefined();
+    vi.advanceTimersByTime(200_000);
     expect(connections.endedRemembered).toBe(0);
     expect(vi.getTimerCount()).toBe(0);
   });
