@@ -55,6 +55,9 @@ interface Listenable {
   off(event: (typeof RECONNECTED)[number], listener: () => void): unknown;
 }
 
+/** The cause of a failure on a client that is not open: `redis.connect()` was never called, or it was closed. */
+const CLIENT_CLOSED = Object.assign(new Error('The Redis client given to the BFF is not connected (redis.connect() was not called, or it was closed)'), { code: 'CLIENT_CLOSED' });
+
 type Callback = (err?: any, data?: any) => any;
 type Guard = <T>(operation: (deadline: number) => Promise<T>) => Promise<T>;
 
@@ -114,7 +117,11 @@ export function createRedisBackend(
 
   const isReady = () => (redis.isReady ?? redis.isOpen) !== false;
   const ensureReady = () => {
-    if (!isReady()) throw new BffError(ErrorCode.SESSION_STORE_UNAVAILABLE, 'The session store is not answering; try again shortly.');
+    if (isReady()) return;
+    // A client never connected (the app did not call redis.connect()) or closed is said as such in the log line
+    // (its cause), which would otherwise read as a Redis that does not answer.
+    const cause = redis.isOpen === false ? CLIENT_CLOSED : undefined;
+    throw new BffError(ErrorCode.SESSION_STORE_UNAVAILABLE, 'The session store is not answering; try again shortly.', cause === undefined ? undefined : { cause });
   };
   // A Redis that accepts connections but stops answering must not hang requests. node-redis's own command
   // timeout stops counting once a command is written to the socket, so each operation gets a deadline here,
