@@ -101,6 +101,10 @@ export function readConfig(env: Env): ExampleConfig {
   const upstreamApiUrl = readUpstreamUrl(get('UPSTREAM_API_URL'), problems);
   const redisUrl = readRedisUrl(get('REDIS_URL'), problems);
   const redisPrefix = get('REDIS_PREFIX');
+  // createBff refuses it too, but under its option's name: said here under the variable's.
+  if (redisPrefix !== undefined && /[{}]/.test(redisPrefix)) {
+    problems.push(`REDIS_PREFIX must not contain "{" or "}": the BFF tags its keys for Redis Cluster itself (got "${redact(redisPrefix)}")`);
+  }
   const issuer = readIssuer(get('ISSUER_URL'), get('AUTH0_DOMAIN'), problems);
   const logLevel = readLogLevel(get('LOG_LEVEL'), problems);
   const telemetry: TelemetryConfig = Object.freeze({
@@ -114,7 +118,7 @@ export function readConfig(env: Env): ExampleConfig {
 
   if (get('ISSUER_URL') === undefined && get('AUTH0_DOMAIN') === undefined) {
     for (const name of ['CLIENT_ID', 'CLIENT_SECRET']) {
-      if (get(name) !== undefined) notices.push(`${name} is ignored in demo mode (set ISSUER_URL to use your Auth0 tenant).`);
+      if (get(name) !== undefined) notices.push(`${name} is ignored in demo mode (set ISSUER_URL or AUTH0_DOMAIN to use your Auth0 tenant).`);
     }
     let sessionSecret = get('SESSION_SECRET');
     if (sessionSecret === undefined) {
@@ -132,14 +136,16 @@ export function readConfig(env: Env): ExampleConfig {
     });
   }
 
+  // Named after the variable the user set.
+  const tenant = get('ISSUER_URL') !== undefined ? 'ISSUER_URL' : 'AUTH0_DOMAIN';
   const clientId = get('CLIENT_ID');
-  if (clientId === undefined) problems.push('CLIENT_ID is required with ISSUER_URL: the Client ID of your Auth0 Regular Web Application');
+  if (clientId === undefined) problems.push(`CLIENT_ID is required with ${tenant}: the Client ID of your Auth0 Regular Web Application`);
   const clientSecret = get('CLIENT_SECRET');
-  if (clientSecret === undefined) problems.push('CLIENT_SECRET is required with ISSUER_URL: the Client Secret of your Auth0 Regular Web Application');
-  if (audience === undefined) problems.push('AUDIENCE is required with ISSUER_URL: the identifier of your Auth0 API (with "Allow Online Access" on)');
+  if (clientSecret === undefined) problems.push(`CLIENT_SECRET is required with ${tenant}: the Client Secret of your Auth0 Regular Web Application`);
+  if (audience === undefined) problems.push(`AUDIENCE is required with ${tenant}: the identifier of your Auth0 API (with "Allow Online Access" on)`);
   const sessionSecret = get('SESSION_SECRET');
   if (sessionSecret === undefined) {
-    problems.push(`SESSION_SECRET is required with ISSUER_URL: a random string of ${MIN_SECRET_LENGTH}+ characters, the same on every instance (e.g. \`openssl rand -base64 32\`)`);
+    problems.push(`SESSION_SECRET is required with ${tenant}: a random string of ${MIN_SECRET_LENGTH}+ characters, the same on every instance (e.g. \`openssl rand -base64 32\`)`);
   } else {
     checkSecret(sessionSecret, problems);
   }

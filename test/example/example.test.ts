@@ -100,7 +100,21 @@ describe('the example configuration, read from the environment', () => {
     }
     expect(error).toBeInstanceOf(ExampleConfigError);
     const problems = (error as ExampleConfigError).problems.join('\n');
-    for (const name of ['CLIENT_ID', 'CLIENT_SECRET', 'AUDIENCE', 'SESSION_SECRET']) expect(problems).toMatch(new RegExp(`^${name} is required`, 'm'));
+    for (const name of ['CLIENT_ID', 'CLIENT_SECRET', 'AUDIENCE', 'SESSION_SECRET']) expect(problems).toMatch(new RegExp(`^${name} is required with ISSUER_URL`, 'm'));
+  });
+
+  it('names the variable the user set, AUTH0_DOMAIN, in what is missing with it', () => {
+    const error = (() => {
+      try {
+        return readConfig({ AUTH0_DOMAIN: 'tenant.us.auth0.com' });
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(error).toBeInstanceOf(ExampleConfigError);
+    const problems = (error as ExampleConfigError).problems.join('\n');
+    expect(problems).toMatch(/^CLIENT_ID is required with AUTH0_DOMAIN/m);
+    expect(problems).not.toContain('ISSUER_URL');
   });
 
   it.each([
@@ -117,6 +131,7 @@ describe('the example configuration, read from the environment', () => {
     [{ ISSUER_URL: 'https://tenant.us.auth0.com/?x=1' }, /ISSUER_URL must be the issuer itself/],
     [{ ISSUER_URL: 'https://tenant.us.auth0.com/.well-known/openid-configuration' }, /ISSUER_URL must be the issuer itself/],
     [{ UPSTREAM_API_URL: 'https://api.example.com/v1?key=1' }, /UPSTREAM_API_URL must not have a query/],
+    [{ REDIS_PREFIX: '{app}:' }, /REDIS_PREFIX must not contain "\{" or "\}"/],
   ])('refuses %j', (env, message) => {
     expect(() => readConfig(env)).toThrow(message);
   });
