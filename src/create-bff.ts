@@ -19,6 +19,7 @@ import type { RequestListenerApp } from './entry/entry-types.js';
 import { wrapApp } from './entry/wrap.js';
 import { absoluteFormApi } from './proxy/absolute-form.js';
 import { ApiProxy } from './proxy/api-proxy.js';
+import { serverApp } from './proxy/client-address.js';
 import { createRealtime } from './realtime/realtime.js';
 import { backchannelLogoutRoute } from './routes/backchannel-logout.js';
 import { callbackRoute } from './routes/callback.js';
@@ -211,7 +212,9 @@ export function createBff(options: BffOptions): Bff {
   // The app the BFF serves: the one `bff.wrap(app)` was given, or the first that ran it under `app.use(bff)`.
   // WebSocket handshakes never go through Express, and take the app's 'trust proxy' from it (X-Forwarded-For).
   let servedApp: unknown;
-  const realtime = createRealtime(config, sessions, tokens, dpop, () => servedApp, report, telemetry);
+  // A WebSocket handshake may come before any request through the BFF (sockets reconnecting after a restart): the
+  // app is then the server's.
+  const realtime = createRealtime(config, sessions, tokens, dpop, (req) => (servedApp ??= serverApp(req)), report, telemetry);
   const clientTokens = new ClientTokens(config, idp, backend, report, sessions);
   const ctx: BffContext = { config, idp, sessions, tokens, report };
   const sessionControl = createSessionControl(config, sessions, idp, report);

@@ -7,6 +7,7 @@ import type { BffOptions, RedisClient, TokenPolicy } from './options.js';
 import { readDPoPOption, type DPoPConfig } from '../dpop/options.js';
 import { shownMember } from '../dpop/key.js';
 import { parseEncryptionKeys } from '../session/encryption.js';
+import { csrfMode } from '../http/csrf.js';
 
 /** The validated, frozen configuration. No module but this one reads raw options. */
 export interface BffConfig {
@@ -149,11 +150,11 @@ export function validateOptions(options: BffOptions): BffConfig {
     throw new BffConfigError('session.cookie.sameSite', 'must be "lax" or "strict" (the login redirect from Auth0 needs a cookie that is not "none"-only)');
   }
   const cookieSecure = booleanOption(cookie.secure, 'session.cookie.secure', secure);
-  if (s.cookieName === undefined && cookie.domain !== undefined && cookieName.startsWith('__Host-')) {
-    // The default name on https: a browser refuses a __Host- cookie with a Domain.
-    throw new BffConfigError('session.cookie.domain', 'needs a session.cookieName without the __Host- prefix of the default name on https (for example "__Secure-bff"): a browser refuses a __Host- cookie with a domain');
-  }
   if (cookieName.startsWith('__Host-') && (!cookieSecure || cookie.domain !== undefined)) {
+    // The default name on https is __Host-: then the domain is what the user set, and what to change is said.
+    if (s.cookieName === undefined && cookieSecure) {
+      throw new BffConfigError('session.cookie.domain', 'needs a session.cookieName without the __Host- prefix of the default name on https (for example "__Secure-bff"): a browser refuses a __Host- cookie with a domain');
+    }
     throw new BffConfigError('session.cookieName', 'starts with __Host-, which needs a Secure cookie (an https baseURL) and no cookie domain');
   }
   const domain = readCookieDomain(cookie.domain, baseURL);
@@ -182,8 +183,7 @@ export function validateOptions(options: BffOptions): BffConfig {
     if (api.websocket === true && token !== 'user') {
       throw new BffConfigError(`apis[${i}].websocket`, `must not be true with the token policy "${token}": WebSockets are forwarded only for APIs with the "user" policy`);
     }
-    const csrf = api.csrf ?? 'always';
-    if (csrf !== 'always' && csrf !== 'unsafe-methods') throw new BffConfigError(`apis[${i}].csrf`, 'must be "always" or "unsafe-methods"');
+    const csrf = csrfMode(api.csrf, `apis[${i}].csrf`);
     const connections = api.connections ?? 128;
     if (!Number.isInteger(connections) || connections < 1 || connections > 65_535) {
       throw new BffConfigError(`apis[${i}].connections`, 'must be a whole number from 1 to 65535');

@@ -1,12 +1,11 @@
 import type { NextFunction, Request, Response } from 'express';
 import { BffConfigError, BffError, ErrorCode } from '../errors.js';
+import { csrfMode, isSafeMethod } from '../http/csrf.js';
 import { sendError, toBffError } from '../http/json-error.js';
 import type { BffContext } from '../routes/context.js';
 import { describeUser } from '../routes/user.js';
 import type { RequireSessionOptions } from './guard-types.js';
 import { rememberSession } from './request-session.js';
-
-const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /**
  * A guard for the app's own API routes: the proxy's anti-forgery check (403 `csrf_required`), then a live session
@@ -15,12 +14,11 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
  */
 export function requireSession(ctx: BffContext, options: RequireSessionOptions = {}): (req: Request, res: Response, next: NextFunction) => void {
   if (options === null || typeof options !== 'object') throw new BffConfigError('requireSession(options)', 'must be an object, e.g. { csrf: "always" }');
-  const csrf = options.csrf ?? 'always';
-  if (csrf !== 'always' && csrf !== 'unsafe-methods') throw new BffConfigError('requireSession(options).csrf', 'must be "always" or "unsafe-methods"');
+  const csrf = csrfMode(options.csrf, 'requireSession(options).csrf');
   const { config } = ctx;
   const { header, value } = config.csrf;
   return function requireBffSession(req: Request, res: Response, next: NextFunction): void {
-    if (req.headers[header] !== value && (csrf === 'always' || !SAFE_METHODS.has(req.method))) {
+    if (req.headers[header] !== value && (csrf === 'always' || !isSafeMethod(req.method))) {
       return sendError(res, new BffError(ErrorCode.CSRF_REQUIRED, `API calls must carry the header ${header}: ${value}.`));
     }
     ctx.sessions.loadRecord(req).then(

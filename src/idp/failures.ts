@@ -54,8 +54,7 @@ export function classifyTokenFailure(error: unknown): ClassifiedFailure {
     // Its 403 access_denied for an API it does not know, or one the application may not call, says so: a mistyped
     // audience is the BFF's fault, and must not log every user out on their first call to that API.
     if (code === 'access_denied') {
-      const kind = status === 401 || refusesTheApi(error.error_description) ? 'configuration' : 'terminal';
-      return { kind, error: code, status, retryAfter };
+      return { kind: refusesTheApplication(code, status, error.error_description) ? 'configuration' : 'terminal', error: code, status, retryAfter };
     }
     if (code === 'mfa_required' || code === 'login_required' || code === 'interaction_required') {
       return { kind: 'terminal', error: code, status, retryAfter };

@@ -5,6 +5,7 @@ import type { DPoP } from '../dpop/dpop.js';
 import type { UpstreamProofs } from '../dpop/upstream.js';
 import { BffError, ErrorCode } from '../errors.js';
 import { sendError, toBffError } from '../http/json-error.js';
+import { isSafeMethod } from '../http/csrf.js';
 import type { AccessTokenEntry } from '../session/record.js';
 import type { StreamTracker } from '../realtime/registry.js';
 import { causeName, type Reporter } from '../events/reporter.js';
@@ -26,9 +27,6 @@ type ServerRequest = IncomingMessage & { url: string; method: string };
 
 /** Methods a repeated request cannot change anything with (RFC 9110 9.2.2), when they carry no body. */
 const REPLAYABLE = new Set(['GET', 'HEAD', 'OPTIONS', 'DELETE', 'PUT']);
-
-/** The methods `csrf: 'unsafe-methods'` lets through without the anti-forgery header. */
-const isSafeMethod = (method: string | undefined): boolean => method === 'GET' || method === 'HEAD' || method === 'OPTIONS';
 
 /**
  * `<mount>/<rest>?q` -> `<upstream>/<rest>?q` with the session's access token (or, by the API's token policy,

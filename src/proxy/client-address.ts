@@ -60,3 +60,14 @@ function forwardedAddresses(header: string): string[] {
   }
   return addresses;
 }
+
+/**
+ * The Express app that answers the server's requests, when no request has come through the BFF yet to tell it
+ * (the first request after a restart is often a WebSocket reconnecting): `app.listen()` and
+ * `http.createServer(app)` make the app the server's request listener.
+ */
+export function serverApp(req: IncomingMessage): unknown {
+  const server = (req.socket as { server?: { listeners?: (event: string) => unknown[] } }).server;
+  const listeners = typeof server?.listeners === 'function' ? server.listeners('request') : [];
+  return listeners.find((listener) => typeof listener === 'function' && typeof (listener as { handle?: unknown }).handle === 'function' && typeof (listener as { get?: unknown }).get === 'function');
+}

@@ -30,7 +30,7 @@ export interface Realtime {
  * each closes that session's WebSockets (4401) and long responses; a watch notices idle and absolute timeouts of
  * sessions with open connections.
  */
-export function createRealtime(config: BffConfig, sessions: Sessions, tokens: TokenManager, dpop: DPoP | undefined, servedApp: () => unknown, report: Reporter, telemetry: Telemetry): Realtime {
+export function createRealtime(config: BffConfig, sessions: Sessions, tokens: TokenManager, dpop: DPoP | undefined, servedApp: (req: IncomingMessage) => unknown, report: Reporter, telemetry: Telemetry): Realtime {
   // The watch runs, and the bus listens, once there is a connection to watch.
   const connections = new SessionConnections(() => {
     watch.start();

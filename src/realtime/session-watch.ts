@@ -58,7 +58,11 @@ export class SessionWatch {
     const now = this.config.clock();
     // Past its expiry as last read (before the next sweep sees it): checked, not rolled. A roll would bring back a
     // session that timed out, where an API call is refused.
-    if (now >= Math.min(session.absoluteExpiresAt, session.idleExpiresAt)) return this.check(session);
+    if (now >= Math.min(session.absoluteExpiresAt, session.idleExpiresAt)) {
+      // Not sooner than the sweep would, after a store fault: a message is no reason to ask a failing store again.
+      if (now >= session.retryAt) this.check(session);
+      return;
+    }
     if (now - session.lastActiveAt < this.rollInterval) return;
     const next = Math.min(session.absoluteExpiresAt, now + this.config.session.idleTimeoutMs);
     session.lastActiveAt = now;

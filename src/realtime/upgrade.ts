@@ -77,7 +77,7 @@ export class UpgradeHandler {
     private readonly watch: SessionWatch,
     dpop: DPoP | undefined,
     /** The app the BFF serves (once known), whose 'trust proxy' decides the X-Forwarded-For a handshake names. */
-    private readonly servedApp: () => unknown,
+    private readonly servedApp: (req: IncomingMessage) => unknown,
     private readonly report: Reporter,
     telemetry: Telemetry,
   ) {
@@ -107,7 +107,7 @@ export class UpgradeHandler {
     // A handshake never goes through Express: unless the server made it with the app's prototype
     // (`serverOptions(app)`), it has no `req.app` to read 'trust proxy' from, so it is told the served app's.
     if ((req as { app?: unknown }).app === undefined) {
-      const trust = appTrust(this.servedApp() ?? serverApp(req));
+      const trust = appTrust(this.servedApp(req));
       if (trust !== undefined) (req as { [WRAPPED_TRUST]?: TrustProxy })[WRAPPED_TRUST] = trust;
     }
     // A browser that resets the connection mid-handshake must not take the process down.
@@ -224,15 +224,4 @@ function upstreamFailure(answer: { readonly reason: 'upstream_unavailable' | 'up
   return answer.reason === 'upstream_timeout'
     ? new BffError(ErrorCode.UPSTREAM_TIMEOUT, 'The API did not answer the WebSocket handshake in time.')
     : new BffError(ErrorCode.UPSTREAM_UNAVAILABLE, 'The API could not be reached.', answer.error === undefined ? undefined : { cause: answer.error });
-}
-
-/**
- * The Express app that answers the server's requests, when no request has come through the BFF yet to tell it
- * (the first request after a restart is often a WebSocket reconnecting): `app.listen()` and
- * `http.createServer(app)` make the app the server's request listener.
- */
-function serverApp(req: IncomingMessage): unknown {
-  const server = (req.socket as { server?: { listeners?: (event: string) => unknown[] } }).server;
-  const listeners = typeof server?.listeners === 'function' ? server.listeners('request') : [];
-  return listeners.find((listener) => typeof listener === 'function' && typeof (listener as { handle?: unknown }).handle === 'function' && typeof (listener as { get?: unknown }).get === 'function');
 }

@@ -49,8 +49,7 @@ export function callbackRoute(ctx: BffContext) {
       transaction = pending;
       if (typeof query.error === 'string') {
         const code = query.error.slice(0, 64);
-        // Printable ASCII only: the text goes into an answer and, for a refusal of the BFF, an error log line.
-        const description = typeof query.error_description === 'string' ? query.error_description.slice(0, 200).replace(/[^\x20-\x7e]/g, '?') : undefined;
+        const description = refusalText(query.error_description);
         const cause = new AuthorizationError(query.error);
         if (refusesTheApplication(code, undefined, description)) throw configurationRefusal(code, description, cause);
         throw new BffError(ErrorCode.LOGIN_FAILED, `Auth0 answered ${code}${description === undefined ? '' : `: ${description}`}`, { cause });
@@ -185,9 +184,9 @@ function loginFailure(error: unknown): BffError {
   if (error instanceof ResponseBodyError || error instanceof WWWAuthenticateChallengeError) {
     if (error.status >= 500 || error.status === 429) return idpUnavailable(error);
     const code = classifyTokenFailure(error).error;
-    const description = error instanceof ResponseBodyError && typeof error.error_description === 'string' ? error.error_description.slice(0, 200) : undefined;
+    const description = error instanceof ResponseBodyError ? refusalText(error.error_description) : undefined;
     if (refusesTheApplication(code, error.status, description)) return configurationRefusal(code, description, error);
-    return new BffError(ErrorCode.LOGIN_FAILED, `Auth0 refused the login: ${oauthErrorCode(code) === undefined || code === 'invalid_response' ? 'an answer that is not an OAuth error' : code}.`, { cause: error });
+    return new BffError(ErrorCode.LOGIN_FAILED, `Auth0 refused the login: ${code === 'invalid_response' ? 'an answer that is not an OAuth error' : code}.`, { cause: error });
   }
   if (error instanceof AuthorizationResponseError) return new BffError(ErrorCode.LOGIN_FAILED, `Auth0 answered ${oauthErrorCode(error.error) ?? 'an error that is not an OAuth error code'}.`, { cause: error });
   // openid-client reports a request that ran out of time as a ClientError too: Auth0 was slow, the login was fine.
@@ -196,6 +195,14 @@ function loginFailure(error: unknown): BffError {
     return new BffError(ErrorCode.LOGIN_FAILED, 'The login response did not pass validation.', { cause: error });
   }
   return idpUnavailable(error);
+}
+
+/**
+ * The description of a refusal, as it may be shown and logged: 200 characters at most, printable ASCII only (it
+ * comes from the callback URL, or from whatever answered for the token endpoint: a WAF's page as well as Auth0).
+ */
+function refusalText(description: unknown): string | undefined {
+  return typeof description === 'string' ? description.slice(0, 200).replace(/[^\x20-\x7e]/g, '?') : undefined;
 }
 
 /** Auth0 refused the BFF itself (its credentials, a grant, an audience): every login fails until it is fixed. */

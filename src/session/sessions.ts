@@ -245,7 +245,10 @@ export class Sessions {
     const revoked = extra?.revoked === undefined ? {} : { revoked: extra.revoked };
     const id = target.id;
     if (!reported && id !== undefined && !this.uncertainEnds.has(id)) this.rememberUncertainEnds([id]);
-    const retry = reported ? () => this.end(target) : async () => {
+    const retry = reported ? async () => {
+      await this.end(target);
+      if (id !== undefined) this.uncertainEnds.delete(id);
+    } : async () => {
       // The session named was there when its end was decided. Gone now, and not by another logout (the back-channel
       // logout Auth0 sent for the revocation, which reported it), it ended by this one: the store ran the first
       // attempt without its answer coming back in time.
