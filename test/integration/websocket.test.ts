@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketCloseCode } from '../../src/index.js';
 import { createClient } from 'redis';
 import { AUDIENCE, REDIS_CLIENT_MODES, SESSION_SECRET, startHarness, waitFor, type Browser, type Harness } from '../support/harness.js';
-import { openSocket, opened, roundTrip } from '../support/ws-client.js';
+import { openSocket, opened, roundTrip, socketHeldByInstance1 } from '../support/ws-client.js';
 
 /** A port nothing listens on. */
 async function closedPort(): Promise<number> {
@@ -499,11 +499,7 @@ describe.each(REDIS_CLIENT_MODES)('WebSockets across two instances sharing Redis
 
   it('closes a socket held by one instance when the session ends through the other', async () => {
     const browser = h.browser(0);
-    await browser.login();
-    browser.use(1);
-    const socket = opened(await openSocket(browser, '/api/live'));
-    expect((await roundTrip(socket, 'via 1')).data.toString()).toBe('via 1');
-    browser.use(0);
+    const socket = await socketHeldByInstance1(browser);
     const id = sessionIdOf(browser);
     const { body } = await browser.user();
     const started = performance.now();

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keySlot } from '../../src/session/redis-replicas.js';
 import { WebSocketCloseCode } from '../../src/index.js';
 import { Browser, REDIS_CLIENT_MODES, type Harness } from '../support/harness.js';
-import { openSocket, opened, roundTrip } from '../support/ws-client.js';
+import { socketHeldByInstance1 } from '../support/ws-client.js';
 import { startTopologyHarness } from './support/topology-harness.js';
 import { apiOnEvery, bffSessionId, exchanges } from './support/browsers.js';
 import { startRedisCluster, type RedisClusterSetup } from './support/redis-cluster.js';
@@ -79,11 +79,7 @@ describe('on a Redis Cluster of 3 masters with a replica each', () => {
 
     it('closes a WebSocket held by one instance when the session ends through the other (the signal goes through the cluster)', async () => {
       const browser = h.browser(0);
-      await browser.login();
-      browser.use(1);
-      const socket = opened(await openSocket(browser, '/api/live'));
-      expect((await roundTrip(socket, 'via 1')).data.toString()).toBe('via 1');
-      browser.use(0);
+      const socket = await socketHeldByInstance1(browser);
       const { body } = await browser.user();
       expect((await browser.request(body.logoutUrl)).status).toBe(302);
       // The clock stands still: without the signal, instance 1 would close it only at its check a minute later.

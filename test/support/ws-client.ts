@@ -61,3 +61,16 @@ export async function roundTrip(socket: Extract<Handshake, { kind: 'open' }>, da
   }
   return socket.messages[before] as { data: Buffer; binary: boolean };
 }
+
+/**
+ * A browser logged in through instance 0 whose WebSocket is held by instance 1 (checked with a round trip); the
+ * browser is back on instance 0 afterwards, where a logout then ends the session.
+ */
+export async function socketHeldByInstance1(browser: Browser, path = '/api/live'): Promise<Extract<Handshake, { kind: 'open' }>> {
+  await browser.use(0).login();
+  const socket = opened(await openSocket(browser.use(1), path));
+  const echoed = await roundTrip(socket, 'via 1');
+  if (echoed.data.toString() !== 'via 1') throw new Error(`the socket through instance 1 echoed ${echoed.data.toString()}`);
+  browser.use(0);
+  return socket;
+}
