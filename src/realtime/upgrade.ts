@@ -32,6 +32,9 @@ const KEY = /^[A-Za-z0-9+/]{22}==$/;
 /** A handshake that arrives, or would be completed, once the BFF is closing: try again (on another instance). */
 const shuttingDown = (): BffError => new BffError(ErrorCode.UPSTREAM_UNAVAILABLE, 'The BFF is shutting down.');
 
+/** Why a handshake the BFF closed before its tunnel existed is refused: its session ended, or the BFF is closing. */
+const closedBefore = (closed: { readonly code: number }): BffError => (closed.code === WebSocketCloseCode.SESSION_ENDED ? sessionEnded() : shuttingDown());
+
 /**
  * One browser WebSocket through the BFF, from the handshake on: registered with its session from the moment the
  * session is known, so that a session that ends during the handshake is not missed.
@@ -135,6 +138,9 @@ export class UpgradeHandler {
     if (connection.tracked === undefined) throw this.connections.closing ? shuttingDown() : sessionEnded();
 
     let entry = await this.tokens.accessToken(session, api);
+    // The session may have ended while its token was renewed (or while the token at hand was served through a store
+    // fault): no handshake goes out with the token of an ended session.
+    if (connection.closedWith) throw closedBefore(connection.closedWith);
     let sent = 0;
     let answer = await this.upstream(api, req, path, entry, connection, sent++);
     // As for API calls: a DPoP nonce the upstream asks for is sent with the handshake repeated once.
@@ -144,11 +150,12 @@ export class UpgradeHandler {
     // As for API calls: a token the upstream rejects although it looked fresh is renewed once, and the handshake repeated.
     if (answer.kind === 'refused' && answer.invalidToken && this.tokens.mayForce(entry.token) && !connection.closedWith) {
       entry = await this.tokens.accessToken(session, api, { force: true, rejected: entry.token });
+      if (connection.closedWith) throw closedBefore(connection.closedWith);
       answer = await this.upstream(api, req, path, entry, connection, sent++);
     }
     if (connection.closedWith) {
       if (answer.kind === 'upgraded') answer.socket.destroy();
-      throw connection.closedWith.code === WebSocketCloseCode.SESSION_ENDED ? sessionEnded() : shuttingDown();
+      throw closedBefore(connection.closedWith);
     }
     if (socket.destroyed || socket.readableEnded) {
       // The browser left during the handshake. Its FIN counts: the 'end' a tunnel listens for has already passed.

@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { WebSocketCloseCode } from '../../src/index.js';
 import { SessionConnections } from '../../src/realtime/registry.js';
-import { startHarness, waitFor, type Browser, type Harness } from '../support/harness.js';
+import { closeDeletingKeys, startHarness, stubbedRedis, waitFor, type Browser, type Harness } from '../support/harness.js';
 import { closeFrameOf, OPCODE, rawClient, rawUpstream, type RawClient, type RawUpstreamSocket } from '../support/raw-websocket.js';
 import { openSocket } from '../support/ws-client.js';
 
@@ -181,5 +181,46 @@ describe('WebSocket handshakes the BFF refuses', () => {
     } finally {
       for (const client of clients) client.socket.destroy();
     }
+  });
+});
+
+describe('WebSocket handshakes whose session ends while their token is renewed', () => {
+  let h: Harness;
+  /** While true, taking a session's exchange lock gets no answer from the store (the BFF gives up after 300 ms). */
+  let stallLocks = false;
+  let stalledLocks = 0;
+  beforeAll(async () => {
+    h = await startHarness({
+      bff: { redisCommandTimeout: 300 },
+      redisConnect: stubbedRedis((client) => {
+        const set = client.set.bind(client);
+        Object.assign(client, {
+          set: (...args: Parameters<typeof set>) => {
+            if (!stallLocks || !String(args[0]).includes('lock:')) return set(...args);
+            stalledLocks++;
+            return new Promise(() => {});
+          },
+        });
+      }),
+    });
+  });
+  afterAll(() => closeDeletingKeys(h));
+
+  it('sends the upstream no handshake with the token of a session that ended meanwhile, and answers 401', async () => {
+    const browser = h.browser();
+    await browser.login();
+    const { body } = await browser.user();
+    // Past the token's refresh point, with more than half the margin left: a renewal that fails for the moment
+    // (here the store, whose lock it takes first) is served by the token at hand.
+    h.clock.advance(52_500);
+    stallLocks = true;
+    const upgradesBefore = h.upstream.upgrades.length;
+    const handshake = openSocket(browser, '/api/live');
+    await waitFor(() => stalledLocks > 0, 'the renewal waits for its lock');
+    expect((await browser.request(body.logoutUrl)).status).toBe(302);
+    const answer = await handshake;
+    expect(answer).toMatchObject({ kind: 'refused', status: 401 });
+    if (answer.kind === 'refused') expect(JSON.parse(answer.body)).toMatchObject({ error: 'session_ended' });
+    expect(h.upstream.upgrades.length).toBe(upgradesBefore);
   });
 });
