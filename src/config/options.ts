@@ -196,6 +196,13 @@ export interface BffOptions {
   websocket?: {
     /** Origins (`https://app.example.com`) a handshake may come from. Default: only `baseURL`'s origin. */
     allowedOrigins?: string[];
+    /**
+     * Milliseconds a browser's socket may send nothing before the BFF pings it; one that answers nothing for
+     * another interval vanished (asleep, off the network, without a FIN) and is closed, upstream included
+     * (1001 `browser_gone`). Browsers answer pings by themselves. Default 30000; 0: never (a vanished browser's
+     * socket then stays open until its session's idle timeout).
+     */
+    pingInterval?: number;
   };
   /** Anti-forgery header every proxied request must carry. Default `X-CSRF: 1`. */
   csrf?: {

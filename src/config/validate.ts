@@ -52,7 +52,7 @@ export interface BffConfig {
     readonly safeMethodsWithoutCsrf: boolean;
     readonly connections: number;
   }>;
-  readonly websocket: { readonly allowedOrigins: readonly string[] };
+  readonly websocket: { readonly allowedOrigins: readonly string[]; readonly pingIntervalMs: number };
   readonly csrf: { readonly header: string; readonly value: string };
   readonly allowedReturnTo: readonly string[];
   readonly userClaims: readonly string[] | undefined;
@@ -96,7 +96,7 @@ const KNOWN_KEYS = {
   session: ['secrets', 'cookieName', 'cookie', 'idleTimeout', 'absoluteTimeout', 'external', 'encryptionKeys'],
   'session.cookie': ['sameSite', 'secure', 'domain'],
   api: ['mount', 'upstream', 'audience', 'scope', 'token', 'timeout', 'bodyTimeout', 'eventStreamTimeout', 'websocket', 'csrf', 'connections'],
-  websocket: ['allowedOrigins'],
+  websocket: ['allowedOrigins', 'pingInterval'],
   csrf: ['header', 'value'],
   logout: ['idpLogout', 'returnTo', 'idTokenHint'],
   tokens: ['refreshMargin', 'clockSkew', 'exchangeDeadline', 'attemptTimeout'],
@@ -234,6 +234,7 @@ export function validateOptions(options: BffOptions): BffConfig {
   }
   onlyKnownKeys(options.websocket, KNOWN_KEYS.websocket, 'websocket');
   const allowedOrigins = readOrigins(options.websocket?.allowedOrigins, baseURL);
+  const pingIntervalMs = nonNegativeNumber(options.websocket?.pingInterval ?? 30_000, 'websocket.pingInterval', 'never');
 
   if (options.allowedReturnTo !== undefined && !Array.isArray(options.allowedReturnTo)) {
     throw new BffConfigError('allowedReturnTo', 'must be an array of path prefixes, e.g. ["/app"]');
@@ -290,7 +291,7 @@ export function validateOptions(options: BffOptions): BffConfig {
     },
     apis,
     csrf: { header: csrfHeader.toLowerCase(), value: csrfValue },
-    websocket: { allowedOrigins },
+    websocket: { allowedOrigins, pingIntervalMs },
     allowedReturnTo,
     userClaims: options.userClaims === undefined ? undefined : [...options.userClaims],
     logout: {
@@ -565,9 +566,9 @@ function positiveNumber(value: unknown, option: string, unit: 'seconds' | 'milli
   return value;
 }
 
-function nonNegativeNumber(value: unknown, option: string): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new BffConfigError(option, 'must be a number of milliseconds, 0 or more (0: no limit)');
-  if (value > MAX_TIMER_MS) throw new BffConfigError(option, `must be at most ${MAX_TIMER_MS} milliseconds (about 24.8 days), Node's longest timer; 0 means no limit`);
+function nonNegativeNumber(value: unknown, option: string, zero: 'no limit' | 'never' = 'no limit'): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new BffConfigError(option, `must be a number of milliseconds, 0 or more (0: ${zero})`);
+  if (value > MAX_TIMER_MS) throw new BffConfigError(option, `must be at most ${MAX_TIMER_MS} milliseconds (about 24.8 days), Node's longest timer; 0 means ${zero}`);
   return value;
 }
 

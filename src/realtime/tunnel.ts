@@ -5,6 +5,9 @@ import { FrameTracker, closeFrame } from './frames.js';
 /** How long a closing connection may take to finish its current frame and say goodbye before it is cut. */
 const CLOSE_GRACE_MS = 2_000;
 
+/** An empty ping toward the browser (RFC 6455 5.5.2): unmasked, as every frame toward a client is. */
+const PING_TO_BROWSER = Buffer.from([0x89, 0x00]);
+
 /**
  * One direction of a tunnel: bytes from `from` are written to `to` unchanged, pausing `from` while `to` cannot take
  * more (backpressure), while a FrameTracker follows the frame boundaries. When the tunnel closes, the frame under
@@ -70,6 +73,21 @@ class Direction {
     this.from.resume();
   }
 
+  /** `from` is held back until `to` drains: nothing it sends is read meanwhile. */
+  get holdingBack(): boolean {
+    return this.waitingForDrain;
+  }
+
+  /**
+   * Writes a control frame of the BFF's own between two frames, when `to` takes bytes now; false (nothing written)
+   * in the middle of a frame, while `to` does not read, or once closing.
+   */
+  insert(frame: Buffer): boolean {
+    if (this.done || this.pendingClose || this.waitingForDrain || !this.frames.atBoundary) return false;
+    this.write(frame);
+    return true;
+  }
+
   /** Forwards nothing more: the receiving side is gone. */
   stop(): void {
     this.done = true;
@@ -107,6 +125,11 @@ export interface TunnelEvents {
 /**
  * A WebSocket connection between the browser and the upstream after both handshakes: the TCP streams are joined,
  * frames pass unchanged both ways, and the BFF can close both ends with a code of its own (`close`).
+ *
+ * A browser that vanished without a word (a laptop put to sleep, a phone that changed networks) sends no FIN: with
+ * `pingIntervalMs`, a browser that sent nothing for that long gets a ping of the BFF's own, and one that still sent
+ * nothing an interval later is gone: its connection is cut and the upstream is told (1001 browser_gone), as at a
+ * FIN. Its pong goes on to the upstream, as an unsolicited pong may (RFC 6455 5.5.3).
  */
 export class Tunnel {
   private readonly up: Direction;
@@ -118,8 +141,19 @@ export class Tunnel {
   /** Set once closing began: cuts whatever has not closed by then. */
   private graceTimer: NodeJS.Timeout | undefined;
   private open = 2;
+  /** Bytes came from the browser since the last check of `pinger`. */
+  private heard = true;
+  /** A ping went to the browser at the last check, with nothing heard from it since. */
+  private pinged = false;
+  private pinger: NodeJS.Timeout | undefined;
 
-  constructor(private readonly browser: Duplex, private readonly upstream: Duplex, private readonly events: TunnelEvents) {
+  constructor(
+    private readonly browser: Duplex,
+    private readonly upstream: Duplex,
+    private readonly events: TunnelEvents,
+    /** How long a browser may send nothing before it is pinged (0: never; then it may vanish unnoticed). */
+    private readonly pingIntervalMs = 0,
+  ) {
     this.up = new Direction(browser, upstream, true);
     this.down = new Direction(upstream, browser, false);
   }
@@ -133,6 +167,7 @@ export class Tunnel {
       socket.once('close', this.onSocketClose);
     }
     browser.on('data', (chunk: Buffer) => {
+      this.heard = true;
       this.up.forward(chunk);
       if (this.up.frames.sawData) {
         this.up.frames.sawData = false;
@@ -143,6 +178,7 @@ export class Tunnel {
     // A side that ends or breaks: the other is told (with a close frame when the endpoints did not exchange one).
     // After a FIN the other side has the grace period to finish: one that never answers would hold both connections.
     browser.on('end', () => {
+      this.stopPinging();
       this.browserGone = true;
       this.up.finish(WebSocketCloseCode.GOING_AWAY, 'browser_gone');
       this.cutLater();
@@ -164,12 +200,46 @@ export class Tunnel {
     });
     if (upstreamHead.length > 0) this.down.forward(upstreamHead);
     if (browserHead.length > 0) this.up.forward(browserHead);
+    if (this.pingIntervalMs > 0) this.pinger = setInterval(this.checkBrowser, this.pingIntervalMs).unref();
+  }
+
+  /**
+   * Every `pingIntervalMs`: a browser heard from is there; else it is pinged, or cut when it left the last ping
+   * unanswered. Not while the BFF holds the browser back for an upstream that does not read: its pong is unread.
+   */
+  private readonly checkBrowser = (): void => {
+    if (this.heard) {
+      this.heard = false;
+      this.pinged = false;
+    } else if (this.pinged && !this.up.holdingBack) {
+      // After what the event loop has still to read: a process that was busy past the interval has the pong unread.
+      setImmediate(this.cutSilentBrowser);
+    } else {
+      // Not while the upstream is in the middle of a frame, or the browser does not read: tried again next time.
+      this.pinged = this.down.insert(PING_TO_BROWSER) || this.pinged;
+    }
+  };
+
+  private readonly cutSilentBrowser = (): void => {
+    if (this.heard || this.up.holdingBack || this.pinger === undefined) return;
+    this.stopPinging();
+    this.browserGone = true;
+    this.up.finish(WebSocketCloseCode.GOING_AWAY, 'browser_gone');
+    this.browser.destroy();
+    this.cutLater();
+  };
+
+  private stopPinging(): void {
+    if (this.pinger === undefined) return;
+    clearInterval(this.pinger);
+    this.pinger = undefined;
   }
 
   /** Closes both ends with `code`: each gets a close frame after the frame under way, then its connection ends. */
   close(code: number, reason: string): void {
     if (this.closed) return;
     this.closed = true;
+    this.stopPinging();
     this.down.close(code, reason);
     this.up.close(code, reason);
     this.cutLater();
@@ -192,6 +262,7 @@ export class Tunnel {
   }
 
   private readonly onSocketClose = (): void => {
+    this.stopPinging();
     // A connection that closed takes the other one with it: half a tunnel is of no use.
     if (this.upstream.destroyed) {
       this.noteUpstreamBroke(undefined);

@@ -4,7 +4,7 @@ import { WebSocketCloseCode } from '../../src/index.js';
 import { SessionConnections } from '../../src/realtime/registry.js';
 import { closeDeletingKeys, startHarness, stubbedRedis, waitFor, type Browser, type Harness } from '../support/harness.js';
 import { closeFrameOf, OPCODE, rawClient, rawUpstream, type RawClient, type RawUpstreamSocket } from '../support/raw-websocket.js';
-import { openSocket } from '../support/ws-client.js';
+import { openSocket, opened, roundTrip } from '../support/ws-client.js';
 
 /** Longer than the tunnel's close grace period (2 s), with room for a loaded machine. */
 const PAST_GRACE_MS = 10_000;
@@ -159,6 +159,109 @@ describe('WebSockets through the BFF: connections that misbehave', () => {
     await upstreams[0]!.ended;
     expect(upstreams[0]!.frames.frames.map((f) => f.opcode)).toEqual([OPCODE.close]);
     expect(upstreams[0]!.frames.closeCodes).toEqual([1000]);
+  });
+});
+
+describe('WebSockets of browsers that vanish without a word', () => {
+  let h: Harness;
+  const upstreams: RawUpstreamSocket[] = [];
+  const clients: RawClient[] = [];
+  const bffSides: Socket[] = [];
+  const PING_MS = 300;
+  beforeAll(async () => {
+    h = await startHarness({ redis: true, bff: { websocket: { pingInterval: PING_MS } } });
+    h.servers[0]?.on('connection', (socket) => bffSides.push(socket));
+  });
+  afterEach(() => {
+    h.upstream.upgradeHandler = undefined;
+    h.upstream.onSocket = undefined;
+    for (const { socket } of [...upstreams, ...clients]) socket.destroy();
+    upstreams.length = 0;
+    clients.length = 0;
+  });
+  afterAll(() => h?.close());
+
+  it('pings a browser that sends nothing, and closes both connections when it answers nothing (1001 browser_gone to the upstream)', async () => {
+    const browser = h.browser();
+    await browser.login();
+    h.upstream.upgradeHandler = rawUpstream(upstreams);
+    // A browser on a bare socket that answers nothing: as one asleep or gone off the network, which sends no FIN.
+    const client = rawClient(browser, '/api/asleep');
+    clients.push(client);
+    expect(await client.status).toBe(101);
+    const registered = lastRegistration();
+    await waitFor(() => upstreams.length === 1, 'the upstream has the socket');
+    const bffSide = bffSides.find((s) => s.remotePort === client.socket.localPort);
+
+    await waitFor(() => client.frames.frames.some((f) => f.opcode === 0x9), 'the BFF pings the browser');
+    await waitFor(() => upstreams[0]!.frames.closeCodes.length > 0, 'the upstream is told the browser is gone', PAST_GRACE_MS);
+    expect(upstreams[0]!.frames.closeCodes).toEqual([WebSocketCloseCode.GOING_AWAY]);
+    expect(upstreams[0]!.frames.frames.at(-1)?.payload.subarray(2).toString()).toBe('browser_gone');
+    await waitFor(() => !registered() && bffSide?.destroyed === true, 'the BFF let go of both connections', PAST_GRACE_MS);
+  });
+
+  it('keeps the socket of a browser that answers the pings, however long it sends nothing else, and its frames intact', async () => {
+    const browser = h.browser();
+    await browser.login();
+    let upstreamSide: import('ws').WebSocket | undefined;
+    h.upstream.onSocket = (ws) => {
+      upstreamSide = ws;
+      ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+    };
+    const socket = opened(await openSocket(browser, '/api/quiet'));
+    let pings = 0;
+    socket.ws.on('ping', () => pings++);
+    let pongsUpstream = 0;
+    await waitFor(() => upstreamSide !== undefined, 'the upstream has the socket');
+    upstreamSide!.on('pong', () => pongsUpstream++);
+    // Browsers answer pings by themselves (as the ws client does): many intervals pass without a data frame.
+    await waitFor(() => pings >= 4, 'the BFF pings the quiet browser again and again', PAST_GRACE_MS);
+    expect(socket.ws.readyState).toBe(socket.ws.OPEN);
+    // An unsolicited pong is no harm to the upstream (RFC 6455 5.5.3); frames still pass unchanged both ways.
+    expect(pongsUpstream).toBeGreaterThan(0);
+    const big = Buffer.alloc(200_000, 3);
+    expect((await roundTrip(socket, big)).data.equals(big)).toBe(true);
+    expect((await roundTrip(socket, 'still here')).data.toString()).toBe('still here');
+    socket.ws.close(1000);
+    expect((await socket.closed).code).toBe(1000);
+  });
+});
+
+describe('WebSockets of browsers held back for an upstream that does not read', () => {
+  let h: Harness;
+  const upstreams: RawUpstreamSocket[] = [];
+  beforeAll(async () => {
+    h = await startHarness({ redis: true, bff: { websocket: { pingInterval: 200 } } });
+  });
+  afterAll(async () => {
+    for (const { socket } of upstreams) socket.destroy();
+    await h?.close();
+  });
+
+  it('does not take a browser whose pong it cannot read yet for gone', async () => {
+    const browser = h.browser();
+    await browser.login();
+    const accept = rawUpstream(upstreams);
+    h.upstream.upgradeHandler = (req, socket, head) => {
+      accept(req, socket, head);
+      socket.pause(); // an upstream busy elsewhere: it reads nothing for a while
+    };
+    const socket = opened(await openSocket(browser, '/api/upload'));
+    let pings = 0;
+    socket.ws.on('ping', () => pings++);
+    // The browser sends more than the connections between it and the upstream hold: the BFF holds it back, and its
+    // pongs wait behind what it sent.
+    const piece = Buffer.alloc(1024 * 1024, 5);
+    for (let i = 0; i < 32; i++) socket.ws.send(piece);
+    await waitFor(() => socket.ws.bufferedAmount > 0, 'the browser is held back');
+    await waitFor(() => pings >= 4, 'intervals pass with pings unanswered', PAST_GRACE_MS);
+    expect(socket.ws.readyState).toBe(socket.ws.OPEN);
+    // The upstream reads again: everything arrives, and the browser is still there.
+    upstreams[0]!.socket.resume();
+    await waitFor(() => upstreams[0]!.frames.frames.filter((f) => f.opcode === OPCODE.binary).length === 32, 'every message reaches the upstream', PAST_GRACE_MS);
+    expect(upstreams[0]!.frames.closeCodes).toEqual([]);
+    expect(socket.ws.readyState).toBe(socket.ws.OPEN);
+    socket.ws.close(1000);
   });
 });
 

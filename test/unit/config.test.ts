@@ -129,6 +129,8 @@ describe('configuration', () => {
     [{ websocket: { allowedOrigins: ['https://app.example.com/'] } }, 'websocket.allowedOrigins[0]'],
     [{ websocket: { allowedOrigins: ['http://app.example.com'] } }, 'websocket.allowedOrigins[0]'],
     [{ websocket: { allowedOrigins: ['*'] } }, 'websocket.allowedOrigins[0]'],
+    [{ websocket: { pingInterval: -1 } }, 'websocket.pingInterval'],
+    [{ websocket: { pingInterval: '30s' } }, 'websocket.pingInterval'],
     [{ logLevel: 'verbose' }, 'logLevel'],
     [{ telemetry: true }, 'telemetry'],
     [{ telemetry: { tracerProvider: {} } }, 'telemetry.tracerProvider'],
