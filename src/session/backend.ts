@@ -53,8 +53,14 @@ export interface SessionBackend {
   storeClientToken(name: string, entry: AccessTokenEntry): Promise<void>;
 
   /** A lock with an owner and an expiry, for one exchange at a time across processes. */
-  acquireLock(name: string, owner: string, ttlMs: number): Promise<boolean>;
+  /** true: taken; false: an exchange holds it; or when the Retry-After hold on it ends (see `holdLock`). */
+  acquireLock(name: string, owner: string, ttlMs: number): Promise<LockAnswer>;
   releaseLock(name: string, owner: string): Promise<void>;
+  /**
+   * Instead of releasing it, keeps the lock `owner` holds until `until` (epoch ms, the BFF's clock), with no owner:
+   * Auth0 asked (Retry-After) not to be asked again before then, and no process takes the lock meanwhile.
+   */
+  holdLock(name: string, owner: string, until: number): Promise<void>;
   /** True the first time a key is seen within ttlMs (replay protection). */
   rememberOnce(name: string, ttlMs: number): Promise<boolean>;
   /** Undoes rememberOnce (the work it guarded failed and may be retried). */
@@ -65,3 +71,16 @@ export interface SessionBackend {
 
   close(): Promise<void>;
 }
+
+/** A lock's value while it is held for Auth0's Retry-After: this prefix, then the hold's end (epoch ms, the BFF's clock). */
+export const RETRY_AFTER_HOLD = 'retry-after:';
+
+/** When the Retry-After hold a lock's value says ends (epoch ms); undefined for an exchange's lock, or none. */
+export function retryAfterHoldEnd(value: string | null | undefined): number | undefined {
+  if (value === null || value === undefined || !value.startsWith(RETRY_AFTER_HOLD)) return undefined;
+  const ends = Number(value.slice(RETRY_AFTER_HOLD.length));
+  return Number.isSafeInteger(ends) ? ends : undefined;
+}
+
+/** What taking a lock found: see `SessionBackend.acquireLock`. */
+export type LockAnswer = boolean | { readonly heldUntil: number };

@@ -1,5 +1,5 @@
 import session, { type SessionData } from 'express-session';
-import type { SessionBackend } from './backend.js';
+import { RETRY_AFTER_HOLD, retryAfterHoldEnd, type SessionBackend } from './backend.js';
 import type { FieldCipher } from './encryption.js';
 import { RecordWatches } from './record-watch.js';
 import {
@@ -191,12 +191,20 @@ export function createMemoryBackend(cipher: FieldCipher, idleTimeoutMs: number, 
       watches.changed(`ctok:${name}`);
     },
     acquireLock: async (name, owner, ttlMs) => {
-      if (locks.get(name) !== undefined) return false;
+      const held = locks.get(name);
+      if (held !== undefined) {
+        const heldUntil = retryAfterHoldEnd(held);
+        if (heldUntil === undefined) return false;
+        if (heldUntil > clock()) return { heldUntil };
+      }
       locks.set(name, owner, clock() + ttlMs);
       return true;
     },
     releaseLock: async (name, owner) => {
       if (locks.get(name) === owner) locks.delete(name);
+    },
+    holdLock: async (name, owner, until) => {
+      if (locks.get(name) === owner) locks.set(name, `${RETRY_AFTER_HOLD}${Math.ceil(until)}`, until);
     },
     rememberOnce: async (name, ttlMs) => {
       if (once.get(name)) return false;

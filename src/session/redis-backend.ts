@@ -3,11 +3,11 @@ import { RedisStore } from 'connect-redis';
 import type { SessionData } from 'express-session';
 import { BffError, ErrorCode } from '../errors.js';
 import type { RedisClient } from '../config/options.js';
-import type { SessionBackend } from './backend.js';
+import { retryAfterHoldEnd, type SessionBackend } from './backend.js';
 import type { FieldCipher } from './encryption.js';
 import { RecordWatches } from './record-watch.js';
 import { replicaWaiter } from './redis-replicas.js';
-import { CREATE, DESTROY, INDEX_ADD, READ_RECORD, RELEASE, STORE_TOKENS, TOUCH } from './redis-scripts.js';
+import { ACQUIRE, CREATE, DESTROY, INDEX_ADD, LOCK_HOLD, READ_RECORD, RELEASE, STORE_TOKENS, TOUCH } from './redis-scripts.js';
 import { isRetryableReply, retryingReplies } from './redis-retry.js';
 import { createViewMemo } from './view-memo.js';
 import {
@@ -298,10 +298,17 @@ export function createRedisBackend(
       await retried(deadline, () => redis.set(clientTokenKey(name), encodeAccessToken(entry, cipher), { expiration: { type: 'PX', value: Math.max(1, Math.ceil(entry.expiresAt - clock())) } }));
     }),
 
-    acquireLock: (name, owner, ttlMs) => run(async (deadline) =>
-      (await retried(deadline, () => redis.set(lockKey(name), owner, { expiration: { type: 'PX', value: Math.ceil(ttlMs) }, condition: 'NX' }))) === 'OK'),
+    acquireLock: (name, owner, ttlMs) => run(async (deadline) => {
+      const answer = await script(deadline, ACQUIRE, [lockKey(name)], [owner, String(Math.ceil(ttlMs)), String(clock())]);
+      if (typeof answer !== 'string') return Number(answer) === 1;
+      const heldUntil = retryAfterHoldEnd(answer);
+      return heldUntil === undefined ? false : { heldUntil };
+    }),
     releaseLock: (name, owner) => run(async (deadline) => {
       await script(deadline, RELEASE, [lockKey(name)], [owner]);
+    }),
+    holdLock: (name, owner, until) => run(async (deadline) => {
+      await script(deadline, LOCK_HOLD, [lockKey(name)], [owner, String(Math.ceil(until)), String(Math.max(1, Math.ceil(until - clock())))]);
     }),
     rememberOnce: (name, ttlMs) => run(async (deadline) =>
       (await retried(deadline, () => redis.set(`${prefix}once:${name}`, '1', { expiration: { type: 'PX', value: Math.max(1, Math.ceil(ttlMs)) }, condition: 'NX' }))) === 'OK'),

@@ -2,6 +2,7 @@
  * The Lua scripts of the Redis backend. Each touches the keys of one session only (they share its id as a hash
  * tag, so one Redis Cluster slot), so that it runs atomically on one node.
  */
+import { RETRY_AFTER_HOLD } from './backend.js';
 
 // Writes only into a record that exists: a request that outlived its session cannot bring it back.
 export const STORE_TOKENS = `
@@ -40,6 +41,26 @@ redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 return fields`;
 
 export const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+
+/**
+ * Takes a lock for ARGV[1] (PX ARGV[2]) unless someone holds it: an exchange (0), or a Retry-After hold that has not
+ * ended by the BFF's clock (ARGV[3], ms): the hold's value. 1: taken.
+ */
+export const ACQUIRE = `
+local held = redis.call('GET', KEYS[1])
+if held then
+  local ends = string.match(held, '^${RETRY_AFTER_HOLD.replace('-', '%-')}(%d+)$')
+  if not ends then return 0 end
+  if tonumber(ends) > tonumber(ARGV[3]) then return held end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1`;
+
+/** Turns the lock ARGV[1] holds into a Retry-After hold ending at ARGV[2] (epoch ms), kept ARGV[3] ms at most. */
+export const LOCK_HOLD = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], '${RETRY_AFTER_HOLD}' .. ARGV[2], 'PX', ARGV[3])
+return 1`;
 
 // HGETALL through a script: its reply is a flat list with every protocol version (see toObject).
 export const READ_RECORD = `return redis.call('HGETALL', KEYS[1])`;

@@ -213,7 +213,8 @@ export class ClientToken {
    */
   private async lock(owner: string): Promise<boolean> {
     try {
-      return await this.backend.acquireLock(this.name, owner, this.lockTtlMs);
+      // The application's token takes no Retry-After hold: a lock is free or taken.
+      return (await this.backend.acquireLock(this.name, owner, this.lockTtlMs)) === true;
     } catch (error) {
       this.locks.releaseLockLater(this.name, owner, true);
       throw error;

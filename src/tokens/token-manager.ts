@@ -238,7 +238,7 @@ export class TokenManager {
     const owner = randomUUID();
     const stale = session.view.accessToken?.token;
     while (performance.now() < deadline) {
-      if (await this.lock(session.id, owner)) {
+      if (await this.lock(session.id, owner, target.audience)) {
         try {
           const record = await backend.readRecord(session.id);
           if (!record) throw sessionEnded('The session ended while its token was being renewed.');
@@ -250,7 +250,11 @@ export class TokenManager {
           }
           return await this.exchange(session.id, record, target, deadline);
         } finally {
-          await backend.releaseLock(session.id, owner).catch(() => this.sessions.releaseLockLater(session.id, owner));
+          // Auth0 asked to wait (Retry-After) and this exchange gave up: the lock stays held as long, so that no
+          // other process asks it before then either.
+          const wait = this.waitAskedFor(`${session.id} ${target.audience}`);
+          await (wait > 0 ? backend.holdLock(session.id, owner, this.config.clock() + wait) : backend.releaseLock(session.id, owner))
+            .catch(() => this.sessions.releaseLockLater(session.id, owner));
         }
       }
       // Someone else is exchanging: take their result once it is stored. With a watch, the first read comes at
@@ -274,7 +278,7 @@ export class TokenManager {
           renewal.tookStored();
           return view.accessToken;
         }
-        if (await this.lock(session.id, owner)) {
+        if (await this.lock(session.id, owner, target.audience)) {
           // The holder gave up without a token (a transient failure): our turn.
           await backend.releaseLock(session.id, owner).catch((error: unknown) => {
             this.sessions.releaseLockLater(session.id, owner);
@@ -282,16 +286,21 @@ export class TokenManager {
           });
           break;
         }
-      }
+        }
     }
     throw unavailable(1);
   }
 
-  /** Takes the session's exchange lock for `owner`, if nobody holds it. */
-  private async lock(id: string, owner: string): Promise<boolean> {
+  /**
+   * Takes the session's exchange lock for `owner`, if nobody holds it. A lock held for Auth0's Retry-After (another
+   * process's exchange was asked to wait, see `holdLock`): this process waits as long, with a 503 now (the token at
+   * hand still serves, see `stillServes`), and no token request.
+   */
+  private async lock(id: string, owner: string, audience: string): Promise<boolean> {
     const { backend } = this.sessions;
+    let answer;
     try {
-      return await backend.acquireLock(id, owner, this.lockTtlMs);
+      answer = await backend.acquireLock(id, owner, this.lockTtlMs);
     } catch (error) {
       // A request the store answered too late may still have taken the lock, or still take it (a client that
       // resends after reconnecting): give it back (only if it is ours), or every call of this session, in every
@@ -299,6 +308,10 @@ export class TokenManager {
       this.sessions.releaseLockLater(id, owner, true);
       throw error;
     }
+    if (typeof answer === 'boolean') return answer;
+    const seconds = Math.max(1, Math.ceil((answer.heldUntil - this.config.clock()) / 1000));
+    this.askedToWait(`${id} ${audience}`, seconds);
+    throw unavailable(seconds);
   }
 
   private async exchange(id: string, record: StoredSessionRecord, target: TokenTarget, deadline: number): Promise<AccessTokenEntry> {

@@ -40,6 +40,41 @@ describe.each(REDIS_CLIENT_MODES)('two BFF instances sharing Redis ($mode)', ({ 
     expect((h.auth0.admin.counts().token.refresh_token?.ok ?? 0) - before).toBe(1);
   });
 
+  it('asks Auth0 no more, from either instance, once it asked to wait (Retry-After), and renews the token after that', async () => {
+    const browser = h.browser(0);
+    await browser.login();
+    const cookie = browser.jar.header(browser.url);
+    const call = (instance: number) => fetch(`${h.urls[instance]}/api/items`, { headers: { cookie, 'x-csrf': '1' } });
+    for (const instance of [0, 1]) expect((await call(instance)).status).toBe(200);
+    const first = h.upstream.requests.at(-1)?.headers.authorization;
+    const refused = () => h.auth0.admin.counts().token.refresh_token?.error ?? 0;
+    const refusedBefore = refused();
+    // Past the refresh point (52 s of 60), with more than half the margin left: the token at hand still serves.
+    h.clock.advance(52_500);
+    h.auth0.admin.failTokenEndpoint({ status: 429, retryAfter: 30 });
+    try {
+      for (const instance of [0, 1, 1, 0]) {
+        expect((await call(instance)).status).toBe(200);
+        expect(h.upstream.requests.at(-1)?.headers.authorization).toBe(first);
+      }
+      // One token request in all: the other instance waits as Auth0 asked the first.
+      expect(refused() - refusedBefore).toBe(1);
+      // Half the margin gone: a 503 at once, with the seconds left, and Auth0 is not asked.
+      h.clock.advance(5_000);
+      const waiting = await call(1);
+      expect(waiting.status).toBe(503);
+      expect(Number(waiting.headers.get('retry-after'))).toBeGreaterThan(20);
+      expect(Number(waiting.headers.get('retry-after'))).toBeLessThanOrEqual(30);
+      expect(refused() - refusedBefore).toBe(1);
+    } finally {
+      h.auth0.admin.reset();
+    }
+    h.clock.advance(30_000);
+    expect((await call(1)).status).toBe(200);
+    expect(h.upstream.requests.at(-1)?.headers.authorization).not.toBe(first);
+    expect((await call(0)).status).toBe(200);
+  });
+
   it('sees at once on one instance a logout made through the other', async () => {
     const browser = h.browser(0);
     await browser.login();

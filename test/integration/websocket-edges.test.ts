@@ -296,10 +296,11 @@ describe('WebSocket handshakes whose session ends while their token is renewed',
     h = await startHarness({
       bff: { redisCommandTimeout: 300 },
       redisConnect: stubbedRedis((client) => {
-        const set = client.set.bind(client);
+        const evalSha = client.evalSha.bind(client);
+        // Every script on a lock alone (taking, releasing or holding it) stalls; taking it comes first.
         Object.assign(client, {
-          set: (...args: Parameters<typeof set>) => {
-            if (!stallLocks || !String(args[0]).includes('lock:')) return set(...args);
+          evalSha: (sha: string, options: { keys: string[]; arguments: string[] }) => {
+            if (!stallLocks || options.keys.length !== 1 || !options.keys[0]!.includes(':lock:')) return evalSha(sha, options);
             stalledLocks++;
             return new Promise(() => {});
           },

@@ -369,6 +369,21 @@ describe.each(variants)('the %s session backend', (_name, variant) => {
     expect(await backend.acquireLock('session-1', 'owner-b', MINUTE)).toBe(true);
   });
 
+  it('keeps a lock its owner holds for a Retry-After until then, by the BFF\'s clock, and tells when it ends', async () => {
+    expect(await backend.acquireLock('session-1', 'owner-a', MINUTE)).toBe(true);
+    // Only the owner can turn its lock into a hold.
+    await backend.holdLock('session-1', 'owner-b', now + 30_000);
+    expect(await backend.acquireLock('session-1', 'owner-c', MINUTE)).toBe(false);
+    await backend.holdLock('session-1', 'owner-a', now + 30_000);
+    expect(await backend.acquireLock('session-1', 'owner-c', MINUTE)).toEqual({ heldUntil: now + 30_000 });
+    // Nobody owns a hold: a late release by the exchange that set it frees nothing.
+    await backend.releaseLock('session-1', 'owner-a');
+    expect(await backend.acquireLock('session-1', 'owner-c', MINUTE)).toEqual({ heldUntil: now + 30_000 });
+    now += 30_000;
+    expect(await backend.acquireLock('session-1', 'owner-c', MINUTE)).toBe(true);
+    expect(await backend.acquireLock('session-1', 'owner-d', MINUTE)).toBe(false);
+  });
+
   it('gives up a lock whose owner never released it once it expires', async () => {
     expect(await backend.acquireLock('session-1', 'owner-a', 100)).toBe(true);
     expect(await backend.acquireLock('session-1', 'owner-b', MINUTE)).toBe(false);
