@@ -235,6 +235,8 @@ export function validateOptions(options: BffOptions): BffConfig {
   onlyKnownKeys(options.websocket, KNOWN_KEYS.websocket, 'websocket');
   const allowedOrigins = readOrigins(options.websocket?.allowedOrigins, baseURL);
   const pingIntervalMs = nonNegativeNumber(options.websocket?.pingInterval ?? 30_000, 'websocket.pingInterval', 'never');
+  // Shorter than a round trip, every quiet browser would be taken for gone (and each tunnel would run a busy timer).
+  if (pingIntervalMs > 0 && pingIntervalMs < 100) throw new BffConfigError('websocket.pingInterval', 'must be 0 (never) or at least 100 milliseconds');
 
   if (options.allowedReturnTo !== undefined && !Array.isArray(options.allowedReturnTo)) {
     throw new BffConfigError('allowedReturnTo', 'must be an array of path prefixes, e.g. ["/app"]');

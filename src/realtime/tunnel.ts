@@ -21,6 +21,8 @@ class Direction {
   done = false;
   /** `from` is paused until `to` drains: only that drain may resume it. */
   private waitingForDrain = false;
+  /** Bytes went to `to` since the tunnel last asked (`tookBytes`). */
+  private moved = false;
 
   constructor(
     private readonly from: Duplex,
@@ -39,7 +41,15 @@ class Direction {
       return;
     }
     this.frames.scan(chunk);
+    this.moved = true;
     this.write(chunk);
+  }
+
+  /** Whether bytes went to `to` since the last call. */
+  tookBytes(): boolean {
+    const moved = this.moved;
+    this.moved = false;
+    return moved;
   }
 
   /** Writes to `to`, pausing `from` until `to` drains when `to` cannot take more. */
@@ -83,7 +93,7 @@ class Direction {
    * in the middle of a frame, while `to` does not read, or once closing.
    */
   insert(frame: Buffer): boolean {
-    if (this.done || this.pendingClose || this.waitingForDrain || !this.frames.atBoundary) return false;
+    if (this.done || this.pendingClose || this.waitingForDrain || this.frames.sawClose || !this.frames.atBoundary) return false;
     this.write(frame);
     return true;
   }
@@ -129,7 +139,9 @@ export interface TunnelEvents {
  * A browser that vanished without a word (a laptop put to sleep, a phone that changed networks) sends no FIN: with
  * `pingIntervalMs`, a browser that sent nothing for that long gets a ping of the BFF's own, and one that still sent
  * nothing an interval later is gone: its connection is cut and the upstream is told (1001 browser_gone), as at a
- * FIN. Its pong goes on to the upstream, as an unsolicited pong may (RFC 6455 5.5.3).
+ * FIN. Its pong goes on to the upstream, as an unsolicited pong may (RFC 6455 5.5.3). A tunnel whose upstream is
+ * sending to the browser is never cut so: the ping may wait behind what is on its way, on a slow link for longer
+ * than an interval. There, a browser that vanished is found by TCP itself (data it never acknowledges).
  */
 export class Tunnel {
   private readonly up: Direction;
@@ -205,23 +217,32 @@ export class Tunnel {
 
   /**
    * Every `pingIntervalMs`: a browser heard from is there; else it is pinged, or cut when it left the last ping
-   * unanswered. Not while the BFF holds the browser back for an upstream that does not read: its pong is unread.
+   * unanswered over a quiet interval (see `mayBeGone`).
    */
   private readonly checkBrowser = (): void => {
+    const sending = this.down.tookBytes();
     if (this.heard) {
       this.heard = false;
       this.pinged = false;
-    } else if (this.pinged && !this.up.holdingBack) {
+    } else if (!this.pinged) {
+      // Not while the upstream is in the middle of a frame, or the browser does not read: tried again next time.
+      this.pinged = this.down.insert(PING_TO_BROWSER);
+    } else if (!sending && this.mayBeGone()) {
       // After what the event loop has still to read: a process that was busy past the interval has the pong unread.
       setImmediate(this.cutSilentBrowser);
-    } else {
-      // Not while the upstream is in the middle of a frame, or the browser does not read: tried again next time.
-      this.pinged = this.down.insert(PING_TO_BROWSER) || this.pinged;
     }
   };
 
+  /**
+   * Whether the ping can have reached the browser and its pong been read: not while bytes wait for the browser
+   * (the ping may be behind them), nor while the BFF holds the browser back for an upstream that does not read.
+   */
+  private mayBeGone(): boolean {
+    return !this.up.holdingBack && !this.down.holdingBack && this.browser.writableLength === 0;
+  }
+
   private readonly cutSilentBrowser = (): void => {
-    if (this.heard || this.up.holdingBack || this.pinger === undefined) return;
+    if (this.heard || !this.mayBeGone() || this.pinger === undefined) return;
     this.stopPinging();
     this.browserGone = true;
     this.up.finish(WebSocketCloseCode.GOING_AWAY, 'browser_gone');

@@ -131,6 +131,7 @@ describe('configuration', () => {
     [{ websocket: { allowedOrigins: ['*'] } }, 'websocket.allowedOrigins[0]'],
     [{ websocket: { pingInterval: -1 } }, 'websocket.pingInterval'],
     [{ websocket: { pingInterval: '30s' } }, 'websocket.pingInterval'],
+    [{ websocket: { pingInterval: 5 } }, 'websocket.pingInterval'],
     [{ logLevel: 'verbose' }, 'logLevel'],
     [{ telemetry: true }, 'telemetry'],
     [{ telemetry: { tracerProvider: {} } }, 'telemetry.tracerProvider'],
