@@ -53,14 +53,18 @@ export interface SessionBackend {
   storeClientToken(name: string, entry: AccessTokenEntry): Promise<void>;
 
   /** A lock with an owner and an expiry, for one exchange at a time across processes. */
-  /** true: taken; false: an exchange holds it; or when the Retry-After hold on it ends (see `holdLock`). */
-  acquireLock(name: string, owner: string, ttlMs: number): Promise<LockAnswer>;
+  /**
+   * true: taken; false: an exchange holds it. With `audience`: or, while a Retry-After hold for that audience lasts
+   * (see `holdLock`), when it ends, and the lock is not taken.
+   */
+  acquireLock(name: string, owner: string, ttlMs: number, audience?: string): Promise<LockAnswer>;
   releaseLock(name: string, owner: string): Promise<void>;
   /**
-   * Instead of releasing it, keeps the lock `owner` holds until `until` (epoch ms, the BFF's clock), with no owner:
-   * Auth0 asked (Retry-After) not to be asked again before then, and no process takes the lock meanwhile.
+   * Releases the lock `owner` holds, and holds the exchanges for `audience` until `until` (epoch ms, the BFF's
+   * clock): Auth0 asked (Retry-After) not to be asked again before then, and no process takes the lock for that
+   * audience meanwhile.
    */
-  holdLock(name: string, owner: string, until: number): Promise<void>;
+  holdLock(name: string, owner: string, audience: string, until: number): Promise<void>;
   /** True the first time a key is seen within ttlMs (replay protection). */
   rememberOnce(name: string, ttlMs: number): Promise<boolean>;
   /** Undoes rememberOnce (the work it guarded failed and may be retried). */
@@ -70,16 +74,6 @@ export interface SessionBackend {
   readonly countSessions?: (() => number) | undefined;
 
   close(): Promise<void>;
-}
-
-/** A lock's value while it is held for Auth0's Retry-After: this prefix, then the hold's end (epoch ms, the BFF's clock). */
-export const RETRY_AFTER_HOLD = 'retry-after:';
-
-/** When the Retry-After hold a lock's value says ends (epoch ms); undefined for an exchange's lock, or none. */
-export function retryAfterHoldEnd(value: string | null | undefined): number | undefined {
-  if (value === null || value === undefined || !value.startsWith(RETRY_AFTER_HOLD)) return undefined;
-  const ends = Number(value.slice(RETRY_AFTER_HOLD.length));
-  return Number.isSafeInteger(ends) ? ends : undefined;
 }
 
 /** What taking a lock found: see `SessionBackend.acquireLock`. */

@@ -1,5 +1,5 @@
 import session, { type SessionData } from 'express-session';
-import { RETRY_AFTER_HOLD, retryAfterHoldEnd, type SessionBackend } from './backend.js';
+import type { SessionBackend } from './backend.js';
 import type { FieldCipher } from './encryption.js';
 import { RecordWatches } from './record-watch.js';
 import {
@@ -72,6 +72,8 @@ export function createMemoryBackend(cipher: FieldCipher, idleTimeoutMs: number, 
   const records = new ExpiringMap<Record<string, string>>(clock);
   const transactions = new ExpiringMap<string>(clock);
   const locks = new ExpiringMap<string>(clock);
+  /** Auth0's Retry-After on a session's exchanges for an audience (`<id> <audience>`): when it ends. */
+  const holds = new ExpiringMap<number>(clock);
   const once = new ExpiringMap<true>(clock);
   const clientTokens = new ExpiringMap<string>(clock);
   const indexes = new Map<string, Map<string, number>>();
@@ -92,7 +94,7 @@ export function createMemoryBackend(cipher: FieldCipher, idleTimeoutMs: number, 
     if (members.size === 0) indexes.delete(key);
   };
   const sweep = () => {
-    for (const map of [sessions, records, transactions, locks, once, clientTokens]) map.sweep();
+    for (const map of [sessions, records, transactions, locks, holds, once, clientTokens]) map.sweep();
     const now = clock();
     for (const [key, members] of indexes) {
       for (const [member, exp] of members) if (exp <= now) members.delete(member);
@@ -190,21 +192,19 @@ export function createMemoryBackend(cipher: FieldCipher, idleTimeoutMs: number, 
       clientTokens.set(name, encodeAccessToken(entry, cipher), entry.expiresAt);
       watches.changed(`ctok:${name}`);
     },
-    acquireLock: async (name, owner, ttlMs) => {
-      const held = locks.get(name);
-      if (held !== undefined) {
-        const heldUntil = retryAfterHoldEnd(held);
-        if (heldUntil === undefined) return false;
-        if (heldUntil > clock()) return { heldUntil };
-      }
+    acquireLock: async (name, owner, ttlMs, audience) => {
+      const heldUntil = audience === undefined ? undefined : holds.get(`${name} ${audience}`);
+      if (heldUntil !== undefined) return { heldUntil };
+      if (locks.get(name) !== undefined) return false;
       locks.set(name, owner, clock() + ttlMs);
       return true;
     },
     releaseLock: async (name, owner) => {
       if (locks.get(name) === owner) locks.delete(name);
     },
-    holdLock: async (name, owner, until) => {
-      if (locks.get(name) === owner) locks.set(name, `${RETRY_AFTER_HOLD}${Math.ceil(until)}`, until);
+    holdLock: async (name, owner, audience, until) => {
+      if (locks.get(name) === owner) locks.delete(name);
+      holds.set(`${name} ${audience}`, until, until);
     },
     rememberOnce: async (name, ttlMs) => {
       if (once.get(name)) return false;

@@ -3,7 +3,7 @@ import { RedisStore } from 'connect-redis';
 import type { SessionData } from 'express-session';
 import { BffError, ErrorCode } from '../errors.js';
 import type { RedisClient } from '../config/options.js';
-import { retryAfterHoldEnd, type SessionBackend } from './backend.js';
+import type { SessionBackend } from './backend.js';
 import type { FieldCipher } from './encryption.js';
 import { RecordWatches } from './record-watch.js';
 import { replicaWaiter } from './redis-replicas.js';
@@ -102,6 +102,8 @@ export function createRedisBackend(
   const sessKey = (id: string) => `${prefix}sess:{${id}}`;
   const tokKey = (id: string) => `${prefix}tok:{${id}}`;
   const lockKey = (name: string) => `${prefix}lock:{${name}}`;
+  /** Auth0's Retry-After on a session's exchanges: a hash of audience -> the hold's end (see LOCK_HOLD). */
+  const holdKey = (name: string) => `${prefix}hold:{${name}}`;
   const clientTokenKey = (name: string) => `${prefix}ctok:${name}`;
   const indexKey = (kind: 'sid' | 'sub', value: string) => `${prefix}idx:${kind}:${value}`;
   const shas = new Map<string, string>();
@@ -298,17 +300,16 @@ export function createRedisBackend(
       await retried(deadline, () => redis.set(clientTokenKey(name), encodeAccessToken(entry, cipher), { expiration: { type: 'PX', value: Math.max(1, Math.ceil(entry.expiresAt - clock())) } }));
     }),
 
-    acquireLock: (name, owner, ttlMs) => run(async (deadline) => {
-      const answer = await script(deadline, ACQUIRE, [lockKey(name)], [owner, String(Math.ceil(ttlMs)), String(clock())]);
-      if (typeof answer !== 'string') return Number(answer) === 1;
-      const heldUntil = retryAfterHoldEnd(answer);
-      return heldUntil === undefined ? false : { heldUntil };
+    acquireLock: (name, owner, ttlMs, audience = '') => run(async (deadline) => {
+      const answer = await script(deadline, ACQUIRE, [lockKey(name), holdKey(name)], [owner, String(Math.ceil(ttlMs)), String(clock()), audience]);
+      // A number: taken or not; a string: the end of the hold on the audience's exchanges.
+      return typeof answer === 'string' ? { heldUntil: Number(answer) } : Number(answer) === 1;
     }),
     releaseLock: (name, owner) => run(async (deadline) => {
       await script(deadline, RELEASE, [lockKey(name)], [owner]);
     }),
-    holdLock: (name, owner, until) => run(async (deadline) => {
-      await script(deadline, LOCK_HOLD, [lockKey(name)], [owner, String(Math.ceil(until)), String(Math.max(1, Math.ceil(until - clock())))]);
+    holdLock: (name, owner, audience, until) => run(async (deadline) => {
+      await script(deadline, LOCK_HOLD, [lockKey(name), holdKey(name)], [owner, audience, String(Math.ceil(until)), String(Math.max(1, Math.ceil(until - clock())))]);
     }),
     rememberOnce: (name, ttlMs) => run(async (deadline) =>
       (await retried(deadline, () => redis.set(`${prefix}once:${name}`, '1', { expiration: { type: 'PX', value: Math.max(1, Math.ceil(ttlMs)) }, condition: 'NX' }))) === 'OK'),

@@ -2,7 +2,6 @@
  * The Lua scripts of the Redis backend. Each touches the keys of one session only (they share its id as a hash
  * tag, so one Redis Cluster slot), so that it runs atomically on one node.
  */
-import { RETRY_AFTER_HOLD } from './backend.js';
 
 // Writes only into a record that exists: a request that outlived its session cannot bring it back.
 export const STORE_TOKENS = `
@@ -43,23 +42,26 @@ return fields`;
 export const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
 
 /**
- * Takes a lock for ARGV[1] (PX ARGV[2]) unless someone holds it: an exchange (0), or a Retry-After hold that has not
- * ended by the BFF's clock (ARGV[3], ms): the hold's value. 1: taken.
+ * Takes the lock KEYS[1] for ARGV[1] (PX ARGV[2]) unless an exchange holds it (0), or Auth0's Retry-After holds
+ * the exchanges for the audience ARGV[4] (a field of KEYS[2]) past ARGV[3] (the BFF's clock, ms): the hold's end.
+ * 1: taken.
  */
 export const ACQUIRE = `
-local held = redis.call('GET', KEYS[1])
-if held then
-  local ends = string.match(held, '^${RETRY_AFTER_HOLD.replace('-', '%-')}(%d+)$')
-  if not ends then return 0 end
-  if tonumber(ends) > tonumber(ARGV[3]) then return held end
+if ARGV[4] ~= '' then
+  local ends = redis.call('HGET', KEYS[2], ARGV[4])
+  if ends and tonumber(ends) > tonumber(ARGV[3]) then return ends end
 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1`;
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0`;
 
-/** Turns the lock ARGV[1] holds into a Retry-After hold ending at ARGV[2] (epoch ms), kept ARGV[3] ms at most. */
+/**
+ * Releases the lock KEYS[1] if ARGV[1] holds it, and holds the exchanges for the audience ARGV[2] until ARGV[3]
+ * (epoch ms) in KEYS[2], a hash kept ARGV[4] ms at least.
+ */
 export const LOCK_HOLD = `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], '${RETRY_AFTER_HOLD}' .. ARGV[2], 'PX', ARGV[3])
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
 return 1`;
 
 // HGETALL through a script: its reply is a flat list with every protocol version (see toObject).

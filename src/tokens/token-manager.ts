@@ -253,7 +253,7 @@ export class TokenManager {
           // Auth0 asked to wait (Retry-After) and this exchange gave up: the lock stays held as long, so that no
           // other process asks it before then either.
           const wait = this.waitAskedFor(`${session.id} ${target.audience}`);
-          await (wait > 0 ? backend.holdLock(session.id, owner, this.config.clock() + wait) : backend.releaseLock(session.id, owner))
+          await (wait > 0 ? backend.holdLock(session.id, owner, target.audience, this.config.clock() + wait) : backend.releaseLock(session.id, owner))
             .catch(() => this.sessions.releaseLockLater(session.id, owner));
         }
       }
@@ -300,7 +300,7 @@ export class TokenManager {
     const { backend } = this.sessions;
     let answer;
     try {
-      answer = await backend.acquireLock(id, owner, this.lockTtlMs);
+      answer = await backend.acquireLock(id, owner, this.lockTtlMs, audience);
     } catch (error) {
       // A request the store answered too late may still have taken the lock, or still take it (a client that
       // resends after reconnecting): give it back (only if it is ours), or every call of this session, in every
@@ -309,7 +309,8 @@ export class TokenManager {
       throw error;
     }
     if (typeof answer === 'boolean') return answer;
-    const seconds = Math.max(1, Math.ceil((answer.heldUntil - this.config.clock()) / 1000));
+    // Another host's clock set the hold's end: never longer than this process would wait itself.
+    const seconds = Math.max(1, Math.ceil(Math.min(answer.heldUntil - this.config.clock(), RETRY_AFTER_CAP_MS) / 1000));
     this.askedToWait(`${id} ${audience}`, seconds);
     throw unavailable(seconds);
   }

@@ -44,14 +44,18 @@ describe.each(REDIS_CLIENT_MODES)('two BFF instances sharing Redis ($mode)', ({ 
     const browser = h.browser(0);
     await browser.login();
     const cookie = browser.jar.header(browser.url);
-    const call = (instance: number) => fetch(`${h.urls[instance]}/api/items`, { headers: { cookie, 'x-csrf': '1' } });
+    const call = (instance: number, mount = '/api') => fetch(`${h.urls[instance]}${mount}/items`, { headers: { cookie, 'x-csrf': '1' } });
     for (const instance of [0, 1]) expect((await call(instance)).status).toBe(200);
     const first = h.upstream.requests.at(-1)?.headers.authorization;
+    expect((await call(0, '/other')).status).toBe(200);
+    const firstOther = h.upstream.requests.at(-1)?.headers.authorization;
     const refused = () => h.auth0.admin.counts().token.refresh_token?.error ?? 0;
+    const granted = () => h.auth0.admin.counts().token.refresh_token?.ok ?? 0;
     const refusedBefore = refused();
+    const grantedBefore = granted();
     // Past the refresh point (52 s of 60), with more than half the margin left: the token at hand still serves.
     h.clock.advance(52_500);
-    h.auth0.admin.failTokenEndpoint({ status: 429, retryAfter: 30 });
+    h.auth0.admin.failTokenEndpoint({ status: 429, retryAfter: 30 }, { times: 1 });
     try {
       for (const instance of [0, 1, 1, 0]) {
         expect((await call(instance)).status).toBe(200);
@@ -59,6 +63,11 @@ describe.each(REDIS_CLIENT_MODES)('two BFF instances sharing Redis ($mode)', ({ 
       }
       // One token request in all: the other instance waits as Auth0 asked the first.
       expect(refused() - refusedBefore).toBe(1);
+      expect(granted()).toBe(grantedBefore);
+      // What Auth0 asked of one API's renewal holds no other's.
+      expect((await call(1, '/other')).status).toBe(200);
+      expect(h.upstream.requests.at(-1)?.headers.authorization).not.toBe(firstOther);
+      expect(granted() - grantedBefore).toBe(1);
       // Half the margin gone: a 503 at once, with the seconds left, and Auth0 is not asked.
       h.clock.advance(5_000);
       const waiting = await call(1);

@@ -227,6 +227,48 @@ describe('WebSockets of browsers that vanish without a word', () => {
   });
 });
 
+describe('WebSockets of browsers that read nothing for a while', () => {
+  let h: Harness;
+  const PING_MS = 200;
+  const bffSides: Socket[] = [];
+  beforeAll(async () => {
+    h = await startHarness({ redis: true, bff: { websocket: { pingInterval: PING_MS } } });
+    h.servers[0]?.on('connection', (socket) => bffSides.push(socket));
+  });
+  afterAll(() => h?.close());
+
+  it('does not take a browser for gone while what the upstream sends waits for it (its pong waits behind)', async () => {
+    const browser = h.browser();
+    await browser.login();
+    let upstreamSide: import('ws').WebSocket | undefined;
+    h.upstream.onSocket = (ws) => {
+      upstreamSide = ws;
+      ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+    };
+    const socket = opened(await openSocket(browser, '/api/feed'));
+    await waitFor(() => upstreamSide !== undefined, 'the upstream has the socket');
+    let received = 0;
+    socket.ws.on('message', () => received++);
+    // A busy tab, or a slow link: the browser reads nothing for a while, and answers no ping meanwhile.
+    const browserSide = (socket.ws as unknown as { _socket: Socket })._socket;
+    browserSide.pause();
+    // The BFF pings it (2 bytes) before the upstream sends anything: then the pong waits behind what follows.
+    const bffSide = bffSides.find((s) => s.remotePort === browserSide.localPort)!;
+    const written = bffSide.bytesWritten;
+    await waitFor(() => bffSide.bytesWritten === written + 2, 'the BFF pings the quiet browser');
+    const piece = Buffer.alloc(1024 * 1024, 9);
+    for (let i = 0; i < 24; i++) upstreamSide!.send(piece);
+    await waitFor(() => upstreamSide!.bufferedAmount > 0, 'the BFF holds the upstream back');
+    // Several intervals without a byte from the browser (an absence: nothing to wait for but the time).
+    await new Promise((resolve) => setTimeout(resolve, PING_MS * 5));
+    browserSide.resume();
+    await waitFor(() => received === 24, 'the browser gets everything', PAST_GRACE_MS);
+    expect(socket.ws.readyState).toBe(socket.ws.OPEN);
+    expect((await roundTrip(socket, 'still here')).data.toString()).toBe('still here');
+    socket.ws.close(1000);
+  });
+});
+
 describe('WebSockets of browsers held back for an upstream that does not read', () => {
   let h: Harness;
   const upstreams: RawUpstreamSocket[] = [];
@@ -254,7 +296,9 @@ describe('WebSockets of browsers held back for an upstream that does not read', 
     const piece = Buffer.alloc(1024 * 1024, 5);
     for (let i = 0; i < 32; i++) socket.ws.send(piece);
     await waitFor(() => socket.ws.bufferedAmount > 0, 'the browser is held back');
-    await waitFor(() => pings >= 4, 'intervals pass with pings unanswered', PAST_GRACE_MS);
+    await waitFor(() => pings >= 1, 'the BFF pings the browser, whose pong waits behind what it sent', PAST_GRACE_MS);
+    // Several intervals with the pong unread (an absence: nothing to wait for but the time).
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
     expect(socket.ws.readyState).toBe(socket.ws.OPEN);
     // The upstream reads again: everything arrives, and the browser is still there.
     upstreams[0]!.socket.resume();
@@ -289,20 +333,19 @@ describe('WebSocket handshakes the BFF refuses', () => {
 
 describe('WebSocket handshakes whose session ends while their token is renewed', () => {
   let h: Harness;
-  /** While true, taking a session's exchange lock gets no answer from the store (the BFF gives up after 300 ms). */
+  /** While true, taking a session's exchange lock gets no answer from the store until the test fails it. */
   let stallLocks = false;
-  let stalledLocks = 0;
+  const stalled: Array<(error: Error) => void> = [];
   beforeAll(async () => {
     h = await startHarness({
-      bff: { redisCommandTimeout: 300 },
+      bff: { redisCommandTimeout: 10_000 },
       redisConnect: stubbedRedis((client) => {
         const evalSha = client.evalSha.bind(client);
-        // Every script on a lock alone (taking, releasing or holding it) stalls; taking it comes first.
+        // The script that takes a lock names the lock and its holds (the one that ends a session names three keys).
         Object.assign(client, {
           evalSha: (sha: string, options: { keys: string[]; arguments: string[] }) => {
-            if (!stallLocks || options.keys.length !== 1 || !options.keys[0]!.includes(':lock:')) return evalSha(sha, options);
-            stalledLocks++;
-            return new Promise(() => {});
+            if (!stallLocks || options.keys.length !== 2 || !options.keys[0]!.includes(':lock:')) return evalSha(sha, options);
+            return new Promise((_resolve, reject) => stalled.push(reject));
           },
         });
       }),
@@ -320,8 +363,11 @@ describe('WebSocket handshakes whose session ends while their token is renewed',
     stallLocks = true;
     const upgradesBefore = h.upstream.upgrades.length;
     const handshake = openSocket(browser, '/api/live');
-    await waitFor(() => stalledLocks > 0, 'the renewal waits for its lock');
+    await waitFor(() => stalled.length > 0, 'the renewal waits for its lock');
     expect((await browser.request(body.logoutUrl)).status).toBe(302);
+    // Then the store fails the lock: the renewal gives up, and the token at hand would serve.
+    stallLocks = false;
+    for (const fail of stalled.splice(0)) fail(new Error('Socket closed unexpectedly'));
     const answer = await handshake;
     expect(answer).toMatchObject({ kind: 'refused', status: 401 });
     if (answer.kind === 'refused') expect(JSON.parse(answer.body)).toMatchObject({ error: 'session_ended' });

@@ -369,19 +369,24 @@ describe.each(variants)('the %s session backend', (_name, variant) => {
     expect(await backend.acquireLock('session-1', 'owner-b', MINUTE)).toBe(true);
   });
 
-  it('keeps a lock its owner holds for a Retry-After until then, by the BFF\'s clock, and tells when it ends', async () => {
-    expect(await backend.acquireLock('session-1', 'owner-a', MINUTE)).toBe(true);
-    // Only the owner can turn its lock into a hold.
-    await backend.holdLock('session-1', 'owner-b', now + 30_000);
-    expect(await backend.acquireLock('session-1', 'owner-c', MINUTE)).toBe(false);
-    await backend.holdLock('session-1', 'owner-a', now + 30_000);
-    expect(await backend.acquireLock('session-1', 'owner-c', MINUTE)).toEqual({ heldUntil: now + 30_000 });
-    // Nobody owns a hold: a late release by the exchange that set it frees nothing.
-    await backend.releaseLock('session-1', 'owner-a');
-    expect(await backend.acquireLock('session-1', 'owner-c', MINUTE)).toEqual({ heldUntil: now + 30_000 });
-    now += 30_000;
+  it('holds a session\'s exchanges for an audience until Auth0\'s Retry-After ends, by the BFF\'s clock, and no others', async () => {
+    expect(await backend.acquireLock('session-1', 'owner-a', MINUTE, 'api-a')).toBe(true);
+    await backend.holdLock('session-1', 'owner-a', 'api-a', now + 30_000);
+    // The lock itself is released: another audience's exchange takes it.
+    expect(await backend.acquireLock('session-1', 'owner-b', MINUTE, 'api-b')).toBe(true);
+    await backend.releaseLock('session-1', 'owner-b');
+    expect(await backend.acquireLock('session-1', 'owner-c', MINUTE, 'api-a')).toEqual({ heldUntil: now + 30_000 });
+    // Without an audience (the application's token), no hold applies.
     expect(await backend.acquireLock('session-1', 'owner-c', MINUTE)).toBe(true);
-    expect(await backend.acquireLock('session-1', 'owner-d', MINUTE)).toBe(false);
+    await backend.releaseLock('session-1', 'owner-c');
+    // A holder whose lock expired meanwhile records its hold, and leaves the next owner's lock alone.
+    expect(await backend.acquireLock('session-1', 'owner-d', MINUTE, 'api-b')).toBe(true);
+    await backend.holdLock('session-1', 'owner-a', 'api-b', now + 10_000);
+    expect(await backend.acquireLock('session-1', 'owner-e', MINUTE)).toBe(false);
+    await backend.releaseLock('session-1', 'owner-d');
+    expect(await backend.acquireLock('session-1', 'owner-e', MINUTE, 'api-b')).toEqual({ heldUntil: now + 10_000 });
+    now += 30_000;
+    expect(await backend.acquireLock('session-1', 'owner-e', MINUTE, 'api-a')).toBe(true);
   });
 
   it('gives up a lock whose owner never released it once it expires', async () => {
