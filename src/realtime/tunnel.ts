@@ -45,6 +45,11 @@ class Direction {
     this.write(chunk);
   }
 
+  /** Whether bytes went to `to` since the last `tookBytes`, without forgetting it. */
+  get tookBytesLately(): boolean {
+    return this.moved;
+  }
+
   /** Whether bytes went to `to` since the last call. */
   tookBytes(): boolean {
     const moved = this.moved;
@@ -225,8 +230,9 @@ export class Tunnel {
       this.heard = false;
       this.pinged = false;
     } else if (!this.pinged) {
-      // Not while the upstream is in the middle of a frame, or the browser does not read: tried again next time.
-      this.pinged = this.down.insert(PING_TO_BROWSER);
+      // Only after a quiet interval, so that the ping is not behind what was just sent; not while the upstream is in
+      // the middle of a frame, or the browser does not read: tried again next time.
+      if (!sending) this.pinged = this.down.insert(PING_TO_BROWSER);
     } else if (!sending && this.mayBeGone()) {
       // After what the event loop has still to read: a process that was busy past the interval has the pong unread.
       setImmediate(this.cutSilentBrowser);
@@ -242,7 +248,7 @@ export class Tunnel {
   }
 
   private readonly cutSilentBrowser = (): void => {
-    if (this.heard || !this.mayBeGone() || this.pinger === undefined) return;
+    if (this.heard || this.down.tookBytesLately || !this.mayBeGone() || this.pinger === undefined) return;
     this.stopPinging();
     this.browserGone = true;
     this.up.finish(WebSocketCloseCode.GOING_AWAY, 'browser_gone');

@@ -54,8 +54,8 @@ export interface SessionBackend {
 
   /** A lock with an owner and an expiry, for one exchange at a time across processes. */
   /**
-   * true: taken; false: an exchange holds it. With `audience`: or, while a Retry-After hold for that audience lasts
-   * (see `holdLock`), when it ends, and the lock is not taken.
+   * true: taken; false: an exchange holds it. With `audience`, a lock that was free but whose audience's exchanges a
+   * Retry-After holds (see `holdLock`): when that hold ends, and the lock is left free.
    */
   acquireLock(name: string, owner: string, ttlMs: number, audience?: string): Promise<LockAnswer>;
   releaseLock(name: string, owner: string): Promise<void>;

@@ -193,9 +193,9 @@ export function createMemoryBackend(cipher: FieldCipher, idleTimeoutMs: number, 
       watches.changed(`ctok:${name}`);
     },
     acquireLock: async (name, owner, ttlMs, audience) => {
+      if (locks.get(name) !== undefined) return false;
       const heldUntil = audience === undefined ? undefined : holds.get(`${name} ${audience}`);
       if (heldUntil !== undefined) return { heldUntil };
-      if (locks.get(name) !== undefined) return false;
       locks.set(name, owner, clock() + ttlMs);
       return true;
     },

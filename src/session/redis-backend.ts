@@ -7,7 +7,7 @@ import type { SessionBackend } from './backend.js';
 import type { FieldCipher } from './encryption.js';
 import { RecordWatches } from './record-watch.js';
 import { replicaWaiter } from './redis-replicas.js';
-import { ACQUIRE, CREATE, DESTROY, INDEX_ADD, LOCK_HOLD, READ_RECORD, RELEASE, STORE_TOKENS, TOUCH } from './redis-scripts.js';
+import { CREATE, DESTROY, HOLD, INDEX_ADD, READ_RECORD, RELEASE, STORE_TOKENS, TOUCH } from './redis-scripts.js';
 import { isRetryableReply, retryingReplies } from './redis-retry.js';
 import { createViewMemo } from './view-memo.js';
 import {
@@ -21,6 +21,7 @@ import {
  *   bff:sess:{id}   express-session's entry (connect-redis)
  *   bff:tok:{id}    the session record (a hash: tokens, expiries, claims)
  *   bff:lock:{id}   the exchange lock of that session
+ *   bff:hold:{id}   audience -> until when Auth0 (Retry-After) asked that session's exchanges to wait
  *   bff:idx:sid:<auth0 sid>, bff:idx:sub:<sub>   sorted sets of BFF session ids, scored by absolute expiry
  *   bff:tx:<state>  a pending login
  *   bff:once:<name> replay protection (back-channel logout jti)
@@ -35,6 +36,7 @@ interface Commands {
   isOpen?: boolean;
   hmGet(key: string, fields: string[]): Promise<Array<string | null>>;
   get(key: string): Promise<string | null>;
+  hGet(key: string, field: string): Promise<string | null>;
   set(key: string, value: string, options?: object): Promise<string | null>;
   getDel(key: string): Promise<string | null>;
   zRange(key: string, min: number, max: number): Promise<string[]>;
@@ -102,7 +104,7 @@ export function createRedisBackend(
   const sessKey = (id: string) => `${prefix}sess:{${id}}`;
   const tokKey = (id: string) => `${prefix}tok:{${id}}`;
   const lockKey = (name: string) => `${prefix}lock:{${name}}`;
-  /** Auth0's Retry-After on a session's exchanges: a hash of audience -> the hold's end (see LOCK_HOLD). */
+  /** Auth0's Retry-After on a session's exchanges: a hash of audience -> the hold's end (see HOLD). */
   const holdKey = (name: string) => `${prefix}hold:{${name}}`;
   const clientTokenKey = (name: string) => `${prefix}ctok:${name}`;
   const indexKey = (kind: 'sid' | 'sub', value: string) => `${prefix}idx:${kind}:${value}`;
@@ -300,16 +302,22 @@ export function createRedisBackend(
       await retried(deadline, () => redis.set(clientTokenKey(name), encodeAccessToken(entry, cipher), { expiration: { type: 'PX', value: Math.max(1, Math.ceil(entry.expiresAt - clock())) } }));
     }),
 
-    acquireLock: (name, owner, ttlMs, audience = '') => run(async (deadline) => {
-      const answer = await script(deadline, ACQUIRE, [lockKey(name), holdKey(name)], [owner, String(Math.ceil(ttlMs)), String(clock()), audience]);
-      // A number: taken or not; a string: the end of the hold on the audience's exchanges.
-      return typeof answer === 'string' ? { heldUntil: Number(answer) } : Number(answer) === 1;
+    acquireLock: (name, owner, ttlMs, audience) => run(async (deadline) => {
+      const taken = (await retried(deadline, () => redis.set(lockKey(name), owner, { expiration: { type: 'PX', value: Math.ceil(ttlMs) }, condition: 'NX' }))) === 'OK';
+      if (!taken || audience === undefined) return taken;
+      // Asked only by the taker (waiters polling a taken lock ask nothing more), and in commands of one key each,
+      // not a script on both: a migration of the session's slot would answer that TRYAGAIN until it is over.
+      const heldUntil = Number(await retried(deadline, () => redis.hGet(holdKey(name), audience)));
+      if (!(heldUntil > clock())) return true;
+      await script(deadline, RELEASE, [lockKey(name)], [owner]);
+      return { heldUntil };
     }),
     releaseLock: (name, owner) => run(async (deadline) => {
       await script(deadline, RELEASE, [lockKey(name)], [owner]);
     }),
     holdLock: (name, owner, audience, until) => run(async (deadline) => {
-      await script(deadline, LOCK_HOLD, [lockKey(name), holdKey(name)], [owner, audience, String(Math.ceil(until)), String(Math.max(1, Math.ceil(until - clock())))]);
+      await script(deadline, HOLD, [holdKey(name)], [audience, String(Math.ceil(until)), String(Math.max(1, Math.ceil(until - clock())))]);
+      await script(deadline, RELEASE, [lockKey(name)], [owner]);
     }),
     rememberOnce: (name, ttlMs) => run(async (deadline) =>
       (await retried(deadline, () => redis.set(`${prefix}once:${name}`, '1', { expiration: { type: 'PX', value: Math.max(1, Math.ceil(ttlMs)) }, condition: 'NX' }))) === 'OK'),

@@ -42,26 +42,12 @@ return fields`;
 export const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
 
 /**
- * Takes the lock KEYS[1] for ARGV[1] (PX ARGV[2]) unless an exchange holds it (0), or Auth0's Retry-After holds
- * the exchanges for the audience ARGV[4] (a field of KEYS[2]) past ARGV[3] (the BFF's clock, ms): the hold's end.
- * 1: taken.
+ * Holds the exchanges for the audience ARGV[1] until ARGV[2] (epoch ms) in KEYS[1], a hash kept ARGV[3] ms at least.
+ * One key: a slot migration cannot split it (a script on keys of which only some exist meets TRYAGAIN).
  */
-export const ACQUIRE = `
-if ARGV[4] ~= '' then
-  local ends = redis.call('HGET', KEYS[2], ARGV[4])
-  if ends and tonumber(ends) > tonumber(ARGV[3]) then return ends end
-end
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-return 0`;
-
-/**
- * Releases the lock KEYS[1] if ARGV[1] holds it, and holds the exchanges for the audience ARGV[2] until ARGV[3]
- * (epoch ms) in KEYS[2], a hash kept ARGV[4] ms at least.
- */
-export const LOCK_HOLD = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
-if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
+export const HOLD = `
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
 return 1`;
 
 // HGETALL through a script: its reply is a flat list with every protocol version (see toObject).

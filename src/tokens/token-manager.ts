@@ -250,8 +250,8 @@ export class TokenManager {
           }
           return await this.exchange(session.id, record, target, deadline);
         } finally {
-          // Auth0 asked to wait (Retry-After) and this exchange gave up: the lock stays held as long, so that no
-          // other process asks it before then either.
+          // Auth0 asked to wait (Retry-After) and this exchange gave up: the session's exchanges for this API are
+          // held as long (`holdLock`), so that no other process asks it before then either.
           const wait = this.waitAskedFor(`${session.id} ${target.audience}`);
           await (wait > 0 ? backend.holdLock(session.id, owner, target.audience, this.config.clock() + wait) : backend.releaseLock(session.id, owner))
             .catch(() => this.sessions.releaseLockLater(session.id, owner));
@@ -292,9 +292,9 @@ export class TokenManager {
   }
 
   /**
-   * Takes the session's exchange lock for `owner`, if nobody holds it. A lock held for Auth0's Retry-After (another
-   * process's exchange was asked to wait, see `holdLock`): this process waits as long, with a 503 now (the token at
-   * hand still serves, see `stillServes`), and no token request.
+   * Takes the session's exchange lock for `owner`, if nobody holds it. While Auth0's Retry-After holds this API's
+   * exchanges (another process's exchange was asked to wait, see `holdLock`): this process waits as long, with a
+   * 503 now (the token at hand still serves, see `stillServes`), and no token request.
    */
   private async lock(id: string, owner: string, audience: string): Promise<boolean> {
     const { backend } = this.sessions;

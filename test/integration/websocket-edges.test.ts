@@ -4,7 +4,8 @@ import { WebSocketCloseCode } from '../../src/index.js';
 import { SessionConnections } from '../../src/realtime/registry.js';
 import { closeDeletingKeys, startHarness, stubbedRedis, waitFor, type Browser, type Harness } from '../support/harness.js';
 import { closeFrameOf, OPCODE, rawClient, rawUpstream, type RawClient, type RawUpstreamSocket } from '../support/raw-websocket.js';
-import { openSocket, opened, roundTrip } from '../support/ws-client.js';
+import type { WebSocket } from 'ws';
+import { openSocket, opened, roundTrip, type Handshake } from '../support/ws-client.js';
 
 /** Longer than the tunnel's close grace period (2 s), with room for a loaded machine. */
 const PAST_GRACE_MS = 10_000;
@@ -21,6 +22,20 @@ function lastRegistration(): () => boolean {
   if (member === undefined || result?.type !== 'return' || result.value === undefined) throw new Error('nothing was registered');
   const { members } = result.value.session;
   return () => members.has(member);
+}
+
+/** A logged-in browser's socket to an upstream that echoes, with the upstream's side of it. */
+async function echoSocket(h: Harness, path: string): Promise<{ socket: Extract<Handshake, { kind: 'open' }>; upstreamSide: WebSocket }> {
+  const browser = h.browser();
+  await browser.login();
+  let upstreamSide: WebSocket | undefined;
+  h.upstream.onSocket = (ws) => {
+    upstreamSide = ws;
+    ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+  };
+  const socket = opened(await openSocket(browser, path));
+  await waitFor(() => upstreamSide !== undefined, 'the upstream has the socket');
+  return { socket, upstreamSide: upstreamSide! };
 }
 
 async function logout(browser: Browser): Promise<void> {
@@ -201,19 +216,11 @@ describe('WebSockets of browsers that vanish without a word', () => {
   });
 
   it('keeps the socket of a browser that answers the pings, however long it sends nothing else, and its frames intact', async () => {
-    const browser = h.browser();
-    await browser.login();
-    let upstreamSide: import('ws').WebSocket | undefined;
-    h.upstream.onSocket = (ws) => {
-      upstreamSide = ws;
-      ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
-    };
-    const socket = opened(await openSocket(browser, '/api/quiet'));
+    const { socket, upstreamSide } = await echoSocket(h, '/api/quiet');
     let pings = 0;
     socket.ws.on('ping', () => pings++);
     let pongsUpstream = 0;
-    await waitFor(() => upstreamSide !== undefined, 'the upstream has the socket');
-    upstreamSide!.on('pong', () => pongsUpstream++);
+    upstreamSide.on('pong', () => pongsUpstream++);
     // Browsers answer pings by themselves (as the ws client does): many intervals pass without a data frame.
     await waitFor(() => pings >= 4, 'the BFF pings the quiet browser again and again', PAST_GRACE_MS);
     expect(socket.ws.readyState).toBe(socket.ws.OPEN);
@@ -229,7 +236,7 @@ describe('WebSockets of browsers that vanish without a word', () => {
 
 describe('WebSockets of browsers that read nothing for a while', () => {
   let h: Harness;
-  const PING_MS = 200;
+  const PING_MS = 300;
   const bffSides: Socket[] = [];
   beforeAll(async () => {
     h = await startHarness({ redis: true, bff: { websocket: { pingInterval: PING_MS } } });
@@ -238,15 +245,7 @@ describe('WebSockets of browsers that read nothing for a while', () => {
   afterAll(() => h?.close());
 
   it('does not take a browser for gone while what the upstream sends waits for it (its pong waits behind)', async () => {
-    const browser = h.browser();
-    await browser.login();
-    let upstreamSide: import('ws').WebSocket | undefined;
-    h.upstream.onSocket = (ws) => {
-      upstreamSide = ws;
-      ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
-    };
-    const socket = opened(await openSocket(browser, '/api/feed'));
-    await waitFor(() => upstreamSide !== undefined, 'the upstream has the socket');
+    const { socket, upstreamSide } = await echoSocket(h, '/api/feed');
     let received = 0;
     socket.ws.on('message', () => received++);
     // A busy tab, or a slow link: the browser reads nothing for a while, and answers no ping meanwhile.
@@ -257,8 +256,8 @@ describe('WebSockets of browsers that read nothing for a while', () => {
     const written = bffSide.bytesWritten;
     await waitFor(() => bffSide.bytesWritten === written + 2, 'the BFF pings the quiet browser');
     const piece = Buffer.alloc(1024 * 1024, 9);
-    for (let i = 0; i < 24; i++) upstreamSide!.send(piece);
-    await waitFor(() => upstreamSide!.bufferedAmount > 0, 'the BFF holds the upstream back');
+    for (let i = 0; i < 24; i++) upstreamSide.send(piece);
+    await waitFor(() => bffSide.writableLength > 0, 'the BFF holds what the browser does not read yet');
     // Several intervals without a byte from the browser (an absence: nothing to wait for but the time).
     await new Promise((resolve) => setTimeout(resolve, PING_MS * 5));
     browserSide.resume();
@@ -340,11 +339,10 @@ describe('WebSocket handshakes whose session ends while their token is renewed',
     h = await startHarness({
       bff: { redisCommandTimeout: 10_000 },
       redisConnect: stubbedRedis((client) => {
-        const evalSha = client.evalSha.bind(client);
-        // The script that takes a lock names the lock and its holds (the one that ends a session names three keys).
+        const set = client.set.bind(client);
         Object.assign(client, {
-          evalSha: (sha: string, options: { keys: string[]; arguments: string[] }) => {
-            if (!stallLocks || options.keys.length !== 2 || !options.keys[0]!.includes(':lock:')) return evalSha(sha, options);
+          set: (...args: Parameters<typeof set>) => {
+            if (!stallLocks || !String(args[0]).includes(':lock:')) return set(...args);
             return new Promise((_resolve, reject) => stalled.push(reject));
           },
         });
