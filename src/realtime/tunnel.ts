@@ -142,9 +142,9 @@ export interface TunnelEvents {
  * frames pass unchanged both ways, and the BFF can close both ends with a code of its own (`close`).
  *
  * A browser that vanished without a word (a laptop put to sleep, a phone that changed networks) sends no FIN: with
- * `pingIntervalMs`, a browser that sent nothing for that long gets a ping of the BFF's own, and one that still sent
- * nothing an interval later is gone: its connection is cut and the upstream is told (1001 browser_gone), as at a
- * FIN. Its pong goes on to the upstream, as an unsolicited pong may (RFC 6455 5.5.3). A tunnel whose upstream is
+ * `pingIntervalMs`, a socket quiet both ways for that long gets a ping of the BFF's own toward the browser, and a
+ * browser that still sent nothing over the next quiet interval is gone: its connection is cut and the upstream is
+ * told (1001 browser_gone), as at a FIN. Its pong goes on to the upstream, as an unsolicited pong may (RFC 6455 5.5.3). A tunnel whose upstream is
  * sending to the browser is never cut so: the ping may wait behind what is on its way, on a slow link for longer
  * than an interval. There, a browser that vanished is found by TCP itself (data it never acknowledges).
  */
