@@ -144,9 +144,10 @@ export interface TunnelEvents {
  * A browser that vanished without a word (a laptop put to sleep, a phone that changed networks) sends no FIN: with
  * `pingIntervalMs`, a socket quiet both ways for that long gets a ping of the BFF's own toward the browser, and a
  * browser that still sent nothing over the next quiet interval is gone: its connection is cut and the upstream is
- * told (1001 browser_gone), as at a FIN. Its pong goes on to the upstream, as an unsolicited pong may (RFC 6455 5.5.3). A tunnel whose upstream is
- * sending to the browser is never cut so: the ping may wait behind what is on its way, on a slow link for longer
- * than an interval. There, a browser that vanished is found by TCP itself (data it never acknowledges).
+ * told (1001 browser_gone), as at a FIN. Its pong goes on to the upstream, as an unsolicited pong may (RFC 6455
+ * 5.5.3). A tunnel whose upstream is sending to the browser is never cut so: the ping may wait behind what is on its
+ * way, on a slow link for longer than an interval. There, a browser that vanished is found by TCP itself (data it
+ * never acknowledges).
  */
 export class Tunnel {
   private readonly up: Direction;
@@ -160,7 +161,7 @@ export class Tunnel {
   private open = 2;
   /** Bytes came from the browser since the last check of `pinger`. */
   private heard = true;
-  /** A ping went to the browser at the last check, with nothing heard from it since. */
+  /** A ping went to the browser, with nothing heard from it since. */
   private pinged = false;
   private pinger: NodeJS.Timeout | undefined;
 
@@ -168,7 +169,7 @@ export class Tunnel {
     private readonly browser: Duplex,
     private readonly upstream: Duplex,
     private readonly events: TunnelEvents,
-    /** How long a browser may send nothing before it is pinged (0: never; then it may vanish unnoticed). */
+    /** How long the socket may stay quiet before the browser is pinged (0: never; then it may vanish unnoticed). */
     private readonly pingIntervalMs = 0,
   ) {
     this.up = new Direction(browser, upstream, true);

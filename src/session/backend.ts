@@ -52,9 +52,8 @@ export interface SessionBackend {
   /** Keeps it until it expires. */
   storeClientToken(name: string, entry: AccessTokenEntry): Promise<void>;
 
-  /** A lock with an owner and an expiry, for one exchange at a time across processes. */
   /**
-   * true: taken; false: an exchange holds it. With `audience`, a lock that was free but whose audience's exchanges a
+   * A lock with an owner and an expiry, for one exchange at a time across processes. true: taken; false: an exchange holds it. With `audience`, a lock that was free but whose audience's exchanges a
    * Retry-After holds (see `holdLock`): when that hold ends, and the lock is left free.
    */
   acquireLock(name: string, owner: string, ttlMs: number, audience?: string): Promise<LockAnswer>;

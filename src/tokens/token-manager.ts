@@ -286,7 +286,7 @@ export class TokenManager {
           });
           break;
         }
-        }
+      }
     }
     throw unavailable(1);
   }
