@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { FieldCipher } from './encryption.js';
 
 /** An access token the BFF holds for one audience. Times are epoch milliseconds. */
@@ -42,6 +43,11 @@ export interface SessionRecord {
 /** A record as read back, with the stored (possibly encrypted) refresh token for compare-and-set. */
 export interface StoredSessionRecord extends SessionRecord {
   readonly storedRefreshToken: string | undefined;
+  /**
+   * The audiences whose stored access token a renewal forced by an upstream's rejection gave, in whichever process:
+   * an upstream that rejects that token too gets no second forced renewal from any process.
+   */
+  readonly forced: ReadonlySet<string>;
 }
 
 /** The few fields an API call needs: read in one round trip, decrypting at most one token. */
@@ -71,6 +77,8 @@ export interface TokenUpdate {
   readonly lastActiveAt?: number;
   /** An earlier end that a new ID token's `session_expiry` set: the absolute lifetime only ever shrinks. */
   readonly absoluteExpiresAt?: number;
+  /** The exchange was forced by an upstream's rejection of the token before (see {@link StoredSessionRecord.forced}). */
+  readonly forced?: boolean;
 }
 
 /**
@@ -97,6 +105,14 @@ export const F = {
 } as const;
 
 export const accessTokenField = (audience: string): string => `at:${audience}`;
+/**
+ * Marks the audience's access token as one a forced renewal gave: the field holds a digest of that token, so that
+ * a token stored later (by a normal renewal, or by a version of this library that knows no such field) is not
+ * taken for it. Never removed: it outlives its token harmlessly, as long as the record.
+ */
+export const forcedTokenField = (audience: string): string => `fx:${audience}`;
+/** A digest of a token, for `forcedTokenField`: it tells tokens apart and reveals nothing of them. */
+export const tokenDigest = (token: string): string => createHash('sha256').update(token).digest('base64url').slice(0, 22);
 /** The fields an API call reads (then the access token of its audience): see {@link decodeView}. */
 export const VIEW_FIELDS = [F.sub, F.sid, F.absoluteExpiresAt, F.idleExpiresAt, F.lastActiveAt] as const;
 /** The fields a session list reads: see {@link decodeSummary}. */
@@ -191,6 +207,11 @@ export function decodeRecord(fields: Record<string, string>, cipher: FieldCipher
     const entry = decodeAccessToken(value, cipher);
     if (entry) accessTokens[name.slice(3)] = entry;
   }
+  const forced = new Set<string>();
+  for (const [audience, entry] of Object.entries(accessTokens)) {
+    const digest = fields[forcedTokenField(audience)];
+    if (digest !== undefined && digest === tokenDigest(entry.token)) forced.add(audience);
+  }
   const storedRefreshToken = fields[F.refreshToken];
   return {
     sub: fields[F.sub],
@@ -207,6 +228,7 @@ export function decodeRecord(fields: Record<string, string>, cipher: FieldCipher
     scope: fields[F.scope],
     claims: parseClaims(fields[F.claims]),
     accessTokens,
+    forced,
   };
 }
 
@@ -231,5 +253,6 @@ export function encodeUpdate(update: TokenUpdate, cipher: FieldCipher): Record<s
   if (update.absoluteExpiresAt !== undefined) fields[F.absoluteExpiresAt] = String(update.absoluteExpiresAt);
   if (update.idToken !== undefined) fields[F.idToken] = cipher.encrypt(update.idToken);
   if (update.claims !== undefined) fields[F.claims] = JSON.stringify(update.claims);
+  if (update.forced === true) fields[forcedTokenField(update.audience)] = tokenDigest(update.accessToken.token);
   return fields;
 }

@@ -244,11 +244,14 @@ export class TokenManager {
           if (!record) throw sessionEnded('The session ended while its token was being renewed.');
           // Another process may have stored a fresh token between our read and our lock.
           const stored = record.accessTokens[target.audience];
+          // The upstream rejected a token that a forced renewal gave, in this process or another: no second one
+          // (an upstream that rejects every token costs one forced exchange in all, not one per process).
+          if (options.force && stored !== undefined && stored.token === options.rejected && record.forced.has(target.audience)) return stored;
           if (this.isUsable(stored, stale, options)) {
             renewal.tookStored();
             return stored;
           }
-          return await this.exchange(session.id, record, target, deadline);
+          return await this.exchange(session.id, record, target, deadline, options.force === true);
         } finally {
           // Auth0 asked to wait (Retry-After) and this exchange gave up: the session's exchanges for this API are
           // held as long (`holdLock`), so that no other process asks it before then either.
@@ -315,7 +318,8 @@ export class TokenManager {
     throw unavailable(seconds);
   }
 
-  private async exchange(id: string, record: StoredSessionRecord, target: TokenTarget, deadline: number): Promise<AccessTokenEntry> {
+  /** `forced`: the upstream rejected the token before (see `StoredSessionRecord.forced`). */
+  private async exchange(id: string, record: StoredSessionRecord, target: TokenTarget, deadline: number, forced: boolean): Promise<AccessTokenEntry> {
     const ref = sessionRef(id);
     const who = { sub: record.sub, sid: record.sid, sessionRef: ref, audience: target.audience };
     if (record.refreshToken === undefined) {
@@ -362,12 +366,12 @@ export class TokenManager {
         continue;
       }
       const ended = performance.now();
-      return this.store(id, record, target, answer, requestedAt, Math.round(ended - started), Math.round(ended - began));
+      return this.store(id, record, target, answer, requestedAt, Math.round(ended - started), Math.round(ended - began), forced);
     }
   }
 
   /** `durationMs`: the request that brought the token; `totalMs`: the exchange, its retries included. */
-  private async store(id: string, record: StoredSessionRecord, target: TokenTarget, answer: TokenAnswer, requestedAt: number, durationMs: number, totalMs: number): Promise<AccessTokenEntry> {
+  private async store(id: string, record: StoredSessionRecord, target: TokenTarget, answer: TokenAnswer, requestedAt: number, durationMs: number, totalMs: number, forced: boolean): Promise<AccessTokenEntry> {
     this.notBefore.delete(`${id} ${target.audience}`);
     // A token for another API (Auth0's answer to an audience its refresh token policy lacks) is neither stored nor
     // used, and ends nothing: the configuration is wrong, not the session.
@@ -395,6 +399,7 @@ export class TokenManager {
       // As Auth0 resets its own idle timer on an exchange; never past the absolute lifetime.
       idleExpiresAt: Math.min(absoluteExpiresAt ?? record.absoluteExpiresAt, now + this.config.session.idleTimeoutMs),
       lastActiveAt: now,
+      ...(forced ? { forced } : {}),
     };
     if (!(await this.sessions.backend.storeTokens(id, update))) throw sessionEnded('The session ended while its token was being renewed.');
     this.report.refreshed({ sub: record.sub, sid: record.sid, sessionRef: sessionRef(id), audience: target.audience }, answer.expiresIn, totalMs, durationMs);

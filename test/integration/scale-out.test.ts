@@ -84,6 +84,35 @@ describe.each(REDIS_CLIENT_MODES)('two BFF instances sharing Redis ($mode)', ({ 
     expect((await call(0)).status).toBe(200);
   });
 
+  it('forces one exchange in all, not one per instance, when the upstream rejects every token', async () => {
+    const browser = h.browser(0);
+    await browser.login();
+    const cookie = browser.jar.header(browser.url);
+    const call = (instance: number) => fetch(`${h.urls[instance]}/api/items`, { headers: { cookie, 'x-csrf': '1' } });
+    for (const instance of [0, 1]) expect((await call(instance)).status).toBe(200);
+    const granted = () => h.auth0.admin.counts().token.refresh_token?.ok ?? 0;
+    const before = granted();
+    h.upstream.handler = (_req, res) => {
+      res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer error="invalid_token"' });
+      res.end('{"error":"from the upstream"}');
+    };
+    try {
+      for (const instance of [0, 1, 0, 1, 1, 0]) {
+        const answer = await call(instance);
+        // The upstream's own answer reaches the browser.
+        expect(answer.status).toBe(401);
+        expect(await answer.json()).toEqual({ error: 'from the upstream' });
+      }
+      expect(granted() - before).toBe(1);
+    } finally {
+      h.upstream.handler = undefined;
+    }
+    // A token a normal renewal gives may be renewed by force again, once.
+    h.clock.advance(61_000);
+    expect((await call(1)).status).toBe(200);
+    expect(granted() - before).toBe(2);
+  });
+
   it('sees at once on one instance a logout made through the other', async () => {
     const browser = h.browser(0);
     await browser.login();
