@@ -11,7 +11,6 @@ import { createClient } from 'redis';
 // In your app: `from 'express-ort-bff'` (and `'express-ort-bff/local-auth0'` for the emulator).
 import { createBff, serverOptions, type Bff, type Logger, type RedisClient } from '../src/index.js';
 import type { LocalAuth0 } from '../src/local-auth0/index.js';
-import { startExampleApi } from './api/server.js';
 import { baseUrlOf, chooseClientAuthMethod, exampleBffOptions, type IdpSettings } from '../src/config/example-env.js';
 import type { ExampleConfig } from './config.js';
 import type { Demo } from './demo.js';
@@ -142,6 +141,9 @@ export async function startExample(config: ExampleConfig, options: StartOptions 
 
     let apiUrl = config.upstreamApiUrl;
     if (apiUrl === undefined) {
+      // Loaded only without UPSTREAM_API_URL: a BFF in front of an API of its own needs neither the example API nor
+      // the WebSocket server it brings (ws), and keeps no heap for them (every full collection marks it all).
+      const { startExampleApi } = await import('./api/server.js');
       const api = await startExampleApi({
         issuer: idp.issuer,
         audience: config.audience,

@@ -10,6 +10,7 @@ import { ExampleConfigError, readConfig } from '../../example/config.js';
 import { chooseClientAuthMethod, startExample, type ExampleLogger, type RunningExample } from '../../example/server.js';
 import { CookieJar, scriptedLogin, startLocalAuth0, type LocalAuth0 } from '../../src/local-auth0/index.js';
 import { TOKEN_SHAPED } from '../support/harness.js';
+import { runProbe } from '../support/run-probe.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const SESSION_SECRET = 'example-test-session-secret-0123456789';
@@ -411,6 +412,13 @@ describe('the example while the issuer is unreachable', () => {
     } finally {
       await example.close();
     }
+  });
+});
+
+describe('the example as a deployment copied from it', () => {
+  it('loads neither the emulator nor the example API when given a tenant and an API of its own', () => {
+    const { result } = runProbe<{ ws: boolean; koa: boolean; express: boolean }>('test/support/example-modules-probe.ts');
+    expect(result).toEqual({ ws: false, koa: false, express: true });
   });
 });
 
