@@ -149,9 +149,11 @@ export class UpgradeHandler {
     }
     // As for API calls: a token the upstream rejects although it looked fresh is renewed once, and the handshake repeated.
     if (answer.kind === 'refused' && answer.invalidToken && this.tokens.mayForce(entry.token) && !connection.closedWith) {
-      entry = await this.tokens.accessToken(session, api, { force: true, rejected: entry.token });
+      const rejected = entry.token;
+      entry = await this.tokens.accessToken(session, api, { force: true, rejected });
       if (connection.closedWith) throw closedBefore(connection.closedWith);
-      answer = await this.upstream(api, req, path, entry, connection, sent++);
+      // The same token back: one a forced renewal gave a short while ago, which the upstream rejects too. Its refusal stands.
+      if (entry.token !== rejected) answer = await this.upstream(api, req, path, entry, connection, sent++);
     }
     if (connection.closedWith) {
       if (answer.kind === 'upgraded') answer.socket.destroy();

@@ -44,10 +44,11 @@ export interface SessionRecord {
 export interface StoredSessionRecord extends SessionRecord {
   readonly storedRefreshToken: string | undefined;
   /**
-   * The audiences whose stored access token a renewal forced by an upstream's rejection gave, in whichever process:
-   * an upstream that rejects that token too gets no second forced renewal from any process.
+   * The audiences whose stored access token a renewal forced by an upstream's rejection gave, in whichever process,
+   * and when it was stored (epoch ms): an upstream that rejects that token too gets no second forced renewal from
+   * any process for a while.
    */
-  readonly forced: ReadonlySet<string>;
+  readonly forced: ReadonlyMap<string, number>;
 }
 
 /** The few fields an API call needs: read in one round trip, decrypting at most one token. */
@@ -77,8 +78,11 @@ export interface TokenUpdate {
   readonly lastActiveAt?: number;
   /** An earlier end that a new ID token's `session_expiry` set: the absolute lifetime only ever shrinks. */
   readonly absoluteExpiresAt?: number;
-  /** The exchange was forced by an upstream's rejection of the token before (see {@link StoredSessionRecord.forced}). */
-  readonly forced?: boolean;
+  /**
+   * When an exchange forced by an upstream's rejection of the token before stored this one (see
+   * {@link StoredSessionRecord.forced}).
+   */
+  readonly forcedAt?: number;
 }
 
 /**
@@ -106,9 +110,10 @@ export const F = {
 
 export const accessTokenField = (audience: string): string => `at:${audience}`;
 /**
- * Marks the audience's access token as one a forced renewal gave: the field holds a digest of that token, so that
- * a token stored later (by a normal renewal, or by a version of this library that knows no such field) is not
- * taken for it. Never removed: it outlives its token harmlessly, as long as the record.
+ * Marks the audience's access token as one a forced renewal gave: the field holds a digest of that token and when
+ * it was stored (`<digest>.<epoch ms>`), so that a token stored later (by a normal renewal, or by a version of this
+ * library that knows no such field) is not taken for it. Never removed: it outlives its token harmlessly, as long as
+ * the record.
  */
 export const forcedTokenField = (audience: string): string => `fx:${audience}`;
 /** A digest of a token, for `forcedTokenField`: it tells tokens apart and reveals nothing of them. */
@@ -207,10 +212,12 @@ export function decodeRecord(fields: Record<string, string>, cipher: FieldCipher
     const entry = decodeAccessToken(value, cipher);
     if (entry) accessTokens[name.slice(3)] = entry;
   }
-  const forced = new Set<string>();
+  const forced = new Map<string, number>();
   for (const [audience, entry] of Object.entries(accessTokens)) {
-    const digest = fields[forcedTokenField(audience)];
-    if (digest !== undefined && digest === tokenDigest(entry.token)) forced.add(audience);
+    const mark = fields[forcedTokenField(audience)];
+    if (mark === undefined) continue;
+    const dot = mark.indexOf('.');
+    if (dot > 0 && mark.slice(0, dot) === tokenDigest(entry.token)) forced.set(audience, Number(mark.slice(dot + 1)));
   }
   const storedRefreshToken = fields[F.refreshToken];
   return {
@@ -253,6 +260,6 @@ export function encodeUpdate(update: TokenUpdate, cipher: FieldCipher): Record<s
   if (update.absoluteExpiresAt !== undefined) fields[F.absoluteExpiresAt] = String(update.absoluteExpiresAt);
   if (update.idToken !== undefined) fields[F.idToken] = cipher.encrypt(update.idToken);
   if (update.claims !== undefined) fields[F.claims] = JSON.stringify(update.claims);
-  if (update.forced === true) fields[forcedTokenField(update.audience)] = tokenDigest(update.accessToken.token);
+  if (update.forcedAt !== undefined) fields[forcedTokenField(update.audience)] = `${tokenDigest(update.accessToken.token)}.${update.forcedAt}`;
   return fields;
 }

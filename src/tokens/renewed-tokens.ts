@@ -1,31 +1,39 @@
 /**
- * Tokens that a renewal forced by an upstream's rejection produced, known by their signature's tail: an upstream
- * that rejects one of those too (misconfigured on its side) gets no second renewal, so it costs one exchange, not
- * one per call. Bounded: past `max` entries it starts over.
+ * Tokens that a renewal forced by an upstream's rejection produced, known by their signature's tail, each for
+ * `forMs` from when it was added: an upstream that rejects one of those too (misconfigured on its side) gets no
+ * second renewal meanwhile, so it costs one exchange per `forMs`, not one per call. Bounded: past `max` entries it
+ * starts over.
  */
 export class RenewedTokens {
-  private readonly tails = new Set<string>();
+  /** Until when (the clock's time) each tail is known. */
+  private readonly tails = new Map<string, number>();
   /**
-   * The token asked about last and the answer: asked on every API call, mostly about the token of the call
-   * before (the same string), which then costs neither a cut-off tail nor hashing it.
+   * The token asked about last and until when it is known (0: not known): asked on every API call, mostly about the
+   * token of the call before (the same string), which then costs neither a cut-off tail nor hashing it.
    */
   private lastAsked = '';
-  private lastAnswer = false;
+  private lastUntil = 0;
 
-  constructor(private readonly max: number) {}
+  constructor(
+    private readonly max: number,
+    private readonly clock: () => number = Date.now,
+    private readonly forMs = Number.POSITIVE_INFINITY,
+  ) {}
 
   has(token: string): boolean {
     // Almost always empty: no tail to cut then.
     if (this.tails.size === 0) return false;
-    if (token === this.lastAsked) return this.lastAnswer;
-    this.lastAnswer = this.tails.has(token.slice(-32));
-    this.lastAsked = token;
-    return this.lastAnswer;
+    if (token !== this.lastAsked) {
+      this.lastUntil = this.tails.get(token.slice(-32)) ?? 0;
+      this.lastAsked = token;
+    }
+    return this.lastUntil !== 0 && this.clock() < this.lastUntil;
   }
 
-  add(token: string): void {
+  /** `at`: when the token was produced (default now). */
+  add(token: string, at = this.clock()): void {
     if (this.tails.size >= this.max) this.tails.clear();
-    this.tails.add(token.slice(-32));
+    this.tails.set(token.slice(-32), at + this.forMs);
     this.lastAsked = '';
   }
 }

@@ -29,6 +29,12 @@ export interface AccessTokenOptions {
 
 /** The options of a call that passes none: one object, not a new `{}` per API call. */
 const NO_OPTIONS: AccessTokenOptions = Object.freeze({});
+/**
+ * How long a token that a renewal forced by an upstream's rejection gave is spared another forced renewal: an
+ * upstream that rejects every token (misconfigured) then costs a session one token request per interval, and one
+ * that revokes a token it took for a while (a change of roles) gets a new one at its next call after the interval.
+ */
+const FORCED_RENEWAL_INTERVAL_MS = 60_000;
 /** Sessions whose Retry-After is remembered at once, at most: the oldest is forgotten first (its session asks again). */
 const NOT_BEFORE_CAPACITY = 10_000;
 
@@ -98,8 +104,8 @@ export class TokenManager {
    * send another token request to a rate-limited tenant. In this process; ended by a token, or by the time.
    */
   private readonly notBefore = new Map<string, number>();
-  /** Tokens that a forced exchange produced: an upstream rejecting one of those gets no second try. */
-  private readonly forced = new RenewedTokens(1_000);
+  /** Tokens that a forced exchange produced: an upstream rejecting one of those gets no second try for a while. */
+  private readonly forced: RenewedTokens;
   private readonly lockTtlMs: number;
   /** Whether a token Auth0 issued is for the API it was asked for: checked when one is stored (login, exchange). */
   readonly audiences: AudienceCheck;
@@ -114,6 +120,7 @@ export class TokenManager {
     private readonly waits: WaitTiming = WAIT_TIMING,
   ) {
     this.lockTtlMs = config.tokens.exchangeDeadlineMs + config.tokens.attemptTimeoutMs + 1_000;
+    this.forced = new RenewedTokens(1_000, config.clock, FORCED_RENEWAL_INTERVAL_MS);
     this.audiences = new AudienceCheck(config.logger);
     this.jkt = config.dpop?.key.thumbprint;
   }
@@ -127,9 +134,10 @@ export class TokenManager {
     if (joined) {
       const renewal = this.report.renewal(sessionRef(session.id), target.audience, 'joined', options.force === true);
       // The exchange under way answers for this call too, unless it settles on the very token the upstream
-      // refused (it found that token stored and fresh): then this call renews it itself.
+      // refused (it found that token stored and fresh): then this call renews it itself, if that token may still be
+      // renewed by force (not when the exchange joined found it one a forced renewal gave a short while ago).
       if (!options.force || options.rejected === undefined) return renewal.follow(joined);
-      return renewal.follow(joined.then((entry) => (entry.token === options.rejected ? this.accessToken(session, target, options) : entry)));
+      return renewal.follow(joined.then((entry) => (entry.token === options.rejected && this.mayForce(entry.token) ? this.accessToken(session, target, options) : entry)));
     }
     const wait = this.waitAskedFor(key);
     if (wait > 0) return this.meanwhile(current, options, wait);
@@ -187,9 +195,18 @@ export class TokenManager {
     return entry.jkt === this.jkt || fitsKey(entry, this.config.dpop);
   }
 
-  /** Whether an upstream's rejection of this token may force an exchange: once per token a normal exchange gave. */
+  /**
+   * Whether an upstream's rejection of this token may force an exchange: not for a token a forced exchange of this
+   * process gave within FORCED_RENEWAL_INTERVAL_MS (see `forcedLately` for those of other processes).
+   */
   mayForce(token: string): boolean {
     return !this.forced.has(token);
+  }
+
+  /** Whether a forced exchange, of any process, stored the session's token for `audience` within the interval. */
+  private forcedLately(record: StoredSessionRecord, audience: string): boolean {
+    const at = record.forced.get(audience);
+    return at !== undefined && this.config.clock() - at < FORCED_RENEWAL_INTERVAL_MS;
   }
 
   /**
@@ -244,9 +261,12 @@ export class TokenManager {
           if (!record) throw sessionEnded('The session ended while its token was being renewed.');
           // Another process may have stored a fresh token between our read and our lock.
           const stored = record.accessTokens[target.audience];
-          // The upstream rejected a token that a forced renewal gave, in this process or another: no second one
-          // (an upstream that rejects every token costs one forced exchange in all, not one per process).
-          if (options.force && stored !== undefined && stored.token === options.rejected && record.forced.has(target.audience)) return stored;
+          // The upstream rejected a token that a forced renewal gave, in this process or another, a short while ago:
+          // no second one yet (an upstream that rejects every token costs one forced exchange in all per interval, not
+          // one per process or per call). Only while that token serves: one due for renewal is renewed.
+          if (options.force && stored !== undefined && stored.token === options.rejected && this.forcedLately(record, target.audience) && this.config.clock() < stored.refreshAt && this.fits(stored)) {
+            return stored;
+          }
           if (this.isUsable(stored, stale, options)) {
             renewal.tookStored();
             return stored;
@@ -399,7 +419,7 @@ export class TokenManager {
       // As Auth0 resets its own idle timer on an exchange; never past the absolute lifetime.
       idleExpiresAt: Math.min(absoluteExpiresAt ?? record.absoluteExpiresAt, now + this.config.session.idleTimeoutMs),
       lastActiveAt: now,
-      ...(forced ? { forced } : {}),
+      ...(forced ? { forcedAt: now } : {}),
     };
     if (!(await this.sessions.backend.storeTokens(id, update))) throw sessionEnded('The session ended while its token was being renewed.');
     this.report.refreshed({ sub: record.sub, sid: record.sid, sessionRef: sessionRef(id), audience: target.audience }, answer.expiresIn, totalMs, durationMs);

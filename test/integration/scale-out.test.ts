@@ -2,6 +2,7 @@ import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RedisClient } from '../../src/config/options.js';
 import { AUDIENCE, REDIS_CLIENT_MODES, scanKeys, startHarness, waitFor, type Harness } from '../support/harness.js';
+import { openSocket, opened } from '../support/ws-client.js';
 
 const OTHER = 'https://other-api.example.test';
 
@@ -92,25 +93,69 @@ describe.each(REDIS_CLIENT_MODES)('two BFF instances sharing Redis ($mode)', ({ 
     for (const instance of [0, 1]) expect((await call(instance)).status).toBe(200);
     const granted = () => h.auth0.admin.counts().token.refresh_token?.ok ?? 0;
     const before = granted();
-    h.upstream.handler = (_req, res) => {
-      res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer error="invalid_token"' });
-      res.end('{"error":"from the upstream"}');
+    const rejectEveryToken = () => {
+      h.upstream.handler = (_req, res) => {
+        res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer error="invalid_token"' });
+        res.end('{"error":"from the upstream"}');
+      };
     };
-    try {
-      for (const instance of [0, 1, 0, 1, 1, 0]) {
+    const expectRejected = async (instances: number[]) => {
+      for (const instance of instances) {
         const answer = await call(instance);
         // The upstream's own answer reaches the browser.
         expect(answer.status).toBe(401);
         expect(await answer.json()).toEqual({ error: 'from the upstream' });
       }
+    };
+    try {
+      rejectEveryToken();
+      await expectRejected([0, 1, 0, 1, 1, 0]);
       expect(granted() - before).toBe(1);
+      // Its token expired, the session renews as usual (the upstream takes tokens again)...
+      h.upstream.handler = undefined;
+      h.clock.advance(61_000);
+      expect((await call(1)).status).toBe(200);
+      expect(granted() - before).toBe(2);
+      // ...and a token a normal renewal gave may be renewed by force again, once.
+      rejectEveryToken();
+      await expectRejected([1, 0, 0, 1]);
+      expect(granted() - before).toBe(3);
     } finally {
       h.upstream.handler = undefined;
     }
-    // A token a normal renewal gives may be renewed by force again, once.
-    h.clock.advance(61_000);
-    expect((await call(1)).status).toBe(200);
-    expect(granted() - before).toBe(2);
+  });
+
+  it('refuses a WebSocket handshake with the API\'s own status, sent once, when the token it rejects is the one another instance\'s forced renewal just gave', async () => {
+    const browser = h.browser(0);
+    await browser.login();
+    const granted = () => h.auth0.admin.counts().token.refresh_token?.ok ?? 0;
+    const before = granted();
+    // Instance 0: an API call whose token the upstream rejects once is renewed by force, and replayed.
+    h.upstream.handler = (_req, res) => {
+      h.upstream.handler = undefined;
+      res.writeHead(401, { 'www-authenticate': 'Bearer error="invalid_token"' });
+      res.end();
+    };
+    expect((await browser.api('/api/items')).status).toBe(200);
+    expect(granted() - before).toBe(1);
+    const renewed = h.upstream.requests.at(-1)?.headers.authorization;
+    // Instance 1: the upstream rejects that token at the handshake too.
+    let handshakes = 0;
+    h.upstream.upgradeHandler = (_req, socket) => {
+      handshakes++;
+      socket.end('HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer error="invalid_token"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+    };
+    try {
+      browser.use(1);
+      // As any refused handshake: opened, then closed with the API's status.
+      const refused = opened(await openSocket(browser, '/api/live'));
+      expect(await refused.closed).toMatchObject({ code: 1014, reason: 'upstream_refused 401' });
+      expect(handshakes).toBe(1);
+      expect(h.upstream.upgrades.at(-1)?.headers.authorization).toBe(renewed);
+      expect(granted() - before).toBe(1);
+    } finally {
+      h.upstream.upgradeHandler = undefined;
+    }
   });
 
   it('sees at once on one instance a logout made through the other', async () => {

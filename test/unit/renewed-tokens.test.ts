@@ -35,4 +35,19 @@ describe('tokens a forced renewal produced', () => {
     expect(renewed.has(token(1))).toBe(false);
     expect(renewed.has(token(3))).toBe(true);
   });
+
+  it('knows a token only for its time from when it was added, by the clock given', () => {
+    let now = 1_000;
+    const renewed = new RenewedTokens(10, () => now, 60_000);
+    renewed.add(token(1));
+    renewed.add(token(2), 500);
+    expect(renewed.has(token(1))).toBe(true);
+    now = 60_500;
+    // Asked about just before: the remembered answer follows the clock too.
+    expect(renewed.has(token(1))).toBe(true);
+    expect(renewed.has(token(2))).toBe(false);
+    now = 61_000;
+    expect(renewed.has(token(1))).toBe(false);
+    expect(renewed.has(token(1))).toBe(false);
+  });
 });

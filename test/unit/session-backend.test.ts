@@ -197,20 +197,21 @@ describe.each(variants)('the %s session backend', (_name, variant) => {
     expect(await backend.readRecord(id)).toMatchObject({ idToken: 'id.token.two', claims: { sub: 'auth0|alice', name: 'Alice Renamed' } });
   });
 
-  it('marks the token a forced renewal stored, for its audience only, until another token replaces it', async () => {
+  it('marks the token a forced renewal stored, and when, for its audience only, until another token replaces it', async () => {
     const id = randomUUID();
     await backend.createRecord(id, newRecord());
-    expect((await backend.readRecord(id))?.forced).toEqual(new Set());
-    await backend.storeTokens(id, { audience: API, accessToken: accessToken('AT-api-forced'), idleExpiresAt: now + IDLE_TIMEOUT, forced: true });
+    expect((await backend.readRecord(id))?.forced).toEqual(new Map());
+    await backend.storeTokens(id, { audience: API, accessToken: accessToken('AT-api-forced'), idleExpiresAt: now + IDLE_TIMEOUT, forcedAt: now });
     await backend.storeTokens(id, { audience: OTHER_API, accessToken: accessToken('AT-other-1'), idleExpiresAt: now + IDLE_TIMEOUT });
-    expect((await backend.readRecord(id))?.forced).toEqual(new Set([API]));
+    expect((await backend.readRecord(id))?.forced).toEqual(new Map([[API, now]]));
     // A normal renewal (or a version of the library that marks nothing) replaces the token: no longer marked.
     await backend.storeTokens(id, { audience: API, accessToken: accessToken('AT-api-3'), idleExpiresAt: now + IDLE_TIMEOUT });
-    expect((await backend.readRecord(id))?.forced).toEqual(new Set());
+    expect((await backend.readRecord(id))?.forced).toEqual(new Map());
     if (redis) {
-      // The mark is a digest: nothing of the token in it.
+      // The mark is a digest and a time: nothing of the token in it.
       const fields = await redis.hGetAll(`${prefix}tok:{${id}}`);
-      expect(fields[`fx:${API}`]).toMatch(/^[\w-]{22}$/);
+      expect(fields[`fx:${API}`]).toBe(`${fields[`fx:${API}`]?.slice(0, 22)}.${now}`);
+      expect(fields[`fx:${API}`]).toMatch(/^[\w-]{22}\.\d+$/);
       expect(fields[`fx:${API}`]).not.toContain('AT-api');
     }
   });

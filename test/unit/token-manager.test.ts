@@ -499,6 +499,55 @@ describe('the token manager', () => {
       expect(auth0.requests).toHaveLength(1);
     });
 
+    describe('an upstream that rejects the token a forced renewal gave', () => {
+      /** Forces a renewal here for the stored AT_1, as an upstream's 401 does: AT-2 is stored, marked as forced. */
+      async function forcedOnce(id: string): Promise<void> {
+        auth0.answer(tokens('AT-2'));
+        expect((await accessToken(id, API, { force: true, rejected: AT_1 })).token).toBe('AT-2');
+        expect(auth0.requests).toHaveLength(1);
+      }
+
+      it('gets no second forced renewal for it from another process, whose concurrent calls take it back after one look at the store', async () => {
+        const id = await login();
+        await forcedOnce(id);
+        const other = new TokenManager(config, idp, new Sessions(config, backend, report), report);
+        expect(other.mayForce('AT-2')).toBe(true);
+        let locks = 0;
+        const acquire = backend.acquireLock.bind(backend);
+        backend.acquireLock = (...args) => (locks++, acquire(...args));
+        const answers = await Promise.all(Array.from({ length: 5 }, () => accessToken(id, API, { force: true, rejected: 'AT-2', tokenManager: other })));
+        expect(answers.map((a) => a.token)).toEqual(Array(5).fill('AT-2'));
+        expect(auth0.requests).toHaveLength(1);
+        expect(locks).toBe(1);
+        // That process now knows it too: the next rejection is not even retried.
+        expect(other.mayForce('AT-2')).toBe(false);
+      });
+
+      it('renews it by force again once the interval has passed, in any process', async () => {
+        const id = await login();
+        await forcedOnce(id);
+        expect(manager.mayForce('AT-2')).toBe(false);
+        now += 60_000;
+        expect(manager.mayForce('AT-2')).toBe(true);
+        const other = new TokenManager(config, idp, new Sessions(config, backend, report), report);
+        auth0.answer(tokens('AT-3'));
+        expect((await accessToken(id, API, { force: true, rejected: 'AT-2', tokenManager: other })).token).toBe('AT-3');
+        expect(auth0.requests).toHaveLength(2);
+      });
+
+      it('renews it when it is due for renewal, instead of handing out a token past its refresh point', async () => {
+        const id = await login();
+        auth0.answer(tokens('AT-2', { expires_in: 30 }));
+        expect((await accessToken(id, API, { force: true, rejected: AT_1 })).token).toBe('AT-2');
+        // A 30 s token is due 3 s before it expires: past that point, well within the interval.
+        now += 28_000;
+        const other = new TokenManager(config, idp, new Sessions(config, backend, report), report);
+        auth0.answer(tokens('AT-3'));
+        expect((await accessToken(id, API, { force: true, rejected: 'AT-2', tokenManager: other })).token).toBe('AT-3');
+        expect(auth0.requests).toHaveLength(2);
+      });
+    });
+
     it('moves the idle expiry forward on an exchange (as Auth0 does), never past the absolute expiry', async () => {
       const id = await login({ idleExpiresAt: now + 2 * DAY, absoluteExpiresAt: now + 3 * DAY + 2 * HOUR });
       auth0.answer(tokens('AT-2'), tokens('AT-3'));
