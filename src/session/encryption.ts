@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } from 'node:crypto';
 import { BffConfigError } from '../errors.js';
 
 /**
@@ -15,6 +15,13 @@ export interface FieldCipher {
    * out like any other, and ends at its next exchange (see TokenManager), instead of failing every request.
    */
   decrypt(stored: string): string | undefined;
+  /**
+   * A short digest that tells values apart and reveals nothing of them (a forced renewal's mark, see
+   * `forcedTokenField`). Keyed when encryption is on, so that someone who reads the store and holds a candidate value
+   * cannot tell whether it is the one; it then changes with the encrypting key (a mark made under another no longer
+   * matches, which costs one forced renewal at most).
+   */
+  digest(value: string): string;
 }
 
 const PREFIX = 'e1.';
@@ -37,14 +44,21 @@ export function parseEncryptionKeys(value: unknown, option: string): Buffer[] {
  * The identity cipher when no key is configured: values are stored as they are. A value encrypted while keys were
  * configured is not a token to send anywhere.
  */
-export const plainCipher: FieldCipher = { encrypt: (v) => v, decrypt: (v) => (v.startsWith(PREFIX) ? undefined : v) };
+export const plainCipher: FieldCipher = {
+  encrypt: (v) => v,
+  decrypt: (v) => (v.startsWith(PREFIX) ? undefined : v),
+  digest: (v) => createHash('sha256').update(v).digest('base64url').slice(0, 22),
+};
 
 export function createFieldCipher(keys: readonly Buffer[]): FieldCipher {
   if (keys.length === 0) return plainCipher;
   const byId = new Map(keys.map((key) => [keyId(key), key] as const));
   const [current] = keys as [Buffer];
   const currentId = keyId(current);
+  // Its own key for digests, derived from the encrypting one: no key serves two purposes.
+  const digestKey = createHmac('sha256', current).update('express-ort-bff digest').digest();
   return {
+    digest: (value) => createHmac('sha256', digestKey).update(value).digest('base64url').slice(0, 22),
     encrypt(plain) {
       const iv = randomBytes(12);
       const cipher = createCipheriv('aes-256-gcm', current, iv);

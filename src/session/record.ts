@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { FieldCipher } from './encryption.js';
 
 /** An access token the BFF holds for one audience. Times are epoch milliseconds. */
@@ -110,14 +109,12 @@ export const F = {
 
 export const accessTokenField = (audience: string): string => `at:${audience}`;
 /**
- * Marks the audience's access token as one a forced renewal gave: the field holds a digest of that token and when
- * it was stored (`<digest>.<epoch ms>`), so that a token stored later (by a normal renewal, or by a version of this
- * library that knows no such field) is not taken for it. Never removed: it outlives its token harmlessly, as long as
- * the record.
+ * Marks the audience's access token as one a forced renewal gave: the field holds a digest of that token
+ * (`FieldCipher.digest`) and when it was stored (`<digest>.<epoch ms>`), so that a token stored later (by a normal
+ * renewal, or by a version of this library that knows no such field) is not taken for it. Never removed: it
+ * outlives its token harmlessly, as long as the record.
  */
 export const forcedTokenField = (audience: string): string => `fx:${audience}`;
-/** A digest of a token, for `forcedTokenField`: it tells tokens apart and reveals nothing of them. */
-export const tokenDigest = (token: string): string => createHash('sha256').update(token).digest('base64url').slice(0, 22);
 /** The fields an API call reads (then the access token of its audience): see {@link decodeView}. */
 export const VIEW_FIELDS = [F.sub, F.sid, F.absoluteExpiresAt, F.idleExpiresAt, F.lastActiveAt] as const;
 /** The fields a session list reads: see {@link decodeSummary}. */
@@ -217,7 +214,7 @@ export function decodeRecord(fields: Record<string, string>, cipher: FieldCipher
     const mark = fields[forcedTokenField(audience)];
     if (mark === undefined) continue;
     const dot = mark.indexOf('.');
-    if (dot > 0 && mark.slice(0, dot) === tokenDigest(entry.token)) forced.set(audience, Number(mark.slice(dot + 1)));
+    if (dot > 0 && mark.slice(0, dot) === cipher.digest(entry.token)) forced.set(audience, Number(mark.slice(dot + 1)));
   }
   const storedRefreshToken = fields[F.refreshToken];
   return {
@@ -260,6 +257,6 @@ export function encodeUpdate(update: TokenUpdate, cipher: FieldCipher): Record<s
   if (update.absoluteExpiresAt !== undefined) fields[F.absoluteExpiresAt] = String(update.absoluteExpiresAt);
   if (update.idToken !== undefined) fields[F.idToken] = cipher.encrypt(update.idToken);
   if (update.claims !== undefined) fields[F.claims] = JSON.stringify(update.claims);
-  if (update.forcedAt !== undefined) fields[forcedTokenField(update.audience)] = `${tokenDigest(update.accessToken.token)}.${update.forcedAt}`;
+  if (update.forcedAt !== undefined) fields[forcedTokenField(update.audience)] = `${cipher.digest(update.accessToken.token)}.${update.forcedAt}`;
   return fields;
 }

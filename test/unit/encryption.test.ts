@@ -13,6 +13,17 @@ describe('token encryption at rest', () => {
     expect(cipher.decrypt(sealed)).toBe('ORT-secret-value');
   });
 
+  it('digests a value the same way every time, apart from other values, and keyed once encryption is on', () => {
+    const cipher = createFieldCipher(parseEncryptionKeys([k1], 'keys'));
+    expect(cipher.digest('AT-1')).toBe(createFieldCipher(parseEncryptionKeys([k1], 'keys')).digest('AT-1'));
+    expect(cipher.digest('AT-1')).not.toBe(cipher.digest('AT-2'));
+    expect(cipher.digest('AT-1')).toMatch(/^[\w-]{22}$/);
+    expect(plainCipher.digest('AT-1')).toMatch(/^[\w-]{22}$/);
+    // Someone who reads the store and holds a candidate token cannot tell whether it is the one without the key.
+    expect(cipher.digest('AT-1')).not.toBe(plainCipher.digest('AT-1'));
+    expect(createFieldCipher(parseEncryptionKeys([k2, k1], 'keys')).digest('AT-1')).not.toBe(cipher.digest('AT-1'));
+  });
+
   it('still decrypts with an older key after rotation, and encrypts with the newest', () => {
     const before = createFieldCipher(parseEncryptionKeys([k1], 'keys'));
     const after = createFieldCipher(parseEncryptionKeys([k2, k1], 'keys'));
