@@ -54,6 +54,11 @@ export class Renewal {
     this.log.debug('Waiting for the token exchange that another process holds the lock for', { sessionRef: this.sessionRef, audience: this.audience });
   }
 
+  /** The API refused a token that a forced renewal gave a short while ago: it is taken back, and nothing exchanged. */
+  declined(): void {
+    this.log.debug('No token exchange: the API refused the token a forced renewal just gave; its answer stands', { sessionRef: this.sessionRef, audience: this.audience });
+  }
+
   /** A fresh token that another process stored is taken instead of exchanging. */
   tookStored(): void {
     this.log.debug('Took the token another process stored', { sessionRef: this.sessionRef, audience: this.audience });

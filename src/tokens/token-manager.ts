@@ -265,6 +265,7 @@ export class TokenManager {
           // no second one yet (an upstream that rejects every token costs one forced exchange in all per interval, not
           // one per process or per call). Only while that token serves: one due for renewal is renewed.
           if (options.force && stored !== undefined && stored.token === options.rejected && this.forcedLately(record, target.audience) && this.config.clock() < stored.refreshAt && this.fits(stored)) {
+            renewal.declined();
             return stored;
           }
           if (this.isUsable(stored, stale, options)) {

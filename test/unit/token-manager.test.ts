@@ -510,7 +510,10 @@ describe('the token manager', () => {
       it('gets no second forced renewal for it from another process, whose concurrent calls take it back after one look at the store', async () => {
         const id = await login();
         await forcedOnce(id);
-        const other = new TokenManager(config, idp, new Sessions(config, backend, report), report);
+        // Another process, which logs its debug lines.
+        const verbose = validateOptions({ ...configOptions(), logLevel: 'debug' });
+        const verboseReport = new Reporter(events, verbose.logger);
+        const other = new TokenManager(verbose, idp, new Sessions(verbose, backend, verboseReport), verboseReport);
         expect(other.mayForce('AT-2')).toBe(true);
         let locks = 0;
         const acquire = backend.acquireLock.bind(backend);
@@ -521,6 +524,7 @@ describe('the token manager', () => {
         expect(locks).toBe(1);
         // That process now knows it too: the next rejection is not even retried.
         expect(other.mayForce('AT-2')).toBe(false);
+        expect(logs.filter((l) => l.message.startsWith('No token exchange: the API refused the token a forced renewal just gave'))).toHaveLength(1);
       });
 
       it('renews it by force again once the interval has passed, in any process', async () => {
