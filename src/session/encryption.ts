@@ -17,11 +17,17 @@ export interface FieldCipher {
   decrypt(stored: string): string | undefined;
   /**
    * A short digest that tells values apart and reveals nothing of them (a forced renewal's mark, see
-   * `forcedTokenField`). Keyed when encryption is on, so that someone who reads the store and holds a candidate value
-   * cannot tell whether it is the one; it then changes with the encrypting key (a mark made under another no longer
-   * matches, which costs one forced renewal at most).
+   * `forcedTokenField`). Keyed when encryption is on, by the encrypting key, so that someone who reads the store and
+   * holds a candidate value cannot tell whether it is the one.
    */
   digest(value: string): string;
+  /**
+   * Whether `digest` is `value`'s, made under any configured key or none: in the second step of a key rotation
+   * (every instance holds both keys, some encrypting with the new one, some still with the old) the instances
+   * recognise each other's digests, and an instance that turned encryption on recognises those made before. (One
+   * without the key a digest was made under does not; it cannot read the token that goes with it either.)
+   */
+  isDigestOf(digest: string, value: string): boolean;
 }
 
 const PREFIX = 'e1.';
@@ -40,6 +46,8 @@ export function parseEncryptionKeys(value: unknown, option: string): Buffer[] {
   });
 }
 
+const plainDigest = (value: string): string => createHash('sha256').update(value).digest('base64url').slice(0, 22);
+
 /**
  * The identity cipher when no key is configured: values are stored as they are. A value encrypted while keys were
  * configured is not a token to send anywhere.
@@ -47,7 +55,8 @@ export function parseEncryptionKeys(value: unknown, option: string): Buffer[] {
 export const plainCipher: FieldCipher = {
   encrypt: (v) => v,
   decrypt: (v) => (v.startsWith(PREFIX) ? undefined : v),
-  digest: (v) => createHash('sha256').update(v).digest('base64url').slice(0, 22),
+  digest: plainDigest,
+  isDigestOf: (digest, value) => digest === plainDigest(value),
 };
 
 export function createFieldCipher(keys: readonly Buffer[]): FieldCipher {
@@ -55,10 +64,15 @@ export function createFieldCipher(keys: readonly Buffer[]): FieldCipher {
   const byId = new Map(keys.map((key) => [keyId(key), key] as const));
   const [current] = keys as [Buffer];
   const currentId = keyId(current);
-  // Its own key for digests, derived from the encrypting one: no key serves two purposes.
-  const digestKey = createHmac('sha256', current).update('express-ort-bff digest').digest();
+  // Each key has its own key for digests, derived from it: no key serves two purposes.
+  const digesters = keys.map((key) => {
+    const digestKey = createHmac('sha256', key).update('express-ort-bff digest').digest();
+    return (value: string) => createHmac('sha256', digestKey).update(value).digest('base64url').slice(0, 22);
+  });
+  const [digest] = digesters as [(value: string) => string];
   return {
-    digest: (value) => createHmac('sha256', digestKey).update(value).digest('base64url').slice(0, 22),
+    digest,
+    isDigestOf: (stored, value) => digesters.some((made) => made(value) === stored) || stored === plainDigest(value),
     encrypt(plain) {
       const iv = randomBytes(12);
       const cipher = createCipheriv('aes-256-gcm', current, iv);

@@ -214,7 +214,7 @@ export function decodeRecord(fields: Record<string, string>, cipher: FieldCipher
     const mark = fields[forcedTokenField(audience)];
     if (mark === undefined) continue;
     const dot = mark.indexOf('.');
-    if (dot > 0 && mark.slice(0, dot) === cipher.digest(entry.token)) forced.set(audience, Number(mark.slice(dot + 1)));
+    if (dot > 0 && cipher.isDigestOf(mark.slice(0, dot), entry.token)) forced.set(audience, Number(mark.slice(dot + 1)));
   }
   const storedRefreshToken = fields[F.refreshToken];
   return {

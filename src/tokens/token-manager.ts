@@ -35,6 +35,8 @@ const NO_OPTIONS: AccessTokenOptions = Object.freeze({});
  * that revokes a token it took for a while (a change of roles) gets a new one at its next call after the interval.
  */
 const FORCED_RENEWAL_INTERVAL_MS = 60_000;
+/** How far ahead of this process's clock another instance's may run for its forced-renewal marks to count. */
+const MARK_CLOCK_TOLERANCE_MS = 5_000;
 /** Sessions whose Retry-After is remembered at once, at most: the oldest is forgotten first (its session asks again). */
 const NOT_BEFORE_CAPACITY = 10_000;
 
@@ -143,9 +145,8 @@ export class TokenManager {
     if (wait > 0) return this.meanwhile(current, options, wait);
     const renewal = this.report.renewal(sessionRef(session.id), target.audience, 'led', options.force === true);
     let pending = renewal.run(() => this.exchangeOnce(session, target, options, renewal)).finally(() => this.inflight.delete(key));
-    if (options.force) pending = pending.then((entry) => (this.forced.add(entry.token), entry));
     // Auth0 failing for the moment is no reason to refuse a call its token at hand still serves.
-    else if (current !== undefined) pending = pending.catch((error: unknown) => this.stillServes(current, error));
+    if (!options.force && current !== undefined) pending = pending.catch((error: unknown) => this.stillServes(current, error));
     this.inflight.set(key, pending);
     return pending;
   }
@@ -203,10 +204,13 @@ export class TokenManager {
     return !this.forced.has(token);
   }
 
-  /** Whether a forced exchange, of any process, stored the session's token for `audience` within the interval. */
-  private forcedLately(record: StoredSessionRecord, audience: string): boolean {
-    const at = record.forced.get(audience);
-    return at !== undefined && this.config.clock() - at < FORCED_RENEWAL_INTERVAL_MS;
+  /**
+   * Whether a mark of a forced exchange (of any process) made at `at` is within the interval. One from further in the
+   * future than MARK_CLOCK_TOLERANCE_MS (another host's clock, far ahead) is not trusted: it would hold for longer.
+   */
+  private forcedLately(at: number): boolean {
+    const age = this.config.clock() - at;
+    return age >= -MARK_CLOCK_TOLERANCE_MS && age < FORCED_RENEWAL_INTERVAL_MS;
   }
 
   /**
@@ -264,12 +268,17 @@ export class TokenManager {
           // The upstream rejected a token that a forced renewal gave, in this process or another, a short while ago:
           // no second one yet (an upstream that rejects every token costs one forced exchange in all per interval, not
           // one per process or per call). Only while that token serves: one due for renewal is renewed.
-          if (options.force && stored !== undefined && stored.token === options.rejected && this.forcedLately(record, target.audience) && this.config.clock() < stored.refreshAt && this.fits(stored)) {
+          const markedAt = record.forced.get(target.audience);
+          if (options.force && stored !== undefined && stored.token === options.rejected && markedAt !== undefined && this.forcedLately(markedAt) && this.config.clock() < stored.refreshAt && this.fits(stored)) {
             renewal.declined();
+            // Known here too from now on (for the rest of the interval): its next rejection is not retried.
+            this.forced.add(stored.token, markedAt);
             return stored;
           }
           if (this.isUsable(stored, stale, options)) {
             renewal.tookStored();
+            // A token another process's forced renewal just gave is known here too from now on.
+            if (options.force && markedAt !== undefined && this.forcedLately(markedAt)) this.forced.add(stored.token, markedAt);
             return stored;
           }
           return await this.exchange(session.id, record, target, deadline, options.force === true);
@@ -423,6 +432,7 @@ export class TokenManager {
       ...(forced ? { forcedAt: now } : {}),
     };
     if (!(await this.sessions.backend.storeTokens(id, update))) throw sessionEnded('The session ended while its token was being renewed.');
+    if (forced) this.forced.add(accessToken.token, now);
     this.report.refreshed({ sub: record.sub, sid: record.sid, sessionRef: sessionRef(id), audience: target.audience }, answer.expiresIn, totalMs, durationMs);
     return accessToken;
   }

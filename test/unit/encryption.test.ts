@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { createFieldCipher, parseEncryptionKeys, plainCipher } from '../../src/session/encryption.js';
+import { decodeRecord, encodeUpdate } from '../../src/session/record.js';
 
 describe('token encryption at rest', () => {
   const [k1, k2] = [randomBytes(32).toString('hex'), randomBytes(32).toString('base64')];
@@ -21,7 +22,23 @@ describe('token encryption at rest', () => {
     expect(plainCipher.digest('AT-1')).toMatch(/^[\w-]{22}$/);
     // Someone who reads the store and holds a candidate token cannot tell whether it is the one without the key.
     expect(cipher.digest('AT-1')).not.toBe(plainCipher.digest('AT-1'));
-    expect(createFieldCipher(parseEncryptionKeys([k2, k1], 'keys')).digest('AT-1')).not.toBe(cipher.digest('AT-1'));
+    expect(plainCipher.isDigestOf(cipher.digest('AT-1'), 'AT-1')).toBe(false);
+  });
+
+  it('recognises digests made under any configured key, or none: instances in the middle of a rotation, or of turning encryption on', () => {
+    const before = createFieldCipher(parseEncryptionKeys([k1], 'keys'));
+    const rotating = createFieldCipher(parseEncryptionKeys([k2, k1], 'keys'));
+    expect(rotating.digest('AT-1')).not.toBe(before.digest('AT-1'));
+    expect(rotating.isDigestOf(before.digest('AT-1'), 'AT-1')).toBe(true);
+    expect(before.isDigestOf(rotating.digest('AT-1'), 'AT-1')).toBe(false);
+    expect(createFieldCipher(parseEncryptionKeys([k1, k2], 'keys')).isDigestOf(rotating.digest('AT-1'), 'AT-1')).toBe(true);
+    expect(rotating.isDigestOf(plainCipher.digest('AT-1'), 'AT-1')).toBe(true);
+    expect(rotating.isDigestOf(rotating.digest('AT-1'), 'AT-2')).toBe(false);
+    expect(plainCipher.isDigestOf(plainCipher.digest('AT-1'), 'AT-1')).toBe(true);
+    // As a record read by an instance with the keys rotated finds the mark an instance with the old key made.
+    const API = 'https://api.example.test';
+    const marked = encodeUpdate({ audience: API, accessToken: { token: 'AT-1', expiresAt: 2, refreshAt: 1, scope: undefined }, idleExpiresAt: 3, forcedAt: 5 }, before);
+    expect(decodeRecord({ sub: 'auth0|alice', abs: '9', ...marked }, rotating)?.forced).toEqual(new Map([[API, 5]]));
   });
 
   it('still decrypts with an older key after rotation, and encrypts with the newest', () => {

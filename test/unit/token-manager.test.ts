@@ -527,6 +527,36 @@ describe('the token manager', () => {
         expect(logs.filter((l) => l.message.startsWith('No token exchange: the API refused the token a forced renewal just gave'))).toHaveLength(1);
       });
 
+      it('spares it in another process only for the rest of the interval the mark gives, and marks nothing a normal renewal gave', async () => {
+        const id = await login();
+        await forcedOnce(id);
+        const other = new TokenManager(config, idp, new Sessions(config, backend, report), report);
+        now += 55_000;
+        expect((await accessToken(id, API, { force: true, rejected: 'AT-2', tokenManager: other })).token).toBe('AT-2');
+        expect(other.mayForce('AT-2')).toBe(false);
+        now += 5_000;
+        expect(other.mayForce('AT-2')).toBe(true);
+        // A forced call for an older token that finds the marked one takes it, known as marked from then on.
+        const third = new TokenManager(config, idp, new Sessions(config, backend, report), report);
+        now -= 5_000;
+        expect((await accessToken(id, API, { force: true, rejected: AT_1, tokenManager: third })).token).toBe('AT-2');
+        expect(third.mayForce('AT-2')).toBe(false);
+        now += 5_000;
+        // A forced call that finds a token a normal renewal stored meanwhile takes it, unmarked.
+        await backend.storeTokens(id, { audience: API, accessToken: issued('AT-NORMAL'), idleExpiresAt: now + IDLE_TIMEOUT });
+        expect((await accessToken(id, API, { force: true, rejected: 'AT-2', tokenManager: other })).token).toBe('AT-NORMAL');
+        expect(other.mayForce('AT-NORMAL')).toBe(true);
+        expect(auth0.requests).toHaveLength(1);
+      });
+
+      it('does not trust a mark from further in the future than the clock-skew allowance (another host\'s clock)', async () => {
+        const id = await login();
+        await backend.storeTokens(id, { audience: API, accessToken: issued('AT-AHEAD'), idleExpiresAt: now + IDLE_TIMEOUT, forcedAt: now + 10 * MINUTE });
+        auth0.answer(tokens('AT-2'));
+        expect((await accessToken(id, API, { force: true, rejected: 'AT-AHEAD' })).token).toBe('AT-2');
+        expect(auth0.requests).toHaveLength(1);
+      });
+
       it('renews it by force again once the interval has passed, in any process', async () => {
         const id = await login();
         await forcedOnce(id);
