@@ -2,7 +2,7 @@
  * Tokens that a renewal forced by an upstream's rejection produced, known by their signature's tail, each for
  * `forMs` from when it was added: an upstream that rejects one of those too (misconfigured on its side) gets no
  * second renewal meanwhile, so it costs one exchange per `forMs`, not one per call. Bounded: past `max` entries it
- * starts over.
+ * forgets those whose time is over, and starts over if that is not enough.
  */
 export class RenewedTokens {
   /** Until when (the clock's time) each tail is known. */
@@ -32,8 +32,15 @@ export class RenewedTokens {
 
   /** `at`: when the token was produced (default now). */
   add(token: string, at = this.clock()): void {
-    if (this.tails.size >= this.max) this.tails.clear();
+    if (this.tails.size >= this.max) this.forgetPast();
     this.tails.set(token.slice(-32), at + this.forMs);
     this.lastAsked = '';
+  }
+
+  /** Makes room: the tails whose time is over go; when that is not enough, all of them. */
+  private forgetPast(): void {
+    const now = this.clock();
+    for (const [tail, until] of this.tails) if (until <= now) this.tails.delete(tail);
+    if (this.tails.size >= this.max) this.tails.clear();
   }
 }

@@ -50,4 +50,17 @@ describe('tokens a forced renewal produced', () => {
     now = 61_000;
     expect(renewed.has(token(1))).toBe(false);
   });
+
+  it('makes room past its bound by forgetting the tokens whose time is over first', () => {
+    let now = 0;
+    const renewed = new RenewedTokens(2, () => now, 60_000);
+    renewed.add(token(1));
+    now = 30_000;
+    renewed.add(token(2));
+    now = 61_000;
+    renewed.add(token(3));
+    expect(renewed.has(token(2))).toBe(true);
+    expect(renewed.has(token(3))).toBe(true);
+    expect(renewed.has(token(1))).toBe(false);
+  });
 });
