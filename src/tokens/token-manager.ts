@@ -269,7 +269,8 @@ export class TokenManager {
           // no second one yet (an upstream that rejects every token costs one forced exchange in all per interval, not
           // one per process or per call). Only while that token serves: one due for renewal is renewed.
           const markedAt = record.forced.get(target.audience);
-          if (options.force && stored !== undefined && stored.token === options.rejected && markedAt !== undefined && this.forcedLately(markedAt) && this.config.clock() < stored.refreshAt && this.fits(stored)) {
+          const marked = options.force === true && markedAt !== undefined && this.forcedLately(markedAt);
+          if (marked && stored !== undefined && stored.token === options.rejected && this.config.clock() < stored.refreshAt && this.fits(stored)) {
             renewal.declined();
             // Known here too from now on (for the rest of the interval): its next rejection is not retried.
             this.forced.add(stored.token, markedAt);
@@ -278,7 +279,7 @@ export class TokenManager {
           if (this.isUsable(stored, stale, options)) {
             renewal.tookStored();
             // A token another process's forced renewal just gave is known here too from now on.
-            if (options.force && markedAt !== undefined && this.forcedLately(markedAt)) this.forced.add(stored.token, markedAt);
+            if (marked) this.forced.add(stored.token, markedAt);
             return stored;
           }
           return await this.exchange(session.id, record, target, deadline, options.force === true);
