@@ -197,11 +197,12 @@ export interface BffOptions {
     /** Origins (`https://app.example.com`) a handshake may come from. Default: only `baseURL`'s origin. */
     allowedOrigins?: string[];
     /**
-     * Milliseconds a browser's socket may stay quiet (nothing sent either way) before the BFF pings it; one that
+     * Milliseconds a browser's socket may stay quiet (no message either way) before the BFF pings it; one that
      * answers nothing over another quiet interval vanished (asleep, off the network, without a FIN) and is closed,
      * upstream included (1001 `browser_gone`). Browsers answer pings by themselves. A socket the upstream keeps
-     * sending to is left to TCP. Default 30000; at least 100; 0: never (a vanished browser's socket then stays open
-     * until its session's idle timeout).
+     * sending to is left to TCP. The upstream's side is pinged the same way, and an upstream that answers nothing is
+     * cut (the browser gets 1014 `upstream_unavailable`). Default 30000; at least 100; 0: never (a vanished browser's
+     * socket then stays open until its session's idle timeout).
      */
     pingInterval?: number;
   };

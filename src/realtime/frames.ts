@@ -5,7 +5,7 @@ const OPCODE_CLOSE = 0x8;
 /**
  * Follows the frame boundaries of one direction of a WebSocket connection (RFC 6455 5.2) by reading frame headers
  * and skipping payloads: nothing is decoded, unmasked or copied. The tunnel forwards bytes unchanged; this only
- * tells it where it may put a frame of its own (a close frame), and what kind of frames went by.
+ * tells it where it may put a frame of its own (a close frame, a ping), and what kind of frames went by.
  */
 export class FrameTracker {
   /** Payload bytes of the current frame not seen yet. */
@@ -15,6 +15,10 @@ export class FrameTracker {
   private headLength = 0;
   /** A data frame (text, binary or continuation) went by since this was last reset. */
   sawData = false;
+  /** Bytes of a data frame (its header or payload) went by since this was last reset: not only control frames. */
+  carriedData = false;
+  /** The frame under way is a data frame. */
+  private inData = false;
   /** A close frame went by: the connection is closing as the endpoints agreed. */
   sawClose = false;
 
@@ -34,6 +38,7 @@ export class FrameTracker {
       if (this.payloadLeft > 0) {
         const take = Math.min(this.payloadLeft, n - i);
         this.payloadLeft -= take;
+        if (this.inData) this.carriedData = true;
         i += take;
         if (stopAtBoundary && this.payloadLeft === 0) return i;
         continue;
@@ -46,8 +51,9 @@ export class FrameTracker {
       const size = 2 + (length7 === 126 ? 2 : length7 === 127 ? 8 : 0) + (second & 0x80 ? 4 : 0);
       if (this.headLength < size) continue;
       const opcode = (this.head[0] as number) & 0x0f;
+      this.inData = opcode < OPCODE_CLOSE;
       if (opcode === OPCODE_CLOSE) this.sawClose = true;
-      else if (opcode < OPCODE_CLOSE) this.sawData = true;
+      else if (this.inData) this.sawData = this.carriedData = true;
       this.payloadLeft = length7 === 126
         ? this.head.readUInt16BE(2)
         : length7 === 127 ? this.head.readUInt32BE(2) * 2 ** 32 + this.head.readUInt32BE(6) : length7;
@@ -56,6 +62,11 @@ export class FrameTracker {
     }
     return n;
   }
+}
+
+/** An empty ping (RFC 6455 5.5.2); masked toward a server (5.3), with a key of its own each time. */
+export function pingFrame(masked: boolean): Buffer {
+  return masked ? Buffer.concat([Buffer.from([0x89, 0x80]), randomBytes(4)]) : Buffer.from([0x89, 0x00]);
 }
 
 /**

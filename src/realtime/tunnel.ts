@@ -1,12 +1,21 @@
 import type { Duplex } from 'node:stream';
 import { WebSocketCloseCode } from './close-codes.js';
-import { FrameTracker, closeFrame } from './frames.js';
+import { FrameTracker, closeFrame, pingFrame } from './frames.js';
 
 /** How long a closing connection may take to finish its current frame and say goodbye before it is cut. */
 const CLOSE_GRACE_MS = 2_000;
 
 /** An empty ping toward the browser (RFC 6455 5.5.2): unmasked, as every frame toward a client is. */
-const PING_TO_BROWSER = Buffer.from([0x89, 0x00]);
+const PING_TO_BROWSER = pingFrame(false);
+
+/** What an upstream that left the BFF's ping unanswered over a quiet interval is reported with (the event's `cause`). */
+export class UpstreamSilentError extends Error {
+  readonly code = 'PING_TIMEOUT';
+  constructor() {
+    super('The API answered no ping over a quiet interval: it is gone, or its connection is.');
+    this.name = 'UpstreamSilentError';
+  }
+}
 
 /**
  * One direction of a tunnel: bytes from `from` are written to `to` unchanged, pausing `from` while `to` cannot take
@@ -21,8 +30,6 @@ class Direction {
   done = false;
   /** `from` is paused until `to` drains: only that drain may resume it. */
   private waitingForDrain = false;
-  /** Bytes went to `to` since the tunnel last asked (`tookBytes`). */
-  private moved = false;
 
   constructor(
     private readonly from: Duplex,
@@ -41,19 +48,21 @@ class Direction {
       return;
     }
     this.frames.scan(chunk);
-    this.moved = true;
     this.write(chunk);
   }
 
-  /** Whether bytes went to `to` since the last `tookBytes`, without forgetting it. */
-  get tookBytesLately(): boolean {
-    return this.moved;
+  /** Whether data frames went to `to` since the last `tookData`, without forgetting it. */
+  get tookDataLately(): boolean {
+    return this.frames.carriedData;
   }
 
-  /** Whether bytes went to `to` since the last call. */
-  tookBytes(): boolean {
-    const moved = this.moved;
-    this.moved = false;
+  /**
+   * Whether data frames went to `to` since the last call: pings and pongs alone leave a connection quiet, so that the
+   * other endpoint's answer to a ping of the BFF's own does not count as traffic that a ping may wait behind.
+   */
+  tookData(): boolean {
+    const moved = this.frames.carriedData;
+    this.frames.carriedData = false;
     return moved;
   }
 
@@ -142,12 +151,18 @@ export interface TunnelEvents {
  * frames pass unchanged both ways, and the BFF can close both ends with a code of its own (`close`).
  *
  * A browser that vanished without a word (a laptop put to sleep, a phone that changed networks) sends no FIN: with
- * `pingIntervalMs`, a socket quiet both ways for that long gets a ping of the BFF's own toward the browser, and a
- * browser that still sent nothing over the next quiet interval is gone: its connection is cut and the upstream is
- * told (1001 browser_gone), as at a FIN. Its pong goes on to the upstream, as an unsolicited pong may (RFC 6455
- * 5.5.3). A tunnel whose upstream is sending to the browser is never cut so: the ping may wait behind what is on its
- * way, on a slow link for longer than an interval. There, a browser that vanished is found by TCP itself (data it
- * never acknowledges).
+ * `pingIntervalMs`, a socket on which no message passed either way for that long gets a ping of the BFF's own toward
+ * the browser, and a browser that still sent nothing over the next quiet interval is gone: its connection is cut and
+ * the upstream is told (1001 browser_gone), as at a FIN. Its pong goes on to the upstream, as an unsolicited pong may
+ * (RFC 6455 5.5.3). A tunnel whose upstream is sending to the browser is never cut so: the ping may wait behind what
+ * is on its way, on a slow link for longer than an interval. There, a browser that vanished is found by TCP itself
+ * (data it never acknowledges).
+ *
+ * An upstream that vanished (its host lost, a network path gone, no FIN) is found the same way, from its side: it is
+ * pinged after a quiet interval (a masked ping, as toward any server), and one that sent nothing over the next is
+ * gone: its connection is cut, the browser gets 1014 upstream_unavailable, and `onUpstreamBroke` tells of it. Its
+ * pong goes on to the browser, which ignores it as an unsolicited pong. Not while the browser is sending to it, nor
+ * while either side is held back for the other.
  */
 export class Tunnel {
   private readonly up: Direction;
@@ -160,16 +175,20 @@ export class Tunnel {
   private graceTimer: NodeJS.Timeout | undefined;
   private open = 2;
   /** Bytes came from the browser since the last check of `pinger`. */
-  private heard = true;
+  private heardBrowser = true;
   /** A ping went to the browser, with nothing heard from it since. */
-  private pinged = false;
+  private pingedBrowser = false;
+  /** Bytes came from the upstream since the last check of `pinger`. */
+  private heardUpstream = true;
+  /** A ping went to the upstream, with nothing heard from it since. */
+  private pingedUpstream = false;
   private pinger: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly browser: Duplex,
     private readonly upstream: Duplex,
     private readonly events: TunnelEvents,
-    /** How long the socket may stay quiet before the browser is pinged (0: never; then it may vanish unnoticed). */
+    /** How long the socket may stay quiet before each side is pinged (0: never; then either may vanish unnoticed). */
     private readonly pingIntervalMs = 0,
   ) {
     this.up = new Direction(browser, upstream, true);
@@ -185,14 +204,17 @@ export class Tunnel {
       socket.once('close', this.onSocketClose);
     }
     browser.on('data', (chunk: Buffer) => {
-      this.heard = true;
+      this.heardBrowser = true;
       this.up.forward(chunk);
       if (this.up.frames.sawData) {
         this.up.frames.sawData = false;
         this.events.onBrowserData();
       }
     });
-    upstream.on('data', (chunk: Buffer) => this.down.forward(chunk));
+    upstream.on('data', (chunk: Buffer) => {
+      this.heardUpstream = true;
+      this.down.forward(chunk);
+    });
     // A side that ends or breaks: the other is told (with a close frame when the endpoints did not exchange one).
     // After a FIN the other side has the grace period to finish: one that never answers would hold both connections.
     browser.on('end', () => {
@@ -218,42 +240,69 @@ export class Tunnel {
     });
     if (upstreamHead.length > 0) this.down.forward(upstreamHead);
     if (browserHead.length > 0) this.up.forward(browserHead);
-    if (this.pingIntervalMs > 0) this.pinger = setInterval(this.checkBrowser, this.pingIntervalMs).unref();
+    if (this.pingIntervalMs > 0) this.pinger = setInterval(this.check, this.pingIntervalMs).unref();
   }
 
-  /**
-   * Every `pingIntervalMs`: a browser heard from is there; else it is pinged, or cut when it left the last ping
-   * unanswered over a quiet interval (see `mayBeGone`).
-   */
-  private readonly checkBrowser = (): void => {
-    const sending = this.down.tookBytes();
-    if (this.heard) {
-      this.heard = false;
-      this.pinged = false;
-    } else if (!this.pinged) {
-      // Only after a quiet interval, so that the ping is not behind what was just sent; not while the upstream is in
-      // the middle of a frame, or the browser does not read: tried again next time.
-      if (!sending) this.pinged = this.down.insert(PING_TO_BROWSER);
-    } else if (!sending && this.mayBeGone()) {
-      // After what the event loop has still to read: a process that was busy past the interval has the pong unread.
-      setImmediate(this.cutSilentBrowser);
-    }
+  /** Every `pingIntervalMs`: each side is looked at, the browser first (a browser gone is what the upstream is told). */
+  private readonly check = (): void => {
+    this.checkBrowser(this.down.tookData());
+    this.checkUpstream(this.up.tookData());
   };
 
   /**
-   * Whether the ping can have reached the browser and its pong been read: not while bytes wait for the browser
-   * (the ping may be behind them), nor while the BFF holds the browser back for an upstream that does not read.
+   * A browser heard from is there; else it is pinged, or cut when it left the last ping unanswered over a quiet
+   * interval (see `mayBeGone`). `sending`: the upstream sent it data frames since the last check.
    */
-  private mayBeGone(): boolean {
-    return !this.up.holdingBack && !this.down.holdingBack && this.browser.writableLength === 0;
+  private checkBrowser(sending: boolean): void {
+    if (this.heardBrowser) {
+      this.heardBrowser = false;
+      this.pingedBrowser = false;
+    } else if (!this.pingedBrowser) {
+      // Only after a quiet interval, so that the ping is not behind what was just sent; not while the upstream is in
+      // the middle of a frame, or the browser does not read: tried again next time.
+      if (!sending) this.pingedBrowser = this.down.insert(PING_TO_BROWSER);
+    } else if (!sending && this.mayBeGone(this.browser)) {
+      // After what the event loop has still to read: a process that was busy past the interval has the pong unread.
+      setImmediate(this.cutSilentBrowser);
+    }
+  }
+
+  /** The same for the upstream: `sending`, the browser sent it data frames since the last check. */
+  private checkUpstream(sending: boolean): void {
+    if (this.heardUpstream) {
+      this.heardUpstream = false;
+      this.pingedUpstream = false;
+    } else if (!this.pingedUpstream) {
+      if (!sending) this.pingedUpstream = this.up.insert(pingFrame(true));
+    } else if (!sending && this.mayBeGone(this.upstream)) {
+      setImmediate(this.cutSilentUpstream);
+    }
+  }
+
+  /**
+   * Whether the ping can have reached `side` and its pong been read: not while bytes wait for `side` (the ping may be
+   * behind them), nor while the BFF holds either side back for the other (a pong behind what the BFF does not read
+   * yet, or a side that does not read what it is sent).
+   */
+  private mayBeGone(side: Duplex): boolean {
+    return !this.up.holdingBack && !this.down.holdingBack && side.writableLength === 0;
   }
 
   private readonly cutSilentBrowser = (): void => {
-    if (this.heard || this.down.tookBytesLately || !this.mayBeGone() || this.pinger === undefined) return;
+    if (this.heardBrowser || this.down.tookDataLately || !this.mayBeGone(this.browser) || this.pinger === undefined) return;
     this.stopPinging();
     this.browserGone = true;
     this.up.finish(WebSocketCloseCode.GOING_AWAY, 'browser_gone');
     this.browser.destroy();
+    this.cutLater();
+  };
+
+  private readonly cutSilentUpstream = (): void => {
+    if (this.heardUpstream || this.up.tookDataLately || !this.mayBeGone(this.upstream) || this.pinger === undefined) return;
+    this.stopPinging();
+    this.noteUpstreamBroke(new UpstreamSilentError());
+    this.down.finish(WebSocketCloseCode.UPSTREAM_FAILED, 'upstream_unavailable');
+    this.upstream.destroy();
     this.cutLater();
   };
 

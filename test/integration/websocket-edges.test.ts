@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { WebSocketCloseCode } from '../../src/index.js';
 import { SessionConnections } from '../../src/realtime/registry.js';
 import { closeDeletingKeys, startHarness, stubbedRedis, waitFor, type Browser, type Harness } from '../support/harness.js';
-import { closeFrameOf, OPCODE, rawClient, rawUpstream, type RawClient, type RawUpstreamSocket } from '../support/raw-websocket.js';
+import { closeFrameOf, frame, OPCODE, rawClient, rawUpstream, type RawClient, type RawUpstreamSocket } from '../support/raw-websocket.js';
 import type { WebSocket } from 'ws';
 import { openSocket, opened, roundTrip, type Handshake } from '../support/ws-client.js';
 
@@ -199,7 +199,8 @@ describe('WebSockets of browsers that vanish without a word', () => {
   it('pings a browser that sends nothing, and closes both connections when it answers nothing (1001 browser_gone to the upstream)', async () => {
     const browser = h.browser();
     await browser.login();
-    h.upstream.upgradeHandler = rawUpstream(upstreams);
+    // An upstream that is there: it answers the BFF's pings.
+    h.upstream.upgradeHandler = rawUpstream(upstreams, { answerPings: true });
     // A browser on a bare socket that answers nothing: as one asleep or gone off the network, which sends no FIN.
     const client = rawClient(browser, '/api/asleep');
     clients.push(client);
@@ -234,6 +235,67 @@ describe('WebSockets of browsers that vanish without a word', () => {
   });
 });
 
+describe('WebSockets of upstreams that vanish without a word', () => {
+  let h: Harness;
+  const upstreams: RawUpstreamSocket[] = [];
+  const PING_MS = 300;
+  beforeAll(async () => {
+    h = await startHarness({ redis: true, bff: { websocket: { pingInterval: PING_MS } } });
+  });
+  afterEach(() => {
+    h.upstream.upgradeHandler = undefined;
+    for (const { socket } of upstreams) socket.destroy();
+    upstreams.length = 0;
+  });
+  afterAll(() => h?.close());
+
+  it('pings an upstream that sends nothing, and when it answers nothing closes the browser\'s socket with 1014 upstream_unavailable and reports it', async () => {
+    const browser = h.browser();
+    await browser.login();
+    // An upstream whose host or network path went away: no FIN, no answer to anything.
+    h.upstream.upgradeHandler = rawUpstream(upstreams);
+    const socket = opened(await openSocket(browser, '/api/feed'));
+    const registered = lastRegistration();
+    await waitFor(() => upstreams.length === 1, 'the upstream has the socket');
+    const events = h.events.length;
+
+    // The browser (a ws client) answers the BFF's pings by itself: only the upstream is silent.
+    await waitFor(() => upstreams[0]!.frames.frames.some((f) => f.opcode === OPCODE.ping), 'the BFF pings the upstream');
+    const ping = upstreams[0]!.frames.frames.find((f) => f.opcode === OPCODE.ping)!;
+    expect(ping.masked).toBe(true); // as every frame toward a server is (RFC 6455 5.3)
+    const closed = await socket.closed;
+    expect(closed).toMatchObject({ code: WebSocketCloseCode.UPSTREAM_FAILED, reason: 'upstream_unavailable' });
+    await waitFor(() => !registered(), 'the BFF let go of both connections', PAST_GRACE_MS);
+    await upstreams[0]!.ended;
+    expect(h.events.slice(events)).toContainEqual({
+      name: 'upstream_failed',
+      payload: expect.objectContaining({ api: '/api', error: 'upstream_unavailable', cause: 'PING_TIMEOUT', broken: true }),
+    });
+    // The session lives on: the upstream's absence logs nobody out.
+    expect((await browser.user()).status).toBe(200);
+  });
+
+  it('keeps the socket of an upstream that answers the pings, however long it sends nothing else; its pongs reach the browser harmlessly', async () => {
+    const browser = h.browser();
+    await browser.login();
+    h.upstream.upgradeHandler = rawUpstream(upstreams, { answerPings: true });
+    const socket = opened(await openSocket(browser, '/api/quiet'));
+    let pongs = 0;
+    socket.ws.on('pong', () => pongs++);
+    await waitFor(() => upstreams.length === 1, 'the upstream has the socket');
+    await waitFor(() => upstreams[0]!.frames.frames.filter((f) => f.opcode === OPCODE.ping).length >= 4, 'the BFF pings the quiet upstream again and again', PAST_GRACE_MS);
+    expect(socket.ws.readyState).toBe(socket.ws.OPEN);
+    expect(upstreams[0]!.frames.closeCodes).toEqual([]);
+    // An unsolicited pong is no harm to the browser (RFC 6455 5.5.3); frames still pass both ways.
+    expect(pongs).toBeGreaterThan(0);
+    socket.ws.send('still here');
+    await waitFor(() => upstreams[0]!.frames.frames.some((f) => f.opcode === OPCODE.text && f.payload.toString() === 'still here'), 'the upstream gets the message');
+    upstreams[0]!.socket.write(frame(OPCODE.text, Buffer.from('and here'), false));
+    await waitFor(() => socket.messages.some((m) => m.data.toString() === 'and here'), 'the browser gets the answer');
+    socket.ws.close(1000);
+  });
+});
+
 describe('WebSockets of browsers that read nothing for a while', () => {
   let h: Harness;
   const PING_MS = 300;
@@ -254,7 +316,8 @@ describe('WebSockets of browsers that read nothing for a while', () => {
     // The BFF pings it (2 bytes) before the upstream sends anything: then the pong waits behind what follows.
     const bffSide = bffSides.find((s) => s.remotePort === browserSide.localPort)!;
     const written = bffSide.bytesWritten;
-    await waitFor(() => bffSide.bytesWritten === written + 2, 'the BFF pings the quiet browser');
+    // (The upstream is pinged in the same check, after the browser: its 2-byte pong may follow.)
+    await waitFor(() => bffSide.bytesWritten >= written + 2, 'the BFF pings the quiet browser');
     const piece = Buffer.alloc(1024 * 1024, 9);
     for (let i = 0; i < 24; i++) upstreamSide.send(piece);
     await waitFor(() => bffSide.writableLength > 0, 'the BFF holds what the browser does not read yet');
@@ -282,7 +345,7 @@ describe('WebSockets of browsers held back for an upstream that does not read', 
   it('does not take a browser whose pong it cannot read yet for gone', async () => {
     const browser = h.browser();
     await browser.login();
-    const accept = rawUpstream(upstreams);
+    const accept = rawUpstream(upstreams, { answerPings: true });
     h.upstream.upgradeHandler = (req, socket, head) => {
       accept(req, socket, head);
       socket.pause(); // an upstream busy elsewhere: it reads nothing for a while

@@ -16,7 +16,7 @@ export interface Frame {
   payload: Buffer;
 }
 
-export const OPCODE = { text: 0x1, binary: 0x2, close: 0x8 } as const;
+export const OPCODE = { text: 0x1, binary: 0x2, close: 0x8, ping: 0x9, pong: 0xa } as const;
 
 /** Reads WebSocket frames (RFC 6455 5.2) out of a byte stream, unmasking masked ones. */
 export class FrameParser {
@@ -127,13 +127,24 @@ export interface RawUpstreamSocket {
   ended: Promise<void>;
 }
 
-/** An upgrade handler for the harness's upstream that accepts every handshake and adds its socket to `into`. */
-export function rawUpstream(into: RawUpstreamSocket[]): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
+/**
+ * An upgrade handler for the harness's upstream that accepts every handshake and adds its socket to `into`. With
+ * `answerPings` it answers each ping with a pong, as a live WebSocket server does by itself (RFC 6455 5.5.2); without,
+ * it is one that is gone, or whose connection is.
+ */
+export function rawUpstream(into: RawUpstreamSocket[], options: { answerPings?: boolean } = {}): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
   return (req, socket, head) => {
     socket.on('error', () => {});
     const frames = new FrameParser();
-    frames.push(head);
-    socket.on('data', (chunk: Buffer) => frames.push(chunk));
+    let read = 0;
+    const take = (chunk: Buffer) => {
+      frames.push(chunk);
+      for (; read < frames.frames.length; read++) {
+        const got = frames.frames[read] as Frame;
+        if (options.answerPings && got.opcode === OPCODE.ping) socket.write(frame(OPCODE.pong, got.payload, false));
+      }
+    };
+    socket.on('data', take);
     const ended = new Promise<void>((resolve) => {
       socket.once('end', resolve);
       socket.once('close', resolve);
@@ -141,5 +152,6 @@ export function rawUpstream(into: RawUpstreamSocket[]): (req: IncomingMessage, s
     into.push({ socket, frames, ended });
     const accept = acceptOf(req.headers['sec-websocket-key'] as string);
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+    take(head);
   };
 }

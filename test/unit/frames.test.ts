@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { FrameTracker, closeFrame } from '../../src/realtime/frames.js';
+import { FrameTracker, closeFrame, pingFrame } from '../../src/realtime/frames.js';
 
 /** A frame as RFC 6455 5.2 lays it out; masked frames carry a (here fixed) masking key. */
 function frame(opcode: number, payload: Buffer, masked: boolean): Buffer {
@@ -53,6 +53,36 @@ describe('following WebSocket frame boundaries', () => {
     tracker.scan(closeFrame(1000, 'bye', true));
     expect(tracker.sawClose).toBe(true);
     expect(tracker.atBoundary).toBe(true);
+  });
+
+  it('tells bytes of data frames from pings and pongs alone, also when a data frame spans several chunks', () => {
+    const tracker = new FrameTracker();
+    tracker.scan(frame(0x9, Buffer.from('ping'), true));
+    tracker.scan(frame(0xa, Buffer.alloc(0), false));
+    expect(tracker.carriedData).toBe(false);
+    const big = frame(0x2, randomBytes(70_000), true);
+    tracker.scan(big.subarray(0, 20));
+    expect(tracker.carriedData).toBe(true);
+    tracker.carriedData = false;
+    // The rest of the frame's payload, in a chunk of its own: still data on its way.
+    tracker.scan(big.subarray(20));
+    expect(tracker.carriedData).toBe(true);
+    tracker.carriedData = false;
+    tracker.scan(frame(0xa, Buffer.from('pong'), true));
+    expect(tracker.carriedData).toBe(false);
+    expect(tracker.atBoundary).toBe(true);
+  });
+
+  it('writes empty pings, masked with a key of their own toward a server, unmasked toward a browser', () => {
+    expect(pingFrame(false)).toEqual(Buffer.from([0x89, 0x00]));
+    const [one, two] = [pingFrame(true), pingFrame(true)];
+    expect(one.subarray(0, 2)).toEqual(Buffer.from([0x89, 0x80]));
+    expect(one.length).toBe(6);
+    expect(one.subarray(2).equals(two.subarray(2))).toBe(false);
+    const tracker = new FrameTracker();
+    tracker.scan(one);
+    expect(tracker.atBoundary).toBe(true);
+    expect(tracker.carriedData).toBe(false);
   });
 
   it('writes close frames with the code and reason, masked toward a server only', () => {
