@@ -43,8 +43,8 @@ const NOT_BEFORE_CAPACITY = 10_000;
 /**
  * How a process waits for the token another process is exchanging. Where the store says when a session's record
  * changes (Redis with client-side caching, memory), the waiter reads the view when told, and otherwise only every
- * `watchedPollMs` (in case a change goes unheard, or the holder gives up without storing a token); elsewhere it
- * reads every `pollMs`.
+ * `watchedPollMs` (in case a change goes unheard, or the holder gives up without storing a token); elsewhere, and
+ * for a forced renewal (an upstream's refusal, rare), it reads every `pollMs`.
  */
 export interface WaitTiming {
   readonly pollMs: number;
@@ -297,13 +297,16 @@ export class TokenManager {
       // A change that brought no token for this API while the lock is still held is most often the holder storing
       // another API's token of the same session (one lock per session), about to let go of the lock, which no
       // store reports: from then on the reads come every `pollMs` (or at the next change), as without a watch.
+      // A forced renewal's wait reads every `pollMs` from the start: the holder may be another call for the token the
+      // upstream refused, which takes back the token a forced renewal marked and lets go of the lock with nothing
+      // stored (no change to hear of), and this call's refusal then stands as soon as it can read the mark itself.
       renewal.waiting();
       let changedWithoutToken = false;
       for (let reads = 0; performance.now() < deadline; reads++) {
         if (watch === undefined) {
           await sleep(this.waits.pollMs);
         } else if (reads > 0) {
-          const interval = changedWithoutToken ? this.waits.pollMs : this.waits.watchedPollMs;
+          const interval = changedWithoutToken || options.force === true ? this.waits.pollMs : this.waits.watchedPollMs;
           if (await watch.next(Math.min(interval, deadline - performance.now()))) changedWithoutToken = true;
         }
         const view = await backend.readView(session.id, target.audience);

@@ -527,6 +527,29 @@ describe('the token manager', () => {
         expect(logs.filter((l) => l.message.startsWith('No token exchange: the API refused the token a forced renewal just gave'))).toHaveLength(1);
       });
 
+      it('hands a process waiting behind another\'s take-back the marked token as soon as that one lets go of the lock, which the store does not report', async () => {
+        // A deadline and watched reads an hour away: only reads at `pollMs` can bring the waiter its answer in time.
+        idp.close();
+        await backend.close();
+        await start({ exchangeDeadline: HOUR, attemptTimeout: ATTEMPT_TIMEOUT_MS });
+        const id = await login();
+        await forcedOnce(id);
+        // A third process's call for the refused AT-2 holds the lock: it takes AT-2 back and stores nothing.
+        expect(await backend.acquireLock(id, 'taking-back', HOUR, API)).toBe(true);
+        const other = new TokenManager(config, idp, new Sessions(config, backend, report), report, { pollMs: 10, watchedPollMs: HOUR });
+        let reads = 0;
+        const read = backend.readView.bind(backend);
+        backend.readView = (...args) => (reads++, read(...args));
+        const waiting = accessToken(id, API, { force: true, rejected: 'AT-2', tokenManager: other });
+        // The call's own read, then the waiter's first, which finds only the token the upstream refused.
+        await expect.poll(() => reads).toBeGreaterThanOrEqual(2);
+        await backend.releaseLock(id, 'taking-back');
+
+        expect((await waiting).token).toBe('AT-2');
+        expect(auth0.requests).toHaveLength(1);
+        expect(other.mayForce('AT-2')).toBe(false);
+      });
+
       it('spares it in another process only for the rest of the interval the mark gives, and marks nothing a normal renewal gave', async () => {
         const id = await login();
         await forcedOnce(id);
