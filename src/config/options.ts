@@ -200,11 +200,18 @@ export interface BffOptions {
      * Milliseconds a browser's socket may stay quiet (no message either way) before the BFF pings it; one that
      * answers nothing over another quiet interval vanished (asleep, off the network, without a FIN) and is closed,
      * upstream included (1001 `browser_gone`). Browsers answer pings by themselves. A socket the upstream keeps
-     * sending to is left to TCP. The upstream's side is pinged the same way, and an upstream that answers nothing is
-     * cut (the browser gets 1014 `upstream_unavailable`). Default 30000; at least 100; 0: never (a vanished browser's
-     * socket then stays open until its session's idle timeout).
+     * sending to is left to TCP. The upstream's side is pinged the same way (see `pingUpstream`). Default 30000; at
+     * least 100; 0: never, either side (a vanished browser's socket then stays open until its session's idle timeout).
      */
     pingInterval?: number;
+    /**
+     * Whether the upstream's side of a quiet socket is pinged too, every `pingInterval`: an upstream that answers
+     * nothing over another quiet interval vanished (its host or network path gone, without a FIN) and is cut; the
+     * browser gets 1014 `upstream_unavailable`. Default true. `false` for an upstream that answers pings only while
+     * its application reads, and that reads nothing (a server that only pushes, on a library such as gorilla/websocket
+     * without a read loop): it would be cut every few intervals.
+     */
+    pingUpstream?: boolean;
   };
   /** Anti-forgery header every proxied request must carry. Default `X-CSRF: 1`. */
   csrf?: {

@@ -52,7 +52,7 @@ export interface BffConfig {
     readonly safeMethodsWithoutCsrf: boolean;
     readonly connections: number;
   }>;
-  readonly websocket: { readonly allowedOrigins: readonly string[]; readonly pingIntervalMs: number };
+  readonly websocket: { readonly allowedOrigins: readonly string[]; readonly pingIntervalMs: number; readonly pingUpstream: boolean };
   readonly csrf: { readonly header: string; readonly value: string };
   readonly allowedReturnTo: readonly string[];
   readonly userClaims: readonly string[] | undefined;
@@ -96,7 +96,7 @@ const KNOWN_KEYS = {
   session: ['secrets', 'cookieName', 'cookie', 'idleTimeout', 'absoluteTimeout', 'external', 'encryptionKeys'],
   'session.cookie': ['sameSite', 'secure', 'domain'],
   api: ['mount', 'upstream', 'audience', 'scope', 'token', 'timeout', 'bodyTimeout', 'eventStreamTimeout', 'websocket', 'csrf', 'connections'],
-  websocket: ['allowedOrigins', 'pingInterval'],
+  websocket: ['allowedOrigins', 'pingInterval', 'pingUpstream'],
   csrf: ['header', 'value'],
   logout: ['idpLogout', 'returnTo', 'idTokenHint'],
   tokens: ['refreshMargin', 'clockSkew', 'exchangeDeadline', 'attemptTimeout'],
@@ -237,6 +237,8 @@ export function validateOptions(options: BffOptions): BffConfig {
   const pingIntervalMs = nonNegativeNumber(options.websocket?.pingInterval ?? 30_000, 'websocket.pingInterval', 'never');
   // Shorter than a round trip, every quiet browser would be taken for gone (and each tunnel would run a busy timer).
   if (pingIntervalMs > 0 && pingIntervalMs < 100) throw new BffConfigError('websocket.pingInterval', 'must be 0 (never) or at least 100 milliseconds');
+  const pingUpstream = options.websocket?.pingUpstream ?? true;
+  if (typeof pingUpstream !== 'boolean') throw new BffConfigError('websocket.pingUpstream', 'must be true or false');
 
   if (options.allowedReturnTo !== undefined && !Array.isArray(options.allowedReturnTo)) {
     throw new BffConfigError('allowedReturnTo', 'must be an array of path prefixes, e.g. ["/app"]');
@@ -293,7 +295,7 @@ export function validateOptions(options: BffOptions): BffConfig {
     },
     apis,
     csrf: { header: csrfHeader.toLowerCase(), value: csrfValue },
-    websocket: { allowedOrigins, pingIntervalMs },
+    websocket: { allowedOrigins, pingIntervalMs, pingUpstream },
     allowedReturnTo,
     userClaims: options.userClaims === undefined ? undefined : [...options.userClaims],
     logout: {

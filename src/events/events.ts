@@ -109,7 +109,10 @@ export interface BackchannelLogoutRejectedEvent {
   error: string;
 }
 
-/** An API call the upstream did not answer (`upstream_unavailable`, `upstream_timeout`), or broke off mid-answer. */
+/**
+ * An API call the upstream did not answer (`upstream_unavailable`, `upstream_timeout`), or broke off mid-answer; or a
+ * WebSocket's upstream that broke its connection off, or answered no ping (`cause: 'PING_TIMEOUT'`).
+ */
 export interface UpstreamFailedEvent {
   /** The API's mount. */
   api: string;
@@ -119,7 +122,7 @@ export interface UpstreamFailedEvent {
   cause: string;
   /** The session of the call, when it had one. */
   sessionRef: string | undefined;
-  /** True when the upstream broke off after it had begun to answer. */
+  /** True when the upstream broke off after it had begun to answer (a WebSocket's: after the handshake). */
   broken?: boolean;
 }
 

@@ -144,7 +144,9 @@ export class Reporter {
     const cause = causeName(error);
     this.events.emit('upstream_failed', { api, error: code, cause, sessionRef, ...(broken ? { broken } : {}) });
     this.telemetry.instruments?.upstreamErrors.add(1, { [ATTR.BFF_API]: api, [ATTR.ERROR_TYPE]: cause });
-    this.warnRepeated(`upstream:${api}:${cause}:${broken}`, broken ? 'The API broke off its answer' : 'The API could not be reached or did not answer in time', { api, error: code, cause, sessionRef });
+    const message = !broken ? 'The API could not be reached or did not answer in time'
+      : cause === PING_TIMEOUT ? 'The API answered no ping on a quiet WebSocket: its connection was cut' : 'The API broke off its answer';
+    this.warnRepeated(`upstream:${api}:${cause}:${broken}`, message, { api, error: code, cause, sessionRef });
   }
 
   /**
@@ -222,6 +224,9 @@ const LOGOUT_WHY: Record<LogoutReason, string> = {
   revoked: 'the app ended it (sessions.end)',
   replaced: 'the browser logged in again',
 };
+
+/** The cause of a WebSocket's upstream that answered no ping over a quiet interval (see realtime/tunnel.ts). */
+export const PING_TIMEOUT = 'PING_TIMEOUT';
 
 /**
  * A short, low-cardinality name of what went wrong underneath an error: a system or library error code

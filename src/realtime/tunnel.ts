@@ -1,4 +1,5 @@
 import type { Duplex } from 'node:stream';
+import { PING_TIMEOUT } from '../events/reporter.js';
 import { WebSocketCloseCode } from './close-codes.js';
 import { FrameTracker, closeFrame, pingFrame } from './frames.js';
 
@@ -10,7 +11,7 @@ const PING_TO_BROWSER = pingFrame(false);
 
 /** What an upstream that left the BFF's ping unanswered over a quiet interval is reported with (the event's `cause`). */
 export class UpstreamSilentError extends Error {
-  readonly code = 'PING_TIMEOUT';
+  readonly code = PING_TIMEOUT;
   constructor() {
     super('The API answered no ping over a quiet interval: it is gone, or its connection is.');
     this.name = 'UpstreamSilentError';
@@ -162,7 +163,8 @@ export interface TunnelEvents {
  * pinged after a quiet interval (a masked ping, as toward any server), and one that sent nothing over the next is
  * gone: its connection is cut, the browser gets 1014 upstream_unavailable, and `onUpstreamBroke` tells of it. Its
  * pong goes on to the browser, which ignores it as an unsolicited pong. Not while the browser is sending to it, nor
- * while either side is held back for the other.
+ * while either side is held back for the other. Neither side is pinged once a close frame went by either way: a
+ * closing endpoint need not answer, and the close handshake (or the grace period after a FIN) ends the tunnel.
  */
 export class Tunnel {
   private readonly up: Direction;
@@ -188,8 +190,10 @@ export class Tunnel {
     private readonly browser: Duplex,
     private readonly upstream: Duplex,
     private readonly events: TunnelEvents,
-    /** How long the socket may stay quiet before each side is pinged (0: never; then either may vanish unnoticed). */
+    /** How long the socket may stay quiet before the browser is pinged (0: never; then it may vanish unnoticed). */
     private readonly pingIntervalMs = 0,
+    /** Whether the upstream is pinged too, as often. */
+    private readonly pingUpstream = true,
   ) {
     this.up = new Direction(browser, upstream, true);
     this.down = new Direction(upstream, browser, false);
@@ -224,6 +228,7 @@ export class Tunnel {
       this.cutLater();
     });
     upstream.on('end', () => {
+      this.stopPinging();
       this.noteUpstreamBroke(undefined);
       this.down.finish(WebSocketCloseCode.UPSTREAM_FAILED, 'upstream_unavailable');
       this.cutLater();
@@ -245,9 +250,15 @@ export class Tunnel {
 
   /** Every `pingIntervalMs`: each side is looked at, the browser first (a browser gone is what the upstream is told). */
   private readonly check = (): void => {
+    if (this.closing()) return this.stopPinging();
     this.checkBrowser(this.down.tookData());
-    this.checkUpstream(this.up.tookData());
+    if (this.pingUpstream) this.checkUpstream(this.up.tookData());
   };
+
+  /** A close frame went by, either way: the endpoints are saying goodbye. */
+  private closing(): boolean {
+    return this.up.frames.sawClose || this.down.frames.sawClose;
+  }
 
   /**
    * A browser heard from is there; else it is pinged, or cut when it left the last ping unanswered over a quiet
@@ -289,7 +300,7 @@ export class Tunnel {
   }
 
   private readonly cutSilentBrowser = (): void => {
-    if (this.heardBrowser || this.down.tookDataLately || !this.mayBeGone(this.browser) || this.pinger === undefined) return;
+    if (this.heardBrowser || this.down.tookDataLately || !this.mayBeGone(this.browser) || this.pinger === undefined || this.closing()) return;
     this.stopPinging();
     this.browserGone = true;
     this.up.finish(WebSocketCloseCode.GOING_AWAY, 'browser_gone');
@@ -298,7 +309,7 @@ export class Tunnel {
   };
 
   private readonly cutSilentUpstream = (): void => {
-    if (this.heardUpstream || this.up.tookDataLately || !this.mayBeGone(this.upstream) || this.pinger === undefined) return;
+    if (this.heardUpstream || this.up.tookDataLately || !this.mayBeGone(this.upstream) || this.pinger === undefined || this.closing()) return;
     this.stopPinging();
     this.noteUpstreamBroke(new UpstreamSilentError());
     this.down.finish(WebSocketCloseCode.UPSTREAM_FAILED, 'upstream_unavailable');

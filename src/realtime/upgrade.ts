@@ -221,7 +221,7 @@ export class UpgradeHandler {
       onBrowserData: () => this.watch.activity(tracked.session),
       onClosed: () => tracked.remove(),
       onUpstreamBroke: (error) => this.report.upstreamFailed(upstreamFailure({ reason: 'upstream_unavailable', error }), api.mount, connection.sessionRef, true),
-    }, this.config.websocket.pingIntervalMs);
+    }, this.config.websocket.pingIntervalMs, this.config.websocket.pingUpstream);
     connection.tunnel = tunnel;
     connection.handshake = undefined;
     tunnel.start(head, answer.head);

@@ -238,30 +238,46 @@ describe('WebSockets of browsers that vanish without a word', () => {
 describe('WebSockets of upstreams that vanish without a word', () => {
   let h: Harness;
   const upstreams: RawUpstreamSocket[] = [];
+  const clients: RawClient[] = [];
   const PING_MS = 300;
+  const timers: NodeJS.Timeout[] = [];
   beforeAll(async () => {
     h = await startHarness({ redis: true, bff: { websocket: { pingInterval: PING_MS } } });
   });
   afterEach(() => {
     h.upstream.upgradeHandler = undefined;
-    for (const { socket } of upstreams) socket.destroy();
+    h.upstream.onSocket = undefined;
+    for (const timer of timers.splice(0)) clearInterval(timer);
+    for (const { socket } of [...upstreams, ...clients]) socket.destroy();
     upstreams.length = 0;
+    clients.length = 0;
   });
   afterAll(() => h?.close());
 
-  it('pings an upstream that sends nothing, and when it answers nothing closes the browser\'s socket with 1014 upstream_unavailable and reports it', async () => {
+  /**
+   * A logged-in browser's socket to a raw upstream. With `browserPings` the browser pings often, so that it is never
+   * the side in doubt (an upstream that answers them is heard from, and needs no ping of the BFF's own).
+   */
+  async function socketTo(upstream: ReturnType<typeof rawUpstream>, path: string, browserPings = true) {
     const browser = h.browser();
     await browser.login();
-    // An upstream whose host or network path went away: no FIN, no answer to anything.
-    h.upstream.upgradeHandler = rawUpstream(upstreams);
-    const socket = opened(await openSocket(browser, '/api/feed'));
-    const registered = lastRegistration();
+    h.upstream.upgradeHandler = upstream;
+    const socket = opened(await openSocket(browser, path));
+    // Pings are no message: they leave the socket quiet, and the upstream's side is still looked at.
+    // Its pings carry a word: the BFF's own are empty.
+    if (browserPings) timers.push(setInterval(() => socket.ws.readyState === socket.ws.OPEN && socket.ws.ping('browser'), 50));
     await waitFor(() => upstreams.length === 1, 'the upstream has the socket');
+    return { browser, socket };
+  }
+
+  it('pings an upstream that sends nothing, and when it answers nothing closes the browser\'s socket with 1014 upstream_unavailable and reports it', async () => {
+    // An upstream whose host or network path went away: no FIN, no answer to anything.
+    const { browser, socket } = await socketTo(rawUpstream(upstreams), '/api/feed');
+    const registered = lastRegistration();
     const events = h.events.length;
 
-    // The browser (a ws client) answers the BFF's pings by itself: only the upstream is silent.
-    await waitFor(() => upstreams[0]!.frames.frames.some((f) => f.opcode === OPCODE.ping), 'the BFF pings the upstream');
-    const ping = upstreams[0]!.frames.frames.find((f) => f.opcode === OPCODE.ping)!;
+    await waitFor(() => upstreams[0]!.frames.frames.some((f) => f.opcode === OPCODE.ping && f.payload.length === 0), 'the BFF pings the upstream');
+    const ping = upstreams[0]!.frames.frames.find((f) => f.opcode === OPCODE.ping && f.payload.length === 0)!;
     expect(ping.masked).toBe(true); // as every frame toward a server is (RFC 6455 5.3)
     const closed = await socket.closed;
     expect(closed).toMatchObject({ code: WebSocketCloseCode.UPSTREAM_FAILED, reason: 'upstream_unavailable' });
@@ -271,19 +287,27 @@ describe('WebSockets of upstreams that vanish without a word', () => {
       name: 'upstream_failed',
       payload: expect.objectContaining({ api: '/api', error: 'upstream_unavailable', cause: 'PING_TIMEOUT', broken: true }),
     });
+    expect(h.logs.filter((l) => l.startsWith('warn The API answered no ping on a quiet WebSocket: its connection was cut'))).toHaveLength(1);
     // The session lives on: the upstream's absence logs nobody out.
     expect((await browser.user()).status).toBe(200);
   });
 
+  it('cuts the browser\'s connection (1006) when the upstream vanished in the middle of a frame: no close frame can follow', async () => {
+    const { socket } = await socketTo(rawUpstream(upstreams), '/api/half');
+    // The first 10 of a 100-byte message's bytes, then nothing.
+    upstreams[0]!.socket.write(frame(OPCODE.text, Buffer.alloc(100, 'a'), false).subarray(0, 10));
+    await waitFor(() => upstreams[0]!.frames.frames.some((f) => f.opcode === OPCODE.ping && f.payload.length === 0), 'the BFF pings the upstream');
+    expect((await socket.closed).code).toBe(1006);
+    expect(socket.messages).toEqual([]);
+  });
+
   it('keeps the socket of an upstream that answers the pings, however long it sends nothing else; its pongs reach the browser harmlessly', async () => {
-    const browser = h.browser();
-    await browser.login();
-    h.upstream.upgradeHandler = rawUpstream(upstreams, { answerPings: true });
-    const socket = opened(await openSocket(browser, '/api/quiet'));
+    // The browser sends nothing and answers the BFF's pings by itself, as browsers do.
+    const { socket } = await socketTo(rawUpstream(upstreams, { answerPings: true }), '/api/quiet', false);
     let pongs = 0;
     socket.ws.on('pong', () => pongs++);
-    await waitFor(() => upstreams.length === 1, 'the upstream has the socket');
-    await waitFor(() => upstreams[0]!.frames.frames.filter((f) => f.opcode === OPCODE.ping).length >= 4, 'the BFF pings the quiet upstream again and again', PAST_GRACE_MS);
+    const bffPings = () => upstreams[0]!.frames.frames.filter((f) => f.opcode === OPCODE.ping && f.payload.length === 0).length;
+    await waitFor(() => bffPings() >= 3, 'the BFF pings the quiet upstream again and again', PAST_GRACE_MS);
     expect(socket.ws.readyState).toBe(socket.ws.OPEN);
     expect(upstreams[0]!.frames.closeCodes).toEqual([]);
     // An unsolicited pong is no harm to the browser (RFC 6455 5.5.3); frames still pass both ways.
@@ -293,6 +317,64 @@ describe('WebSockets of upstreams that vanish without a word', () => {
     upstreams[0]!.socket.write(frame(OPCODE.text, Buffer.from('and here'), false));
     await waitFor(() => socket.messages.some((m) => m.data.toString() === 'and here'), 'the browser gets the answer');
     socket.ws.close(1000);
+  });
+
+  it('does not take an upstream for gone while the browser keeps sending it messages', async () => {
+    const { socket } = await socketTo(rawUpstream(upstreams), '/api/upload');
+    const sender = setInterval(() => socket.ws.send('tick'), PING_MS / 4);
+    timers.push(sender);
+    // Several intervals of a silent upstream that reads (an absence: nothing to wait for but the time).
+    await new Promise((resolve) => setTimeout(resolve, PING_MS * 5));
+    expect(socket.ws.readyState).toBe(socket.ws.OPEN);
+    expect(upstreams[0]!.frames.closeCodes).toEqual([]);
+    // Once the browser stops, the silent upstream is pinged and, answering nothing, cut.
+    clearInterval(sender);
+    expect((await socket.closed).code).toBe(WebSocketCloseCode.UPSTREAM_FAILED);
+  });
+
+  it('pings no upstream that is saying goodbye: its close handshake ends as the endpoints say, however late the browser answers', async () => {
+    const browser = h.browser();
+    await browser.login();
+    let upstreamSide: WebSocket | undefined;
+    h.upstream.onSocket = (ws) => {
+      upstreamSide = ws;
+    };
+    // A browser on a bare socket, slow to answer the upstream's close; it answers nothing else.
+    const client = rawClient(browser, '/api/closing');
+    clients.push(client);
+    expect(await client.status).toBe(101);
+    await waitFor(() => upstreamSide !== undefined, 'the upstream has the socket');
+    const closed = new Promise<number>((resolve) => upstreamSide!.once('close', (code) => resolve(code)));
+    // A ws server that sent its close frame answers no ping until the handshake is over.
+    upstreamSide!.close(4000, 'bye');
+    await waitFor(() => client.frames.closeCodes.includes(4000), 'the browser gets the upstream\'s close');
+    // Several intervals before the browser answers (an absence: nothing to wait for but the time).
+    await new Promise((resolve) => setTimeout(resolve, PING_MS * 4));
+    client.socket.write(closeFrameOf(4000, true));
+    // The upstream gets the browser's answer, not a cut connection (1006).
+    expect(await closed).toBe(4000);
+  });
+
+  it('pings no upstream with `pingUpstream: false`, and leaves a silent one connected', async () => {
+    const quiet = await startHarness({ redis: true, bff: { websocket: { pingInterval: PING_MS, pingUpstream: false } } });
+    try {
+      const browser = quiet.browser();
+      await browser.login();
+      const mine: RawUpstreamSocket[] = [];
+      quiet.upstream.upgradeHandler = rawUpstream(mine);
+      const socket = opened(await openSocket(browser, '/api/push-only'));
+      let browserPings = 0;
+      socket.ws.on('ping', () => browserPings++);
+      await waitFor(() => mine.length === 1, 'the upstream has the socket');
+      // The browser is still pinged, interval after interval; the upstream never.
+      await waitFor(() => browserPings >= 3, 'the BFF pings the quiet browser', PAST_GRACE_MS);
+      expect(mine[0]!.frames.frames.filter((f) => f.opcode === OPCODE.ping)).toEqual([]);
+      expect(socket.ws.readyState).toBe(socket.ws.OPEN);
+      socket.ws.close(1000);
+      mine[0]!.socket.destroy();
+    } finally {
+      await quiet.close();
+    }
   });
 });
 

@@ -132,6 +132,7 @@ describe('configuration', () => {
     [{ websocket: { pingInterval: -1 } }, 'websocket.pingInterval'],
     [{ websocket: { pingInterval: '30s' } }, 'websocket.pingInterval'],
     [{ websocket: { pingInterval: 5 } }, 'websocket.pingInterval'],
+    [{ websocket: { pingUpstream: 'no' } }, 'websocket.pingUpstream'],
     [{ logLevel: 'verbose' }, 'logLevel'],
     [{ telemetry: true }, 'telemetry'],
     [{ telemetry: { tracerProvider: {} } }, 'telemetry.tracerProvider'],
@@ -214,6 +215,8 @@ describe('configuration', () => {
 
   it('lets WebSocket handshakes come from baseURL\'s origin, or from the origins listed', () => {
     expect(validateOptions(base).websocket.allowedOrigins).toEqual(['https://app.example.com']);
+    expect(validateOptions(base).websocket).toMatchObject({ pingIntervalMs: 30_000, pingUpstream: true });
+    expect(validateOptions({ ...base, websocket: { pingUpstream: false } }).websocket.pingUpstream).toBe(false);
     expect(validateOptions({ ...base, websocket: { allowedOrigins: ['https://App.Example.com:443', 'http://localhost:5173'] } }).websocket.allowedOrigins)
       .toEqual(['https://app.example.com', 'http://localhost:5173']);
   });
