@@ -4,12 +4,16 @@ import { isSpanContextValid, propagation, trace, type Context } from '@opentelem
  * Puts the trace context of `ctx` (the proxied call's span) into the upstream request's headers, replacing any the
  * browser sent. The app's propagator is used when one is registered (an SDK registers W3C Trace Context and
  * Baggage by default); otherwise the W3C `traceparent` (and `tracestate`) headers are written here.
+ *
+ * No baggage goes: an app's HTTP server instrumentation puts the browser's `baggage` header into the request's
+ * context, from where the propagator would write it back toward the API, as entries the BFF vouches for
+ * (`tenant=admin`). The BFF is the edge that drops it, whoever put it in the context.
  */
 export function injectTraceContext(ctx: Context, headers: Record<string, string | string[]>): void {
   const fields = propagation.fields();
   if (fields.length > 0) {
     for (const field of fields) delete headers[field];
-    propagation.inject(ctx, headers);
+    propagation.inject(propagation.deleteBaggage(ctx), headers);
     return;
   }
   delete headers.traceparent;

@@ -47,6 +47,16 @@ describe('passing the trace context to the upstream', () => {
     injectTraceContext(ctx, headers);
     expect(headers.traceparent).toBe('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01');
   });
+
+  it('sends no baggage, also when the app\'s HTTP instrumentation put the browser\'s into the request\'s context', () => {
+    new NodeTracerProvider().register();
+    // What HTTP server instrumentation does with the browser's `baggage: tenant=admin` header.
+    const withBaggage = propagation.setBaggage(ctx, propagation.createBaggage({ tenant: { value: 'admin' } }));
+    const headers: Record<string, string | string[]> = { baggage: 'tenant=admin' };
+    injectTraceContext(withBaggage, headers);
+    expect(headers.traceparent).toBe('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01');
+    expect(headers.baggage).toBeUndefined();
+  });
 });
 
 describe('the url.full of a proxied call', () => {
