@@ -29,8 +29,11 @@ type Api = BffConfig['apis'][number];
 
 const KEY = /^[A-Za-z0-9+/]{22}==$/;
 
+/** What a handshake refused because the BFF is closing carries: no failure of the upstream's, nor one to report. */
+const CLOSING = new Error('The BFF is closing');
+
 /** A handshake that arrives, or would be completed, once the BFF is closing: try again (on another instance). */
-const shuttingDown = (): BffError => new BffError(ErrorCode.UPSTREAM_UNAVAILABLE, 'The BFF is shutting down.');
+const shuttingDown = (): BffError => new BffError(ErrorCode.UPSTREAM_UNAVAILABLE, 'The BFF is shutting down.', { cause: CLOSING });
 
 /** Why a handshake the BFF closed before its tunnel existed is refused: its session ended, or the BFF is closing. */
 const closedBefore = (closed: { readonly code: number }): BffError => (closed.code === WebSocketCloseCode.SESSION_ENDED ? sessionEnded() : shuttingDown());
@@ -120,8 +123,10 @@ export class UpgradeHandler {
       connection.tracked?.remove();
       connection.handshake?.abort();
       const failure = toBffError(error);
-      // Reported as an API call's failure is: the event, the log line (an unexpected error by its class only), the metric.
-      this.report.requestFailed(failure, { operation: 'websocket', api: api.mount, sessionRef: failure.status >= 500 ? connection.sessionRef : undefined });
+      // Reported as an API call's failure is: the event, the log line (an unexpected error by its class only), the
+      // metric. Not a refusal because the BFF is closing (every deploy has some, as sockets reconnect): nobody
+      // asked the upstream anything.
+      if (failure.cause !== CLOSING) this.report.requestFailed(failure, { operation: 'websocket', api: api.mount, sessionRef: failure.status >= 500 ? connection.sessionRef : undefined });
       writeJsonError(socket, failure);
     });
     return true;

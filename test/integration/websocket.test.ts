@@ -686,6 +686,9 @@ describe('WebSockets while the BFF closes', () => {
         expect(JSON.parse((handshake as { body: string }).body)).toEqual({ error: 'upstream_unavailable', error_description: 'The BFF is shutting down.' });
       }
       expect(h.upstream.upgrades).toHaveLength(0);
+      // No failure of the upstream's, which nobody asked: no event, no warning (every deploy has such refusals).
+      expect(h.events.filter((e) => e.name === 'upstream_failed')).toEqual([]);
+      expect(h.logs.filter((l) => l.startsWith('warn') || l.startsWith('error'))).toEqual([]);
     } finally {
       await h.close();
     }
