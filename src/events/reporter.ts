@@ -8,7 +8,7 @@ import { NO_TELEMETRY, type Telemetry } from '../telemetry/telemetry.js';
 import type { BffEventEmitter, LogoutReason, BffOperation } from './events.js';
 import type { Log } from './logger.js';
 import { Renewal } from './renewal.js';
-import { RepeatFilter } from './repeats.js';
+import { RepeatFilter, RepeatedLines } from './repeats.js';
 
 /** Who a token exchange was for. */
 export interface ExchangeSubject {
@@ -43,14 +43,22 @@ export class Reporter {
     readonly events: BffEventEmitter,
     private readonly log: Log,
     private readonly telemetry: Telemetry = NO_TELEMETRY,
-    private readonly repeats = new RepeatFilter(),
+    repeats = new RepeatFilter(),
   ) {
-    // By its class only, as for every unexpected error: its message could carry anything.
-    events.listenerFailed = (name, error) => this.log.error('A listener of a BFF event threw; the BFF went on', { event: name, error: causeName(error) });
+    this.lines = new RepeatedLines(log, repeats);
+    // By its class only, as for every unexpected error: its message could carry anything. A listener that fails on
+    // every event (its database down) is logged the first time, then counted.
+    events.listenerFailed = (name, error) => {
+      const cause = causeName(error);
+      this.lines.error(`listener:${name}:${cause}`, 'A listener of a BFF event threw; the BFF went on', { event: name, error: cause });
+    };
   }
 
+  /** Log lines of faults that repeat (a store or an API down): each kind logged the first time, then counted. */
+  readonly lines: RepeatedLines;
+
   close(): void {
-    this.repeats.close();
+    this.lines.close();
   }
 
   login(who: { sub: string; sid: string | undefined; sessionRef: string }): void {
@@ -98,9 +106,9 @@ export class Reporter {
     if (kind === 'terminal') {
       this.log.debug('Auth0 refused the refresh token: the Auth0 session is over', details);
     } else if (kind === 'transient') {
-      this.warnRepeated(`refresh:${error}:${status}`, 'Auth0 failed a token exchange; retrying within the exchange deadline, then 503', details);
+      this.lines.warn(`refresh:${error}:${status}`, 'Auth0 failed a token exchange; retrying within the exchange deadline, then 503', details);
     } else {
-      this.errorRepeated(`refresh-config:${error}:${status}`, 'Auth0 refused the token exchange: check the client credentials, audience and scopes', details);
+      this.lines.error(`refresh-config:${error}:${status}`, 'Auth0 refused the token exchange: check the client credentials, audience and scopes', details);
     }
   }
 
@@ -117,7 +125,7 @@ export class Reporter {
   clientTokenFailed(audience: string, kind: 'transient' | 'configuration', failure: Pick<ClassifiedFailure, 'error' | 'status'>): void {
     const { error, status } = failure;
     this.events.emit('client_token_failed', { audience, kind, error, ...(status === undefined ? {} : { status }) });
-    if (kind === 'transient') this.warnRepeated(`client-token:${error}:${status}`, 'Auth0 failed a client-credentials request; retrying within the exchange deadline, then 503', { audience, error, status });
+    if (kind === 'transient') this.lines.warn(`client-token:${error}:${status}`, 'Auth0 failed a client-credentials request; retrying within the exchange deadline, then 503', { audience, error, status });
   }
 
   /** The error a configuration failure answers with; it is logged where it was found, so the answer logs nothing more. */
@@ -135,7 +143,7 @@ export class Reporter {
 
   backchannelRejected(description: string): void {
     this.events.emit('backchannel_logout_rejected', { error: description });
-    this.warnRepeated(`backchannel:${description}`, 'Refused a back-channel logout', { error: description });
+    this.lines.warn(`backchannel:${description}`, 'Refused a back-channel logout', { error: description });
   }
 
   /** The upstream did not answer an API call, answered too late, or broke off its answer (`broken`). */
@@ -146,7 +154,7 @@ export class Reporter {
     this.telemetry.instruments?.upstreamErrors.add(1, { [ATTR.BFF_API]: api, [ATTR.ERROR_TYPE]: cause });
     const message = !broken ? 'The API could not be reached or did not answer in time'
       : cause === PING_TIMEOUT ? 'The API answered no ping on a quiet WebSocket: its connection was cut' : 'The API broke off its answer';
-    this.warnRepeated(`upstream:${api}:${cause}:${broken}`, message, { api, error: code, cause, sessionRef });
+    this.lines.warn(`upstream:${api}:${cause}:${broken}`, message, { api, error: code, cause, sessionRef });
   }
 
   /**
@@ -160,7 +168,7 @@ export class Reporter {
     const message = answered
       ? 'The session store failed; the request got 503 and nobody was logged out'
       : 'The session store failed in background work, which is tried again later; nobody was logged out';
-    this.warnRepeated(`store:${operation}:${cause}`, message, { operation, cause, sessionRef });
+    this.lines.warn(`store:${operation}:${cause}`, message, { operation, cause, sessionRef });
   }
 
   /** A request is answered with an error: each kind of failure is reported once, by its code. */
@@ -172,25 +180,26 @@ export class Reporter {
         markLogged(error);
         const cause = error.cause as { name?: unknown; code?: unknown } | undefined;
         // The cause's message could carry anything: its class and code only.
-        this.log.error('Unexpected failure while answering a request', {
+        const details = {
           operation: where.operation,
           error: String(cause?.name ?? error.name),
           ...(cause?.code === undefined ? {} : { code: String(cause.code) }),
-        });
-        return;
+        };
+        return this.lines.error(`server:${where.operation}:${causeName(error)}`, 'Unexpected failure while answering a request', details);
       }
       case ErrorCode.CONFIGURATION_ERROR:
         if (wasLogged(error)) return;
         markLogged(error);
-        this.log.error(error.message, { operation: where.operation });
-        return;
+        // Every login or call fails alike until the configuration is fixed; and a refusal in a callback's URL is
+        // anyone's to send: the first of a kind is logged, the rest counted.
+        return this.lines.error(`configuration:${where.operation}:${causeName(error)}`, error.message, { operation: where.operation });
       case ErrorCode.SESSION_STORE_UNAVAILABLE:
         return this.storeFailed(error, where.operation, where.sessionRef, true);
       case ErrorCode.UPSTREAM_UNAVAILABLE:
       case ErrorCode.UPSTREAM_TIMEOUT:
         return this.upstreamFailed(error, where.api ?? '', where.sessionRef);
       case ErrorCode.IDP_UNAVAILABLE:
-        return this.warnRepeated(`idp:${where.operation}:${causeName(error)}`, 'Auth0 could not be reached', { operation: where.operation, cause: causeName(error) });
+        return this.lines.warn(`idp:${where.operation}:${causeName(error)}`, 'Auth0 could not be reached', { operation: where.operation, cause: causeName(error) });
       default:
         // 4xx answers, and 503 token_service_unavailable, whose exchange failures were logged as they happened.
         this.log.debug(`Answered ${error.status} ${error.code}`, { operation: where.operation, ...(where.sessionRef === undefined ? {} : { sessionRef: where.sessionRef }) });
@@ -200,18 +209,6 @@ export class Reporter {
   /** Adds attributes to this library's span under way (a route's, a renewal's), if tracing is on. */
   private annotate(attributes: Attributes): void {
     if (this.telemetry.tracer !== undefined) ownActiveSpan()?.setAttributes(attributes);
-  }
-
-  private warnRepeated(kind: string, message: string, details: Record<string, unknown>): void {
-    if (this.repeats.admit(kind, (held) => this.log.warn(`${message} (${held} more like it in the last 10 s)`, { ...details, repeated: held }))) {
-      this.log.warn(message, details);
-    }
-  }
-
-  private errorRepeated(kind: string, message: string, details: Record<string, unknown>): void {
-    if (this.repeats.admit(kind, (held) => this.log.error(`${message} (${held} more like it in the last 10 s)`, { ...details, repeated: held }))) {
-      this.log.error(message, details);
-    }
   }
 }
 

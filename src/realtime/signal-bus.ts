@@ -1,6 +1,7 @@
 import type { RedisClient } from '../config/options.js';
 import type { Logger } from '../events/events.js';
 import { causeName } from '../events/reporter.js';
+import { RepeatedLines } from '../events/repeats.js';
 
 /**
  * Tells every BFF instance that sessions ended, so that each closes their connections. With the memory backend
@@ -56,6 +57,8 @@ export function redisSessionEndBus(client: RedisClient, channel: string, deliver
 
   /** Publishes sent again after a failure (a blip of the store), until they go out or are given up. */
   const retries = new Set<NodeJS.Timeout>();
+  // A store that is down fails every logout's publish: one line per kind of failure, then a count.
+  const lines = new RepeatedLines(logger);
 
   const onMessage = (message: string) => deliver(message.split(' ').filter(Boolean));
   // Sent again a few times, over about 8 s: the other instances' connections would otherwise stay open until their
@@ -65,7 +68,8 @@ export function redisSessionEndBus(client: RedisClient, channel: string, deliver
       if (closed) return;
       const wait = PUBLISH_RETRY_MS[attempt];
       if (wait === undefined) {
-        logger.warn('Could not tell the other instances that sessions ended; their connections close at their next check', { cause: causeName(error) });
+        const cause = causeName(error);
+        lines.warn(`publish:${cause}`, 'Could not tell the other instances that sessions ended; their connections close at their next check', { cause });
         return;
       }
       const timer = setTimeout(() => {
@@ -89,7 +93,8 @@ export function redisSessionEndBus(client: RedisClient, channel: string, deliver
       subscriber = sub;
       let subscribing = false;
       const warn = (error: unknown) => {
-        logger.warn('Could not subscribe to session-end signals; connections close at their sessions\' next check', { cause: causeName(error) });
+        const cause = causeName(error);
+        lines.warn(`subscribe:${cause}`, 'Could not subscribe to session-end signals; connections close at their sessions\' next check', { cause });
       };
       sub.on('error', () => {});
       // Each time the connection is ready: the first time, subscribe; after a reconnect node-redis subscribes again
@@ -121,6 +126,7 @@ export function redisSessionEndBus(client: RedisClient, channel: string, deliver
       closed = true;
       for (const timer of retries) clearTimeout(timer);
       retries.clear();
+      lines.close();
       const sub = subscriber;
       subscriber = undefined;
       if (!sub) return;

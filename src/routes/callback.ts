@@ -87,7 +87,8 @@ async function startSession(ctx: BffContext, req: Request, state: string, transa
   const mismatch = ctx.tokens.audiences.mismatch(answer.accessToken, audience);
   if (mismatch) throw mismatch;
   if (answer.refreshToken === undefined) {
-    config.logger.warn('Login granted no refresh token: turn on "Allow Online Access" for the API; the session ends when its first access token does', { sub: claims.sub });
+    // Every login says the same until the API's setting changes: the first is logged, the rest counted.
+    ctx.report.lines.warn('login:no-refresh-token', 'Login granted no refresh token: turn on "Allow Online Access" for the API; the session ends when its first access token does', { sub: claims.sub });
   }
 
   const now = config.clock();

@@ -236,7 +236,8 @@ export class Sessions {
    * did not take.
    */
   endLater(target: EndTarget, reason: LogoutReason, extra?: { revoked?: boolean }, reported = false): void {
-    this.config.logger.warn('The session store did not take a logout; retrying in the background', {
+    // Every logout while the store is down comes here: the first of each reason is logged, the rest counted.
+    this.report.lines.warn(`end-later:${reason}`, 'The session store did not take a logout; retrying in the background', {
       ...(target.id === undefined ? {} : { sessionRef: sessionRef(target.id) }),
       reason,
     });

@@ -135,15 +135,36 @@ describe('the login and callback routes', () => {
     ['access_denied', 'Service not found: https://api.exmaple.test'],
     ['access_denied', 'Client is not authorized to access "https://api.example.test".'],
   ])('answers 500 configuration_error, logged as an error, when Auth0 answers %s "%s" (the BFF\'s configuration, not the user)', async (code, description) => {
-    const browser = h.browser();
-    const start = await browser.request('/auth/login');
-    const state = new URL(start.headers.get('location') as string).searchParams.get('state');
-    const logged = h.logs.length;
-    const res = await browser.request(`/auth/callback?error=${code}&error_description=${encodeURIComponent(description)}&state=${state}`);
-    expect(res.status).toBe(500);
-    expect(await res.json()).toMatchObject({ error: 'configuration_error', error_description: expect.stringContaining(code) });
-    expect(sessionCookieSet(res)).toBe(false);
-    expect(h.logs.slice(logged).filter((line) => line.startsWith('error'))).toHaveLength(1);
+    // A harness of its own: the like refusals of the cases before would be counted, not logged (see the next test).
+    const own = await startHarness({ redis: true });
+    try {
+      const browser = own.browser();
+      const start = await browser.request('/auth/login');
+      const state = new URL(start.headers.get('location') as string).searchParams.get('state');
+      const res = await browser.request(`/auth/callback?error=${code}&error_description=${encodeURIComponent(description)}&state=${state}`);
+      expect(res.status).toBe(500);
+      expect(await res.json()).toMatchObject({ error: 'configuration_error', error_description: expect.stringContaining(code) });
+      expect(sessionCookieSet(res)).toBe(false);
+      expect(own.logs.filter((line) => line.startsWith('error'))).toEqual([expect.stringContaining(`Auth0 refused the login because of the BFF's configuration: ${code}`)]);
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('logs the first such refusal and counts the like ones: a browser may send any number in callback URLs', async () => {
+    const own = await startHarness({ redis: true });
+    try {
+      const browser = own.browser();
+      for (let i = 0; i < 5; i++) {
+        const start = await browser.request('/auth/login');
+        const state = new URL(start.headers.get('location') as string).searchParams.get('state');
+        const res = await browser.request(`/auth/callback?error=unauthorized_client&error_description=${encodeURIComponent(`Check the client secret ${i}`)}&state=${state}`);
+        expect(res.status).toBe(500);
+      }
+      expect(own.logs.filter((line) => line.startsWith('error'))).toEqual([expect.stringContaining('Check the client secret 0')]);
+    } finally {
+      await own.close();
+    }
   });
 
   it.each([

@@ -153,5 +153,9 @@ describe('a logger or an event listener that throws', () => {
     const reported = lines.filter((l) => l.message.startsWith('A listener of a BFF event threw'));
     expect(reported.map((l) => l.details)).toEqual(['login', 'refresh_failed', 'logout'].map((event) => ({ event, error: 'Error' })));
     expect(JSON.stringify(lines)).not.toContain('secret-looking');
+
+    // A listener that fails on every event (its database down) is logged once, then counted: ten more logins.
+    for (let i = 0; i < 10; i++) expect((await h.browser().login()).status).toBe(302);
+    expect(lines.filter((l) => l.message.startsWith('A listener of a BFF event threw') && l.details?.event === 'login')).toHaveLength(1);
   });
 });

@@ -31,6 +31,17 @@ describe('work the session store refused, retried in the background', () => {
     expect(lines).toEqual(['Gave up waiting for the session store {"what":"a user logout"}']);
   });
 
+  it('gives up on many pieces of work in an outage with one line for their kind, the rest counted', async () => {
+    const { lines, logger } = recordingLogger();
+    const retries = new BackgroundRetries(logger);
+    for (let i = 0; i < 20; i++) retries.add(`k${i}`, 'a user logout', () => Promise.reject(new Error('down')), { ...FAST, maxAgeMs: 20 });
+    retries.add('lock', 'a lock release', () => Promise.reject(new Error('down')), { ...FAST, maxAgeMs: 20 });
+    await waitFor(() => retries.size === 0, 'given up');
+    // (In the order they gave up, which the retries' jitter decides.)
+    expect([...lines].sort()).toEqual(['Gave up waiting for the session store {"what":"a lock release"}', 'Gave up waiting for the session store {"what":"a user logout"}']);
+    retries.close();
+  });
+
   it('keeps one piece of work per key, the newest', async () => {
     const { logger } = recordingLogger();
     const retries = new BackgroundRetries(logger);
