@@ -11,7 +11,7 @@ import { checkDiscovery } from './discovery-checks.js';
 import { SECTIONS, findingsOf, scrubSecrets, scrubberOf, summarize, type DoctorReport, type Finding } from './finding.js';
 import type { DoctorHttp } from './http.js';
 import { readTenant } from './management-client.js';
-import { audiencesOf, checkApis, checkApplicationDPoP, checkClientUrls, checkGrantTypes, type SenderConstraining } from './tenant-checks.js';
+import { audiencesOf, checkApis, checkApplicationDPoP, checkClientUrls, checkGrantTypes, checkRefreshTokenPolicies, type SenderConstraining } from './tenant-checks.js';
 import { probeClient, type ProbeResult } from './token-probes.js';
 
 export type { DoctorReport, Finding, FindingStatus } from './finding.js';
@@ -77,8 +77,9 @@ export async function runDoctor(input: DoctorInput): Promise<DoctorReport> {
 
   const source = input.env === undefined ? fromOptions(input.options) : fromEnvironment(input.env);
   findings.push(...source.findings);
-  const managementToken = input.managementToken ?? source.managementToken;
-  const secrets: Confidential = { secrets: [...source.secrets, managementToken], userNames: source.userNames };
+  // As from the environment: `managementToken: process.env.AUTH0_MANAGEMENT_TOKEN` may be empty or end in a newline.
+  const managementToken = input.managementToken?.trim() || source.managementToken;
+  const secrets: Confidential = { secrets: [...source.secrets, input.managementToken, managementToken], userNames: source.userNames };
   // The BFF's own validation and token client, quiet, on the doctor's fetch and timeout.
   const forDoctor = (options: BffOptions): BffOptions => ({
     ...options,
@@ -240,6 +241,7 @@ async function checkTenant(
   findings.push(
     checkGrantTypes(data.client, probe.grants) ?? skip('client.grant-types', `Grant types not checked: ${clientUnread}, and the token endpoint told nothing`),
     ...checkApplicationDPoP(hasKey, client, clientUnread),
+    ...checkRefreshTokenPolicies(config, client, clientUnread),
     ...checkClientUrls(config, client, typeof metadata.end_session_endpoint === 'string', clientUnread),
   );
   return findings;

@@ -10,7 +10,7 @@ const { ok, warn, fail } = findingsOf('tenant');
 
 const CLIENT_FIELDS = [
   'client_id', 'name', 'app_type', 'callbacks', 'allowed_logout_urls', 'grant_types', 'oidc_logout', 'token_endpoint_auth_method',
-  'require_proof_of_possession',
+  'require_proof_of_possession', 'refresh_token',
 ];
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
 

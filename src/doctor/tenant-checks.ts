@@ -173,6 +173,32 @@ export function checkGrantTypes(client: Json | null | undefined, probed: ProbeRe
 }
 
 /**
+ * Each API the BFF gets the user's tokens for, other than the login's `audience`, is in the application's refresh
+ * token policies (Multi-Resource Refresh Token): else Auth0 answers its exchanges with a token for the login's
+ * audience, without an error, which the BFF refuses (500 configuration_error on every call to that API). Without
+ * `audience`, the login's audience is the tenant's default API, which the doctor does not know: not checked.
+ */
+export function checkRefreshTokenPolicies(config: BffConfig, client: Json | undefined, unread: string): Finding[] {
+  const others = audiencesOf(config).filter((audience) => audience !== config.audience);
+  if (others.length === 0) return [];
+  if (config.audience === undefined) {
+    return [tenant.skip('client.refresh-token-policies', 'Refresh token policies not checked: AUDIENCE is not set, so the login asks for the tenant\'s default API, which the doctor does not know')];
+  }
+  if (client === undefined) return [tenant.skip('client.refresh-token-policies', `Refresh token policies not checked: ${unread}`)];
+  const policies = (client.refresh_token as { policies?: unknown } | null | undefined)?.policies;
+  const covered = new Set(Array.isArray(policies) ? policies.map((policy) => (policy as { audience?: unknown } | null)?.audience).filter((a) => typeof a === 'string') : []);
+  const missing = others.filter((audience) => !covered.has(audience));
+  if (missing.length === 0) {
+    return [tenant.ok('client.refresh-token-policies', `The application's refresh token policies cover ${others.join(', ')}`)];
+  }
+  const example = JSON.stringify({ refresh_token: { policies: [...(Array.isArray(policies) ? policies : []), ...missing.map((audience) => ({ audience, scope: ['<the scopes the BFF asks for>'] }))] } });
+  return [tenant.fail('client.refresh-token-policies', `The application's refresh token policies do not cover ${missing.join(', ')}`, {
+    detail: `Auth0 answers an exchange for an API its policies leave out with a token for ${config.audience}, without an error; the BFF refuses it, and every call to ${missing.length === 1 ? 'that API' : 'those APIs'} answers 500 configuration_error.`,
+    fix: `Add ${missing.length === 1 ? 'it' : 'them'} with the Management API: PATCH /api/v2/clients/${config.clientId} ${example} (the policies also name the scopes each API may be asked for).`,
+  })];
+}
+
+/**
  * Whether `url` is in `list`: the same string, or matching an entry with Auth0's subdomain wildcard. Auth0 honours
  * one `*` in the left-most label of an http(s) host with at least two labels after it (`https://*.example.com/cb`,
  * also `https://pr-*.example.com/cb`), standing for part of exactly one label; never `https://*.com`, never in a

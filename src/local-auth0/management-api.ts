@@ -64,7 +64,7 @@ function resourceServerBody(api: Readonly<Required<LocalAuth0Api>>, options: Res
 }
 
 /** An application as Auth0 shows it; its secret only to a token with `read:client_keys`, as on Auth0. */
-function clientBody(client: Readonly<LocalAuth0Client>, withSecret: boolean): Record<string, unknown> {
+function clientBody(client: Readonly<LocalAuth0Client>, withSecret: boolean, apis: ReadonlyArray<Readonly<Required<LocalAuth0Api>>>): Record<string, unknown> {
   const initiators = client.backchannelLogoutInitiators ?? 'all';
   return {
     client_id: client.clientId,
@@ -77,6 +77,14 @@ function clientBody(client: Readonly<LocalAuth0Client>, withSecret: boolean): Re
     allowed_logout_urls: [...(client.postLogoutRedirectUris ?? [])],
     grant_types: [...(client.grantTypes ?? [])],
     token_endpoint_auth_method: client.tokenEndpointAuthMethod,
+    // The policies in effect: the configured ones, else every API that allows online access (the emulator's
+    // default), each with the API's scopes (the emulator checks only the audience).
+    refresh_token: {
+      rotation_type: client.refreshTokenRotation === true ? 'rotating' : 'non-rotating',
+      expiration_type: 'non-expiring',
+      policies: (client.refreshTokenPolicies?.map((policy) => policy.audience) ?? apis.filter((api) => api.allowOnlineAccess).map((api) => api.audience))
+        .map((audience) => ({ audience, scope: [...(apis.find((api) => api.audience === audience)?.scopes ?? [])] })),
+    },
     // An application without a back-channel logout URI has no oidc_logout settings, as on a new Auth0 application.
     ...(client.backchannelLogoutUri === undefined
       ? {}
@@ -172,7 +180,7 @@ export function managementApiRoutes(options: ResolvedOptions, tokens: Management
       if (!scopes) return undefined;
       const found = options.clients.get(decoded(client[1]!));
       if (!found) sendError(ctx, 404, 'The client does not exist', 'inexistent_client');
-      else sendJson(ctx, 200, selectFields(clientBody(found, scopes.has('read:client_keys')), query));
+      else sendJson(ctx, 200, selectFields(clientBody(found, scopes.has('read:client_keys'), apis()), query));
       return undefined;
     }
 

@@ -19,6 +19,7 @@ let otherIssuer: LocalAuth0;
 let otherIssuerUrl: string;
 let managementToken: string;
 const secrets: string[] = [SECRET, SESSION_SECRET];
+const BILLING = 'https://billing.example.com';
 
 beforeAll(async () => {
   auth0 = await startLocalAuth0({
@@ -31,6 +32,8 @@ beforeAll(async () => {
       app('narrow-initiators', { backchannelLogoutInitiators: ['rp-logout', 'idp-logout', 'session-expired'] }),
       app('no-email-initiator', { backchannelLogoutInitiators: ['rp-logout', 'idp-logout', 'session-expired', 'session-revoked', 'password-changed', 'account-deleted'] }),
       app('wildcard', { redirectUris: ['https://*.example.com/auth/callback'] }),
+      // Its refresh token policies name the login's API only: an exchange for BILLING gets a token for API.
+      app('narrow-policies', { refreshTokenPolicies: [{ audience: API }] }),
       app('path-wildcard', { redirectUris: [`${BASE}/*/callback`] }),
       app('tld-wildcard', { redirectUris: ['https://*.com/auth/callback'], postLogoutRedirectUris: ['https://*.com/'], backchannelLogoutUri: 'https://example.com/auth/backchannel-logout' }),
       app('local', {
@@ -44,6 +47,7 @@ beforeAll(async () => {
       { audience: API },
       { audience: 'https://offline-only.example.com', allowOnlineAccess: false },
       { audience: 'https://ephemeral.example.com', allowOnlineAccessWithEphemeralSessions: true },
+      { audience: BILLING, scopes: ['read:invoices'] },
     ],
     accessTokenTtl: 86_400,
   });
@@ -302,6 +306,48 @@ describe('the doctor on createBff options', () => {
     });
     expect(problems(report)).toEqual(['fail api.ephemeral-sessions']);
     expect(report.target.audiences).toEqual([API, 'https://ephemeral.example.com']);
+  });
+
+  describe('a second API, whose tokens the ORT gives only when the refresh token policies name it', () => {
+    const twoApis = { apis: [{ mount: '/api', upstream: 'http://127.0.0.1:1' }, { mount: '/billing', upstream: 'http://127.0.0.1:1', audience: BILLING }] };
+
+    it('passes when the policies cover it', async () => {
+      const report = await doctor({ options: options(twoApis), managementToken });
+      expect(problems(report)).toEqual([]);
+      expect(finding(report, 'client.refresh-token-policies')).toMatchObject({ status: 'ok', title: `The application's refresh token policies cover ${BILLING}` });
+    });
+
+    it('fails when they leave it out, and says how to add it', async () => {
+      const report = await doctor({ options: options({ ...twoApis, clientId: 'narrow-policies' }), managementToken });
+      expect(problems(report)).toEqual(['fail client.refresh-token-policies']);
+      const found = finding(report, 'client.refresh-token-policies');
+      expect(found.title).toBe(`The application's refresh token policies do not cover ${BILLING}`);
+      expect(found.detail).toMatch(/500 configuration_error/);
+      expect(found.fix).toContain('PATCH /api/v2/clients/narrow-policies');
+      expect(found.fix).toContain(`"audience":"${BILLING}"`);
+      expect(report.ok).toBe(false);
+    });
+
+    it('is not checked without an audience (the login then asks for the tenant\'s default API), nor without the application\'s settings', async () => {
+      const { audience: _audience, ...withoutAudience } = options(twoApis);
+      const report = await doctor({ options: { ...withoutAudience, apis: [{ mount: '/api', upstream: 'http://127.0.0.1:1', audience: API }, twoApis.apis[1]!] }, managementToken });
+      expect(finding(report, 'client.refresh-token-policies')).toMatchObject({ status: 'skip', title: expect.stringMatching(/AUDIENCE is not set/) });
+      const unread = await doctor({ options: options(twoApis), managementToken: auth0.admin.issueManagementToken({ scopes: ['read:resource_servers'] }) });
+      expect(finding(unread, 'client.refresh-token-policies').status).toBe('skip');
+    });
+
+    it('takes a management token as the environment gives it: empty is none, a trailing newline is not part of it', async () => {
+      const empty = await doctor({ options: options(), managementToken: '' });
+      expect(finding(empty, 'management.access').status).toBe('skip');
+      const withNewline = await doctor({ options: options(), managementToken: `${managementToken}\n` });
+      expect(problems(withNewline)).toEqual([]);
+      expect(finding(withNewline, 'management.access').status).toBe('ok');
+    });
+
+    it('asks nothing of an app with one API', async () => {
+      const report = await doctor({ options: options(), managementToken });
+      expect(report.findings.filter((f) => f.id === 'client.refresh-token-policies')).toEqual([]);
+    });
   });
 
   it('refuses offline_access in the scope, as createBff does, and checks nothing further', async () => {

@@ -83,6 +83,12 @@ describe('the Management API: clients', () => {
         backchannel_logout_urls: ['http://127.0.0.1:3000/auth/backchannel-logout'],
         backchannel_logout_initiators: { mode: 'custom', selected_initiators: ['rp-logout', 'session-expired'] },
       },
+      // The policies in effect: by default every API that allows online access, with its scopes.
+      refresh_token: {
+        rotation_type: 'non-rotating',
+        expiration_type: 'non-expiring',
+        policies: [{ audience: 'https://api.example.com', scope: ['read:messages'] }],
+      },
     });
     expect(JSON.stringify(body)).not.toContain(BFF.clientSecret);
   });
