@@ -12,6 +12,10 @@ const CLIENT_FIELDS = [
   'client_id', 'name', 'app_type', 'callbacks', 'allowed_logout_urls', 'grant_types', 'oidc_logout', 'token_endpoint_auth_method',
   'require_proof_of_possession', 'refresh_token',
 ];
+/** The API's fields the checks use: nothing else is asked for (an HS256 API's signing secret among them). */
+const RESOURCE_SERVER_FIELDS = [
+  'identifier', 'name', 'allow_online_access', 'allow_online_access_with_ephemeral_sessions', 'token_lifetime', 'proof_of_possession',
+];
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
 export type Json = Record<string, unknown>;
@@ -158,10 +162,15 @@ export async function readTenant(
   const base = managementApiBase(issuer, token);
   const serversUrl = new URL('resource-servers', base);
   for (const audience of audiences) serversUrl.searchParams.append('identifiers', audience);
+  serversUrl.searchParams.set('fields', RESOURCE_SERVER_FIELDS.join(','));
+  serversUrl.searchParams.set('include_fields', 'true');
   const clientUrl = new URL(`clients/${encodeURIComponent(clientId)}`, base);
   clientUrl.search = new URLSearchParams({ fields: CLIENT_FIELDS.join(','), include_fields: 'true' }).toString();
 
-  const [servers, client] = await Promise.all([call(serversUrl, token, http), call(clientUrl, token, http)]);
+  // No audience to check (the login asks for the tenant's default API): no request, which without a filter would
+  // list every API of the tenant.
+  const noServers: JsonAnswer = { status: 200, body: [], attempts: 0 };
+  const [servers, client] = await Promise.all([audiences.length === 0 ? noServers : call(serversUrl, token, http), call(clientUrl, token, http)]);
   const data: { resourceServers?: readonly Json[]; client?: Json | null } = {};
   const problems: string[] = [];
   const notTheApi: string[] = [];
