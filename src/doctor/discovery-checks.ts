@@ -100,3 +100,17 @@ export async function checkDiscovery(issuer: URL, http: DoctorHttp): Promise<{ f
   }
   return { findings, metadata };
 }
+
+/**
+ * With a DPoP key: the issuer signs off on the key's algorithm (`dpop_signing_alg_values_supported`), else it
+ * refuses every proof, and every login fails at the code exchange. An issuer that lists no algorithms says nothing.
+ */
+export function checkDPoPAlgorithm(metadata: Record<string, unknown>, alg: string): Finding {
+  const supported = metadata.dpop_signing_alg_values_supported;
+  if (!Array.isArray(supported)) return ok('discovery.dpop-algorithm', `DPoP proofs signed with ${alg} (the issuer lists no algorithms)`);
+  if (supported.includes(alg)) return ok('discovery.dpop-algorithm', `The issuer accepts DPoP proofs signed with ${alg}`);
+  return fail('discovery.dpop-algorithm', `The issuer does not accept DPoP proofs signed with ${alg} (it lists ${supported.filter((a) => typeof a === 'string').join(', ') || 'none'})`, {
+    detail: 'It refuses every token request of the BFF: every login would fail at the code exchange.',
+    fix: 'Give DPOP_PRIVATE_KEY a key of an algorithm the issuer lists: a P-256 key (ES256) for Auth0.',
+  });
+}

@@ -7,7 +7,7 @@ import { baseUrlOf, chooseClientAuthMethod, exampleBffOptions, type Auth0Config,
 import type { BffOptions } from '../config/options.js';
 import type { BffConfig } from '../config/validate.js';
 import { checkConfiguration, checkEnvironment, checkOptions } from './config-checks.js';
-import { checkDiscovery } from './discovery-checks.js';
+import { checkDPoPAlgorithm, checkDiscovery } from './discovery-checks.js';
 import { SECTIONS, findingsOf, scrubSecrets, scrubberOf, summarize, type DoctorReport, type Finding } from './finding.js';
 import type { DoctorHttp } from './http.js';
 import { readTenant } from './management-client.js';
@@ -120,10 +120,14 @@ export async function runDoctor(input: DoctorInput): Promise<DoctorReport> {
     findings.push(findingsOf('client').skip('client.credentials', 'Credentials not checked: the BFF\'s client cannot use the discovery document, which could not be read'));
     return finish(findings, secrets, target, input.strict === true);
   }
+  if (config.dpop) findings.push(checkDPoPAlgorithm(discovery.metadata, config.dpop.key.alg));
   const probe = await probeClient(config, discovery.metadata, { discoveryFailed: discovery.findings.some((f) => f.status === 'fail') });
   findings.push(...probe.findings);
-  findings.push(...(await checkTenant(config, discovery.metadata, probe, managementToken, http)));
-  return finish(findings, secrets, target, input.strict === true);
+  const tenantFindings = await checkTenant(config, discovery.metadata, probe, managementToken, http);
+  findings.push(...tenantFindings);
+  // One finding per misconfiguration: the application's setting, when read, says it better than the refused probe.
+  const said = tenantFindings.some((f) => f.id === 'client.dpop' && f.status === 'fail');
+  return finish(said ? findings.filter((f) => f.id !== 'client.dpop-proof') : findings, secrets, target, input.strict === true);
 }
 
 interface Source {

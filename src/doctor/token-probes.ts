@@ -22,7 +22,7 @@ const discovery = findingsOf('discovery');
 /** What one made-up grant got back; `seen` says it in words ("answered 401 access_denied"). */
 type Answer =
   | { readonly kind: 'invalid_grant' | 'unauthorized_client' | 'accepted' }
-  | { readonly kind: 'bad_credentials' | 'unavailable' | 'unexpected'; readonly seen: string };
+  | { readonly kind: 'bad_credentials' | 'dpop_refused' | 'unavailable' | 'unexpected'; readonly seen: string };
 
 /** Whether the token endpoint let the client use a grant type, as far as the probes tell. */
 export type ProbedGrant = 'allowed' | 'not_allowed' | 'unknown';
@@ -53,6 +53,11 @@ async function answerOf(request: () => Promise<unknown>): Promise<Answer> {
       : failure.error === `http_${failure.status}` ? `answered HTTP ${failure.status}`
       : `answered ${failure.status} ${failure.error}`;
     if (failure.status === 401 || failure.error === 'invalid_client') return { kind: 'bad_credentials', seen };
+    // The proof (or its absence: an application that requires sender-constrained tokens) refused before the grant.
+    const description = (error as { error_description?: unknown } | undefined)?.error_description;
+    if (failure.error === 'invalid_dpop_proof' || (failure.error === 'invalid_request' && typeof description === 'string' && /dpop/i.test(description))) {
+      return { kind: 'dpop_refused', seen };
+    }
     return { kind: failure.kind === 'transient' ? 'unavailable' : 'unexpected', seen };
   }
 }
@@ -140,6 +145,22 @@ export async function probeClient(config: BffConfig, metadata: Record<string, un
             detail: 'Every login would fail at the code exchange.',
             fix: `Copy the Client ID and Client Secret (CLIENT_ID, CLIENT_SECRET) again from Dashboard > Applications > Applications > your Regular Web Application > Settings, and check that its "Authentication Method" (Credentials tab) is ${method === 'client_secret_basic' ? 'Client Secret (Basic)' : method === 'client_secret_post' ? 'Client Secret (Post)' : 'Private Key JWT'}.`,
           }),
+        ],
+      };
+    }
+    if (code.kind === 'dpop_refused') {
+      return {
+        findings: [
+          config.dpop
+            ? fail('client.dpop-proof', `Auth0 refuses the BFF's DPoP proofs (it ${code.seen})`, {
+                detail: 'Every login would fail at the code exchange.',
+                fix: 'Give DPOP_PRIVATE_KEY a P-256 (ES256) private key, and check this machine\'s clock: a proof is refused when its time is far off.',
+              })
+            : fail('client.dpop-proof', `The application requires sender-constrained tokens, and the BFF has no DPoP key (Auth0 ${code.seen})`, {
+                detail: 'Auth0 refuses every token request without a DPoP proof: every login would fail at the code exchange.',
+                fix: `Set DPOP_PRIVATE_KEY to a P-256 (ES256) private JWK, or turn off "Require Token Sender-Constraining" in ${'Dashboard > Applications > Applications > your application > Settings'}.`,
+              }),
+          skip('client.credentials', 'Credentials not checked: Auth0 refused the token request\'s DPoP proof (or its absence) first'),
         ],
       };
     }

@@ -595,6 +595,44 @@ describe('a BFF with a DPoP key', () => {
     expect(plain.findings.some((f) => f.id.endsWith('.dpop'))).toBe(false);
   });
 
+  /** Auth0 with "Require Token Sender-Constraining" on the application: a token request without a proof is refused. */
+  const refusingWithoutProof = (answerManagement: typeof fetch = fetch) => tenantWith((url, init) =>
+    url.pathname === '/oauth/token' && !new Headers(init?.headers).has('dpop')
+      ? jsonAnswer({ error: 'invalid_request', error_description: 'DPoP proof is required' }, 400)
+      : url.pathname.startsWith('/api/v2/') ? answerManagement(url, init) : undefined);
+
+  it('without a key nor a Management API token, fails an application that refuses token requests without a proof (not a mere "not confirmed")', async () => {
+    const report = await doctor({ env: env({ AUTH0_MANAGEMENT_TOKEN: undefined }), fetch: refusingWithoutProof() });
+    expect(problems(report)).toEqual(['fail client.dpop-proof']);
+    expect(finding(report, 'client.dpop-proof')).toMatchObject({
+      title: 'The application requires sender-constrained tokens, and the BFF has no DPoP key (Auth0 answered 400 invalid_request)',
+      fix: expect.stringContaining('DPOP_PRIVATE_KEY'),
+    });
+    expect(finding(report, 'client.credentials').status).toBe('skip');
+    expect(report.ok).toBe(false);
+    // With the application's settings read, their finding says it, once.
+    const withToken = await doctor({ env: env(), fetch: refusingWithoutProof(withProofOfPossession(undefined, true)) });
+    expect(problems(withToken)).toEqual(['fail client.dpop']);
+  });
+
+  it('fails a key whose algorithm the issuer does not list for DPoP, before any token request', async () => {
+    const p384 = JSON.stringify({ ...generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey.export({ format: 'jwk' }) });
+    const listingEs256 = tenantWith(async (url, init) => {
+      if (!url.pathname.endsWith('/.well-known/openid-configuration')) return undefined;
+      const document = (await (await fetch(url, init)).json()) as Record<string, unknown>;
+      return jsonAnswer({ ...document, dpop_signing_alg_values_supported: ['ES256'] }, 200);
+    });
+    const report = await doctor({ env: env({ DPOP_PRIVATE_KEY: p384 }), fetch: listingEs256 });
+    expect(finding(report, 'discovery.dpop-algorithm')).toMatchObject({
+      status: 'fail',
+      title: 'The issuer does not accept DPoP proofs signed with ES384 (it lists ES256)',
+      fix: expect.stringContaining('P-256'),
+    });
+    expect(report.ok).toBe(false);
+    const es256 = await doctor({ env: env({ DPOP_PRIVATE_KEY: dpopKey().json }), fetch: listingEs256 });
+    expect(finding(es256, 'discovery.dpop-algorithm')).toMatchObject({ status: 'ok', title: 'The issuer accepts DPoP proofs signed with ES256' });
+  });
+
   it('lists the DPoP checks as not checked when the Management API gives nothing', async () => {
     const report = await doctor({ env: env({ DPOP_PRIVATE_KEY: dpopKey().json, AUTH0_MANAGEMENT_TOKEN: 'expired-or-foreign-token' }) });
     expect(finding(report, 'api.dpop').status).toBe('skip');
