@@ -246,7 +246,8 @@ export function createBff(options: BffOptions): Bff {
     ? storeFaultsAsJson(expressSession, report, operation, config.session.secure)
     : (req, res, next) => {
         if (req.session) return next();
-        sendError(res, new BffError(ErrorCode.CONFIGURATION_ERROR, 'session.external is set, but no express-session middleware ran before the BFF.'));
+        // Logged (once per kind, then counted) as every configuration error: the app's setup, not the browser's.
+        sendError(res, new BffError(ErrorCode.CONFIGURATION_ERROR, 'session.external is set, but no express-session middleware ran before the BFF.'), report, { operation });
       };
 
   // API calls are matched first, by prefix, and skip express-session and the router: one cookie check and one

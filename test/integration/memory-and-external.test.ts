@@ -1,7 +1,9 @@
 import express from 'express';
 import session from 'express-session';
+import supertest from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SESSION_SECRET, startHarness, USER, type Harness } from '../support/harness.js';
+import { createBff } from '../../src/index.js';
+import { AUDIENCE, CLIENT_ID, CLIENT_SECRET, SESSION_SECRET, startHarness, USER, type Harness } from '../support/harness.js';
 
 describe('in-memory sessions (no Redis)', () => {
   let h: Harness;
@@ -76,5 +78,28 @@ describe('with an express-session the app already set up (session.external)', ()
     await h.auth0.admin.endSession({ sub: USER.sub }, { backchannel: true });
     expect(await (await browser.request('/mine')).json()).toEqual({ loggedIn: false });
     expect((await browser.user()).status).toBe(401);
+  });
+});
+
+describe('session.external without the app\'s express-session', () => {
+  it('answers 500 configuration_error, and a log line names the missing middleware once, however many requests come', async () => {
+    const errors: string[] = [];
+    const bff = createBff({
+      issuer: 'http://127.0.0.1:9/', clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, audience: AUDIENCE,
+      baseURL: 'http://127.0.0.1:3000', session: { secrets: [SESSION_SECRET], external: true },
+      logger: { warn: () => {}, error: (message: string) => void errors.push(message) },
+    });
+    try {
+      const app = express();
+      app.use(bff);
+      for (let i = 0; i < 3; i++) {
+        const res = await supertest(app).get('/auth/callback?code=c&state=s');
+        expect(res.status).toBe(500);
+        expect(res.body).toEqual({ error: 'configuration_error', error_description: 'session.external is set, but no express-session middleware ran before the BFF.' });
+      }
+      expect(errors).toEqual(['session.external is set, but no express-session middleware ran before the BFF.']);
+    } finally {
+      await bff.close();
+    }
   });
 });
