@@ -4,6 +4,7 @@
  */
 import { findingsOf, type Finding } from './finding.js';
 import { describeFailure, getJson, type DoctorHttp } from './http.js';
+import { issuerRefusesAlgorithm } from '../dpop/token-endpoint.js';
 
 const { ok, warn, fail } = findingsOf('discovery');
 
@@ -108,7 +109,7 @@ export async function checkDiscovery(issuer: URL, http: DoctorHttp): Promise<{ f
 export function checkDPoPAlgorithm(metadata: Record<string, unknown>, alg: string): Finding {
   const supported = metadata.dpop_signing_alg_values_supported;
   if (!Array.isArray(supported)) return ok('discovery.dpop-algorithm', `DPoP proofs signed with ${alg} (the issuer lists no algorithms)`);
-  if (supported.includes(alg)) return ok('discovery.dpop-algorithm', `The issuer accepts DPoP proofs signed with ${alg}`);
+  if (!issuerRefusesAlgorithm(metadata as Parameters<typeof issuerRefusesAlgorithm>[0], alg)) return ok('discovery.dpop-algorithm', `The issuer accepts DPoP proofs signed with ${alg}`);
   return fail('discovery.dpop-algorithm', `The issuer does not accept DPoP proofs signed with ${alg} (it lists ${supported.filter((a) => typeof a === 'string').join(', ') || 'none'})`, {
     detail: 'It refuses every token request of the BFF: every login would fail at the code exchange.',
     fix: 'Give DPOP_PRIVATE_KEY a key of an algorithm the issuer lists: a P-256 key (ES256) for Auth0.',

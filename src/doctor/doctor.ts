@@ -125,8 +125,9 @@ export async function runDoctor(input: DoctorInput): Promise<DoctorReport> {
   findings.push(...probe.findings);
   const tenantFindings = await checkTenant(config, discovery.metadata, probe, managementToken, http);
   findings.push(...tenantFindings);
-  // One finding per misconfiguration: the application's setting, when read, says it better than the refused probe.
-  const said = tenantFindings.some((f) => f.id === 'client.dpop' && f.status === 'fail');
+  // One finding per misconfiguration: the application's setting, when read, or the key's algorithm, says it better
+  // than the refused probe.
+  const said = [...findings, ...tenantFindings].some((f) => (f.id === 'client.dpop' || f.id === 'discovery.dpop-algorithm') && f.status === 'fail');
   return finish(said ? findings.filter((f) => f.id !== 'client.dpop-proof') : findings, secrets, target, input.strict === true);
 }
 

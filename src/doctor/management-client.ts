@@ -12,10 +12,6 @@ const CLIENT_FIELDS = [
   'client_id', 'name', 'app_type', 'callbacks', 'allowed_logout_urls', 'grant_types', 'oidc_logout', 'token_endpoint_auth_method',
   'require_proof_of_possession', 'refresh_token',
 ];
-/** The API's fields the checks use: nothing else is asked for (an HS256 API's signing secret among them). */
-const RESOURCE_SERVER_FIELDS = [
-  'identifier', 'name', 'allow_online_access', 'allow_online_access_with_ephemeral_sessions', 'token_lifetime', 'proof_of_possession',
-];
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
 export type Json = Record<string, unknown>;
@@ -162,21 +158,20 @@ export async function readTenant(
   const base = managementApiBase(issuer, token);
   const serversUrl = new URL('resource-servers', base);
   for (const audience of audiences) serversUrl.searchParams.append('identifiers', audience);
-  serversUrl.searchParams.set('fields', RESOURCE_SERVER_FIELDS.join(','));
-  serversUrl.searchParams.set('include_fields', 'true');
   const clientUrl = new URL(`clients/${encodeURIComponent(clientId)}`, base);
   clientUrl.search = new URLSearchParams({ fields: CLIENT_FIELDS.join(','), include_fields: 'true' }).toString();
 
-  // No audience to check (the login asks for the tenant's default API): no request, which without a filter would
-  // list every API of the tenant.
-  const noServers: JsonAnswer = { status: 200, body: [], attempts: 0 };
-  const [servers, client] = await Promise.all([audiences.length === 0 ? noServers : call(serversUrl, token, http), call(clientUrl, token, http)]);
-  const data: { resourceServers?: readonly Json[]; client?: Json | null } = {};
+  // No audience to check (the login asks for the tenant's default API): no API is asked for, as a request without
+  // a filter would list every API of the tenant.
+  const askServers = audiences.length > 0;
+  const [servers, client] = await Promise.all([askServers ? call(serversUrl, token, http) : undefined, call(clientUrl, token, http)]);
+  const data: { resourceServers?: readonly Json[]; client?: Json | null } = askServers ? {} : { resourceServers: [] };
   const problems: string[] = [];
   const notTheApi: string[] = [];
   const missingScopes: string[] = [];
   const unavailable: string[] = [];
-  for (const [result, scope, expected] of [[servers, 'read:resource_servers', Array.isArray], [client, 'read:clients', isObject]] as const) {
+  const asked = [...(servers === undefined ? [] : [[servers, 'read:resource_servers', Array.isArray] as const]), [client, 'read:clients', isObject] as const];
+  for (const [result, scope, expected] of asked) {
     if ('error' in result || passing(result)) unavailable.push(unavailability(result));
     // Every answer of the Management API is JSON; a page is something else's (a proxy, a login page, a wrong host).
     else if (result.body === undefined) notTheApi.push(`answered HTTP ${result.status} with a page, not the Management API's JSON`);
@@ -187,13 +182,15 @@ export async function readTenant(
     else if (result.status === 404) notTheApi.push(`answered ${refusal(result)}, not the Management API's JSON`);
     else if (result.status !== 200) problems.push(`answered ${refusal(result)}`);
   }
-  if (!('error' in servers) && servers.status === 200 && Array.isArray(servers.body)) {
+  if (servers !== undefined && !('error' in servers) && servers.status === 200 && Array.isArray(servers.body)) {
     // Filtered here too: an API that ignored the filter must not make another API pass for this one.
     data.resourceServers = (servers.body as Json[]).filter((server) => audiences.includes(server?.identifier as string));
   }
   if (!('error' in client) && client.status === 200 && isObject(client.body)) data.client = client.body;
-  // "No such application" only from the Management API itself: when it also gave the resource servers.
-  if (!('error' in client) && noSuchClient(client) && data.resourceServers !== undefined) data.client = null;
+  // "No such application" only from the Management API itself: when it also gave the resource servers, or (none
+  // asked for) with Auth0's own error code.
+  const fromTheApi = servers === undefined ? (client as { body?: { errorCode?: unknown } }).body?.errorCode === 'inexistent_client' : data.resourceServers !== undefined;
+  if (!('error' in client) && noSuchClient(client) && fromTheApi) data.client = null;
 
   const where = `The Management API at ${base.href}`;
   if (notTheApi.length > 0 || problems.length > 0) {
@@ -224,5 +221,5 @@ export async function readTenant(
       }),
     };
   }
-  return { ...data, access: ok('management.access', `${where} accepts the token (read:resource_servers, read:clients)`) };
+  return { ...data, access: ok('management.access', `${where} accepts the token (${askServers ? 'read:resource_servers, read:clients' : 'read:clients'})`) };
 }

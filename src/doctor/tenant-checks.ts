@@ -9,7 +9,7 @@ import type { Json } from './management-client.js';
 import type { ProbeResult } from './token-probes.js';
 
 const tenant = findingsOf('tenant');
-const APP_SETTINGS = 'Dashboard > Applications > Applications > your application > Settings';
+export const APP_SETTINGS = 'Dashboard > Applications > Applications > your application > Settings';
 const GRANTS = ['authorization_code', 'refresh_token'] as const;
 /**
  * The session ends that must reach the BFF (`rp-logout` and `idp-logout` are always on): every other initiator

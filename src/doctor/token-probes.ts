@@ -15,6 +15,7 @@ import { IdpClient } from '../idp/idp-client.js';
 import { classifyTokenFailure, isTimeoutFailure } from '../idp/failures.js';
 import { findingsOf, type Finding } from './finding.js';
 import { describeFailure } from './http.js';
+import { APP_SETTINGS } from './tenant-checks.js';
 
 const { ok, warn, fail, skip } = findingsOf('client');
 const discovery = findingsOf('discovery');
@@ -158,7 +159,7 @@ export async function probeClient(config: BffConfig, metadata: Record<string, un
               })
             : fail('client.dpop-proof', `The application requires sender-constrained tokens, and the BFF has no DPoP key (Auth0 ${code.seen})`, {
                 detail: 'Auth0 refuses every token request without a DPoP proof: every login would fail at the code exchange.',
-                fix: `Set DPOP_PRIVATE_KEY to a P-256 (ES256) private JWK, or turn off "Require Token Sender-Constraining" in ${'Dashboard > Applications > Applications > your application > Settings'}.`,
+                fix: `Set DPOP_PRIVATE_KEY to a P-256 (ES256) private JWK, or turn off "Require Token Sender-Constraining" in ${APP_SETTINGS}.`,
               }),
           skip('client.credentials', 'Credentials not checked: Auth0 refused the token request\'s DPoP proof (or its absence) first'),
         ],
