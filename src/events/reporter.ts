@@ -1,7 +1,7 @@
 import type { Attributes } from '@opentelemetry/api';
 import { BffError, ErrorCode } from '../errors.js';
 import { markLogged, wasLogged } from '../http/json-error.js';
-import { countedErrorType, type ClassifiedFailure } from '../idp/failures.js';
+import { countedErrorType, oauthErrorCode, type ClassifiedFailure } from '../idp/failures.js';
 import { ATTR } from '../telemetry/names.js';
 import { ownActiveSpan } from '../telemetry/spans.js';
 import { NO_TELEMETRY, type Telemetry } from '../telemetry/telemetry.js';
@@ -191,8 +191,10 @@ export class Reporter {
         if (wasLogged(error)) return;
         markLogged(error);
         // Every login or call fails alike until the configuration is fixed; and a refusal in a callback's URL is
-        // anyone's to send: the first of a kind is logged, the rest counted.
-        return this.lines.error(`configuration:${where.operation}:${causeName(error)}`, error.message, { operation: where.operation });
+        // anyone's to send: the first of a kind (by its OAuth code, a few that name the application) is logged, the
+        // rest counted.
+        const code = oauthErrorCode((error.cause as { error?: unknown } | undefined)?.error) ?? '';
+        return this.lines.error(`configuration:${where.operation}:${causeName(error)}:${code}`, error.message, { operation: where.operation });
       case ErrorCode.SESSION_STORE_UNAVAILABLE:
         return this.storeFailed(error, where.operation, where.sessionRef, true);
       case ErrorCode.UPSTREAM_UNAVAILABLE:

@@ -88,7 +88,7 @@ async function startSession(ctx: BffContext, req: Request, state: string, transa
   if (mismatch) throw mismatch;
   if (answer.refreshToken === undefined) {
     // Every login says the same until the API's setting changes: the first is logged, the rest counted.
-    ctx.report.lines.warn('login:no-refresh-token', 'Login granted no refresh token: turn on "Allow Online Access" for the API; the session ends when its first access token does', { sub: claims.sub });
+    ctx.report.lines.warn('login:no-refresh-token', 'Login granted no refresh token: turn on "Allow Online Access" for the API; the session ends when its first access token does', { audience: audience ?? null });
   }
 
   const now = config.clock();

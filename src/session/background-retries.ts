@@ -18,12 +18,12 @@ export interface RetryPolicy {
  */
 export class BackgroundRetries {
   private readonly timers = new Map<string, NodeJS.Timeout>();
-  /** An outage that outlasts the policies gives up every piece of work: one line per kind, then a count. */
-  private readonly lines: RepeatedLines;
-
-  constructor(private readonly logger: Logger, private readonly capacity = 10_000) {
-    this.lines = new RepeatedLines(logger);
-  }
+  constructor(
+    private readonly logger: Logger,
+    /** An outage that outlasts the policies gives up every piece of work: one line per kind, then a count. */
+    private readonly lines = new RepeatedLines(logger),
+    private readonly capacity = 10_000,
+  ) {}
 
   /** How many pieces of work wait for the store. */
   get size(): number {
@@ -38,7 +38,7 @@ export class BackgroundRetries {
     this.cancel(key);
     if (this.timers.size >= this.capacity) {
       this.cancel(this.timers.keys().next().value as string);
-      this.lines.warn('dropped', 'Too much work is waiting for the session store; dropped the oldest', { what });
+      this.lines.warn(`dropped:${what}`, 'Too much work is waiting for the session store; dropped the oldest', { what });
     }
     const giveUpAt = performance.now() + policy.maxAgeMs;
     const attempt = (n: number) => {
@@ -68,7 +68,6 @@ export class BackgroundRetries {
   close(): void {
     if (this.timers.size > 0) this.logger.warn('Closing with work the session store has not taken yet', { pieces: this.timers.size });
     for (const key of [...this.timers.keys()]) this.cancel(key);
-    this.lines.close();
   }
 
   private cancel(key: string): void {

@@ -61,7 +61,7 @@ export class Sessions {
     // Rolling the idle expiry is a write: do it at most once per interval, never on every request.
     this.touchInterval = Math.min(60_000, config.session.idleTimeoutMs / 10);
     this.sessionIds = sessionIdReader(config.session.cookieName, config.session.secrets);
-    this.retries = new BackgroundRetries(config.logger);
+    this.retries = new BackgroundRetries(config.logger, report.lines);
   }
 
   /** Stops background work. */

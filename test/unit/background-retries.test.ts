@@ -56,7 +56,7 @@ describe('work the session store refused, retried in the background', () => {
 
   it('drops the oldest work when full, and stops everything when closed', async () => {
     const { lines, logger } = recordingLogger();
-    const retries = new BackgroundRetries(logger, 2);
+    const retries = new BackgroundRetries(logger, undefined, 2);
     const never = () => Promise.reject(new Error('down'));
     retries.add('1', 'first', never, FAST);
     retries.add('2', 'second', never, FAST);
