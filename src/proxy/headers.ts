@@ -12,7 +12,7 @@ const DROP_REQUEST = new Set([
   // would mean nothing if the browser could set them.
   'x-original-url', 'x-rewrite-url', 'x-http-method-override', 'x-http-method', 'x-method-override',
   // W3C Baggage: services behind the API would take the browser's key-value pairs (`tenant=admin`) for context the
-  // BFF vouches for. An app's own propagator writes the BFF's baggage, when there is any.
+  // BFF vouches for. The trace context the BFF sends carries no baggage either (see telemetry/propagation.ts).
   'baggage',
 ]);
 const DROP_RESPONSE = new Set([

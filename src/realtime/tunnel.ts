@@ -8,6 +8,17 @@ const CLOSE_GRACE_MS = 2_000;
 
 /** An empty ping toward the browser (RFC 6455 5.5.2): unmasked, as every frame toward a client is. */
 const PING_TO_BROWSER = pingFrame(false);
+const pingToBrowser = () => PING_TO_BROWSER;
+/** Toward the upstream: masked, with a key of its own each time (RFC 6455 5.3). */
+const pingToUpstream = () => pingFrame(true);
+
+/** What the tunnel knows of one side's liveness since its last check. */
+interface Liveness {
+  /** Bytes came from that side. */
+  heard: boolean;
+  /** A ping went to it, with nothing heard from it since. */
+  pinged: boolean;
+}
 
 /** What an upstream that left the BFF's ping unanswered over a quiet interval is reported with (the event's `cause`). */
 export class UpstreamSilentError extends Error {
@@ -176,14 +187,8 @@ export class Tunnel {
   /** Set once closing began: cuts whatever has not closed by then. */
   private graceTimer: NodeJS.Timeout | undefined;
   private open = 2;
-  /** Bytes came from the browser since the last check of `pinger`. */
-  private heardBrowser = true;
-  /** A ping went to the browser, with nothing heard from it since. */
-  private pingedBrowser = false;
-  /** Bytes came from the upstream since the last check of `pinger`. */
-  private heardUpstream = true;
-  /** A ping went to the upstream, with nothing heard from it since. */
-  private pingedUpstream = false;
+  private readonly browserSide: Liveness = { heard: true, pinged: false };
+  private readonly upstreamSide: Liveness = { heard: true, pinged: false };
   private pinger: NodeJS.Timeout | undefined;
 
   constructor(
@@ -208,7 +213,7 @@ export class Tunnel {
       socket.once('close', this.onSocketClose);
     }
     browser.on('data', (chunk: Buffer) => {
-      this.heardBrowser = true;
+      this.browserSide.heard = true;
       this.up.forward(chunk);
       if (this.up.frames.sawData) {
         this.up.frames.sawData = false;
@@ -216,7 +221,7 @@ export class Tunnel {
       }
     });
     upstream.on('data', (chunk: Buffer) => {
-      this.heardUpstream = true;
+      this.upstreamSide.heard = true;
       this.down.forward(chunk);
     });
     // A side that ends or breaks: the other is told (with a close frame when the endpoints did not exchange one).
@@ -251,8 +256,8 @@ export class Tunnel {
   /** Every `pingIntervalMs`: each side is looked at, the browser first (a browser gone is what the upstream is told). */
   private readonly check = (): void => {
     if (this.closing()) return this.stopPinging();
-    this.checkBrowser(this.down.tookData());
-    if (this.pingUpstream) this.checkUpstream(this.up.tookData());
+    this.checkSide(this.browserSide, this.down, this.browser, pingToBrowser, this.cutSilentBrowser);
+    if (this.pingUpstream) this.checkSide(this.upstreamSide, this.up, this.upstream, pingToUpstream, this.cutSilentUpstream);
   };
 
   /** A close frame went by, either way: the endpoints are saying goodbye. */
@@ -261,33 +266,28 @@ export class Tunnel {
   }
 
   /**
-   * A browser heard from is there; else it is pinged, or cut when it left the last ping unanswered over a quiet
-   * interval (see `mayBeGone`). `sending`: the upstream sent it data frames since the last check.
+   * A side heard from is there; else it is pinged through `toward` (the direction that writes to it), or cut when it
+   * left the last ping unanswered over a quiet interval (see `mayBeGone`). Quiet: no data frames went toward it
+   * since the last check.
    */
-  private checkBrowser(sending: boolean): void {
-    if (this.heardBrowser) {
-      this.heardBrowser = false;
-      this.pingedBrowser = false;
-    } else if (!this.pingedBrowser) {
-      // Only after a quiet interval, so that the ping is not behind what was just sent; not while the upstream is in
-      // the middle of a frame, or the browser does not read: tried again next time.
-      if (!sending) this.pingedBrowser = this.down.insert(PING_TO_BROWSER);
-    } else if (!sending && this.mayBeGone(this.browser)) {
+  private checkSide(side: Liveness, toward: Direction, socket: Duplex, ping: () => Buffer, cut: () => void): void {
+    const sending = toward.tookData();
+    if (side.heard) {
+      side.heard = false;
+      side.pinged = false;
+    } else if (!side.pinged) {
+      // Only after a quiet interval, so that the ping is not behind what was just sent; not in the middle of a frame
+      // toward it, or while it does not read: tried again next time.
+      if (!sending) side.pinged = toward.insert(ping());
+    } else if (!sending && this.mayBeGone(socket)) {
       // After what the event loop has still to read: a process that was busy past the interval has the pong unread.
-      setImmediate(this.cutSilentBrowser);
+      setImmediate(cut);
     }
   }
 
-  /** The same for the upstream: `sending`, the browser sent it data frames since the last check. */
-  private checkUpstream(sending: boolean): void {
-    if (this.heardUpstream) {
-      this.heardUpstream = false;
-      this.pingedUpstream = false;
-    } else if (!this.pingedUpstream) {
-      if (!sending) this.pingedUpstream = this.up.insert(pingFrame(true));
-    } else if (!sending && this.mayBeGone(this.upstream)) {
-      setImmediate(this.cutSilentUpstream);
-    }
+  /** Whether `side` is still silent when its cut comes (the event loop read what it had meanwhile). */
+  private stillSilent(side: Liveness, toward: Direction, socket: Duplex): boolean {
+    return !side.heard && !toward.tookDataLately && this.mayBeGone(socket) && this.pinger !== undefined && !this.closing();
   }
 
   /**
@@ -300,7 +300,7 @@ export class Tunnel {
   }
 
   private readonly cutSilentBrowser = (): void => {
-    if (this.heardBrowser || this.down.tookDataLately || !this.mayBeGone(this.browser) || this.pinger === undefined || this.closing()) return;
+    if (!this.stillSilent(this.browserSide, this.down, this.browser)) return;
     this.stopPinging();
     this.browserGone = true;
     this.up.finish(WebSocketCloseCode.GOING_AWAY, 'browser_gone');
@@ -309,7 +309,7 @@ export class Tunnel {
   };
 
   private readonly cutSilentUpstream = (): void => {
-    if (this.heardUpstream || this.up.tookDataLately || !this.mayBeGone(this.upstream) || this.pinger === undefined || this.closing()) return;
+    if (!this.stillSilent(this.upstreamSide, this.up, this.upstream)) return;
     this.stopPinging();
     this.noteUpstreamBroke(new UpstreamSilentError());
     this.down.finish(WebSocketCloseCode.UPSTREAM_FAILED, 'upstream_unavailable');

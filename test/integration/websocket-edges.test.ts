@@ -320,16 +320,29 @@ describe('WebSockets of upstreams that vanish without a word', () => {
   });
 
   it('does not take an upstream for gone while the browser keeps sending it messages', async () => {
-    const { socket } = await socketTo(rawUpstream(upstreams), '/api/upload');
-    const sender = setInterval(() => socket.ws.send('tick'), PING_MS / 4);
-    timers.push(sender);
-    // Several intervals of a silent upstream that reads (an absence: nothing to wait for but the time).
-    await new Promise((resolve) => setTimeout(resolve, PING_MS * 5));
-    expect(socket.ws.readyState).toBe(socket.ws.OPEN);
-    expect(upstreams[0]!.frames.closeCodes).toEqual([]);
-    // Once the browser stops, the silent upstream is pinged and, answering nothing, cut.
-    clearInterval(sender);
-    expect((await socket.closed).code).toBe(WebSocketCloseCode.UPSTREAM_FAILED);
+    // Intervals of a second, a message every 50 ms: only a stall of the whole process for most of two intervals in
+    // a row could pass for silence.
+    const slow = await startHarness({ redis: true, bff: { websocket: { pingInterval: 1_000 } } });
+    const mine: RawUpstreamSocket[] = [];
+    try {
+      const browser = slow.browser();
+      await browser.login();
+      slow.upstream.upgradeHandler = rawUpstream(mine);
+      const socket = opened(await openSocket(browser, '/api/upload'));
+      await waitFor(() => mine.length === 1, 'the upstream has the socket');
+      const sender = setInterval(() => socket.ws.send('tick'), 50);
+      timers.push(sender);
+      // Several intervals of a silent upstream that reads (an absence: nothing to wait for but the time).
+      await new Promise((resolve) => setTimeout(resolve, 3_500));
+      expect(socket.ws.readyState).toBe(socket.ws.OPEN);
+      expect(mine[0]!.frames.closeCodes).toEqual([]);
+      // Once the browser stops, the silent upstream is pinged and, answering nothing, cut.
+      clearInterval(sender);
+      expect((await socket.closed).code).toBe(WebSocketCloseCode.UPSTREAM_FAILED);
+    } finally {
+      for (const { socket } of mine) socket.destroy();
+      await slow.close();
+    }
   });
 
   it('pings no upstream that is saying goodbye: its close handshake ends as the endpoints say, however late the browser answers', async () => {
