@@ -89,11 +89,28 @@ export class Reporter {
     return new Renewal(this.log, this.telemetry, sessionRef, audience, role, forced);
   }
 
-  /** An exchange gave a token: `durationMs` with its retries, `requestMs` the request that succeeded (the metric's, one per request). */
-  refreshed(who: ExchangeSubject, expiresIn: number, durationMs: number, requestMs = durationMs): void {
+  /**
+   * Auth0 answered a token request with a token (`requestMs`: that request): counted as a success whatever happens
+   * to the token next (its store may fail; a token for another API is refused, see `tokenRefused`).
+   */
+  tokenAnswered(audience: string, requestMs: number): void {
+    this.telemetry.instruments?.exchangeDuration.record(requestMs / 1000, { [ATTR.BFF_EXCHANGE_OUTCOME]: 'success', [ATTR.BFF_AUDIENCE]: audience });
+  }
+
+  /**
+   * Auth0 answered with a token the BFF refuses (`audience_mismatch`: for another API): a configuration failure of
+   * the token request, as its metric and span say; its log line is the audience check's, once per API.
+   */
+  tokenRefused(who: ExchangeSubject, error: 'audience_mismatch', requestMs: number): void {
+    this.events.emit('refresh_failed', { ...who, kind: 'configuration', error });
+    this.telemetry.instruments?.exchangeDuration.record(requestMs / 1000, { [ATTR.BFF_EXCHANGE_OUTCOME]: 'configuration', [ATTR.ERROR_TYPE]: error, [ATTR.BFF_AUDIENCE]: who.audience });
+    if (this.telemetry.tracer !== undefined) ownActiveSpan()?.addEvent('exchange failed', { [ATTR.BFF_EXCHANGE_OUTCOME]: 'configuration', [ATTR.ERROR_TYPE]: error });
+  }
+
+  /** An exchange gave a token, now stored: `durationMs` with its retries. */
+  refreshed(who: ExchangeSubject, expiresIn: number, durationMs: number): void {
     this.events.emit('refresh', { ...who, expiresIn, durationMs });
     this.log.debug('Token exchange finished', { sessionRef: who.sessionRef, audience: who.audience, durationMs, expiresIn });
-    this.telemetry.instruments?.exchangeDuration.record(requestMs / 1000, { [ATTR.BFF_EXCHANGE_OUTCOME]: 'success', [ATTR.BFF_AUDIENCE]: who.audience });
   }
 
   /** One token request to Auth0 failed; `failure` says what that means for the session. */

@@ -38,6 +38,8 @@ const COUNTED_ERRORS = new Set([
   'invalid_target', 'access_denied', 'server_error', 'temporarily_unavailable', 'too_many_requests', 'mfa_required',
   'login_required', 'interaction_required', 'consent_required', 'use_dpop_nonce', 'invalid_dpop_proof',
   'timeout', 'network_error', 'invalid_response',
+  // Not Auth0's: a token it gave for another API than the one asked for (see tokens/audience-check.ts).
+  'audience_mismatch',
 ]);
 
 export function countedErrorType(error: string): string {

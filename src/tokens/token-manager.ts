@@ -411,9 +411,10 @@ export class TokenManager {
     // used, and ends nothing: the configuration is wrong, not the session.
     const mismatch = this.audiences.mismatch(answer.accessToken, target.audience);
     if (mismatch) {
-      this.report.events.emit('refresh_failed', { sub: record.sub, sid: record.sid, sessionRef: sessionRef(id), audience: target.audience, kind: 'configuration', error: 'audience_mismatch' });
+      this.report.tokenRefused({ sub: record.sub, sid: record.sid, sessionRef: sessionRef(id), audience: target.audience }, 'audience_mismatch', durationMs);
       throw mismatch;
     }
+    this.report.tokenAnswered(target.audience, durationMs);
     const now = this.config.clock();
     const accessToken = accessTokenEntry(answer, requestedAt, this.config.tokens);
     if (accessToken.refreshAt <= now) this.warnDueOnArrival(target.audience, accessToken, requestedAt, answer.expiresIn, durationMs);
@@ -437,7 +438,7 @@ export class TokenManager {
     };
     if (!(await this.sessions.backend.storeTokens(id, update))) throw sessionEnded('The session ended while its token was being renewed.');
     if (forced) this.forced.add(accessToken.token, now);
-    this.report.refreshed({ sub: record.sub, sid: record.sid, sessionRef: sessionRef(id), audience: target.audience }, answer.expiresIn, totalMs, durationMs);
+    this.report.refreshed({ sub: record.sub, sid: record.sid, sessionRef: sessionRef(id), audience: target.audience }, answer.expiresIn, totalMs);
     return accessToken;
   }
 }

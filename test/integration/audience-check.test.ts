@@ -1,6 +1,11 @@
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AUDIENCE, startHarness, type Harness } from '../support/harness.js';
+import { registerOtel, valueOf, type Otel } from '../support/otel.js';
+
+// The app's OpenTelemetry SDK: the token requests' metric says what came of each.
+const otel: Otel = registerOtel();
+afterAll(() => otel.shutdown());
 
 const OTHER = 'https://other-api.example.test';
 
@@ -22,6 +27,9 @@ describe('the audience of the access tokens Auth0 sends back', () => {
       const browser = h.browser();
       await browser.login();
       const before = refreshes(h);
+      const mismatches = async () => valueOf(await otel.points('bff.token.exchange.duration'), { 'bff.exchange.outcome': 'configuration', 'error.type': 'audience_mismatch', 'bff.audience': OTHER });
+      const successes = async () => valueOf(await otel.points('bff.token.exchange.duration'), { 'bff.exchange.outcome': 'success', 'bff.audience': OTHER });
+      const [mismatchesBefore, successesBefore] = [await mismatches(), await successes()];
 
       for (let i = 0; i < 2; i++) {
         const res = await browser.api('/other/things');
@@ -35,6 +43,9 @@ describe('the audience of the access tokens Auth0 sends back', () => {
       expect(h.logs.filter((line) => line.startsWith('error'))).toHaveLength(1);
       expect(h.events).toContainEqual({ name: 'refresh_failed', payload: expect.objectContaining({ audience: OTHER, kind: 'configuration', error: 'audience_mismatch' }) });
       expect(h.events.filter((e) => e.name === 'logout')).toEqual([]);
+      // Each of the two token requests is counted, as a configuration failure, not as a success.
+      expect(await mismatches() - mismatchesBefore).toBe(2);
+      expect(await successes() - successesBefore).toBe(0);
 
       // The session and the login API's token are untouched.
       expect((await browser.user()).status).toBe(200);
