@@ -8,12 +8,18 @@ const LABEL: Record<FindingStatus, string> = { ok: 'ok', warn: 'WARN', fail: 'FA
 const WIDTH = 100;
 const INDENT = '        ';
 
+/**
+ * `text` without control characters: findings quote what the tenant answered (a Management API's message, the URLs
+ * registered there), and an escape sequence in them must not reach the terminal. Whitespace is split on anyway.
+ */
+const printable = (text: string): string => text.replace(/[\u0000-\u0008\u000e-\u001f\u007f-\u009f]/g, '?');
+
 /** Breaks `text` into lines of at most `width` characters (a longer word keeps its own line), the first after `first`. */
 function wrap(text: string, first: string, rest: string, width = WIDTH): string[] {
   const lines: string[] = [];
   let line = first;
   let empty = true;
-  for (const word of text.split(/\s+/).filter(Boolean)) {
+  for (const word of printable(text).split(/\s+/).filter(Boolean)) {
     if (!empty && line.length + 1 + word.length > width) {
       lines.push(line);
       line = rest + word;
@@ -54,10 +60,10 @@ function verdict(report: DoctorReport): string {
 export function formatReport(report: DoctorReport): string {
   const lines = ['express-ort-bff doctor'];
   const { issuer, clientId, audiences, baseURL } = report.target;
-  if (issuer) lines.push(`  issuer   ${issuer}`);
-  if (clientId) lines.push(`  client   ${clientId}`);
-  if (audiences?.length) lines.push(`  API      ${audiences.join(', ')}`);
-  if (baseURL) lines.push(`  BFF      ${baseURL}`);
+  if (issuer) lines.push(`  issuer   ${printable(issuer)}`);
+  if (clientId) lines.push(`  client   ${printable(clientId)}`);
+  if (audiences?.length) lines.push(`  API      ${printable(audiences.join(', '))}`);
+  if (baseURL) lines.push(`  BFF      ${printable(baseURL)}`);
   for (const [section, heading] of Object.entries(SECTIONS)) {
     const findings = report.findings.filter((finding) => finding.section === section);
     if (findings.length === 0) continue;

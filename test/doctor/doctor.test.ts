@@ -294,6 +294,19 @@ describe('what the doctor reads from the Management API', () => {
   });
 });
 
+describe('what the tenant answers, as the doctor prints it', () => {
+  it('prints no control character from a Management API\'s message: an escape sequence would reach the terminal', async () => {
+    const hostile = tenantWith((url) => (url.pathname.startsWith('/api/v2/')
+      ? jsonAnswer({ statusCode: 401, error: 'Unauthorized', message: 'Invalid token\u001b[2J\u001b]0;owned\u0007' }, 401)
+      : undefined));
+    const report = await doctor({ env: env(), fetch: hostile });
+    expect(problems(report)).toEqual(['fail management.access']);
+    const text = formatReport(report);
+    expect(text).toContain('token?[2J?]0;owned?)');
+    expect(text).not.toMatch(/[\u0000-\u0008\u000e-\u001f\u007f-\u009f]/);
+  });
+});
+
 describe('the command line on a tenant', () => {
   it('exits 0 with a warning, and 1 with --strict', async () => {
     const quiet = { stdout: () => {}, stderr: () => {} };
