@@ -3,8 +3,8 @@
  * entry (cli.ts) so that its arguments, output and exit status can be tested without a process.
  */
 import type { Env } from '../config/example-env.js';
-import { runDoctor } from './doctor.js';
-import { formatReport, formatReportJson } from './report.js';
+import { environmentScrubber, runDoctor } from './doctor.js';
+import { formatReport, formatReportJson, printable } from './report.js';
 
 export const USAGE = `Usage: express-ort-bff doctor [--json] [--strict]
 
@@ -54,8 +54,10 @@ export async function runCommand(args: readonly string[], env: Env, io: CommandI
     io.stdout(flags.includes('--json') ? formatReportJson(report) : formatReport(report));
     return report.ok ? 0 : 1;
   } catch (error) {
-    // A fault of the doctor itself, not a finding: say so without a stack (and without any of the environment).
-    io.stderr(`express-ort-bff doctor could not run: ${(error as Error)?.message ?? String(error)}\n`);
+    // A fault of the doctor itself, not a finding: said without a stack, scrubbed as a report is (the message may
+    // quote a value of the environment or a tenant's answer), and without control characters.
+    const message = typeof (error as Error)?.message === 'string' ? (error as Error).message : String(error);
+    io.stderr(`express-ort-bff doctor could not run: ${printable(environmentScrubber(env)(message).replace(/\s+/g, ' '))}\n`);
     return 2;
   }
 }

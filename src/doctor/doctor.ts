@@ -147,15 +147,32 @@ interface Confidential {
   userNames: string[];
 }
 
+/**
+ * What of the example's environment no output may show: for the command line's own faults, which come before any
+ * report (and its scrubbing) exists.
+ */
+export function environmentScrubber(env: Env): (text: string) => string {
+  const { secrets, userNames } = confidentialIn(env);
+  const managementToken = env.AUTH0_MANAGEMENT_TOKEN;
+  return scrubberOf([...secrets, managementToken, managementToken?.trim()], userNames);
+}
+
+/** The secrets and URL user names of the example's environment (the management token aside). */
+function confidentialIn(env: Env): { secrets: Array<string | undefined>; userNames: string[] } {
+  const credentials = URL_VARIABLES.map((name) => credentialsIn(env[name] ?? ''));
+  return {
+    secrets: [
+      env.CLIENT_SECRET, env.SESSION_SECRET, env.CLIENT_SECRET?.trim(), env.SESSION_SECRET?.trim(),
+      ...credentials.flatMap((c) => c.secrets),
+    ],
+    userNames: credentials.flatMap((c) => c.userNames),
+  };
+}
+
 function fromEnvironment(env: Env): Source {
   const { findings, config } = checkEnvironment(env);
   const managementToken = env.AUTH0_MANAGEMENT_TOKEN?.trim() || undefined;
-  const credentials = URL_VARIABLES.map((name) => credentialsIn(env[name] ?? ''));
-  const secrets = [
-    env.CLIENT_SECRET, env.SESSION_SECRET, env.CLIENT_SECRET?.trim(), env.SESSION_SECRET?.trim(),
-    ...credentials.flatMap((c) => c.secrets),
-  ];
-  const userNames = credentials.flatMap((c) => c.userNames);
+  const { secrets, userNames } = confidentialIn(env);
   if (!config) return { findings, secrets, userNames, ...(managementToken ? { managementToken } : {}) };
   const idp = { issuer: config.issuer, clientId: config.clientId, clientSecret: config.clientSecret, clientAuthMethod: chooseClientAuthMethod(undefined) };
   return {

@@ -12,7 +12,7 @@ const INDENT = '        ';
  * `text` without control characters: findings quote what the tenant answered (a Management API's message, the URLs
  * registered there), and an escape sequence in them must not reach the terminal. Whitespace is split on anyway.
  */
-const printable = (text: string): string => text.replace(/[\u0000-\u0008\u000e-\u001f\u007f-\u009f]/g, '?');
+export const printable = (text: string): string => text.replace(/[\u0000-\u0008\u000e-\u001f\u007f-\u009f]/g, '?');
 
 /** Breaks `text` into lines of at most `width` characters (a longer word keeps its own line), the first after `first`. */
 function wrap(text: string, first: string, rest: string, width = WIDTH): string[] {

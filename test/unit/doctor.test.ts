@@ -177,6 +177,26 @@ describe('the command line', () => {
     expect(out.stdout).toMatch(/FAIL {2}Cannot read https:\/\/tenant\.example\.com\/\.well-known\/openid-configuration: fetch is broken/);
     expect(out.stdout).not.toContain('client-secret-value');
   });
+
+  it('when the doctor itself cannot run, exits 2 with one line on stderr that shows no secret and no control character', async () => {
+    const { out, io: streams } = io();
+    const values = { ISSUER_URL: ISSUER.href, CLIENT_ID: 'abc', CLIENT_SECRET: 'client-secret-value', AUDIENCE: 'https://api.example.com', SESSION_SECRET: 'x'.repeat(40), AUTH0_MANAGEMENT_TOKEN: 'management-token-value' };
+    // An environment whose first read of AUDIENCE throws, quoting what no output may show.
+    let thrown = false;
+    const env = new Proxy(values, {
+      get(target, name) {
+        if (name === 'AUDIENCE' && !thrown) {
+          thrown = true;
+          throw new Error('cannot use client-secret-value\nwith management-token-value \u001b[2J here');
+        }
+        return target[name as keyof typeof target];
+      },
+    });
+    expect(await runCommand(['doctor'], env, streams)).toBe(2);
+    expect(thrown).toBe(true);
+    expect(out.stdout).toBe('');
+    expect(out.stderr).toBe('express-ort-bff doctor could not run: cannot use [redacted] with [redacted] ?[2J here\n');
+  });
 });
 
 describe('the audiences the doctor checks', () => {
