@@ -151,14 +151,16 @@ interface Confidential {
  * What of the example's environment no output may show: for the command line's own faults, which come before any
  * report (and its scrubbing) exists.
  */
-export function environmentScrubber(env: Env): (text: string) => string {
+// Typed as DoctorInput's env, not as Env: the package's declarations must not import config/example-env, whose
+// JsonWebKey a consumer's tsc without the DOM lib cannot resolve (npm run check:consumers).
+export function environmentScrubber(env: Readonly<Record<string, string | undefined>>): (text: string) => string {
   const { secrets, userNames } = confidentialIn(env);
   const managementToken = env.AUTH0_MANAGEMENT_TOKEN;
   return scrubberOf([...secrets, managementToken, managementToken?.trim()], userNames);
 }
 
 /** The secrets and URL user names of the example's environment (the management token aside). */
-function confidentialIn(env: Env): { secrets: Array<string | undefined>; userNames: string[] } {
+function confidentialIn(env: Readonly<Record<string, string | undefined>>): { secrets: Array<string | undefined>; userNames: string[] } {
   const credentials = URL_VARIABLES.map((name) => credentialsIn(env[name] ?? ''));
   return {
     secrets: [
