@@ -34,6 +34,9 @@
  * BENCH_FRESH_LOGINS=N (quick and full runs with more than one session): log N users in to the fresh example the
  * library is paired with last, instead of one, each calling the API once, so that the pairs show what the rounds
  * over the sessions cost apart from the logins.
+ * Every server the bench starts runs with the node options `npm start` gives the example (package.json's start
+ * script: V8's polymorphic limit raised), contestants and ceiling alike, so that the example is measured as it runs
+ * and a process-wide option favours no side; BENCH_NODE_ARGS="<node options>" gives them others instead ("" none).
  * BENCH_OTEL=1 with --quick adds the library with an OpenTelemetry SDK registered (the example's METRICS_PORT and
  * OTEL_EXPORTER_OTLP_ENDPOINT, every span exported to a stand-in collector) next to the library without one
  * (only @opentelemetry/api, as always), and loads the two head to head.
@@ -55,7 +58,7 @@ import { loginThroughEmulator, mapLimit } from './lib/login.js';
 import { startOtlpSink, type OtlpSink } from './lib/otlp-sink.js';
 import { compile, compiledScript, type Runtime } from './lib/compiled.js';
 import { byFunction, isOwnCode, readProfile as readAllocationProfile, waitForFile, type Allocations } from './lib/allocations.js';
-import { ROOT, canPin, cpuMsOf, freePort, startServer, type ServerProcess } from './lib/procs.js';
+import { ROOT, canPin, cpuMsOf, freePort, npmStartNodeOptions, startServer, type ServerProcess } from './lib/procs.js';
 import { callgrindWrapper, dumpCounts, functionCounts, sendCalls, valgrindAvailable, zeroCounts } from './lib/instructions.js';
 import { monotonicUs, readProfile, selfTimeByArea, topCallers, topSelfTime } from './lib/profile.js';
 import { markdownTable, median, round, table } from './lib/stats.js';
@@ -88,6 +91,8 @@ const settings = mode === 'quick'
   ? { rounds: 0, headToHeadRepeats: 0, warmupSec: 0, loadSec: 0, unloadedSec: 0, connections: 0, sessions: 0, memorySessions: Number(process.env.BENCH_MEMORY_SESSIONS ?? 10_000), storms: [], stormRepeats: 0, memoryLoginBudgetMs: 300_000, memorySettleMs: 65_000 }
   : { rounds: 7, headToHeadRepeats: 7, warmupSec: 5, loadSec: 5, unloadedSec: 3, connections: 32, sessions: 1000, memorySessions: 10_000, storms: [1, 20, 200], stormRepeats: 7, memoryLoginBudgetMs: 300_000, memorySettleMs: 65_000 };
 const profileSec = 15;
+/** Node options for every server the bench starts, before any a mode adds to one server: npm start's, or BENCH_NODE_ARGS. */
+const benchNodeArgs = process.env.BENCH_NODE_ARGS === undefined ? npmStartNodeOptions() : process.env.BENCH_NODE_ARGS.split(' ').filter(Boolean);
 /** BENCH_FRESH_LOGINS: how many users log in to the process the library is paired with last (default 1). */
 const freshLogins = Math.max(1, Math.floor(Number(process.env.BENCH_FRESH_LOGINS)) || 1);
 const spreadProcesses = Math.max(1, Number(process.env.BENCH_SPREAD_PROCESSES ?? 3));
@@ -174,7 +179,7 @@ async function deleteKeys(keys: string[]): Promise<void> {
 
 async function start(name: string, script: string, env: Record<string, string>, extra: { nodeArgs?: string[]; readyPath?: string; runtime?: Runtime; wrapper?: string[]; readyTimeoutMs?: number } = {}): Promise<ServerProcess> {
   const port = Number(env.PORT);
-  const server = await startServer({ name, script, port, env, core: 1, logDir, runtime, ...extra });
+  const server = await startServer({ name, script, port, env, core: 1, logDir, runtime, ...extra, nodeArgs: [...benchNodeArgs, ...extra.nodeArgs ?? []] });
   servers.push(server);
   return server;
 }
@@ -663,6 +668,8 @@ function machine() {
     loadGenerator: tool,
     // How the servers ran: the JavaScript tsc compiled (as a deployment runs it), or their TypeScript through tsx.
     runtime: runtimeKind,
+    // The node options every server ran with (npm start's, or BENCH_NODE_ARGS).
+    nodeArgs: benchNodeArgs,
     // The library measured is the working tree: its commit, and whether src/ had changes on top.
     git: gitAtStart,
     // Other work on the machine skews the numbers: the 1-minute load average when the run started and ended.
@@ -838,7 +845,7 @@ async function main(): Promise<void> {
     runtime = compile(ROOT, join(compiledDir, 'working-tree'));
     say(`compiled src/, example/ and bench/servers/ with tsc in ${((performance.now() - t0) / 1000).toFixed(1)} s; the servers run that JavaScript`);
   }
-  say(`${mode} run ${runId}: load generator ${tool}${canPin ? ', servers on core 1, load on core 0' : ', NOT pinned (taskset or a second core missing)'}; library server ${libraryScript}; Redis ${REDIS_URL} prefix ${PREFIX}; logs in ${logDir}`);
+  say(`${mode} run ${runId}: load generator ${tool}${canPin ? ', servers on core 1, load on core 0' : ', NOT pinned (taskset or a second core missing)'}; library server ${libraryScript}; every server with node ${benchNodeArgs.length > 0 ? benchNodeArgs.join(' ') : '(no options)'}; Redis ${REDIS_URL} prefix ${PREFIX}; logs in ${logDir}`);
 
   if (withOtel && !useExample) throw new Error('BENCH_OTEL needs the example BFF (example/start.ts), which starts the OpenTelemetry SDK');
   const ports = { upstream: await freePort(), ceiling: await freePort(), plain: await freePort(), plainDefault: await freePort(), naive: await freePort(), library: await freePort(), libraryUse: await freePort(), libraryUseOptions: await freePort(), libraryDpop: await freePort(), libraryFresh: await freePort(), libraryOtel: await freePort(), otelMetrics: await freePort(), memory: await freePort(), storm: [await freePort(), await freePort()], spread: [] as number[], spreadCeilings: [] as number[], spreadApps: [] as number[], ceilingSame: await freePort(), ceilingApp: await freePort() };
@@ -994,7 +1001,7 @@ async function main(): Promise<void> {
   const file = join(resultsDir, mode === 'smoke' ? 'smoke.json' : 'latest.json');
   writeFileSync(file, `${JSON.stringify(output, null, 2)}\n`);
 
-  const machineLine = `${info.nproc} cores (${info.cpuModel}), Node ${info.node}, ${info.os}, commit ${info.git.commit}${info.git.srcChanged ? ' + uncommitted changes in src/ or example/' : ''}, load average ${info.loadAverage.start} at start / ${info.loadAverage.end} at end; servers run ${info.runtime === 'compiled' ? 'as JavaScript compiled by tsc' : 'through tsx'}; load generator ${info.loadGenerator}${info.pinned ? ' on core 0, servers on core 1' : ', not pinned'}; ${settings.rounds} rounds of ${settings.loadSec} s at ${settings.connections} connections + ${settings.unloadedSec} s at 1 connection, medians`;
+  const machineLine = `${info.nproc} cores (${info.cpuModel}), Node ${info.node}, ${info.os}, commit ${info.git.commit}${info.git.srcChanged ? ' + uncommitted changes in src/ or example/' : ''}, load average ${info.loadAverage.start} at start / ${info.loadAverage.end} at end; servers run ${info.runtime === 'compiled' ? 'as JavaScript compiled by tsc' : 'through tsx'}${info.nodeArgs.length > 0 ? ` with node ${info.nodeArgs.join(' ')}` : ''}; load generator ${info.loadGenerator}${info.pinned ? ' on core 0, servers on core 1' : ', not pinned'}; ${settings.rounds} rounds of ${settings.loadSec} s at ${settings.connections} connections + ${settings.unloadedSec} s at 1 connection, medians`;
   const targetTable = targetRows(checked);
   process.stdout.write(`\n${machineLine}\n\n${table(contestantRows(results))}\n\n${nearCeilingRows(near).map(table).join('\n\n')}\n\n${table(sessionReadRows(results))}\n\n${table(inAnAppRows(inApp))}\n\n${table(headToHeadRows(h2h))}\n\n${table(headToHeadRows(dpopH2h))}\n\n${table(stormRows(storms))}\n\n${table(wsThroughputRows(wsThroughput, ['direct', 'bff']))}\n\n${table(sessionEndRows(sessionEnd))}\n\n${table(memoryRows(memory))}\n\n${table(targetTable)}\n\nwritten: ${file}\n`);
   if (mode === 'full') {

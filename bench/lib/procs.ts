@@ -10,6 +10,24 @@ export const ROOT = new URL('../../', import.meta.url).pathname;
 /** Imported after tsx by every server that runs through tsx: source maps off, as in production (see the file). */
 const PRODUCTION_RUNTIME = join(ROOT, 'bench/lib/production-runtime.ts');
 
+/**
+ * What `npm start` runs after `node` (package.json's start script): the example's node options, then its entry.
+ * The lifecycle test starts the example with exactly these, and the bench gives every server the options.
+ */
+export function npmStartArgs(): string[] {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts?: { start?: string } };
+  const [command, ...args] = (pkg.scripts?.start ?? '').trim().split(/\s+/);
+  if (command !== 'node') throw new Error(`package.json's start script does not run node: ${pkg.scripts?.start}`);
+  return args;
+}
+
+/** The node options `npm start` gives the example (V8 flags): those of {@link npmStartArgs} before `--import`. */
+export function npmStartNodeOptions(): string[] {
+  const args = npmStartArgs();
+  const end = args.findIndex((arg) => arg === '--import' || !arg.startsWith('--'));
+  return end === -1 ? args : args.slice(0, end);
+}
+
 /** Pinning needs taskset and two cores (servers on core 1, the load generator on core 0). */
 export const canPin = cpus().length >= 2 && spawnSync('taskset', ['-c', '0', 'true']).status === 0;
 

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { readConfig } from '../../example/config.js';
 import { startExample, type ExampleLogger } from '../../example/server.js';
 import { loginThroughEmulator } from '../../bench/lib/login.js';
-import { freePort } from '../../bench/lib/procs.js';
+import { freePort, npmStartArgs } from '../../bench/lib/procs.js';
 import { deadPort, refusesConnections } from '../support/harness.js';
 import { closeServer, listen, waitFor } from '../support/harness.js';
 
@@ -101,7 +101,8 @@ describe('npm start, stopped with SIGTERM under load', () => {
   it('stops accepting, answers every call it had accepted (never a 5xx), and exits within the grace period', async () => {
     const upstream = await startSlowUpstream(200);
     const port = await freePort();
-    const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'example/start.ts'], {
+    // What `npm start` runs after `node` (its V8 option included), with the node running the tests.
+    const child: ChildProcess = spawn(process.execPath, npmStartArgs(), {
       cwd: fileURLToPath(new URL('../../', import.meta.url)),
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PORT: String(port), UPSTREAM_API_URL: upstream.url, SESSION_SECRET },
       stdio: ['ignore', 'pipe', 'pipe'],
