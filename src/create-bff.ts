@@ -283,10 +283,10 @@ export function createBff(options: BffOptions): Bff {
   if (routes.logout) {
     const logout = logoutRoute(ctx);
     router.get(routes.logout, ...span(SPAN.LOGOUT), sessionMiddleware('logout'), logout);
-    router.post(routes.logout, ...span(SPAN.LOGOUT), formBody('4kb'), sessionMiddleware('logout'), logout);
+    router.post(routes.logout, ...span(SPAN.LOGOUT), formBody('4kb', ctx.report, 'logout'), sessionMiddleware('logout'), logout);
   }
   if (routes.backchannelLogout) {
-    router.post(routes.backchannelLogout, ...span(SPAN.BACKCHANNEL_LOGOUT), formBody('32kb', (description) => ctx.report.backchannelRejected(description)), backchannelLogoutRoute(ctx));
+    router.post(routes.backchannelLogout, ...span(SPAN.BACKCHANNEL_LOGOUT), formBody('32kb', ctx.report, 'backchannel_logout', (description) => ctx.report.backchannelRejected(description)), backchannelLogoutRoute(ctx));
   }
   if (routes.sessions) {
     const handlers = sessionsRoutes(ctx, sessionControl);
@@ -380,15 +380,17 @@ function methodNotAllowed(methods: string): RequestHandler {
   };
 }
 
-/** A form body parser whose failures (too large, bad charset, malformed) answer 400 JSON instead of the app's error page. */
-/** A form body of at most `limit`; one that cannot be read is a 400, told to `refused` too (the route's report). */
-function formBody(limit: string, refused?: (description: string) => void): RequestHandler {
+/**
+ * A form body of at most `limit`; one that cannot be read (too large, bad charset, malformed) answers 400 JSON
+ * instead of the app's error page, reported as the route's other refusals are (and told to `refused` too).
+ */
+function formBody(limit: string, report: Reporter, operation: BffOperation, refused?: (description: string) => void): RequestHandler {
   const parse = express.urlencoded({ extended: false, limit });
   return (req, res, next) =>
     parse(req, res, (error?: unknown) => {
       if (!error) return next();
       const description = (error as { type?: unknown }).type === 'entity.too.large' ? `The request body is larger than ${limit}.` : 'The request body could not be read.';
       refused?.(description);
-      sendError(res, new BffError(ErrorCode.INVALID_REQUEST, description));
+      sendError(res, new BffError(ErrorCode.INVALID_REQUEST, description), report, { operation });
     });
 }

@@ -1,4 +1,4 @@
-import type { Attributes } from '@opentelemetry/api';
+import { SpanStatusCode, type Attributes } from '@opentelemetry/api';
 import { BffError, ErrorCode } from '../errors.js';
 import { markLogged, wasLogged } from '../http/json-error.js';
 import { countedErrorType, oauthErrorCode, type ClassifiedFailure } from '../idp/failures.js';
@@ -190,7 +190,9 @@ export class Reporter {
 
   /** A request is answered with an error: each kind of failure is reported once, by its code. */
   requestFailed(error: BffError, where: FailedRequest): void {
-    this.annotate({ [ATTR.ERROR_TYPE]: error.code });
+    // error.type and an Error status go together (semconv): also where the answer is no 4xx or 5xx (a silent
+    // login's redirect back to the SPA).
+    if (this.telemetry.tracer !== undefined) ownActiveSpan()?.setAttribute(ATTR.ERROR_TYPE, error.code).setStatus({ code: SpanStatusCode.ERROR });
     switch (error.code) {
       case ErrorCode.SERVER_ERROR: {
         if (wasLogged(error)) return;
@@ -223,6 +225,15 @@ export class Reporter {
         // 4xx answers, and 503 token_service_unavailable, whose exchange failures were logged as they happened.
         this.log.debug(`Answered ${error.status} ${error.code}`, { operation: where.operation, ...(where.sessionRef === undefined ? {} : { sessionRef: where.sessionRef }) });
     }
+  }
+
+  /**
+   * A silent login came back without a session because Auth0 would have had to show the user a page
+   * (`login_required` and its kin): the answer the SPA asked for, not a failure.
+   */
+  silentLoginDeclined(code: string): void {
+    this.annotate({ [ATTR.BFF_LOGIN_SILENT_ANSWER]: code });
+    this.log.debug(`Silent login came back without a session: ${code}`);
   }
 
   /** Adds attributes to this library's span under way (a route's, a renewal's), if tracing is on. */

@@ -61,9 +61,11 @@ export function callbackRoute(ctx: BffContext) {
       const failure = error instanceof BffError ? error : idpUnavailable(error);
       if (transaction?.silent !== true) return sendError(res, failure, ctx.report, { operation: 'callback' });
       // The SPA asked without showing a page: it learns the outcome from its own URL, never from an error page.
-      ctx.report.requestFailed(failure, { operation: 'callback' });
+      const code = silentErrorCode(failure);
+      if (failure.code === ErrorCode.LOGIN_FAILED && NEEDS_A_PAGE.has(code)) ctx.report.silentLoginDeclined(code);
+      else ctx.report.requestFailed(failure, { operation: 'callback' });
       const target = returnUrl(transaction.returnTo, config.baseURL);
-      target.searchParams.set('error', silentErrorCode(failure));
+      target.searchParams.set('error', code);
       res.setHeader('Cache-Control', 'no-store');
       res.redirect(302, target.href);
     }
@@ -169,6 +171,9 @@ class AuthorizationError extends Error {
  * The `error` a silent login adds to `returnTo`: Auth0's own code when Auth0 refused (`login_required` when it has
  * no session, `consent_required`, `interaction_required`, ...), else the BFF's error code (`idp_unavailable`, ...).
  */
+/** Auth0's answers to `prompt=none` that only say the user would have to see a page (OIDC Core 3.1.2.6). */
+const NEEDS_A_PAGE = new Set(['login_required', 'consent_required', 'interaction_required', 'account_selection_required']);
+
 function silentErrorCode(failure: BffError): string {
   const cause = failure.cause;
   const auth0 = cause instanceof AuthorizationError ? cause.error : cause instanceof AuthorizationResponseError || cause instanceof ResponseBodyError ? cause.error : undefined;

@@ -29,6 +29,8 @@ export const ATTR = {
   BFF_LOGOUT_SESSIONS: 'bff.logout.sessions',
   BFF_LOGOUT_REVOKED: 'bff.logout.revoked',
   BFF_OPERATION: 'bff.operation',
+  /** Why a silent login (`prompt=none`) came back without a session: Auth0's answer (`login_required`, ...). */
+  BFF_LOGIN_SILENT_ANSWER: 'bff.login.silent_answer',
 } as const;
 
 export const METRIC = {

@@ -297,6 +297,70 @@ describe('OpenTelemetry spans and metrics of login, logout and back-channel logo
     expect(span?.attributes).toMatchObject({ 'http.response.status_code': 400, 'error.type': 'invalid_request' });
   });
 
+  /** Starts a silent login in `browser` and follows Auth0's redirects back to the BFF's callback URL. */
+  async function silentCallback(browser: ReturnType<Harness['browser']>): Promise<string> {
+    const start = await browser.request('/auth/login?prompt=none');
+    expect(start.status).toBe(302);
+    const { callbackUrl } = await scriptedLogin(start.headers.get('location') as string, USER, { jar: browser.jar, stopAt: `${browser.url}/auth/callback` });
+    return callbackUrl;
+  }
+
+  it('leaves the span of a silent login that found no Auth0 session unfailed, with Auth0\'s answer on it', async () => {
+    // No Auth0 session: login_required is the answer the SPA asked for, on every anonymous visit.
+    const browser = h.browser();
+    const res = await browser.request(await silentCallback(browser));
+    expect(res.status).toBe(302);
+    expect(res.headers.get('location')).toMatch(/[?&]error=login_required(&|#|$)/);
+    const span = otel.spans('bff.login.callback').at(-1);
+    expect(span?.status.code).toBe(SpanStatusCode.UNSET);
+    expect(span?.attributes).toMatchObject({ 'http.response.status_code': 302, 'bff.login.silent_answer': 'login_required' });
+    expect(span?.attributes).not.toHaveProperty('error.type');
+  });
+
+  it('fails the span of a silent login Auth0 could not complete, although the browser is sent back with a redirect', async () => {
+    const browser = h.browser();
+    await browser.login();
+    browser.jar.set(browser.url, 'bff=; Max-Age=0; Path=/');
+    const callbackUrl = await silentCallback(browser);
+    h.auth0.admin.failTokenEndpoint({ status: 503 });
+    try {
+      const res = await browser.request(callbackUrl);
+      expect(res.status).toBe(302);
+      expect(res.headers.get('location')).toMatch(/[?&]error=idp_unavailable(&|#|$)/);
+    } finally {
+      h.auth0.admin.reset();
+    }
+    const span = otel.spans('bff.login.callback').at(-1);
+    expect(span?.status.code).toBe(SpanStatusCode.ERROR);
+    expect(span?.attributes).toMatchObject({ 'http.response.status_code': 302, 'error.type': 'idp_unavailable' });
+    expect(span?.attributes).not.toHaveProperty('bff.login.silent_answer');
+  });
+
+  it('fails the span of a logout or back-channel logout whose form body cannot be read, with its error code', async () => {
+    const browser = h.browser();
+    await browser.login();
+    const tooLarge = new URLSearchParams({ filler: 'x'.repeat(5_000) }).toString();
+    const logout = await browser.request('/auth/logout', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: tooLarge });
+    expect(logout.status).toBe(400);
+    expect(await logout.json()).toMatchObject({ error: 'invalid_request' });
+    expect(otel.spans('bff.logout').at(-1)).toMatchObject({
+      status: { code: SpanStatusCode.ERROR },
+      attributes: expect.objectContaining({ 'http.response.status_code': 400, 'error.type': 'invalid_request' }),
+    });
+    expect((await browser.user()).status).toBe(200);
+
+    const backchannel = await fetch(`${h.urls[0]}/auth/backchannel-logout`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded; charset=koi8-r' },
+      body: 'logout_token=x',
+    });
+    expect(backchannel.status).toBe(400);
+    expect(otel.spans('bff.backchannel_logout').at(-1)).toMatchObject({
+      status: { code: SpanStatusCode.ERROR },
+      attributes: expect.objectContaining({ 'http.response.status_code': 400, 'error.type': 'invalid_request' }),
+    });
+  });
+
   it('makes a logout span with the reason, and counts one logout although Auth0 sent a back-channel logout for it', async () => {
     const browser = h.browser();
     await browser.login();
