@@ -100,11 +100,12 @@ type Outcome = { id: string; status?: number; body?: string; error?: string; sen
 describe('npm start, stopped with SIGTERM under load', () => {
   it('stops accepting, answers every call it had accepted (never a 5xx), and exits within the grace period', async () => {
     const upstream = await startSlowUpstream(200);
-    const port = await freePort();
-    // What `npm start` runs after `node` (its V8 option included), with the node running the tests.
+    // What `npm start` runs after `node` (its V8 option included), with the node running the tests. On a port of
+    // its own choosing (PORT=0, read from what it prints): a port found free here could be taken by another test's
+    // server before the child, still starting, listens on it.
     const child: ChildProcess = spawn(process.execPath, npmStartArgs(), {
       cwd: fileURLToPath(new URL('../../', import.meta.url)),
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PORT: String(port), UPSTREAM_API_URL: upstream.url, SESSION_SECRET },
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PORT: '0', UPSTREAM_API_URL: upstream.url, SESSION_SECRET },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
@@ -113,8 +114,14 @@ describe('npm start, stopped with SIGTERM under load', () => {
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     const agent = new Agent({ connections: 32, pipelining: 1 });
     try {
-      await waitFor(() => /Ctrl-C stops it/.test(output), `the example starts (output so far: ${output})`, 30_000);
-      const base = `http://localhost:${port}`;
+      // Started, or gone: on a busy machine, starting (tsx compiling the example) may take a while.
+      await waitFor(() => /Ctrl-C stops it/.test(output) || child.exitCode !== null, 'the example starts', 60_000).catch((error: Error) => {
+        throw new Error(`${error.message} (output so far: ${output})`);
+      });
+      expect(child.exitCode, `the example exited while starting: ${output}`).toBeNull();
+      const base = /Open\s+(http:\/\/localhost:\d+)\s/.exec(output)?.[1] as string;
+      expect(base, `the example's URL in what it printed: ${output}`).toBeDefined();
+      const port = Number(new URL(base).port);
       const cookies = await Promise.all(Array.from({ length: 4 }, () => loginThroughEmulator(base, { username: 'demo', password: 'demo-password' })));
 
       const outcomes: Outcome[] = [];
@@ -173,5 +180,5 @@ describe('npm start, stopped with SIGTERM under load', () => {
       await agent.close();
       await upstream.close();
     }
-  }, 60_000);
+  }, 120_000);
 });
