@@ -180,7 +180,9 @@ export async function probeClient(config: BffConfig, metadata: Record<string, un
     return {
       findings: [
         ok('client.credentials', `Auth0 accepts the client's credentials (${method})`, {
-          detail: 'A made-up authorization code was refused as a grant, after the client was authenticated.',
+          detail: code.kind === 'unauthorized_client'
+            ? 'A made-up authorization code was refused because the application may not use that grant type, after the client was authenticated.'
+            : 'A made-up authorization code was refused as a grant, after the client was authenticated.',
         }),
       ],
       grants: {

@@ -26,6 +26,7 @@ beforeAll(async () => {
     clients: [
       app('good'),
       app('no-refresh-grant', { grantTypes: ['authorization_code'] }),
+      app('no-code-grant', { grantTypes: ['refresh_token'] }),
       app('no-callback', { redirectUris: ['https://elsewhere.example.com/auth/callback'] }),
       app('no-logout-url', { postLogoutRedirectUris: [] }),
       app('no-backchannel', { backchannelLogoutUri: undefined }),
@@ -227,6 +228,14 @@ describe('one finding per misconfiguration', () => {
     const report = await doctor({ env: env({ CLIENT_ID: 'no-refresh-grant', AUTH0_MANAGEMENT_TOKEN: undefined }) });
     expect(problems(report)).toEqual(['fail client.grant-types']);
     expect(finding(report, 'client.grant-types')).toMatchObject({ section: 'client', title: 'The application does not allow the refresh_token grant' });
+  });
+
+  it('an application without the authorization_code grant, found through the token endpoint when there is no Management API token', async () => {
+    const report = await doctor({ env: env({ CLIENT_ID: 'no-code-grant', AUTH0_MANAGEMENT_TOKEN: undefined }) });
+    expect(problems(report)).toEqual(['fail client.grant-types']);
+    expect(finding(report, 'client.grant-types')).toMatchObject({ section: 'client', title: 'The application does not allow the authorization_code grant' });
+    // The credentials were proven all the same: Auth0 authenticates the client before it looks at the grant.
+    expect(finding(report, 'client.credentials')).toMatchObject({ status: 'ok', detail: expect.stringMatching(/may not use that grant type/) });
   });
 
   it('a Management API token without read:clients: the API is still checked', async () => {
