@@ -49,20 +49,68 @@ export function cpuMsOf(pid: number): number {
   }
 }
 
-/** Ports this process has handed out: the system may offer a port again once the probe that found it closed it. */
+/** Ports this process has handed out: two servers of this process must not be given the same one. */
 const handedOut = new Set<number>();
 
-/** A port free on 127.0.0.1 now, and not one handed out before in this process (two servers would share it). */
-export async function freePort(): Promise<number> {
-  for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const server = createServer();
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => {
-        const { port: found } = server.address() as { port: number };
-        server.close(() => resolve(found));
-      });
+/** Where `freePort` looks: below the system's ephemeral range, and below where a Redis Cluster node's bus port goes. */
+const PICK_FROM = 10_000;
+const PICK_BELOW = 20_000;
+
+/** The low end of the range the system gives ephemeral ports from (Linux), or undefined where it cannot be read. */
+function ephemeralLow(): number | undefined {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) ? low : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether a listening socket can take the port on 127.0.0.1 now. */
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/** A port the system chose for a moment's listening socket (it may hand it out again at once). */
+function systemPort(): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
     });
+  });
+}
+
+/**
+ * A port free on 127.0.0.1 now, for a server that will listen on it later (a child process still starting, a
+ * Redis server to be restarted on the same port), and not one handed out before in this process.
+ *
+ * Taken below the system's ephemeral range (10000-19999 when that range starts above them, as Linux's default
+ * 32768-60999 does): neither a server listening on port 0 nor an outgoing connection, of this process or of any
+ * test running alongside, is ever given such a port, so it stays free until its server listens. A port the system
+ * picks instead could be handed to any of those meanwhile. (A Redis Cluster node's bus port, its port + 10000,
+ * stays below that range too.) Elsewhere, the system's pick.
+ */
+export async function freePort(): Promise<number> {
+  const low = ephemeralLow();
+  if (low !== undefined && low >= PICK_BELOW) {
+    const span = PICK_BELOW - PICK_FROM;
+    const start = Math.floor(Math.random() * span);
+    for (let i = 0; i < span; i++) {
+      const port = PICK_FROM + ((start + i) % span);
+      if (handedOut.has(port) || !(await bindable(port))) continue;
+      handedOut.add(port);
+      return port;
+    }
+  }
+  for (;;) {
+    const port = await systemPort();
     if (handedOut.has(port)) continue;
     handedOut.add(port);
     return port;

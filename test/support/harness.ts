@@ -394,14 +394,8 @@ export function closeServer(server: Server): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()));
 }
 
-/** A loopback port that was free a moment ago, for a server a test starts on a port it must name. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await listen(server);
-  const { port } = server.address() as AddressInfo;
-  await closeServer(server);
-  return port;
-}
+/** A loopback port for a server a test starts on a port it must name (below the ephemeral range: see there). */
+export { freePort } from '../../bench/lib/procs.js';
 
 /** A loopback port nobody listens on: an upstream or issuer that is down. */
 export async function deadPort(): Promise<number> {

@@ -1,11 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, connect } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from '../../../bench/lib/procs.js';
 
 /**
- * redis-server processes of the tests' own, on free ports picked by the system (never 6379), in temp directories,
+ * redis-server processes of the tests' own, on free ports below the ephemeral range (never 6379), in temp directories,
  * stopped by their pid. Never the shared Redis.
  */
 export interface RedisServer {
@@ -29,17 +30,8 @@ process.once('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
 
-/** A TCP port nothing listens on now, chosen by the system. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+/** A TCP port nothing listens on now, below the ephemeral range (see there): it stays free across a restart. */
+export { freePort };
 
 /** A temp directory for one topology's files; removed by `removeDir`. */
 export const makeDir = (name: string): Promise<string> => mkdtemp(join(tmpdir(), `bff-${name}-`));
