@@ -11,6 +11,9 @@ import { BackgroundRetries } from './background-retries.js';
 import type { SessionView, StoredSessionRecord } from './record.js';
 import { sessionIdReader, type SessionIdReader } from './session-cookie.js';
 
+/** What a session's lifetime checks read. */
+type Lifetimes = Pick<SessionView, 'sub' | 'sid' | 'absoluteExpiresAt' | 'idleExpiresAt' | 'lastActiveAt'>;
+
 /** A logged-in request: the BFF session id and what the hot path read of its record. */
 export interface LoadedSession {
   readonly id: string;
@@ -127,29 +130,47 @@ export class Sessions {
     if (id === undefined) throw loginRequired();
     const record = await this.backend.readRecord(id);
     if (!record) throw loginRequired();
-    const ended = this.checkLifetimes(id, record, options.touch !== false);
+    const now = this.config.clock();
+    const ended = this.checkLifetimes(id, record, false, now);
     if (ended) await ended;
-    return { id, record };
+    const idleExpiresAt = options.touch === false ? undefined : this.rolledIdleExpiry(record, now);
+    if (idleExpiresAt === undefined) return { id, record };
+    // Rolled before the answer, which then gives the expiry the store holds (the SPA shows it, and a "stay signed
+    // in" button calls this); if the store fails, the expiry it still has.
+    try {
+      await this.backend.touch(id, idleExpiresAt, now);
+    } catch (error) {
+      this.report.storeFailed(error, 'idle_roll', sessionRef(id));
+      return { id, record };
+    }
+    return { id, record: { ...record, idleExpiresAt, lastActiveAt: now } };
   }
 
   /**
    * Ends a session past its idle or absolute lifetime (the returned promise rejects with session_ended), and
    * rolls a live one's idle expiry in the background when due. Synchronous for a live session: the hot path.
    */
-  private checkLifetimes(id: string, session: Pick<SessionView, 'sub' | 'sid' | 'absoluteExpiresAt' | 'idleExpiresAt' | 'lastActiveAt'>, touch = true): Promise<never> | undefined {
-    const now = this.config.clock();
+  private checkLifetimes(id: string, session: Lifetimes, touch = true, now = this.config.clock()): Promise<never> | undefined {
     if (now >= session.absoluteExpiresAt || now >= session.idleExpiresAt) {
       const reason: LogoutReason = now >= session.absoluteExpiresAt ? 'absolute_timeout' : 'idle_timeout';
       return this.endAll({ id, sub: session.sub, sid: session.sid }, reason).then(() => {
         throw sessionEnded(reason === 'absolute_timeout' ? 'The session reached its maximum lifetime.' : 'The session ended after a period of inactivity.');
       });
     }
-    // Activity is recorded (and the idle expiry rolled, never past the absolute lifetime) at most once per interval.
-    if (touch && now - session.lastActiveAt >= this.touchInterval) {
-      const idleExpiresAt = Math.min(session.absoluteExpiresAt, now + this.config.session.idleTimeoutMs);
-      this.backend.touch(id, idleExpiresAt, now).catch((error: unknown) => this.report.storeFailed(error, 'idle_roll', sessionRef(id)));
+    if (touch) {
+      const idleExpiresAt = this.rolledIdleExpiry(session, now);
+      if (idleExpiresAt !== undefined) this.backend.touch(id, idleExpiresAt, now).catch((error: unknown) => this.report.storeFailed(error, 'idle_roll', sessionRef(id)));
     }
     return undefined;
+  }
+
+  /**
+   * The idle expiry a request at `now` rolls the session's to, when a roll is due: activity is recorded (and the
+   * idle expiry rolled, never past the absolute lifetime) at most once per interval.
+   */
+  private rolledIdleExpiry(session: Lifetimes, now: number): number | undefined {
+    if (now - session.lastActiveAt < this.touchInterval) return undefined;
+    return Math.min(session.absoluteExpiresAt, now + this.config.session.idleTimeoutMs);
   }
 
   /**

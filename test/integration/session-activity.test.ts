@@ -16,7 +16,7 @@ describe.each([['Redis', true], ['memory', false]])('what counts as activity (%s
   beforeAll(async () => {
     h = await startHarness({
       redis,
-      bff: { session: { secrets: [SESSION_SECRET], idleTimeout: IDLE_TIMEOUT_S, absoluteTimeout: 7200 } },
+      bff: { session: { secrets: [SESSION_SECRET], idleTimeout: IDLE_TIMEOUT_S, absoluteTimeout: 7200 }, routes: { sessions: true } },
       app: (bff) => {
         const app = express().use(bff);
         app.get('/whoami', async (req, res) => void res.json((await bff.getUser(req, { touch: false })) ?? null));
@@ -53,12 +53,32 @@ describe.each([['Redis', true], ['memory', false]])('what counts as activity (%s
     h.clock.advance(5 * MINUTE);
     expect((await browser.api('/api/items')).status).toBe(200);
     await waitFor(async () => (await probe(browser)).body.idleExpiresAt > first, 'an API call rolled the idle expiry');
+    const beforeRoll = (await probe(browser)).body.idleExpiresAt as number;
     h.clock.advance(5 * MINUTE + 1_000);
     const rolled = await browser.user();
     expect(rolled.status).toBe(200);
-    await waitFor(async () => (await probe(browser)).body.idleExpiresAt > rolled.body.idleExpiresAt, '/auth/user rolled the idle expiry');
+    // The answer gives the expiry its own call rolled to, a whole idle timeout from now: what the store now holds.
+    expect(rolled.body.idleExpiresAt).toBe(Math.floor(h.clock.now() / 1000) + IDLE_TIMEOUT_S);
+    expect(rolled.body.idleExpiresAt).toBeGreaterThan(beforeRoll);
+    expect((await probe(browser)).body.idleExpiresAt).toBe(rolled.body.idleExpiresAt);
     h.clock.advance(5 * MINUTE + 1_000);
     expect((await probe(browser)).status).toBe(200);
+  });
+
+  it('answers a touching bff.getUser and the session list with the idle expiry that request rolled to', async () => {
+    const browser = h.browser();
+    await browser.login();
+    const bff = h.bffs[0]!;
+    h.clock.advance(5 * MINUTE);
+    const user = await bff.getUser(cookieRequest(browser));
+    expect(user?.idleExpiresAt).toBe(Math.floor(h.clock.now() / 1000) + IDLE_TIMEOUT_S);
+    expect((await probe(browser)).body.idleExpiresAt).toBe(user?.idleExpiresAt);
+
+    h.clock.advance(5 * MINUTE);
+    const listed = await browser.api('/auth/sessions');
+    expect(listed.status).toBe(200);
+    const current = ((await listed.json()) as { sessions: Array<{ current: boolean; idleExpiresAt: number }> }).sessions.find((s) => s.current);
+    expect(current?.idleExpiresAt).toBe(Math.floor(h.clock.now() / 1000) + IDLE_TIMEOUT_S);
   });
 
   it('shows in the session list when the session was last active: API calls move it, probes do not', async () => {

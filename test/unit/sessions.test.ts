@@ -1,4 +1,5 @@
-import { randomUUID } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { validateOptions } from '../../src/config/validate.js';
 import { BffError, ErrorCode } from '../../src/errors.js';
@@ -93,5 +94,64 @@ describe('a logout the store did not take, retried in the background', () => {
     failing = false;
     await vi.advanceTimersByTimeAsync(10_000);
     expect(logouts).toEqual([expect.objectContaining({ reason: 'user', sessions: 2 })]);
+  });
+});
+
+describe('the idle expiry a touching read of the whole record answers (/auth/user, getUser, the session list)', () => {
+  const SECRET = 'a-session-secret-of-at-least-32-characters';
+  const IDLE_MS = 10 * 60_000;
+  let now: number;
+  let backend: SessionBackend;
+  let sessions: Sessions;
+  let warnings: string[];
+  let cookieName: string;
+
+  beforeEach(() => {
+    now = Date.parse('2026-12-04T10:00:00Z');
+    warnings = [];
+    const config = validateOptions({
+      issuer: 'https://tenant.example/', clientId: 'bff', clientSecret: 'secret', audience: 'https://api.example.test',
+      baseURL: 'https://app.example', session: { secrets: [SECRET], idleTimeout: IDLE_MS / 1000 }, clock: () => now,
+      logger: { warn: (message: string) => void warnings.push(message), error() {} },
+    });
+    cookieName = config.session.cookieName;
+    backend = createMemoryBackend(plainCipher, DAY, () => now);
+    sessions = new Sessions(config, backend, new Reporter(new BffEventEmitter(), config.logger));
+  });
+  afterEach(async () => {
+    sessions.close();
+    await backend.close();
+  });
+
+  /** A session logged in at `now`, and a request carrying its cookie as express-session signs it. */
+  async function loggedIn(): Promise<{ id: string; req: IncomingMessage }> {
+    const id = randomUUID();
+    await backend.createRecord(id, {
+      sub: 'auth0|alice', sid: SID, createdAt: now, absoluteExpiresAt: now + DAY, idleExpiresAt: now + IDLE_MS,
+      lastActiveAt: now, userAgent: undefined, logoutId: randomUUID(), refreshToken: 'ORT-1', idToken: undefined,
+      scope: undefined, claims: { sub: 'auth0|alice' }, accessTokens: {},
+    });
+    const signature = createHmac('sha256', SECRET).update(id).digest('base64').replace(/=+$/, '');
+    return { id, req: { headers: { cookie: `${cookieName}=${encodeURIComponent(`s:${id}.${signature}`)}` } } as IncomingMessage };
+  }
+
+  it('answers the expiry the request rolled the store\'s to', async () => {
+    const { id, req } = await loggedIn();
+    now += 5 * 60_000;
+    const { record } = await sessions.loadRecord(req);
+    expect(record.idleExpiresAt).toBe(now + IDLE_MS);
+    expect(record.lastActiveAt).toBe(now);
+    expect((await backend.readRecord(id))?.idleExpiresAt).toBe(now + IDLE_MS);
+  });
+
+  it('answers the expiry the store still has when the roll fails, and logs the failure: nobody is logged out', async () => {
+    const { id, req } = await loggedIn();
+    const loggedInUntil = now + IDLE_MS;
+    backend.touch = () => Promise.reject(new BffError(ErrorCode.SESSION_STORE_UNAVAILABLE, 'no answer in time'));
+    now += 5 * 60_000;
+    const { record } = await sessions.loadRecord(req);
+    expect(record.idleExpiresAt).toBe(loggedInUntil);
+    expect((await backend.readRecord(id))?.idleExpiresAt).toBe(loggedInUntil);
+    expect(warnings).toEqual([expect.stringMatching(/session store failed/i)]);
   });
 });
