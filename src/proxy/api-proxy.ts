@@ -102,9 +102,7 @@ export class ApiProxy {
       if (headers[this.config.csrf.header] !== this.config.csrf.value && !(this.api.safeMethodsWithoutCsrf && isSafeMethod(req.method))) {
         throw new BffError(ErrorCode.CSRF_REQUIRED, `API calls must carry the header ${this.config.csrf.header}: ${this.config.csrf.value}.`);
       }
-      let rest = req.url.slice(this.api.mount.length);
-      if (rest === '' || rest[0] === '?') rest = `/${rest}`;
-      const target = targetPath(this.basePath, rest);
+      const target = targetPath(this.basePath, req.url.slice(this.api.mount.length));
       if (target === undefined || req.method === 'CONNECT' || req.method === 'TRACE') {
         throw new BffError(ErrorCode.INVALID_REQUEST, 'The API path is not allowed.');
       }

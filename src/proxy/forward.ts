@@ -4,7 +4,7 @@ import type { StreamTracker, Tracked } from '../realtime/registry.js';
 import type { LoadedSession } from '../session/sessions.js';
 import { dpopError, parseChallenges } from '../dpop/challenge.js';
 import type { AnswerDeadlines, WaitingCall } from './answer-deadlines.js';
-import { browserResponseHeaders } from './headers.js';
+import { browserResponseHeaders, reasonPhrase } from './headers.js';
 
 /** How one upstream exchange ended. */
 export type ForwardOutcome =
@@ -111,7 +111,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, WaitingCall {
     this.finish(this.res.destroyed ? GONE : { kind: 'failed', error: answerTimeout() });
   }
 
-  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>, statusMessage?: string): void {
     // Interim answers (100, 102, 103 Early Hints) are not the response: writing one would end the real one.
     if (statusCode < 200) return;
     this.deadlines?.leave(this);
@@ -138,7 +138,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler, WaitingCall {
       this.retrying = 'invalid_token';
       return;
     }
-    this.res.writeHead(statusCode, browserResponseHeaders(headers));
+    this.res.writeHead(statusCode, reasonPhrase(statusCode, statusMessage), browserResponseHeaders(headers));
     this.started = true;
     // 204 and 304 have no content, whatever Content-Length says (RFC 9110 6.4.1, 8.6: a 304 may name the length of
     // the representation): the browser's answer is complete now. undici then fails such a 304 for its missing body

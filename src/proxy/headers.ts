@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import type { AccessTokenEntry } from '../session/record.js';
 import { clientAddress } from './client-address.js';
 
@@ -8,6 +8,12 @@ const DROP_REQUEST = new Set([
   'transfer-encoding', 'upgrade', 'host', 'cookie', 'authorization', 'dpop', 'expect', 'forwarded',
   'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-prefix', 'x-forwarded-port',
   'x-forwarded-server', 'x-real-ip',
+  // Where other proxies and CDNs put the client's address or scheme, which libraries read before X-Forwarded-For
+  // (npm's request-ip takes X-Client-IP first; Rack, X-Forwarded-Ssl before X-Forwarded-Proto): the BFF sends the
+  // client's address and scheme in X-Forwarded-*, and none of these may say otherwise.
+  'x-client-ip', 'client-ip', 'true-client-ip', 'cf-connecting-ip', 'fastly-client-ip', 'x-cluster-client-ip',
+  'x-forwarded', 'forwarded-for', 'x-original-forwarded-for', 'x-forwarded-ssl', 'x-forwarded-scheme', 'x-url-scheme',
+  'front-end-https',
   // Some frameworks (Symfony, Zend, IIS) take the request path or method from these: the proxy's path checks
   // would mean nothing if the browser could set them.
   'x-original-url', 'x-rewrite-url', 'x-http-method-override', 'x-http-method', 'x-method-override',
@@ -19,8 +25,9 @@ const DROP_RESPONSE = new Set([
   'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer',
   'transfer-encoding', 'upgrade',
   // The cookies on the BFF's origin are the BFF's: an upstream (which never gets the browser's cookies back) could
-  // otherwise clear the session cookie, or set one of its own choosing.
-  'set-cookie',
+  // otherwise clear the session cookie, or set one of its own choosing. Clear-Site-Data: "cookies" would clear it
+  // too (and "storage" the SPA's), leaving the BFF session and its refresh token alive with no logout.
+  'set-cookie', 'clear-site-data',
 ]);
 
 /**
@@ -57,6 +64,18 @@ function bearer(entry: AccessTokenEntry): string {
   const value = `Bearer ${entry.token}`;
   Object.defineProperty(entry, AUTHORIZATION, { value });
   return value;
+}
+
+/** What Node refuses in a reason phrase (its check of header values): llhttp reads some of it from an upstream. */
+const UNWRITABLE_REASON = /[^\t\x20-\x7e\x80-\xff]/;
+
+/**
+ * The upstream's reason phrase for the browser (`422 Validation Failed` stays so, and a code Node has no text for
+ * keeps the API's): undefined, for Node's own, when it is Node's own already or one Node would refuse to write.
+ */
+export function reasonPhrase(statusCode: number, statusMessage: string | undefined): string | undefined {
+  if (statusMessage === undefined || statusMessage === STATUS_CODES[statusCode]) return undefined;
+  return UNWRITABLE_REASON.test(statusMessage) ? undefined : statusMessage;
 }
 
 /** The upstream's response headers minus hop-by-hop ones (the BFF frames the response to the browser itself) and cookies. */

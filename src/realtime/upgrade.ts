@@ -181,9 +181,7 @@ export class UpgradeHandler {
     if (req.method !== 'GET' || req.headers.upgrade?.toLowerCase() !== 'websocket' || typeof key !== 'string' || !KEY.test(key) || req.headers['sec-websocket-version'] !== '13') {
       throw new BffError(ErrorCode.INVALID_REQUEST, 'This is not a WebSocket handshake (RFC 6455 4.1).');
     }
-    let rest = (req.url ?? '').slice(api.mount.length);
-    if (rest === '' || rest[0] === '?') rest = `/${rest}`;
-    const path = targetPath(api.upstream.pathname.replace(/\/+$/, ''), rest);
+    const path = targetPath(api.upstream.pathname.replace(/\/+$/, ''), (req.url ?? '').slice(api.mount.length));
     if (path === undefined) throw new BffError(ErrorCode.INVALID_REQUEST, 'The API path is not allowed.');
     return path;
   }

@@ -213,7 +213,7 @@ describe('upstream answers that are not valid HTTP, and answers without content'
   let browser: Browser;
   beforeAll(async () => {
     raw = await rawUpstream(() => rawAnswer);
-    h = await startHarness({ apis: (upstream) => [{ mount: '/api', upstream }, { mount: '/raw', upstream: raw.url, timeout: 1_000 }] });
+    h = await startHarness({ apis: (upstream) => [{ mount: '/api', upstream }, { mount: '/raw', upstream: raw.url, timeout: 1_000 }, { mount: '/based', upstream: `${upstream}/v1/` }] });
     browser = h.browser();
     await browser.login();
   });
@@ -238,6 +238,41 @@ describe('upstream answers that are not valid HTTP, and answers without content'
     expect(answer.headers['cache-control']).toBe('no-store');
     expect(upstreamFailures(h, before)).toEqual([expect.objectContaining({ api: '/raw', error: 'upstream_unavailable', cause: expect.stringMatching(/^(HPE_\w+|HTTPParserError)$/) })]);
     expect(h.logs.filter((l) => l.startsWith('error'))).toEqual([]);
+  });
+
+  it('answers an answer whose headers exceed Node\'s limit (16 KiB) as 502 upstream_unavailable, as the README says', async () => {
+    rawAnswer = `HTTP/1.1 200 OK\r\ncontent-security-policy: ${'a'.repeat(17_000)}\r\ncontent-length: 2\r\n\r\n{}`;
+    const before = h.events.length;
+    const answer = await send(browser, '/raw/big-headers');
+    expect(answer.status).toBe(502);
+    expect(JSON.parse(answer.body)).toMatchObject({ error: 'upstream_unavailable' });
+    expect(upstreamFailures(h, before)).toEqual([expect.objectContaining({ api: '/raw', error: 'upstream_unavailable', cause: 'UND_ERR_HEADERS_OVERFLOW' })]);
+  });
+
+  it('gives the browser Node\'s reason phrase where the API\'s is one Node cannot write', async () => {
+    rawAnswer = 'HTTP/1.1 200 O\x01K\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}';
+    const before = h.events.length;
+    const answer = await new Promise<string>((resolve, reject) => {
+      const url = new URL(browser.url);
+      const socket = connect(Number(url.port), url.hostname);
+      let text = '';
+      socket.on('data', (c: Buffer) => {
+        text += c.toString('latin1');
+        if (text.endsWith('{}')) socket.end(() => resolve(text));
+      });
+      socket.on('error', reject);
+      socket.write(`GET /raw/odd-reason HTTP/1.1\r\nhost: x\r\ncookie: ${browser.jar.header(browser.url) ?? ''}\r\nx-csrf: 1\r\n\r\n`);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(upstreamFailures(h, before)).toEqual([]);
+  });
+
+  it('sends the mount itself to the upstream\'s base path, and the mount with a slash to the base path with its slash', async () => {
+    h.upstream.requests.length = 0;
+    for (const path of ['/based', '/based/', '/based?page=2', '/based/?page=2', '/based/items/']) {
+      expect((await send(browser, path)).status, path).toBe(200);
+    }
+    expect(h.upstream.requests.map((r) => r.url)).toEqual(['/v1', '/v1/', '/v1?page=2', '/v1/?page=2', '/v1/items/']);
   });
 
   it('passes a 304 that names the representation\'s Content-Length on, and the browser\'s connection stays usable', async () => {

@@ -281,6 +281,52 @@ describe('the API proxy with transparent ORT exchange', () => {
     expect(seen?.headers['x-real-ip']).toBeUndefined();
   });
 
+  it('forwards a backslash in the query as the browser sends it (unencoded), and still refuses one in the path', async () => {
+    const browser = h.browser();
+    await browser.login();
+    const res = await browser.api('/api/search?path=C:\\Users\\me');
+    expect(res.status).toBe(200);
+    expect(h.upstream.requests.at(-1)?.url).toBe('/search?path=C:\\Users\\me');
+    const before = h.upstream.requests.length;
+    const refused = await browser.api('/api/a%5Cb');
+    expect(refused.status).toBe(400);
+    expect(h.upstream.requests).toHaveLength(before);
+  });
+
+  it('drops every header other proxies and CDNs put the client\'s address or scheme in: the API sees only the BFF\'s X-Forwarded-*', async () => {
+    const browser = h.browser();
+    await browser.login();
+    const forged = {
+      'x-client-ip': '6.6.6.1', 'client-ip': '6.6.6.2', 'true-client-ip': '6.6.6.3', 'cf-connecting-ip': '6.6.6.4',
+      'fastly-client-ip': '6.6.6.5', 'x-cluster-client-ip': '6.6.6.6', 'x-forwarded': 'for=6.6.6.7', 'forwarded-for': '6.6.6.8',
+      'x-original-forwarded-for': '6.6.6.9', 'x-forwarded-ssl': 'on', 'x-forwarded-scheme': 'https', 'x-url-scheme': 'https', 'front-end-https': 'on',
+    };
+    expect((await browser.api('/api/items', { headers: forged })).status).toBe(200);
+    const seen = h.upstream.requests.at(-1)?.headers ?? {};
+    expect(Object.keys(seen).filter((name) => name in forged)).toEqual([]);
+    expect(seen['x-forwarded-for']).toBe('127.0.0.1');
+    expect(seen['x-forwarded-proto']).toBe('http');
+  });
+
+  it('keeps the API\'s reason phrase, and Node\'s own where the API\'s cannot be written', async () => {
+    const browser = h.browser();
+    await browser.login();
+    let reason = 'Validation Failed';
+    h.upstream.handler = (_req, res) => {
+      res.writeHead(422, reason, { 'content-type': 'application/json' });
+      res.end('{}');
+    };
+    expect((await browser.api('/api/items')).statusText).toBe('Validation Failed');
+    reason = 'Unprocessable Entity';
+    expect((await browser.api('/api/items')).statusText).toBe('Unprocessable Entity');
+    h.upstream.handler = (_req, res) => {
+      res.writeHead(299, 'Custom Thing', { 'content-type': 'application/json' });
+      res.end('{}');
+    };
+    const custom = await browser.api('/api/items');
+    expect([custom.status, custom.statusText]).toEqual([299, 'Custom Thing']);
+  });
+
   it('drops the browser\'s W3C baggage, which services behind the API would read as the BFF\'s context', async () => {
     const browser = h.browser();
     await browser.login();
@@ -288,17 +334,19 @@ describe('the API proxy with transparent ORT exchange', () => {
     expect(h.upstream.requests.at(-1)?.headers.baggage).toBeUndefined();
   });
 
-  it('passes no cookie an upstream sets on to the browser: the cookies on the BFF\'s origin are the BFF\'s', async () => {
+  it('passes no cookie an upstream sets on to the browser, nor an order to clear them: the cookies on the BFF\'s origin are the BFF\'s', async () => {
     const browser = h.browser();
     await browser.login();
     h.upstream.handler = (_req, res) => {
       res.setHeader('set-cookie', ['bff=; Max-Age=0; Path=/', 'bff.tx=x; Path=/', 'tracking=1; Path=/']);
+      res.setHeader('clear-site-data', '"cookies", "storage"');
       res.setHeader('content-type', 'application/json');
       res.end('{}');
     };
     const res = await browser.api('/api/items');
     expect(res.status).toBe(200);
     expect(res.headers.getSetCookie()).toEqual([]);
+    expect(res.headers.get('clear-site-data')).toBeNull();
     // The session cookie was not cleared (or replaced): the user is still logged in.
     expect((await browser.user()).status).toBe(200);
   });

@@ -5,8 +5,17 @@ describe('the upstream path of a proxied request', () => {
   it.each([
     ['', '/items?limit=5', '/items?limit=5'],
     ['/v1', '/items/7', '/v1/items/7'],
-    ['/v1', '/', '/v1'],
+    // The mount itself is the base path; the mount with a slash, the base path with its slash (an upstream that
+    // tells the two apart, as one that adds the slash by a redirect does, gets each).
+    ['/v1', '', '/v1'],
+    ['/v1', '?page=2', '/v1?page=2'],
+    ['/v1', '/', '/v1/'],
+    ['/v1', '/?page=2', '/v1/?page=2'],
+    ['', '', '/'],
+    ['', '?page=2', '/?page=2'],
     ['', '/', '/'],
+    // A backslash in the query is data (browsers send it as it is); in the path it is refused below.
+    ['/v1', '/search?path=C:\\Users\\me', '/v1/search?path=C:\\Users\\me'],
     ['/v1', '/a%20b?q=%22x%22', '/v1/a%20b?q=%22x%22'],
     ['/v1', '/files/report.v2.json', '/v1/files/report.v2.json'],
   ])('joins base %j and %j into %j', (basePath, url, expected) => {
@@ -18,6 +27,8 @@ describe('the upstream path of a proxied request', () => {
     '/..;/admin', '/a/..;/b', '/a\\b', '/a%00b', '/a%0d%0aX-Injected:1', '/a\r\nX: 1', '/a b', '//evil.example/x', '/x?q=%0d%0aX:1', 'http://evil.example/', '/a%252fb',
     // A fragment is dropped by the upstream before it resolves dot segments: `/v1/..#x` is `/`.
     '/..#x', '/a/..#/b', '/%2e%2e#', '/.#', '/items#top', '/x?q=1#/../..',
+    // The mount itself, with a query that could split the request line.
+    '?q=%0d%0aX:1', '?q=a b', '?q=#x', 'x', '\\x',
   ])('refuses %j', (url) => {
     expect(targetPath('/v1', url)).toBeUndefined();
   });
@@ -30,11 +41,11 @@ describe('the upstream path of a proxied request', () => {
       const path = q < 0 ? url : url.slice(0, q);
       const query = q < 0 ? '' : url.slice(q);
       if (path.length === 0 || path[0] !== '/') return undefined;
-      if (/[\u0000-\u0020\u007f\\#]/.test(url)) return undefined;
+      if (/[\u0000-\u0020\u007f#]/.test(url) || path.includes('\\')) return undefined;
       if (/%(2f|5c|0[0-9a-f]|1[0-9a-f]|7f|25)/i.test(path) || /%(0[0-9a-f]|1[0-9a-f]|7f)/i.test(query)) return undefined;
       if (/\/(?:\.|%2e){1,2}(?:\/|;|$)/i.test(path)) return undefined;
       if (path.startsWith('//')) return undefined;
-      return `${basePath}${path === '/' && basePath !== '' ? '' : path}${query}`;
+      return `${basePath}${path}${query}`;
     };
     // Pieces that make every check fire somewhere, and plain ones that make none.
     const pieces = ['/', '/', '.', '..', '%', '%2e', '%2E', '%2f', '%5C', '%0a', '%25', '%7f', '%20', ';', '?', '#', 'a', 'items', 'v2.json', '\\', ' ', '=', '&'];

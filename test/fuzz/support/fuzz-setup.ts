@@ -31,7 +31,11 @@ export function report(name: string, tried: number, details = ''): void {
 }
 
 /** Headers a browser may send that must never reach the upstream (path, method or client overrides, credentials). */
-const NEVER_FORWARDED = ['x-original-url', 'x-rewrite-url', 'x-http-method-override', 'x-http-method', 'x-method-override', 'x-real-ip', 'proxy-authorization', 'forwarded'];
+const NEVER_FORWARDED = [
+  'x-original-url', 'x-rewrite-url', 'x-http-method-override', 'x-http-method', 'x-method-override', 'x-real-ip', 'proxy-authorization', 'forwarded',
+  'x-client-ip', 'client-ip', 'true-client-ip', 'cf-connecting-ip', 'fastly-client-ip', 'x-cluster-client-ip', 'x-forwarded', 'forwarded-for',
+  'x-original-forwarded-for', 'x-forwarded-ssl', 'x-forwarded-scheme', 'x-url-scheme', 'front-end-https',
+];
 
 /** The base path the fuzzed upstream lives under, behind the `/api` mount. */
 export const BASE_PATH = '/v1/base';
